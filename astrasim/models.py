@@ -1,0 +1,104 @@
+"""Transformer model specs: the published shapes every layer of astrasim agrees on.
+
+Pure data. Kernels build blocks from a spec; strategies count bits and look up profiles by
+its name. Custom models come from YAML with the same fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from astrasim.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One Transformer's shape. `tokens` is the default sequence length used by scenarios."""
+
+    name: str
+    family: Literal["vit", "gpt2", "llama", "custom"]
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    mlp_hidden: int
+    activation: Literal["gelu", "swiglu"]
+    norm: Literal["layernorm", "rmsnorm"]
+    causal: bool
+    tokens: int
+    max_tokens: int
+    cls_token: bool = False
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def check(self) -> None:
+        """Raise UserError on shapes that cannot build a block."""
+        for field in ("layers", "hidden", "heads", "kv_heads", "mlp_hidden", "tokens", "max_tokens"):
+            if getattr(self, field) <= 0:
+                raise UserError(f"must be a positive integer, got {getattr(self, field)}", field=f"model.{field}")
+        if self.hidden % self.heads:
+            raise UserError(f"hidden={self.hidden} must be divisible by heads={self.heads}", field="model.heads")
+        if self.heads % self.kv_heads:
+            raise UserError(f"heads={self.heads} must be divisible by kv_heads={self.kv_heads}", field="model.kv_heads")
+        if self.tokens > self.max_tokens:
+            raise UserError(f"tokens={self.tokens} exceeds max_tokens={self.max_tokens}", field="model.tokens")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+BUILTIN_MODELS: dict[str, ModelSpec] = {
+    "vit-base": ModelSpec("vit-base", "vit", 12, 768, 12, 12, 3072, "gelu", "layernorm", False, 197, 197, cls_token=True),
+    "gpt2-s": ModelSpec("gpt2-s", "gpt2", 12, 768, 12, 12, 3072, "gelu", "layernorm", True, 1024, 1024),
+    "gpt2-m": ModelSpec("gpt2-m", "gpt2", 24, 1024, 16, 16, 4096, "gelu", "layernorm", True, 1024, 1024),
+    "llama3-8b": ModelSpec("llama3-8b", "llama", 32, 4096, 32, 8, 14336, "swiglu", "rmsnorm", True, 1024, 8192),
+}
+
+
+def get_model(name: str) -> ModelSpec:
+    """Look up a built-in model by name, or raise a UserError listing the known names."""
+    try:
+        return BUILTIN_MODELS[name]
+    except KeyError:
+        known = ", ".join(BUILTIN_MODELS)
+        raise UserError(f"unknown model '{name}'; use one of {known} or a custom model YAML", field="model") from None
+
+
+def model_from_dict(data: dict) -> ModelSpec:
+    """Build a custom model from a mapping (e.g. parsed YAML); unknown or missing fields are errors."""
+    if not isinstance(data, dict):
+        raise UserError("a custom model must be a mapping of ModelSpec fields", field="model")
+    fields = set(ModelSpec.__dataclass_fields__)
+    unknown = set(data) - fields
+    if unknown:
+        raise UserError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}", field="model")
+    defaults = {"family": "custom", "kv_heads": data.get("heads"), "activation": "gelu", "norm": "layernorm",
+                "causal": False, "cls_token": False, "max_tokens": data.get("tokens")}
+    merged = {**{k: v for k, v in defaults.items() if v is not None}, **data}
+    missing = {"name", "layers", "hidden", "heads", "mlp_hidden", "tokens"} - set(merged)
+    if missing:
+        raise UserError(f"missing required field(s) {sorted(missing)}", field="model")
+    try:
+        spec = ModelSpec(**merged)
+    except TypeError as exc:
+        raise UserError(str(exc), field="model") from None
+    spec.check()
+    return spec
+
+
+def load_model_yaml(path: str | Path) -> ModelSpec:
+    """Read a custom model from a YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"file '{p}' not found; give a path to a model YAML", field="model")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"malformed YAML in '{p}': {str(exc).splitlines()[0]}", field="model") from None
+    return model_from_dict(data)
