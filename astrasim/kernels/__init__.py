@@ -1,0 +1,12 @@
+"""The real PyTorch kernels whose measured times feed the simulator.
+
+* :mod:`~astrasim.kernels.block` - reference pre-norm Transformer layer (MHA/GQA, GELU/SwiGLU,
+  LayerNorm/RMSNorm, causal or not);
+* :mod:`~astrasim.kernels.vq` - grouped vector quantization;
+* :mod:`~astrasim.kernels.attention` - attention with log-sum-exp, masks, exact partial merge;
+* :mod:`~astrasim.kernels.astra` - ASTRA's mixed-precision layer for N simulated devices, CLS pooling;
+* :mod:`~astrasim.kernels.parallel` - the per-device block of every strategy, split into profiled ops;
+* :mod:`~astrasim.kernels.split` - the token / head split rule.
+
+See docs/kernels.md.
+"""

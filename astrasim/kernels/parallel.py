@@ -1,0 +1,326 @@
+"""The per-device block of every strategy, for N devices, split into the ops that the profile
+table times (INTERFACES.md section 1) and the simulator schedules around communication.
+
+Every class is built from a :class:`~astrasim.kernels.block.ReferenceBlock` (weights sliced or
+shared from it, so outputs can be checked against it), ``n_devices`` and ``rank``, and is used in
+inference (no autograd needed). Splits follow :mod:`astrasim.kernels.split`: tokens and heads by
+the ``torch.tensor_split`` rule, device 0 holding the largest share.
+
+Call order of one layer on device ``rank`` (``comm:`` marks where the devices communicate):
+
+single   h = attn(x); y = mlp(h)
+tp       p = attn(x); comm: all-reduce (sum of p over devices) -> h
+         p = mlp(h);  comm: all-reduce -> y                       (x, h, y: all T tokens, full D)
+sp       comm: all-gather of the block input -> x_all (all T tokens)
+         h = attn(x_all)  (Q of own tokens, K/V of all tokens); y = mlp(h)   (own tokens)
+bp-ag    decoupled layers: s = decoupled_layer(s)   (s = own D-slice of all T tokens; no comm)
+         comm: all-gather of the slices -> x; y = full_layer(x) (redundant on every device);
+         next block starts from the device's slice of y
+bp-sp    decoupled layers as bp-ag; comm: all-to-all slices -> own tokens at full D;
+         comm: all-gather of those -> x_all; h = attn(x_all); y = mlp(h);
+         comm: all-to-all back to slices for the next block
+astra    c = vq_encode(x)                 comm: all-gather of the codes (causal models: device i
+         st = local_attn(x)                     only needs the codes of devices < i)
+         kv = remote_kv(codes of the visible remote tokens, concatenated in device order)
+         r = remote_attn(st.q, *kv); h = merge(x, st, r); y = mlp(h)
+         ViT, after the last layer: comm: gather of the N CLS outputs; cls_pool(cls outputs)
+
+Decoupled layer (DeTransformer block parallelism): device r runs a whole pre-norm layer on its
+slice of the hidden state: H_r heads of the model's head width (query heads split by the rule
+over KV heads, see split.head_bounds), so the slice is D_r = H_r * head_dim wide, K/V heads KV_r,
+MLP hidden F_r (the rule over the MLP width), norms over the D_r features; weights are the
+corresponding blocks of the full layer's matrices. With N = 1 it is the full layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from astrasim.kernels.astra import pool_cls
+from astrasim.kernels.attention import attend, attend_lse, attn_bias, causal_allowed, merge_partials
+from astrasim.kernels.block import MLP, ReferenceBlock
+from astrasim.kernels.split import astra_token_bounds, head_bounds, split_bounds, token_bounds
+from astrasim.kernels.vq import GroupedVQ
+
+Tensor = torch.Tensor
+
+STRATEGY_OPS: dict[str, tuple[str, ...]] = {
+    "single": ("attn", "mlp"),
+    "tp": ("attn", "mlp"),
+    "sp": ("attn", "mlp"),
+    "bp-ag": ("decoupled_layer", "full_layer"),
+    "bp-sp": ("decoupled_layer", "attn", "mlp"),
+    "astra": ("vq_encode", "local_attn", "remote_kv", "remote_attn", "merge", "mlp"),
+}
+
+
+def _slice_linear(lin: nn.Linear, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None,
+                  keep_bias: bool = True) -> nn.Linear:
+    """A copy of the rows (output features) / columns (input features) block of a linear layer."""
+    w = lin.weight.detach()
+    if rows is not None:
+        w = w[rows[0]:rows[1]]
+    if cols is not None:
+        w = w[:, cols[0]:cols[1]]
+    has_bias = lin.bias is not None and keep_bias
+    out = nn.Linear(w.shape[1], w.shape[0], bias=has_bias, dtype=w.dtype, device=w.device)
+    with torch.no_grad():
+        out.weight.copy_(w)
+        if has_bias:
+            b = lin.bias.detach()
+            out.bias.copy_(b if rows is None else b[rows[0]:rows[1]])
+    return out
+
+
+def _mlp_shard(block: ReferenceBlock, cols: tuple[int, int], *, first: bool,
+               d_slice: tuple[int, int] | None = None) -> nn.Module:
+    """The MLP restricted to hidden units [cols) (and, for decoupled layers, to a D-slice)."""
+    src = block.mlp
+    mod = MLP.__new__(MLP)
+    nn.Module.__init__(mod)
+    mod.activation, mod.gelu_approximate = src.activation, src.gelu_approximate
+    if src.activation == "gelu":
+        mod.fc1 = _slice_linear(src.fc1, rows=cols, cols=d_slice)
+        mod.fc2 = _slice_linear(src.fc2, rows=d_slice, cols=cols, keep_bias=first)
+    else:
+        mod.gate = _slice_linear(src.gate, rows=cols, cols=d_slice)
+        mod.up = _slice_linear(src.up, rows=cols, cols=d_slice)
+        mod.down = _slice_linear(src.down, rows=d_slice, cols=cols, keep_bias=first)
+    return mod
+
+
+class SingleBlock(nn.Module):
+    """The whole layer on one device (ops: attn, mlp)."""
+
+    ops = STRATEGY_OPS["single"]
+
+    def __init__(self, block: ReferenceBlock, n_devices: int = 1, rank: int = 0):
+        super().__init__()
+        self.block, self.n_devices, self.rank = block, 1, 0
+
+    def attn(self, x: Tensor) -> Tensor:
+        return self.block.attn_residual(x)
+
+    def mlp(self, h: Tensor) -> Tensor:
+        return self.block.mlp_residual(h)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(self.attn(x))
+
+
+class TPBlock(nn.Module):
+    """Megatron tensor parallelism: this device's heads and MLP columns. Both ops return a partial
+    sum; the sum over devices (the all-reduce) is the full layer's output. Device 0 adds the
+    residual and the output biases."""
+
+    ops = STRATEGY_OPS["tp"]
+
+    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
+        super().__init__()
+        self.block, self.n_devices, self.rank = block, n_devices, rank
+        (h0, h1), (k0, k1) = (b[rank] for b in head_bounds(block.heads, block.kv_heads, n_devices))
+        self.heads, self.kv_heads = h1 - h0, k1 - k0
+        hd = block.head_dim
+        self.q_proj = _slice_linear(block.q_proj, rows=(h0 * hd, h1 * hd))
+        self.k_proj = _slice_linear(block.k_proj, rows=(k0 * hd, k1 * hd))
+        self.v_proj = _slice_linear(block.v_proj, rows=(k0 * hd, k1 * hd))
+        self.o_proj = _slice_linear(block.o_proj, cols=(h0 * hd, h1 * hd), keep_bias=rank == 0)
+        self.mlp_cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
+        self.mlp_shard = _mlp_shard(block, self.mlp_cols, first=rank == 0)
+
+    def attn(self, x: Tensor) -> Tensor:
+        """Partial (pre-all-reduce) attention output of this device's heads, [B, T, D]."""
+        b = self.block
+        h = b.norm1(x)
+        q = b.split_heads(self.q_proj(h), self.heads)
+        k, v = b.split_heads(self.k_proj(h), self.kv_heads), b.split_heads(self.v_proj(h), self.kv_heads)
+        out = self.o_proj(b.merge_heads(attend(q, k, v, is_causal=b.causal)))
+        return out + x if self.rank == 0 else out
+
+    def mlp(self, h: Tensor) -> Tensor:
+        """Partial (pre-all-reduce) MLP output of this device's columns, [B, T, D]."""
+        out = self.mlp_shard(self.block.norm2(h))
+        return out + h if self.rank == 0 else out
+
+
+class SPBlock(nn.Module):
+    """Sequence parallelism (Voltage): own tokens' queries over all T gathered tokens (causal models
+    mask, per query, the keys after it; K/V are projected for all T tokens on every device)."""
+
+    ops = STRATEGY_OPS["sp"]
+
+    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
+        super().__init__()
+        self.block, self.n_devices, self.rank = block, n_devices, rank
+        self._bias: dict[int, Tensor] = {}
+
+    def bounds(self, tokens: int) -> tuple[int, int]:
+        """This device's token range in a sequence of `tokens`."""
+        return token_bounds(tokens, self.n_devices)[self.rank]
+
+    def _causal_bias(self, tokens: int, device) -> Tensor:
+        if tokens not in self._bias:
+            a, b = self.bounds(tokens)
+            self._bias[tokens] = attn_bias(causal_allowed(a, b - a, 0, tokens, device=device), self.block.dtype)
+        return self._bias[tokens]
+
+    def attn(self, x_all: Tensor) -> Tensor:
+        """x_all: the gathered block input [B, T, D]; returns h of own tokens [B, T_rank, D]."""
+        blk = self.block
+        a, b = self.bounds(x_all.shape[1])
+        h = blk.norm1(x_all)
+        k, v = blk.project_kv(h)
+        q = blk.project_q(h[:, a:b])
+        bias = self._causal_bias(x_all.shape[1], x_all.device) if blk.causal else None
+        return x_all[:, a:b] + blk.o_proj(blk.merge_heads(attend(q, k, v, bias=bias)))
+
+    def mlp(self, h: Tensor) -> Tensor:
+        return self.block.mlp_residual(h)
+
+    def forward(self, x_all: Tensor) -> Tensor:
+        return self.mlp(self.attn(x_all))
+
+
+def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int) -> tuple[ReferenceBlock, tuple[int, int]]:
+    """Device `rank`'s DeTransformer decoupled layer (see module docstring) and its D-slice."""
+    (h0, h1), (k0, k1) = (b[rank] for b in head_bounds(block.heads, block.kv_heads, n_devices))
+    hd = block.head_dim
+    d_slice = (h0 * hd, h1 * hd)
+    cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
+    spec = dataclasses.replace(block.spec, hidden=(h1 - h0) * hd, heads=h1 - h0, kv_heads=k1 - k0,
+                               mlp_hidden=cols[1] - cols[0])
+    sub = ReferenceBlock(spec, dtype=block.dtype).to(block.q_proj.weight.device)
+    with torch.no_grad():
+        for norm in ("norm1", "norm2"):
+            for name, p in getattr(sub, norm).named_parameters():
+                p.copy_(getattr(getattr(block, norm), name)[d_slice[0]:d_slice[1]])
+        sub.q_proj = _slice_linear(block.q_proj, rows=d_slice, cols=d_slice)
+        sub.k_proj = _slice_linear(block.k_proj, rows=(k0 * hd, k1 * hd), cols=d_slice)
+        sub.v_proj = _slice_linear(block.v_proj, rows=(k0 * hd, k1 * hd), cols=d_slice)
+        sub.o_proj = _slice_linear(block.o_proj, rows=d_slice, cols=d_slice)
+        sub.mlp = _mlp_shard(block, cols, first=True, d_slice=d_slice)
+    return sub, d_slice
+
+
+class BPAGBlock(nn.Module):
+    """Block parallelism with all-gather (DeTransformer BP+AG): decoupled layers on this device's
+    D-slice of all T tokens, then an ordinary full layer on all T tokens (run on every device)."""
+
+    ops = STRATEGY_OPS["bp-ag"]
+
+    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
+        super().__init__()
+        self.block, self.n_devices, self.rank = block, n_devices, rank
+        self.decoupled, self.d_slice = decoupled_block(block, n_devices, rank)
+
+    def decoupled_layer(self, x_slice: Tensor) -> Tensor:
+        """x_slice [B, T, D_rank] -> [B, T, D_rank]; no communication."""
+        return self.decoupled(x_slice)
+
+    def full_layer(self, x: Tensor) -> Tensor:
+        """The full layer on all T tokens (after the all-gather of the slices)."""
+        return self.block(x)
+
+
+class BPSPBlock(BPAGBlock):
+    """Block parallelism with a sequence-parallel full layer (BP+SP): decoupled layers as BP+AG,
+    then the full layer as :class:`SPBlock` (ops attn, mlp)."""
+
+    ops = STRATEGY_OPS["bp-sp"]
+
+    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
+        super().__init__(block, n_devices, rank)
+        self.sp = SPBlock(block, n_devices, rank)
+
+    def attn(self, x_all: Tensor) -> Tensor:
+        return self.sp.attn(x_all)
+
+    def mlp(self, h: Tensor) -> Tensor:
+        return self.sp.mlp(h)
+
+
+class LocalAttention(NamedTuple):
+    """What local_attn hands on: own queries, and the attention over own tokens with its lse."""
+
+    q: Tensor
+    out: Tensor
+    lse: Tensor
+
+
+class AstraBlock(nn.Module):
+    """ASTRA (G, K) on device `rank`: full-precision attention over own tokens, and over the other
+    devices' tokens rebuilt from their VQ codes; the two partial attentions are merged exactly by
+    their log-sum-exp. With ``cls_token`` (ViT), token 0 of ``x`` is this device's CLS copy: it is
+    not encoded, and after the last layer the N CLS outputs are mean-pooled by :meth:`cls_pool`."""
+
+    ops = STRATEGY_OPS["astra"]
+
+    def __init__(self, block: ReferenceBlock, vq: GroupedVQ, n_devices: int, rank: int, *, cls_token: bool = False,
+                 causal_skip: bool = True):
+        super().__init__()
+        if cls_token and block.causal:
+            raise ValueError("distributed CLS copies are for non-causal (ViT) models")
+        self.block, self.vq, self.n_devices, self.rank = block, vq, n_devices, rank
+        self.cls_token, self.causal_skip = cls_token, causal_skip
+
+    def shared_bounds(self, tokens: int) -> list[tuple[int, int]]:
+        """Every device's range of shared (quantized) tokens in a sequence of `tokens` (incl. CLS)."""
+        return astra_token_bounds(tokens, self.n_devices, self.cls_token)
+
+    def senders(self) -> list[int]:
+        """Devices whose codes this device decodes (causal + causal_skip: only earlier devices)."""
+        return [j for j in range(self.n_devices)
+                if j != self.rank and not (self.block.causal and self.causal_skip and j > self.rank)]
+
+    def vq_encode(self, x: Tensor) -> Tensor:
+        """Codes [B, T_shared, G] of own block inputs (the CLS copy excluded); sent to the others."""
+        return self.vq.encode(x[:, 1:] if self.cls_token else x)
+
+    def local_attn(self, x: Tensor) -> LocalAttention:
+        """norm1 + QKV of own tokens and attention over them (causal within the part if causal)."""
+        blk = self.block
+        h = blk.norm1(x)
+        q = blk.project_q(h)
+        k, v = blk.project_kv(h)
+        out, lse = attend_lse(q, k, v, is_causal=blk.causal)
+        return LocalAttention(q, out, lse)
+
+    def remote_kv(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        """Decode the visible remote tokens' codes [B, T_remote, G] -> X_hat -> norm1 -> K_hat, V_hat."""
+        return self.project_remote(self.vq.decode(codes))
+
+    def project_remote(self, x_remote: Tensor) -> tuple[Tensor, Tensor]:
+        """K, V of remote block inputs (X_hat, or the exact inputs to run ASTRA without quantization)."""
+        return self.block.project_kv(self.block.norm1(x_remote))
+
+    def remote_attn(self, q: Tensor, k_hat: Tensor, v_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """Own queries over the remote K_hat, V_hat (all visible: no mask); (out, lse)."""
+        return attend_lse(q, k_hat, v_hat)
+
+    def merge(self, x: Tensor, local: LocalAttention, remote: tuple[Tensor, Tensor]) -> Tensor:
+        """Log-sum-exp combination of the two partial attentions, out-proj and residual."""
+        o = merge_partials([(local.out, local.lse), remote])
+        return x + self.block.o_proj(self.block.merge_heads(o))
+
+    def mlp(self, h: Tensor) -> Tensor:
+        return self.block.mlp_residual(h)
+
+    @staticmethod
+    def cls_pool(cls_parts: list[Tensor]) -> Tensor:
+        """Mean of the N devices' outputs' CLS copies (token 0 of each), [B, D]; once per pass."""
+        return pool_cls(cls_parts)
+
+    def forward(self, x: Tensor, remote_codes: Tensor) -> Tensor:
+        """One layer: own block input and the visible remote codes (concatenated in device order)."""
+        local = self.local_attn(x)
+        k_hat, v_hat = self.remote_kv(remote_codes)
+        return self.mlp(self.merge(x, local, self.remote_attn(local.q, k_hat, v_hat)))
+
+
+STRATEGY_BLOCKS: dict[str, type[nn.Module]] = {
+    "single": SingleBlock, "tp": TPBlock, "sp": SPBlock, "bp-ag": BPAGBlock, "bp-sp": BPSPBlock, "astra": AstraBlock,
+}

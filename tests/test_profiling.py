@@ -1,0 +1,136 @@
+"""Profiler: table shape, op names, analytic costs, timing, validation, CLI and atomic writes."""
+
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from astrasim.cli import app
+from astrasim.errors import UserError
+from astrasim.kernels.parallel import STRATEGY_OPS
+from astrasim.models import get_model, model_from_dict
+from astrasim.profiling import COLUMNS, plan_configs, profile_ops, read_profile, write_profile
+from astrasim.profiling.costs import op_costs
+from astrasim.profiling.timing import time_call
+
+TINY = model_from_dict(dict(name="tiny", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=19, causal=True))
+TINY_VIT = model_from_dict(dict(name="tiny-vit", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=13,
+                                cls_token=True))
+
+
+@pytest.fixture(scope="module")
+def table():
+    return profile_ops(TINY, devices=[1, 2, 4], groups=[1, 8], repeats=2, warmup=0, progress=False)
+
+
+def test_table_has_the_interface_columns_and_every_op(table):
+    assert list(table.columns) == COLUMNS
+    for (strategy, n, g), rows in table.groupby(["strategy", "devices", "groups"]):
+        assert tuple(rows["op"]) == STRATEGY_OPS[strategy]
+        assert (g > 0) == (strategy == "astra") and (rows["codebook"] == (1024 if g else 0)).all()
+    assert set(table.loc[table.strategy == "single", "devices"]) == {1}
+    assert len(table.loc[table.strategy == "astra"]) == 3 * 2 * 6
+    assert (table.p10_s <= table.median_s).all() and (table.median_s <= table.p90_s).all()
+    assert (table.median_s > 0).all() and (table.repeats == 2).all() and (table.tokens == 19).all()
+    assert table.dtype.eq("float32").all() and table.hardware.str.len().gt(0).all()
+
+
+def test_cls_model_has_a_cls_pool_row_and_uneven_tokens_work():
+    t = profile_ops(TINY_VIT, strategies=["astra", "sp"], devices=[4], groups=[4], repeats=1, warmup=0,
+                    progress=False)
+    astra = t[t.strategy == "astra"]
+    assert list(astra.op) == [*STRATEGY_OPS["astra"], "cls_pool"]
+    assert astra.set_index("op").loc["cls_pool", "flops"] == 4 * 32
+
+
+def test_analytic_costs():
+    spec = get_model("gpt2-s")
+    single = op_costs(spec, "single", 1, 1024)
+    tp2 = op_costs(spec, "tp", 2, 1024)
+    assert tp2["mlp"].flops == pytest.approx(single["mlp"].flops / 2, rel=0.01)
+    vq = op_costs(spec, "astra", 4, 1024, groups=32, codebook=1024)["vq_encode"]
+    assert vq.flops == 2 * 256 * 768 * 1024 + 2 * 256 * 32 * 1024
+    # remote ops are linear in the remote token count: N=4 has 768 remote tokens, N=2 has 512
+    r4 = op_costs(spec, "astra", 4, 1024, groups=1, codebook=1024)["remote_kv"].flops
+    r2 = op_costs(spec, "astra", 2, 1024, groups=1, codebook=1024)["remote_kv"].flops
+    assert r4 / r2 == pytest.approx(768 / 512)
+    assert op_costs(spec, "astra", 1, 1024, groups=1, codebook=1024)["remote_attn"].flops == 0
+    # a whole layer is ~24 T D^2 + 4 T^2 D / 2 (causal) flops
+    total = single["attn"].flops + single["mlp"].flops
+    assert total == pytest.approx(24 * 1024 * 768**2 + 2 * 1024**2 * 768, rel=0.02)
+    half = op_costs(spec, "single", 1, 1024, dtype="bfloat16")
+    assert half["mlp"].bytes == single["mlp"].bytes / 2
+
+
+def test_time_call_measures_the_call():
+    calls = []
+    timing = time_call(lambda: (calls.append(1), time.sleep(0.004)), repeats=3, warmup=2)
+    assert 0.004 <= timing.median_s < 0.05 and timing.repeats == 3
+    assert len(calls) == 2 + 1 + 3  # warm-up, calibration, one call per sample (each >= 2 ms)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(devices=[32]), "devices"),           # more devices than tokens / heads
+    (dict(groups=[5]), "groups"),              # 5 does not divide 32
+    (dict(strategies=["pp"]), "strategies"),
+    (dict(tokens=[5000]), "tokens"),
+])
+def test_bad_configurations_fail_before_timing(kwargs, field):
+    args = dict(strategies=["sp", "astra", "tp"], devices=[2], groups=[1], tokens=[19]) | kwargs
+    with pytest.raises(UserError, match=field):
+        plan_configs(TINY, **args)
+
+
+def test_read_profile_checks_file_and_columns(tmp_path, table):
+    with pytest.raises(UserError, match="not found"):
+        read_profile(tmp_path / "none.csv")
+    path = tmp_path / "p.csv"
+    write_profile(table, path)
+    back = read_profile(path)
+    assert list(back.columns) == COLUMNS and len(back) == len(table)
+    table.drop(columns=["flops"]).to_csv(path, index=False)
+    with pytest.raises(UserError, match="flops"):
+        read_profile(path)
+
+
+def test_cli_writes_the_profile(tmp_path):
+    model = tmp_path / "tiny.yaml"
+    model.write_text("name: tiny\nlayers: 1\nhidden: 32\nheads: 4\nmlp_hidden: 64\ntokens: 16\ncausal: true\n")
+    out = tmp_path / "prof" / "cpu.csv"
+    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1,2", "--groups", "1,4",
+                                   "--repeats", "1", "--warmup", "0", "--threads", "1", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    assert set(df.strategy) == set(STRATEGY_OPS) and (df.threads == 1).all()
+    bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
+                                   "--out", str(out)])
+    assert bad.exit_code == 2 and "dtype" in bad.output
+
+
+def test_interrupt_leaves_no_half_written_file(tmp_path, monkeypatch):
+    out = tmp_path / "cpu.csv"
+    out.write_text("old\n")
+    model = tmp_path / "tiny.yaml"
+    model.write_text("name: tiny\nlayers: 1\nhidden: 32\nheads: 4\nmlp_hidden: 64\ntokens: 16\n")
+
+    def half_write(self, path, *args, **kwargs):
+        with open(path, "w") as fh:
+            fh.write("model,strategy\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
+    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "1",
+                                   "--warmup", "0", "--out", str(out), "--quiet"])
+    assert res.exit_code == 130
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu.csv", "tiny.yaml"]  # no temporary left
+
+
+def test_llama_like_model_profiles_every_strategy():
+    spec = model_from_dict(dict(name="tiny-llama", family="llama", layers=2, hidden=64, heads=8, kv_heads=4,
+                                mlp_hidden=96, activation="swiglu", norm="rmsnorm", tokens=21, causal=True))
+    df = profile_ops(spec, devices=[1, 2, 4], groups=[16], repeats=1, warmup=0, progress=False)
+    assert set(df.strategy) == set(STRATEGY_OPS) and (df.median_s > 0).all()
+    with pytest.raises(UserError, match="KV heads"):
+        plan_configs(spec, ["tp"], [8], [1], [21])
