@@ -1,0 +1,139 @@
+"""Collectives decomposed into point-to-point messages with dependencies.
+
+A plan is written over participant *positions* 0..n-1 (the order of ``Comm.devices``), so
+one plan serves every layer's collective of the same shape. Message m goes from ``src[m]``
+to ``dsts[m]`` (several destinations = one multicast flow, only with ``multicast=True``),
+carries ``frac[m] * Comm.bits`` bits and may leave only after every message in ``deps[m]``
+has been delivered (data it forwards or reduces). Reductions cost no device time.
+
+Algorithms (``bits`` = Comm.bits, see astrasim/opgraph.py for its meaning per collective):
+
+* all_gather  ring:   n-1 steps; in step k position i sends to i+1 the chunk it received in
+                      step k-1 (its own in step 0): n(n-1) messages of bits.
+              direct: every position sends its chunk to every other: n(n-1) messages of
+                      bits, or n multicasts of bits with ``multicast``.
+* reduce_scatter ring: as the ring all-gather with chunks of bits/n (partial sums).
+              direct: every position sends chunk j (bits/n) to position j.
+* all_reduce  ring:   reduce-scatter ring then all-gather ring: 2(n-1) steps of bits/n.
+              direct: reduce-scatter direct, then each position sends its reduced chunk
+                      (bits/n) to every other (multicast with ``multicast``) once it has
+                      received all n-1 partial chunks.
+* all_to_all: every position sends bits to every other (no dependencies).
+* gather:     every non-root sends bits to the root.
+* broadcast:  the root sends bits to every other position (one multicast with ``multicast``).
+* p2p:        position 0 sends bits to position 1.
+
+A single participant sends nothing. "auto" is resolved by the caller (the topology's
+``default_algorithm``); ring/direct only differ for all_gather, all_reduce, reduce_scatter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+RING_CAPABLE = ("all_gather", "all_reduce", "reduce_scatter")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    n: int
+    src: tuple[int, ...]
+    dsts: tuple[tuple[int, ...], ...]
+    frac: tuple[float, ...]
+    deps: tuple[tuple[int, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.src: list[int] = []
+        self.dsts: list[tuple[int, ...]] = []
+        self.frac: list[float] = []
+        self.deps: list[tuple[int, ...]] = []
+
+    def add(self, src: int, dsts: tuple[int, ...], frac: float, deps: tuple[int, ...] = ()) -> int:
+        self.src.append(src)
+        self.dsts.append(dsts)
+        self.frac.append(frac)
+        self.deps.append(deps)
+        return len(self.src) - 1
+
+    def plan(self, n: int) -> Plan:
+        return Plan(n, tuple(self.src), tuple(self.dsts), tuple(self.frac), tuple(self.deps))
+
+
+def _ring(b: _Builder, n: int, steps: int, frac: float) -> None:
+    prev: list[int] = []
+    for step in range(steps):
+        cur = [b.add(i, ((i + 1) % n,), frac, (prev[(i - 1) % n],) if prev else ()) for i in range(n)]
+        prev = cur
+
+
+def _fan_out(b: _Builder, n: int, src: int, frac: float, multicast: bool, deps: tuple[int, ...] = ()) -> list[int]:
+    others = tuple(j for j in range(n) if j != src)
+    if multicast and len(others) > 1:
+        return [b.add(src, others, frac, deps)]
+    return [b.add(src, (j,), frac, deps) for j in others]
+
+
+@lru_cache(maxsize=4096)
+def plan(collective: str, n: int, algorithm: str = "direct", root: int = 0, multicast: bool = False) -> Plan:
+    """The messages of `collective` over n positions (`root` is a position)."""
+    if algorithm not in ("ring", "direct"):
+        raise ValueError(f"algorithm must be ring or direct (resolve auto first), got {algorithm!r}")
+    b = _Builder()
+    if n < 2:
+        return b.plan(n)
+    ring = algorithm == "ring"
+    if collective == "all_gather":
+        if ring:
+            _ring(b, n, n - 1, 1.0)
+        else:
+            for i in range(n):
+                _fan_out(b, n, i, 1.0, multicast)
+    elif collective == "reduce_scatter":
+        if ring:
+            _ring(b, n, n - 1, 1.0 / n)
+        else:
+            for i in range(n):
+                _fan_out(b, n, i, 1.0 / n, False)
+    elif collective == "all_reduce":
+        if ring:
+            _ring(b, n, 2 * (n - 1), 1.0 / n)
+        else:
+            received: list[list[int]] = [[] for _ in range(n)]
+            for i in range(n):
+                for m in _fan_out(b, n, i, 1.0 / n, False):
+                    received[b.dsts[m][0]].append(m)
+            for i in range(n):
+                _fan_out(b, n, i, 1.0 / n, multicast, tuple(received[i]))
+    elif collective == "all_to_all":
+        for i in range(n):
+            _fan_out(b, n, i, 1.0, False)
+    elif collective == "gather":
+        for i in range(n):
+            if i != root:
+                b.add(i, (root,), 1.0)
+    elif collective == "broadcast":
+        _fan_out(b, n, root, 1.0, multicast)
+    elif collective == "p2p":
+        if n != 2:
+            raise ValueError("p2p needs exactly two participants")
+        b.add(0, (1,), 1.0)
+    else:
+        raise ValueError(f"unknown collective {collective!r}")
+    return b.plan(n)
+
+
+def resolve_algorithm(collective: str, algorithm: str, default: str) -> str:
+    """'auto' -> the topology default for ring-capable collectives; others are always direct."""
+    if collective not in RING_CAPABLE:
+        return "direct"
+    if algorithm == "auto":
+        return default
+    if algorithm not in ("ring", "direct"):
+        raise ValueError(f"unknown algorithm {algorithm!r}; use auto, ring or direct")
+    return algorithm

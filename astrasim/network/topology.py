@@ -1,0 +1,400 @@
+"""Topologies as networkx graphs, and their compilation into flow resources and routes.
+
+A topology is a ``networkx.Graph``. Device nodes are the ints ``0..n-1``; other nodes
+("switch", "ap", anything in a custom graph) only forward. Attributes:
+
+* ``G.graph``: ``kind``, ``n_devices``, ``broadcast`` (multicast flows on), ``default_algorithm``
+  ("ring" or "direct": what ``algorithm="auto"`` means for all-gather / all-reduce /
+  reduce-scatter) and ``media``: ``{name: {bandwidth_mbps, latency_s, efficiency, loss_rate,
+  bandwidth_trace}}`` for shared half-duplex channels (Wi-Fi).
+* every edge: ``bandwidth_mbps``, ``latency_s``, ``efficiency``, ``loss_rate``, ``duplex``
+  ("full": one independent capacity per direction; "half": both directions share one),
+  ``bandwidth_trace`` (or None) and ``medium`` (a media name, or None). An edge on a medium
+  has no capacity of its own: every crossing of it consumes the medium's airtime, weighted by
+  ``medium bandwidth / edge bandwidth`` when the edge names its own (slower) PHY rate.
+
+Goodput of a link or medium: ``bandwidth_mbps * 1e6 * efficiency * (1 - loss_rate)`` bit/s
+(``1 / (1 - p)`` expected transmissions per packet when each is lost with probability p).
+A bandwidth trace ``[(t0, b0), (t1, b1), ...]`` replaces ``bandwidth_mbps`` by ``b_k`` from
+``t_k`` (simulated seconds) until ``t_{k+1}``; the last value holds forever; before ``t0``
+the nominal bandwidth applies. A message pays, once, the sum of ``latency_s`` over the hops
+of its route (its alpha), then its bits flow at the max-min fair rate (see flows.py).
+Routes are networkx shortest paths in hops (ties: networkx's deterministic BFS order).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import networkx as nx
+
+from astrasim.errors import UserError
+
+KINDS = ("mesh", "switch", "wifi", "wifi-adhoc", "ideal")
+ALGORITHMS = ("ring", "direct")
+
+# Per-kind defaults (docs/network.md explains each). latency_s is the alpha of one
+# device-to-device message, except on "wifi" where it is per crossing of the air (a
+# station-to-station message crosses twice, through the access point).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "mesh": {"latency_s": 50e-6, "efficiency": 0.94, "default_algorithm": "direct"},
+    "switch": {"latency_s": 100e-6, "efficiency": 0.94, "default_algorithm": "ring"},
+    "wifi": {"latency_s": 1e-3, "efficiency": 0.6, "default_algorithm": "direct"},
+    "wifi-adhoc": {"latency_s": 1e-3, "efficiency": 0.6, "default_algorithm": "direct"},
+    "ideal": {"latency_s": 0.0, "efficiency": 1.0, "default_algorithm": "direct"},
+}
+SWITCH = "switch"
+ACCESS_POINT = "ap"
+MEDIUM = "wifi"
+
+Trace = list[tuple[float, float]]
+
+
+# ----------------------------------------------------------------------------- validation
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"must be a number, got {value!r}", field)
+    value = float(value)
+    if not math.isfinite(value):
+        raise UserError(f"must be finite, got {value!r}", field)
+    return value
+
+
+def _check_bandwidth(value: Any, field: str) -> float:
+    value = _number(value, field)
+    if value <= 0:
+        raise UserError(f"must be > 0 Mbps, got {value:g}", field)
+    return value
+
+
+def _check_latency(value: Any, field: str) -> float:
+    value = _number(value, field)
+    if value < 0:
+        raise UserError(f"must be >= 0 seconds, got {value:g}", field)
+    return value
+
+
+def _check_efficiency(value: Any, field: str) -> float:
+    value = _number(value, field)
+    if not 0 < value <= 1:
+        raise UserError(f"must be in (0, 1], got {value:g}", field)
+    return value
+
+
+def _check_loss(value: Any, field: str) -> float:
+    value = _number(value, field)
+    if not 0 <= value < 1:
+        raise UserError(f"must be in [0, 1), got {value:g}", field)
+    return value
+
+
+def check_trace(trace: Any, field: str = "bandwidth_trace") -> Trace | None:
+    """Validate a piecewise-constant trace: (time_s >= 0, strictly increasing; Mbps >= 0)."""
+    if trace is None:
+        return None
+    if isinstance(trace, (str, Path)):
+        return load_bandwidth_trace(trace)
+    try:
+        points = [(p[0], p[1]) for p in trace]
+    except (TypeError, IndexError, KeyError):
+        raise UserError("must be a list of [time_s, bandwidth_mbps] pairs or a CSV path", field) from None
+    if not points:
+        raise UserError("must have at least one [time_s, bandwidth_mbps] point", field)
+    out: Trace = []
+    for k, (t, b) in enumerate(points):
+        t = _number(t, f"{field}[{k}].time_s")
+        b = _number(b, f"{field}[{k}].bandwidth_mbps")
+        if t < 0:
+            raise UserError(f"time must be >= 0, got {t:g}", f"{field}[{k}].time_s")
+        if b < 0:
+            raise UserError(f"bandwidth must be >= 0 Mbps, got {b:g}", f"{field}[{k}].bandwidth_mbps")
+        if out and t <= out[-1][0]:
+            raise UserError("times must be strictly increasing", f"{field}[{k}].time_s")
+        out.append((t, b))
+    return out
+
+
+def load_bandwidth_trace(path: str | Path) -> Trace:
+    """Read a CSV trace with columns time_s, bandwidth_mbps (piecewise constant, see module doc)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"trace file {str(p)!r} not found", "bandwidth_trace")
+    with p.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        for col in ("time_s", "bandwidth_mbps"):
+            if col not in cols:
+                raise UserError(f"{str(p)!r} lacks column {col!r} (need time_s, bandwidth_mbps)", "bandwidth_trace")
+        rows = []
+        for k, row in enumerate(reader):
+            row = {key.strip(): v for key, v in row.items() if key is not None}
+            try:
+                rows.append((float(row["time_s"]), float(row["bandwidth_mbps"])))
+            except (TypeError, ValueError):
+                raise UserError(f"{str(p)!r} row {k + 2}: not a number", "bandwidth_trace") from None
+    return check_trace(rows, f"bandwidth_trace ({p.name})")  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- builders
+def build_topology(kind: str, n_devices: int, bandwidth_mbps: float, *, latency_s: float | None = None,
+                   efficiency: float | None = None, loss_rate: float = 0.0,
+                   bandwidth_trace: list[tuple[float, float]] | None = None,
+                   broadcast: bool = False) -> nx.Graph:
+    """Build a preset topology (see module docstring and docs/network.md for what each assumes).
+
+    ``None`` means the per-kind default in ``DEFAULTS``. The bandwidth, efficiency, loss and
+    trace apply to every link (mesh, ideal, switch ports) or to the one shared channel (wifi).
+    """
+    if kind not in KINDS:
+        raise UserError(f"unknown network kind {kind!r}; choose one of {', '.join(KINDS)}", "kind")
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+        raise UserError(f"must be an integer >= 1, got {n_devices!r}", "n_devices")
+    d = DEFAULTS[kind]
+    bw = _check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
+    lat = _check_latency(d["latency_s"] if latency_s is None else latency_s, "latency_s")
+    eff = _check_efficiency(d["efficiency"] if efficiency is None else efficiency, "efficiency")
+    loss = _check_loss(loss_rate, "loss_rate")
+    trace = check_trace(bandwidth_trace)
+    link = {"bandwidth_mbps": bw, "efficiency": eff, "loss_rate": loss, "bandwidth_trace": trace, "medium": None}
+
+    g = nx.Graph(kind=kind, n_devices=n_devices, broadcast=bool(broadcast),
+                 default_algorithm=d["default_algorithm"], media={})
+    g.add_nodes_from(range(n_devices), device=True)
+    if kind in ("mesh", "ideal"):
+        for u in range(n_devices):
+            for v in range(u + 1, n_devices):
+                g.add_edge(u, v, latency_s=lat, duplex="full", **link)
+    elif kind == "switch":
+        g.add_node(SWITCH, device=False)
+        for u in range(n_devices):  # two port links per message: split alpha so a message pays lat
+            g.add_edge(u, SWITCH, latency_s=lat / 2, duplex="full", **link)
+    else:
+        g.graph["media"][MEDIUM] = {"bandwidth_mbps": bw, "latency_s": lat, "efficiency": eff,
+                                   "loss_rate": loss, "bandwidth_trace": trace}
+        air = {"bandwidth_mbps": None, "latency_s": lat, "efficiency": None, "loss_rate": None,
+               "bandwidth_trace": None, "duplex": "half", "medium": MEDIUM}
+        if kind == "wifi":
+            g.add_node(ACCESS_POINT, device=False)
+            for u in range(n_devices):
+                g.add_edge(u, ACCESS_POINT, **air)
+        else:
+            for u in range(n_devices):
+                for v in range(u + 1, n_devices):
+                    g.add_edge(u, v, **air)
+    return g
+
+
+def _node(value: Any, field: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UserError(f"node names must be integers (devices) or strings, got {value!r}", field)
+    return value
+
+
+def topology_from_dict(data: dict, n_devices: int) -> nx.Graph:
+    """Build a custom topology from a (YAML) dict::
+
+        nodes: [0, 1, 2, edge-server]         # optional; ints 0..n_devices-1 are the devices
+        media:                                 # optional shared half-duplex channels
+          air: {bandwidth_mbps: 300, latency_s: 0.001, efficiency: 0.6, loss_rate: 0.0,
+                bandwidth_trace: [[0, 300], [2.0, 150]]}   # or a CSV path
+        edges:
+          - {u: 0, v: 1, bandwidth_mbps: 100, latency_s: 1e-4, duplex: full,   # duplex: full|half
+             efficiency: 0.94, loss_rate: 0.0, bandwidth_trace: null}
+          - {u: 2, v: edge-server, medium: air}                  # a crossing of the medium
+        broadcast: false                       # multicast flows (one airtime per transmitter)
+        default_algorithm: direct              # what algorithm "auto" means (ring | direct)
+
+    Edge defaults: latency_s 0 (on a medium: the medium's), duplex "full", efficiency 1,
+    loss_rate 0, no trace. An edge on a medium takes its capacity from the medium; it may name
+    its own bandwidth_mbps (that station's PHY rate), which scales its airtime per bit.
+    """
+    if not isinstance(data, dict):
+        raise UserError("a custom topology must be a mapping with 'edges'", "network")
+    unknown = set(data) - {"nodes", "media", "edges", "broadcast", "default_algorithm", "name"}
+    if unknown:
+        raise UserError(f"unknown key(s) {sorted(unknown)}; allowed: nodes, media, edges, broadcast, "
+                        "default_algorithm, name", "network")
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+        raise UserError(f"must be an integer >= 1, got {n_devices!r}", "n_devices")
+    algo = data.get("default_algorithm", "direct")
+    if algo not in ALGORITHMS:
+        raise UserError(f"must be one of {', '.join(ALGORITHMS)}, got {algo!r}", "network.default_algorithm")
+    g = nx.Graph(kind="custom", name=str(data.get("name", "custom")), n_devices=n_devices,
+                 broadcast=bool(data.get("broadcast", False)), default_algorithm=algo, media={})
+    for k, node in enumerate(data.get("nodes") or []):
+        g.add_node(_node(node, f"network.nodes[{k}]"))
+    for name, m in (data.get("media") or {}).items():
+        f = f"network.media.{name}"
+        if not isinstance(m, dict) or "bandwidth_mbps" not in m:
+            raise UserError("a medium needs at least bandwidth_mbps", f)
+        extra = set(m) - {"bandwidth_mbps", "latency_s", "efficiency", "loss_rate", "bandwidth_trace"}
+        if extra:
+            raise UserError(f"unknown key(s) {sorted(extra)}", f)
+        g.graph["media"][str(name)] = {
+            "bandwidth_mbps": _check_bandwidth(m["bandwidth_mbps"], f"{f}.bandwidth_mbps"),
+            "latency_s": _check_latency(m.get("latency_s", 0.0), f"{f}.latency_s"),
+            "efficiency": _check_efficiency(m.get("efficiency", 1.0), f"{f}.efficiency"),
+            "loss_rate": _check_loss(m.get("loss_rate", 0.0), f"{f}.loss_rate"),
+            "bandwidth_trace": check_trace(m.get("bandwidth_trace"), f"{f}.bandwidth_trace"),
+        }
+    edges = data.get("edges")
+    if not isinstance(edges, list) or not edges:
+        raise UserError("a custom topology needs a non-empty list of edges", "network.edges")
+    for k, e in enumerate(edges):
+        f = f"network.edges[{k}]"
+        if not isinstance(e, dict) or "u" not in e or "v" not in e:
+            raise UserError("each edge needs u and v", f)
+        extra = set(e) - {"u", "v", "bandwidth_mbps", "latency_s", "duplex", "efficiency", "loss_rate",
+                          "bandwidth_trace", "medium"}
+        if extra:
+            raise UserError(f"unknown key(s) {sorted(extra)}", f)
+        u, v = _node(e["u"], f"{f}.u"), _node(e["v"], f"{f}.v")
+        if u == v:
+            raise UserError("an edge needs two different nodes", f)
+        medium = e.get("medium")
+        if medium is not None:
+            if medium not in g.graph["media"]:
+                raise UserError(f"unknown medium {medium!r}; declare it under media", f"{f}.medium")
+            m = g.graph["media"][medium]
+            bw = e.get("bandwidth_mbps")
+            attrs = {"bandwidth_mbps": None if bw is None else _check_bandwidth(bw, f"{f}.bandwidth_mbps"),
+                     "latency_s": _check_latency(e.get("latency_s", m["latency_s"]), f"{f}.latency_s"),
+                     "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
+                     "duplex": "half", "medium": medium}
+            for key in ("efficiency", "loss_rate", "bandwidth_trace"):
+                if e.get(key) is not None:
+                    raise UserError(f"an edge on a medium takes {key} from the medium", f"{f}.{key}")
+        else:
+            if "bandwidth_mbps" not in e:
+                raise UserError("needs bandwidth_mbps (or a medium)", f"{f}.bandwidth_mbps")
+            duplex = e.get("duplex", "full")
+            if duplex not in ("full", "half"):
+                raise UserError(f"must be full or half, got {duplex!r}", f"{f}.duplex")
+            attrs = {"bandwidth_mbps": _check_bandwidth(e["bandwidth_mbps"], f"{f}.bandwidth_mbps"),
+                     "latency_s": _check_latency(e.get("latency_s", 0.0), f"{f}.latency_s"),
+                     "efficiency": _check_efficiency(e.get("efficiency", 1.0), f"{f}.efficiency"),
+                     "loss_rate": _check_loss(e.get("loss_rate", 0.0), f"{f}.loss_rate"),
+                     "bandwidth_trace": check_trace(e.get("bandwidth_trace"), f"{f}.bandwidth_trace"),
+                     "duplex": duplex, "medium": None}
+        if g.has_edge(u, v):
+            raise UserError(f"duplicate edge {u!r}-{v!r}", f)
+        g.add_edge(u, v, **attrs)
+    for node in g.nodes:
+        g.nodes[node]["device"] = isinstance(node, int) and 0 <= node < n_devices
+    missing = [d for d in range(n_devices) if d not in g]
+    if missing:
+        raise UserError(f"devices {missing} are not nodes of the custom topology", "network.edges")
+    for d in range(1, n_devices):
+        if not nx.has_path(g, 0, d):
+            raise UserError(f"device {d} is not connected to device 0", "network.edges")
+    return g
+
+
+# ----------------------------------------------------------------------------- compilation
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One capacity constraint: a link direction, a half-duplex link, or a shared medium."""
+
+    name: str
+    capacity_bps: float  # goodput at the nominal bandwidth
+    trace: tuple[tuple[float, float], ...] | None = None  # (time_s, goodput bit/s), piecewise constant
+
+
+def _goodput(bw_mbps: float, eff: float, loss: float) -> float:
+    return bw_mbps * 1e6 * eff * (1.0 - loss)
+
+
+class Route(NamedTuple):
+    """How one message (unicast or multicast) loads the network."""
+
+    usage: tuple[tuple[int, float, int], ...]  # (resource index, airtime coefficient, crossings)
+    alpha: float  # per-message latency paid once
+
+
+class Fabric:
+    """A topology compiled for simulation: resources (capacities, traces) and cached routes."""
+
+    def __init__(self, graph: nx.Graph):
+        self.graph = graph
+        self.broadcast = bool(graph.graph.get("broadcast", False))
+        self.default_algorithm = graph.graph.get("default_algorithm", "direct")
+        self.resources: list[Resource] = []
+        self._rid: dict[Any, int] = {}
+        media = graph.graph.get("media", {})
+        for name, m in media.items():
+            self._add(("medium", name), str(name), m["bandwidth_mbps"], m["efficiency"], m["loss_rate"],
+                      m.get("bandwidth_trace"))
+        # directed hop (u, v) -> (resource, airtime coefficient, latency, dedup key for multicast)
+        self._hop: dict[tuple[Any, Any], tuple[int, float, float, Any]] = {}
+        for u, v, a in graph.edges(data=True):
+            medium = a.get("medium")
+            if medium is not None:
+                m = media[medium]
+                rid = self._rid[("medium", medium)]
+                coef = 1.0 if a.get("bandwidth_mbps") is None else m["bandwidth_mbps"] / a["bandwidth_mbps"]
+                lat = m["latency_s"] if a.get("latency_s") is None else a["latency_s"]
+                # a transmitter reaches every receiver on the medium with one airtime
+                self._hop[(u, v)] = (rid, coef, lat, (rid, u))
+                self._hop[(v, u)] = (rid, coef, lat, (rid, v))
+                continue
+            bw, eff, loss = a["bandwidth_mbps"], a.get("efficiency", 1.0), a.get("loss_rate", 0.0)
+            tr, lat = a.get("bandwidth_trace"), a.get("latency_s", 0.0)
+            if a.get("duplex", "full") == "half":
+                rid = self._add(("half", u, v), f"{u}<->{v}", bw, eff, loss, tr)
+                self._hop[(u, v)] = (rid, 1.0, lat, (u, v))
+                self._hop[(v, u)] = (rid, 1.0, lat, (v, u))
+            else:
+                self._hop[(u, v)] = (self._add(("dir", u, v), f"{u}->{v}", bw, eff, loss, tr), 1.0, lat, (u, v))
+                self._hop[(v, u)] = (self._add(("dir", v, u), f"{v}->{u}", bw, eff, loss, tr), 1.0, lat, (v, u))
+        self._paths: dict[Any, dict[Any, list]] = {}
+        self._routes: dict[tuple[Any, tuple], Route] = {}
+
+    def _add(self, key: Any, name: str, bw: float, eff: float, loss: float, trace: Trace | None) -> int:
+        rid = len(self.resources)
+        tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
+        self.resources.append(Resource(name, _goodput(bw, eff, loss), tr))
+        self._rid[key] = rid
+        return rid
+
+    def path(self, src: Any, dst: Any) -> list:
+        paths = self._paths.get(src)
+        if paths is None:
+            paths = self._paths[src] = nx.single_source_shortest_path(self.graph, src)
+        try:
+            return paths[dst]
+        except KeyError:
+            raise ValueError(f"no route from {src!r} to {dst!r} in the topology") from None
+
+    def route(self, src: Any, dsts: tuple) -> Route:
+        """The route of a message from src to dsts (several dsts = one multicast flow, which
+        needs ``broadcast``: each wired hop of the union of paths once, each transmitter on a
+        medium one airtime, alpha = the largest path latency)."""
+        key = (src, dsts)
+        r = self._routes.get(key)
+        if r is not None:
+            return r
+        coef: dict[int, float] = {}
+        cross: dict[int, int] = {}
+        alpha = 0.0
+        hops: dict[Any, tuple[int, float]] = {}  # dedup key -> (resource, coefficient)
+        for d in dsts:
+            p = self.path(src, d)
+            lat = 0.0
+            for u, v in zip(p, p[1:]):
+                rid, c, hop_lat, dedup = self._hop[(u, v)]
+                lat += hop_lat
+                if len(dsts) == 1:
+                    coef[rid] = coef.get(rid, 0.0) + c
+                    cross[rid] = cross.get(rid, 0) + 1
+                elif dedup not in hops or hops[dedup][1] < c:  # broadcast at the slowest receiver's rate
+                    hops[dedup] = (rid, c)
+            alpha = max(alpha, lat)
+        for rid, c in hops.values():
+            coef[rid] = coef.get(rid, 0.0) + c
+            cross[rid] = cross.get(rid, 0) + 1
+        r = self._routes[key] = Route(tuple(sorted((rid, coef[rid], cross[rid]) for rid in coef)), alpha)
+        return r

@@ -1,0 +1,123 @@
+"""Engine speed: CPU time of simulate() on representative op graphs (prints figures; not a test).
+
+    python bench/bench_engine.py            # full tables (about a minute)
+    python bench/bench_engine.py --quick    # targets only
+
+The graphs are built here (no profile, no strategy module) with the shapes of the real ones:
+* astra-like: per layer each device runs vq_encode, local_attn, remote_kv, remote_attn, merge,
+  mlp, and joins one all-gather of its codes (T/N tokens x G=32 groups x 10 bits);
+* sp-like: per layer one all-gather of T/N x D x 32 bits, then attn and mlp.
+T = 1024 tokens, D = 768, Wi-Fi at 100 Mbps (infrastructure mode, direct all-gather).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from astrasim.engine import simulate  # noqa: E402
+from astrasim.network.topology import Fabric, build_topology  # noqa: E402
+from astrasim.opgraph import Comm, Compute, OpGraph  # noqa: E402
+
+T, D = 1024, 768
+
+
+def astra_graph(n: int, layers: int) -> OpGraph:
+    g = OpGraph(n)
+    bits = (T // n) * 32 * 10
+    prev = [None] * n
+    for layer in range(layers):
+        for d in range(n):
+            g.add(Compute(f"L{layer}.vq.{d}", d, 0.4e-3, deps=(prev[d],) if prev[d] else (), name="vq_encode",
+                          layer=layer))
+        ag = g.add(Comm(f"L{layer}.ag", "all_gather", tuple(range(n)), bits,
+                        deps=tuple(f"L{layer}.vq.{d}" for d in range(n)), name="codes", layer=layer))
+        for d in range(n):
+            p = f"L{layer}.{{}}.{d}"
+            g.add(Compute(p.format("local"), d, 2e-3, deps=(p.format("vq"),), name="local_attn", layer=layer))
+            g.add(Compute(p.format("rkv"), d, 3e-3, deps=(ag,), name="remote_kv", layer=layer))
+            g.add(Compute(p.format("rattn"), d, 2e-3, deps=(p.format("rkv"),), name="remote_attn", layer=layer))
+            g.add(Compute(p.format("merge"), d, 1e-3, deps=(p.format("local"), p.format("rattn")), name="merge",
+                          layer=layer))
+            prev[d] = g.add(Compute(p.format("mlp"), d, 5e-3, deps=(p.format("merge"),), name="mlp", layer=layer))
+    return g
+
+
+def sp_graph(n: int, layers: int) -> OpGraph:
+    g = OpGraph(n)
+    bits = (T // n) * D * 32
+    prev = [None] * n
+    for layer in range(layers):
+        ag = g.add(Comm(f"L{layer}.ag", "all_gather", tuple(range(n)), bits,
+                        deps=tuple(p for p in prev if p), name="hidden", layer=layer))
+        for d in range(n):
+            a = g.add(Compute(f"L{layer}.attn.{d}", d, 8e-3, deps=(ag,), name="attn", layer=layer))
+            prev[d] = g.add(Compute(f"L{layer}.mlp.{d}", d, 6e-3, deps=(a,), name="mlp", layer=layer))
+    return g
+
+
+def cpu_time(fn, min_total: float = 0.3, max_reps: int = 200) -> float:
+    """Median CPU seconds of fn() over repeats (at least 3, about min_total seconds in all)."""
+    times = []
+    spent = 0.0
+    while len(times) < 3 or (spent < min_total and len(times) < max_reps):
+        t0 = time.process_time()
+        fn()
+        dt = time.process_time() - t0
+        times.append(dt)
+        spent += dt
+    return statistics.median(times)
+
+
+def run(builder, n: int, layers: int, mbps: float = 100.0):
+    graph = builder(n, layers)
+    topo = build_topology("wifi", n, mbps)
+    res = simulate(graph, topo)
+    return graph, topo, res, cpu_time(lambda: simulate(graph, topo))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="only the three targets")
+    args = ap.parse_args()
+    print("engine benchmark: CPU time of astrasim.engine.simulate (median of repeats), Wi-Fi 100 Mbps\n")
+    for name, builder in (("astra", astra_graph), ("sp", sp_graph)):
+        graph, _, res, t = run(builder, 4, 12)
+        print(f"{name:5s} 4 devices x 12 layers: {t * 1e3:7.2f} ms CPU  (target < 5 ms)  ops={len(graph.ops)} "
+              f"messages={res.n_messages} simulated latency={res.latency_s * 1e3:.1f} ms")
+    graph, _, res, t = run(astra_graph, 64, 32)
+    print(f"astra 64 devices x 32 layers: {t:7.3f} s CPU   (target < 1 s)  ops={len(graph.ops)} "
+          f"messages={res.n_messages}")
+    graph, _, res, t = run(sp_graph, 64, 32)
+    print(f"sp    64 devices x 32 layers: {t:7.3f} s CPU   (target < 1 s)  ops={len(graph.ops)} "
+          f"messages={res.n_messages}")
+    if args.quick:
+        return
+    print("\nastra-like graph on Wi-Fi: CPU time vs devices N and layers L; messages = flows "
+          "(us/item = CPU time per op + message: flat = time proportional to the work)")
+    print(f"{'N':>4} {'L':>4} {'ops':>8} {'messages':>9} {'CPU ms':>9} {'us/item':>8}")
+    for n in (2, 4, 8, 16, 32, 64):
+        for layers in (12, 24, 48, 96):
+            graph, _, res, t = run(astra_graph, n, layers)
+            print(f"{n:4d} {layers:4d} {len(graph.ops):8d} {res.n_messages:9d} {t * 1e3:9.2f} "
+                  f"{t / (len(graph.ops) + res.n_messages) * 1e6:8.2f}")
+    print("\nastra-like graph, 32 layers, other topologies (auto algorithm: ring on switch, direct elsewhere); "
+          "hetero = device speeds 1.00, 1.01, ... so no two devices act at the same instant")
+    print(f"{'network':>10} {'N':>4} {'speeds':>7} {'messages':>9} {'recomputes':>10} {'CPU ms':>9} {'us/item':>8}")
+    for kind in ("wifi", "wifi-adhoc", "switch", "mesh"):
+        for n in (16, 64):
+            graph = astra_graph(n, 32)
+            topo = build_topology(kind, n, 100.0)
+            for label, speeds in (("homo", None), ("hetero", [1 + 0.01 * i for i in range(n)])):
+                res = simulate(graph, topo, speeds=speeds)
+                t = cpu_time(lambda: simulate(graph, topo, speeds=speeds), min_total=0.0)
+                print(f"{kind:>10} {n:4d} {label:>7} {res.n_messages:9d} {res.meta['network_recomputes']:10d} "
+                      f"{t * 1e3:9.1f} {t / (len(graph.ops) + res.n_messages) * 1e6:8.2f}")
+
+if __name__ == "__main__":
+    main()

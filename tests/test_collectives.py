@@ -1,0 +1,136 @@
+"""Collectives as messages: plans, bits and closed-form times on the presets."""
+
+import pytest
+
+from astrasim.engine import simulate
+from astrasim.network.collectives import plan, resolve_algorithm
+from astrasim.network.topology import build_topology
+from astrasim.opgraph import Comm, OpGraph
+
+ALPHA, MBPS = 0.002, 10.0
+B = MBPS * 1e6
+
+
+def run(collective, n, bits, kind="switch", algorithm="auto", root=None, broadcast=False, devices=None,
+        latency_s=ALPHA):
+    devices = tuple(range(n)) if devices is None else devices
+    g = OpGraph(n)
+    g.add(Comm("c", collective, devices, bits, root=root, algorithm=algorithm))
+    topo = build_topology(kind, n, MBPS, latency_s=latency_s, efficiency=1.0, broadcast=broadcast)
+    return simulate(g, topo)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 8])
+def test_ring_all_gather_on_a_switch(n):
+    c = 1e6
+    r = run("all_gather", n, c, algorithm="ring")
+    assert r.latency_s == pytest.approx((n - 1) * (ALPHA + c / B), rel=1e-12)
+    assert r.n_messages == n * (n - 1) and r.comm_bits == pytest.approx(n * (n - 1) * c)
+
+
+@pytest.mark.parametrize("n", [2, 4, 6])
+def test_direct_all_gather_on_a_switch(n):
+    c = 1e6
+    r = run("all_gather", n, c, algorithm="direct")
+    assert r.latency_s == pytest.approx(ALPHA + (n - 1) * c / B, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 4, 5])
+def test_ring_all_reduce_is_reduce_scatter_then_all_gather(n):
+    s = 4e6
+    ar = run("all_reduce", n, s, algorithm="ring")
+    rs = run("reduce_scatter", n, s, algorithm="ring")
+    assert rs.latency_s == pytest.approx((n - 1) * (ALPHA + s / n / B), rel=1e-12)
+    assert ar.latency_s == pytest.approx(2 * (n - 1) * (ALPHA + s / n / B), rel=1e-12)
+    assert ar.comm_bits == pytest.approx(2 * (n - 1) * s)
+
+
+@pytest.mark.parametrize("n", [2, 4, 5])
+def test_direct_all_reduce(n):
+    s = 4e6
+    r = run("all_reduce", n, s, algorithm="direct")
+    assert r.latency_s == pytest.approx(2 * (ALPHA + (n - 1) * s / n / B), rel=1e-12)
+    assert r.comm_bits == pytest.approx(2 * (n - 1) * s)
+
+
+def test_all_to_all_gather_broadcast_p2p_on_a_switch():
+    n, s = 5, 1e6
+    assert run("all_to_all", n, s).latency_s == pytest.approx(ALPHA + (n - 1) * s / B)
+    assert run("gather", n, s, root=2).latency_s == pytest.approx(ALPHA + (n - 1) * s / B)  # root's port
+    assert run("broadcast", n, s, root=2).latency_s == pytest.approx(ALPHA + (n - 1) * s / B)
+    assert run("broadcast", n, s, root=2, broadcast=True).latency_s == pytest.approx(ALPHA + s / B)
+    assert run("p2p", n, s, devices=(3, 1)).latency_s == pytest.approx(ALPHA + s / B)
+
+
+def test_broadcast_to_a_subset_is_a_multicast():
+    r = run("broadcast", 6, 1e6, root=4, devices=(1, 4, 5))
+    assert r.n_messages == 2 and r.link_bits["switch->0"] == 0 and r.link_bits["switch->5"] == 1e6
+
+
+def test_wifi_broadcast_option_costs_one_airtime_per_transmitter():
+    n, s, c = 4, 1e6, MBPS * 1e6
+    plain = run("broadcast", n, s, kind="wifi", root=0)
+    cast = run("broadcast", n, s, kind="wifi", root=0, broadcast=True)
+    assert plain.latency_s == pytest.approx(2 * ALPHA + (n - 1) * 2 * s / c)
+    assert cast.latency_s == pytest.approx(2 * ALPHA + 2 * s / c)  # station -> AP, AP -> all
+    assert cast.comm_bits == s and cast.n_messages == 1
+    ag = run("all_gather", n, s, kind="wifi-adhoc", broadcast=True)
+    assert ag.latency_s == pytest.approx(ALPHA + n * s / c)  # n transmissions share the air
+    assert ag.n_messages == n
+
+
+def test_wifi_all_gather_is_airtime_bound():
+    n, s = 4, 1e6
+    r = run("all_gather", n, s, kind="wifi")
+    assert r.latency_s == pytest.approx(2 * ALPHA + n * (n - 1) * 2 * s / B)
+    assert r.link_bits == {"wifi": pytest.approx(n * (n - 1) * 2 * s)}
+
+
+def test_ideal_all_gather_is_the_papers_size_over_bandwidth():
+    r = run("all_gather", 4, 3e6, kind="ideal", latency_s=None)
+    assert r.latency_s == pytest.approx(3e6 / B)
+
+
+def test_single_participant_sends_nothing():
+    r = run("all_reduce", 3, 1e6, devices=(1,))
+    assert r.latency_s == 0.0 and r.n_messages == 0
+
+
+@pytest.mark.parametrize("collective, algorithm, count, sent", [
+    ("all_gather", "ring", 12, 12.0), ("all_gather", "direct", 12, 12.0),
+    ("reduce_scatter", "ring", 12, 3.0), ("reduce_scatter", "direct", 12, 3.0),
+    ("all_reduce", "ring", 24, 6.0), ("all_reduce", "direct", 24, 6.0),
+    ("all_to_all", "direct", 12, 12.0), ("gather", "direct", 3, 3.0), ("broadcast", "direct", 3, 3.0),
+])
+def test_plan_sizes(collective, algorithm, count, sent):
+    p = plan(collective, 4, algorithm)
+    assert len(p) == count
+    assert sum(f * len(d) for f, d in zip(p.frac, p.dsts)) == pytest.approx(sent)
+    assert all(all(d < m for d in deps) for m, deps in enumerate(p.deps))  # deps come earlier
+
+
+def test_ring_dependencies_forward_what_was_received():
+    p = plan("all_gather", 4, "ring")
+    for m, deps in enumerate(p.deps):
+        if m < 4:
+            assert deps == ()
+        else:
+            (d,) = deps
+            assert p.dsts[d] == (p.src[m],)  # forwards the chunk it received one step earlier
+
+
+def test_multicast_plans():
+    assert len(plan("all_gather", 5, "direct", multicast=True)) == 5
+    assert plan("broadcast", 4, "direct", root=2, multicast=True).dsts == ((0, 1, 3),)
+    ar = plan("all_reduce", 3, "direct", multicast=True)
+    assert len(ar) == 6 + 3 and all(len(d) == 2 for d in ar.deps[6:])
+
+
+def test_auto_resolution():
+    assert resolve_algorithm("all_gather", "auto", "ring") == "ring"
+    assert resolve_algorithm("all_reduce", "direct", "ring") == "direct"
+    assert resolve_algorithm("gather", "ring", "ring") == "direct"
+    with pytest.raises(ValueError):
+        resolve_algorithm("all_gather", "tree", "ring")
+    assert build_topology("switch", 2, 1.0).graph["default_algorithm"] == "ring"
+    assert build_topology("wifi", 2, 1.0).graph["default_algorithm"] == "direct"
