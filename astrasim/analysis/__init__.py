@@ -1,0 +1,1 @@
+"""Analysis of sweep results: accuracy data, Pareto frontiers, capacity planning and plots."""

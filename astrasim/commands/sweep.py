@@ -1,0 +1,63 @@
+"""`astrasim sweep SCENARIO`: run the whole grid, write tidy results and plots."""
+
+from __future__ import annotations
+
+import sys
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from astrasim.commands import user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+
+    @app.command("sweep")
+    @user_errors
+    def sweep(
+        scenario: Path = typer.Argument(..., help="scenario YAML, e.g. scenarios/wifi.yaml"),
+        out: Optional[Path] = typer.Option(None, "--out", help="results file, .csv or .parquet "
+                                           "[default: results/<scenario name>.csv]"),
+        workers: int = typer.Option(1, "--workers", help="local worker processes (1 = serial)"),
+        dask: Optional[str] = typer.Option(None, "--dask", help="run on an existing Dask scheduler, "
+                                           "e.g. tcp://10.0.0.5:8786"),
+        resume: bool = typer.Option(False, "--resume", help="keep the finished rows of an interrupted "
+                                    "sweep and run only the rest"),
+        set_: Optional[list[str]] = typer.Option(None, "--set", help="override a field: key.sub=value"),
+        plots: bool = typer.Option(True, "--plots/--no-plots", help="save latency and speedup PNGs "
+                                   "beside the results"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    ) -> None:
+        """Simulate every point of a scenario; rows are appended as points finish (resumable) and
+        the file is rewritten in grid order at the end (identical whatever the execution mode)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from astrasim.scenario import load_scenario
+        from astrasim.sweep import best_strategies, run_sweep
+
+        sc = load_scenario(scenario, set_ or [])
+        target = out or Path("results") / f"{sc.name}.csv"
+        df = run_sweep(sc, out=target, workers=workers, dask_address=dask, resume=resume, progress=progress)
+        console = Console(width=None if sys.stdout.isatty() else 140)
+        console.print(f"{len(df)} points -> {target}")
+        best = best_strategies(df)
+        if not best.empty:
+            t = Table(title="Best strategy per (model, devices, bandwidth)")
+            varying = [c for c in ("tokens", "hardware", "network") if best[c].nunique() > 1]
+            for col in ["model", *varying, "N", "Mbps", "best", "latency (s)", "speedup", "comm %"]:
+                t.add_column(col, justify="left" if col in ("model", "best") else "right", no_wrap=True)
+            for r in best.itertuples():
+                t.add_row(r.model, *(str(getattr(r, c)) for c in varying), str(r.devices), f"{r.bandwidth_mbps:g}",
+                          r.best, f"{r.latency_s:.4f}", f"{r.speedup_vs_single:.2f}x", f"{100 * r.comm_fraction:.0f}")
+            console.print(t)
+        if plots:
+            from astrasim.analysis.plots import plot_latency_vs_bandwidth, plot_speedup
+
+            stem = target.with_suffix("")
+            lat = plot_latency_vs_bandwidth(df, f"{stem}_latency.png")
+            spd = plot_speedup(df, f"{stem}_speedup.png")
+            console.print(f"plots: {lat}, {spd}")

@@ -1,0 +1,284 @@
+"""Per-op compute times for the strategy builders: profile lookup, interpolation in tokens, and
+scaling to hardware that was not measured.
+
+Rules (documented in docs/strategies.md):
+
+* A profile table (INTERFACES.md section 1) gives, per (model, strategy, devices, groups,
+  codebook, op), the median seconds of ONE layer's op on the device holding the largest shard,
+  at one or more total sequence lengths `tokens`.
+* Lookup in tokens: an exact measured `tokens` is used as is. Between two measured points the
+  time (and the flops and bytes columns) is interpolated linearly in tokens. Outside the measured
+  range the nearest measured point is scaled in proportion to tokens (t * T / T_nearest).
+* A key with no row at all is a UserError naming the key and the `astrasim profile` command
+  that measures it.
+* Other hardware: roofline scaling from the device catalog (profiles/devices.yaml):
+  t_target = t_measured * max(flops/peak_t, bytes/bw_t) / max(flops/peak_m, bytes/bw_m),
+  with m the measured hardware's catalog entry (same id as the profile) and t the target's.
+  A row with neither flops nor bytes falls back to the ratio of peak FLOP/s.
+  A plain speed factor (and per-device speeds) is applied by the engine, not here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from astrasim.errors import UserError
+
+PROFILE_COLUMNS = (
+    "model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
+    "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version",
+)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def profiles_dirs() -> list[Path]:
+    """Where profile ids and the device catalog are looked up: $ASTRASIM_PROFILES, ./profiles,
+    then the profiles/ folder of the source tree this package runs from."""
+    dirs = [Path(os.environ["ASTRASIM_PROFILES"])] if os.environ.get("ASTRASIM_PROFILES") else []
+    dirs += [Path.cwd() / "profiles", REPO_ROOT / "profiles"]
+    out: list[Path] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def resolve_profile_path(profile: str, base_dir: Path | None = None, field: str = "hardware.profile") -> Path:
+    """A profile id ("cpu" -> profiles/cpu.csv) or a path to a CSV (relative to `base_dir`, then cwd)."""
+    if profile.endswith(".csv") or "/" in profile or os.sep in profile:
+        p = Path(profile)
+        for cand in ([base_dir / p] if base_dir and not p.is_absolute() else []) + [p]:
+            if cand.is_file():
+                return cand
+        raise UserError(f"profile file '{profile}' not found; give an existing CSV or a profile id such as 'cpu'",
+                        field=field)
+    for d in profiles_dirs():
+        cand = d / f"{profile}.csv"
+        if cand.is_file():
+            return cand
+    raise UserError(f"no profile '{profile}' (looked for profiles/{profile}.csv); measure it with "
+                    f"`astrasim profile --out profiles/{profile}.csv` or use an existing id such as 'cpu'",
+                    field=field)
+
+
+def profile_id(path: Path) -> str:
+    """The hardware id of a profile file is its file name without .csv."""
+    return Path(path).stem
+
+
+# ---------------------------------------------------------------------------------------------
+# Device catalog
+
+
+class CatalogDevice(BaseModel):
+    """One entry of profiles/devices.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(description="catalog id used in scenarios (hardware.device)")
+    description: str = Field("", description="human-readable name")
+    peak_flops: float = Field(gt=0, description="published peak FP32 FLOP/s")
+    mem_bandwidth_gbs: float = Field(gt=0, description="published memory bandwidth, GB/s (10^9 bytes/s)")
+    power_w: float = Field(gt=0, description="typical/maximum board power, W")
+    price_usd: float = Field(ge=0, description="list price, USD")
+    source: str = Field(description="where the figures come from")
+    profile: str = Field("cpu", description="id of the measured profile this device is scaled from")
+
+
+def catalog_path() -> Path:
+    for d in profiles_dirs():
+        if (d / "devices.yaml").is_file():
+            return d / "devices.yaml"
+    raise UserError("device catalog profiles/devices.yaml not found; run from the repository root or set "
+                    "ASTRASIM_PROFILES", field="hardware.device")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_catalog_cached(path: str, mtime: float) -> dict[str, CatalogDevice]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        entries = data["devices"]
+        devices = [CatalogDevice(**e) for e in entries]
+    except (yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
+        raise UserError(f"malformed device catalog '{path}': {str(exc).splitlines()[0]}; fix the file",
+                        field="hardware.device") from None
+    return {d.name: d for d in devices}
+
+
+def load_catalog(path: str | Path | None = None) -> dict[str, CatalogDevice]:
+    """The device catalog, name -> CatalogDevice (default: profiles/devices.yaml)."""
+    p = Path(path) if path else catalog_path()
+    return _load_catalog_cached(str(p), p.stat().st_mtime)
+
+
+def catalog_device(name: str, field: str = "hardware.device") -> CatalogDevice:
+    catalog = load_catalog()
+    if name not in catalog:
+        raise UserError(f"unknown catalog device '{name}'; use one of {', '.join(catalog)} "
+                        f"(profiles/devices.yaml)", field=field)
+    return catalog[name]
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Scales a measured op time from `measured` hardware to `target` hardware (module docstring)."""
+
+    measured: CatalogDevice
+    target: CatalogDevice
+
+    def factor(self, flops: float, nbytes: float) -> float:
+        m, t = self.measured, self.target
+        if flops <= 0 and nbytes <= 0:
+            return m.peak_flops / t.peak_flops
+        bw_m, bw_t = m.mem_bandwidth_gbs * 1e9, t.mem_bandwidth_gbs * 1e9
+        return max(flops / t.peak_flops, nbytes / bw_t) / max(flops / m.peak_flops, nbytes / bw_m)
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile table
+
+
+def read_profile_table(path: str | Path) -> pd.DataFrame:
+    """Read and validate a profile CSV. (astrasim.profiling.read_profile does the same, but importing
+    that package imports torch, seconds that a simulation does not need.)"""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"profile file '{p}' not found", field="hardware.profile")
+    df = pd.read_csv(p)
+    missing = [c for c in PROFILE_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"profile '{p}' lacks column(s) {missing}; regenerate it with `astrasim profile`",
+                        field="hardware.profile")
+    return df
+
+
+def profile_files(path: str | Path) -> list[Path]:
+    """A profile and its extension files: profiles/cpu.csv plus profiles/cpu.*.csv (sorted by name;
+    for the same key a later file's row wins). `astrasim profile` writes whole files, so missing
+    keys are measured into an extension file instead of overwriting the profile."""
+    p = Path(path)
+    return [p] + sorted(x for x in p.parent.glob(f"{p.stem}.*.csv") if x.is_file())
+
+
+def profile_command(model: str, strategy: str, devices: int, groups: int, codebook: int, tokens: int,
+                    source: str) -> str:
+    """The `astrasim profile` command line that measures one missing key into an extension file."""
+    p = Path(source)
+    tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if strategy == "astra" else "") + f"-t{tokens}"
+    cmd = f"astrasim profile --models {model} --strategies {strategy} --devices {devices} --tokens {tokens}"
+    if strategy == "astra":
+        cmd += f" --groups {groups} --codebook {codebook}"
+    return cmd + f" --out {p.parent / f'{p.stem}.{tag}.csv'}"
+
+
+class ProfileCosts:
+    """Answers per-op seconds at speed 1.0 of the target hardware (see module docstring)."""
+
+    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: Roofline | None = None):
+        self.source = source
+        self.roofline = roofline
+        self._index: dict[tuple, tuple[list[int], list[float], list[float], list[float]]] = {}
+        self._cache: dict[tuple, float] = {}
+        cols = ["model", "strategy", "devices", "groups", "codebook", "op", "tokens", "median_s", "flops", "bytes"]
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            raise UserError(f"profile '{source}' lacks column(s) {missing}", field="hardware.profile")
+        t = table[cols].copy()
+        # One row per key and tokens: duplicates (re-measured points) keep the last row.
+        t = t.drop_duplicates(subset=cols[:7], keep="last").sort_values(cols[:7], kind="stable")
+        for key, grp in t.groupby(cols[:6], sort=True):
+            model, strategy, devices, groups, codebook, op = key
+            k = (str(model), str(strategy), int(devices), int(groups), int(codebook), str(op))
+            self._index[k] = (
+                [int(x) for x in grp["tokens"]],
+                [float(x) for x in grp["median_s"]],
+                [float(x) for x in grp["flops"].fillna(0)],
+                [float(x) for x in grp["bytes"].fillna(0)],
+            )
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, roofline: Roofline | None = None) -> "ProfileCosts":
+        """A profile file together with its extension files (profile_files)."""
+        table = pd.concat([read_profile_table(f) for f in profile_files(path)], ignore_index=True)
+        return cls(table, source=str(path), roofline=roofline)
+
+    def has(self, model: str, strategy: str, devices: int, op: str, groups: int = 0, codebook: int = 0) -> bool:
+        return (model, strategy, devices, groups, codebook, op) in self._index
+
+    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
+                groups: int = 0, codebook: int = 0) -> float:
+        """Seconds of one layer's `op` on the largest-shard device, scaled to the target hardware."""
+        ck = (model, strategy, devices, op, tokens, groups, codebook)
+        hit = self._cache.get(ck)
+        if hit is not None:
+            return hit
+        key = (model, strategy, devices, groups, codebook, op)
+        entry = self._index.get(key)
+        if entry is None:
+            cmd = profile_command(model, strategy, devices, groups, codebook, tokens, self.source)
+            raise UserError(
+                f"profile '{self.source}' has no row for model={model} strategy={strategy} devices={devices} "
+                f"groups={groups} codebook={codebook} op={op} (tokens={tokens}); measure it with `{cmd}`",
+                field="hardware.profile")
+        time, flops, nbytes = interpolate(entry, tokens)
+        if self.roofline is not None:
+            time *= self.roofline.factor(flops, nbytes)
+        self._cache[ck] = time
+        return time
+
+    def bind(self, model: str, strategy: str, devices: int, tokens: int, groups: int = 0, codebook: int = 0):
+        """A one-argument lookup `op -> seconds` for one (model, strategy, devices, tokens, G, K)."""
+        return lambda op: self.seconds(model, strategy, devices, op, tokens, groups, codebook)
+
+
+def interpolate(entry: tuple[list[int], list[float], list[float], list[float]], tokens: int
+                ) -> tuple[float, float, float]:
+    """(time, flops, bytes) at `tokens`: exact, linear between measured points, proportional outside."""
+    ts, times, flops, nbytes = entry
+    i = bisect.bisect_left(ts, tokens)
+    if i < len(ts) and ts[i] == tokens:
+        return times[i], flops[i], nbytes[i]
+    if 0 < i < len(ts):
+        t0, t1 = ts[i - 1], ts[i]
+        w = (tokens - t0) / (t1 - t0)
+        return tuple(v[i - 1] + w * (v[i] - v[i - 1]) for v in (times, flops, nbytes))  # type: ignore[return-value]
+    j = 0 if i == 0 else len(ts) - 1
+    s = tokens / ts[j]
+    return times[j] * s, flops[j] * s, nbytes[j] * s
+
+
+@functools.lru_cache(maxsize=32)
+def _costs_cached(path: str, stamp: tuple, measured: str | None, target: str | None) -> ProfileCosts:
+    roofline = None
+    if target is not None and target != measured:
+        catalog = load_catalog()
+        if measured not in catalog:
+            raise UserError(f"profile id '{measured}' has no entry in profiles/devices.yaml, so it cannot be scaled "
+                            f"to '{target}'; add its peak_flops and mem_bandwidth_gbs there",
+                            field="hardware.device")
+        roofline = Roofline(catalog[measured], catalog[target])
+    return ProfileCosts.from_file(path, roofline=roofline)
+
+
+def costs_for(profile_path: str | Path, target_device: str | None = None) -> ProfileCosts:
+    """Cached ProfileCosts for a profile file, optionally roofline-scaled to a catalog device."""
+    p = Path(profile_path)
+    hit = PRELOADED.get((str(p), target_device))
+    if hit is not None:
+        return hit
+    if target_device is not None:
+        catalog_device(target_device)
+    stamp = tuple((str(f), f.stat().st_mtime) for f in profile_files(p))
+    return _costs_cached(str(p), stamp, profile_id(p), target_device)
+
+
+# (profile path, target device) -> costs, installed by the sweep on Dask workers, which need not
+# see the client's files
+PRELOADED: dict[tuple[str, str | None], ProfileCosts] = {}
