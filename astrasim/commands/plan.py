@@ -1,0 +1,52 @@
+"""`astrasim plan SCENARIO`: the cheapest devices + network + strategy meeting a latency target
+and an accuracy floor (capacity planning; astrasim.analysis.planning)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from astrasim.commands import user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+
+    @app.command("plan")
+    @user_errors
+    def plan(
+        scenario: Path = typer.Argument(..., help="plan scenario YAML, e.g. scenarios/plan.yaml"),
+        out: Optional[Path] = typer.Option(None, "--out", help="write every configuration (cost, latency, "
+                                           "accuracy, energy, feasible, pareto) to this CSV"),
+        accuracy: Optional[list[Path]] = typer.Option(None, "--accuracy", help="your accuracy table(s); every "
+                                                      "row must match a simulated configuration"),
+        networks: Optional[Path] = typer.Option(None, "--networks", help="network catalog "
+                                                "[default: profiles/networks.yaml]"),
+        top: int = typer.Option(10, "--top", help="feasible configurations to list"),
+        workers: int = typer.Option(1, "--workers", help="local worker processes for the simulations"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    ) -> None:
+        """Rank the feasible configurations by cost (devices x price + network) and print the cheapest,
+        the cost/latency/accuracy frontier and, when nothing is feasible, which constraint binds."""
+        from astrasim.analysis.planning import format_report, load_plan, run_plan
+        from astrasim.errors import UserError
+        from astrasim.fileio import atomic_path
+
+        if workers < 1:
+            raise UserError(f"must be >= 1, got {workers}", field="--workers")
+        p = load_plan(scenario)
+        if accuracy:
+            p = p.model_copy(update={"accuracy": p.accuracy.model_copy(
+                update={"files": [*p.accuracy.files, *(str(a.resolve()) for a in accuracy)]})})
+        result = run_plan(p, workers=workers, progress=progress, networks_path=networks)
+        if out is not None:
+            with atomic_path(out) as tmp:
+                result.table.to_csv(tmp, index=False)
+        print(format_report(result, top=top))
+        if out is not None:
+            print(f"\nall {len(result.table)} configurations -> {out}")
+        if result.cheapest is None:
+            raise UserError("no configuration meets every constraint (see above: which binds and by how much)",
+                            field="plan")
