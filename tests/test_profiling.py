@@ -12,7 +12,7 @@ from astrasim.kernels.parallel import STRATEGY_OPS
 from astrasim.models import get_model, model_from_dict
 from astrasim.profiling import COLUMNS, plan_configs, profile_ops, read_profile, write_profile
 from astrasim.profiling.costs import op_costs
-from astrasim.profiling.timing import time_call
+from astrasim.profiling.timing import time_call, time_sequence
 
 TINY = model_from_dict(dict(name="tiny", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=19, causal=True))
 TINY_VIT = model_from_dict(dict(name="tiny-vit", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=13,
@@ -68,6 +68,17 @@ def test_time_call_measures_the_call():
     timing = time_call(lambda: (calls.append(1), time.sleep(0.004)), repeats=3, warmup=2)
     assert 0.004 <= timing.median_s < 0.05 and timing.repeats == 3
     assert len(calls) == 2 + 1 + 3  # warm-up, calibration, one call per sample (each >= 2 ms)
+
+
+def test_time_sequence_times_each_op_once_per_round_in_program_order():
+    log = []
+    calls = {"a": lambda: (log.append("a"), time.sleep(0.002)), "b": lambda: (log.append("b"), time.sleep(0.006))}
+    timings = time_sequence(calls, repeats=4, warmup=1, evict=lambda: log.append("evict"))
+    assert log == ["evict", "a", "b"] * 5  # warm-up round + 4 timed rounds, eviction first
+    assert 0.002 <= timings["a"].median_s < timings["b"].median_s < 0.05
+    assert timings["b"].median_s >= 0.006 and timings["a"].repeats == 4
+    with pytest.raises(ValueError):
+        time_sequence(calls, repeats=0)
 
 
 @pytest.mark.parametrize("kwargs, field", [

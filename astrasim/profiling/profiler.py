@@ -2,10 +2,12 @@
 
 For every (model, tokens, strategy, devices, groups) the per-device block of device 0 (the largest
 shard under the split rule) is built from one randomly initialised ReferenceBlock, its ops are run
-once in order to produce realistic inputs, and then every op is timed on those fixed inputs
-(:func:`astrasim.profiling.timing.time_call`), under ``torch.inference_mode``, batch size 1.
+once in order to produce realistic inputs, and then the ops are timed on those fixed inputs in
+program order, each once per round, after a cache eviction standing for the previous layer
+(:func:`astrasim.profiling.timing.time_sequence`), under ``torch.inference_mode``, batch size 1.
 
-ASTRA's remote ops (remote_kv, remote_attn) are timed with the tokens of *all* other devices as
+ASTRA's vq_encode includes bit-packing the codes for the wire and remote_kv unpacking them
+(`astrasim.kernels.codes`). Its remote ops (remote_kv, remote_attn) are timed with the tokens of *all* other devices as
 remote tokens: every device's work without causal skipping, and the last device's (the busiest)
 with it. A device that decodes fewer remote tokens scales these two ops by its remote token count
 (their flops are linear in it). Single-device rows are measured once per (model, tokens), with
@@ -15,6 +17,7 @@ devices = 1, whatever ``devices`` lists.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 from collections.abc import Callable, Iterable, Sequence
@@ -26,12 +29,13 @@ import torch
 
 from astrasim.errors import UserError
 from astrasim.kernels.block import ReferenceBlock
+from astrasim.kernels.codes import pack_codes, unpack_codes
 from astrasim.kernels.parallel import STRATEGY_BLOCKS, STRATEGY_OPS, AstraBlock
 from astrasim.kernels.split import astra_token_bounds, head_bounds, token_bounds
 from astrasim.kernels.vq import GroupedVQ
 from astrasim.models import ModelSpec
 from astrasim.profiling.costs import DTYPE_BYTES, op_costs
-from astrasim.profiling.timing import time_call
+from astrasim.profiling.timing import time_sequence
 
 COLUMNS = ["model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
            "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version"]
@@ -143,14 +147,17 @@ def _op_calls(block: ReferenceBlock, cfg: Config, codebook: int, cls_token: bool
     remote = sum(b - a for a, b in bounds[1:])
     x_local = x[:, :local].contiguous()
     codes = torch.randint(0, codebook, (1, remote, cfg.groups))
+    bits = math.ceil(math.log2(codebook))
+    wire = pack_codes(codes, bits)  # what arrives from the other devices
     st = dev.local_attn(x_local)
     k_hat, v_hat = dev.remote_kv(codes)
     r = dev.remote_attn(st.q, k_hat, v_hat)
     h = dev.merge(x_local, st, r)
     calls = {
-        "vq_encode": lambda: dev.vq_encode(x_local),
+        # codes leave packed to G log2 K bits (what the simulator sends) and arrive packed
+        "vq_encode": lambda: pack_codes(dev.vq_encode(x_local), bits),
         "local_attn": lambda: dev.local_attn(x_local),
-        "remote_kv": lambda: dev.remote_kv(codes),
+        "remote_kv": lambda: dev.remote_kv(unpack_codes(wire, remote * cfg.groups, bits).reshape(1, remote, cfg.groups)),
         "remote_attn": lambda: dev.remote_attn(st.q, k_hat, v_hat),
         "merge": lambda: dev.merge(x_local, st, r),
         "mlp": lambda: dev.mlp(h),
@@ -159,6 +166,17 @@ def _op_calls(block: ReferenceBlock, cfg: Config, codebook: int, cls_token: bool
         cls_outs = [torch.randn(1, 1, d, **dev_kw) for _ in range(n)]
         calls["cls_pool"] = lambda: AstraBlock.cls_pool(cls_outs)
     return calls
+
+
+EVICT_MAX_BYTES = 256 * 2**20
+
+
+def _evictor(block: torch.nn.Module):
+    """A call that overwrites as many bytes as the block's weights (at least 8 MB, at most
+    EVICT_MAX_BYTES): what the previous layer of a real pass leaves in the caches."""
+    size = sum(p.numel() * p.element_size() for p in block.parameters())
+    buf = torch.zeros(max(8 * 2**20, min(size, EVICT_MAX_BYTES)) // 4, dtype=torch.float32)
+    return lambda: buf.add_(1.0)
 
 
 @contextlib.contextmanager
@@ -192,14 +210,16 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = STRATEGIES, devices
     with _threads(threads) as n_threads, torch.inference_mode(), _progress(progress, len(configs)) as advance:
         torch.manual_seed(seed)
         block = ReferenceBlock(spec, dtype=DTYPES[dtype]).eval()
+        evict = _evictor(block)
         meta = dict(model=spec.name, hardware=hardware_description(), threads=n_threads, dtype=dtype,
                     torch_version=torch.__version__)
         for cfg in configs:
             advance(cfg.label(spec.name))
             costs = op_costs(spec, cfg.strategy, cfg.devices, cfg.tokens, groups=cfg.groups, codebook=codebook,
                              dtype=dtype)
-            for op, call in _op_calls(block, cfg, codebook, spec.cls_token).items():
-                timing = time_call(call, repeats=repeats, warmup=warmup)
+            timings = time_sequence(_op_calls(block, cfg, codebook, spec.cls_token), repeats=repeats,
+                                    warmup=warmup, evict=evict)
+            for op, timing in timings.items():
                 rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=cfg.groups,
                                  codebook=codebook if cfg.strategy == "astra" else 0, tokens=cfg.tokens, op=op,
                                  median_s=timing.median_s, p10_s=timing.p10_s, p90_s=timing.p90_s,

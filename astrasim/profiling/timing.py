@@ -1,4 +1,5 @@
-"""Careful wall-clock timing of one kernel call: warm-up, calibrated inner loop, repeats, quantiles."""
+"""Careful wall-clock timing of kernels: one call in a calibrated inner loop (`time_call`), or a
+block's ops in program order, each once per round (`time_sequence`, what the profiler uses)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,32 @@ def time_call(fn: Callable[[], object], *, repeats: int = 10, warmup: int = 2, m
         samples.append((time.perf_counter() - t0) / inner)
     arr = np.asarray(samples)
     return Timing(float(np.median(arr)), float(np.percentile(arr, 10)), float(np.percentile(arr, 90)), repeats)
+
+
+def time_sequence(calls: dict[str, Callable[[], object]], *, repeats: int = 10, warmup: int = 2,
+                  evict: Callable[[], object] | None = None) -> dict[str, Timing]:
+    """Time a block's ops as a forward pass runs them: each round calls every op once, in the
+    dict's order, and times each call on its own; `evict()` (untimed) runs before each round.
+
+    Why not `time_call` per op: an op repeated back to back finds its weights and inputs in cache,
+    which a real pass never does (the previous op, and before it the previous layer, touched other
+    data). On small layers that made ops 20 to 50 % faster than inside real multi-process passes
+    (docs/validation.md); in program order, after an eviction that stands for the previous layer,
+    they match. Returns {op: Timing} over the `repeats` timed rounds."""
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
+    samples: dict[str, list[float]] = {op: [] for op in calls}
+    clock = time.perf_counter
+    for r in range(max(warmup, 0) + repeats):
+        if evict is not None:
+            evict()
+        for op, fn in calls.items():
+            t0 = clock()
+            fn()
+            if r >= warmup:
+                samples[op].append(clock() - t0)
+    out = {}
+    for op, s in samples.items():
+        arr = np.asarray(s)
+        out[op] = Timing(float(np.median(arr)), float(np.percentile(arr, 10)), float(np.percentile(arr, 90)), repeats)
+    return out
