@@ -1,0 +1,63 @@
+"""`astrasim validate [SCENARIO]`: check the simulator against real multi-process inference over
+bandwidth-shaped links (network namespaces + tc), see docs/validation.md."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from astrasim.commands import user_errors
+
+
+def _list(text: Optional[str], cast=str) -> Optional[list]:
+    if text is None:
+        return None
+    from astrasim.errors import UserError
+
+    try:
+        return [cast(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"'{text}' is not a comma-separated list of {cast.__name__}", field="option") from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+
+    @app.command("validate")
+    @user_errors
+    def validate(
+        scenario: Optional[Path] = typer.Argument(None, help="validation YAML (default: the built-in grid, "
+                                                  "the same as validation/validate.yaml)"),
+        hosts: Optional[str] = typer.Option(None, help="host counts N, e.g. 2,4"),
+        bandwidths: Optional[str] = typer.Option(None, help="link rates in Mbps, e.g. 10,20,50,100"),
+        strategies: Optional[str] = typer.Option(None, help="single,tp,sp,bp-ag,astra-g1,astra-g32 (any subset)"),
+        topologies: Optional[str] = typer.Option(None, help="switch,shared"),
+        repeats: Optional[int] = typer.Option(None, help="timed forward passes per point (median)"),
+        out: Path = typer.Option(Path("validation"), help="folder for results.csv, summary.md, the plot"),
+        check: bool = typer.Option(False, "--check", help="exit 1 when the error target is missed"),
+    ) -> None:
+        """Build N test hosts in network namespaces joined by tbf-shaped links (a switch, and a
+        shared medium), run every strategy's real per-device kernels on them with torch.distributed
+        (gloo), and compare the measured latencies with the simulator's predictions (network
+        calibrated by a separate point-to-point benchmark, kernels profiled on the spot).
+        Needs root and `ip netns`; elsewhere it says so in one line and exits 2."""
+        from astrasim.validation.netns import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            print(f"error: {reason}", file=sys.stderr)
+            raise typer.Exit(code=2)
+        from astrasim.validation.compare import load_settings, run_validation, verdict
+
+        settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
+                                 strategies=_list(strategies), topologies=_list(topologies), repeats=repeats)
+        command = "astrasim validate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        _, summary = run_validation(settings, out, command=command.strip(), log=lambda m: print(m, flush=True))
+        print(f"wrote {out}/results.csv, {out}/summary.md, {out}/predicted_vs_measured.png")
+        ok, _ = verdict(summary)
+        if check and not ok:
+            raise typer.Exit(code=1)
