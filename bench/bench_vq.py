@@ -37,6 +37,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"hardware: {hardware_description()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    from astrasim.kernels import fused
+
+    print("encode path: " + ("fused C kernel (astrasim/kernels/vq_nearest.c)" if fused.available()
+                             else "torch batched matmul + two-stage argmin (no C compiler, or ASTRASIM_FUSED_VQ=0)"))
     d_model, k, tokens = 768, 1024, 256
     torch.manual_seed(0)
     x = torch.randn(tokens, d_model)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from astrasim.errors import UserError
+from astrasim.kernels import fused
 
 Tensor = torch.Tensor
 
@@ -47,6 +48,9 @@ class GroupedVQ(nn.Module):
         self.codebook = nn.Parameter(torch.randn(groups, codebook_size, self.group_dim, dtype=dtype))
         self._cache_key: tuple | None = None
         self._norms: Tensor | None = None
+        self._fused_key: Tensor | None = None  # the norms tensor the fused tables were built with
+        self._cbt: Tensor | None = None
+        self._norms_flat: Tensor | None = None
         self._scores: Tensor | None = None  # reused [G, M, K] workspace: no fresh 10s-of-MB buffer per call
 
     # -- sizes ---------------------------------------------------------------------------------------
@@ -85,12 +89,32 @@ class GroupedVQ(nn.Module):
             self._cache_key = key
         return self._norms
 
+    def _fused_ok(self, x: Tensor) -> bool:
+        """The fused C kernel (`fused.py`) serves float32 CPU tensors where it could be built."""
+        cb = self.codebook
+        return (x.dtype == torch.float32 and cb.dtype == torch.float32 and x.device.type == "cpu"
+                and cb.device.type == "cpu" and fused.available() and self.codebook_size % fused.tile() == 0)
+
+    def _fused_tables(self) -> tuple[Tensor, Tensor]:
+        """(codebook in the kernel's tiled layout, norms [G, K]), both contiguous, rebuilt with the norms."""
+        norms = self._code_norms()
+        if self._fused_key is not self._norms:
+            with torch.no_grad():
+                self._cbt = fused.tiled_codebook(self.codebook.detach())
+                self._norms_flat = norms.reshape(self.groups, self.codebook_size).contiguous()
+            self._fused_key = self._norms
+        return self._cbt, self._norms_flat
+
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
         """Nearest code of every group: x[..., dim] -> LongTensor[..., groups]."""
         if x.shape[-1] != self.dim:
             raise ValueError(f"expected last dim {self.dim}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
+        if self._fused_ok(x):
+            xm = x.detach().reshape(-1, self.groups, self.group_dim).contiguous()        # [M, G, d]
+            cbt, norms = self._fused_tables()
+            return fused.nearest_codes(xm, cbt, norms).reshape(*lead, self.groups)
         xg = x.detach().reshape(-1, self.groups, self.group_dim).transpose(0, 1)        # [G, M, d]
         cb = self.codebook.detach()
         shape = (self.groups, xg.shape[1], self.codebook_size)
