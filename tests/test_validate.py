@@ -20,8 +20,8 @@ from astrasim.errors import UserError
 from astrasim.network.collectives import plan
 from astrasim.validation.calibrate import fit, transfer_factor
 from astrasim.validation.compare import Settings, load_settings, plot, summarize, summary_markdown, verdict
-from astrasim.validation.programs import (VALIDATION_MODEL, Collectives, Variant, pack_codes, packed_bytes,
-                                          unpack_codes)
+from astrasim.kernels.codes import pack_codes, packed_bytes, unpack_codes
+from astrasim.validation.programs import VALIDATION_MODEL, Collectives, Variant
 
 
 # ---------------------------------------------------------------------------------- codes

@@ -85,15 +85,18 @@ def available() -> bool:
     """Whether the fused kernel can run here (built and loaded once per process)."""
     if os.environ.get("ASTRASIM_FUSED_VQ", "1") == "0":
         return False
-    with _lock:
-        if "dll" not in _state:
-            _state["dll"] = _build()
-        return _state["dll"] is not None
+    if "dll" not in _state:  # built once; later calls (every encode) skip the lock
+        with _lock:
+            if "dll" not in _state:
+                dll = _build()
+                _state["tile"] = int(dll.vq_tile()) if dll is not None else 0
+                _state["dll"] = dll
+    return _state["dll"] is not None
 
 
 def tile() -> int:
     """Codes per register tile: the fused kernel needs K to be a multiple of it."""
-    return int(_state["dll"].vq_tile())
+    return _state["tile"]
 
 
 def tiled_codebook(codebook: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,6 @@ devices = 1, whatever ``devices`` lists.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import platform
 from collections.abc import Callable, Iterable, Sequence
@@ -147,7 +146,7 @@ def _op_calls(block: ReferenceBlock, cfg: Config, codebook: int, cls_token: bool
     remote = sum(b - a for a, b in bounds[1:])
     x_local = x[:, :local].contiguous()
     codes = torch.randint(0, codebook, (1, remote, cfg.groups))
-    bits = math.ceil(math.log2(codebook))
+    bits = vq.index_bits
     wire = pack_codes(codes, bits)  # what arrives from the other devices
     st = dev.local_attn(x_local)
     k_hat, v_hat = dev.remote_kv(codes)

@@ -21,6 +21,16 @@ def blocks(spec: ModelSpec, nb: int) -> int:
     return spec.layers // nb
 
 
+def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, dec: float, prev: list[str], layer: int,
+                          bits: float, algorithm: str) -> tuple[str, int]:
+    """One block's per - 1 decoupled layers on every device (no communication), then the all-gather
+    of the hidden slices; returns (the all-gather's id, the index of the block's full layer)."""
+    for _ in range(per - 1):
+        prev = [b.compute(d, "decoupled_layer", layer, dec, [prev[d]]) for d in devs]
+        layer += 1
+    return b.comm("ag_hidden", layer, "all_gather", devs, bits, prev, algorithm=algorithm), layer
+
+
 def build(spec: ModelSpec, costs: Costs, n_devices: int, tokens: int, options: StrategyOptions) -> OpGraph:
     n, nb = n_devices, options.nb
     per = blocks(spec, nb)
@@ -33,10 +43,7 @@ def build(spec: ModelSpec, costs: Costs, n_devices: int, tokens: int, options: S
     prev = [""] * n
     layer = 0
     for _ in range(nb):
-        for _ in range(per - 1):
-            prev = [b.compute(d, "decoupled_layer", layer, dec, [prev[d]]) for d in devs]
-            layer += 1
-        ag = b.comm("ag_hidden", layer, "all_gather", devs, bits, prev, algorithm=options.algorithm)
+        ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, bits, options.algorithm)
         prev = [b.compute(d, "full_layer", layer, full, [ag]) for d in devs]
         layer += 1
     return b.graph

@@ -19,7 +19,7 @@ from __future__ import annotations
 from astrasim.models import ModelSpec
 from astrasim.opgraph import OpGraph
 from astrasim.strategies.base import Builder, Costs, StrategyOptions
-from astrasim.strategies.bp_ag import blocks
+from astrasim.strategies.bp_ag import blocks, decoupled_then_gather
 
 
 def build(spec: ModelSpec, costs: Costs, n_devices: int, tokens: int, options: StrategyOptions) -> OpGraph:
@@ -35,10 +35,7 @@ def build(spec: ModelSpec, costs: Costs, n_devices: int, tokens: int, options: S
     prev = [""] * n
     layer = 0
     for block in range(nb):
-        for _ in range(per - 1):
-            prev = [b.compute(d, "decoupled_layer", layer, dec, [prev[d]]) for d in devs]
-            layer += 1
-        ag = b.comm("ag_hidden", layer, "all_gather", devs, ag_bits, prev, algorithm=options.algorithm)
+        ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, ag_bits, options.algorithm)
         a = [b.compute(d, "attn", layer, attn, [ag]) for d in devs]
         prev = [b.compute(d, "mlp", layer, mlp, [a[d]]) for d in devs]
         if block < nb - 1 and n > 1:

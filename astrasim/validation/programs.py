@@ -27,7 +27,6 @@ astra   vq_encode -> all_gather(codes, packed to G*log2(K) bits per token) || lo
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from astrasim.kernels.codes import pack_codes, packed_bytes, unpack_codes  # noqa: F401 (re-exported)
+from astrasim.kernels.codes import pack_codes, packed_bytes, unpack_codes
 from astrasim.models import ModelSpec
 
 Tensor = torch.Tensor
@@ -295,7 +294,7 @@ class Program:
             self.bounds = token_bounds(spec.tokens, n)
             a, b_ = self.bounds[rank]
             self.x = x[:, a:b_].contiguous()
-            self.bits = math.ceil(math.log2(variant.codebook))
+            self.bits = vqs[0].index_bits
         else:
             raise ValueError(f"strategy {s!r} is not run by the validation harness")
         self.out: Tensor | None = None
