@@ -98,7 +98,9 @@ def point_fleet(point) -> Fleet | None:
         raise UserError(f"profile id '{measured_id}' has no entry in profiles/devices.yaml, so its times cannot be "
                         f"rescaled to other devices or weight precisions; add its peak_flops and mem_bandwidth_gbs "
                         f"there", field="weight_bits" if point.weight_bits != 32 else "hardware.devices")
-    return Fleet(measured=measured, devices=targets, shares=shares)
+    capacity = tuple(None if (m := device_memory(hardware_of(point, d), measured_id)) is None
+                     else (m - point.headroom_gb) * GB for d in range(point.devices))
+    return Fleet(measured=measured, devices=targets, shares=shares, capacity=capacity)
 
 
 def fastest(names: list[str], spec, tokens: int, speeds: list[float] | None = None) -> int:

@@ -33,7 +33,8 @@ from astrasim.layer_costs import (
     DTYPE_BYTES, INDEX_BYTES, Cost, LayerShape, attention_core, linear, mlp_block, norm, qkv, residual,
 )
 from astrasim.strategies.base import (
-    KnobError, Knobs, Memory, Strategy, activation_bytes, code_bits, kv_bytes, model_weights, proportional_split,
+    KnobError, Knobs, Memory, Strategy, activation_bytes, bounded_split, code_bits, kv_bytes, model_weights,
+    proportional_split,
 )
 
 
@@ -127,8 +128,11 @@ class Astra(Strategy):
 
     # -- memory and uneven token splits ----------------------------------------------------------
     def parts(self, spec, n, tokens, knobs, options):
-        """Shared tokens per device (CLS copies not counted), even or in proportion to the partition weights."""
-        return sent_tokens(spec, n, tokens, options.fleet.shares if options.fleet else None)
+        """Shared tokens per device (CLS copies not counted), even or in proportion to the partition weights,
+        bounded by each device's memory (counting every other token as remote: an upper bound)."""
+        shared = tokens - 1 if spec.cls_token else tokens
+        return bounded_split(shared, n, options, lambda d, p: self._device_memory(spec, knobs, options, p,
+                                                                                   shared - p, 0).total)
 
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
         remote = remote_tokens(spec, n, tokens, options.causal_skip, parts)[device]
@@ -138,21 +142,19 @@ class Astra(Strategy):
         """Full weights and every layer's codebooks (K x D values at weight_bits) on every device; the
         KV cache of its own tokens (the last device also of the generated ones) plus the codes of the
         remote tokens it uses; one layer's activations include the decoded remote K_hat, V_hat."""
-        sh = LayerShape.of(spec)
         own = self.parts(spec, n, tokens, knobs, options)
         remote = remote_tokens(spec, n, tokens, options.causal_skip, own)
-        cls = 1 if spec.cls_token else 0
-        weights = model_weights(spec, sh) * options.weight_bits / 8
-        codebooks = spec.layers * knobs.codebook * spec.hidden * options.weight_bits / 8
-        out = []
-        for d in range(n):
-            local = own[d] + cls + (output_tokens if d == n - 1 else 0)
-            codes = spec.layers * remote[d] * code_bits(knobs.groups, knobs.codebook) / 8
-            out.append(Memory(weights=weights, codebooks=codebooks,
-                              kv_cache=kv_bytes(spec.layers, local, sh.kv_heads, sh.head_dim) + codes,
-                              activations=activation_bytes(sh, own[d] + cls, own[d] + cls, own[d] + cls + remote[d],
-                                                           own[d] + cls)))
-        return out
+        return [self._device_memory(spec, knobs, options, own[d], remote[d], output_tokens if d == n - 1 else 0)
+                for d in range(n)]
+
+    def _device_memory(self, spec, knobs, options, own: int, remote: int, generated: int) -> Memory:
+        sh = LayerShape.of(spec)
+        local = own + (1 if spec.cls_token else 0)
+        codes = spec.layers * remote * code_bits(knobs.groups, knobs.codebook) / 8
+        return Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
+                      codebooks=spec.layers * knobs.codebook * spec.hidden * options.weight_bits / 8,
+                      kv_cache=kv_bytes(spec.layers, local + generated, sh.kv_heads, sh.head_dim) + codes,
+                      activations=activation_bytes(sh, local, local, local + remote, local))
 
     def _costs(self, spec, n, knobs, m: int, remote: int, dtype: str):
         """One layer's ops of a device with m own shared tokens that uses `remote` remote tokens."""

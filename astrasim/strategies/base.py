@@ -360,11 +360,12 @@ class Rate:
 class Fleet:
     """Per-device hardware of a point: `measured` is the profiled hardware (None: not in the catalog,
     so only FLOP ratios are used), devices[i] device i's (None: the measured hardware), `shares` the
-    partition weights (None: even)."""
+    partition weights (None: even), `capacity` what each device's memory can take (bounds the split)."""
 
     measured: Rate | None = None
     devices: tuple[Rate | None, ...] = ()
     shares: tuple[float, ...] | None = None
+    capacity: tuple[float | None, ...] = ()  # bytes each device may fill (memory less headroom; None: unknown)
 
     def factor(self, device: int, ref: Cost | None, mine: Cost | None, weight_bits: int) -> float:
         """t_device / t_profiled = roofline(device hardware, its op at weight_bits) /
@@ -377,3 +378,28 @@ class Fleet:
         target = (self.devices[device] if device < len(self.devices) else None) or self.measured
         base = self.measured.seconds(ref.flops, ref.bytes)
         return target.seconds(mine.flops, nbytes) / base if base > 0 else 1.0
+
+
+def bounded_split(total: int, n: int, options: BuildOptions, bytes_at: Callable[[int, int], float],
+                  minimum: int = 1) -> list[int]:
+    """`total` items over n devices in proportion to the fleet's shares (even without), each device's
+    part capped so that its footprint bytes_at(device, part) stays within its capacity. When the
+    capacities cannot hold everything the uncapped split is returned (the point then does not fit)."""
+    fleet = options.fleet
+    if fleet is None or not fleet.shares:
+        return proportional_split(total, [1] * n, minimum)
+    weights = list(fleet.shares)
+    caps = []
+    for d in range(n):
+        cap = fleet.capacity[d] if d < len(fleet.capacity) else None
+        if cap is None:
+            caps.append(total)
+            continue
+        lo, hi = minimum - 1, total  # the largest part whose footprint fits: bytes_at grows with the part
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if bytes_at(d, mid) <= cap else (lo, mid - 1)
+        caps.append(lo)
+    if sum(caps) < total or min(caps) < minimum:
+        return proportional_split(total, weights, minimum)
+    return proportional_split(total, weights, minimum, caps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from astrasim.kernels.split import token_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Memory, Strategy, activation_bytes, kv_bytes, model_weights
+from astrasim.strategies.base import Memory, Strategy, activation_bytes, bounded_split, kv_bytes, model_weights
 
 
 def sp_layer_costs(spec, n: int, tokens: int, dtype: str, own: int | None = None) -> dict:
@@ -65,6 +65,10 @@ class SequenceParallel(Strategy):
         return sp_layer_costs(spec, n, tokens, dtype)
 
     # -- memory and uneven token splits ----------------------------------------------------------
+    def parts(self, spec, n, tokens, knobs, options):
+        """Tokens per device, in proportion to speed, bounded by each device's memory."""
+        return bounded_split(tokens, n, options, lambda d, p: sp_memory(spec, tokens, p, options.weight_bits, p).total)
+
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
         return sp_layer_costs(spec, n, tokens, "float32", own=parts[device])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
 from astrasim.strategies.base import (
-    Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights, proportional_split,
+    Memory, Strategy, activation_bytes, bounded_split, kv_bytes, layer_weights, outer_weights, proportional_split,
 )
 
 
@@ -57,32 +57,38 @@ class TensorParallel(Strategy):
 
     # -- memory and uneven head / column splits -----------------------------------------------------
     def parts(self, spec, n, tokens, knobs, options):
-        """KV heads per device (query heads follow their KV head), in proportion to the partition weights."""
-        return proportional_split(spec.kv_heads, self._weights(n, options))
+        """KV heads per device (query heads follow their KV head), in proportion to the partition weights,
+        bounded by each device's memory (with the same fraction of the MLP columns)."""
+        return self._split(spec, n, tokens, options)[0]
 
-    def _weights(self, n, options):
-        return list(options.fleet.shares) if options.fleet and options.fleet.shares else [1] * n
+    def _split(self, spec, n, tokens, options) -> tuple[list[int], list[int]]:
+        cols_of = lambda kv: max(1, round(spec.mlp_hidden * kv / spec.kv_heads))  # noqa: E731
+        kv = bounded_split(spec.kv_heads, n, options, lambda d, p: self._memory(
+            spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0).total)
+        if kv == proportional_split(spec.kv_heads, [1] * n):
+            return kv, proportional_split(spec.mlp_hidden, [1] * n)
+        return kv, proportional_split(spec.mlp_hidden, [float(k) for k in kv])
 
-    def _shards(self, spec, n, options) -> list[LayerShape]:
-        kv = self.parts(spec, n, 0, None, options)
-        cols = proportional_split(spec.mlp_hidden, self._weights(n, options))
+    def _shards(self, spec, n, options, tokens: int = 1) -> list[LayerShape]:
+        kv, cols = self._split(spec, n, tokens, options)
         return [tp_shard(spec, k, c) for k, c in zip(kv, cols)]
 
+    def _memory(self, spec, n, tokens, shard, weight_bits, output_tokens) -> Memory:
+        weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) / n
+        return Memory(weights=weights * weight_bits / 8,
+                      kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim),
+                      activations=activation_bytes(shard, tokens, tokens, tokens, tokens))
+
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
-        shard = self._shards(spec, n, options)[device]
+        shard = self._shards(spec, n, options, tokens)[device]
         return {"attn": attn_block(shard, tokens, tokens, 4, square_causal=shard.causal),
                 "mlp": mlp_block(shard, tokens, 4, out_dim=spec.hidden)}
 
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
         """Each device: its heads' and columns' share of every layer (norms and output biases
         replicated), 1/N of the embeddings (vocab-parallel), the KV of all tokens for its KV heads."""
-        out = []
-        for shard in self._shards(spec, n, options):
-            weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) / n
-            out.append(Memory(weights=weights * options.weight_bits / 8,
-                              kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim),
-                              activations=activation_bytes(shard, tokens, tokens, tokens, tokens)))
-        return out
+        return [self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens)
+                for shard in self._shards(spec, n, options, tokens)]
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token):
         import torch
