@@ -214,3 +214,28 @@ def test_catalog_has_memory_for_every_device():
     assert {d.name: d.memory_gb for d in cat.values() if d.name != "cpu"} == {
         "jetson-orin-nano": 8.0, "jetson-agx-orin": 64.0, "raspberry-pi-5": 8.0, "gtx-1660-ti-laptop": 6.0}
     assert all(d.memory_source for d in cat.values())
+
+
+def test_plan_says_why_a_candidate_does_not_fit_and_proposes_mixed_fleets(profiles, tmp_path):
+    plan = {"name": "llama", "model": "llama3-8b", "tokens": 128, "latency_target_s": 1e6,
+            "devices": ["raspberry-pi-5", "jetson-orin-nano"], "device_counts": [1, 2, 4],
+            "networks": ["ethernet-1g"], "strategies": ["single", "tp", "sp"],
+            "fleets": [["jetson-orin-nano", "raspberry-pi-5", "raspberry-pi-5", "raspberry-pi-5"]],
+            "sweep": {"hardware": {"profile": "cpu"}}}
+    p = tmp_path / "plan.yaml"
+    p.write_text(yaml.safe_dump(plan))
+    res = CliRunner().invoke(app, ["plan", str(p), "--no-progress", "--out", str(tmp_path / "t.csv")])
+    assert res.exit_code == 2, res.output  # fp32: nothing fits on 8 GB boards
+    assert "memory binds" in res.output and "needs 32.1 GB per device, has 8 GB" in res.output
+    plan["sweep"]["weight_bits"] = 8
+    p.write_text(yaml.safe_dump(plan))
+    res = CliRunner().invoke(app, ["plan", str(p), "--no-progress", "--out", str(tmp_path / "t.csv")])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    t = pd.read_csv(tmp_path / "t.csv")
+    assert "1xjetson-orin-nano+3xraspberry-pi-5" in set(t["hardware"])
+    assert not t.loc[t["strategy"] == "single", "feasible"].any()  # 8.0 GB of weights on an 8 GB board
+    assert t.loc[t["feasible"], "fits"].all() and (t["accuracy"].isna()).all()  # 8-bit accuracy is unknown
+    mixed = t[t["hardware"].str.contains("+", regex=False)].iloc[0]
+    assert mixed["device_cost_usd"] == 499 + 3 * 80

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_accuracy, select_task
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
-from astrasim.scenario.schema import StrategyEntry
+from astrasim.scenario.schema import MemoryConfig, StrategyEntry
 from astrasim.strategies import STRATEGIES, get, label_of
 NO_NETWORK = "none"
 
@@ -444,7 +444,8 @@ def _label(row) -> str:
     strat = label_of(row)
     net = "" if row["network_option"] == NO_NETWORK else f" on {row['network_option']}"
     hw = row["hardware"] if "+" in str(row["hardware"]) else f"{int(row['devices'])} x {row['hardware']}"
-    return f"{hw}{net}, {strat}"
+    bits = f", {int(row['weight_bits'])}-bit weights" if row.get("weight_bits", 32) != 32 else ""
+    return f"{hw}{net}, {strat}{bits}"
 
 
 def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks: dict[str, NetworkOption],
@@ -458,6 +459,8 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     if not accuracy.strict_table.empty:
         check_matches(results, accuracy.strict_table)
     df = join_accuracy(results, accuracy.table, task=accuracy.task and {plan.model: accuracy.task})
+    if "weight_bits" in df.columns:  # the accuracy tables are for 32-bit weights: other precisions are unknown
+        df.loc[df["weight_bits"] != 32, "accuracy"] = np.nan
     df = add_cost_energy(df, devices, networks)
     df["configuration"] = [_label(r) for _, r in df.iterrows()]
 
@@ -474,7 +477,8 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     ok_memory = df["fits"].astype(bool) if "fits" in df.columns else pd.Series(True, index=df.index)
     df["meets_latency"], df["meets_accuracy"], df["meets_budget"] = ok_latency, ok_acc, ok_budget
     df["meets_memory"] = ok_memory
-    df["memory_reason"] = [memory_reason(r) for _, r in df.iterrows()]
+    headroom = (plan.sweep.get("memory") or {}).get("headroom_gb", MemoryConfig().headroom_gb)
+    df["memory_reason"] = [memory_reason(r, headroom) for _, r in df.iterrows()]
     df["feasible"] = ok_latency & ok_acc & ok_budget & ok_memory
 
     acc_sense = "max" if accuracy.higher_is_better else "min"
@@ -493,13 +497,14 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     return result
 
 
-def memory_reason(row) -> str:
-    """Why a configuration does not fit ('needs 32.1 GB per device, has 8 GB'), or ''."""
+def memory_reason(row, headroom_gb: float) -> str:
+    """Why a configuration does not fit ('needs 32.1 GB per device, has 8 GB (...)'), or ''."""
+    from astrasim.scenario.fleet import fit_reason
+
     if "fits" not in row.index or bool(row["fits"]):
         return ""
-    per = "per device" if "+" not in str(row["hardware"]) else "on its fullest device"
-    return (f"needs {row['memory_gb']:.1f} GB {per}, has {row['memory_limit_gb']:g} GB"
-            + ("" if per == "per device" else " on its tightest"))
+    where = "per device" if "+" not in str(row["hardware"]) else "on its fullest device (the tightest)"
+    return fit_reason(row["memory_gb"], row["memory_limit_gb"], headroom_gb, where)
 
 
 def binding_constraints(df: pd.DataFrame, plan: PlanScenario, accuracy: AccuracyView) -> list[str]:
@@ -509,7 +514,7 @@ def binding_constraints(df: pd.DataFrame, plan: PlanScenario, accuracy: Accuracy
         if not df["meets_memory"].any():
             small = df.loc[(df["memory_gb"] - df["memory_limit_gb"]).idxmin()]
             out.append(f"memory binds: no configuration fits; the closest ({small['configuration']}) "
-                       f"{memory_reason(small)}")
+                       f"{small['memory_reason']}")
         df = df[df["meets_memory"]]
         if df.empty:
             return out

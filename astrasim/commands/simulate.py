@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
             print(json.dumps({**row, "per_device": per_device, "link_bits": result.link_bits,
                               "ops": len(graph.ops)}, indent=2, sort_keys=False))
             return
-        _print_table(row, per_device, result, trace)
+        _print_table(row, per_device, result, trace, point)
 
 
 def _add_memory(point, per_device: list[dict]) -> None:
@@ -59,10 +59,11 @@ def _add_memory(point, per_device: list[dict]) -> None:
                           "activations": m.activations / GB, "total": m.total / GB}
 
 
-def _print_table(row: dict, per_device: list[dict], result, trace) -> None:
+def _print_table(row: dict, per_device: list[dict], result, trace, point) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from astrasim.scenario.fleet import memory_check
     from astrasim.strategies import label_of
 
     label = label_of(row)
@@ -87,7 +88,7 @@ def _print_table(row: dict, per_device: list[dict], result, trace) -> None:
                   f"{m['weights']:.3f}, codebooks {m['codebooks']:.3f}, KV cache {m['kv_cache']:.3f}, activations "
                   f"{m['activations']:.3f} GB; {row['weight_bits']}-bit weights)")
     limit = row["memory_limit_gb"]
-    console.print("fits             " + ("yes" if row["fits"] else "NO") +
+    console.print("fits             " + ("yes" if row["fits"] else f"NO: {memory_check(point).reason()}") +
                   (f" (tightest device has {limit:g} GB)" if limit is not None else " (device memory unknown)"))
     if trace is not None:
         console.print(f"trace written to {trace} (open in ui.perfetto.dev)")

@@ -138,9 +138,13 @@ class MemoryCheck:
         if self.fits:
             return ""
         i = self.worst
-        where = "per device" if len(set(self.need_gb)) == 1 else f"on device {i}"
-        return (f"needs {self.need_gb[i]:.1f} GB {where}, has {self.have_gb[i]:g} GB "
-                f"({self.headroom_gb:g} GB kept for the OS and runtime)")
+        return fit_reason(self.need_gb[i], self.have_gb[i], self.headroom_gb,
+                          "per device" if len(set(self.need_gb)) == 1 else f"on device {i}")
+
+
+def fit_reason(need_gb: float, have_gb: float, headroom_gb: float, where: str = "per device") -> str:
+    """Why a point does not fit, in one phrase (simulate, plan)."""
+    return f"needs {need_gb:.1f} GB {where}, has {have_gb:g} GB ({headroom_gb:g} GB kept for the OS and runtime)"
 
 
 def device_memory(name: str | None, measured_id: str) -> float | None:
