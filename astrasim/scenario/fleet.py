@@ -17,6 +17,7 @@ proportion to their speeds, how each device's op times are scaled, and whether t
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -72,8 +73,8 @@ def hardware_of(point, device: int) -> str | None:
 def partition_weights(point) -> tuple[float, ...] | None:
     """Relative speeds of the point's devices (None: equal, the even split)."""
     n = point.devices
-    if point.partition == "even" or n == 1:
-        return None
+    if point.partition == "even" or n == 1 or (point.fleet is None and point.speeds is None):
+        return None  # one hardware type at one speed: equal weights
     measured = catalog_rate(profile_id(point.profile_path))
     speeds = point.device_speeds()
     weights = []
@@ -86,6 +87,7 @@ def partition_weights(point) -> tuple[float, ...] | None:
     return tuple(w / top for w in weights)
 
 
+@functools.lru_cache(maxsize=4096)
 def point_fleet(point) -> Fleet | None:
     """The per-device scaling of a point, or None for today's uniform path."""
     shares = partition_weights(point)
@@ -147,16 +149,17 @@ def fit_reason(need_gb: float, have_gb: float, headroom_gb: float, where: str = 
     return f"needs {need_gb:.1f} GB {where}, has {have_gb:g} GB ({headroom_gb:g} GB kept for the OS and runtime)"
 
 
-def device_memory(name: str | None, measured_id: str) -> float | None:
-    catalog: dict[str, CatalogDevice] = load_catalog()
-    dev = catalog.get(name or measured_id)
+def device_memory(name: str | None, measured_id: str, catalog: dict[str, CatalogDevice] | None = None
+                  ) -> float | None:
+    dev = (catalog or load_catalog()).get(name or measured_id)
     return dev.memory_gb if dev is not None else None
 
 
+@functools.lru_cache(maxsize=4096)
 def memory_check(point, output_tokens: int = 0) -> MemoryCheck:
     """Each device's footprint (the strategy's `memory`) against its catalog memory."""
     strategy = get(point.strategy)
     use = strategy.memory(point.model, point.devices, point.tokens, point.knobs, point.options(), output_tokens)
-    measured_id = profile_id(point.profile_path)
-    have = tuple(device_memory(hardware_of(point, d), measured_id) for d in range(point.devices))
+    measured_id, catalog = profile_id(point.profile_path), load_catalog()
+    have = tuple(device_memory(hardware_of(point, d), measured_id, catalog) for d in range(point.devices))
     return MemoryCheck(tuple(m.total / GB for m in use), have, point.headroom_gb)
