@@ -169,7 +169,11 @@ class NiceLogLocator(ticker.Locator):
             return []
         lo = max(lo, hi * 1e-12)
         decades = math.log10(hi / lo)
-        for mantissas in ((1, 2, 5), (1, 3), (1,)) if decades > 1.2 else ((1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
+        if decades <= 1.2:
+            steps = ((1, 2, 5), (1, 1.5, 2, 3, 5, 7))
+        else:
+            steps = ((1, 2, 5), (1, 3), (1,)) if decades <= 2.2 else ((1, 3), (1,)) if decades <= 4 else ((1,),)
+        for mantissas in steps:
             ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
                      for m in mantissas if lo * (1 - 1e-9) <= m * 10.0 ** k <= hi * (1 + 1e-9)]
             if decades <= 1.2 and len(ticks) < 3:
