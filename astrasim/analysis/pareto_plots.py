@@ -41,7 +41,7 @@ AXIS_LABELS = {
     "accuracy": "accuracy",
 }
 TICKS = {"latency_s": seconds, "cost_usd": usd, "comm_bits": bits}
-FADED = 0.35  # opacity of dominated / infeasible points
+FADED = 0.45  # opacity of dominated / infeasible points
 
 
 def point_labels(df: pd.DataFrame) -> list[str]:
@@ -162,11 +162,11 @@ def plot_plan(result, path: str | Path, *, above_target: float = 20.0) -> Path:
     """Latency against cost of every configuration of a PlanResult, one panel per (device, network);
     one-device configurations appear in each network's panel of their device. The latency axis
     stops at `above_target` times the target (slower configurations are counted in the title)."""
+    from astrasim.analysis.planning import NO_NETWORK
+
     table = result.table.assign(label=variant_labels(result.table))
     target, budget = result.plan.latency_target_s, result.plan.budget_usd
     looks = Looks(table, table["label"])
-    from astrasim.analysis.planning import NO_NETWORK
-
     single = table["network_option"] == NO_NETWORK
     nets = list(dict.fromkeys(table.loc[~single, "network_option"])) or list(dict.fromkeys(table["network_option"]))
     hardware = list(dict.fromkeys(table["hardware"]))
@@ -174,35 +174,41 @@ def plot_plan(result, path: str | Path, *, above_target: float = 20.0) -> Path:
     lo = 0.7 * float(table["latency_s"].min())
     hi = min(float(table["latency_s"].max()) * 1.3, target * above_target)
     hi = max(hi, target * 1.5)
-    fig, axes = plt.subplots(len(hardware), len(nets), figsize=(4.6 * len(nets), 3.6 * len(hardware)),
-                             squeeze=False, sharex=True, sharey=True, layout="constrained")
-    for r, hw in enumerate(hardware):
-        for c, net in enumerate(nets):
-            ax = axes[r][c]
-            part = table[(table["hardware"] == hw) & ((table["network_option"] == net) | single)]
-            _scatter(ax, looks, part[~part["feasible"]], "cost_usd", "latency_s", alpha=FADED, size=0.8)
-            _scatter(ax, looks, part[part["feasible"]], "cost_usd", "latency_s")
-            ax.axhspan(target, hi * 10, color="0.93", zorder=0)
-            ax.axhline(target, color="#CC0000", ls="--", lw=1.3, zorder=1)
-            if budget is not None:
-                ax.axvline(budget, color="#CC0000", ls=":", lw=1.3, zorder=1)
-            if chosen is not None and chosen.name in part.index:
-                ax.scatter([chosen["cost_usd"]], [chosen["latency_s"]], s=420, facecolors="none",
-                           edgecolors="black", linewidths=2.2, zorder=10)
-                ax.annotate("chosen", (chosen["cost_usd"], chosen["latency_s"]), textcoords="offset points",
-                            xytext=(0, 13), ha="center", fontsize=8, fontweight="bold", zorder=11)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_ylim(lo, hi)
-            _plain_ticks(ax, "cost_usd", "latency_s")
-            ax.grid(alpha=0.3, which="major")
-            slow = int((part["latency_s"] > hi).sum())
-            ax.set_title(f"{hw} on {net}" + (f"\n{slow} slower configuration(s) above the scale" if slow else ""),
-                         fontsize=8.5)
-            if r == len(hardware) - 1:
-                ax.set_xlabel(AXIS_LABELS["cost_usd"])
-            if c == 0:
-                ax.set_ylabel(AXIS_LABELS["latency_s"])
+    panels = [(hw, net) for hw in hardware for net in nets]
+    cols = len(nets) if len(nets) > 1 else min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True,
+                             sharey=True, layout="constrained")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for k, (hw, net) in enumerate(panels):
+        r, c = divmod(k, cols)
+        ax = axes[r][c]
+        part = table[(table["hardware"] == hw) & ((table["network_option"] == net) | single)]
+        _scatter(ax, looks, part[~part["feasible"]], "cost_usd", "latency_s", alpha=FADED, size=0.8)
+        _scatter(ax, looks, part[part["feasible"]], "cost_usd", "latency_s")
+        ax.axhspan(target, hi * 10, color="0.93", zorder=0)
+        ax.axhline(target, color="#CC0000", ls="--", lw=1.3, zorder=1)
+        if budget is not None:
+            ax.axvline(budget, color="#CC0000", ls=":", lw=1.3, zorder=1)
+        if chosen is not None and chosen.name in part.index:
+            ax.scatter([chosen["cost_usd"]], [chosen["latency_s"]], s=420, facecolors="none",
+                       edgecolors="black", linewidths=2.2, zorder=10)
+            ax.annotate("chosen", (chosen["cost_usd"], chosen["latency_s"]), textcoords="offset points",
+                        xytext=(0, 13), ha="center", fontsize=8, fontweight="bold", zorder=11)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(lo, hi)
+        _plain_ticks(ax, "cost_usd", "latency_s")
+        ax.grid(alpha=0.3, which="major")
+        slow = int((part["latency_s"] > hi).sum())
+        ax.set_title(f"{hw} on {net}" + (f"\n{slow} slower configuration(s) above the scale" if slow else ""),
+                     fontsize=8.5)
+        if k + cols >= len(panels):
+            ax.set_xlabel(AXIS_LABELS["cost_usd"])
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if c == 0:
+            ax.set_ylabel(AXIS_LABELS["latency_s"])
     extra = [(Line2D([], [], color="#CC0000", ls="--"), f"latency target {seconds(target)}"),
              (Line2D([], [], marker="o", ls="", mfc="none", mec="black", mew=2, ms=14), "chosen (cheapest feasible)"),
              (Line2D([], [], marker="o", ls="", color="0.5", alpha=FADED), "faded: misses a constraint")]
@@ -239,7 +245,7 @@ def plot_measured_accuracy(rows: pd.DataFrame, path: str | Path) -> Path:
     if len(original):
         left.axhline(original.mean(), color="black", ls="--", lw=1, label=f"original ({original.mean():.1f} %)")
     left.set_xscale("log", base=2)
-    plain_axis(left, "x", number)
+    plain_axis(left, "x", number, values=method["bits_per_token"].unique())
     left.set_xlabel("bits sent per token (G x log2 K)")
     left.set_ylabel("test top-1 accuracy (%)")
     left.set_title("TinyViT on scikit-learn digits, after fine-tuning", fontsize=10)

@@ -183,7 +183,7 @@ def published_accuracy() -> pd.DataFrame | None:
     return None
 
 
-def accuracy_text(row: pd.Series, known_models: set[str]) -> str:
+def accuracy_text(row, known_models: set[str]) -> str:
     """'top-1 81.1 %', 'perplexity 76.2', 'accuracy unknown', or '' when the tables lack the model."""
     if str(row["model"]) not in known_models:
         return ""
@@ -214,17 +214,13 @@ def plot_speedup(df: pd.DataFrame, path: str | Path, accuracy: pd.DataFrame | No
     known = set(select_task(acc)["model"].astype(str)) if acc is not None and not acc.empty else set()
     multi = df[~_is_single(df)]
     settings = _settings(multi) or [None]
-    panels = []
-    for key in settings:
-        if key is None:
-            continue
-        sub = _of_setting(multi, key)
-        best = sub.loc[sub.groupby(["devices", "bandwidth_mbps"])["speedup_vs_single"].idxmax()]
-        singles = _of_setting(df[_is_single(df)], key)
-        if acc is not None and not acc.empty:
-            best = join_accuracy(best, acc)
-            singles = join_accuracy(singles, acc) if len(singles) else singles
-        panels.append((key, best, singles.iloc[0] if len(singles) else None))
+    best = multi.loc[multi.groupby([*SETTING, "devices", "bandwidth_mbps"])["speedup_vs_single"].idxmax()]
+    singles = df[_is_single(df)].drop_duplicates(SETTING)
+    if acc is not None and not acc.empty:  # one join for every panel (the join is not cheap)
+        both = join_accuracy(pd.concat([best, singles], keys=["best", "single"]), acc)
+        best, singles = both.loc["best"], both.loc["single"]
+    panels = [(key, _of_setting(best, key), next(iter(_of_setting(singles, key).to_dict("records")), None))
+              for key in settings if key is not None]
     values = np.concatenate([p[1]["speedup_vs_single"].to_numpy(float) for p in panels]) if panels else np.array([1.0])
     norm = matplotlib.colors.TwoSlopeNorm(vmin=max(0.05, min(0.5, float(np.nanmin(values)))), vcenter=1.0,
                                           vmax=max(2.0, float(np.nanmax(values))))
