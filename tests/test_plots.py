@@ -233,3 +233,11 @@ def test_heat_map_without_accuracy_data_for_the_model_writes_none(figures, tmp_p
 
 def test_speedup_text_never_rounds_to_zero():
     assert plots.speedup_text(0.005) == "0.005x" and plots.speedup_text(1.4) == "1.40x"
+
+
+@pytest.mark.parametrize("keep", ["multi-device only", "one device only"])
+def test_frames_without_one_side_still_plot(tmp_path, keep):
+    df = results_frame()
+    df = df[(df["strategy"] == SINGLE.name) == (keep == "one device only")]
+    for fn in (plots.plot_latency_vs_bandwidth, plots.plot_speedup):
+        assert fn(df, tmp_path / f"{fn.__name__}.png").stat().st_size > 1000

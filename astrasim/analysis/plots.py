@@ -68,7 +68,8 @@ def _settings(df: pd.DataFrame) -> list[tuple]:
 
 
 def _of_setting(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
-    return df[df[SETTING].apply(tuple, axis=1) == key]
+    mask = [tuple(r) == key for r in df[SETTING].itertuples(index=False)]
+    return df[pd.Series(mask, index=df.index, dtype=bool)]
 
 
 def _legend_outside(fig, looks: Looks, labels) -> None:
@@ -127,8 +128,9 @@ def plot_latency_vs_bandwidth(df: pd.DataFrame, path: str | Path, *,
             if c == 0:
                 ax.set_ylabel("latency per forward pass")
     _legend_outside(fig, looks, df["label"].unique())
-    fig.suptitle(f"Latency vs bandwidth (lower is better; grey: slower than one device; the axis stops at "
-                 f"{slower_than_single:g}x one device's latency)", fontsize=10)
+    fig.suptitle(textwrap.fill(f"Latency vs bandwidth (lower is better; grey: slower than one device; the axis "
+                               f"stops at {slower_than_single:g}x one device's latency)", int(22 * len(ns)) + 30),
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -217,8 +219,8 @@ def plot_speedup(df: pd.DataFrame, path: str | Path, accuracy: pd.DataFrame | No
     best = multi.loc[multi.groupby([*SETTING, "devices", "bandwidth_mbps"])["speedup_vs_single"].idxmax()]
     singles = df[_is_single(df)].drop_duplicates(SETTING)
     if acc is not None and not acc.empty:  # one join for every panel (the join is not cheap)
-        both = join_accuracy(pd.concat([best, singles], keys=["best", "single"]), acc)
-        best, singles = both.loc["best"], both.loc["single"]
+        both = join_accuracy(pd.concat([best, singles], ignore_index=True), acc)
+        best, singles = both.iloc[:len(best)], both.iloc[len(best):]
     panels = [(key, _of_setting(best, key), next(iter(_of_setting(singles, key).to_dict("records")), None))
               for key in settings if key is not None]
     values = np.concatenate([p[1]["speedup_vs_single"].to_numpy(float) for p in panels]) if panels else np.array([1.0])
