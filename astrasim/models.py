@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from astrasim.errors import UserError
 
 
@@ -97,8 +95,6 @@ def load_model_yaml(path: str | Path) -> ModelSpec:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"file '{p}' not found; give a path to a model YAML", field="model")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"malformed YAML in '{p}': {str(exc).splitlines()[0]}", field="model") from None
-    return model_from_dict(data)
+    from astrasim.fileio import read_yaml_file
+
+    return model_from_dict(read_yaml_file(p, "model"))

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from astrasim.errors import UserError
+from astrasim.fileio import parse_yaml, read_yaml_file
 from astrasim.models import ModelSpec, get_model, load_model_yaml, model_from_dict
 from astrasim.scenario.schema import Scenario, StrategyEntry, model_at
 from astrasim.strategies import get
@@ -137,11 +137,7 @@ def read_yaml(path: str | Path, what: str = "scenario") -> dict:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{what} file '{p}' not found; give a path such as scenarios/wifi.yaml", field=what)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())
-        raise UserError(f"malformed YAML in '{p}': {first}; fix the syntax", field=what) from None
+    data = read_yaml_file(p, what)
     if data is not None and not isinstance(data, dict):
         raise UserError(f"'{p}' must be a mapping of {what} fields (see docs/scenarios.md)", field=what)
     return data or {}
@@ -154,10 +150,7 @@ def apply_overrides(data: dict | None, overrides: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"'{item}' is not key=value, e.g. network.bandwidth_mbps=50", field="--set")
         key, _, raw = item.partition("=")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise UserError(f"value of '{key}' is not valid YAML", field="--set") from None
+        value = parse_yaml(raw, f"--set {key}", "--set")
         parts = key.strip().split(".")
         node = data
         for part in parts[:-1]:
