@@ -74,8 +74,33 @@ def check(sc: Scenario) -> None:
         resolve_profile_path(hw.profile, sc._base_dir)
     if "custom" in net.topology and net.custom is None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
+    if "custom" in net.topology:
+        _check_custom_graph(sc)
     if net.trace:
-        resolve_file(net.trace, sc._base_dir, "network.trace")
+        from astrasim.network.topology import load_bandwidth_trace
+
+        try:
+            load_bandwidth_trace(resolve_file(net.trace, sc._base_dir, "network.trace"))
+        except UserError as exc:
+            raise UserError(str(exc), field="network.trace") from None
+
+
+def check_name(name: str) -> str:
+    """A scenario name names its results file (results/<name>.csv): no folders, nothing hidden."""
+    if not name or any(c in name for c in "/\\\0") or name.startswith(".") or name.strip() != name:
+        raise UserError(f"{name!r} must be a plain file name (no '/', '\\', leading '.' or spaces at the ends), "
+                        "e.g. wifi-2024; put folders in --out instead", field="name")
+    return name
+
+
+def _check_custom_graph(sc: Scenario) -> None:
+    """Build the custom graph for every device count it is used with (a device missing or
+    disconnected depends on the count), so a mistake stops the run before any output."""
+    from astrasim.network.topology import topology_from_dict
+
+    counts = {1 if get(e.name).single_device else n for e in sc.strategies for n in sc.devices}
+    for n in sorted(counts):
+        topology_from_dict(sc.network.custom, n)
 
 
 def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:
@@ -126,6 +151,7 @@ def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".", 
         raise pydantic_error(exc, source) from None
     if not sc.name:
         sc.name = name
+    check_name(sc.name)
     sc._base_dir = Path(base_dir)
     sc._specs = [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
     check(sc)
