@@ -216,7 +216,10 @@ def profile_command(model: str, strategy: str, devices: int, groups: int, codebo
     p = Path(source)
     keyed = groups > 0  # the strategy's rows are keyed by G and K (profiled knobs)
     tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if keyed else "") + f"-t{tokens}"
-    cmd = f"astrasim profile --models {model} --strategies {strategy} --devices {devices} --tokens {tokens}"
+    from astrasim.models import BUILTIN_MODELS, CUSTOM_MODEL_FILES
+
+    models = model if model in BUILTIN_MODELS else CUSTOM_MODEL_FILES.get(model, f"<YAML file of {model}>")
+    cmd = f"astrasim profile --models {models} --strategies {strategy} --devices {devices} --tokens {tokens}"
     if keyed:
         cmd += f" --groups {groups} --codebook {codebook}"
     return cmd + f" --out {p.parent / f'{p.stem}.{tag}.csv'}"
