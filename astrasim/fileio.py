@@ -64,8 +64,37 @@ class _YamlRefusal(Exception):
     """A YAML construct astrasim refuses (message: where and why)."""
 
 
+def _flow_depth_line(text: str) -> int | None:
+    """The line where [ ] / { } nesting first exceeds MAX_YAML_DEPTH (quotes and comments
+    skipped roughly), else None: PyYAML's scanner is quadratic in that depth, so it is checked
+    before parsing."""
+    depth, quote, line = 0, "", 1
+    for i, c in enumerate(text):
+        if c == "\n":
+            line += 1
+            if quote != '"':
+                quote = ""  # comments (and, roughly, plain scalars) end at the line
+        elif quote:
+            if c == quote and not (quote == '"' and text[i - 1] == "\\"):
+                quote = ""
+        elif c in "'\"" and (i == 0 or text[i - 1] in " \t[{,:\n"):
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            quote = "#"
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return line
+        elif c in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
 def parse_yaml(text: str, source: str, field: str) -> Any:
     """Parse YAML text with the strict loader; any problem is one UserError naming `source`."""
+    deep = _flow_depth_line(text)
+    if deep is not None:
+        raise UserError(f"'{source}' line {deep}: nested deeper than {MAX_YAML_DEPTH} levels", field=field)
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
     except _YamlRefusal as exc:

@@ -132,8 +132,10 @@ def _probe_scheduler(address: str, timeout: float) -> None:
                         field="--dask") from None
 
 
-def _dask_client(address: str, timeout: float = DASK_TIMEOUT_S):
-    """Connect to a Dask scheduler (before any file is touched), within `timeout` seconds."""
+def _dask_client(address: str, timeout: float | None = None):
+    """Connect to a Dask scheduler (before any file is touched), within `timeout` seconds
+    (default DASK_TIMEOUT_S)."""
+    timeout = DASK_TIMEOUT_S if timeout is None else timeout
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
