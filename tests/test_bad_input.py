@@ -374,6 +374,26 @@ def test_ctrl_c_during_profile_exits_130_and_leaves_no_file(env, monkeypatch, pr
     assert sorted(p.name for p in env.iterdir() if p.name.startswith(".prof")) == []
 
 
+@pytest.mark.slow
+def test_sigint_to_a_real_profile_run_exits_130_without_a_file(env):
+    """Even when started with SIGINT ignored (a background job of a shell) and interrupted while
+    the libraries load or while measuring."""
+    import signal
+    import subprocess
+    import sys
+
+    out = env / "prof.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "astrasim", "profile", "--models", "gpt2-s", "--strategies", "tp",
+                             "--devices", "2", "--tokens", "64", "--repeats", "100000", "--quiet", "--out", str(out)],
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err[-2000:])
+    assert not out.exists() and not list(env.glob(".prof.csv.*"))
+
+
 # ----------------------------------------------------------------------------- grid size
 def test_a_huge_grid_is_refused_at_once_without_building_it(env):
     p = scenario(env, devices=[2, 4], network={"bandwidth_mbps": list(range(1, 1001)), "loss_rate": [
