@@ -25,6 +25,7 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path, check_output_path
+from astrasim.models import CUSTOM_MODEL_FILES
 from astrasim.pointrun import PRELOADED_TRACES, build_network, build_point_graph, load_trace, simulate_point
 from astrasim.results import (
     COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, InputDigests, Journal, fingerprint_path, header_line,
@@ -225,7 +226,8 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     digests = InputDigests()
     with _progress(progress, total) as bar:
         files = _check_points(sc, digests, bar.advance)
-        protected = [*inputs, *([scenario_or_path] if given_path else []), *files]
+        models = [CUSTOM_MODEL_FILES[s.name] for s in sc._specs if s.name in CUSTOM_MODEL_FILES]
+        protected = [*inputs, *([scenario_or_path] if given_path else []), *files, *models]
         for path in dict.fromkeys((final, journal_path, prints_path)):
             check_output_path(path, "--out", protected)
         client = _dask_client(dask_address) if dask_address else None

@@ -212,11 +212,14 @@ def test_out_paths_that_cannot_be_written_are_refused(env):
     assert (env / "afile").read_text() == "x"
 
 
-@pytest.mark.parametrize("which", ["scenario", "profile", "profile extension"])
+@pytest.mark.parametrize("which", ["scenario", "profile", "profile extension", "trace"])
 def test_out_onto_an_input_is_refused_and_the_input_kept(env, which):
     p = scenario(env)
     target = {"scenario": p.with_suffix(".csv"), "profile": env / "profiles" / "cpu.csv",
-              "profile extension": env / "profiles" / "cpu.extra.csv"}[which]
+              "profile extension": env / "profiles" / "cpu.extra.csv", "trace": env / "t.csv"}[which]
+    if which == "trace":
+        target.write_text("time_s,bandwidth_mbps\n0,50\n")
+        p = scenario(env, network={"trace": "t.csv"})
     if which == "scenario":  # a scenario whose file is a .csv name: the only way --out can equal it
         target.write_text(p.read_text())
         p = target
