@@ -146,10 +146,11 @@ class Roofline:
 
 
 # column -> (kind, lower bound, bound inclusive): every value of a profile is checked on reading
+# (the time the simulator uses, median_s, must be > 0; spread and counts are descriptive)
 PROFILE_VALUES = {
     "devices": ("int", 1, True), "groups": ("int", 0, True), "codebook": ("int", 0, True),
-    "tokens": ("int", 1, True), "repeats": ("int", 1, True), "threads": ("int", 0, True),
-    "median_s": ("float", 0, False), "p10_s": ("float", 0, False), "p90_s": ("float", 0, False),
+    "tokens": ("int", 1, True), "repeats": ("int", 0, True), "threads": ("int", 0, True),
+    "median_s": ("float", 0, False), "p10_s": ("float", 0, True), "p90_s": ("float", 0, True),
     "flops": ("float?", 0, True), "bytes": ("float?", 0, True),
     "model": ("text", None, True), "strategy": ("text", None, True), "op": ("text", None, True),
 }
