@@ -19,7 +19,7 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path
-from astrasim.pointrun import PRELOADED_TRACES, build_point_graph, load_trace, simulate_point
+from astrasim.pointrun import PRELOADED_TRACES, build_point_graph, check_generation, load_trace, simulate_point
 from astrasim.results import (
     COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, Journal, header_line, lines_of, read_journal,
     read_results_text, row_key, row_line,
@@ -119,6 +119,7 @@ def _check_points(points: list[Point]) -> None:
     """Everything that can fail before any simulation: profile keys, topology parameters."""
     for p in points:
         build_point_graph(p)
+        check_generation(p)
 
 
 def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None = None, workers: int = 1,

@@ -62,6 +62,7 @@ class Point:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
+    output_tokens: int = 0  # generation: tokens produced after the prompt (0 = prefill only)
 
     def options(self) -> BuildOptions:
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm)
@@ -84,7 +85,7 @@ class Point:
     def identity(self) -> dict[str, Any]:
         """The identity columns of this point's result row, in order."""
         net = self.network
-        return {
+        row = {
             "scenario": self.scenario, "model": self.model.name, "tokens": self.tokens,
             "strategy": self.strategy, **knob_columns(self.strategy, self.knobs),
             "devices": self.devices, "hardware": self.hardware, "speed": self.speed,
@@ -94,6 +95,8 @@ class Point:
             "trace": net.trace or "", "broadcast": net.broadcast, "element_bits": self.element_bits,
             "causal_skip": self.causal_skip, "algorithm": self.algorithm,
         }
+        row["output_tokens"] = self.output_tokens  # generation
+        return row
 
     def _speeds_text(self) -> str:
         """Per-device speeds as written in results ("1.0;0.5"); single lists all it chose from."""
@@ -109,7 +112,7 @@ class Point:
 
 
 def iter_points(sc) -> Iterator[Point]:
-    """The grid lazily, in a fixed order (models, tokens, hardware, network, bits, devices,
+    """The grid lazily, in a fixed order (models, tokens, output tokens, hardware, network, bits, devices,
     strategies); points that coincide (single at every N) appear once."""
     from astrasim.scenario.loading import resolve_file, resolve_model
     from astrasim.strategies.costs import catalog_device, profile_id, resolve_profile_path
@@ -122,7 +125,7 @@ def iter_points(sc) -> Iterator[Point]:
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
     seen: set[tuple] = set()
     for spec in specs:
-        for tokens in sc.tokens or [spec.tokens]:
+        for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
             for device in hw.device:
                 profile = hw.profile or (catalog_device(device).profile if device else "cpu")
                 ppath = resolve_profile_path(profile, sc._base_dir)
@@ -135,7 +138,7 @@ def iter_points(sc) -> Iterator[Point]:
                     for name, strategy, knobs in variants:
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm)
+                                  sc.causal_skip, sc.algorithm, out_tokens)
                         key = point_key(p)
                         if key not in seen:
                             seen.add(key)

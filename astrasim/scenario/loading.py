@@ -63,6 +63,7 @@ def check(sc: Scenario) -> None:
                                     f"use at most {parts} devices or more tokens", field="devices")
     for i, entry in enumerate(sc.strategies):
         _check_entry(entry, f"strategies[{i}]", specs, sc)
+    _check_generation(sc, specs)
     hw, net = sc.hardware, sc.network
     if hw.speeds is not None and len(hw.speeds) < max(sc.devices):
         raise UserError(f"give at least {max(sc.devices)} positive per-device speeds (one per device of the "
@@ -76,6 +77,22 @@ def check(sc: Scenario) -> None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
     if net.trace:
         resolve_file(net.trace, sc._base_dir, "network.trace")
+
+
+def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:
+    """output_tokens > 0 needs causal models, strategies that decode and room in the context window."""
+    from astrasim.strategies import check_decoding
+
+    most = max(sc.output_tokens)
+    if most <= 0:
+        return
+    for spec in specs:
+        for t in sc.tokens or [spec.tokens]:
+            if t + most - 1 > spec.max_tokens:
+                raise UserError(f"tokens={t} plus output_tokens={most} needs a context of {t + most - 1} tokens, "
+                                f"more than {spec.name}'s {spec.max_tokens}; lower either", field="output_tokens")
+        for entry in sc.strategies:
+            check_decoding(get(entry.name), spec)
 
 
 def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:

@@ -167,8 +167,11 @@ class Scenario(_Strict):
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
         "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+    output_tokens: list[Annotated[int, Field(ge=0)]] = Field(  # generation (docs/strategies.md, "Decode")
+        [0], description="tokens generated after the prompt: 0 = prefill only; n > 0 also simulates the n - 1 decode "
+                         "steps after the first token (result columns ttft_s, tpot_s, e2e_s); one value or a list")
 
-    @field_validator("models", "tokens", "devices", "element_bits", mode="before")
+    @field_validator("models", "tokens", "devices", "element_bits", "output_tokens", mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return v if v is None else _as_list(v)
