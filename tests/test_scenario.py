@@ -9,6 +9,7 @@ import yaml
 from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.scenario import Scenario, apply_overrides, describe, from_dict, load_scenario, point_key
+from astrasim.strategies import STRATEGIES
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.sweep import build_point_graph
 
@@ -86,7 +87,7 @@ def test_defaults_fill_a_minimal_scenario(profile, tmp_path):
     assert sc.name == "minimal"
     pts = sc.points()
     assert {p.model.name for p in pts} == {"gpt2-s"} and {p.tokens for p in pts} == {1024}
-    assert {p.strategy for p in pts} == {"single", "tp", "sp", "bp-ag", "bp-sp", "astra"}
+    assert {p.strategy for p in pts} == set(STRATEGIES)  # every registered strategy
     assert {(p.network.kind, p.network.bandwidth_mbps, p.element_bits, p.knobs.codebook) for p in pts if p.strategy == "astra"} == {
         ("wifi", 100.0, 32, 1024)}
 
@@ -128,7 +129,7 @@ BAD = [
     ({"colour": "red"}, "colour", "allowed here"),
     ({"network": {"bandwith_mbps": 10}}, "network.bandwith_mbps", "bandwidth_mbps"),
     ({"strategies": [{"name": "astra", "group": 4}]}, "strategies[0].group", "groups"),
-    ({"strategies": ["pipeline"]}, "strategies[0].name", "use one of single, tp, sp, bp-ag, bp-sp, astra"),
+    ({"strategies": ["pipeline"]}, "strategies[0].name", "use one of " + ", ".join(STRATEGIES)),
     ({"models": ["gpt3"]}, "models[0]", "gpt2-s"),
     ({"strategies": [{"name": "astra", "groups": 7}]}, "strategies[0].groups", "does not divide"),
     ({"strategies": [{"name": "bp-ag", "nb": 5}]}, "strategies[0].nb", "does not divide"),

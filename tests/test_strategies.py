@@ -40,7 +40,7 @@ def computes(graph, device=None, name=None):
 
 
 def test_registry_names():
-    assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "astra"}
+    assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "pp", "astra"}
     with pytest.raises(ValueError, match="unknown strategy"):
         build_graph("no-such-strategy", GPT2, FixedCosts(), 2, 1024)
 

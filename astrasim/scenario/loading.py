@@ -87,12 +87,12 @@ def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:
     if most <= 0:
         return
     for spec in specs:
+        for entry in sc.strategies:
+            check_decoding(get(entry.name), spec)
         for t in sc.tokens or [spec.tokens]:
             if t + most - 1 > spec.max_tokens:
                 raise UserError(f"tokens={t} plus output_tokens={most} needs a context of {t + most - 1} tokens, "
                                 f"more than {spec.name}'s {spec.max_tokens}; lower either", field="output_tokens")
-        for entry in sc.strategies:
-            check_decoding(get(entry.name), spec)
 
 
 def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:
