@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, help="No progress bar."),
         decode: bool = typer.Option(False, "--decode", help="Time the decode-step ops (one new token over a KV "
                                     "cache) instead; --tokens are then cache lengths (default 1,512,1024)."),
+        statistic: str = typer.Option("median", help="What the median_s column holds: median of the timed rounds, "
+                                      "or p10 (their 10th percentile) on a machine shared with other work."),
     ) -> None:
         """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV."""
         from astrasim.profiling import plan_configs, profile_ops, write_profile
@@ -79,7 +81,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
                               dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
-                              decode=decode)
+                              decode=decode, statistic=statistic)
                   for spec in specs]
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)
