@@ -83,7 +83,7 @@ def test_time_sequence_times_each_op_once_per_round_in_program_order():
 @pytest.mark.parametrize("kwargs, field", [
     (dict(devices=[32]), "devices"),           # more devices than tokens / heads
     (dict(groups=[5]), "groups"),              # 5 does not divide 32
-    (dict(strategies=["pp"]), "strategies"),
+    (dict(strategies=["no-such-strategy"]), "strategies"),
     (dict(tokens=[5000]), "tokens"),
 ])
 def test_bad_configurations_fail_before_timing(kwargs, field):

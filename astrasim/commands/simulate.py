@@ -68,5 +68,9 @@ def _print_table(row: dict, per_device: list[dict], result, trace) -> None:
     console.print(f"one device       {row['single_latency_s']:.4f} s  (speedup {row['speedup_vs_single']:.2f}x)")
     console.print(f"exposed comm     {100 * row['comm_fraction']:.1f} % of latency (mean over devices)")
     console.print(f"bits sent        {row['comm_bits'] / 1e6:.3f} Mbit in {row['n_messages']} messages")
+    if row.get("e2e_s") is not None:  # generation (output_tokens > 0)
+        tpot = row["tpot_s"]
+        console.print(f"generation       {row['output_tokens']} tokens: ttft {row['ttft_s']:.4f} s, tpot "
+                      + (f"{tpot:.4f} s" if tpot is not None else "-") + f", e2e {row['e2e_s']:.4f} s")
     if trace is not None:
         console.print(f"trace written to {trace} (open in ui.perfetto.dev)")
