@@ -49,13 +49,14 @@ def test_every_field_has_a_default_and_a_description():
 def test_wifi_scenario_is_the_main_job_grid(profile):
     sc = load_scenario(ROOT / "scenarios" / "wifi.yaml")
     pts = sc.points()
-    # 2 models x (6 bandwidths x single + 3 N x 6 bandwidths x 9 multi-device variants)
-    assert len(pts) == 2 * (6 + 3 * 6 * 9)
+    # 2 models x (6 bandwidths x single + 3 N x 6 bandwidths x 11 multi-device variants)
+    assert len(pts) == 2 * (6 + 3 * 6 * 11)
     assert {p.model.name for p in pts} == {"vit-base", "gpt2-s"}
     assert sorted({p.network.bandwidth_mbps for p in pts}) == [10, 20, 50, 100, 200, 500]
     assert {(p.strategy, p.identity()["groups"], p.identity()["nb"]) for p in pts} == {
         ("single", 0, 0), ("tp", 0, 0), ("sp", 0, 0), ("bp-ag", 0, 1), ("bp-ag", 0, 4), ("bp-sp", 0, 1),
-        ("bp-sp", 0, 4), ("astra", 1, 0), ("astra", 16, 0), ("astra", 32, 0)}
+        ("bp-sp", 0, 4), ("astra", 1, 0), ("astra", 16, 0), ("astra", 32, 0), ("pp", 0, 0)}
+    assert {p.knobs.chunks for p in pts if p.strategy == "pp"} == {1, 4}
     assert {p.devices for p in pts if p.strategy == "single"} == {1}
     assert {p.devices for p in pts if p.strategy != "single"} == {2, 4, 8}
     assert {p.network.kind for p in pts} == {"wifi"} and {p.hardware for p in pts} == {"cpu"}
