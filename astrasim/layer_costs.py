@@ -89,6 +89,14 @@ def attn_block(sh: LayerShape, tq: int, tk: int, s: int, *, square_causal: bool)
             + linear(tq, sh.heads * sh.head_dim, sh.hidden, s, sh.bias) + residual(tq, sh.hidden, s))
 
 
+def attn_decode_block(sh: LayerShape, cache: int, s: int) -> Cost:
+    """One decode step's attention: norm1, Q/K/V and out-proj of ONE token (every weight read once),
+    attention over cache + 1 keys (the cached K/V read once), residual."""
+    return (norm(1, sh.hidden, sh.norm, s) + qkv(1, sh, s)
+            + attention_core(sh.heads, sh.kv_heads, sh.head_dim, 1, cache + 1, float(cache + 1), s)
+            + linear(1, sh.heads * sh.head_dim, sh.hidden, s, sh.bias) + residual(1, sh.hidden, s))
+
+
 def mlp_block(sh: LayerShape, m: int, s: int, *, out_dim: int | None = None) -> Cost:
     """norm2 + MLP + residual (tp: `out_dim` = full D output of a column shard)."""
     d_out = out_dim or sh.hidden

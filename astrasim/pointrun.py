@@ -85,7 +85,7 @@ def result_row(point: Point, result) -> dict[str, Any]:
     compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s."""
     single = result.latency_s if point.single_device else single_latency(point)
     exposed = _mean(result.exposed_comm_s)
-    return {
+    row = {
         **point.identity(),
         "latency_s": result.latency_s,
         "compute_s": _mean(result.compute_s),
@@ -98,6 +98,8 @@ def result_row(point: Point, result) -> dict[str, Any]:
         "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
         **memory_columns(point),
     }
+    row.update(generation_columns(point, result.latency_s))  # generation (output_tokens > 0)
+    return row
 
 
 def memory_columns(point: Point) -> dict[str, Any]:
@@ -114,3 +116,41 @@ def memory_columns(point: Point) -> dict[str, Any]:
 def simulate_point(point: Point) -> dict[str, Any]:
     """One result row (see `result_row`)."""
     return result_row(point, run_point(point)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation (output_tokens > 0): the prefill, then the decode steps, in one graph
+
+
+def build_generation_graph(point: Point) -> OpGraph:
+    """The prefill followed by the output_tokens - 1 decode steps of a point."""
+    costs = costs_for(point.profile_path, point.device)
+    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs,
+                       point.options(), output_tokens=point.output_tokens)
+
+
+def check_generation(point: Point) -> None:
+    """What a generation point can lack before it runs (decode profile rows): one decode step built."""
+    if point.output_tokens > 1:
+        costs = costs_for(point.profile_path, point.device)
+        build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, point.options(),
+                    output_tokens=2)
+
+
+def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
+    """ttft_s: the prefill's latency (the prompt's last position yields the first token; the LM head is
+    not modelled); e2e_s: the whole request (prefill + decode steps, one engine run); tpot_s: the mean
+    time per output token after the first, (e2e - ttft) / (output_tokens - 1). All empty when
+    output_tokens = 0; tpot_s empty when it is 1."""
+    from astrasim.results import GENERATION_COLUMNS
+
+    n = point.output_tokens
+    if n <= 0:
+        return dict.fromkeys(GENERATION_COLUMNS)
+    e2e = prefill_s
+    if n > 1:
+        from astrasim.engine import simulate
+
+        graph = build_generation_graph(point)
+        e2e = simulate(graph, build_network(point), speeds=point.device_speeds()).latency_s
+    return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}

@@ -25,11 +25,14 @@ IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "de
                     "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate", "trace",
                     "broadcast", "element_bits", "causal_skip", "algorithm",
                     "weight_bits", "partition")  # = Point.identity() keys
+IDENTITY_COLUMNS += ("output_tokens",)  # generation
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
 RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
                   "n_messages", "single_latency_s", "speedup_vs_single")
 MEMORY_COLUMNS = ("memory_gb", "memory_limit_gb", "fits", "single_fits")  # astrasim.scenario.fleet.MemoryCheck
 RESULT_COLUMNS = RESULT_COLUMNS + MEMORY_COLUMNS
+GENERATION_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")  # empty when output_tokens = 0 (pointrun.generation_columns)
+RESULT_COLUMNS += GENERATION_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path, check_output_path
 from astrasim.models import CUSTOM_MODEL_FILES
-from astrasim.pointrun import PRELOADED_TRACES, build_network, build_point_graph, load_trace, simulate_point
+from astrasim.pointrun import PRELOADED_TRACES, build_network, build_point_graph, check_generation, load_trace, simulate_point
 from astrasim.results import (
     COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, InputDigests, Journal, fingerprint_path, header_line,
     key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
@@ -193,6 +193,7 @@ def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], Non
         if graph_key not in graphs:
             graphs.add(graph_key)
             build_point_graph(p)
+            check_generation(p)
             files.update(digests.files_of(p))
         if (p.network, p.devices) not in networks:
             networks.add((p.network, p.devices))

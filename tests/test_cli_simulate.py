@@ -53,7 +53,7 @@ def test_set_picks_another_point_and_trace_is_written(scenario, tmp_path):
 BAD = [
     ("malformed", "models: [gpt2-s\n", "scenario:"),
     ("unknown field", "foo: 1\n", "foo:"),
-    ("unknown strategy", "strategies: [pp]\n", "strategies[0].name:"),
+    ("unknown strategy", "strategies: [no-such-strategy]\n", "strategies[0].name:"),
     ("unknown model", "models: [bert]\n", "models[0]:"),
     ("G not dividing D", "strategies: [{name: astra, groups: 5}]\n", "strategies[0].groups:"),
     ("N > tokens", "tokens: 3\ndevices: 4\n", "devices:"),

@@ -9,6 +9,7 @@ import yaml
 from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.scenario import Scenario, apply_overrides, describe, from_dict, load_scenario, point_key
+from astrasim.strategies import STRATEGIES
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.sweep import build_point_graph
 
@@ -48,13 +49,14 @@ def test_every_field_has_a_default_and_a_description():
 def test_wifi_scenario_is_the_main_job_grid(profile):
     sc = load_scenario(ROOT / "scenarios" / "wifi.yaml")
     pts = sc.points()
-    # 2 models x (6 bandwidths x single + 3 N x 6 bandwidths x 9 multi-device variants)
-    assert len(pts) == 2 * (6 + 3 * 6 * 9)
+    # 2 models x (6 bandwidths x single + 3 N x 6 bandwidths x 11 multi-device variants)
+    assert len(pts) == 2 * (6 + 3 * 6 * 11)
     assert {p.model.name for p in pts} == {"vit-base", "gpt2-s"}
     assert sorted({p.network.bandwidth_mbps for p in pts}) == [10, 20, 50, 100, 200, 500]
     assert {(p.strategy, p.identity()["groups"], p.identity()["nb"]) for p in pts} == {
         ("single", 0, 0), ("tp", 0, 0), ("sp", 0, 0), ("bp-ag", 0, 1), ("bp-ag", 0, 4), ("bp-sp", 0, 1),
-        ("bp-sp", 0, 4), ("astra", 1, 0), ("astra", 16, 0), ("astra", 32, 0)}
+        ("bp-sp", 0, 4), ("astra", 1, 0), ("astra", 16, 0), ("astra", 32, 0), ("pp", 0, 0)}
+    assert {p.knobs.chunks for p in pts if p.strategy == "pp"} == {1, 4}
     assert {p.devices for p in pts if p.strategy == "single"} == {1}
     assert {p.devices for p in pts if p.strategy != "single"} == {2, 4, 8}
     assert {p.network.kind for p in pts} == {"wifi"} and {p.hardware for p in pts} == {"cpu"}
@@ -86,7 +88,7 @@ def test_defaults_fill_a_minimal_scenario(profile, tmp_path):
     assert sc.name == "minimal"
     pts = sc.points()
     assert {p.model.name for p in pts} == {"gpt2-s"} and {p.tokens for p in pts} == {1024}
-    assert {p.strategy for p in pts} == {"single", "tp", "sp", "bp-ag", "bp-sp", "astra"}
+    assert {p.strategy for p in pts} == set(STRATEGIES)  # every registered strategy
     assert {(p.network.kind, p.network.bandwidth_mbps, p.element_bits, p.knobs.codebook) for p in pts if p.strategy == "astra"} == {
         ("wifi", 100.0, 32, 1024)}
 
@@ -128,7 +130,7 @@ BAD = [
     ({"colour": "red"}, "colour", "allowed here"),
     ({"network": {"bandwith_mbps": 10}}, "network.bandwith_mbps", "bandwidth_mbps"),
     ({"strategies": [{"name": "astra", "group": 4}]}, "strategies[0].group", "groups"),
-    ({"strategies": ["pipeline"]}, "strategies[0].name", "use one of single, tp, sp, bp-ag, bp-sp, astra"),
+    ({"strategies": ["pipeline"]}, "strategies[0].name", "use one of " + ", ".join(STRATEGIES)),
     ({"models": ["gpt3"]}, "models[0]", "gpt2-s"),
     ({"strategies": [{"name": "astra", "groups": 7}]}, "strategies[0].groups", "does not divide"),
     ({"strategies": [{"name": "bp-ag", "nb": 5}]}, "strategies[0].nb", "does not divide"),

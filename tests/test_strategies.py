@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from astrasim.errors import UserError
 from astrasim.models import get_model, model_from_dict
 from astrasim.opgraph import Comm, Compute
+from astrasim.strategies.registry import single_device_strategy
 from astrasim.strategies import STRATEGIES, BuildOptions, build_graph, get
 from astrasim.strategies.astra import remote_tokens, sent_tokens
 from astrasim.strategies.base import split_tokens
@@ -40,7 +41,7 @@ def computes(graph, device=None, name=None):
 
 
 def test_registry_names():
-    assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "astra"}
+    assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "pp", "astra"}
     with pytest.raises(ValueError, match="unknown strategy"):
         build_graph("no-such-strategy", GPT2, FixedCosts(), 2, 1024)
 
@@ -186,11 +187,13 @@ def test_every_graph_is_valid_and_uses_only_profile_op_names(strategy, n, layers
         g = build_graph(strategy, spec, costs, n, tokens, knobs_for(strategy, groups=4, nb=1),
                         BuildOptions(causal_skip=skip))
     except UserError as exc:  # more devices than KV heads (4) or than tokens to split: refused, not built
-        assert (n > 4 and "KV heads" in str(exc)) or (n > tokens - cls and "cannot split" in str(exc))
+        assert ((n > 4 and "KV heads" in str(exc)) or (n > tokens - cls and "cannot split" in str(exc))
+                or (n > layers and "pipeline stages" in str(exc)))
         return
     g.validate()
     names = {op.name for op in g.ops if isinstance(op, Compute)}
-    allowed = set(STRATEGIES[strategy].ops) | ({"cls_pool"} if strategy == "astra" else set())
+    own = STRATEGIES[strategy].ops or single_device_strategy().ops  # no ops of its own: the single device's
+    allowed = set(own) | ({"cls_pool"} if strategy == "astra" else set())
     assert names <= allowed
     assert {a[3] for a in costs.asked} <= allowed
     if strategy != "single":

@@ -177,7 +177,7 @@ def test_best_strategies_picks_the_fastest(scenario, tmp_path):
 @SHIPPED
 def test_shipped_wifi_sweep_runs_on_the_shipped_profile(tmp_path):
     df = run_sweep(ROOT / "scenarios" / "wifi.yaml", out=tmp_path / "wifi.csv", workers=2, progress=False)
-    assert len(df) == 336 and (df["latency_s"] > 0).all()
+    assert len(df) == 408 and (df["latency_s"] > 0).all()
     assert set(df["hardware"]) == {"cpu"}
 
 

@@ -11,6 +11,7 @@ import typer
 
 from astrasim.commands import user_errors
 from astrasim.errors import UserError
+from astrasim.strategies.registry import STRATEGIES
 
 DEFAULT_MODELS = "vit-base,gpt2-s,gpt2-m"
 
@@ -46,7 +47,8 @@ def register(app: typer.Typer) -> None:
         models: str = typer.Option(DEFAULT_MODELS, help="Comma-separated model names or custom model YAML paths. "
                                    "llama3-8b is left out of the default (one layer is ~0.9 GB and ~0.45 TFLOP at 1024 "
                                    "tokens: tens of minutes on a small CPU); add it explicitly."),
-        strategies: str = typer.Option("single,tp,sp,bp-ag,bp-sp,astra", help="Comma-separated strategies."),
+        strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies (default: every "
+                                       "registered one with ops of its own)."),
         devices: str = typer.Option("1,2,4,8", help="Comma-separated device counts N."),
         groups: str = typer.Option("1,16,32", help="Comma-separated ASTRA group counts G."),
         codebook: int = typer.Option(1024, help="ASTRA codebook size K per group."),
@@ -58,6 +60,10 @@ def register(app: typer.Typer) -> None:
         repeats: int = typer.Option(10, help="Timed samples per op (median, p10, p90 over them)."),
         warmup: int = typer.Option(2, help="Untimed calls per op before timing."),
         quiet: bool = typer.Option(False, help="No progress bar."),
+        decode: bool = typer.Option(False, "--decode", help="Time the decode-step ops (one new token over a KV "
+                                    "cache) instead; --tokens are then cache lengths (default 1,512,1024)."),
+        statistic: str = typer.Option("median", help="What the median_s column holds: median of the timed rounds, "
+                                      "or p10 (their 10th percentile) on a machine shared with other work."),
     ) -> None:
         """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV."""
         from astrasim.extras import require_kernels
@@ -74,12 +80,13 @@ def register(app: typer.Typer) -> None:
             raise UserError("expected at least one model", field="models")
         strategy_list, device_list = _names(strategies), _ints(devices, "devices")
         group_list = _ints(groups, "groups")
-        token_list = _ints(tokens, "tokens") if tokens.strip() else None
+        token_list = _ints(tokens, "tokens") if tokens.strip() else ([1, 512, 1024] if decode else None)
         for spec in specs:  # validate everything before the first (slow) measurement
-            plan_configs(spec, strategy_list, device_list, group_list, token_list or [spec.tokens])
+            plan_configs(spec, strategy_list, device_list, group_list, token_list or [spec.tokens], decode=decode)
         started = time.perf_counter()
         frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
-                              dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet)
+                              dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
+                              decode=decode, statistic=statistic)
                   for spec in specs]
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)

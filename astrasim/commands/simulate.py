@@ -97,5 +97,9 @@ def _print_table(row: dict, per_device: list[dict], result, trace, point) -> Non
     limit = row["memory_limit_gb"]
     console.print("fits             " + ("yes" if row["fits"] else f"NO: {memory_check(point).reason()}") +
                   (f" (tightest device has {limit:g} GB)" if limit is not None else " (device memory unknown)"))
+    if row.get("e2e_s") is not None:  # generation (output_tokens > 0)
+        tpot = row["tpot_s"]
+        console.print(f"generation       {row['output_tokens']} tokens: ttft {row['ttft_s']:.4f} s, tpot "
+                      + (f"{tpot:.4f} s" if tpot is not None else "-") + f", e2e {row['e2e_s']:.4f} s")
     if trace is not None:
         console.print(f"trace written to {trace} (open in ui.perfetto.dev)")

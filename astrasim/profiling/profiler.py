@@ -67,6 +67,7 @@ class Config:
     devices: int
     knobs: Knobs
     tokens: int
+    decode: bool = False  # decode-step ops; tokens = the cache length
 
     @property
     def groups(self) -> int:
@@ -74,14 +75,20 @@ class Config:
 
     def label(self, model: str) -> str:
         s = get(self.strategy)
-        return f"{model} {s.label(self.knobs)} N={self.devices} T={self.tokens}"
+        return f"{model} {s.label(self.knobs)} N={self.devices} " + (f"cache={self.tokens}" if self.decode
+                                                                        else f"T={self.tokens}")
 
 
 def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[int], groups: Sequence[int],
-                 tokens: Sequence[int], codebook: int | None = None) -> list[Config]:
+                 tokens: Sequence[int], codebook: int | None = None, decode: bool = False) -> list[Config]:
     """Every configuration to measure, validated up front (a bad one is a UserError before any timing).
 
-    `groups` and `codebook` fill the profiled knobs of the strategies that have them (ASTRA's G, K)."""
+    `groups` and `codebook` fill the profiled knobs of the strategies that have them (ASTRA's G, K).
+    decode: the decode-step ops (decode_ops) with `tokens` as cache lengths, causal models only.
+    Strategies with no ops of their own in that phase (pp; sp and astra in decode: they reuse the
+    single device's rows) are skipped."""
+    if decode and not spec.causal:
+        raise UserError(f"{spec.name} is not causal: it has no decode steps to profile", field="decode")
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise UserError(f"unknown strategy {unknown[0]!r}; use any of {', '.join(STRATEGIES)}", field="strategies")
@@ -95,6 +102,8 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
             raise UserError(f"{spec.name} takes 1..{spec.max_tokens} tokens, got {t}", field="tokens")
         for name in strategies:
             strategy = get(name)
+            if not (strategy.decode_ops if decode else strategy.ops):
+                continue
             lists: dict[str, list] = {}
             if "groups" in strategy.profiled_knobs:
                 if not groups:
@@ -106,10 +115,11 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
             for n in ([1] if strategy.single_device else list(devices)):
                 for knobs in variants:
                     try:
-                        strategy.check(spec, n, t, knobs)
+                        # decode: t is a cache length, not tokens to split (any prompt of >= n tokens)
+                        strategy.check(spec, n, max(t, n) if decode else t, knobs)
                     except KnobError as exc:
                         raise UserError(str(exc), field=exc.knob) from None
-                    configs.append(Config(name, n, knobs, t))
+                    configs.append(Config(name, n, knobs, t, decode))
     return configs
 
 
@@ -140,9 +150,16 @@ def _threads(threads: int | None):
 def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), devices: Iterable[int] = (1, 2, 4, 8),
                 groups: Iterable[int] = (1, 16, 32), tokens: int | Iterable[int] | None = None, *,
                 codebook: int = 1024, dtype: str = "float32", threads: int | None = None, repeats: int = 10,
-                warmup: int = 2, progress: bool = True, seed: int = 0) -> pd.DataFrame:
+                warmup: int = 2, progress: bool = True, seed: int = 0, decode: bool = False,
+                statistic: str = "median") -> pd.DataFrame:
     """Measure every op of every requested configuration of one model; returns the profile table
-    (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length."""
+    (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length. decode: the
+    decode-step ops instead, `tokens` being cache lengths (column `tokens` holds them). statistic:
+    what column median_s holds, "median" of the timed rounds or "p10" (their 10th percentile: on a
+    machine shared with other work preemption only ever adds time, so a low quantile estimates the
+    op's own)."""
+    if statistic not in ("median", "p10"):
+        raise UserError(f"unknown statistic '{statistic}'; use median or p10", field="statistic")
     spec.check()
     dtype = normalize_dtype(dtype)
     if repeats < 1 or warmup < 0:
@@ -150,7 +167,7 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
     if codebook < 2:
         raise UserError(f"codebook size must be at least 2, got {codebook}", field="codebook")
     token_list = [spec.tokens] if tokens is None else ([tokens] if isinstance(tokens, int) else list(tokens))
-    configs = plan_configs(spec, list(strategies), list(devices), list(groups), token_list, codebook)
+    configs = plan_configs(spec, list(strategies), list(devices), list(groups), token_list, codebook, decode)
     rows = []
     with _threads(threads) as n_threads, torch.inference_mode(), _progress(progress, len(configs)) as advance:
         torch.manual_seed(seed)
@@ -161,14 +178,19 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
         for cfg in configs:
             advance(cfg.label(spec.name))
             strategy = get(cfg.strategy)
-            costs = strategy.op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
-            calls = strategy.kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs, spec.cls_token)
+            if cfg.decode:
+                costs = strategy.decode_op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
+                calls = strategy.decode_kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs)
+            else:
+                costs = strategy.op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
+                calls = strategy.kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs, spec.cls_token)
             timings = time_sequence(calls, repeats=repeats, warmup=warmup, evict=evict)
             groups_col, codebook_col = strategy.profile_key(cfg.knobs)
             for op, timing in timings.items():
                 rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=groups_col,
                                  codebook=codebook_col, tokens=cfg.tokens, op=op,
-                                 median_s=timing.median_s, p10_s=timing.p10_s, p90_s=timing.p90_s,
+                                 median_s=timing.p10_s if statistic == "p10" else timing.median_s,
+                                 p10_s=timing.p10_s, p90_s=timing.p90_s,
                                  repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes))
         advance(None)
     return pd.DataFrame(rows, columns=COLUMNS)

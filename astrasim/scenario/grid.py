@@ -67,6 +67,7 @@ class Point:
     partition: str = "proportional"
     fleet: tuple[str, ...] | None = None  # per-device catalog names of a mixed fleet (then device is None)
     headroom_gb: float = 1.0
+    output_tokens: int = 0  # generation: tokens produced after the prompt (0 = prefill only)
 
     def options(self) -> BuildOptions:
         from astrasim.scenario.fleet import point_fleet
@@ -92,7 +93,7 @@ class Point:
     def identity(self) -> dict[str, Any]:
         """The identity columns of this point's result row, in order."""
         net = self.network
-        return {
+        row = {
             "scenario": self.scenario, "model": self.model.name, "tokens": self.tokens,
             "strategy": self.strategy, **knob_columns(self.strategy, self.knobs),
             "devices": self.devices, "hardware": self.hardware, "speed": self.speed,
@@ -103,6 +104,8 @@ class Point:
             "causal_skip": self.causal_skip, "algorithm": self.algorithm,
             "weight_bits": self.weight_bits, "partition": self.partition,
         }
+        row["output_tokens"] = self.output_tokens  # generation
+        return row
 
     def _speeds_text(self) -> str:
         """Per-device speeds as written in results ("1.0;0.5"); single lists all it chose from."""
@@ -125,7 +128,7 @@ class Point:
 
 
 def iter_points(sc) -> Iterator[Point]:
-    """The grid lazily, in a fixed order (models, tokens, hardware, network, bits, devices,
+    """The grid lazily, in a fixed order (models, tokens, output tokens, hardware, network, bits, devices,
     strategies); points that coincide (single at every N) appear once."""
     from astrasim.scenario.loading import resolve_file, resolve_model
     from astrasim.strategies.costs import catalog_device, profile_id, resolve_profile_path
@@ -139,7 +142,7 @@ def iter_points(sc) -> Iterator[Point]:
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
     seen: set[tuple] = set()
     for spec in specs:
-        for tokens in sc.tokens or [spec.tokens]:
+        for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
             for device in hw.device:
                 first = fleet_all[0] if fleet_all else device
                 profile = hw.profile or (catalog_device(first).profile if first else "cpu")
@@ -153,7 +156,8 @@ def iter_points(sc) -> Iterator[Point]:
                     for name, strategy, knobs in variants:
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb)
+                                  sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
+                                  output_tokens=out_tokens)
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
                         key = point_key(p)
@@ -189,7 +193,7 @@ def count_points(sc) -> int:
     hw, net = sc.hardware, sc.network
     per_network = 1
     for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
-                 sc.element_bits, sc.weight_bits):
+                 sc.element_bits, sc.weight_bits, sc.output_tokens):
         per_network *= distinct(axis)
     variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
                 for entry in sc.strategies for knobs in entry.variants()}

@@ -63,6 +63,7 @@ def check(sc: Scenario) -> None:
                                     f"use at most {parts} devices or more tokens", field="devices")
     for i, entry in enumerate(sc.strategies):
         _check_entry(entry, f"strategies[{i}]", specs, sc)
+    _check_generation(sc, specs)
     hw, net = sc.hardware, sc.network
     if hw.speeds is not None and len(hw.speeds) < max(sc.devices):
         raise UserError(f"give at least {max(sc.devices)} positive per-device speeds (one per device of the "
@@ -119,6 +120,22 @@ def _check_fleet(sc: Scenario) -> None:
                         f"one catalog device per device", field="hardware.devices")
     for i, name in enumerate(hw.devices):
         catalog_device(name, field=f"hardware.devices[{i}]")
+
+
+def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:
+    """output_tokens > 0 needs causal models, strategies that decode and room in the context window."""
+    from astrasim.strategies import check_decoding
+
+    most = max(sc.output_tokens)
+    if most <= 0:
+        return
+    for spec in specs:
+        for entry in sc.strategies:
+            check_decoding(get(entry.name), spec)
+        for t in sc.tokens or [spec.tokens]:
+            if t + most - 1 > spec.max_tokens:
+                raise UserError(f"tokens={t} plus output_tokens={most} needs a context of {t + most - 1} tokens, "
+                                f"more than {spec.name}'s {spec.max_tokens}; lower either", field="output_tokens")
 
 
 def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:

@@ -190,7 +190,11 @@ class Scenario(_Strict):
                           "compute model (not what crosses the network: element_bits); one value or a list")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="memory fit")
 
-    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", mode="before")
+    output_tokens: list[Annotated[int, Field(ge=0)]] = Field(  # generation (docs/strategies.md, "Decode")
+        [0], description="tokens generated after the prompt: 0 = prefill only; n > 0 also simulates the n - 1 decode "
+                         "steps after the first token (result columns ttft_s, tpot_s, e2e_s); one value or a list")
+
+    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", "output_tokens", mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return v if v is None else _as_list(v)

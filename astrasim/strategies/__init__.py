@@ -11,7 +11,8 @@ from typing import Any
 
 from astrasim.models import ModelSpec
 from astrasim.opgraph import OpGraph
-from astrasim.strategies.base import BuildOptions, Costs, Knobs, Strategy
+from astrasim.errors import UserError
+from astrasim.strategies.base import Builder, BuildOptions, Costs, Knobs, Strategy
 from astrasim.strategies.registry import KNOB_FIELDS, STRATEGIES, get, label_of, parse_label
 
 __all__ = ["STRATEGIES", "KNOB_FIELDS", "BuildOptions", "Knobs", "Strategy", "build_graph", "get", "label_of",
@@ -19,14 +20,32 @@ __all__ = ["STRATEGIES", "KNOB_FIELDS", "BuildOptions", "Knobs", "Strategy", "bu
 
 
 def build_graph(strategy: str | Strategy, spec: ModelSpec, costs: Costs, n_devices: int, tokens: int,
-                knobs: Knobs | dict[str, Any] | None = None, options: BuildOptions | None = None) -> OpGraph:
-    """Build and validate the per-device op graph of one strategy point."""
+                knobs: Knobs | dict[str, Any] | None = None, options: BuildOptions | None = None,
+                output_tokens: int = 0) -> OpGraph:
+    """Build and validate the per-device op graph of one strategy point: the prefill of `tokens`
+    prompt tokens, then (output_tokens > 1) the output_tokens - 1 decode steps that produce the
+    tokens after the first (the prefill yields the first one)."""
     s = strategy if isinstance(strategy, Strategy) else get(strategy)
     if not isinstance(knobs, Knobs):
         knobs = s.knobs(**(knobs or {}))
     opts = options or BuildOptions()
     opts.check()
     s.check(spec, n_devices, tokens, knobs)
-    graph = s.build(spec, costs, 1 if s.single_device else n_devices, tokens, knobs, opts)
+    n = 1 if s.single_device else n_devices
+    graph = s.build(spec, costs, n, tokens, knobs, opts)
+    if output_tokens > 1:
+        check_decoding(s, spec)
+        s.build_decode(Builder.on(graph), spec, costs, n, tokens, output_tokens - 1, knobs, opts)
+        graph.meta["output_tokens"] = output_tokens
     graph.validate()
     return graph
+
+
+def check_decoding(strategy: Strategy, spec: ModelSpec, field: str = "output_tokens") -> None:
+    """UserError unless this strategy can decode on this model (a causal model: ViT does not generate)."""
+    if not spec.causal:
+        raise UserError(f"{spec.name} is not a causal (generative) model, so it has no decode steps; set "
+                        f"output_tokens: 0 for it", field=field)
+    if not strategy.decodes():
+        raise UserError(f"strategy {strategy.name} does not model decode steps; set output_tokens: 0 or drop "
+                        f"{strategy.name} from strategies", field=field)

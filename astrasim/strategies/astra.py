@@ -22,6 +22,13 @@ remote_attn are scaled by (remote tokens this device uses) / (remote tokens of t
 device, T - T_0), and skipped where that is zero (device 0).
 For a model with a CLS token, after the last layer each device sends its CLS output (D x b
 bits) to device 0 (`gather`), which mean-pools them (op cls_pool).
+
+Decode (output_tokens > 1; causal models only), as the paper: the last device decodes alone
+(astrasim.strategies.sp.decode_on_last_device). Its cache (knob decode_kv): "local" (default)
+is what it built in the prefill: exact K/V of its own tokens and K_hat/V_hat rebuilt from the
+codes of every earlier device (remote_kv), so no extra traffic and an approximate cache; "sent":
+the other devices send their exact full-precision K/V per layer (an exact cache; the traffic of sp's
+"sent").
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from astrasim.layer_costs import (
 )
 from astrasim.strategies.base import (
     KnobError, Knobs, Memory, Strategy, activation_bytes, bounded_split, code_bits, kv_bytes, model_weights,
-    proportional_split,
+    proportional_split, split_tokens,
 )
+from astrasim.strategies.sp import DECODE_KV_HELP, DecodeKV, decode_on_last_device
 
 
 class AstraKnobs(Knobs):
     groups: int = Field(32, ge=1, description="VQ groups G (must divide the hidden size D)")
     codebook: int = Field(1024, ge=2, description="codebook entries K per group (log2 K bits per code)")
+    decode_kv: DecodeKV = Field("local", description=DECODE_KV_HELP)
 
 
 def sent_tokens(spec, n: int, tokens: int, shares: tuple[float, ...] | None = None) -> list[int]:
@@ -68,7 +77,7 @@ class Astra(Strategy):
     color, marker = "#D55E00", "*"
     exact = False
     profiled_knobs = ("groups", "codebook")
-    label_knobs = {"groups": "G", "codebook": "K"}
+    label_knobs = {"groups": "G", "codebook": "K", "decode_kv": "kv"}
     label_always = ("groups",)
 
     def check(self, spec, n, tokens, knobs):
@@ -221,6 +230,10 @@ class Astra(Strategy):
             cls_outs = [torch.randn(1, 1, d, dtype=block.dtype) for _ in range(n)]
             calls["cls_pool"] = lambda: AstraBlock.cls_pool(cls_outs)
         return calls
+
+    def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
+        decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,
+                              "local_attn" if knobs.decode_kv == "sent" else None)
 
 
 STRATEGY = Astra()

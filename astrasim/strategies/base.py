@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -160,6 +161,49 @@ class Strategy:
         torch lazily), on inputs produced by running the ops once in order."""
         raise NotImplementedError
 
+    # -- generation: decode steps after the prefill (docs/strategies.md, "Decode") --------------
+    decode_ops: ClassVar[tuple[str, ...]] = ()  # profile op names of one decode step's layer, in this
+    # strategy's OWN rows (empty: it reuses another strategy's decode rows, e.g. the single device's)
+
+    def decodes(self) -> bool:
+        """Whether this strategy models decode steps (it overrides build_decode)."""
+        return type(self).build_decode is not Strategy.build_decode
+
+    def build_decode(self, b: "Builder", spec: "ModelSpec", costs: Costs, n: int, prompt: int, steps: int,
+                     knobs: Knobs, options: BuildOptions) -> None:
+        """Append `steps` decode steps to the prefill graph held by `b`. Step k (1-based) feeds
+        output token k (the prefill produced token 1) and attends to prompt + k - 1 cached tokens plus
+        itself; `b.step(k)` names its ops."""
+        raise NotImplementedError
+
+    def decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, dtype: str = "float32"
+                        ) -> dict[str, "Cost"]:
+        """Analytic FLOPs and bytes of one decode step's layer ops (decode_ops) with `cache` cached tokens."""
+        return {}
+
+    def decode_kernel_calls(self, block, n: int, cache: int, knobs: Knobs) -> dict[str, Callable[[], object]]:
+        """Zero-argument torch calls of one decode step's layer ops (decode_ops) on device 0: the new
+        token attends to `cache` cached tokens plus itself."""
+        return {}
+
+    def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs) -> Callable[[str, int], float]:
+        """(op, cache) -> seconds of a decode-step op from this strategy's decode rows (the profile's
+        `tokens` column holds the cache length; linear interpolation between measured lengths)."""
+        g, k = self.profile_key(knobs)
+        devs = self.profile_devices(n)
+        has = getattr(costs, "has", None)
+        for op in self.decode_ops:
+            if has is not None and not has(spec.name, self.name, devs, op, g, k):
+                from astrasim.errors import UserError
+
+                src = Path(getattr(costs, "source", "profiles/cpu.csv"))
+                out = src.parent / f"{src.stem}.decode-{spec.name}-{self.name}-n{devs}.csv"
+                raise UserError(f"profile '{src}' has no decode row for model={spec.name} strategy={self.name} "
+                                f"devices={devs} op={op}; measure it with `astrasim profile --decode --models "
+                                f"{spec.name} --strategies {self.name} --devices {devs} --tokens 1,512,1024 "
+                                f"--out {out}`", field="hardware.profile")
+        return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, g, k)
+
     # -- helpers for builders -------------------------------------------------------------------
     def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
@@ -228,17 +272,38 @@ def code_bits(groups: int, codebook: int) -> float:
 class Builder:
     """Appends ops to an OpGraph with readable, unique ids ("L3.attn.d1", "L3.ar1")."""
 
-    def __init__(self, n_devices: int, meta: dict):
-        self.graph = OpGraph(n_devices=n_devices, meta=dict(meta))
+    def __init__(self, n_devices: int, meta: dict, graph: OpGraph | None = None):
+        self.graph = graph if graph is not None else OpGraph(n_devices=n_devices, meta=dict(meta))
+        self.prefix = ""  # "" in the prefill, "tok3." in decode step 3 (see step)
+
+    @classmethod
+    def on(cls, graph: OpGraph) -> "Builder":
+        """A builder appending to an existing graph (decode steps after the prefill)."""
+        return cls(graph.n_devices, graph.meta, graph)
+
+    def step(self, k: int) -> None:
+        """Name the following ops as decode step k's ("tok3.L0.attn_decode.d0")."""
+        self.prefix = f"tok{k}."
+
+    def sinks(self, device: int | None = None) -> list[str]:
+        """Ops nothing depends on (the end of what is built so far), optionally only those of one
+        device (its Computes and the Comms it takes part in)."""
+        used = {d for op in self.graph.ops for d in op.deps}
+        return [op.id for op in self.graph.ops if op.id not in used and (
+            device is None or (op.device == device if isinstance(op, Compute) else device in op.devices))]
+
+    def compute_id(self, device: int, name: str, layer: int) -> str:
+        """The id `compute` gives (or gave) that op under the current prefix."""
+        tag = f"{self.prefix}L{layer}" if layer >= 0 else f"{self.prefix}final"
+        return f"{tag}.{name}.d{device}"
 
     def compute(self, device: int, name: str, layer: int, seconds: float, deps: Iterable[str] = ()) -> str:
-        tag = f"L{layer}" if layer >= 0 else "final"
-        return self.graph.add(Compute(f"{tag}.{name}.d{device}", device, float(seconds),
+        return self.graph.add(Compute(self.compute_id(device, name, layer), device, float(seconds),
                                       tuple(d for d in deps if d), name=name, layer=layer))
 
     def comm(self, name: str, layer: int, collective: str, devices: Iterable[int], bits: float,
              deps: Iterable[str] = (), root: int | None = None, algorithm: str = "auto") -> str:
-        tag = f"L{layer}" if layer >= 0 else "final"
+        tag = f"{self.prefix}L{layer}" if layer >= 0 else f"{self.prefix}final"
         return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),  # type: ignore[arg-type]
                                    tuple(d for d in deps if d), root=root, algorithm=algorithm,  # type: ignore[arg-type]
                                    name=name, layer=layer))

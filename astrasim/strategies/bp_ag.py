@@ -6,6 +6,14 @@ all-gather of the T x D hidden state (each device contributes T x D/N x b bits) 
 device the full state, and one ordinary full layer runs redundantly on every device. The next
 block starts from each device's slice of that output (no communication). BP changes the
 architecture (it needs retraining), so its accuracy is not the original model's.
+
+Decode (output_tokens > 1; bp-ag and bp-sp alike), the same architecture one token at a time: per
+block, L/Nb - 1 decoupled_decode ops (the device's D/N slice of the new token, over its slice's
+KV cache; no communication), an all-gather of the token's slices (each device contributes
+D/N x b bits: Nb all-gathers per token), then the block's full layer on every device
+(attn_decode -> mlp_decode, the single device's decode rows): in the prefill every device
+projected the full layer's K/V of all T tokens (bp-ag redundantly, bp-sp sequence-parallel), so
+its cache is local. decoupled_decode rows: this strategy, devices=N, `tokens` = cache length.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from astrasim.kernels.split import head_bounds, split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, full_layer
+from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
 from astrasim.strategies.base import (
     KnobError, Builder, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights,
 )
@@ -62,7 +70,7 @@ class BlockParallel(Strategy):
 
     # -- memory (even splits; a mixed fleet only scales each device's time, Strategy.device_seconds) --
     def slice_shape(self, spec, n) -> LayerShape:
-        """Device 0's decoupled layer: its D/N slice, its heads, its MLP columns."""
+        """Device 0's decoupled-layer slice (its heads, KV heads, MLP columns; D_0 = H_0 x head_dim)."""
         sh = LayerShape.of(spec)
         (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
         f0 = split_bounds(spec.mlp_hidden, n)[0]
@@ -86,6 +94,45 @@ class BlockParallel(Strategy):
         kv = knobs.nb * ((per - 1) * kv_bytes(1, total, sl.kv_heads, sl.head_dim) + kv_full)
         act = max(act_full, activation_bytes(sl, tokens, tokens, tokens, tokens) if per > 1 else 0.0)
         return [Memory(weights=weights * options.weight_bits / 8, kv_cache=kv, activations=act)] * n
+
+    # -- decode (module docstring) ----------------------------------------------------------------
+    decode_ops = ("decoupled_decode",)
+
+    def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
+        from astrasim.strategies.single import STRATEGY as one_device
+
+        per = self.layers_per_block(spec, knobs)
+        t = self.decode_seconds(costs, spec, n, knobs) if per > 1 else None
+        t_full = one_device.layer_decode_seconds(costs, spec)
+        bits = spec.hidden / n * options.element_bits
+        devs = tuple(range(n))
+        prev = [b.sinks(d) for d in devs]
+        for k in range(1, steps + 1):
+            b.step(k)
+            cache = prompt + k - 1
+            dec = t("decoupled_decode", cache) if t else 0.0
+            layer = 0
+            for _ in range(knobs.nb):
+                for _ in range(per - 1):
+                    prev = [[b.compute(d, "decoupled_decode", layer, dec, prev[d])] for d in devs]
+                    layer += 1
+                ag = b.comm("ag_hidden", layer, "all_gather", devs, bits, [p for ps in prev for p in ps],
+                            algorithm=options.algorithm)
+                prev = [[one_device.decode_layers(b, t_full, d, [layer], cache, [ag])] for d in devs]
+                layer += 1
+
+    def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
+        s, sl = DTYPE_BYTES[dtype], self.slice_shape(spec, n)
+        return {"decoupled_decode": attn_decode_block(sl, cache, s) + mlp_block(sl, 1, s)}
+
+    def decode_kernel_calls(self, block, n, cache, knobs):
+        from astrasim.kernels.decode import Projections, step_calls
+        from astrasim.kernels.parallel import decoupled_block
+
+        sub, _ = decoupled_block(block, n, 0)
+        calls = step_calls(Projections.of_block(sub), sub.mlp_residual, cache, dtype=block.dtype)
+        attn, mlp = calls["attn"], calls["mlp"]
+        return {"decoupled_decode": lambda: (attn(), mlp())}
 
     def decoupled_calls(self, dev, x) -> dict:
         a, b = dev.d_slice

@@ -2,12 +2,19 @@
 
 Per layer: attn -> mlp. Profile rows: strategy=single, devices=1 (whatever N the scenario asks).
 It is the reference every speedup is measured against.
+
+Decode (output_tokens > 1): every step runs attn_decode -> mlp_decode per layer on the device
+(one new token; attn_decode attends to the cache). Its decode rows (strategy=single, devices=1,
+`tokens` = cache length) also time every strategy that decodes whole layers on one device
+(sp, astra, pp): `decode_layers` is that shared step.
 """
 
 from __future__ import annotations
 
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Strategy
+from typing import Callable, Iterable
+
+from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
+from astrasim.strategies.base import Builder, Strategy
 
 
 class Single(Strategy):
@@ -18,6 +25,7 @@ class Single(Strategy):
     paper_role = "reference"
     color, marker = "#000000", "o"
     single_device = True
+    decode_ops = ("attn_decode", "mlp_decode")
 
     def build(self, spec, costs, n, tokens, knobs, options):
         t = self.device_seconds(costs, spec, 1, tokens, knobs, options)
@@ -44,6 +52,42 @@ class Single(Strategy):
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         h = dev.attn(x)
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(h)}
+
+    # -- decode ---------------------------------------------------------------------------------
+    def layer_decode_seconds(self, costs, spec) -> Callable[[str, int], float]:
+        """(op, cache) -> seconds of a whole layer's decode op (what decode_layers takes)."""
+        return self.decode_seconds(costs, spec, 1, self.knobs())
+
+    @staticmethod
+    def decode_layers(b: Builder, t: Callable[[str, int], float], device: int, layers: Iterable[int], cache: int,
+                      deps: Iterable[str], layer_deps: dict[int, list[str]] | None = None) -> str:
+        """One token through whole `layers` on `device` (t: layer_decode_seconds); the last op's id.
+        layer_deps: more deps of a layer's attn_decode (its KV cache arriving from elsewhere)."""
+        attn, mlp = t("attn_decode", cache), t("mlp_decode", cache)
+        prev = list(deps)
+        last = ""
+        for layer in layers:
+            a = b.compute(device, "attn_decode", layer, attn, prev + (layer_deps or {}).get(layer, []))
+            last = b.compute(device, "mlp_decode", layer, mlp, [a])
+            prev = [last]
+        return last
+
+    def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
+        t = self.layer_decode_seconds(costs, spec)
+        prev = b.sinks(0)
+        for k in range(1, steps + 1):
+            b.step(k)
+            prev = [self.decode_layers(b, t, 0, range(spec.layers), prompt + k - 1, prev)]
+
+    def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
+        s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
+        return {"attn_decode": attn_decode_block(sh, cache, s), "mlp_decode": mlp_block(sh, 1, s)}
+
+    def decode_kernel_calls(self, block, n, cache, knobs):
+        from astrasim.kernels.decode import Projections, step_calls
+
+        calls = step_calls(Projections.of_block(block), block.mlp_residual, cache, dtype=block.dtype)
+        return {"attn_decode": calls["attn"], "mlp_decode": calls["mlp"]}
 
 
 STRATEGY = Single()

@@ -4,13 +4,60 @@ Tokens are split as torch.tensor_split does; every device holds the full model. 
 all-gather of the block input (each device contributes T/N x D x b bits), then attn (Q of the
 local tokens, K and V of all T tokens) -> mlp on the local tokens. The first layer gathers too:
 each device starts with only its own tokens' embeddings.
+
+Decode (output_tokens > 1), as the ASTRA paper does it: after the distributed prefill, the last
+device (it holds the prompt's last token, hence the first output token) decodes alone, whole
+layers, timed by the single device's decode rows. Its KV cache (knob decode_kv):
+* "local" (default): already there. sp's attn projects K and V of ALL T gathered tokens on every
+  device, so the last device computed the full-precision cache of every prompt token itself.
+* "sent": a Voltage-style device keeps only its own tokens' K/V; after each layer's attn every
+  other device sends its tokens' K and V (T_i x 2 x kv_heads x head_dim x b bits) to the last
+  device (one `gather` per layer, overlapping the rest of the prefill); decode step 1's layer l
+  waits for it.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from astrasim.kernels.split import token_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Memory, Strategy, activation_bytes, bounded_split, kv_bytes, model_weights
+from astrasim.strategies.base import (
+    Builder, Knobs, Memory, Strategy, activation_bytes, bounded_split, kv_bytes, model_weights, split_tokens,
+)
+
+DecodeKV = Literal["local", "sent"]
+DECODE_KV_HELP = ("generation: the decoding (last) device's KV cache of the other devices' prompt tokens: "
+                  "local (built during the prefill) or sent (full-precision K/V sent to it per layer)")
+
+
+class SPKnobs(Knobs):
+    decode_kv: DecodeKV = Field("local", description=DECODE_KV_HELP)
+
+
+def decode_on_last_device(b: Builder, spec, costs, n: int, prompt: int, steps: int, element_bits: int,
+                          kv_sent_after: str | None) -> None:
+    """Decode steps on device N-1 after a sequence-parallel prefill (whole layers, single's decode
+    rows). kv_sent_after: None = the cache is local; else the prefill op (per layer and device) after
+    which a device's own K/V exist, and they are gathered to device N-1 layer by layer."""
+    from astrasim.strategies.single import STRATEGY as one_device
+
+    last = n - 1
+    t = one_device.layer_decode_seconds(costs, spec)
+    prev = b.sinks(last)
+    layer_deps: dict[int, list[str]] = {}
+    if kv_sent_after is not None and n > 1:
+        own = split_tokens(prompt, n)
+        bits = sum(own[:last]) / last * 2 * spec.kv_heads * spec.head_dim * element_bits
+        for layer in range(spec.layers):
+            deps = [b.compute_id(d, kv_sent_after, layer) for d in range(n)]
+            layer_deps[layer] = [b.comm("kv_to_decoder", layer, "gather", range(n), bits, deps, root=last)]
+    for k in range(1, steps + 1):
+        b.step(k)
+        prev = [one_device.decode_layers(b, t, last, range(spec.layers), prompt + k - 1, prev,
+                                         layer_deps if k == 1 else None)]
 
 
 def sp_layer_costs(spec, n: int, tokens: int, dtype: str, own: int | None = None) -> dict:
@@ -43,6 +90,8 @@ class SequenceParallel(Strategy):
     rank = 20
     paper_role = "baseline"
     color, marker = "#E69F00", "^"
+    Knobs = SPKnobs
+    label_knobs = {"decode_kv": "kv"}
 
     def check(self, spec, n, tokens, knobs):
         token_bounds(tokens, n)
@@ -85,6 +134,10 @@ class SequenceParallel(Strategy):
         from astrasim.kernels.parallel import SPBlock
 
         return sp_kernel_calls(SPBlock(block, n, 0), torch.randn(1, tokens, block.hidden, dtype=block.dtype))
+
+    def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
+        decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,
+                              "attn" if knobs.decode_kv == "sent" else None)
 
 
 STRATEGY = SequenceParallel()

@@ -19,15 +19,20 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 def synthetic_profile(specs: list[ModelSpec], *, strategies=STRATEGY_NAMES, devices=(2, 4, 8), tokens=None,
                       groups=(1, 16, 32), codebook: int | None = None, peak_flops: float = 1.568e11,
                       mem_bandwidth_gbs: float = 25.6, overhead_s: float = 2e-5,
-                      hardware: str = "synthetic roofline") -> pd.DataFrame:
+                      hardware: str = "synthetic roofline", decode_cache=(1, 512, 1024)) -> pd.DataFrame:
     """A profile table for `specs` (tokens: list, default each model's default length); `groups`
     and `codebook` fill the profiled knobs of the strategies that have them (default K: the
-    strategy's own)."""
+    strategy's own). Causal models also get decode-step rows at the cache lengths `decode_cache`
+    (the `tokens` column holds the cache length)."""
     rows = []
     for spec in specs:
-        for t in tokens or [spec.tokens]:
+        phases = [(t, False) for t in tokens or [spec.tokens]]
+        phases += [(c, True) for c in (decode_cache if spec.causal else ())]
+        for t, decode in phases:
             for name in strategies:
                 strategy = STRATEGIES[name]
+                if not (strategy.decode_ops if decode else strategy.ops):
+                    continue
                 lists = {}
                 if "groups" in strategy.profiled_knobs:
                     lists["groups"] = list(groups)
@@ -36,7 +41,8 @@ def synthetic_profile(specs: list[ModelSpec], *, strategies=STRATEGY_NAMES, devi
                 for n in ([1] if strategy.single_device else devices):
                     for knobs in strategy.variants(lists):
                         g, k = strategy.profile_key(knobs)
-                        for op, c in strategy.op_costs(spec, n, t, knobs).items():
+                        op_costs = strategy.decode_op_costs if decode else strategy.op_costs
+                        for op, c in op_costs(spec, n, t, knobs).items():
                             s = overhead_s + max(c.flops / peak_flops, c.bytes / (mem_bandwidth_gbs * 1e9))
                             rows.append((spec.name, name, n, g, k, t, op, s, s * 0.98, s * 1.05, 1,
                                          float(c.flops), float(c.bytes), hardware, 1, "float32", "none"))

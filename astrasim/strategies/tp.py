@@ -3,12 +3,17 @@
 Each device holds 1/N of the heads (split by KV head, so N <= kv_heads) and of the MLP columns.
 Per layer: attn (partial) -> all-reduce of the T x D output (T*D*b bits) -> mlp (partial) ->
 all-reduce (T*D*b bits). Nothing overlaps: every op needs the previous all-reduce.
+
+Decode (output_tokens > 1), every token and layer: attn_decode (own heads over own KV heads'
+cache) -> all-reduce of ONE D-vector (D*b bits) -> mlp_decode -> all-reduce (D*b bits): 2L
+all-reduces per token, tiny and latency-bound (per-message alpha, Wi-Fi access time).
+Profile rows: strategy=tp, devices=N, `tokens` = cache length.
 """
 
 from __future__ import annotations
 
 from astrasim.kernels.split import head_bounds, split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
+from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
 from astrasim.strategies.base import (
     Memory, Strategy, activation_bytes, bounded_split, kv_bytes, layer_weights, outer_weights, proportional_split,
 )
@@ -28,6 +33,7 @@ class TensorParallel(Strategy):
     rank = 10
     paper_role = "baseline"
     color, marker = "#0072B2", "s"
+    decode_ops = ("attn_decode", "mlp_decode")
 
     def check(self, spec, n, tokens, knobs):
         head_bounds(spec.heads, spec.kv_heads, n)
@@ -46,12 +52,17 @@ class TensorParallel(Strategy):
             prev = b.comm("ar_mlp", layer, "all_reduce", devs, bits, m, algorithm=options.algorithm)
         return b.graph
 
-    def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
-        s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
+    @staticmethod
+    def shard_shape(spec, n) -> LayerShape:
+        """Device 0's heads and MLP columns (the largest shard)."""
+        sh = LayerShape.of(spec)
         (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
         f0 = split_bounds(spec.mlp_hidden, n)[0]
-        shard = LayerShape(spec.hidden, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation, sh.norm,
-                           sh.bias, sh.causal)
+        return LayerShape(spec.hidden, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation, sh.norm,
+                          sh.bias, sh.causal)
+
+    def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
+        s, sh, shard = DTYPE_BYTES[dtype], LayerShape.of(spec), self.shard_shape(spec, n)
         return {"attn": attn_block(shard, tokens, tokens, s, square_causal=sh.causal),
                 "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden)}
 
@@ -98,6 +109,34 @@ class TensorParallel(Strategy):
         dev = TPBlock(block, n, 0)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(x)}
+
+    # -- decode ---------------------------------------------------------------------------------
+    def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
+        t = self.decode_seconds(costs, spec, n, knobs)
+        bits = spec.hidden * options.element_bits
+        devs = tuple(range(n))
+        prev = b.sinks()
+        for k in range(1, steps + 1):
+            b.step(k)
+            attn, mlp = t("attn_decode", prompt + k - 1), t("mlp_decode", prompt + k - 1)
+            for layer in range(spec.layers):
+                a = [b.compute(d, "attn_decode", layer, attn, prev) for d in devs]
+                ar1 = b.comm("ar_attn", layer, "all_reduce", devs, bits, a, algorithm=options.algorithm)
+                m = [b.compute(d, "mlp_decode", layer, mlp, [ar1]) for d in devs]
+                prev = [b.comm("ar_mlp", layer, "all_reduce", devs, bits, m, algorithm=options.algorithm)]
+
+    def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
+        s, shard = DTYPE_BYTES[dtype], self.shard_shape(spec, n)
+        return {"attn_decode": attn_decode_block(shard, cache, s), "mlp_decode": mlp_block(shard, 1, s,
+                                                                                          out_dim=spec.hidden)}
+
+    def decode_kernel_calls(self, block, n, cache, knobs):
+        from astrasim.kernels.decode import Projections, step_calls
+        from astrasim.kernels.parallel import TPBlock
+
+        dev = TPBlock(block, n, 0)
+        calls = step_calls(Projections.of_shard(dev), dev.mlp, cache, dtype=block.dtype)
+        return {"attn_decode": calls["attn"], "mlp_decode": calls["mlp"]}
 
 
 STRATEGY = TensorParallel()

@@ -1,0 +1,31 @@
+"""Merge repeated `astrasim profile` runs of the same keys into one profile: per key (model,
+strategy, devices, G, K, tokens, op) the row of the run with the lowest `median_s`. On a machine
+shared with other work preemption only ever adds time, so the lowest estimate over runs is the
+op's own time (profiles/cpu.decode.csv: several `--decode --threads 1 --statistic p10` runs).
+
+    python bench/merge_profile_runs.py --out profiles/cpu.decode.csv run1.csv run2.csv ...
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+KEY = ["model", "strategy", "devices", "groups", "codebook", "tokens", "op"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    runs = pd.concat([pd.read_csv(f) for f in a.runs], ignore_index=True)
+    best = runs.loc[runs.groupby(KEY)["median_s"].idxmin()].copy()
+    best["repeats"] = runs.groupby(KEY)["repeats"].sum().reindex(pd.MultiIndex.from_frame(best[KEY])).values
+    best.sort_values(KEY).to_csv(a.out, index=False)
+    print(f"wrote {len(best)} rows to {a.out} from {len(runs)} over {len(a.runs)} runs")
+
+
+if __name__ == "__main__":
+    main()
