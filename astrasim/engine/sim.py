@@ -138,6 +138,7 @@ class _Run:
         self.cg_targets: list[list[tuple] | None] = [None] * n_ops  # (comm, position) gated by a Compute
         self.comms: list[_CommState | None] = [None] * n_ops
         self.left = [0] * n  # Computes not finished per device
+        self.comms_left = [0] * n  # Comms not complete per participant
         self.order: list[list[int]] = [[] for _ in range(n)]
         templates: dict[tuple, _Template] = {}
         default = fabric.default_algorithm
@@ -170,6 +171,8 @@ class _Run:
                 tmpl = templates[key] = _Template(collective_plan(op.collective, len(op.devices), algo, root,
                                                                   multicast), op.devices, fabric, net)
             st = self.comms[k] = _CommState(op, tmpl)
+            for d in op.devices:
+                self.comms_left[d] += 1
             for name in op.deps:
                 j = index[name]
                 dep = self.comms[j]
@@ -275,7 +278,7 @@ class _Run:
     # ---------------------------------------------------------------- bookkeeping
     def _flush(self, d: int, now: float) -> None:
         if not self.busy[d]:
-            if self.blocked[d]:
+            if self.blocked[d] or (not self.left[d] and self.comms_left[d]):
                 self.exposed[d] += now - self.since[d]
             self.since[d] = now
 
@@ -380,6 +383,9 @@ class _Run:
     def _complete(self, st: _CommState, p: int) -> None:
         now = self.env._now
         st.done_at[p] = now
+        d = st.devs[p]
+        self._flush(d, now)
+        self.comms_left[d] -= 1
         if now > self.t_end:
             self.t_end = now
         if self.timeline is not None:
