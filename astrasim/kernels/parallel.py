@@ -1,5 +1,5 @@
 """The per-device block of every strategy, for N devices, split into the ops that the profile
-table times (INTERFACES.md section 1) and the simulator schedules around communication.
+table times (docs/kernels.md, "Ops") and the simulator schedules around communication.
 
 Every class is built from a :class:`~astrasim.kernels.block.ReferenceBlock` (weights sliced or
 shared from it, so outputs can be checked against it), ``n_devices`` and ``rank``, and is used in

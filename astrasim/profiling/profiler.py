@@ -1,4 +1,4 @@
-"""Time the per-device ops of every strategy and return the tidy profile table (INTERFACES.md 1).
+"""Time the per-device ops of every strategy and return the tidy profile table (docs/kernels.md).
 
 For every (model, tokens, strategy, devices, groups) the per-device block of device 0 (the largest
 shard under the split rule) is built from one randomly initialised ReferenceBlock, its ops are run

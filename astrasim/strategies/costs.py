@@ -3,7 +3,7 @@ scaling to hardware that was not measured.
 
 Rules (documented in docs/strategies.md):
 
-* A profile table (INTERFACES.md section 1) gives, per (model, strategy, devices, groups,
+* A profile table (docs/kernels.md, "Ops") gives, per (model, strategy, devices, groups,
   codebook, op), the median seconds of ONE layer's op on the device holding the largest shard,
   at one or more total sequence lengths `tokens`.
 * Lookup in tokens: an exact measured `tokens` is used as is. Between two measured points the

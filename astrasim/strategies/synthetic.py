@@ -1,7 +1,7 @@
 """An analytic profile table: per-op times from FLOP and byte counts on a roofline, no measurement.
 
 For tests and for trying a scenario before anything is profiled. Same columns as a measured
-profile (INTERFACES.md section 1), with the profiler's own analytic counts
+profile (docs/kernels.md, "Ops"), with the profiler's own analytic counts
 (astrasim.profiling.costs.op_costs); time = overhead + max(flops / peak, bytes / bandwidth).
 """
 
