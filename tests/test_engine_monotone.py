@@ -16,7 +16,7 @@ from astrasim.engine import simulate
 from astrasim.network.topology import KINDS, build_topology
 from astrasim.opgraph import Comm, Compute, OpGraph
 
-SETTINGS = settings(max_examples=int(os.environ.get("ASTRASIM_HYPOTHESIS_EXAMPLES", 150)), deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("ASTRASIM_HYPOTHESIS_EXAMPLES", 100)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 RING_CAPABLE = ["all_gather", "all_reduce", "reduce_scatter"]
 # Exactly monotone where every link direction carries one message at a time (mesh, ideal: a

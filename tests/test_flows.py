@@ -263,7 +263,7 @@ bundle_sets = st.integers(1, 4).flatmap(lambda n_res: st.tuples(
     st.booleans()))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(bundle_sets)
 def test_bundles_and_their_splits_match_the_plain_reference(case):
     caps, sends, equal_caps = case

@@ -203,7 +203,8 @@ class _Run:
         k = heapq.heappop(self.ready[d])
         self.started[k] = True
         now = self.env.now
-        self._flush(d, now)
+        if self.waiting_on_comm[d]:  # (_flush, knowing that k is not done yet)
+            self.exposed_s[d] += now - self.since[d]
         self.busy[d] = True
         self.running[d] = k
         self.since[d] = now  # start of the compute (the timeline reads it back)

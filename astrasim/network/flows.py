@@ -129,12 +129,13 @@ class FlowNetwork:
     # ------------------------------------------------------------------ classes
     def _new(self, usage: Usage, **kw) -> FlowClass:
         c = FlowClass(len(self._all), usage, **kw)
-        groups: dict[int, list] = {}
-        for rid in c.rids:
-            g = self._tgroup_of.get(rid)
-            if g is not None:
-                groups.setdefault(id(g), [g, 0])[1] += 1
-        c.tgroups = list(groups.values())
+        if self._tgroup_of:
+            groups: dict[int, list] = {}
+            for rid in c.rids:
+                g = self._tgroup_of.get(rid)
+                if g is not None:
+                    groups.setdefault(id(g), [g, 0])[1] += 1
+            c.tgroups = list(groups.values())
         self._all.append(c)
         return c
 
@@ -218,21 +219,29 @@ class FlowNetwork:
             self._start(part[0], (bits, next(self._seq), bits, part[1], (part,), tag, part[2]), now)
 
     def _activate(self, c: FlowClass, k: int, now: float) -> None:
-        if not c.n:
+        if c.bundle and not c.n:  # starts only where it is alone (_start_parts)
+            c.solo = True
+            for rid in c.rids:
+                self.owner[rid] = c
+            for g, crossed in c.tgroups:
+                g[3] += crossed
+        elif not c.n:
             owner, users = self.owner, self.users
+            alone = True
             for rid in c.rids:
                 o = owner[rid]
-                if o is not None and o.bundle:
-                    self._split(o, now)  # may start c itself (a member of o)
+                if o is not None:
+                    alone = False
+                    if o.bundle:
+                        self._split(o, now)  # may start c itself (a member of o)
+                elif users[rid]:
+                    alone = False
             if not c.n:
-                alone = True  # (a bundle starts only where it is)
-                for rid in c.rids:
-                    o = owner[rid]
-                    if o is not None:
-                        self._share(o)
-                        alone = False
-                    elif users[rid]:
-                        alone = False
+                if not alone:
+                    for rid in c.rids:
+                        o = owner[rid]
+                        if o is not None:  # a solo class (maybe a member of a bundle just split)
+                            self._share(o)
                 c.solo = alone
                 if alone:
                     for rid in c.rids:
@@ -367,8 +376,18 @@ class FlowNetwork:
         users, cap = self.users, self.cap
         for c in self._dirty_solo:  # alone on its resources: its bottleneck's capacity / load
             c.advance(now)
-            self._set_rates((c,), cap[c.rids[0]] / (c.n * c.top) if c.bundle else
-                            min(cap[rid] / (c.n * a) for rid, a, _ in c.usage))
+            if c.bundle:
+                rate = cap[c.rids[0]] / (c.n * c.top)
+            else:
+                rate = _INF
+                for rid, a, _ in c.usage:
+                    r = cap[rid] / (c.n * a)
+                    if r < rate:
+                        rate = r
+            c.rate = rate
+            c.version += 1
+            if rate > 0.0:
+                self._push_done(c)
         self._dirty_solo.clear()
         comp: dict[int, FlowClass] = {}
         weight: dict[int, float] = {}
