@@ -16,16 +16,19 @@ messages on a FlowNetwork.
   Computes are done and one of its Comms is not complete there: tp's final all-reduce); idle (the
   rest of the latency). The latency is the time the last op finishes (at every participant).
 
-The callback chain (one event loop, network/events.py; no processes, no Event objects):
+The callback chain (one event loop, network/events.py: no processes, no Event objects):
 
-    t = 0, URGENT ──▶ _choose(d) ──▶ _run(d): Compute k for its duration ──▶ _computed(d), NORMAL
-                        │   ▲  another op may become ready at this instant: _run(d) at CHOOSE  │
-                        │   └──────────────────────────────────────────────────────────────┤
-                        │                     Computes waiting on k: _dep_done ──▶ _make_ready
-                        │                     joins waiting on k: _join(comm, p) ──▶ _launch
-    nothing ready: idle until _make_ready wakes it (_run(d) at CHOOSE)
-    FlowNetwork settle, SETTLE ──▶ _delivered(message group) ──▶ _complete(comm, p) ──▶ _dep_done, _join
-                               └─▶ _send_released(): messages freed in this instant leave, grouped
+    _choose(d)                      at t = 0 (URGENT), and after each of d's computes
+      |- nothing ready ............ idle until _make_ready(d, k) calls _run(d) at CHOOSE
+      |- an earlier op may still become ready at this instant: _run(d) at CHOOSE
+      '- _run(d): start d's first ready Compute k ---(its duration, NORMAL)---> _computed(d)
+    _computed(d)
+      |- Computes waiting on k: _dep_done -> _make_ready
+      |- joins waiting on k:    _join(comm, p) -> _launch -> FlowNetwork.send_parts
+      '- _choose(d)
+    FlowNetwork settle (SETTLE)
+      |- _delivered(comm, messages) -> _complete(comm, p) -> _dep_done, _join
+      '- _send_released(): the messages freed at this instant leave, grouped per Comm
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import gc
 import heapq
 import math
 from collections.abc import Sequence
+
 import networkx as nx
 
 from astrasim.engine.comms import CommShape, CommState
