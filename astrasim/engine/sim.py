@@ -148,7 +148,7 @@ class _Run:
         self.ready: list[list[int]] = [[] for _ in range(n)]  # per device: heap of ready Computes
         self.head = [0] * n  # per device: index in program of its earliest unstarted Compute
         self.idle_waiting = [False] * n  # nothing ready: the next ready op wakes the device
-        self.running = [-1] * n
+        self.running = [-1] * n  # per device: the Compute it runs
         self.busy = [False] * n
         self.since = [0.0] * n  # accounting: time up to which the device is accounted for
         self.compute_s = [0.0] * n
@@ -332,7 +332,8 @@ class _Run:
         now = self.env.now
         st.done_at[p] = now
         d = st.devs[p]
-        self._flush(d, now)
+        if self.comms_left[d] == 1 and not self.computes_left[d]:
+            self._flush(d, now)  # its last wait on communication ends
         self.comms_left[d] -= 1
         if now > self.t_end:
             self.t_end = now

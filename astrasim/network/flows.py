@@ -27,12 +27,14 @@ Speed.
   of the bundle's most loaded resources (checked once per shape), so all members would get
   the same max-min rate. A flow that later starts on one of its resources splits the bundle
   into its members first, with the bits each has left.
+* Solo classes. A class alone on its resources (bundles always are) gets its bottleneck's
+  capacity over its load, with no search; it joins the search when another class arrives.
 * Max-min allocations decompose over connected components of the (resource, class) graph,
-  so a change re-solves only the component it touches; classes elsewhere keep their rates
-  and their services advance lazily (S is brought up to date only when the class is touched).
+  so a change re-solves only the component it touches (maxmin.py); classes elsewhere keep
+  their rates and their services advance lazily (S is brought up to date when touched).
 * One wake-up at a time, at priority SETTLE (events.py): after every ordinary event of the
-  same instant (coalescing). A heap of next completion times (stale
-  entries skipped), a heap of pending activations and the trace breakpoints decide when.
+  same instant (coalescing). A heap of next completion times (stale entries skipped), a heap
+  of pending activations and the trace breakpoints decide when.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from astrasim.network.topology import Resource
 _INF = math.inf
 _REL = 1e-9  # a flow within this relative amount of its finish level counts as finished
 _UNSET = object()
+
 
 class FlowNetwork:
     """Carries messages over `resources`; calls `on_delivered(tag, payload)` when a send's part
@@ -108,8 +111,8 @@ class FlowNetwork:
 
     def send_parts(self, parts: Sequence[Part], bits: float, alpha: float, tag: Any, whole: Any) -> None:
         """Messages of `bits` each leaving together after `alpha`: per part, `flows` of them on
-        `class`, delivered together as its `payload`; `whole` is delivered instead of the parts'
-        payloads when they all move as one bundle (distinct classes). A multi-part `parts` is
+        `class`, delivered together as its `payload`; `whole` is delivered instead when they all
+        move together (one part, or a bundle of distinct classes). A multi-part `parts` is
         remembered by identity: pass the same tuple whenever the same messages leave together."""
         if self._any_overhead and bits > 0.0:
             parts = self._sized_parts(parts, bits)
