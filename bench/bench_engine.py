@@ -1,18 +1,20 @@
 """Engine speed: CPU time of simulate() on representative op graphs (prints figures; not a test).
 
-    python bench/bench_engine.py            # full tables (about a minute)
+    python bench/bench_engine.py            # targets and tables (a few minutes)
     python bench/bench_engine.py --quick    # targets only
 
 The graphs are built here (no profile, no strategy module) with the shapes of the real ones:
 * astra-like: per layer each device runs vq_encode, local_attn, remote_kv, remote_attn, merge,
   mlp, and joins one all-gather of its codes (T/N tokens x G=32 groups x 10 bits);
 * sp-like: per layer one all-gather of T/N x D x 32 bits, then attn and mlp.
-T = 1024 tokens, D = 768, Wi-Fi at 100 Mbps (infrastructure mode, direct all-gather).
+T = 1024 tokens, D = 768, 100 Mbps; Wi-Fi (infrastructure mode, direct all-gather) unless a
+table names the topology.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -21,10 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from astrasim.engine import simulate  # noqa: E402
-from astrasim.network.topology import Fabric, build_topology  # noqa: E402
+from astrasim.network.topology import build_topology  # noqa: E402
 from astrasim.opgraph import Comm, Compute, OpGraph  # noqa: E402
 
 T, D = 1024, 768
+TOPOLOGIES = ("wifi", "wifi-adhoc", "switch", "mesh", "ideal")  # wifi first: the reference
 
 
 def astra_graph(n: int, layers: int) -> OpGraph:
@@ -62,10 +65,13 @@ def sp_graph(n: int, layers: int) -> OpGraph:
 
 
 def cpu_time(fn, min_total: float = 0.3, max_reps: int = 200) -> float:
-    """Median CPU seconds of fn() over repeats (at least 3, about min_total seconds in all)."""
+    """Median CPU seconds of fn() over repeats (at least 3, about min_total seconds in all), each
+    after a full garbage collection (the engine runs with the cyclic collector off: without the
+    collect, the garbage of earlier runs is scanned inside a timed run at random)."""
     times = []
     spent = 0.0
     while len(times) < 3 or (spent < min_total and len(times) < max_reps):
+        gc.collect()
         t0 = time.process_time()
         fn()
         dt = time.process_time() - t0
@@ -74,50 +80,56 @@ def cpu_time(fn, min_total: float = 0.3, max_reps: int = 200) -> float:
     return statistics.median(times)
 
 
-def run(builder, n: int, layers: int, mbps: float = 100.0):
+def run(builder, n: int, layers: int, mbps: float = 100.0, kind: str = "wifi", speeds=None):
     graph = builder(n, layers)
-    topo = build_topology("wifi", n, mbps)
-    res = simulate(graph, topo)
-    return graph, topo, res, cpu_time(lambda: simulate(graph, topo))
+    topo = build_topology(kind, n, mbps)
+    res = simulate(graph, topo, speeds=speeds)
+    return graph, res, cpu_time(lambda: simulate(graph, topo, speeds=speeds))
+
+
+def hetero(n: int) -> list[float]:
+    return [1 + 0.01 * i for i in range(n)]  # no two devices act at the same instant
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="only the three targets")
+    ap.add_argument("--quick", action="store_true", help="only the targets")
     args = ap.parse_args()
-    print("engine benchmark: CPU time of astrasim.engine.simulate (median of repeats), Wi-Fi 100 Mbps\n")
+    print("engine benchmark: CPU time of astrasim.engine.simulate (median of repeats)\n")
     for name, builder in (("astra", astra_graph), ("sp", sp_graph)):
-        graph, _, res, t = run(builder, 4, 12)
-        print(f"{name:5s} 4 devices x 12 layers: {t * 1e3:7.2f} ms CPU  (target < 5 ms)  ops={len(graph.ops)} "
+        graph, res, t = run(builder, 4, 12)
+        print(f"{name:5s} 4 devices x 12 layers, wifi: {t * 1e3:7.2f} ms CPU  (target < 5 ms)  ops={len(graph.ops)} "
               f"messages={res.n_messages} simulated latency={res.latency_s * 1e3:.1f} ms")
-    graph, _, res, t = run(astra_graph, 64, 32)
-    print(f"astra 64 devices x 32 layers: {t:7.3f} s CPU   (target < 1 s)  ops={len(graph.ops)} "
-          f"messages={res.n_messages}")
-    graph, _, res, t = run(sp_graph, 64, 32)
-    print(f"sp    64 devices x 32 layers: {t:7.3f} s CPU   (target < 1 s)  ops={len(graph.ops)} "
-          f"messages={res.n_messages}")
+    print("\nastra-like graph, 64 devices x 32 layers, 100 Mbps, auto algorithm (ring on switch, direct elsewhere): "
+          "targets < 0.25 s CPU and per-message cost within 2x of wifi's")
+    print(f"{'network':>10} {'speeds':>7} {'messages':>9} {'CPU s':>8} {'us/msg':>7} {'x wifi':>7}")
+    base: dict[str, float] = {}
+    for label, speeds in (("homo", None), ("hetero", hetero(64))):
+        for kind in TOPOLOGIES:
+            graph, res, t = run(astra_graph, 64, 32, kind=kind, speeds=speeds)
+            per = t / res.n_messages * 1e6
+            base.setdefault(label, per)
+            print(f"{kind:>10} {label:>7} {res.n_messages:9d} {t:8.3f} {per:7.2f} {per / base[label]:7.2f}")
     if args.quick:
         return
+    graph, res, t = run(sp_graph, 64, 32)
+    print(f"\nsp    64 devices x 32 layers, wifi: {t:7.3f} s CPU  ops={len(graph.ops)} messages={res.n_messages}")
     print("\nastra-like graph on Wi-Fi: CPU time vs devices N and layers L; messages = flows "
           "(us/item = CPU time per op + message: flat = time proportional to the work)")
     print(f"{'N':>4} {'L':>4} {'ops':>8} {'messages':>9} {'CPU ms':>9} {'us/item':>8}")
     for n in (2, 4, 8, 16, 32, 64):
         for layers in (12, 24, 48, 96):
-            graph, _, res, t = run(astra_graph, n, layers)
+            graph, res, t = run(astra_graph, n, layers)
             print(f"{n:4d} {layers:4d} {len(graph.ops):8d} {res.n_messages:9d} {t * 1e3:9.2f} "
                   f"{t / (len(graph.ops) + res.n_messages) * 1e6:8.2f}")
-    print("\nastra-like graph, 32 layers, other topologies (auto algorithm: ring on switch, direct elsewhere); "
-          "hetero = device speeds 1.00, 1.01, ... so no two devices act at the same instant")
-    print(f"{'network':>10} {'N':>4} {'speeds':>7} {'messages':>9} {'recomputes':>10} {'CPU ms':>9} {'us/item':>8}")
-    for kind in ("wifi", "wifi-adhoc", "switch", "mesh"):
-        for n in (16, 64):
-            graph = astra_graph(n, 32)
-            topo = build_topology(kind, n, 100.0)
-            for label, speeds in (("homo", None), ("hetero", [1 + 0.01 * i for i in range(n)])):
-                res = simulate(graph, topo, speeds=speeds)
-                t = cpu_time(lambda: simulate(graph, topo, speeds=speeds), min_total=0.0)
-                print(f"{kind:>10} {n:4d} {label:>7} {res.n_messages:9d} {res.meta['network_recomputes']:10d} "
-                      f"{t * 1e3:9.1f} {t / (len(graph.ops) + res.n_messages) * 1e6:8.2f}")
+    print("\nastra-like graph, 16 devices x 32 layers, every topology")
+    print(f"{'network':>10} {'speeds':>7} {'messages':>9} {'recomputes':>10} {'CPU ms':>9} {'us/msg':>7}")
+    for kind in TOPOLOGIES:
+        for label, speeds in (("homo", None), ("hetero", hetero(16))):
+            graph, res, t = run(astra_graph, 16, 32, kind=kind, speeds=speeds)
+            print(f"{kind:>10} {label:>7} {res.n_messages:9d} {res.meta['network_recomputes']:10d} "
+                  f"{t * 1e3:9.1f} {t / res.n_messages * 1e6:7.2f}")
+
 
 if __name__ == "__main__":
     main()

@@ -109,21 +109,36 @@ def test_plan_sizes(collective, algorithm, count, sent):
     assert all(all(d < m for d in deps) for m, deps in enumerate(p.deps))  # deps come earlier
 
 
-def test_ring_dependencies_forward_what_was_received():
+def test_ring_dependencies_forward_what_was_received_one_message_at_a_time():
     p = plan("all_gather", 4, "ring")
     for m, deps in enumerate(p.deps):
         if m < 4:
             assert deps == ()
         else:
-            (d,) = deps
-            assert p.dsts[d] == (p.src[m],)  # forwards the chunk it received one step earlier
+            received, previous = sorted(deps, key=lambda d: p.src[d] == p.src[m])
+            assert p.dsts[received] == (p.src[m],)  # forwards the chunk it received one step earlier
+            assert (p.src[previous], p.dsts[previous]) == (p.src[m], p.dsts[m])  # after its own last send
+
+
+@pytest.mark.parametrize("collective, algorithm", [(c, a) for c in ("all_gather", "all_reduce", "reduce_scatter")
+                                                   for a in ("ring", "direct")])
+def test_a_pair_carries_one_message_of_a_collective_at_a_time(collective, algorithm):
+    """Every message waits for the sender's previous message to any of its receivers."""
+    for multicast in (False, True):
+        p = plan(collective, 5, algorithm, multicast=multicast)
+        last: dict[tuple[int, int], int] = {}
+        for m in range(len(p)):
+            for q in p.dsts[m]:
+                if (p.src[m], q) in last:
+                    assert last[(p.src[m], q)] in p.deps[m]
+                last[(p.src[m], q)] = m
 
 
 def test_multicast_plans():
     assert len(plan("all_gather", 5, "direct", multicast=True)) == 5
     assert plan("broadcast", 4, "direct", root=2, multicast=True).dsts == ((0, 1, 3),)
     ar = plan("all_reduce", 3, "direct", multicast=True)
-    assert len(ar) == 6 + 3 and all(len(d) == 2 for d in ar.deps[6:])
+    assert len(ar) == 6 + 3 and all(len(d) == 2 + 2 for d in ar.deps[6:])  # received parts, own sends
 
 
 def test_auto_resolution():

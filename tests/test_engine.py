@@ -166,4 +166,32 @@ def test_exposed_comm_counts_only_while_not_computing():
     g = graph(2, Comm("m", "p2p", (0, 1), 2e7), Compute("w", 1, 1.0), Compute("u", 1, 1.0, deps=("m",)))
     r = simulate(g, IDEAL)
     assert r.latency_s == pytest.approx(3.0)
-    assert r.exposed_comm_s == pytest.approx([0.0, 1.0]) and r.idle_s == pytest.approx([3.0, 0.0])
+    # device 0 has no compute: waiting for its own message to get through is exposed, then idle
+    assert r.exposed_comm_s == pytest.approx([2.0, 1.0]) and r.idle_s == pytest.approx([1.0, 0.0])
+
+
+def test_waiting_for_a_last_collective_is_exposed_comm_not_idle():
+    # tp's shape: the run ends with an all-reduce that no compute consumes (issue 10)
+    g = graph(2, Compute("a0", 0, 1.0), Compute("a1", 1, 0.5),
+              Comm("ar", "all_reduce", (0, 1), 2e7, deps=("a0", "a1")))
+    r = simulate(g, IDEAL)
+    assert r.latency_s == pytest.approx(1.0 + 2 * 1e7 / 1e7)  # two steps of S/2 each
+    # device 1 joined at 0.5: from then on it waits on the collective, as a Compute consuming it would
+    assert r.exposed_comm_s == pytest.approx([2.0, 2.5]) and r.idle_s == pytest.approx([0.0, 0.0])
+
+
+class _FlatCosts:
+    def seconds(self, *args, **kwargs):
+        return 0.01  # every op of every strategy
+
+
+@pytest.mark.parametrize("strategy", ["tp", "sp"])
+@pytest.mark.parametrize("kind", ["switch", "wifi"])
+def test_homogeneous_tp_and_sp_have_no_idle_time(strategy, kind):
+    from astrasim.models import get_model
+    from astrasim.strategies import build_graph
+
+    g = build_graph(strategy, get_model("gpt2-s"), _FlatCosts(), 4, 256)
+    r = simulate(g, build_topology(kind, 4, 50.0))
+    assert sum(r.exposed_comm_s) > 0
+    assert r.idle_s == pytest.approx([0.0] * 4, abs=1e-9 * r.latency_s)

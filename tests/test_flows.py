@@ -3,10 +3,10 @@
 import math
 
 import pytest
-import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from astrasim.network.events import Clock
 from astrasim.network.flows import FlowNetwork
 from astrasim.network.topology import Resource
 
@@ -14,9 +14,9 @@ MBPS = 1e6
 
 
 def _net(*resources):
-    env = simpy.Environment()
+    env = Clock()
     done = {}
-    net = FlowNetwork(env, list(resources), lambda payload: done.setdefault(payload, env.now))
+    net = FlowNetwork(env, list(resources), lambda tag, payload: done.setdefault(payload, env.now))
     return env, net, done
 
 
@@ -208,3 +208,117 @@ def test_incremental_max_min_matches_a_plain_reference(case):
     assert sorted(done) == sorted(ref)
     for f in ref:
         assert done[f] == pytest.approx(ref[f], rel=1e-7, abs=1e-12)
+
+
+# ---------------------------------------------------------------- lockstep bundles
+def _bundle_net(*resources):
+    env = Clock()
+    done = {}
+    net = FlowNetwork(env, list(resources), lambda tag, payload: done.setdefault(payload, env.now))
+    return env, net, done
+
+
+def test_a_fan_out_over_free_links_moves_as_one_bundle():
+    env, net, done = _bundle_net(*[Resource(f"l{i}", 10 * MBPS) for i in range(3)])
+    parts = tuple((net.flow_class(((i, 1.0, 1),)), 1, f"p{i}") for i in range(3))
+    net.send_parts(parts, 2e6, 0.01, None, "whole")
+    env.run()
+    assert done == {"whole": pytest.approx(0.01 + 0.2, rel=1e-12)}  # one delivery, not three
+    assert net.link_bits() == {"l0": 2e6, "l1": 2e6, "l2": 2e6}
+
+
+def test_a_bundle_splits_when_a_flow_joins_one_of_its_links():
+    # three 1e6-bit messages on three 10 Mbps links from t = 0; at t = 0.05 a 1e6-bit flow joins
+    # link 0: from then its member shares l0 (5 Mbps each), the other two finish alone at 0.1.
+    env, net, done = _bundle_net(*[Resource(f"l{i}", 10 * MBPS) for i in range(3)])
+    parts = tuple((net.flow_class(((i, 1.0, 1),)), 1, f"p{i}") for i in range(3))
+    net.send_parts(parts, 1e6, 0.0, None, "whole")
+    net.send(net.flow_class(((0, 1.0, 1),)), 1e6, 0.05, "late")
+    env.run()
+    assert "whole" not in done
+    assert done["p1"] == pytest.approx(0.1) and done["p2"] == pytest.approx(0.1)
+    assert done["p0"] == pytest.approx(0.05 + 2 * 0.5e6 / 10e6)  # its last 0.5e6 bits at half rate
+    assert done["late"] == pytest.approx(0.15 + 0.5e6 / 10e6)
+
+
+def test_members_with_a_lighter_bottleneck_do_not_bundle():
+    # member A crosses l0 and l1, member B only l1: B's bottleneck (l1, load 2) is A's too, but a
+    # member C on l2 alone (load 1) would run faster: the three may not move in lockstep.
+    env, net, done = _bundle_net(*[Resource(f"l{i}", 10 * MBPS) for i in range(3)])
+    a = net.flow_class(((0, 1.0, 1), (1, 1.0, 1)))
+    b = net.flow_class(((1, 1.0, 1),))
+    c = net.flow_class(((2, 1.0, 1),))
+    net.send_parts(((a, 1, "A"), (b, 1, "B"), (c, 1, "C")), 1e6, 0.0, None, "whole")
+    env.run()
+    assert done == {"A": pytest.approx(0.2), "B": pytest.approx(0.2), "C": pytest.approx(0.1)}
+
+
+bundle_sets = st.integers(1, 4).flatmap(lambda n_res: st.tuples(
+    st.lists(st.floats(1e6, 1e8), min_size=n_res, max_size=n_res),
+    st.lists(st.tuples(st.sampled_from([0.0, 0.0, 0.1, 0.25]), st.sampled_from([1e6, 2e6, 3.3e6]),
+                       st.lists(st.tuples(st.dictionaries(st.integers(0, n_res - 1), st.sampled_from([1.0, 2.0]),
+                                                          min_size=1, max_size=n_res),
+                                          st.integers(1, 3)), min_size=1, max_size=4)),
+             min_size=1, max_size=6),
+    st.booleans()))
+
+
+@settings(max_examples=150, deadline=None)
+@given(bundle_sets)
+def test_bundles_and_their_splits_match_the_plain_reference(case):
+    caps, sends, equal_caps = case
+    if equal_caps:
+        caps = [caps[0]] * len(caps)
+    env, net, done = _bundle_net(*[Resource(f"r{i}", c) for i, c in enumerate(caps)])
+    flows, owner = [], []
+    for i, (start, bits, parts) in enumerate(sends):
+        net_parts = []
+        for j, (usage, k) in enumerate(parts):
+            net_parts.append((net.flow_class(tuple((r, a, 1) for r, a in sorted(usage.items()))), k, (i, j)))
+            for _ in range(k):
+                flows.append((start, bits, usage))
+                owner.append((i, j))
+        net.send_parts(tuple(net_parts), bits, start, None, (i, "all"))
+    env.run()
+    ref = reference_finish_times(caps, flows)
+    for f, (i, j) in enumerate(owner):
+        got = done[(i, j)] if (i, j) in done else done[(i, "all")]
+        assert got == pytest.approx(ref[f], rel=1e-7, abs=1e-12)
+    assert net.bits_delivered == pytest.approx(sum(b for _, b, _ in flows), rel=1e-9)
+
+
+# ---------------------------------------------------------------- per-message overhead
+def test_a_resource_may_charge_per_message_overhead_airtime():
+    """overhead_s(b): extra seconds per crossing at the nominal capacity, so a message of b bits
+    alone takes b / C + crossings * overhead_s(b); two at once take twice as long."""
+    air = Resource("air", 10 * MBPS, overhead_s=lambda bits: 1e-3 + bits / 1e8)
+    env, net, done = _bundle_net(air)
+    cls = net.flow_class(((0, 2.0, 2),))  # station -> AP -> station
+    net.send(cls, 1e6, 0.0, "one")
+    env.run()
+    per_crossing = 1e6 / 10e6 + 1e-3 + 1e6 / 1e8
+    assert done["one"] == pytest.approx(2 * per_crossing, rel=1e-12)
+    env, net, done = _bundle_net(air)
+    cls = net.flow_class(((0, 2.0, 2),))
+    net.send(cls, 1e6, 0.0, "a")
+    net.send(cls, 1e6, 0.0, "b")
+    net.send(cls, 0.0, 0.002, "empty")  # no payload: alpha only, no overhead
+    env.run()
+    assert done["a"] == done["b"] == pytest.approx(4 * per_crossing, rel=1e-12)
+    assert done["empty"] == pytest.approx(0.002)
+    assert net.link_bits() == {"air": 4e6}  # payload bits per crossing: overhead is airtime, not bits
+
+
+def test_overhead_makes_small_and_large_messages_different_classes():
+    """Small messages pay relatively more airtime: a 1e5-bit and a 1e6-bit message sharing the
+    channel get equal payload rates but the small one loads it 1 + 0.01 / 0.01 = 2x per bit."""
+    air = Resource("air", 10 * MBPS, overhead_s=lambda bits: 1e-3)
+    env, net, done = _bundle_net(air)
+    cls = net.flow_class(((0, 1.0, 1),))
+    net.send(cls, 1e5, 0.0, "small")  # airtime per bit: (1 + 1e-3 * 1e7 / 1e5) / C = 1.1 / C
+    net.send(cls, 1e6, 0.0, "large")  # (1 + 1e-3 * 1e7 / 1e6) / C = 1.01 / C
+    env.run()
+    x = 10e6 / (1.1 + 1.01)  # equal payload rate x while both flow: 1.1 x + 1.01 x = C
+    t_small = 1e5 / x
+    assert done["small"] == pytest.approx(t_small, rel=1e-12)
+    assert done["large"] == pytest.approx(t_small + (1e6 - 1e5) * 1.01 / 10e6, rel=1e-12)

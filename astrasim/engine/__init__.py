@@ -1,4 +1,4 @@
-"""The SimPy engine: runs an OpGraph on devices and a flow-level network (see sim.py)."""
+"""The engine: runs an OpGraph on devices and a flow-level network (see sim.py)."""
 
 from astrasim.engine.result import DeadlockError, SimResult, TimelineEvent
 from astrasim.engine.sim import simulate

@@ -1,19 +1,34 @@
-"""The SimPy engine: devices run an OpGraph (astrasim/opgraph.py semantics), collectives become
+"""The engine: devices run an OpGraph (astrasim/opgraph.py semantics), collectives become
 messages on a FlowNetwork.
 
-* Each device is a SimPy process. It runs one Compute at a time; among its ready ops it starts
-  the first in program order (it waits for the rest of the current instant before choosing, so
-  ops that become ready at the same instant compete fairly). A Compute of `seconds` takes
-  `seconds / speed[device]`.
-* A Comm is joined by participant i once every dep belonging to i is done (a Compute dep on
-  device i; a Comm dep that i takes part in, once complete at i); i's messages then leave as
-  their intra-collective dependencies allow (collectives.plan). Sending costs no compute.
+* Each device runs one Compute at a time; among its ready ops it starts the first in program
+  order (if that is not its earliest unstarted op, it waits for the rest of the current instant
+  before choosing, so ops that become ready at the same instant compete fairly). A Compute of
+  `seconds` takes `seconds / speed[device]`.
+* A Comm is joined by participant i once every dep belonging to i is done (a Compute dep on device i;
+  a Comm dep that i takes part in, once complete at i); i's messages then leave as their
+  intra-collective dependencies allow (collectives.plan). Sending costs no compute.
   The Comm is complete at i when i has joined and every message i sends or receives has been
   delivered. A Compute on device j that depends on a Comm waits for its completion at j; if j
   does not take part, it waits forever and the run ends in DeadlockError.
-* Accounting per device: compute (busy), exposed communication (not computing while some op
-  of the device has all its non-Comm deps done and waits on an unfinished Comm), idle (the
+* Accounting per device: compute (busy); exposed communication (not computing while some Compute
+  of the device has all its non-Comm deps done and waits on an unfinished Comm, or while all its
+  Computes are done and one of its Comms is not complete there: tp's final all-reduce); idle (the
   rest of the latency). The latency is the time the last op finishes (at every participant).
+
+The callback chain (one event loop, network/events.py: no processes, no Event objects):
+
+    _choose(d)                      at t = 0 (URGENT), and after each of d's computes
+      |- nothing ready ............ idle until _make_ready(d, k) calls _run(d) at CHOOSE
+      |- an earlier op may still become ready at this instant: _run(d) at CHOOSE
+      '- _run(d): start d's first ready Compute k ---(its duration, NORMAL)---> _computed(d)
+    _computed(d)
+      |- Computes waiting on k: _dep_done -> _make_ready
+      |- joins waiting on k:    _join(comm, p) -> _launch -> FlowNetwork.send_parts
+      '- _choose(d)
+    FlowNetwork settle (SETTLE)
+      |- _delivered(comm, messages) -> _complete(comm, p) -> _dep_done, _join
+      '- _send_released(): the messages freed at this instant leave, grouped per Comm
 """
 
 from __future__ import annotations
@@ -24,73 +39,17 @@ import math
 from collections.abc import Sequence
 
 import networkx as nx
-import simpy
 
-from astrasim.engine.result import DeadlockError, SimResult, TimelineEvent
+from astrasim.engine.comms import CommShape, CommState
+from astrasim.engine.deadlock import deadlock_error
+from astrasim.engine.result import SimResult, TimelineEvent
 from astrasim.errors import UserError
 from astrasim.network.collectives import plan as collective_plan
 from astrasim.network.collectives import resolve_algorithm
+from astrasim.network.events import CHOOSE, NORMAL, URGENT, Clock
 from astrasim.network.flows import FlowNetwork
 from astrasim.network.topology import Fabric
 from astrasim.opgraph import Compute, OpGraph
-
-_CHOOSE = 3  # device choice priority: after ordinary events (1) and the network settle (2)
-
-
-class _Template:
-    """A collective plan mapped onto concrete devices and routes (shared by same-shape Comms)."""
-
-    __slots__ = ("src", "dsts", "frac", "children", "ndeps", "roots", "out0", "routes")
-
-    def __init__(self, plan, devs: tuple[int, ...], fabric: Fabric, net: FlowNetwork):
-        n, m_count = plan.n, len(plan)
-        self.src, self.dsts, self.frac, self.ndeps = plan.src, plan.dsts, plan.frac, [len(d) for d in plan.deps]
-        children: list[list[int]] = [[] for _ in range(m_count)]
-        for m, deps in enumerate(plan.deps):
-            for d in deps:
-                children[d].append(m)
-        self.children = [tuple(c) for c in children]
-        out0 = [0] * n
-        self.routes = []
-        for m in range(m_count):
-            out0[plan.src[m]] += 1
-            for q in plan.dsts[m]:
-                out0[q] += 1
-            r = fabric.route(devs[plan.src[m]], tuple(devs[q] for q in plan.dsts[m]))
-            self.routes.append((net.flow_class(r.usage), r.alpha))
-        self.out0 = out0
-        first: list[list[int]] = [[] for _ in range(n)]  # messages that leave as soon as their sender joins
-        for m in range(m_count):
-            if not plan.deps[m]:
-                first[plan.src[m]].append(m)
-        self.roots = [_group(self, ms) for ms in first]
-
-
-def _group(t: _Template, ms: list[int]) -> list[tuple]:
-    """Messages with the same route class, alpha and size travel as one group of flows."""
-    groups: dict[tuple, list[int]] = {}
-    for m in ms:
-        cls, alpha = t.routes[m]
-        groups.setdefault((cls.id, alpha, t.frac[m]), []).append(m)
-    return [(t.routes[g[0]][0], alpha, frac, tuple(g)) for (_, alpha, frac), g in groups.items()]
-
-
-class _CommState:
-    __slots__ = ("op", "devs", "tmpl", "bits", "gate_left", "joined", "done_at", "pending", "out",
-                 "waiting", "c_targets", "g_targets", "launched")
-
-    def __init__(self, op, tmpl: _Template):
-        n = len(op.devices)
-        self.op, self.devs, self.tmpl, self.bits = op, op.devices, tmpl, float(op.bits)
-        self.gate_left = [0] * n
-        self.joined: list[float | None] = [None] * n
-        self.done_at: list[float | None] = [None] * n
-        self.pending = list(tmpl.ndeps)
-        self.out = list(tmpl.out0)
-        self.waiting: dict[int, list[int]] | None = None
-        self.c_targets: list[list[int]] = [[] for _ in range(n)]  # computes waiting on completion at p
-        self.g_targets: list[list[tuple]] = [[] for _ in range(n)]  # (comm state, position) gated by p
-        self.launched: dict[int, float] | None = None  # message -> launch time (timeline only)
 
 
 def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
@@ -123,323 +82,267 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
 
 class _Run:
     def __init__(self, graph: OpGraph, fabric: Fabric, speeds: list[float], record: bool):
-        self.graph, self.fabric = graph, fabric
-        self.env = env = simpy.Environment()
-        self.net = net = FlowNetwork(env, fabric.resources, self._delivered)
+        self.env = env = Clock()
+        self.net = net = FlowNetwork(env, fabric.resources, self._delivered, self._send_released)
         n = self.n = graph.n_devices
-        ops = graph.ops
+        self.ops = ops = graph.ops
         n_ops = len(ops)
         index: dict[str, int] = {}
-        self.dev = dev = [-1] * n_ops
-        self.dur = dur = [0.0] * n_ops
-        self.cnt = cnt = [0] * n_ops  # unfinished deps of a Compute
-        self.rc = rc = [0] * n_ops  # ... of which Comms
-        self.nc_targets: list[list[int] | None] = [None] * n_ops  # Computes gated by a Compute
-        self.cg_targets: list[list[tuple] | None] = [None] * n_ops  # (comm, position) gated by a Compute
-        self.comms: list[_CommState | None] = [None] * n_ops
-        self.left = [0] * n  # Computes not finished per device
-        self.order: list[list[int]] = [[] for _ in range(n)]
-        templates: dict[tuple, _Template] = {}
-        default = fabric.default_algorithm
-        multicast = fabric.broadcast
+        self.device_of = [-1] * n_ops
+        self.duration = [0.0] * n_ops
+        self.deps_left = [0] * n_ops  # per Compute: deps not done
+        self.comm_deps_left = [0] * n_ops  # ... of which Comms
+        self.compute_dependents: list[list[int] | None] = [None] * n_ops  # per Compute: Computes waiting on it
+        self.join_gates: list[list[tuple[CommState, int]] | None] = [None] * n_ops  # per Compute: joins waiting
+        self.comm_state: list[CommState | None] = [None] * n_ops
+        self.computes_left = [0] * n  # per device
+        self.comms_left = [0] * n  # per device: Comms not complete there
+        self.program: list[list[int]] = [[] for _ in range(n)]  # per device: its Computes in program order
+        shapes: dict[tuple, CommShape] = {}
         for k, op in enumerate(ops):
             index[op.id] = k
             if isinstance(op, Compute):
-                d = dev[k] = op.device
-                dur[k] = op.seconds / speeds[d]
-                self.left[d] += 1
-                self.order[d].append(k)
-                self.nc_targets[k], self.cg_targets[k] = [], []
+                d = self.device_of[k] = op.device
+                self.duration[k] = op.seconds / speeds[d]
+                self.computes_left[d] += 1
+                self.program[d].append(k)
+                self.compute_dependents[k], self.join_gates[k] = [], []
                 for name in op.deps:
                     j = index[name]
-                    cnt[k] += 1
-                    st = self.comms[j]
-                    if st is None:
-                        self.nc_targets[j].append(k)
+                    self.deps_left[k] += 1
+                    dep = self.comm_state[j]
+                    if dep is None:
+                        self.compute_dependents[j].append(k)
                     else:
-                        rc[k] += 1
-                        p = _position(st.devs, d)
+                        self.comm_deps_left[k] += 1
+                        p = dep.pos.get(d)
                         if p is not None:
-                            st.c_targets[p].append(k)
+                            dep.dependents[p].append(k)
                 continue
-            algo = resolve_algorithm(op.collective, op.algorithm, default)
+            algo = resolve_algorithm(op.collective, op.algorithm, fabric.default_algorithm)
             root = op.devices.index(op.root) if op.root is not None and op.root in op.devices else 0
             key = (op.collective, op.devices, algo, root)
-            tmpl = templates.get(key)
-            if tmpl is None:
-                tmpl = templates[key] = _Template(collective_plan(op.collective, len(op.devices), algo, root,
-                                                                  multicast), op.devices, fabric, net)
-            st = self.comms[k] = _CommState(op, tmpl)
+            shape = shapes.get(key)
+            if shape is None:
+                plan = collective_plan(op.collective, len(op.devices), algo, root, fabric.broadcast)
+                shape = shapes[key] = CommShape(plan, op.devices, fabric, net)
+            st = self.comm_state[k] = CommState(op, shape)
+            for d in op.devices:
+                self.comms_left[d] += 1
             for name in op.deps:
                 j = index[name]
-                dep = self.comms[j]
+                dep = self.comm_state[j]
                 if dep is None:
-                    p = _position(st.devs, dev[j])
+                    p = st.pos.get(self.device_of[j])
                     if p is not None:
-                        st.gate_left[p] += 1
-                        self.cg_targets[j].append((st, p))
+                        st.gates_left[p] += 1
+                        self.join_gates[j].append((st, p))
                 else:
                     for p, d in enumerate(st.devs):
-                        q = _position(dep.devs, d)
+                        q = dep.pos.get(d)
                         if q is not None:
-                            st.gate_left[p] += 1
-                            dep.g_targets[q].append((st, p))
-        self.ops = ops
-        self.done = [st is not None for st in self.comms]  # Comms: see done_at
-        self.started = list(self.done)
-        self.ready: list[list[int]] = [[] for _ in range(n)]
-        self.waiter: list[simpy.Event | None] = [None] * n
+                            st.gates_left[p] += 1
+                            dep.gated[q].append((st, p))
+        self.finished = [st is not None for st in self.comm_state]  # Comms: see CommState.done_at
+        self.started = list(self.finished)
+        self.ready: list[list[int]] = [[] for _ in range(n)]  # per device: heap of ready Computes
+        self.head = [0] * n  # per device: index in program of its earliest unstarted Compute
+        self.idle_waiting = [False] * n  # nothing ready: the next ready op wakes the device
+        self.running = [-1] * n  # per device: the Compute it runs
         self.busy = [False] * n
-        self.since = [0.0] * n
-        self.compute = [0.0] * n
-        self.exposed = [0.0] * n
-        self.blocked = [0] * n
+        self.since = [0.0] * n  # accounting: time up to which the device is accounted for
+        self.compute_s = [0.0] * n
+        self.exposed_s = [0.0] * n
+        self.waiting_on_comm = [0] * n  # Computes whose non-Comm deps are done, waiting on Comms
         self.t_end = 0.0
         self.comm_bits = 0.0
         self.n_messages = 0
+        self.to_release: list[CommState] = []
         self.timeline: list[TimelineEvent] | None = [] if record else None
         for k in range(n_ops):
-            if self.comms[k] is None:
-                if cnt[k] == 0:
-                    self.ready[dev[k]].append(k)  # ascending k: already a heap
-                elif cnt[k] == rc[k]:
-                    self.blocked[dev[k]] += 1
+            if self.comm_state[k] is None:
+                if self.deps_left[k] == 0:
+                    self.ready[self.device_of[k]].append(k)  # ascending k: already a heap
+                elif self.deps_left[k] == self.comm_deps_left[k]:
+                    self.waiting_on_comm[self.device_of[k]] += 1
 
     # ---------------------------------------------------------------- run
     def run(self) -> SimResult:
         env = self.env
-        free = [(st, p) for st in self.comms if st is not None for p, g in enumerate(st.gate_left) if not g]
+        free = [(st, p) for st in self.comm_state if st is not None for p, g in enumerate(st.gates_left) if not g]
         for st, p in free:  # joined at t = 0 (listed first: joining may open other gates)
             self._join(st, p)
         for d in range(self.n):
-            env.process(self._device(d))
+            env.call_at(0.0, URGENT, self._choose, d)
         env.run()
-        if not all(self.done) or any(st is not None and None in st.done_at for st in self.comms):
-            raise self._deadlock()
+        if not all(self.finished) or any(st is not None and None in st.done_at for st in self.comm_state):
+            raise deadlock_error(self.ops, self.comm_state, self.finished, env.now, self.net.active_flows)
         latency = self.t_end
         for d in range(self.n):
             self._flush(d, latency)
-        idle = [max(latency - c - e, 0.0) for c, e in zip(self.compute, self.exposed)]
-        return SimResult(latency_s=latency, compute_s=self.compute, exposed_comm_s=self.exposed, idle_s=idle,
+        idle = [max(latency - c - e, 0.0) for c, e in zip(self.compute_s, self.exposed_s)]
+        return SimResult(latency_s=latency, compute_s=self.compute_s, exposed_comm_s=self.exposed_s, idle_s=idle,
                          comm_bits=self.comm_bits, link_bits=self.net.link_bits(), n_messages=self.n_messages,
                          timeline=self.timeline,
                          meta={"network_recomputes": self.net.recomputes, "bits_delivered": self.net.bits_delivered})
 
-    def _device(self, d: int):
-        env = self.env
+    # ---------------------------------------------------------------- devices
+    def _choose(self, d: int) -> None:
+        """Device d is free: start its next op now, at the end of this instant, or when one is ready."""
         ready = self.ready[d]
-        order = self.order[d]  # this device's Computes in program order
-        started = self.started
-        head = 0  # first Compute of `order` not started yet
-        queue = env._queue
-        dur = self.dur
-        while True:
-            if not ready:
-                if not self.left[d]:
-                    return
-                ev = self.waiter[d] = simpy.Event(env)
-                yield ev  # _push wakes us at priority _CHOOSE: the rest of the instant has happened
-            else:
-                while started[order[head]]:
-                    head += 1
-                if ready[0] != order[head] and queue and queue[0][0] <= env._now:
-                    # an earlier op might still become ready at this instant: choose after it
-                    ev = simpy.Event(env)
-                    ev._ok, ev._value = True, None
-                    env.schedule(ev, _CHOOSE)
-                    yield ev
-            k = heapq.heappop(ready)
-            started[k] = True
-            self._flush(d, env._now)
-            self.busy[d] = True
-            start = env._now
-            yield env.timeout(dur[k])
-            now = env._now
-            self.busy[d] = False
-            self.since[d] = now
-            self.compute[d] += dur[k]
-            self.left[d] -= 1
-            if now > self.t_end:
-                self.t_end = now
-            if self.timeline is not None:
-                op = self.ops[k]
-                self.timeline.append(TimelineEvent("compute", d, op.id, op.name, start, now, op.layer))
-            self.done[k] = True
-            for j in self.nc_targets[k]:
-                self._dec(j, False)
-            for st, p in self.cg_targets[k]:
-                st.gate_left[p] -= 1
-                if not st.gate_left[p]:
-                    self._join(st, p)
+        if not ready:
+            if self.computes_left[d]:
+                self.idle_waiting[d] = True
+            return
+        program, started, head = self.program[d], self.started, self.head[d]
+        while started[program[head]]:
+            head += 1
+        self.head[d] = head
+        if ready[0] != program[head] and self.env.more_now():
+            self.env.call_at(0.0, CHOOSE, self._run, d)  # an earlier op may still become ready now
+            return
+        self._run(d)
 
-    # ---------------------------------------------------------------- bookkeeping
+    def _run(self, d: int) -> None:
+        k = heapq.heappop(self.ready[d])
+        self.started[k] = True
+        now = self.env.now
+        if self.waiting_on_comm[d]:  # (_flush, knowing that k is not done yet)
+            self.exposed_s[d] += now - self.since[d]
+        self.busy[d] = True
+        self.running[d] = k
+        self.since[d] = now  # start of the compute (the timeline reads it back)
+        self.env.call_at(self.duration[k], NORMAL, self._computed, d)
+
+    def _computed(self, d: int) -> None:
+        k = self.running[d]
+        now = self.env.now
+        start = self.since[d]
+        self.busy[d] = False
+        self.since[d] = now
+        self.compute_s[d] += self.duration[k]
+        self.computes_left[d] -= 1
+        if now > self.t_end:
+            self.t_end = now
+        if self.timeline is not None:
+            op = self.ops[k]
+            self.timeline.append(TimelineEvent("compute", d, op.id, op.name, start, now, op.layer))
+        self.finished[k] = True
+        for j in self.compute_dependents[k]:
+            self._dep_done(j, False)
+        for st, p in self.join_gates[k]:
+            st.gates_left[p] -= 1
+            if not st.gates_left[p]:
+                self._join(st, p)
+        self._choose(d)
+
     def _flush(self, d: int, now: float) -> None:
+        """Account device d's time up to `now` (exposed or idle) if it is not computing."""
         if not self.busy[d]:
-            if self.blocked[d]:
-                self.exposed[d] += now - self.since[d]
+            if self.waiting_on_comm[d] or (not self.computes_left[d] and self.comms_left[d]):
+                self.exposed_s[d] += now - self.since[d]
             self.since[d] = now
 
-    def _dec(self, k: int, comm: bool) -> None:
+    def _dep_done(self, k: int, comm: bool) -> None:
         """One dep of Compute k is done (`comm`: a Comm completed at k's device)."""
-        cnt, rc = self.cnt, self.rc
-        cnt[k] -= 1
-        c = cnt[k]
+        self.deps_left[k] -= 1
+        left = self.deps_left[k]
         if comm:
-            rc[k] -= 1
-            if c == rc[k] and not c:  # was waiting on Comms only; now ready
-                d = self.dev[k]
-                self._flush(d, self.env._now)
-                self.blocked[d] -= 1
-                self._push(d, k)
-        elif not c:
-            self._push(self.dev[k], k)
-        elif c == rc[k]:  # only Comms left to wait for
-            d = self.dev[k]
-            self._flush(d, self.env._now)
-            self.blocked[d] += 1
+            self.comm_deps_left[k] -= 1
+            if not left:  # was waiting on Comms only; now ready
+                d = self.device_of[k]
+                self._flush(d, self.env.now)
+                self.waiting_on_comm[d] -= 1
+                self._make_ready(d, k)
+        elif not left:
+            self._make_ready(self.device_of[k], k)
+        elif left == self.comm_deps_left[k]:  # only Comms left to wait for
+            d = self.device_of[k]
+            self._flush(d, self.env.now)
+            self.waiting_on_comm[d] += 1
 
-    def _push(self, d: int, k: int) -> None:
+    def _make_ready(self, d: int, k: int) -> None:
         heapq.heappush(self.ready[d], k)
-        w = self.waiter[d]
-        if w is not None:
-            self.waiter[d] = None
-            w._ok, w._value = True, None
-            self.env.schedule(w, _CHOOSE)
+        if self.idle_waiting[d]:
+            self.idle_waiting[d] = False
+            self.env.call_at(0.0, CHOOSE, self._run, d)
 
-    def _join(self, st: _CommState, p: int) -> None:
-        st.joined[p] = self.env._now
-        t = st.tmpl
-        for cls, alpha, frac, ms in t.roots[p]:
-            self._launch(st, cls, alpha, frac, ms)
-        if st.waiting and p in st.waiting:
-            self._release(st, st.waiting.pop(p))
-        if not st.out[p]:
+    # ---------------------------------------------------------------- collectives
+    def _join(self, st: CommState, p: int) -> None:
+        st.joined[p] = self.env.now
+        for launch in st.shape.roots[p]:
+            self._launch(st, launch)
+        if st.held and p in st.held:
+            for launch in st.shape.group(st.held.pop(p)):
+                self._launch(st, launch)
+        if not st.touches_left[p]:
             self._complete(st, p)
 
-    def _launch(self, st: _CommState, cls, alpha: float, frac: float, ms: tuple[int, ...]) -> None:
+    def _launch(self, st: CommState, launch) -> None:
+        alpha, frac, parts, count, ms = launch
         bits = st.bits * frac
-        pending = st.pending
-        for m in ms:
-            pending[m] = -1
-        self.net.send(cls, bits, alpha, (st, ms), len(ms))
-        self.comm_bits += bits * len(ms)
-        self.n_messages += len(ms)
+        self.comm_bits += bits * count
+        self.n_messages += count
+        self.net.send_parts(parts, bits, alpha, st, ms)
         if self.timeline is not None:
             if st.launched is None:
                 st.launched = {}
             for m in ms:
-                st.launched[m] = self.env._now
+                st.launched[m] = self.env.now
 
-    def _release(self, st: _CommState, ms: list[int]) -> None:
-        if len(ms) == 1:
-            m = ms[0]
-            cls, alpha = st.tmpl.routes[m]
-            self._launch(st, cls, alpha, st.tmpl.frac[m], (m,))
-        else:
-            for cls, alpha, frac, group in _group(st.tmpl, ms):
-                self._launch(st, cls, alpha, frac, group)
-
-    def _delivered(self, payload: tuple) -> None:
-        st, ms = payload
-        t = st.tmpl
-        out, joined, pending = st.out, st.joined, st.pending
-        src, dsts, children = t.src, t.dsts, t.children
-        release = None
-        for m in ms:
-            s = src[m]
-            out[s] -= 1
-            if not out[s] and joined[s] is not None:
-                self._complete(st, s)
-            for q in dsts[m]:
-                out[q] -= 1
-                if not out[q] and joined[q] is not None:
-                    self._complete(st, q)
-            for ch in children[m]:
-                pending[ch] -= 1
-                if not pending[ch]:
-                    sp = src[ch]
-                    if joined[sp] is not None:
-                        if release is None:
-                            release = [ch]
-                        else:
-                            release.append(ch)
+    def _delivered(self, st: CommState, ms: tuple[int, ...]) -> None:
+        shape = st.shape
+        touches_left, joined, deps_left = st.touches_left, st.joined, st.deps_left
+        touched, freed = shape.effects(ms)
+        for p, k in touched:
+            left = touches_left[p] = touches_left[p] - k
+            if not left and joined[p] is not None:
+                self._complete(st, p)
+        for ch, k in freed:
+            left = deps_left[ch] = deps_left[ch] - k
+            if not left:
+                sp = shape.src[ch]
+                if joined[sp] is not None:
+                    if st.released is None:
+                        st.released = [ch]
+                        self.to_release.append(st)
                     else:
-                        if st.waiting is None:
-                            st.waiting = {}
-                        st.waiting.setdefault(sp, []).append(ch)
+                        st.released.append(ch)
+                else:
+                    if st.held is None:
+                        st.held = {}
+                    st.held.setdefault(sp, []).append(ch)
         if self.timeline is not None:
-            now = self.env._now
+            now = self.env.now
             op = st.op
             for m in ms:
-                self.timeline.append(TimelineEvent("message", st.devs[src[m]], op.id, op.name, st.launched[m], now,
-                                                   op.layer, tuple(st.devs[q] for q in dsts[m]),
-                                                   st.bits * t.frac[m]))
-        if release:
-            self._release(st, release)
+                self.timeline.append(TimelineEvent("message", st.devs[shape.src[m]], op.id, op.name, st.launched[m],
+                                                   now, op.layer, tuple(st.devs[q] for q in shape.dsts[m]),
+                                                   st.bits * shape.frac[m]))
 
-    def _complete(self, st: _CommState, p: int) -> None:
-        now = self.env._now
+    def _send_released(self) -> None:
+        """After a batch of deliveries: the messages it freed leave, grouped per Comm."""
+        to_release, self.to_release = self.to_release, []
+        for st in to_release:
+            ms, st.released = st.released, None
+            for launch in st.shape.group(ms):
+                self._launch(st, launch)
+
+    def _complete(self, st: CommState, p: int) -> None:
+        now = self.env.now
         st.done_at[p] = now
+        d = st.devs[p]
+        if self.comms_left[d] == 1 and not self.computes_left[d]:
+            self._flush(d, now)  # its last wait on communication ends
+        self.comms_left[d] -= 1
         if now > self.t_end:
             self.t_end = now
         if self.timeline is not None:
             op = st.op
-            self.timeline.append(TimelineEvent("comm", st.devs[p], op.id, op.name, st.joined[p], now, op.layer))
-        for k in st.c_targets[p]:
-            self._dec(k, True)
-        for st2, p2 in st.g_targets[p]:
-            st2.gate_left[p2] -= 1
-            if not st2.gate_left[p2]:
+            self.timeline.append(TimelineEvent("comm", d, op.id, op.name, st.joined[p], now, op.layer))
+        for k in st.dependents[p]:
+            self._dep_done(k, True)
+        for st2, p2 in st.gated[p]:
+            st2.gates_left[p2] -= 1
+            if not st2.gates_left[p2]:
                 self._join(st2, p2)
-
-    # ---------------------------------------------------------------- deadlock report
-    def _deadlock(self) -> DeadlockError:
-        ops, index = self.ops, {op.id: k for k, op in enumerate(self.ops)}
-        lines, devices, names = [], set(), []
-        for k, op in enumerate(ops):
-            st = self.comms[k]
-            if st is None:
-                if self.done[k]:
-                    continue
-                d = op.device
-                waits = []
-                for name in op.deps:
-                    j = index[name]
-                    dep = self.comms[j]
-                    if dep is None:
-                        if not self.done[j]:
-                            waits.append(f"compute {name!r}")
-                    elif d not in dep.devs:
-                        waits.append(f"comm {name!r} (device {d} does not take part in it)")
-                    elif dep.done_at[dep.devs.index(d)] is None:
-                        waits.append(f"comm {name!r} (not complete at device {d})")
-                if waits:
-                    devices.add(d)
-                    names.append(op.id)
-                    lines.append(f"device {d}: compute {op.id!r} waits on " + ", ".join(waits))
-            else:
-                stuck = [p for p, t in enumerate(st.done_at) if t is None]
-                if not stuck:
-                    continue
-                names.append(op.id)
-                never = [st.devs[p] for p in stuck if st.joined[p] is None]
-                flying = [st.devs[p] for p in stuck if st.joined[p] is not None]
-                devices.update(st.devs[p] for p in stuck)
-                parts = []
-                if never:
-                    parts.append(f"devices {never} never joined (their deps never finished)")
-                if flying:
-                    parts.append(f"devices {flying} wait for messages that never arrive "
-                                 f"({self.net.active_flows} flows stalled: zero bandwidth?)")
-                lines.append(f"comm {op.id!r} ({op.collective} over {list(st.devs)}): " + "; ".join(parts))
-        head = (f"deadlock at t={self.env.now:.6g}s: the event queue is empty but {len(names)} op(s) are "
-                f"unfinished on devices {sorted(devices)}")
-        shown = lines[:12] + ([f"... and {len(lines) - 12} more"] if len(lines) > 12 else [])
-        return DeadlockError(head + ":\n  " + "\n  ".join(shown), sorted(devices), names)
-
-
-def _position(devs: tuple[int, ...], d: int) -> int | None:
-    try:
-        return devs.index(d)
-    except ValueError:
-        return None

@@ -1,4 +1,4 @@
-"""The network layer: topologies, max-min fair flows on SimPy, collectives as messages.
+"""The network layer: topologies, max-min fair flows, collectives as messages, the event loop.
 
 It knows nothing of Transformers: it carries messages between devices.
 """

@@ -6,6 +6,12 @@ to ``dsts[m]`` (several destinations = one multicast flow, only with ``multicast
 carries ``frac[m] * Comm.bits`` bits and may leave only after every message in ``deps[m]``
 has been delivered (data it forwards or reduces). Reductions cost no device time.
 
+One connection per pair, one message at a time: a message also waits for its sender's previous
+message (in this plan) to any of its receivers to be delivered, as a TCP stream delivers in
+order and MPI's sendrecv steps do. Without it a late joiner's ring steps, all ready at once,
+would share its link and delay the step the ring waits for (issue 15: latency jumped 3x with
+bandwidth). Only ring plans and the direct all-reduce send twice over a pair.
+
 Algorithms (``bits`` = Comm.bits, see astrasim/opgraph.py for its meaning per collective):
 
 * all_gather  ring:   n-1 steps; in step k position i sends to i+1 the chunk it received in
@@ -53,13 +59,20 @@ class _Builder:
         self.dsts: list[tuple[int, ...]] = []
         self.frac: list[float] = []
         self.deps: list[tuple[int, ...]] = []
+        self._last: dict[tuple[int, int], int] = {}  # (src, dst) -> its latest message
 
     def add(self, src: int, dsts: tuple[int, ...], frac: float, deps: tuple[int, ...] = ()) -> int:
+        """Message src -> dsts after `deps` (data it needs) and after src's previous message to
+        any of dsts (one connection per pair, in order: see the module docstring)."""
+        m = len(self.src)
+        fifo = tuple(self._last[(src, d)] for d in dsts if (src, d) in self._last)
         self.src.append(src)
         self.dsts.append(dsts)
         self.frac.append(frac)
-        self.deps.append(deps)
-        return len(self.src) - 1
+        self.deps.append(tuple(sorted(set(deps) | set(fifo))))
+        for d in dsts:
+            self._last[(src, d)] = m
+        return m
 
     def plan(self, n: int) -> Plan:
         return Plan(n, tuple(self.src), tuple(self.dsts), tuple(self.frac), tuple(self.deps))

@@ -1,4 +1,4 @@
-"""Flow-level network on SimPy: max-min fair sharing of link capacities and medium airtime.
+"""Flow-level network: max-min fair sharing of link capacities and medium airtime.
 
 Model. A resource r (a link direction, a half-duplex link, a shared medium) has a goodput
 C_r(t) in bit/s, piecewise constant in time (bandwidth traces). A flow f loads resource r
@@ -10,20 +10,31 @@ first waits its per-message latency alpha (occupying nothing), then its bits flo
 delivered when they are through. Rates are recomputed when flows start or finish or a
 trace changes a capacity: once per simulated instant, never once per flow.
 
+Per-message overhead. A resource may carry `overhead_s(payload_bits)`: extra seconds of it
+(at its nominal capacity) that each crossing of a message occupies, e.g. per-frame airtime on
+a medium. A message of b bits then loads r with a_fr * (1 + overhead_s(b) * C_r / b) instead
+of a_fr: its class depends on its size. Without the hook nothing changes.
+
 Speed.
 * Flows with the same loads form a class; max-min rates depend only on per-class flow
   counts, so rate computations cost O(classes), not O(flows). Inside a class all flows have
   one rate, so the class keeps a cumulative per-flow "service" S (bits served per flow): a
   flow injected at S = s0 finishes when S reaches s0 + bits. Each class is a heap keyed by
-  that level; flows with equal keys (same size, same start: a collective's messages) are one
-  heap entry and finish in one event.
+  that level; flows with equal keys (same size, same start) are one entry, one event.
+* Lockstep bundles. Equal messages sent together on different classes (a ring step over all
+  positions, a fan-out over a mesh's links) travel as one bundle flow when that is exact: the
+  bundle's resources carry nothing else (checked as it starts) and every member crosses one
+  of the bundle's most loaded resources (checked once per shape), so all members would get
+  the same max-min rate. A flow that later starts on one of its resources splits the bundle
+  into its members first, with the bits each has left.
+* Solo classes. A class alone on its resources (bundles always are) gets its bottleneck's
+  capacity over its load, with no search; it joins the search when another class arrives.
 * Max-min allocations decompose over connected components of the (resource, class) graph,
-  so a change re-solves only the component it touches; classes elsewhere keep their rates
-  and their services advance lazily (S is brought up to date only when the class is touched).
-* One SimPy event at a time wakes the network, scheduled at priority 2 so that it runs after
-  every ordinary event of the same instant (coalescing): a global heap of next completion
-  times (stale entries skipped), a heap of pending activations and the trace breakpoints
-  decide when.
+  so a change re-solves only the component it touches (maxmin.py); classes elsewhere keep
+  their rates and their services advance lazily (S is brought up to date when touched).
+* One wake-up at a time, at priority SETTLE (events.py): after every ordinary event of the
+  same instant (coalescing). A heap of next completion times (stale entries skipped), a heap
+  of pending activations and the trace breakpoints decide when.
 """
 
 from __future__ import annotations
@@ -33,51 +44,32 @@ import math
 from itertools import count
 from typing import Any, Callable, Sequence
 
-import simpy
-
+from astrasim.network.events import SETTLE, Clock
+from astrasim.network.flowclass import FlowClass, Part, Usage, lockstep_load, sized_usage
+from astrasim.network.maxmin import max_min
 from astrasim.network.topology import Resource
 
 _INF = math.inf
-_SETTLE = 2  # SimPy priority below NORMAL (1): after every ordinary event of the instant
 _REL = 1e-9  # a flow within this relative amount of its finish level counts as finished
-
-
-class FlowClass:
-    """Flows sharing one load vector; they always have equal rates."""
-
-    __slots__ = ("id", "usage", "n", "rate", "service", "t", "heap", "bits_done", "version")
-
-    def __init__(self, cid: int, usage: tuple[tuple[int, float, int], ...]):
-        self.id = cid
-        self.usage = usage  # ((resource, coefficient, crossings), ...)
-        self.n = 0  # active flows
-        self.rate = 0.0  # bit/s of each flow
-        self.service = 0.0  # bits served per flow, as of time t
-        self.t = 0.0
-        self.heap: list = []  # (finish level, seq, bits, count, payload)
-        self.bits_done = 0.0  # payload bits delivered (for per-resource accounting)
-        self.version = 0  # bumped when the rate changes: older completion entries are stale
-
-    def advance(self, now: float) -> None:
-        if now > self.t:
-            self.service += self.rate * (now - self.t)
-            self.t = now
+_UNSET = object()
 
 
 class FlowNetwork:
-    """Carries messages over `resources` and calls `on_delivered(payload)` when each is through.
+    """Carries messages over `resources`; calls `on_delivered(tag, payload)` when a send's part
+    (or the whole send, moving as a bundle) is through, and `on_settled()` (if given) after each
+    batch of deliveries of one instant."""
 
-    `send(cls, bits, alpha, payload, count=1)`: `count` identical flows of `bits` each, all
-    delivered together with one call (a group of equal messages started at once).
-    """
-
-    def __init__(self, env: simpy.Environment, resources: Sequence[Resource],
-                 on_delivered: Callable[[Any], None]):
+    def __init__(self, env: Clock, resources: Sequence[Resource],
+                 on_delivered: Callable[[Any, Any], None], on_settled: Callable[[], None] | None = None):
         self.env = env
         self.resources = list(resources)
         self.on_delivered = on_delivered
+        self.on_settled = on_settled
         self.cap = [r.capacity_bps for r in self.resources]
+        self.overhead = [getattr(r, "overhead_s", None) for r in self.resources]
+        self._any_overhead = any(f is not None for f in self.overhead)
         self.users: list[dict[int, FlowClass]] = [{} for _ in self.resources]  # active classes per resource
+        self.owner: list[FlowClass | None] = [None] * len(self.resources)  # the solo class on it
         # resources sharing one trace move together: (trace, resources, index in force, active loads)
         groups: dict[tuple, list[int]] = {}
         for rid, r in enumerate(self.resources):
@@ -85,13 +77,19 @@ class FlowNetwork:
                 groups.setdefault(r.trace, []).append(rid)
         self._tgroups = [[tr, rids, -1, 0] for tr, rids in groups.items()]
         self._tgroup_of = {rid: g for g in self._tgroups for rid in g[1]}
-        self._classes: dict[tuple, FlowClass] = {}
+        self._classes: dict[Usage, FlowClass] = {}
+        self._all: list[FlowClass] = []  # every class, bundles and sized ones included
+        self._sized: dict[tuple[int, float], FlowClass] = {}
+        self._sized_parts_of: dict[tuple[int, float], tuple] = {}
+        self._bundles: dict[tuple, FlowClass | None] = {}  # by ((class id, flows), ...)
+        self._bundle_of_parts: dict[int, tuple] = {}  # id(parts) -> (parts, bundle)
         self._done: list = []  # (finish time, seq, class, version)
-        self._acts: list = []  # (activation time, seq, class, bits, count, payload)
+        self._acts: list = []  # (activation time, seq, bits, parts, tag, whole)
         self._dirty: set[int] = set()
+        self._dirty_solo: dict[FlowClass, None] = {}  # insertion order: deterministic
         self._seq = count()
         self._wake_t = _INF
-        self._wake_ev: simpy.Event | None = None
+        self._wake = 0  # the pending wake-up's number; earlier ones were superseded
         self._busy = False
         self.recomputes = 0
         self.bits_delivered = 0.0
@@ -99,36 +97,97 @@ class FlowNetwork:
         self._apply_traces(env.now)
 
     # ------------------------------------------------------------------ public
-    def flow_class(self, usage: tuple[tuple[int, float, int], ...]) -> FlowClass:
+    def flow_class(self, usage: Usage) -> FlowClass:
         c = self._classes.get(usage)
         if c is None:
             if not usage:
                 raise ValueError("a flow must cross at least one resource")
-            c = self._classes[usage] = FlowClass(len(self._classes), usage)
+            c = self._classes[usage] = self._new(usage, sized=any(self.overhead[rid] for rid, _, _ in usage))
         return c
 
     def send(self, cls: FlowClass, bits: float, alpha: float, payload: Any, count: int = 1) -> None:
+        """`count` flows of `bits` on `cls`, delivered together as one `payload` (tag None)."""
+        self.send_parts(((cls, count, payload),), bits, alpha, None, payload)
+
+    def send_parts(self, parts: Sequence[Part], bits: float, alpha: float, tag: Any, whole: Any) -> None:
+        """Messages of `bits` each leaving together after `alpha`: per part, `flows` of them on
+        `class`, delivered together as its `payload`; `whole` is delivered instead when they all
+        move together (one part, or a bundle of distinct classes). A multi-part `parts` is
+        remembered by identity: pass the same tuple whenever the same messages leave together."""
+        if self._any_overhead and bits > 0.0:
+            parts = self._sized_parts(parts, bits)
         t = self.env.now + alpha
-        heapq.heappush(self._acts, (t, next(self._seq), cls, bits, count, payload))
+        heapq.heappush(self._acts, (t, next(self._seq), bits, parts, tag, whole))
         if not self._busy and t < self._wake_t:
             self._schedule(t)
 
     def link_bits(self) -> dict[str, float]:
         """Bits carried per resource, each crossing counted."""
         out = {r.name: 0.0 for r in self.resources}
-        for c in self._classes.values():
+        for c in self._all:
             for rid, _, crossings in c.usage:
                 out[self.resources[rid].name] += c.bits_done * crossings
         return out
 
+    # ------------------------------------------------------------------ classes
+    def _new(self, usage: Usage, **kw) -> FlowClass:
+        c = FlowClass(len(self._all), usage, **kw)
+        if self._tgroup_of:
+            groups: dict[int, list] = {}
+            for rid in c.rids:
+                g = self._tgroup_of.get(rid)
+                if g is not None:
+                    groups.setdefault(id(g), [g, 0])[1] += 1
+            c.tgroups = list(groups.values())
+        self._all.append(c)
+        return c
+
+    def _sized_parts(self, parts: Sequence[Part], bits: float) -> Sequence[Part]:
+        if len(parts) == 1:
+            c, k, p = parts[0]
+            return ((self._sized_class(c, bits), k, p),) if c.sized else parts
+        key = (id(parts), bits)
+        seen = self._sized_parts_of.get(key)
+        if seen is None or seen[0] is not parts:
+            sized = tuple((self._sized_class(c, bits) if c.sized else c, k, p) for c, k, p in parts)
+            seen = self._sized_parts_of[key] = (parts, sized)  # holds parts: its id stays unique
+        return seen[1]
+
+    def _sized_class(self, c: FlowClass, bits: float) -> FlowClass:
+        key = (c.id, bits)
+        s = self._sized.get(key)
+        if s is None:
+            s = self._sized[key] = self._new(sized_usage(c.usage, bits, self.resources))
+        return s
+
+    def _bundle_of(self, parts: Sequence[Part]) -> FlowClass | None:
+        """The lockstep class of these parts, or None when its members would not all get the
+        bundle's rate (members not all crossing a most loaded resource, unequal capacities)."""
+        seen = self._bundle_of_parts.get(id(parts))
+        if seen is not None and seen[0] is parts:  # a sender's parts recur every layer
+            return seen[1]
+        key = tuple((c.id, k) for c, k, _ in parts)
+        b = self._bundles.get(key, _UNSET)
+        if b is _UNSET:
+            b = self._bundles[key] = self._new_bundle(parts)
+        self._bundle_of_parts[id(parts)] = (parts, b)  # holds parts: its id stays unique
+        return b  # type: ignore[return-value]
+
+    def _new_bundle(self, parts: Sequence[Part]) -> FlowClass | None:
+        shape = lockstep_load(parts, self.resources)
+        if shape is None:
+            return None
+        usage, top = shape
+        b = self._new(usage, width=sum(k for _, k, _ in parts), bundle=True)
+        b.top = top
+        return b
+
     # ------------------------------------------------------------------ internals
     def _schedule(self, t: float) -> None:
-        ev = simpy.Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(self._settle)
-        self.env.schedule(ev, _SETTLE, max(t - self.env.now, 0.0))
-        self._wake_ev, self._wake_t = ev, t
+        self._wake_t = t
+        self._wake += 1
+        delay = t - self.env.now
+        self.env.call_at(delay if delay > 0.0 else 0.0, SETTLE, self._settle, self._wake)
 
     def _apply_traces(self, now: float) -> None:
         for g in self._tgroups:
@@ -141,18 +200,102 @@ class FlowNetwork:
                     self.cap[rid] = tr[k][1]
                     if self.users[rid]:
                         self._dirty.add(rid)
+                    elif self.owner[rid] is not None:
+                        self._dirty_solo[self.owner[rid]] = None
 
-    def _activate(self, c: FlowClass, k: int) -> None:
-        if not c.n:
-            for rid, _, _ in c.usage:
-                self.users[rid][c.id] = c
-                g = self._tgroup_of.get(rid)
-                if g is not None:
-                    g[3] += 1
+    def _start(self, c: FlowClass, entry: tuple, now: float) -> None:
+        """Start the flows of `entry` (its level counted from 0) on class c."""
+        if c.n:
+            c.advance(now)
+        else:
+            c.service, c.t, c.rate = 0.0, now, 0.0
+        heapq.heappush(c.heap, (c.service + entry[0],) + entry[1:])
+        self._activate(c, entry[3], now)
+
+    def _start_parts(self, parts, bits: float, seq: int, tag: Any, whole: Any, now: float) -> None:
+        b = self._bundle_of(parts)
+        if b is not None and (b.n or not (any(map(self.users.__getitem__, b.rids)) or
+                                          any(map(self.owner.__getitem__, b.rids)))):
+            self._start(b, (bits, seq, bits, 1, parts, tag, whole), now)  # its resources carry nothing else
+            return
+        for part in parts:
+            self._start(part[0], (bits, next(self._seq), bits, part[1], (part,), tag, part[2]), now)
+
+    def _activate(self, c: FlowClass, k: int, now: float) -> None:
+        if c.bundle and not c.n:  # starts only where it is alone (_start_parts)
+            c.solo = True
+            for rid in c.rids:
+                self.owner[rid] = c
+            for g, crossed in c.tgroups:
+                g[3] += crossed
+        elif not c.n:
+            owner, users = self.owner, self.users
+            alone = True
+            for rid in c.rids:
+                o = owner[rid]
+                if o is not None:
+                    alone = False
+                    if o.bundle:
+                        self._split(o, now)  # may start c itself (a member of o)
+                elif users[rid]:
+                    alone = False
+            if not c.n:
+                if not alone:
+                    for rid in c.rids:
+                        o = owner[rid]
+                        if o is not None:  # a solo class (maybe a member of a bundle just split)
+                            self._share(o)
+                c.solo = alone
+                if alone:
+                    for rid in c.rids:
+                        owner[rid] = c
+                else:
+                    for rid in c.rids:
+                        users[rid][c.id] = c
+                for g, crossed in c.tgroups:
+                    g[3] += crossed
         c.n += k
-        self.active_flows += k
-        for rid, _, _ in c.usage:
-            self._dirty.add(rid)
+        self.active_flows += k * c.width
+        if c.solo:
+            self._dirty_solo[c] = None
+        else:
+            self._dirty.update(c.rids)
+
+    def _share(self, c: FlowClass) -> None:
+        """Solo class c gets company on a resource: it joins the max-min search from now on."""
+        c.solo = False
+        self._dirty_solo.pop(c, None)
+        for rid in c.rids:
+            self.owner[rid] = None
+            self.users[rid][c.id] = c
+        self._dirty.update(c.rids)
+
+    def _release(self, c: FlowClass) -> None:
+        """Class c has no flow left: it stops loading its resources."""
+        c.version += 1  # drop its completion entries
+        if c.solo:
+            c.solo = False
+            for rid in c.rids:
+                self.owner[rid] = None
+            self._dirty_solo.pop(c, None)
+        else:
+            for rid in c.rids:
+                self._dirty.add(rid)
+                del self.users[rid][c.id]
+        for g, crossed in c.tgroups:
+            g[3] -= crossed
+
+    def _split(self, b: FlowClass, now: float) -> None:
+        """Bundle b shares a resource from now on: its members continue as ordinary flows."""
+        b.advance(now)
+        entries, b.heap = b.heap, []
+        self.active_flows -= b.n * b.width
+        b.n = 0
+        self._release(b)
+        for level, _, bits, _, parts, tag, _ in entries:
+            left = level - b.service
+            for part in parts:
+                self._start(part[0], (left, next(self._seq), bits, part[1], (part,), tag, part[2]), now)
 
     def _finish(self, c: FlowClass, now: float, out: list) -> None:
         """Deliver every flow of class c that is through at `now`."""
@@ -164,28 +307,26 @@ class FlowNetwork:
             rem = level - s
             if rem > _REL * level and (rate <= 0.0 or now + rem / rate > now):
                 break
-            _, _, bits, k, payload = heapq.heappop(heap)
+            _, _, bits, k, _, tag, whole = heapq.heappop(heap)
             c.n -= k
             c.bits_done += bits * k
-            self.bits_delivered += bits * k
-            out.append(payload)
+            self.bits_delivered += bits * k * c.width
+            out.append((tag, whole))
         if c.n == k0:
             return
-        self.active_flows -= k0 - c.n
-        for rid, _, _ in c.usage:
-            self._dirty.add(rid)
-            if not c.n:
-                del self.users[rid][c.id]
-                g = self._tgroup_of.get(rid)
-                if g is not None:
-                    g[3] -= 1
+        self.active_flows -= (k0 - c.n) * c.width
         if not c.n:
-            c.version += 1  # drop its completion entries
+            self._release(c)
+        elif c.solo:
+            self._dirty_solo[c] = None
+        else:
+            self._dirty.update(c.rids)
 
-    def _settle(self, ev: simpy.Event) -> None:
-        if ev is not self._wake_ev:
+    def _settle(self, wake: int) -> None:
+        if wake != self._wake:
             return  # superseded by an earlier wake-up
-        self._wake_ev, self._wake_t = None, _INF
+        self._wake_t = _INF
+        self._wake += 1
         self._busy = True
         now = self.env.now
         if self._tgroups:
@@ -201,21 +342,20 @@ class FlowNetwork:
                     if c.n and c.rate > 0.0:
                         self._push_done(c)
             while acts and acts[0][0] <= now:  # activations (alpha elapsed)
-                _, seq, c, bits, k, payload = heapq.heappop(acts)
+                _, seq, bits, parts, tag, whole = heapq.heappop(acts)
                 if bits <= 0.0:
-                    delivered.append(payload)
-                    continue
-                if c.n:
-                    c.advance(now)
+                    delivered.append((tag, whole))
+                elif len(parts) == 1:
+                    self._start(parts[0][0], (bits, seq, bits, parts[0][1], parts, tag, whole), now)
                 else:
-                    c.service, c.t, c.rate = 0.0, now, 0.0
-                heapq.heappush(c.heap, (c.service + bits, seq, bits, k, payload))
-                self._activate(c, k)
+                    self._start_parts(parts, bits, seq, tag, whole, now)
             if not delivered:
                 break
-            for payload in delivered:  # may send more: zero-alpha ones join this settle
-                self.on_delivered(payload)
-        if self._dirty:
+            for tag, payload in delivered:  # may send more: zero-alpha ones join this settle
+                self.on_delivered(tag, payload)
+            if self.on_settled is not None:
+                self.on_settled()
+        if self._dirty or self._dirty_solo:
             self._recompute(now)
         nxt = acts[0][0] if acts else _INF
         while done and done[0][3] != done[0][2].version:
@@ -237,6 +377,21 @@ class FlowNetwork:
         """Max-min fair rates, by progressive filling, of the classes connected to a change."""
         self.recomputes += 1
         users, cap = self.users, self.cap
+        for c in self._dirty_solo:  # alone on its resources: its bottleneck's capacity / load
+            c.advance(now)
+            if c.bundle:
+                rate = cap[c.rids[0]] / (c.n * c.top)
+            else:
+                rate = _INF
+                for rid, a, _ in c.usage:
+                    r = cap[rid] / (c.n * a)
+                    if r < rate:
+                        rate = r
+            c.rate = rate
+            c.version += 1
+            if rate > 0.0:
+                self._push_done(c)
+        self._dirty_solo.clear()
         comp: dict[int, FlowClass] = {}
         weight: dict[int, float] = {}
         stack = [rid for rid in self._dirty if users[rid]]
@@ -249,55 +404,18 @@ class FlowNetwork:
                 if c.id in comp:
                     continue
                 comp[c.id] = c
-                for r2, _, _ in c.usage:
+                for r2 in c.rids:
                     if r2 not in weight:
                         weight[r2] = 0.0
                         stack.append(r2)
         if not comp:
             return
-        members: dict[int, list[FlowClass]] = {rid: [] for rid in weight}
-        single = True  # every class crosses one resource only (mesh links, Wi-Fi air)
-        for c in comp.values():
-            c.advance(now)
-            c.rate = -1.0
-            n = c.n
-            if len(c.usage) > 1:
-                single = False
-            for rid, a, _ in c.usage:
-                weight[rid] += n * a
-                members[rid].append(c)
-        if single:  # each resource's classes share it alone: no search needed
-            for rid, m in members.items():
-                self._set_rates(m, cap[rid] / weight[rid])
-            return
-        if all(len(m) == 1 for m in members.values()):  # no resource shared by two classes
+        if len(comp) == 1:  # one class alone on its resources (a ring step, a lone transfer)
             for c in comp.values():
+                c.advance(now)
                 self._set_rates((c,), min(cap[rid] / (c.n * a) for rid, a, _ in c.usage))
             return
-        residual = {rid: cap[rid] for rid in weight}
-        unfrozen = {rid: len(m) for rid, m in members.items()}
-        level_of = {rid: residual[rid] / w for rid, w in weight.items()}
-        heap = [(lv, rid) for rid, lv in level_of.items()]
-        heapq.heapify(heap)
-        left = len(comp)
-        while left and heap:
-            level, rid = heapq.heappop(heap)
-            if not unfrozen[rid] or level != level_of[rid]:
-                continue  # stale entry (a resource's level only rises as flows freeze)
-            level = max(level, 0.0)
-            frozen = [c for c in members[rid] if c.rate < 0.0]
-            for c in frozen:
-                c.rate = level
-                left -= 1
-                n = c.n
-                for r2, a, _ in c.usage:
-                    unfrozen[r2] -= 1
-                    weight[r2] -= n * a
-                    residual[r2] -= n * a * level
-                    if r2 != rid and unfrozen[r2]:
-                        lv = level_of[r2] = residual[r2] / max(weight[r2], 1e-300)
-                        heapq.heappush(heap, (lv, r2))
-            self._set_rates(frozen, level)
+        max_min(list(comp.values()), weight, cap, now, self._set_rates)
 
     def _set_rates(self, classes, rate: float) -> None:
         for c in classes:

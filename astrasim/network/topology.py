@@ -28,7 +28,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import networkx as nx
 
@@ -229,6 +229,9 @@ class Resource:
     name: str
     capacity_bps: float  # goodput at the nominal bandwidth
     trace: tuple[tuple[float, float], ...] | None = None  # (time_s, goodput bit/s), piecewise constant
+    # extra seconds of this resource (at capacity_bps) each crossing of a message of `payload_bits`
+    # occupies, e.g. per-frame airtime on a medium (network/flows.py); None: none
+    overhead_s: Callable[[float], float] | None = None
 
 
 def _goodput(bw_mbps: float, eff: float, loss: float) -> float:
