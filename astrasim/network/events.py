@@ -1,7 +1,7 @@
 """The event loop shared by the flow network and the engine: a clock, its priorities, one loop.
 
-Callbacks run in (time, priority, scheduling order) order, as in SimPy's Environment, whose
-`step` this is without Event objects: pop the earliest, call it, repeat. At one instant:
+Callbacks run in (time, priority, scheduling order) order, on SimPy's Environment (pop the
+earliest event, run its callbacks, repeat). At one instant:
 
     URGENT (0)  a device's first look at its ready ops (t = 0)
     NORMAL (1)  computes finish
@@ -12,34 +12,40 @@ Callbacks run in (time, priority, scheduling order) order, as in SimPy's Environ
 
 from __future__ import annotations
 
-import heapq
-from itertools import count
 from typing import Any, Callable
+
+import simpy
 
 URGENT, NORMAL, SETTLE, CHOOSE = 0, 1, 2, 3
 
 
 class Clock:
-    """Simulated time (seconds) and the callbacks due."""
+    """Simulated time (seconds) and the callbacks due: a SimPy Environment driven by callbacks.
 
-    __slots__ = ("now", "_queue", "_seq")
+    `call_at` is the one place that uses SimPy's scheduling directly (an already-triggered Event
+    with one callback, put in SimPy's queue at a priority): SimPy orders it by (time, priority,
+    scheduling order), which is exactly the order the engine and the flow network rely on."""
+
+    __slots__ = ("env",)
 
     def __init__(self) -> None:
-        self.now = 0.0
-        self._queue: list[tuple[float, int, int, Callable[[Any], None], Any]] = []
-        self._seq = count()
+        self.env = simpy.Environment()
+
+    @property
+    def now(self) -> float:
+        return self.env.now
 
     def call_at(self, delay: float, priority: int, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Run `callback(arg)` `delay` seconds from now, at `priority`."""
-        heapq.heappush(self._queue, (self.now + delay, priority, next(self._seq), callback, arg))
+        event = simpy.Event(self.env)
+        event._ok, event._value = True, None  # triggered: SimPy only runs its callbacks when popped
+        event.callbacks.append(lambda _event: callback(arg))
+        self.env.schedule(event, priority, delay)
 
     def more_now(self) -> bool:
         """Is anything else due at the current instant?"""
-        return bool(self._queue) and self._queue[0][0] <= self.now
+        return self.env.peek() <= self.env.now
 
     def run(self) -> None:
         """Until nothing is due."""
-        queue, pop = self._queue, heapq.heappop
-        while queue:
-            self.now, _, _, callback, arg = pop(queue)
-            callback(arg)
+        self.env.run()
