@@ -57,7 +57,7 @@ SIFS_S = 16e-6
 AIFSN_BE, CWMIN_BE, CWMAX_BE = 3, 15, 1023
 PPDU_MAX_S = 5.484e-3  # aPPDUMaxTime (HT/VHT/HE)
 BA_WINDOW = 64  # MPDUs covered by one compressed Block Ack
-ACK_BYTES, BLOCK_ACK_BYTES = 14, 32
+ACK_BYTES, BLOCK_ACK_BYTES, HE_BLOCK_ACK_BYTES = 14, 32, 56
 BEACON_S, BEACON_INTERVAL_S = 220e-6, 102.4e-3  # a ~145-byte beacon at 6 Mbps every 100 TU
 
 # Frame sizes: a TCP/IPv4 segment with timestamps over LLC/SNAP in a QoS data MPDU.
@@ -96,8 +96,8 @@ class WifiPhy:
     def bits_per_symbol(self) -> float:
         if self.rate_mbps is not None:
             return self.rate_mbps * 1e6 * self.symbol_s
-        bits, rate = MCS_TABLE[self.mcs]
-        return round(self.spec.data_subcarriers[self.width_mhz] * bits * rate * self.streams)
+        bits, rate = MCS_TABLE[self.mcs]  # HE rounds N_DBPS down; HT/VHT combinations are whole numbers
+        return math.floor(self.spec.data_subcarriers[self.width_mhz] * bits * rate * self.streams + 1e-9)
 
     @property
     def rate_bps(self) -> float:
@@ -136,7 +136,7 @@ def check_phy(phy: WifiPhy) -> None:
         return
     bits, rate = MCS_TABLE[phy.mcs]
     n_dbps = s.data_subcarriers[phy.width_mhz] * bits * rate * phy.streams
-    if abs(n_dbps - round(n_dbps)) > 1e-9:  # e.g. VHT MCS 9 at 20 MHz, one stream
+    if phy.standard != "ax" and abs(n_dbps - round(n_dbps)) > 1e-9:  # e.g. VHT MCS 9 at 20 MHz, one stream
         raise UserError(f"{s.name} has no MCS {phy.mcs} at {phy.width_mhz} MHz with {phy.streams} stream(s)",
                         "wifi.mcs")
 
@@ -153,9 +153,8 @@ def preamble_s(phy: WifiPhy) -> float:
         return (20 + 8 + 4 + 4 * ltf) * 1e-6
     if phy.standard == "ac":  # VHT-SIG-A 8, VHT-STF 4, VHT-LTF 4 each, VHT-SIG-B 4
         return (20 + 8 + 4 + 4 * ltf + 4) * 1e-6
-    # HE SU: RL-SIG 4, HE-SIG-A 8, HE-STF 4, HE-LTF (2x LTF 6.4 us, 4x with the 3.2 us GI) + GI each
-    ltf_symbol = (12.8 if phy.guard_ns == 3200 else 6.4) + phy.guard_ns / 1000
-    return (20 + 4 + 8 + 4 + ltf * ltf_symbol) * 1e-6
+    # HE SU: RL-SIG 4, HE-SIG-A 8, HE-STF 4, HE-LTF 8 each (2x LTF with a 1.6 us GI, as ns-3 sends it)
+    return (20 + 4 + 8 + 4 + 8 * ltf) * 1e-6
 
 
 def ppdu_s(phy: WifiPhy, psdu_bytes: int) -> float:
@@ -195,10 +194,10 @@ def aggregation_limit(phy: WifiPhy, mpdu: int = mpdu_bytes(MSS)) -> int:
 
 def exchange_s(phy: WifiPhy, mpdus: int, mpdu: int) -> float:
     """One frame exchange after the channel is won: the PPDU of `mpdus` equal MPDUs, SIFS, the
-    response (ACK for a single HT MPDU, else a compressed Block Ack) and the AIFS that follows."""
+    response (ACK for a single MPDU, else a compressed Block Ack) and the AIFS that follows."""
     data = ppdu_s(phy, mpdu + (DELIMITER if phy.standard != "n" else 0) if mpdus == 1 else ampdu_bytes([mpdu] * mpdus))
-    single_ack = mpdus == 1 and phy.standard == "n"
-    resp = legacy_s(phy.response_rate_mbps, ACK_BYTES if single_ack else BLOCK_ACK_BYTES)
+    ba = HE_BLOCK_ACK_BYTES if phy.standard == "ax" else BLOCK_ACK_BYTES  # HE: a 256-frame bitmap
+    resp = legacy_s(phy.response_rate_mbps, ACK_BYTES if mpdus == 1 else ba)
     return data + SIFS_S + resp + SIFS_S + AIFSN_BE * SLOT_S
 
 
