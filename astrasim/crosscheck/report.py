@@ -32,10 +32,10 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, grid, command
              f"Statistics over the points whose seed-to-seed spread (max / min - 1) is under {SPREAD_LIMIT:.0%}; "
              "p2p points are single transfers (the only kind a calibration may use; none of the model's "
              "constants is fitted to them), every other point is a prediction.", "",
-             "| group | value | points | erratic (apart) | median abs error | p90 abs error | max abs error | mean error |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| group | value | points | erratic (apart) | not run | median abs error | p90 abs error | max abs error | mean error |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in summary.to_dict("records"):
-        lines.append(f"| {r['group']} | {r['value']} | {r['points']} | {r['erratic_points']} | "
+        lines.append(f"| {r['group']} | {r['value']} | {r['points']} | {r['erratic_points']} | {r['not_run']} | "
                      f"{_pct(r['median_abs_error'])} | {_pct(r['p90_abs_error'])} | {_pct(r['max_abs_error'])} | "
                      f"{r['mean_error']:+.1%} |")
     lines += ["", "Per point (times in ms; spread = max / min - 1 over the seeds; * = erratic, reported apart):", "",
@@ -46,7 +46,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, grid, command
             lines.append(f"| {r['network']} | {r['collective']}/{r['algorithm']} | {r['hosts']} | "
                          f"{_size(r['size_bytes'])} | no run completed | | | | |")
             continue
-        mark = "" if r["steady"] else " *"
+        mark = "" if r["steady"] or r["seeds"] < 2 else " *"
         lines.append(f"| {r['network']} | {r['collective']}/{r['algorithm']} | {r['hosts']} | {_size(r['size_bytes'])} | "
                      f"{r['measured_s'] * 1e3:.3f} | {r['measured_min_s'] * 1e3:.3f}-{r['measured_max_s'] * 1e3:.3f} | "
                      f"{r['spread']:.1%}{mark} | {r['predicted_s'] * 1e3:.3f} | {r['error']:+.1%} |")
