@@ -10,180 +10,26 @@ A .parquet output is journaled the same way in `<out>.partial.csv` and converted
 
 from __future__ import annotations
 
-import csv
-import functools
-import io
-import json
-import math
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path
-from astrasim.scenario import Point, Scenario, format_value, load_scenario, point_key
-from astrasim.strategies import build_graph, strategy_label
+from astrasim.pointrun import PRELOADED_TRACES, build_point_graph, load_trace, simulate_point
+from astrasim.results import (
+    COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, Journal, header_line, lines_of, read_journal,
+    read_results_text, row_key, row_line,
+)
+from astrasim.scenario import Point, Scenario, load_scenario, point_key
 from astrasim.strategies.costs import costs_for
+from astrasim.strategies.registry import label_of
 
-KNOB_COLUMNS = ("scenario", "model", "tokens", "strategy", "groups", "codebook", "nb", "devices", "hardware",
-                "speed", "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate",
-                "trace", "broadcast", "element_bits", "causal_skip", "algorithm")  # = Point.knobs() keys
-RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
-                  "n_messages", "single_latency_s", "speedup_vs_single")
-COLUMNS = KNOB_COLUMNS + RESULT_COLUMNS
-
-
-# ---------------------------------------------------------------------------------------------
-# One point
-
-
-def build_point_graph(point: Point):
-    """The op graph of a point (profile lookups happen here: a missing key is a UserError)."""
-    costs = costs_for(point.profile_path, point.device)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.options())
-
-
-_PRELOADED_TRACES: dict[str, list] = {}
-
-
-@functools.lru_cache(maxsize=16)
-def _trace_cached(path: str, mtime: float) -> list[tuple[float, float]]:
-    from astrasim.network.topology import load_bandwidth_trace
-
-    return load_bandwidth_trace(path)
-
-
-def _trace(path: str) -> list[tuple[float, float]]:
-    if path in _PRELOADED_TRACES:
-        return _PRELOADED_TRACES[path]
-    return _trace_cached(path, os.path.getmtime(path))
-
-
-def build_network(point: Point):
-    """The networkx topology of a point (astrasim.network.topology)."""
-    from astrasim.network.topology import build_topology, topology_from_dict
-
-    if point.network == "custom":
-        return topology_from_dict(json.loads(point.custom_topology or "{}"), point.devices)
-    trace = _trace(point.trace_path) if point.trace_path else None
-    return build_topology(point.network, point.devices, point.bandwidth_mbps, latency_s=point.latency_s,
-                          efficiency=point.efficiency, loss_rate=point.loss_rate, bandwidth_trace=trace,
-                          broadcast=point.broadcast)
-
-
-def run_point(point: Point, *, record_timeline: bool = False):
-    """Simulate one point; returns (SimResult, OpGraph)."""
-    from astrasim.engine import simulate
-
-    graph = build_point_graph(point)
-    result = simulate(graph, build_network(point), speeds=point.device_speeds(), record_timeline=record_timeline)
-    return result, graph
-
-
-@functools.lru_cache(maxsize=256)
-def single_latency(point: Point) -> float:
-    """Latency of the single-device point of the same model, tokens, hardware (cached per process)."""
-    return run_point(point.single())[0].latency_s
-
-
-def _mean(xs: Iterable[float]) -> float:
-    xs = list(xs)
-    return math.fsum(xs) / len(xs)
-
-
-def result_row(point: Point, result) -> dict[str, Any]:
-    """The tidy row of a point: its knobs, then the breakdown.
-
-    compute_s, exposed_comm_s, idle_s are means over the devices (each device: latency =
-    compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s."""
-    single = result.latency_s if point.strategy == "single" else single_latency(point)
-    exposed = _mean(result.exposed_comm_s)
-    return {
-        **point.knobs(),
-        "latency_s": result.latency_s,
-        "compute_s": _mean(result.compute_s),
-        "exposed_comm_s": exposed,
-        "idle_s": _mean(result.idle_s),
-        "comm_fraction": exposed / result.latency_s if result.latency_s > 0 else 0.0,
-        "comm_bits": float(result.comm_bits),
-        "n_messages": int(result.n_messages),
-        "single_latency_s": single,
-        "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
-    }
-
-
-def simulate_point(point: Point) -> dict[str, Any]:
-    """One result row (see `result_row`)."""
-    return result_row(point, run_point(point)[0])
-
-
-# ---------------------------------------------------------------------------------------------
-# Result files
-
-
-def _line(row: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(format_value(row[c]) for c in COLUMNS)
-    return buf.getvalue()
-
-
-def _read_journal(path: Path) -> dict[tuple[str, ...], str]:
-    """Finished rows of a journal, key -> line; truncates a torn last line away (resume)."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as fh:
-            fh.truncate(end)
-            fh.flush()
-            os.fsync(fh.fileno())
-        data = data[:end]
-    lines = data.decode().splitlines(keepends=True)
-    if not lines:
-        return {}
-    header = next(csv.reader([lines[0]]))
-    if tuple(header) != COLUMNS:
-        raise UserError(f"'{path}' holds other columns than this version writes; delete it or choose another --out",
-                        field="--out")
-    done: dict[tuple[str, ...], str] = {}
-    for line in lines[1:]:
-        fields = next(csv.reader([line]), [])
-        if len(fields) != len(COLUMNS):
-            continue
-        done[tuple(fields[: len(KNOB_COLUMNS)])] = line
-    return done
-
-
-def _lines_of(df: pd.DataFrame) -> dict[tuple[str, ...], str]:
-    """Rows of a finished result frame as journal lines, key -> line (resume of a .parquet)."""
-    out = {}
-    for rec in df.to_dict("records"):
-        row = {c: (None if isinstance(rec[c], float) and math.isnan(rec[c]) else rec[c]) for c in COLUMNS}
-        out[tuple(format_value(row[c]) for c in KNOB_COLUMNS)] = _line(row)
-    return out
-
-
-class _Journal:
-    """Append-only CSV of finished rows: one complete line per row, flushed and fsync'ed."""
-
-    def __init__(self, path: Path, fresh: bool, rows: Iterable[str] = ()):
-        """fresh: start with the header alone; else keep the file, or start it with `rows`."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh or not path.exists() or path.stat().st_size == 0:
-            with atomic_path(path) as tmp:
-                tmp.write_text(",".join(COLUMNS) + "\n" + ("" if fresh else "".join(rows)))
-        self.fh = open(path, "a", encoding="utf-8")
-
-    def append(self, line: str) -> None:
-        self.fh.write(line)
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        self.fh.close()
+__all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
+           "simulate_point", "build_point_graph"]
 
 
 def _output_paths(out: Path) -> tuple[Path, Path]:
@@ -230,7 +76,7 @@ def _preload(costs: dict, traces: dict[str, list]) -> None:
     from astrasim.strategies import costs as costs_mod
 
     costs_mod.PRELOADED.update(costs)
-    _PRELOADED_TRACES.update(traces)
+    PRELOADED_TRACES.update(traces)
 
 
 def _simulate_with(point: Point, shared) -> dict[str, Any]:
@@ -255,7 +101,7 @@ def _dask(points: list[Point], client) -> Iterator[dict[str, Any]]:
     from distributed import as_completed
 
     costs = {(p, d): costs_for(p, d) for p, d in {(pt.profile_path, pt.device) for pt in points}}
-    traces = {t: _trace(t) for t in sorted({pt.trace_path for pt in points if pt.trace_path})}
+    traces = {t: load_trace(t) for t in sorted({pt.network.trace_path for pt in points if pt.network.trace_path})}
     try:
         shared = client.scatter([(costs, traces)], broadcast=True)[0]
         futures = client.map(_simulate_with, points, shared=shared, pure=False)
@@ -296,13 +142,13 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     grid = set(keys)
     done: dict[tuple[str, ...], str] = {}
     if resume and journal_path.exists():
-        done = {k: v for k, v in _read_journal(journal_path).items() if k in grid}
+        done = {k: v for k, v in read_journal(journal_path).items() if k in grid}
     elif resume and final != journal_path and final.exists():  # a finished parquet: its rows are done
-        done = {k: v for k, v in _lines_of(pd.read_parquet(final)).items() if k in grid}
+        done = {k: v for k, v in lines_of(pd.read_parquet(final)).items() if k in grid}
     todo = [p for p, k in zip(points, keys) if k not in done]
 
     client = _dask_client(dask_address) if dask_address else None
-    journal = _Journal(journal_path, fresh=not resume, rows=done.values())
+    journal = Journal(journal_path, fresh=not resume, rows=done.values())
     try:
         if client is not None:
             rows = _dask(todo, client)
@@ -312,20 +158,20 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
             rows = _serial(todo)
         with _progress(progress, len(points), len(done)) as advance:
             for row in rows:
-                line = _line(row)
+                line = row_line(row)
                 journal.append(line)
-                done[tuple(format_value(row[c]) for c in KNOB_COLUMNS)] = line
+                done[row_key(row)] = line
                 if on_row:
                     on_row(row)
                 advance()
     finally:
         journal.close()
 
-    text = ",".join(COLUMNS) + "\n" + "".join(done[k] for k in keys)
+    text = header_line() + "".join(done[k] for k in keys)
     if final.suffix == ".csv":
         with atomic_path(final) as tmp:
             tmp.write_text(text)
-    df = pd.read_csv(io.StringIO(text), converters={"speeds": str, "trace": str})
+    df = read_results_text(text)
     if final.suffix == ".parquet":
         with atomic_path(final) as tmp:
             df.to_parquet(tmp, index=False)
@@ -358,11 +204,10 @@ class _progress:
 
 def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
     """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth)."""
-    multi = df[df["strategy"] != "single"].copy()
+    multi = df[df["devices"] > 1].copy()
     if multi.empty:
         return multi
-    multi["label"] = [strategy_label(s, g, k, nb) for s, g, k, nb in
-                      zip(multi["strategy"], multi["groups"], multi["codebook"], multi["nb"])]
+    multi["label"] = [label_of(r) for r in multi.to_dict("records")]
     group = ["model", "tokens", "hardware", "network", "devices", "bandwidth_mbps"]
     idx = multi.groupby(group, sort=False)["latency_s"].idxmin()
     best = multi.loc[idx, group + ["label", "latency_s", "speedup_vs_single", "comm_fraction"]]

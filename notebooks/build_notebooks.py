@@ -180,11 +180,8 @@ from astrasim.analysis.planning import PlanScenario, format_report, load_devices
 from astrasim.scenario import load_scenario
 
 wifi = load_scenario("scenarios/wifi.yaml")
-strategies = [e.name for e in wifi.strategies]
-groups = sorted({g for e in wifi.strategies if e.name == "astra" for g in e.groups})
-nb = sorted({n for e in wifi.strategies if e.name in ("bp-ag", "bp-sp") for n in e.nb})
-if QUICK:
-    groups, nb = [32], [1]
+# the wifi scenario's strategies with their knob lists (QUICK: the last value of each list only)
+strategies = [{"name": e.name, **{k: (v[-1:] if QUICK else v) for k, v in e.knobs.items()}} for e in wifi.strategies]
 catalog = load_devices()
 candidates = ["raspberry-pi-5", "jetson-orin-nano"] if QUICK else ["raspberry-pi-5", "jetson-orin-nano", "jetson-agx-orin"]
 print(pd.DataFrame([catalog[d].model_dump() for d in candidates])[["name", "price_usd", "power_w", "peak_flops", "source"]])
@@ -192,7 +189,7 @@ print(pd.DataFrame([catalog[d].model_dump() for d in candidates])[["name", "pric
 plan = PlanScenario(name="gpt2s-prefill-20mbps", model="gpt2-s", tokens=1024, latency_target_s=1.0,
                     accuracy={"floor": 80, "task": "zeroshot"}, devices=candidates,
                     device_counts=[1, 2, 4] if QUICK else [1, 2, 4, 8], networks=["wifi-20mbps"],
-                    strategies=strategies, groups=groups, nb=nb,
+                    strategies=strategies,
                     sweep={"hardware": {"profile": wifi.hardware.profile or "cpu"}})
 result = run_plan(plan, progress=False)
 print(format_report(result, top=8))'''),

@@ -57,7 +57,7 @@ BAD = [
     ("unknown model", "models: [bert]\n", "models[0]:"),
     ("G not dividing D", "strategies: [{name: astra, groups: 5}]\n", "strategies[0].groups:"),
     ("N > tokens", "tokens: 3\ndevices: 4\n", "devices:"),
-    ("bandwidth", "network: {bandwidth_mbps: 0}\n", "network.bandwidth_mbps:"),
+    ("bandwidth", "network: {bandwidth_mbps: 0}\n", "network.bandwidth_mbps[0]:"),
     ("missing profile", "hardware: {profile: nowhere}\n", "hardware.profile:"),
     ("missing trace", "network: {trace: gone.csv}\n", "network.trace:"),
     ("missing profile key", "devices: 8\nstrategies: [sp]\n", "hardware.profile:"),

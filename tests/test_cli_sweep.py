@@ -61,7 +61,7 @@ BAD = [
     ("unknown model", "models: bert\n", "models[0]:"),
     ("G not dividing D", "strategies: [{name: astra, groups: [16, 7]}]\n", "strategies[0].groups:"),
     ("N > tokens", "models: vit-base\ndevices: [2, 500]\n", "devices:"),
-    ("bandwidth", "network: {bandwidth_mbps: [10, -1]}\n", "network.bandwidth_mbps:"),
+    ("bandwidth", "network: {bandwidth_mbps: [10, -1]}\n", "network.bandwidth_mbps[1]:"),
     ("missing profile", "hardware: {profile: profiles/none.csv}\n", "hardware.profile:"),
     ("missing trace", "network: {trace: traces/none.csv}\n", "network.trace:"),
     ("missing profile key", "models: gpt2-m\n", "hardware.profile:"),

@@ -6,8 +6,9 @@ import torch
 from astrasim.errors import UserError
 from astrasim.kernels.astra import astra_layer, astra_parts
 from astrasim.kernels.block import ReferenceBlock
+from astrasim.models import model_from_dict
 from astrasim.kernels.parallel import (
-    STRATEGY_BLOCKS, STRATEGY_OPS, AstraBlock, BPAGBlock, BPSPBlock, SingleBlock, SPBlock, TPBlock,
+    AstraBlock, BPAGBlock, BPSPBlock, SingleBlock, SPBlock, TPBlock,
 )
 from astrasim.kernels.split import head_bounds, split_sizes, token_bounds
 from astrasim.kernels.vq import GroupedVQ
@@ -51,15 +52,20 @@ def test_head_rule_keeps_query_heads_with_their_kv_head():
         head_bounds(32, 8, 16)
 
 
-def test_every_strategy_exposes_the_profile_op_names():
-    assert STRATEGY_OPS == {
-        "single": ("attn", "mlp"), "tp": ("attn", "mlp"), "sp": ("attn", "mlp"),
-        "bp-ag": ("decoupled_layer", "full_layer"), "bp-sp": ("decoupled_layer", "attn", "mlp"),
-        "astra": ("vq_encode", "local_attn", "remote_kv", "remote_attn", "merge", "mlp"),
-    }
-    for name, cls in STRATEGY_BLOCKS.items():
-        assert cls.ops == STRATEGY_OPS[name]
-        assert all(callable(getattr(cls, op)) for op in cls.ops)
+def test_every_strategy_maps_each_profile_op_to_a_real_kernel_call():
+    from astrasim.strategies import STRATEGIES
+
+    spec = model_from_dict({"name": "tiny", "layers": 2, "hidden": 64, "heads": 4, "mlp_hidden": 128,
+                            "tokens": 16, "causal": False, "cls_token": True})
+    block = ReferenceBlock(spec).eval()
+    with torch.inference_mode():
+        for name, s in STRATEGIES.items():
+            knobs = s.knobs(**({"groups": 4} if "groups" in s.Knobs.model_fields else {}))
+            calls = s.kernel_calls(block, 2, spec.tokens, knobs, spec.cls_token)
+            extra = ("cls_pool",) if name == "astra" else ()
+            assert tuple(calls) == s.ops + extra, name
+            for op, call in calls.items():
+                assert isinstance(call(), (torch.Tensor, tuple, object)), (name, op)
 
 
 def test_single_is_the_block():

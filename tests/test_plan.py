@@ -20,7 +20,7 @@ PLAN = {
     "name": "t", "model": "gpt2-s", "tokens": 1024, "latency_target_s": 1.0,
     "accuracy": {"floor": 80, "task": "zeroshot"},
     "devices": ["raspberry-pi-5", "jetson-orin-nano"], "device_counts": [1, 2, 4],
-    "networks": ["wifi-20mbps", "ethernet-1g"], "strategies": ["single", "sp", "astra"], "groups": [1, 32],
+    "networks": ["wifi-20mbps", "ethernet-1g"], "strategies": ["single", "sp", {"name": "astra", "groups": [1, 32]}],
     "sweep": {"hardware": {"profile": "cpu"}},
 }
 
@@ -119,7 +119,7 @@ def test_binding_budget_and_joint_case():
     ({"device_counts": [1], "strategies": ["sp"]}, "need 2 or more devices"),
     ({"budget_usd": 10}, "below the cheapest single device"),
     ({"strategies": ["pipeline"]}, "unknown strategy"),
-    ({"groups": [7]}, "G=7 does not divide"),
+    ({"strategies": [{"name": "astra", "groups": [7]}]}, "G=7 does not divide"),
     ({"colour": "red"}, "colour"),
 ])
 def test_bad_input_is_one_line_and_exit_2(profiles, tmp_path, change, message):

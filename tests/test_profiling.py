@@ -8,10 +8,9 @@ from typer.testing import CliRunner
 
 from astrasim.cli import app
 from astrasim.errors import UserError
-from astrasim.kernels.parallel import STRATEGY_OPS
+from astrasim.strategies import STRATEGIES
 from astrasim.models import get_model, model_from_dict
 from astrasim.profiling import COLUMNS, plan_configs, profile_ops, read_profile, write_profile
-from astrasim.profiling.costs import op_costs
 from astrasim.profiling.timing import time_call, time_sequence
 
 TINY = model_from_dict(dict(name="tiny", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=19, causal=True))
@@ -27,7 +26,7 @@ def table():
 def test_table_has_the_interface_columns_and_every_op(table):
     assert list(table.columns) == COLUMNS
     for (strategy, n, g), rows in table.groupby(["strategy", "devices", "groups"]):
-        assert tuple(rows["op"]) == STRATEGY_OPS[strategy]
+        assert tuple(rows["op"]) == STRATEGIES[strategy].ops
         assert (g > 0) == (strategy == "astra") and (rows["codebook"] == (1024 if g else 0)).all()
     assert set(table.loc[table.strategy == "single", "devices"]) == {1}
     assert len(table.loc[table.strategy == "astra"]) == 3 * 2 * 6
@@ -40,26 +39,26 @@ def test_cls_model_has_a_cls_pool_row_and_uneven_tokens_work():
     t = profile_ops(TINY_VIT, strategies=["astra", "sp"], devices=[4], groups=[4], repeats=1, warmup=0,
                     progress=False)
     astra = t[t.strategy == "astra"]
-    assert list(astra.op) == [*STRATEGY_OPS["astra"], "cls_pool"]
+    assert list(astra.op) == [*STRATEGIES["astra"].ops, "cls_pool"]
     assert astra.set_index("op").loc["cls_pool", "flops"] == 4 * 32
 
 
 def test_analytic_costs():
     spec = get_model("gpt2-s")
-    single = op_costs(spec, "single", 1, 1024)
-    tp2 = op_costs(spec, "tp", 2, 1024)
+    single = STRATEGIES["single"].op_costs(spec, 1, 1024, STRATEGIES["single"].knobs())
+    tp2 = STRATEGIES["tp"].op_costs(spec, 2, 1024, STRATEGIES["tp"].knobs())
     assert tp2["mlp"].flops == pytest.approx(single["mlp"].flops / 2, rel=0.01)
-    vq = op_costs(spec, "astra", 4, 1024, groups=32, codebook=1024)["vq_encode"]
+    vq = STRATEGIES["astra"].op_costs(spec, 4, 1024, STRATEGIES["astra"].knobs(groups=32))["vq_encode"]
     assert vq.flops == 2 * 256 * 768 * 1024 + 2 * 256 * 32 * 1024
     # remote ops are linear in the remote token count: N=4 has 768 remote tokens, N=2 has 512
-    r4 = op_costs(spec, "astra", 4, 1024, groups=1, codebook=1024)["remote_kv"].flops
-    r2 = op_costs(spec, "astra", 2, 1024, groups=1, codebook=1024)["remote_kv"].flops
+    r4 = STRATEGIES["astra"].op_costs(spec, 4, 1024, STRATEGIES["astra"].knobs(groups=1))["remote_kv"].flops
+    r2 = STRATEGIES["astra"].op_costs(spec, 2, 1024, STRATEGIES["astra"].knobs(groups=1))["remote_kv"].flops
     assert r4 / r2 == pytest.approx(768 / 512)
-    assert op_costs(spec, "astra", 1, 1024, groups=1, codebook=1024)["remote_attn"].flops == 0
+    assert STRATEGIES["astra"].op_costs(spec, 1, 1024, STRATEGIES["astra"].knobs(groups=1))["remote_attn"].flops == 0
     # a whole layer is ~24 T D^2 + 4 T^2 D / 2 (causal) flops
     total = single["attn"].flops + single["mlp"].flops
     assert total == pytest.approx(24 * 1024 * 768**2 + 2 * 1024**2 * 768, rel=0.02)
-    half = op_costs(spec, "single", 1, 1024, dtype="bfloat16")
+    half = STRATEGIES["single"].op_costs(spec, 1, 1024, STRATEGIES["single"].knobs(), dtype="bfloat16")
     assert half["mlp"].bytes == single["mlp"].bytes / 2
 
 
@@ -113,7 +112,7 @@ def test_cli_writes_the_profile(tmp_path):
                                    "--repeats", "1", "--warmup", "0", "--threads", "1", "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     df = pd.read_csv(out)
-    assert set(df.strategy) == set(STRATEGY_OPS) and (df.threads == 1).all()
+    assert set(df.strategy) == set(STRATEGIES) and (df.threads == 1).all()
     bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "dtype" in bad.output
@@ -142,6 +141,6 @@ def test_llama_like_model_profiles_every_strategy():
     spec = model_from_dict(dict(name="tiny-llama", family="llama", layers=2, hidden=64, heads=8, kv_heads=4,
                                 mlp_hidden=96, activation="swiglu", norm="rmsnorm", tokens=21, causal=True))
     df = profile_ops(spec, devices=[1, 2, 4], groups=[16], repeats=1, warmup=0, progress=False)
-    assert set(df.strategy) == set(STRATEGY_OPS) and (df.median_s > 0).all()
+    assert set(df.strategy) == set(STRATEGIES) and (df.median_s > 0).all()
     with pytest.raises(UserError, match="KV heads"):
         plan_configs(spec, ["tp"], [8], [1], [21])

@@ -51,13 +51,13 @@ def test_wifi_scenario_is_the_main_job_grid(profile):
     # 2 models x (6 bandwidths x single + 3 N x 6 bandwidths x 9 multi-device variants)
     assert len(pts) == 2 * (6 + 3 * 6 * 9)
     assert {p.model.name for p in pts} == {"vit-base", "gpt2-s"}
-    assert sorted({p.bandwidth_mbps for p in pts}) == [10, 20, 50, 100, 200, 500]
-    assert {(p.strategy, p.groups, p.nb) for p in pts} == {
+    assert sorted({p.network.bandwidth_mbps for p in pts}) == [10, 20, 50, 100, 200, 500]
+    assert {(p.strategy, p.identity()["groups"], p.identity()["nb"]) for p in pts} == {
         ("single", 0, 0), ("tp", 0, 0), ("sp", 0, 0), ("bp-ag", 0, 1), ("bp-ag", 0, 4), ("bp-sp", 0, 1),
         ("bp-sp", 0, 4), ("astra", 1, 0), ("astra", 16, 0), ("astra", 32, 0)}
     assert {p.devices for p in pts if p.strategy == "single"} == {1}
     assert {p.devices for p in pts if p.strategy != "single"} == {2, 4, 8}
-    assert {p.network for p in pts} == {"wifi"} and {p.hardware for p in pts} == {"cpu"}
+    assert {p.network.kind for p in pts} == {"wifi"} and {p.hardware for p in pts} == {"cpu"}
     assert len({point_key(p) for p in pts}) == len(pts)
 
 
@@ -87,7 +87,7 @@ def test_defaults_fill_a_minimal_scenario(profile, tmp_path):
     pts = sc.points()
     assert {p.model.name for p in pts} == {"gpt2-s"} and {p.tokens for p in pts} == {1024}
     assert {p.strategy for p in pts} == {"single", "tp", "sp", "bp-ag", "bp-sp", "astra"}
-    assert {(p.network, p.bandwidth_mbps, p.element_bits, p.codebook) for p in pts if p.strategy == "astra"} == {
+    assert {(p.network.kind, p.network.bandwidth_mbps, p.element_bits, p.knobs.codebook) for p in pts if p.strategy == "astra"} == {
         ("wifi", 100.0, 32, 1024)}
 
 
@@ -95,7 +95,7 @@ def test_overrides_set_nested_fields(profile, tmp_path):
     path = write(tmp_path, {"devices": [2, 4], "network": {"bandwidth_mbps": [10, 20]}})
     sc = load_scenario(path, ["devices=8", "network.bandwidth_mbps=50", "strategies=[astra]",
                               "network.topology=switch"])
-    assert {(p.devices, p.bandwidth_mbps, p.network) for p in sc.points()} == {(8, 50.0, "switch")}
+    assert {(p.devices, p.network.bandwidth_mbps, p.network.kind) for p in sc.points()} == {(8, 50.0, "switch")}
     assert apply_overrides({"a": {"b": 1}}, ["a.c=[1, 2]"]) == {"a": {"b": 1, "c": [1, 2]}}
     with pytest.raises(UserError, match="--set"):
         apply_overrides({}, ["novalue"])
@@ -135,18 +135,21 @@ BAD = [
     ({"models": "vit-base", "devices": 200}, "devices", "larger than the 196 tokens"),
     ({"tokens": 4, "devices": 8}, "devices", "use at most 4 devices"),
     ({"tokens": 4096}, "tokens", "outside 1..1024"),
-    ({"network": {"bandwidth_mbps": [10, 0]}}, "network.bandwidth_mbps", "positive"),
-    ({"network": {"bandwidth_mbps": -5}}, "network.bandwidth_mbps", "positive"),
+    ({"network": {"bandwidth_mbps": [10, 0]}}, "network.bandwidth_mbps[1]", "positive"),
+    ({"network": {"bandwidth_mbps": -5}}, "network.bandwidth_mbps[0]", "positive"),
+    ({"network": {"bandwidth_mbps": float("nan")}}, "network.bandwidth_mbps[0]", "positive"),
+    ({"network": {"latency_s": -1}}, "network.latency_s[0]", "[0, inf)"),
+    ({"strategies": [{"name": "tp", "groups": 4}]}, "strategies[0].groups", "its knobs: none"),
     ({"network": {"bandwidth_mbps": "fast"}}, "network.bandwidth_mbps[0]", "number"),
-    ({"network": {"efficiency": 1.5}}, "network.efficiency", "(0, 1]"),
-    ({"network": {"loss_rate": 1.0}}, "network.loss_rate", "[0, 1)"),
-    ({"network": {"topology": "token-ring"}}, "network.topology", "wifi"),
+    ({"network": {"efficiency": 1.5}}, "network.efficiency[0]", "(0, 1]"),
+    ({"network": {"loss_rate": 1.0}}, "network.loss_rate[0]", "[0, 1)"),
+    ({"network": {"topology": "token-ring"}}, "network.topology[0]", "wifi"),
     ({"network": {"trace": "nope.csv"}}, "network.trace", "not found"),
     ({"hardware": {"profile": "h100"}}, "hardware.profile", "astrasim profile"),
     ({"hardware": {"profile": "missing.csv"}}, "hardware.profile", "not found"),
     ({"hardware": {"device": "cray-1"}}, "hardware.device", "jetson-orin-nano"),
     ({"hardware": {"speeds": [1, 1]}, "devices": 4}, "hardware.speeds", "at least 4"),
-    ({"element_bits": 12}, "element_bits", "8, 16, 32"),
+    ({"element_bits": 12}, "element_bits[0]", "8, 16, 32"),
     ({"algorithm": "tree"}, "algorithm", "ring"),
     ("- just\n- a list\n", "scenario", "mapping"),
 ]
@@ -170,7 +173,7 @@ def test_missing_scenario_file(tmp_path):
 def test_from_dict_accepts_parsed_mappings(profile):
     sc = from_dict({"devices": 2, "strategies": ["tp"], "network": {"bandwidth_mbps": 1e3}}, name="x")
     (p,) = [p for p in sc.points()]
-    assert (p.scenario, p.devices, p.bandwidth_mbps, math.isclose(p.speed, 1.0)) == ("x", 2, 1000.0, True)
+    assert (p.scenario, p.devices, p.network.bandwidth_mbps, math.isclose(p.speed, 1.0)) == ("x", 2, 1000.0, True)
 
 
 def test_docs_list_every_field():

@@ -10,11 +10,10 @@ from hypothesis import strategies as st
 from astrasim.errors import UserError
 from astrasim.models import get_model, model_from_dict
 from astrasim.opgraph import Comm, Compute
-from astrasim.strategies import STRATEGIES, StrategyOptions, build_graph, strategy_label
+from astrasim.strategies import STRATEGIES, BuildOptions, build_graph, get
 from astrasim.strategies.astra import remote_tokens, sent_tokens
 from astrasim.strategies.base import split_tokens
 from astrasim.strategies.costs import PROFILE_COLUMNS, ProfileCosts, Roofline, costs_for, interpolate, load_catalog
-from astrasim.kernels.parallel import STRATEGY_OPS as OPS
 from astrasim.strategies.synthetic import synthetic_profile
 
 VIT, GPT2 = get_model("vit-base"), get_model("gpt2-s")
@@ -28,7 +27,7 @@ class FixedCosts:
 
     def seconds(self, model, strategy, devices, op, tokens, groups=0, codebook=0):
         self.asked.append((model, strategy, devices, op, tokens, groups, codebook))
-        return 0.001 * (1 + sorted({o for ops in OPS.values() for o in ops} | {"cls_pool"}).index(op))
+        return 0.001 * (1 + sorted({o for st_ in STRATEGIES.values() for o in st_.ops} | {"cls_pool"}).index(op))
 
 
 def comms(graph):
@@ -43,7 +42,7 @@ def computes(graph, device=None, name=None):
 def test_registry_names():
     assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "astra"}
     with pytest.raises(ValueError, match="unknown strategy"):
-        build_graph("pp", GPT2, FixedCosts(), 2, 1024)
+        build_graph("no-such-strategy", GPT2, FixedCosts(), 2, 1024)
 
 
 def test_single_runs_every_layer_on_one_device_with_n1_rows():
@@ -56,7 +55,7 @@ def test_single_runs_every_layer_on_one_device_with_n1_rows():
 
 @pytest.mark.parametrize("bits", [32, 16, 8])
 def test_tp_two_all_reduces_of_t_d_b_per_layer(bits):
-    g = build_graph("tp", GPT2, FixedCosts(), 4, 1024, StrategyOptions(element_bits=bits))
+    g = build_graph("tp", GPT2, FixedCosts(), 4, 1024, options=BuildOptions(element_bits=bits))
     cs = comms(g)
     assert len(cs) == 2 * GPT2.layers
     assert {c.collective for c in cs} == {"all_reduce"}
@@ -80,7 +79,7 @@ def test_sp_one_all_gather_of_the_block_input_per_layer():
 @pytest.mark.parametrize("nb", [1, 2, 3, 4, 6, 12])
 def test_bp_ag_blocks(nb):
     n = 4
-    g = build_graph("bp-ag", GPT2, FixedCosts(), n, 1024, StrategyOptions(nb=nb))
+    g = build_graph("bp-ag", GPT2, FixedCosts(), n, 1024, {"nb": nb})
     cs = comms(g)
     assert len(cs) == nb and {c.collective for c in cs} == {"all_gather"}
     assert {c.bits for c in cs} == {1024 * 768 / n * 32}
@@ -93,13 +92,13 @@ def test_bp_ag_blocks(nb):
 
 def test_bp_rejects_nb_not_dividing_layers():
     with pytest.raises(ValueError, match="divisor"):
-        build_graph("bp-ag", GPT2, FixedCosts(), 4, 1024, StrategyOptions(nb=5))
+        build_graph("bp-ag", GPT2, FixedCosts(), 4, 1024, {"nb": 5})
 
 
 @pytest.mark.parametrize("nb", [1, 4])
 def test_bp_sp_all_gather_then_sequence_parallel_full_layer_then_reshard(nb):
     n = 4
-    g = build_graph("bp-sp", GPT2, FixedCosts(), n, 1024, StrategyOptions(nb=nb))
+    g = build_graph("bp-sp", GPT2, FixedCosts(), n, 1024, {"nb": nb})
     cs = comms(g)
     ags = [c for c in cs if c.collective == "all_gather"]
     a2a = [c for c in cs if c.collective == "all_to_all"]
@@ -110,8 +109,8 @@ def test_bp_sp_all_gather_then_sequence_parallel_full_layer_then_reshard(nb):
 
 
 def test_astra_all_gather_of_codes_and_overlap_dependencies():
-    opts = StrategyOptions(groups=16, codebook=1024, causal_skip=False)
-    g = build_graph("astra", GPT2, FixedCosts(), 4, 1024, opts)
+    opts = dict(knobs={"groups": 16, "codebook": 1024}, options=BuildOptions(causal_skip=False))
+    g = build_graph("astra", GPT2, FixedCosts(), 4, 1024, **opts)
     cs = comms(g)
     assert len(cs) == GPT2.layers and {c.collective for c in cs} == {"all_gather"}
     assert cs[0].bits == pytest.approx(1024 / 4 * 16 * 10)
@@ -126,14 +125,14 @@ def test_astra_all_gather_of_codes_and_overlap_dependencies():
 
 def test_astra_bits_per_layer_scale_with_g_log2k():
     for g_, k in [(1, 1024), (32, 1024), (16, 256)]:
-        g = build_graph("astra", GPT2, FixedCosts(), 8, 1024, StrategyOptions(groups=g_, codebook=k, causal_skip=False))
+        g = build_graph("astra", GPT2, FixedCosts(), 8, 1024, {"groups": g_, "codebook": k}, BuildOptions(causal_skip=False))
         total = sum(c.bits * len(c.devices) for c in comms(g))
         assert total == pytest.approx(GPT2.layers * 1024 * g_ * math.log2(k))
 
 
 def test_astra_causal_skip_sends_only_to_later_devices():
     n = 4
-    g = build_graph("astra", GPT2, FixedCosts(), n, 1023, StrategyOptions(groups=32))
+    g = build_graph("astra", GPT2, FixedCosts(), n, 1023, {"groups": 32})
     layer0 = [c for c in comms(g) if c.layer == 0]
     own = split_tokens(1023, n)
     assert [(c.collective, c.root, c.devices) for c in layer0] == [
@@ -153,7 +152,7 @@ def test_astra_causal_skip_is_ignored_for_non_causal_models():
 
 def test_astra_vit_cls_copies_are_not_sent_and_outputs_are_gathered():
     n = 4
-    g = build_graph("astra", VIT, FixedCosts(), n, 197, StrategyOptions(groups=1))
+    g = build_graph("astra", VIT, FixedCosts(), n, 197, {"groups": 1})
     codes = [c for c in comms(g) if c.name == "codes"]
     assert sent_tokens(VIT, n, 197) == split_tokens(196, n)
     assert codes[0].bits == pytest.approx(196 / n * 10)
@@ -163,10 +162,17 @@ def test_astra_vit_cls_copies_are_not_sent_and_outputs_are_gathered():
 
 
 def test_strategy_labels():
-    assert strategy_label("astra", 16, 1024, 0) == "astra G=16"
-    assert strategy_label("astra", 16, 256, 0) == "astra G=16 K=256"
-    assert strategy_label("bp-sp", 0, 0, 4) == "bp-sp Nb=4"
-    assert strategy_label("tp") == "tp"
+    astra = get("astra")
+    assert astra.label(astra.knobs(groups=16)) == "astra G=16"
+    assert astra.label(astra.knobs(groups=16, codebook=256)) == "astra G=16 K=256"
+    assert get("bp-sp").label(get("bp-sp").knobs(nb=4)) == "bp-sp Nb=4"
+    assert get("tp").label() == "tp"
+
+
+def knobs_for(strategy, **values):
+    """The strategy's own knobs among `values` (the others ignored)."""
+    s = get(strategy)
+    return s.knobs(**{k: v for k, v in values.items() if k in s.Knobs.model_fields})
 
 
 @settings(max_examples=40, deadline=None)
@@ -176,11 +182,15 @@ def test_every_graph_is_valid_and_uses_only_profile_op_names(strategy, n, layers
     spec = model_from_dict({"name": "tiny", "layers": layers, "hidden": 64, "heads": 4, "mlp_hidden": 128,
                             "tokens": tokens, "causal": causal, "cls_token": cls})
     costs = FixedCosts()
-    opts = StrategyOptions(groups=4, nb=1, causal_skip=skip)
-    g = build_graph(strategy, spec, costs, n, tokens, opts)
+    try:
+        g = build_graph(strategy, spec, costs, n, tokens, knobs_for(strategy, groups=4, nb=1),
+                        BuildOptions(causal_skip=skip))
+    except UserError as exc:  # more devices than KV heads (4) or than tokens to split: refused, not built
+        assert (n > 4 and "KV heads" in str(exc)) or (n > tokens - cls and "cannot split" in str(exc))
+        return
     g.validate()
     names = {op.name for op in g.ops if isinstance(op, Compute)}
-    allowed = set(OPS[strategy]) | ({"cls_pool"} if strategy == "astra" else set())
+    allowed = set(STRATEGIES[strategy].ops) | ({"cls_pool"} if strategy == "astra" else set())
     assert names <= allowed
     assert {a[3] for a in costs.asked} <= allowed
     if strategy != "single":
@@ -255,5 +265,5 @@ def test_synthetic_profile_is_a_valid_profile_for_every_builder():
     costs = ProfileCosts(table)
     for strategy in STRATEGIES:
         for spec in (VIT, GPT2):
-            g = build_graph(strategy, spec, costs, 4, spec.tokens, StrategyOptions(groups=16, nb=4))
+            g = build_graph(strategy, spec, costs, 4, spec.tokens, knobs_for(strategy, groups=16, nb=4))
             assert all(op.seconds > 0 for op in g.ops if isinstance(op, Compute))

@@ -34,6 +34,7 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.strategies import STRATEGIES
+from astrasim.strategies.registry import exact_strategies
 
 REQUIRED_COLUMNS = ("model", "task", "strategy", "groups", "metric", "value", "higher_is_better", "source")
 STRATEGY_NAMES = tuple(STRATEGIES)
@@ -76,11 +77,12 @@ def validate_accuracy(df: pd.DataFrame, where: str = "accuracy table") -> pd.Dat
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise _fail(where, "groups", f"row {i + 1}: groups must be a non-negative integer, got '{out['groups'].iloc[i]}'")
-    astra = out["strategy"] == "astra"
-    bad = astra & (groups < 1)
+    grouped = out["strategy"].map(_uses_groups).astype(bool)
+    bad = grouped & (groups < 1)
     if bad.any():
-        raise _fail(where, "groups", f"row {int(np.flatnonzero(bad)[0]) + 1}: astra rows need groups >= 1")
-    out["groups"] = groups.where(astra, 0).astype(int)
+        i = int(np.flatnonzero(bad)[0])
+        raise _fail(where, "groups", f"row {i + 1}: {out['strategy'].iloc[i]} rows need groups >= 1")
+    out["groups"] = groups.where(grouped, 0).astype(int)
 
     raw = out["value"]
     value = pd.to_numeric(raw, errors="coerce")
@@ -142,19 +144,25 @@ def load_accuracy(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-EXACT_STRATEGIES = ("single", "tp", "sp")
+EXACT_STRATEGIES = exact_strategies()
+
+
+def _uses_groups(name: str) -> bool:
+    """Whether accuracy rows of this strategy are keyed by G (its knobs have groups)."""
+    s = STRATEGIES.get(str(name))
+    return s is not None and "groups" in s.Knobs.model_fields
 
 
 def _key_strategy(df: pd.DataFrame) -> pd.Series:
-    """Join key of the strategy: single, tp and sp are exact (the original model's accuracy), so a
-    row of any of the three serves all three."""
+    """Join key of the strategy: exact strategies (single, tp, sp, ...: the original model's
+    accuracy) share one key, so a row of any of them serves all of them."""
     s = df["strategy"].astype(str)
     return s.where(~s.isin(EXACT_STRATEGIES), "exact")
 
 
 def _key_groups(df: pd.DataFrame) -> pd.Series:
     g = pd.to_numeric(df["groups"], errors="coerce").fillna(0).astype(int)
-    return g.where(df["strategy"] == "astra", 0)
+    return g.where(df["strategy"].map(_uses_groups).astype(bool), 0)
 
 
 def default_tasks(acc: pd.DataFrame) -> dict[str, str]:

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from astrasim.strategies import strategy_label
+from astrasim.strategies import STRATEGIES, label_of
 
-BASELINES = ("tp", "sp", "bp-ag", "bp-sp")
+BASELINES = tuple(name for name, s in STRATEGIES.items() if s.paper_role == "baseline")
+METHOD = next(name for name, s in STRATEGIES.items() if s.paper_role == "method")
 
 
 def _where(row: pd.Series) -> str:
-    return (f"{strategy_label(row['strategy'], row['groups'], row['codebook'], row['nb'])}, "
+    return (f"{label_of(row)}, "
             f"{row['bandwidth_mbps']:g} Mbps")
 
 
@@ -43,7 +44,7 @@ def compare_with_paper(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _claims(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
-    astra = df[df["strategy"] == "astra"]
+    astra = df[df["strategy"] == METHOD]
     base = df[df["strategy"].isin(BASELINES)]
     rows = []
     if astra.empty:

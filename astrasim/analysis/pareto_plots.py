@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 
 from astrasim.analysis.pareto import DOMINATED, FRONTIER, MISSING, mark_accuracy_pareto  # noqa: E402
 from astrasim.analysis.plots import _save  # noqa: E402  (same PNG settings and atomic write)
-from astrasim.strategies import strategy_label  # noqa: E402
+from astrasim.strategies import STRATEGIES, label_of  # noqa: E402
 
 AXIS_LABELS = {
     "latency_s": "latency per inference (s)",
@@ -33,18 +33,12 @@ AXIS_LABELS = {
     "energy_j": "energy per inference (J)",
     "accuracy": "accuracy",
 }
-STRATEGY_COLORS = {"single": "black", "tp": "tab:blue", "sp": "tab:orange", "bp-ag": "tab:green",
-                   "bp-sp": "tab:olive", "astra": "tab:red"}
+STRATEGY_COLORS = {name: s.color for name, s in STRATEGIES.items()}
 
 
 def point_labels(df: pd.DataFrame) -> list[str]:
     """'astra G=16', 'bp-ag Nb=4', ... with the device count when it varies."""
-    g = df["groups"] if "groups" in df.columns else 0
-    k = df["codebook"] if "codebook" in df.columns else 1024
-    nb = df["nb"] if "nb" in df.columns else 0
-    labels = [strategy_label(s, gg, kk if kk else 1024, n)
-              for s, gg, kk, n in zip(df["strategy"], np.broadcast_to(g, len(df)), np.broadcast_to(k, len(df)),
-                                      np.broadcast_to(nb, len(df)))]
+    labels = [label_of(r) for r in df.to_dict("records")]
     if "devices" in df.columns and df["devices"].nunique() > 1:
         labels = [f"{lab}, N={int(n)}" for lab, n in zip(labels, df["devices"])]
     return labels

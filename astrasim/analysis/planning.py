@@ -39,10 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_accuracy, select_task
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
-from astrasim.strategies import STRATEGIES as STRATEGY_REGISTRY
-from astrasim.strategies import strategy_label
-
-STRATEGIES = tuple(STRATEGY_REGISTRY)
+from astrasim.scenario.schema import StrategyEntry
+from astrasim.strategies import STRATEGIES, get, label_of
 NO_NETWORK = "none"
 
 
@@ -139,36 +137,32 @@ class PlanScenario(BaseModel):
     devices: list[str] = Field(min_length=1, description="candidate device names from profiles/devices.yaml")
     device_counts: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
     networks: list[str] = Field(min_length=1, description="candidate network names from profiles/networks.yaml")
-    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
-    groups: list[int] = Field(default_factory=lambda: [1, 16, 32])
-    codebook: int = Field(1024, ge=2)
-    nb: list[int] = Field(default_factory=lambda: [1])
+    strategies: list[StrategyEntry] = Field(default_factory=lambda: [StrategyEntry(name=n) for n in STRATEGIES],
+                                            min_length=1, description="strategy names or mappings {name, <knobs>}, "
+                                                                      "as in a sweep scenario")
     sweep: dict = Field(default_factory=dict, description="other sweep-scenario knobs, passed through")
     base_dir: Path | None = Field(None, exclude=True)
 
-    @field_validator("device_counts", "groups", "nb")
+    @field_validator("device_counts")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
         if any(x < 1 for x in v):
             raise ValueError(f"all values must be >= 1, got {v}")
         return sorted(set(v))
 
-    @field_validator("strategies")
-    @classmethod
-    def _known_strategies(cls, v: list[str]) -> list[str]:
-        bad = [s for s in v if s not in STRATEGIES]
-        if bad:
-            raise ValueError(f"unknown strategy {bad[0]!r}; use {list(STRATEGIES)}")
-        return list(dict.fromkeys(v))
-
     @model_validator(mode="after")
     def _contradictions(self) -> "PlanScenario":
-        multi = [s for s in self.strategies if s != "single"]
+        multi = self.multi_device_entries()
         if multi and not any(n >= 2 for n in self.device_counts):
-            raise ValueError(f"strategies {multi} need 2 or more devices but device_counts is {self.device_counts}")
-        if "astra" in self.strategies and not self.groups:
-            raise ValueError("astra needs at least one value in groups")
+            raise ValueError(f"strategies {[e.name for e in multi]} need 2 or more devices but device_counts is "
+                             f"{self.device_counts}")
         return self
+
+    def multi_device_entries(self) -> list[StrategyEntry]:
+        return [e for e in self.strategies if not get(e.name).single_device]
+
+    def single_device_entries(self) -> list[StrategyEntry]:
+        return [e for e in self.strategies if get(e.name).single_device]
 
 
 def load_plan(path: str | Path) -> PlanScenario:
@@ -199,7 +193,7 @@ def check_names(plan: PlanScenario, devices: dict, networks: dict[str, NetworkOp
             raise UserError(f"unknown network '{name}'; profiles/networks.yaml has {sorted(networks)}",
                             field="plan.networks")
     multi = [n for n in plan.device_counts if n >= 2]
-    if multi and any(s != "single" for s in plan.strategies):
+    if multi and plan.multi_device_entries():
         usable = [net for net in plan.networks if networks[net].max_devices >= min(multi)]
         if not usable:
             raise UserError(f"no candidate network serves {min(multi)} devices (max_devices: "
@@ -280,18 +274,12 @@ def sweep_scenarios(plan: PlanScenario, networks: dict[str, NetworkOption]) -> d
             raise UserError(f"'{key}' is set by the plan itself; remove it from plan.sweep", field=f"plan.sweep.{key}")
     common = {**extra, "models": [plan.model], "tokens": [plan.tokens] if plan.tokens else None,
               "hardware": hardware}
-    entries = []
-    for s in plan.strategies:
-        if s == "astra":
-            entries.append({"name": s, "groups": plan.groups, "codebook": [plan.codebook]})
-        elif s in ("bp-ag", "bp-sp"):
-            entries.append({"name": s, "nb": plan.nb})
-        elif s != "single":
-            entries.append({"name": s})
+    entries = [{"name": e.name, **e.knobs} for e in plan.multi_device_entries()]
+    singles = [{"name": e.name, **e.knobs} for e in plan.single_device_entries()]
     out: dict[str, object] = {}
-    if "single" in plan.strategies:
+    if singles:
         out[NO_NETWORK] = from_dict({**common, "name": f"{plan.name}--{NO_NETWORK}", "devices": [1],
-                                     "strategies": ["single"], "network": {**network_extra, "topology": "ideal"}},
+                                     "strategies": singles, "network": {**network_extra, "topology": "ideal"}},
                                     base_dir=plan.base_dir or ".", source="plan (single device)")
     for name in plan.networks:
         net = networks[name]
@@ -415,7 +403,7 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
 
 
 def _label(row) -> str:
-    strat = strategy_label(row["strategy"], row.get("groups", 0), row.get("codebook", 0) or 1024, row.get("nb", 0))
+    strat = label_of(row)
     net = "" if row["network_option"] == NO_NETWORK else f" on {row['network_option']}"
     return f"{int(row['devices'])} x {row['hardware']}{net}, {strat}"
 

@@ -24,18 +24,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from astrasim.fileio import atomic_path  # noqa: E402
-from astrasim.strategies import strategy_label  # noqa: E402
+from astrasim.strategies import STRATEGIES, label_of  # noqa: E402
 
 SETTING = ["model", "tokens", "hardware", "network"]
 EXTRA_KNOBS = ["element_bits", "loss_rate", "speed", "speeds", "efficiency", "latency_param_s", "trace",
                "broadcast", "causal_skip", "algorithm"]
-STRATEGY_ORDER = ["single", "tp", "sp", "bp-ag", "bp-sp", "astra"]
+STRATEGY_ORDER = list(STRATEGIES)
 
 
 def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
-    df["label"] = [strategy_label(s, g, k, nb) for s, g, k, nb in
-                   zip(df["strategy"], df["groups"], df["codebook"], df["nb"])]
+    df["label"] = [label_of(r) for r in df.to_dict("records")]
     varying = [k for k in EXTRA_KNOBS if k in df.columns and df[k].astype(str).nunique() > 1]
     for k in varying:
         df["label"] += " " + k + "=" + df[k].astype(str)
@@ -116,8 +115,7 @@ def _latency_bars(df: pd.DataFrame, path: str | Path) -> Path:
         for c, n in enumerate(ns):
             ax = axes[r][c]
             bars = sub[(sub["devices"] == n) | (sub["strategy"] == "single")].sort_values(["order", "label"])
-            colors = ["0.3" if s == "single" else plt.cm.tab10(STRATEGY_ORDER.index(s) % 10)
-                      for s in bars["strategy"]]
+            colors = [STRATEGIES[s].color for s in bars["strategy"]]
             ax.barh(range(len(bars)), bars["latency_s"], color=colors)
             ax.set_yticks(range(len(bars)), [lab.replace("single", "one device") for lab in bars["label"]],
                          fontsize=7)
@@ -155,7 +153,7 @@ def plot_speedup(df: pd.DataFrame, path: str | Path) -> Path:
         for _, b in best.iterrows():
             i, j = ns.index(b["devices"]), bws.index(b["bandwidth_mbps"])
             grid[i, j] = b["speedup_vs_single"]
-            names[i][j] = strategy_label(b["strategy"], b["groups"], b["codebook"], b["nb"])
+            names[i][j] = label_of(b)
         vmax = max(2.0, float(np.nanmax(grid)))
         im = ax.imshow(grid, origin="lower", aspect="auto", cmap="RdYlGn",
                        norm=matplotlib.colors.TwoSlopeNorm(vmin=min(0.5, float(np.nanmin(grid))), vcenter=1.0,

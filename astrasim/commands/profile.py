@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, help="No progress bar."),
     ) -> None:
         """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV."""
+        from astrasim.extras import require_kernels
+
+        require_kernels("profile")
         from astrasim.profiling import plan_configs, profile_ops, write_profile
         from astrasim.profiling.profiler import normalize_dtype
 

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Simulate one point of a scenario and print its latency breakdown (compute, exposed
         communication, idle per device) and the bits sent."""
         from astrasim.scenario import load_scenario
-        from astrasim.sweep import result_row, run_point
+        from astrasim.pointrun import result_row, run_point
 
         sc = load_scenario(scenario, set_ or [])
         point = sc.points()[0]
@@ -50,9 +50,9 @@ def _print_table(row: dict, per_device: list[dict], result, trace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from astrasim.strategies import strategy_label
+    from astrasim.strategies import label_of
 
-    label = strategy_label(row["strategy"], row["groups"], row["codebook"], row["nb"])
+    label = label_of(row)
     title = (f"{row['model']} (T={row['tokens']}), {label} on {row['devices']} x {row['hardware']}, "
              f"{row['network']} {row['bandwidth_mbps']:g} Mbps")
     t = Table(title=title)

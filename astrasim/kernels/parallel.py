@@ -1,5 +1,5 @@
 """The per-device block of every strategy, for N devices, split into the ops that the profile
-table times (INTERFACES.md section 1) and the simulator schedules around communication.
+table times and the simulator schedules around communication.
 
 Every class is built from a :class:`~astrasim.kernels.block.ReferenceBlock` (weights sliced or
 shared from it, so outputs can be checked against it), ``n_devices`` and ``rank``, and is used in
@@ -48,16 +48,6 @@ from astrasim.kernels.vq import GroupedVQ
 
 Tensor = torch.Tensor
 
-STRATEGY_OPS: dict[str, tuple[str, ...]] = {
-    "single": ("attn", "mlp"),
-    "tp": ("attn", "mlp"),
-    "sp": ("attn", "mlp"),
-    "bp-ag": ("decoupled_layer", "full_layer"),
-    "bp-sp": ("decoupled_layer", "attn", "mlp"),
-    "astra": ("vq_encode", "local_attn", "remote_kv", "remote_attn", "merge", "mlp"),
-}
-
-
 def _slice_linear(lin: nn.Linear, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None,
                   keep_bias: bool = True) -> nn.Linear:
     """A copy of the rows (output features) / columns (input features) block of a linear layer."""
@@ -96,7 +86,6 @@ def _mlp_shard(block: ReferenceBlock, cols: tuple[int, int], *, first: bool,
 class SingleBlock(nn.Module):
     """The whole layer on one device (ops: attn, mlp)."""
 
-    ops = STRATEGY_OPS["single"]
 
     def __init__(self, block: ReferenceBlock, n_devices: int = 1, rank: int = 0):
         super().__init__()
@@ -117,7 +106,6 @@ class TPBlock(nn.Module):
     sum; the sum over devices (the all-reduce) is the full layer's output. Device 0 adds the
     residual and the output biases."""
 
-    ops = STRATEGY_OPS["tp"]
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
         super().__init__()
@@ -151,7 +139,6 @@ class SPBlock(nn.Module):
     """Sequence parallelism (Voltage): own tokens' queries over all T gathered tokens (causal models
     mask, per query, the keys after it; K/V are projected for all T tokens on every device)."""
 
-    ops = STRATEGY_OPS["sp"]
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
         super().__init__()
@@ -210,7 +197,6 @@ class BPAGBlock(nn.Module):
     """Block parallelism with all-gather (DeTransformer BP+AG): decoupled layers on this device's
     D-slice of all T tokens, then an ordinary full layer on all T tokens (run on every device)."""
 
-    ops = STRATEGY_OPS["bp-ag"]
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
         super().__init__()
@@ -230,7 +216,6 @@ class BPSPBlock(BPAGBlock):
     """Block parallelism with a sequence-parallel full layer (BP+SP): decoupled layers as BP+AG,
     then the full layer as :class:`SPBlock` (ops attn, mlp)."""
 
-    ops = STRATEGY_OPS["bp-sp"]
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
         super().__init__(block, n_devices, rank)
@@ -257,7 +242,6 @@ class AstraBlock(nn.Module):
     their log-sum-exp. With ``cls_token`` (ViT), token 0 of ``x`` is this device's CLS copy: it is
     not encoded, and after the last layer the N CLS outputs are mean-pooled by :meth:`cls_pool`."""
 
-    ops = STRATEGY_OPS["astra"]
 
     def __init__(self, block: ReferenceBlock, vq: GroupedVQ, n_devices: int, rank: int, *, cls_token: bool = False,
                  causal_skip: bool = True):
@@ -319,8 +303,3 @@ class AstraBlock(nn.Module):
         local = self.local_attn(x)
         k_hat, v_hat = self.remote_kv(remote_codes)
         return self.mlp(self.merge(x, local, self.remote_attn(local.q, k_hat, v_hat)))
-
-
-STRATEGY_BLOCKS: dict[str, type[nn.Module]] = {
-    "single": SingleBlock, "tp": TPBlock, "sp": SPBlock, "bp-ag": BPAGBlock, "bp-sp": BPSPBlock, "astra": AstraBlock,
-}

@@ -1,4 +1,4 @@
-"""Time the per-device ops of every strategy and return the tidy profile table (INTERFACES.md 1).
+"""Time the per-device ops of every strategy and return the tidy profile table.
 
 For every (model, tokens, strategy, devices, groups) the per-device block of device 0 (the largest
 shard under the split rule) is built from one randomly initialised ReferenceBlock, its ops are run
@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +28,14 @@ import torch
 
 from astrasim.errors import UserError
 from astrasim.kernels.block import ReferenceBlock
-from astrasim.kernels.codes import pack_codes, unpack_codes
-from astrasim.kernels.parallel import STRATEGY_BLOCKS, STRATEGY_OPS, AstraBlock
-from astrasim.kernels.split import astra_token_bounds, head_bounds, token_bounds
-from astrasim.kernels.vq import GroupedVQ
+from astrasim.layer_costs import DTYPE_BYTES
 from astrasim.models import ModelSpec
-from astrasim.profiling.costs import DTYPE_BYTES, op_costs
 from astrasim.profiling.timing import time_sequence
+from astrasim.strategies import STRATEGIES, Knobs, get
+from astrasim.strategies.base import KnobError
 
 COLUMNS = ["model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
            "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version"]
-STRATEGIES = tuple(STRATEGY_OPS)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 
@@ -64,107 +61,56 @@ def normalize_dtype(dtype: str) -> str:
 
 @dataclass(frozen=True)
 class Config:
-    """One measured configuration: all ops of one strategy's per-device block."""
+    """One measured configuration: all ops of one strategy variant's per-device block."""
 
     strategy: str
     devices: int
-    groups: int
+    knobs: Knobs
     tokens: int
 
+    @property
+    def groups(self) -> int:
+        return get(self.strategy).profile_key(self.knobs)[0]
+
     def label(self, model: str) -> str:
-        g = f" G={self.groups}" if self.strategy == "astra" else ""
-        return f"{model} {self.strategy} N={self.devices}{g} T={self.tokens}"
+        s = get(self.strategy)
+        return f"{model} {s.label(self.knobs)} N={self.devices} T={self.tokens}"
 
 
 def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[int], groups: Sequence[int],
-                 tokens: Sequence[int]) -> list[Config]:
-    """Every configuration to measure, validated up front (a bad one is a UserError before any timing)."""
+                 tokens: Sequence[int], codebook: int | None = None) -> list[Config]:
+    """Every configuration to measure, validated up front (a bad one is a UserError before any timing).
+
+    `groups` and `codebook` fill the profiled knobs of the strategies that have them (ASTRA's G, K)."""
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise UserError(f"unknown strategy {unknown[0]!r}; use any of {', '.join(STRATEGIES)}", field="strategies")
     if not strategies or not devices or not tokens:
         raise UserError("needs at least one strategy, device count and token count", field="profile")
+    if any(n < 1 for n in devices):
+        raise UserError(f"device counts must be positive, got {list(devices)}", field="devices")
     configs: list[Config] = []
     for t in tokens:
         if not 1 <= t <= spec.max_tokens:
             raise UserError(f"{spec.name} takes 1..{spec.max_tokens} tokens, got {t}", field="tokens")
-        for strategy in strategies:
-            counts = [1] if strategy == "single" else devices
-            for n in counts:
-                if n < 1:
-                    raise UserError(f"device counts must be positive, got {n}", field="devices")
-                if strategy in ("tp", "bp-ag", "bp-sp"):
-                    head_bounds(spec.heads, spec.kv_heads, n)
-                if strategy in ("sp", "bp-sp"):
-                    token_bounds(t, n)
-                if strategy == "astra":
-                    astra_token_bounds(t, n, spec.cls_token)
-                    if not groups:
-                        raise UserError("astra needs at least one group count", field="groups")
-                    for g in groups:
-                        if g < 1 or spec.hidden % g:
-                            raise UserError(f"G={g} must divide {spec.name}'s hidden size {spec.hidden}", field="groups")
-                        configs.append(Config(strategy, n, g, t))
-                else:
-                    configs.append(Config(strategy, n, 0, t))
+        for name in strategies:
+            strategy = get(name)
+            lists: dict[str, list] = {}
+            if "groups" in strategy.profiled_knobs:
+                if not groups:
+                    raise UserError(f"{name} needs at least one group count", field="groups")
+                lists["groups"] = list(groups)
+            if "codebook" in strategy.profiled_knobs and codebook is not None:
+                lists["codebook"] = [codebook]
+            variants = strategy.variants(lists)
+            for n in ([1] if strategy.single_device else list(devices)):
+                for knobs in variants:
+                    try:
+                        strategy.check(spec, n, t, knobs)
+                    except KnobError as exc:
+                        raise UserError(str(exc), field=exc.knob) from None
+                    configs.append(Config(name, n, knobs, t))
     return configs
-
-
-def _op_calls(block: ReferenceBlock, cfg: Config, codebook: int, cls_token: bool) -> dict[str, Callable[[], object]]:
-    """Zero-argument calls of every op of device 0, on inputs produced by running the ops once."""
-    d, t, n = block.hidden, cfg.tokens, cfg.devices
-    dev_kw = {"dtype": block.dtype}
-    x = torch.randn(1, t, d, **dev_kw)
-    if cfg.strategy == "single":
-        dev = STRATEGY_BLOCKS["single"](block)
-        h = dev.attn(x)
-        return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(h)}
-    if cfg.strategy == "tp":
-        dev = STRATEGY_BLOCKS["tp"](block, n, 0)
-        return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(x)}
-    calls: dict[str, Callable[[], object]] = {}
-    if cfg.strategy in ("bp-ag", "bp-sp"):
-        dev = STRATEGY_BLOCKS[cfg.strategy](block, n, 0)
-        a, b = dev.d_slice
-        x_slice = x[..., a:b].contiguous()
-        calls["decoupled_layer"] = lambda: dev.decoupled_layer(x_slice)
-        if cfg.strategy == "bp-ag":
-            calls["full_layer"] = lambda: dev.full_layer(x)
-            return calls
-    if cfg.strategy in ("sp", "bp-sp"):
-        dev = dev if cfg.strategy == "bp-sp" else STRATEGY_BLOCKS["sp"](block, n, 0)
-        h = dev.attn(x)
-        calls.update(attn=lambda: dev.attn(x), mlp=lambda: dev.mlp(h))
-        return calls
-    # astra
-    torch.manual_seed(1)
-    with torch.inference_mode(False):  # an ordinary module, as in a real run
-        vq = GroupedVQ(d, cfg.groups, codebook, dtype=block.dtype).eval()
-    dev = AstraBlock(block, vq, n, 0, cls_token=cls_token)
-    bounds = dev.shared_bounds(t)
-    local = bounds[0][1] - bounds[0][0] + (1 if cls_token else 0)
-    remote = sum(b - a for a, b in bounds[1:])
-    x_local = x[:, :local].contiguous()
-    codes = torch.randint(0, codebook, (1, remote, cfg.groups))
-    bits = vq.index_bits
-    wire = pack_codes(codes, bits)  # what arrives from the other devices
-    st = dev.local_attn(x_local)
-    k_hat, v_hat = dev.remote_kv(codes)
-    r = dev.remote_attn(st.q, k_hat, v_hat)
-    h = dev.merge(x_local, st, r)
-    calls = {
-        # codes leave packed to G log2 K bits (what the simulator sends) and arrive packed
-        "vq_encode": lambda: pack_codes(dev.vq_encode(x_local), bits),
-        "local_attn": lambda: dev.local_attn(x_local),
-        "remote_kv": lambda: dev.remote_kv(unpack_codes(wire, remote * cfg.groups, bits).reshape(1, remote, cfg.groups)),
-        "remote_attn": lambda: dev.remote_attn(st.q, k_hat, v_hat),
-        "merge": lambda: dev.merge(x_local, st, r),
-        "mlp": lambda: dev.mlp(h),
-    }
-    if cls_token:
-        cls_outs = [torch.randn(1, 1, d, **dev_kw) for _ in range(n)]
-        calls["cls_pool"] = lambda: AstraBlock.cls_pool(cls_outs)
-    return calls
 
 
 EVICT_MAX_BYTES = 256 * 2**20
@@ -191,7 +137,7 @@ def _threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def profile_ops(spec: ModelSpec, strategies: Iterable[str] = STRATEGIES, devices: Iterable[int] = (1, 2, 4, 8),
+def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), devices: Iterable[int] = (1, 2, 4, 8),
                 groups: Iterable[int] = (1, 16, 32), tokens: int | Iterable[int] | None = None, *,
                 codebook: int = 1024, dtype: str = "float32", threads: int | None = None, repeats: int = 10,
                 warmup: int = 2, progress: bool = True, seed: int = 0) -> pd.DataFrame:
@@ -204,7 +150,7 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = STRATEGIES, devices
     if codebook < 2:
         raise UserError(f"codebook size must be at least 2, got {codebook}", field="codebook")
     token_list = [spec.tokens] if tokens is None else ([tokens] if isinstance(tokens, int) else list(tokens))
-    configs = plan_configs(spec, list(strategies), list(devices), list(groups), token_list)
+    configs = plan_configs(spec, list(strategies), list(devices), list(groups), token_list, codebook)
     rows = []
     with _threads(threads) as n_threads, torch.inference_mode(), _progress(progress, len(configs)) as advance:
         torch.manual_seed(seed)
@@ -214,13 +160,14 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = STRATEGIES, devices
                     torch_version=torch.__version__)
         for cfg in configs:
             advance(cfg.label(spec.name))
-            costs = op_costs(spec, cfg.strategy, cfg.devices, cfg.tokens, groups=cfg.groups, codebook=codebook,
-                             dtype=dtype)
-            timings = time_sequence(_op_calls(block, cfg, codebook, spec.cls_token), repeats=repeats,
-                                    warmup=warmup, evict=evict)
+            strategy = get(cfg.strategy)
+            costs = strategy.op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
+            calls = strategy.kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs, spec.cls_token)
+            timings = time_sequence(calls, repeats=repeats, warmup=warmup, evict=evict)
+            groups_col, codebook_col = strategy.profile_key(cfg.knobs)
             for op, timing in timings.items():
-                rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=cfg.groups,
-                                 codebook=codebook if cfg.strategy == "astra" else 0, tokens=cfg.tokens, op=op,
+                rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=groups_col,
+                                 codebook=codebook_col, tokens=cfg.tokens, op=op,
                                  median_s=timing.median_s, p10_s=timing.p10_s, p90_s=timing.p90_s,
                                  repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes))
         advance(None)

@@ -26,17 +26,26 @@ bits) to device 0 (`gather`), which mean-pools them (op cls_pool).
 
 from __future__ import annotations
 
-from astrasim.models import ModelSpec
-from astrasim.opgraph import OpGraph
-from astrasim.strategies.base import Builder, Costs, StrategyOptions, code_bits, split_tokens
+from pydantic import Field
+
+from astrasim.kernels.split import astra_token_bounds
+from astrasim.layer_costs import (
+    DTYPE_BYTES, INDEX_BYTES, Cost, LayerShape, attention_core, linear, mlp_block, norm, qkv, residual,
+)
+from astrasim.strategies.base import KnobError, Knobs, Strategy, code_bits, split_tokens
 
 
-def sent_tokens(spec: ModelSpec, n: int, tokens: int) -> list[int]:
+class AstraKnobs(Knobs):
+    groups: int = Field(32, ge=1, description="VQ groups G (must divide the hidden size D)")
+    codebook: int = Field(1024, ge=2, description="codebook entries K per group (log2 K bits per code)")
+
+
+def sent_tokens(spec, n: int, tokens: int) -> list[int]:
     """Tokens whose codes each device sends: its share of the sequence (patches only with CLS)."""
     return split_tokens(tokens - 1, n) if spec.cls_token else split_tokens(tokens, n)
 
 
-def remote_tokens(spec: ModelSpec, n: int, tokens: int, causal_skip: bool) -> list[int]:
+def remote_tokens(spec, n: int, tokens: int, causal_skip: bool) -> list[int]:
     """Remote tokens each device decodes and attends to."""
     own = sent_tokens(spec, n, tokens)
     total = sum(own)
@@ -45,43 +54,132 @@ def remote_tokens(spec: ModelSpec, n: int, tokens: int, causal_skip: bool) -> li
     return [total - own[d] for d in range(n)]
 
 
-def build(spec: ModelSpec, costs: Costs, n_devices: int, tokens: int, options: StrategyOptions) -> OpGraph:
-    n, g, k = n_devices, options.groups, options.codebook
-    t = lambda op: costs.seconds(spec.name, "astra", n, op, tokens, g, k)  # noqa: E731
-    enc, loc, rkv, ratt, mrg, mlp = (t(op) for op in
-                                     ("vq_encode", "local_attn", "remote_kv", "remote_attn", "merge", "mlp"))
-    pool = t("cls_pool") if spec.cls_token else 0.0
-    per_token = code_bits(g, k)
-    own = sent_tokens(spec, n, tokens)
-    causal = spec.causal and options.causal_skip
-    remote = remote_tokens(spec, n, tokens, options.causal_skip)
-    profiled_remote = sum(own) - own[0]
-    scale = [r / profiled_remote if profiled_remote else 0.0 for r in remote]
-    devs = tuple(range(n))
-    b = Builder(n, {"strategy": "astra", "model": spec.name, "devices": n, "tokens": tokens,
-                    "groups": g, "codebook": k, "causal_skip": causal})
-    prev = [""] * n
-    for layer in range(spec.layers):
-        e = [b.compute(d, "vq_encode", layer, enc, [prev[d]]) for d in devs]
-        if causal:
-            # codes from device s are needed by s+1..n-1; device d waits for every s < d
-            sends = [b.comm(f"codes_from{s}", layer, "broadcast", range(s, n), own[s] * per_token, [e[s]], root=s)
-                     for s in range(n - 1)]
-            needs = [sends[:d] for d in devs]
-        else:
-            ex = b.comm("codes", layer, "all_gather", devs, sum(own) / n * per_token, e, algorithm=options.algorithm)
-            needs = [[ex]] * n
-        for d in devs:
-            la = b.compute(d, "local_attn", layer, loc, [prev[d]])
-            merge_deps = [la]
-            if scale[d] > 0:
-                rk = b.compute(d, "remote_kv", layer, rkv * scale[d], needs[d])
-                merge_deps.append(b.compute(d, "remote_attn", layer, ratt * scale[d], [rk, la]))
-            mg = b.compute(d, "merge", layer, mrg, merge_deps)
-            prev[d] = b.compute(d, "mlp", layer, mlp, [mg])
-    if spec.cls_token and n > 1:
-        gat = b.comm("cls_gather", -1, "gather", devs, spec.hidden * options.element_bits, prev, root=0)
-        b.compute(0, "cls_pool", -1, pool, [gat, prev[0]])
-    elif spec.cls_token:
-        b.compute(0, "cls_pool", -1, pool, [prev[0]])
-    return b.graph
+class Astra(Strategy):
+    name = "astra"
+    summary = "sequence parallel, remote tokens as grouped-VQ codes (mixed-precision attention)"
+    Knobs = AstraKnobs
+    ops = ("vq_encode", "local_attn", "remote_kv", "remote_attn", "merge", "mlp")
+    rank = 50
+    paper_role = "method"
+    color, marker = "#D55E00", "*"
+    exact = False
+    profiled_knobs = ("groups", "codebook")
+    label_knobs = {"groups": "G", "codebook": "K"}
+    label_always = ("groups",)
+
+    def check(self, spec, n, tokens, knobs):
+        if spec.hidden % knobs.groups:
+            raise KnobError("groups", f"G={knobs.groups} does not divide {spec.name}'s hidden size D={spec.hidden}; use a "
+                             f"divisor such as 1, 16 or 32")
+        astra_token_bounds(tokens, n, spec.cls_token)
+
+    def build(self, spec, costs, n, tokens, knobs, options):
+        g, k = knobs.groups, knobs.codebook
+        t = self.op_seconds(costs, spec, n, tokens, knobs)
+        enc, loc, rkv, ratt, mrg, mlp = (t(op) for op in self.ops)
+        pool = t("cls_pool") if spec.cls_token else 0.0
+        per_token = code_bits(g, k)
+        own = sent_tokens(spec, n, tokens)
+        causal = spec.causal and options.causal_skip
+        remote = remote_tokens(spec, n, tokens, options.causal_skip)
+        profiled_remote = sum(own) - own[0]
+        scale = [r / profiled_remote if profiled_remote else 0.0 for r in remote]
+        devs = tuple(range(n))
+        b = self.graph_builder(spec, n, tokens, knobs, causal_skip=causal)
+        prev = [""] * n
+        for layer in range(spec.layers):
+            e = [b.compute(d, "vq_encode", layer, enc, [prev[d]]) for d in devs]
+            if causal:
+                # codes from device s are needed by s+1..n-1; device d waits for every s < d
+                sends = [b.comm(f"codes_from{s}", layer, "broadcast", range(s, n), own[s] * per_token, [e[s]],
+                                root=s) for s in range(n - 1)]
+                needs = [sends[:d] for d in devs]
+            else:
+                ex = b.comm("codes", layer, "all_gather", devs, sum(own) / n * per_token, e,
+                            algorithm=options.algorithm)
+                needs = [[ex]] * n
+            for d in devs:
+                la = b.compute(d, "local_attn", layer, loc, [prev[d]])
+                merge_deps = [la]
+                if scale[d] > 0:
+                    rk = b.compute(d, "remote_kv", layer, rkv * scale[d], needs[d])
+                    merge_deps.append(b.compute(d, "remote_attn", layer, ratt * scale[d], [rk, la]))
+                mg = b.compute(d, "merge", layer, mrg, merge_deps)
+                prev[d] = b.compute(d, "mlp", layer, mlp, [mg])
+        if spec.cls_token and n > 1:
+            gat = b.comm("cls_gather", -1, "gather", devs, spec.hidden * options.element_bits, prev, root=0)
+            b.compute(0, "cls_pool", -1, pool, [gat, prev[0]])
+        elif spec.cls_token:
+            b.compute(0, "cls_pool", -1, pool, [prev[0]])
+        return b.graph
+
+    def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
+        s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
+        groups, codebook, d = knobs.groups, knobs.codebook, spec.hidden
+        bounds = astra_token_bounds(tokens, n, spec.cls_token)
+        m = bounds[0][1] - bounds[0][0]                 # own shared (quantized) tokens
+        local = m + (1 if spec.cls_token else 0)        # own tokens incl. the CLS copy
+        remote = sum(b - a for a, b in bounds[1:])      # every other device's shared tokens
+        gd = d // groups
+        hd, heads = sh.head_dim, sh.heads
+        ops = {
+            "vq_encode": Cost(2.0 * m * groups * gd * codebook + 2.0 * m * groups * codebook,
+                              s * (m * d + groups * codebook * (gd + 1)) + INDEX_BYTES * m * groups),
+            "local_attn": (norm(local, d, sh.norm, s) + qkv(local, sh, s)
+                           + attention_core(heads, sh.kv_heads, hd, local, local,
+                                            local * (local + 1) / 2 if sh.causal else float(local * local), s)),
+            "remote_kv": (Cost(0.0, INDEX_BYTES * remote * groups + 2.0 * s * remote * d)
+                          + norm(remote, d, sh.norm, s) + qkv(remote, sh, s, q=False)),
+            "remote_attn": attention_core(heads, sh.kv_heads, hd, local, remote, float(local * remote), s),
+            "merge": (Cost(heads * local * (3.0 * hd + 6), s * (3.0 * heads * local * hd) + 8.0 * heads * local)
+                      + linear(local, heads * hd, d, s, sh.bias) + residual(local, d, s)),
+            "mlp": mlp_block(sh, local, s),
+        }
+        if remote == 0:  # one device: nothing to decode or attend to
+            ops["remote_kv"] = ops["remote_attn"] = Cost()
+        if spec.cls_token:
+            ops["cls_pool"] = Cost(float(n * d), s * (n * d + d))
+        return ops
+
+    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+        """Every op of device 0; remote ops see the tokens of all other devices (the busiest
+        device's work with causal skipping). Codes leave packed to G log2 K bits (what the
+        simulator sends) and arrive packed."""
+        import torch
+
+        from astrasim.kernels.codes import pack_codes, unpack_codes
+        from astrasim.kernels.parallel import AstraBlock
+        from astrasim.kernels.vq import GroupedVQ
+
+        d, groups = block.hidden, knobs.groups
+        x = torch.randn(1, tokens, d, dtype=block.dtype)
+        torch.manual_seed(1)
+        with torch.inference_mode(False):  # an ordinary module, as in a real run
+            vq = GroupedVQ(d, groups, knobs.codebook, dtype=block.dtype).eval()
+        dev = AstraBlock(block, vq, n, 0, cls_token=cls_token)
+        bounds = dev.shared_bounds(tokens)
+        local = bounds[0][1] - bounds[0][0] + (1 if cls_token else 0)
+        remote = sum(b - a for a, b in bounds[1:])
+        x_local = x[:, :local].contiguous()
+        codes = torch.randint(0, knobs.codebook, (1, remote, groups))
+        bits = vq.index_bits
+        wire = pack_codes(codes, bits)  # what arrives from the other devices
+        st = dev.local_attn(x_local)
+        k_hat, v_hat = dev.remote_kv(codes)
+        r = dev.remote_attn(st.q, k_hat, v_hat)
+        h = dev.merge(x_local, st, r)
+        calls = {
+            "vq_encode": lambda: pack_codes(dev.vq_encode(x_local), bits),
+            "local_attn": lambda: dev.local_attn(x_local),
+            "remote_kv": lambda: dev.remote_kv(unpack_codes(wire, remote * groups, bits).reshape(1, remote, groups)),
+            "remote_attn": lambda: dev.remote_attn(st.q, k_hat, v_hat),
+            "merge": lambda: dev.merge(x_local, st, r),
+            "mlp": lambda: dev.mlp(h),
+        }
+        if cls_token:
+            cls_outs = [torch.randn(1, 1, d, dtype=block.dtype) for _ in range(n)]
+            calls["cls_pool"] = lambda: AstraBlock.cls_pool(cls_outs)
+        return calls
+
+
+STRATEGY = Astra()

@@ -2,7 +2,6 @@
 
 Blocks as in bp-ag: L/Nb - 1 decoupled layers on D/N slices, then one full layer, which here
 runs sequence-parallel instead of redundantly. Resharding modelled (per block):
-
 * before the full layer, an all-gather of the D/N slices (each device contributes T x D/N x b
   bits). It leaves every device with the full T x D block input, which is exactly what SP's own
   all-gather of the block input would deliver, so no separate D-slice -> token-shard
@@ -16,30 +15,55 @@ runs sequence-parallel instead of redundantly. Resharding modelled (per block):
 
 from __future__ import annotations
 
-from astrasim.models import ModelSpec
-from astrasim.opgraph import OpGraph
-from astrasim.strategies.base import Builder, Costs, StrategyOptions
-from astrasim.strategies.bp_ag import blocks, decoupled_then_gather
+from astrasim.kernels.split import token_bounds
+from astrasim.strategies.bp_ag import BlockParallel, decoupled_then_gather
+from astrasim.strategies.sp import sp_kernel_calls, sp_layer_costs
 
 
-def build(spec: ModelSpec, costs: Costs, n_devices: int, tokens: int, options: StrategyOptions) -> OpGraph:
-    n, nb = n_devices, options.nb
-    per = blocks(spec, nb)
-    t = lambda op: costs.seconds(spec.name, "bp-sp", n, op, tokens)  # noqa: E731
-    attn, mlp = t("attn"), t("mlp")
-    dec = t("decoupled_layer") if per > 1 else 0.0
-    ag_bits = tokens * spec.hidden / n * options.element_bits
-    a2a_bits = tokens / n * spec.hidden / n * options.element_bits
-    devs = tuple(range(n))
-    b = Builder(n, {"strategy": "bp-sp", "model": spec.name, "devices": n, "tokens": tokens, "nb": nb})
-    prev = [""] * n
-    layer = 0
-    for block in range(nb):
-        ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, ag_bits, options.algorithm)
-        a = [b.compute(d, "attn", layer, attn, [ag]) for d in devs]
-        prev = [b.compute(d, "mlp", layer, mlp, [a[d]]) for d in devs]
-        if block < nb - 1 and n > 1:
-            a2a = b.comm("a2a_reshard", layer, "all_to_all", devs, a2a_bits, prev)
-            prev = [a2a] * n
-        layer += 1
-    return b.graph
+class BlockParallelSequence(BlockParallel):
+    name = "bp-sp"
+    summary = "DeTransformer blocks; the full layer runs sequence-parallel"
+    ops = ("decoupled_layer", "attn", "mlp")
+    rank = 40
+    paper_role = "baseline"
+    color, marker = "#56B4E9", "v"
+
+    def check(self, spec, n, tokens, knobs):
+        super().check(spec, n, tokens, knobs)
+        token_bounds(tokens, n)
+
+    def build(self, spec, costs, n, tokens, knobs, options):
+        per = self.layers_per_block(spec, knobs)
+        t = self.op_seconds(costs, spec, n, tokens, knobs)
+        attn, mlp = t("attn"), t("mlp")
+        dec = t("decoupled_layer") if per > 1 else 0.0
+        ag_bits = tokens * spec.hidden / n * options.element_bits
+        a2a_bits = tokens / n * spec.hidden / n * options.element_bits
+        devs = tuple(range(n))
+        b = self.graph_builder(spec, n, tokens, knobs)
+        prev = [""] * n
+        layer = 0
+        for block in range(knobs.nb):
+            ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, ag_bits, options.algorithm)
+            a = [b.compute(d, "attn", layer, attn, [ag]) for d in devs]
+            prev = [b.compute(d, "mlp", layer, mlp, [a[d]]) for d in devs]
+            if block < knobs.nb - 1 and n > 1:
+                a2a = b.comm("a2a_reshard", layer, "all_to_all", devs, a2a_bits, prev)
+                prev = [a2a] * n
+            layer += 1
+        return b.graph
+
+    def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
+        return {**self.decoupled_costs(spec, n, tokens, dtype), **sp_layer_costs(spec, n, tokens, dtype)}
+
+    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+        import torch
+
+        from astrasim.kernels.parallel import BPSPBlock
+
+        dev = BPSPBlock(block, n, 0)
+        x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
+        return {**self.decoupled_calls(dev, x), **sp_kernel_calls(dev, x)}
+
+
+STRATEGY = BlockParallelSequence()

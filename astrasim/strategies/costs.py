@@ -3,7 +3,7 @@ scaling to hardware that was not measured.
 
 Rules (documented in docs/strategies.md):
 
-* A profile table (INTERFACES.md section 1) gives, per (model, strategy, devices, groups,
+* A profile table (columns PROFILE_COLUMNS, docs/kernels.md) gives, per (model, strategy, devices, groups,
   codebook, op), the median seconds of ONE layer's op on the device holding the largest shard,
   at one or more total sequence lengths `tokens`.
 * Lookup in tokens: an exact measured `tokens` is used as is. Between two measured points the
@@ -171,9 +171,10 @@ def profile_command(model: str, strategy: str, devices: int, groups: int, codebo
                     source: str) -> str:
     """The `astrasim profile` command line that measures one missing key into an extension file."""
     p = Path(source)
-    tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if strategy == "astra" else "") + f"-t{tokens}"
+    keyed = groups > 0  # the strategy's rows are keyed by G and K (profiled knobs)
+    tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if keyed else "") + f"-t{tokens}"
     cmd = f"astrasim profile --models {model} --strategies {strategy} --devices {devices} --tokens {tokens}"
-    if strategy == "astra":
+    if keyed:
         cmd += f" --groups {groups} --codebook {codebook}"
     return cmd + f" --out {p.parent / f'{p.stem}.{tag}.csv'}"
 

@@ -209,7 +209,7 @@ def predict(measured: pd.DataFrame, profile: pd.DataFrame, cals: dict[str, Calib
     """Add the simulator's prediction to every measured row (costs: the row's own profile)."""
     from astrasim.engine import simulate
     from astrasim.network.topology import build_topology
-    from astrasim.strategies import StrategyOptions, build_graph
+    from astrasim.strategies import build_graph, get
     from astrasim.strategies.costs import ProfileCosts
 
     spec = settings.model
@@ -217,7 +217,7 @@ def predict(measured: pd.DataFrame, profile: pd.DataFrame, cals: dict[str, Calib
     for row in measured.to_dict("records"):
         v = Variant.parse(row["strategy"])
         n = int(row["hosts"])
-        opts = StrategyOptions(groups=v.groups, codebook=v.codebook if v.strategy == "astra" else 1024, nb=v.nb)
+        opts = {k: getattr(v, k) for k in get(v.strategy).Knobs.model_fields}
         costs = ProfileCosts(point_profile(profile, row["point"]), source=f"on-the-spot profile, point {row['point']}")
         graph = build_graph(v.strategy, spec, costs, n, spec.tokens, opts)
         if row["topology"] == "none":

@@ -1,4 +1,5 @@
-"""Analytic floating-point operations and minimal memory traffic of every profiled op.
+"""Analytic floating-point operations and minimal memory traffic of a Transformer layer's pieces
+(each strategy composes its ops from these in its `op_costs`).
 
 `flops` counts multiply and add separately (a [m, k] x [k, n] matmul is 2mkn), plus the
 elementwise work of norms (LayerNorm 8, RMSNorm 5 per element), activations (GELU 8, SwiGLU 6 per
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from astrasim.kernels.split import astra_token_bounds, head_bounds, split_bounds, token_bounds
 from astrasim.models import ModelSpec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -99,60 +99,3 @@ def mlp_block(sh: LayerShape, m: int, s: int, *, out_dim: int | None = None) -> 
 
 def full_layer(sh: LayerShape, t: int, s: int) -> Cost:
     return attn_block(sh, t, t, s, square_causal=sh.causal) + mlp_block(sh, t, s)
-
-
-def op_costs(spec: ModelSpec, strategy: str, n: int, tokens: int, *, groups: int = 0, codebook: int = 0,
-             dtype: str = "float32") -> dict[str, Cost]:
-    """Cost of every op of `strategy` on device 0 (the largest shard) for one layer."""
-    s = DTYPE_BYTES[dtype]
-    sh = LayerShape.of(spec)
-    d, t = spec.hidden, tokens
-    if strategy == "single":
-        return {"attn": attn_block(sh, t, t, s, square_causal=sh.causal), "mlp": mlp_block(sh, t, s)}
-    if strategy == "tp":
-        (h0, h1), (k0, k1) = (b[0] for b in head_bounds(spec.heads, spec.kv_heads, n))
-        f0 = split_bounds(spec.mlp_hidden, n)[0]
-        shard = LayerShape(d, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation, sh.norm, sh.bias, sh.causal)
-        return {"attn": attn_block(shard, t, t, s, square_causal=sh.causal), "mlp": mlp_block(shard, t, s, out_dim=d)}
-    a, b = token_bounds(t, n)[0]
-    t0 = b - a
-    sp_ops = {"attn": attn_block(sh, t0, t, s, square_causal=False), "mlp": mlp_block(sh, t0, s)}
-    if strategy == "sp":
-        return sp_ops
-    if strategy in ("bp-ag", "bp-sp"):
-        (h0, h1), (k0, k1) = (b[0] for b in head_bounds(spec.heads, spec.kv_heads, n))
-        f0 = split_bounds(spec.mlp_hidden, n)[0]
-        sl = LayerShape((h1 - h0) * sh.head_dim, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation,
-                        sh.norm, sh.bias, sh.causal)
-        ops = {"decoupled_layer": full_layer(sl, t, s)}
-        if strategy == "bp-ag":
-            ops["full_layer"] = full_layer(sh, t, s)
-        else:
-            ops.update(sp_ops)
-        return ops
-    if strategy == "astra":
-        bounds = astra_token_bounds(t, n, spec.cls_token)
-        m = bounds[0][1] - bounds[0][0]                 # own shared (quantized) tokens
-        local = m + (1 if spec.cls_token else 0)        # own tokens incl. the CLS copy
-        remote = sum(b - a for a, b in bounds[1:])      # every other device's shared tokens
-        gd = d // groups
-        hd, heads = sh.head_dim, sh.heads
-        ops = {
-            "vq_encode": Cost(2.0 * m * groups * gd * codebook + 2.0 * m * groups * codebook,
-                              s * (m * d + groups * codebook * (gd + 1)) + INDEX_BYTES * m * groups),
-            "local_attn": (norm(local, d, sh.norm, s) + qkv(local, sh, s)
-                           + attention_core(heads, sh.kv_heads, hd, local, local,
-                                            local * (local + 1) / 2 if sh.causal else float(local * local), s)),
-            "remote_kv": (Cost(0.0, INDEX_BYTES * remote * groups + 2.0 * s * remote * d)
-                          + norm(remote, d, sh.norm, s) + qkv(remote, sh, s, q=False)),
-            "remote_attn": attention_core(heads, sh.kv_heads, hd, local, remote, float(local * remote), s),
-            "merge": (Cost(heads * local * (3.0 * hd + 6), s * (3.0 * heads * local * hd) + 8.0 * heads * local)
-                      + linear(local, heads * hd, d, s, sh.bias) + residual(local, d, s)),
-            "mlp": mlp_block(sh, local, s),
-        }
-        if remote == 0:  # one device: nothing to decode or attend to
-            ops["remote_kv"] = ops["remote_attn"] = Cost()
-        if spec.cls_token:
-            ops["cls_pool"] = Cost(float(n * d), s * (n * d + d))
-        return ops
-    raise ValueError(f"unknown strategy {strategy!r}")

@@ -1,0 +1,157 @@
+"""A scenario's grid: one `Point` per simulation, in a fixed order.
+
+A Point is everything needed to build the op graph and the network (picklable, hashable), typed:
+the strategy's own knobs are its Knobs object, the network a `NetworkPoint`. Turning a point
+into engine inputs is astrasim.pointrun.engine_inputs (the one path used by simulate, sweep,
+plan and validate).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+from astrasim.models import ModelSpec
+from astrasim.strategies import BuildOptions, Knobs, get
+from astrasim.strategies.registry import knob_columns, single_device_strategy
+
+
+@dataclass(frozen=True)
+class NetworkPoint:
+    """The network of one point: a preset kind with its parameters, or a custom graph (JSON)."""
+
+    kind: str
+    bandwidth_mbps: float
+    latency_s: float | None = None
+    efficiency: float | None = None
+    loss_rate: float = 0.0
+    trace: str | None = None        # as written in the scenario
+    trace_path: str | None = None   # resolved file
+    broadcast: bool = False
+    custom: str | None = None       # JSON of the custom graph
+
+    def build(self, n_devices: int, trace_data: list | None = None):
+        """The networkx topology for n devices (trace_data: the loaded bandwidth trace)."""
+        from astrasim.network.topology import build_topology, topology_from_dict
+
+        if self.kind == "custom":
+            return topology_from_dict(json.loads(self.custom or "{}"), n_devices)
+        return build_topology(self.kind, n_devices, self.bandwidth_mbps, latency_s=self.latency_s,
+                              efficiency=self.efficiency, loss_rate=self.loss_rate, bandwidth_trace=trace_data,
+                              broadcast=self.broadcast)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One simulation of a scenario's grid."""
+
+    scenario: str
+    model: ModelSpec
+    tokens: int
+    strategy: str
+    knobs: Knobs
+    devices: int
+    hardware: str  # catalog device name, or the profile id when not scaled
+    profile_path: str
+    device: str | None  # catalog device to roofline-scale to (None = measured hardware)
+    speed: float
+    speeds: tuple[float, ...] | None
+    network: NetworkPoint
+    element_bits: int = 32
+    causal_skip: bool = True
+    algorithm: str = "auto"
+
+    def options(self) -> BuildOptions:
+        return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm)
+
+    @property
+    def single_device(self) -> bool:
+        return get(self.strategy).single_device
+
+    def label(self) -> str:
+        return get(self.strategy).label(self.knobs)
+
+    def device_speeds(self) -> list[float]:
+        """Engine speed per device: speed x speeds[i] (single: the fastest of the listed devices)."""
+        if self.speeds is None:
+            return [self.speed] * self.devices
+        if self.single_device:
+            return [self.speed * max(self.speeds)]
+        return [self.speed * s for s in self.speeds[: self.devices]]
+
+    def identity(self) -> dict[str, Any]:
+        """The identity columns of this point's result row, in order."""
+        net = self.network
+        return {
+            "scenario": self.scenario, "model": self.model.name, "tokens": self.tokens,
+            "strategy": self.strategy, **knob_columns(self.strategy, self.knobs),
+            "devices": self.devices, "hardware": self.hardware, "speed": self.speed,
+            "speeds": self._speeds_text(),
+            "network": net.kind, "bandwidth_mbps": net.bandwidth_mbps,
+            "latency_param_s": net.latency_s, "efficiency": net.efficiency, "loss_rate": net.loss_rate,
+            "trace": net.trace or "", "broadcast": net.broadcast, "element_bits": self.element_bits,
+            "causal_skip": self.causal_skip, "algorithm": self.algorithm,
+        }
+
+    def _speeds_text(self) -> str:
+        """Per-device speeds as written in results ("1.0;0.5"); single lists all it chose from."""
+        if self.speeds is None:
+            return ""
+        used = self.speeds if self.single_device else self.speeds[: self.devices]
+        return ";".join(repr(float(s)) for s in used)
+
+    def single(self) -> "Point":
+        """The single-device point of the same model, tokens, hardware and network."""
+        s = single_device_strategy()
+        return replace(self, strategy=s.name, knobs=s.knobs(), devices=1)
+
+
+def iter_points(sc) -> Iterator[Point]:
+    """The grid lazily, in a fixed order (models, tokens, hardware, network, bits, devices,
+    strategies); points that coincide (single at every N) appear once."""
+    from astrasim.scenario.loading import resolve_file, resolve_model
+    from astrasim.strategies.costs import catalog_device, profile_id, resolve_profile_path
+
+    specs = sc._specs or [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
+    hw, net = sc.hardware, sc.network
+    trace_path = str(resolve_file(net.trace, sc._base_dir, "network.trace")) if net.trace else None
+    custom = json.dumps(net.custom, sort_keys=True) if net.custom is not None else None
+    speeds = tuple(float(s) for s in hw.speeds) if hw.speeds else None
+    variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
+    seen: set[tuple] = set()
+    for spec in specs:
+        for tokens in sc.tokens or [spec.tokens]:
+            for device in hw.device:
+                profile = hw.profile or (catalog_device(device).profile if device else "cpu")
+                ppath = resolve_profile_path(profile, sc._base_dir)
+                hardware = device or profile_id(ppath)
+                axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
+                                         net.loss_rate, sc.element_bits, sc.devices)
+                for speed, topo, bw, alpha, eff, loss, bits, n in axes:
+                    network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
+                                           net.trace, trace_path, net.broadcast, custom)
+                    for name, strategy, knobs in variants:
+                        p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
+                                  hardware, str(ppath), device, float(speed), speeds, network, bits,
+                                  sc.causal_skip, sc.algorithm)
+                        key = point_key(p)
+                        if key not in seen:
+                            seen.add(key)
+                            yield p
+
+
+def expand(sc) -> list[Point]:
+    return list(iter_points(sc))
+
+
+def _opt_float(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
+def point_key(p: Point) -> tuple[str, ...]:
+    """The identity of a point as its formatted identity columns (how rows are matched on resume)."""
+    from astrasim.results import format_value
+
+    return tuple(format_value(v) for v in p.identity().values())

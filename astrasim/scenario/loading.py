@@ -1,0 +1,179 @@
+"""Reading a scenario: YAML -> schema -> resolved models -> every point checked.
+
+Points that cannot exist (G not dividing D, N larger than the tokens, nb not dividing the layers,
+a missing profile, trace or catalog device) are a UserError at load time naming the field and
+the fix, before any output is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from astrasim.errors import UserError
+from astrasim.models import ModelSpec, get_model, load_model_yaml, model_from_dict
+from astrasim.scenario.schema import Scenario, StrategyEntry, model_at
+from astrasim.strategies import get
+from astrasim.strategies.base import KnobError
+
+
+def resolve_file(path: str, base_dir: Path | None, field: str) -> Path:
+    p = Path(path)
+    base = Path(base_dir) if base_dir is not None else Path(".")
+    for cand in ([base / p] if not p.is_absolute() else []) + [p]:
+        if cand.is_file():
+            return cand
+    raise UserError(f"file '{path}' not found (relative to the scenario file); give an existing file", field=field)
+
+
+def resolve_model(m: str | dict, i: int, base_dir: Path | None) -> ModelSpec:
+    field = f"models[{i}]"
+    try:
+        if isinstance(m, dict):
+            return model_from_dict(m)
+        if m.endswith((".yaml", ".yml")):
+            return load_model_yaml(resolve_file(m, base_dir, field))
+        return get_model(m)
+    except UserError as exc:
+        raise UserError(str(exc).removeprefix("model: "), field=field) from None
+
+
+def check(sc: Scenario) -> None:
+    """Reject grid points that cannot exist; each UserError names the field and the fix."""
+    from astrasim.strategies.costs import catalog_device, resolve_profile_path
+
+    specs = sc._specs
+    if not specs:
+        raise UserError("list at least one model", field="models")
+    if not sc.devices:
+        raise UserError("list at least one device count", field="devices")
+    if not sc.strategies:
+        raise UserError("list at least one strategy", field="strategies")
+    for spec in specs:
+        for t in sc.tokens or [spec.tokens]:
+            if t > spec.max_tokens:
+                raise UserError(f"tokens={t} outside 1..{spec.max_tokens} for {spec.name}; lower it", field="tokens")
+            parts = t - 1 if spec.cls_token else t
+            for n in sc.devices:
+                if n > parts:
+                    raise UserError(f"N={n} devices is larger than the {parts} tokens of {spec.name} to split; "
+                                    f"use at most {parts} devices or more tokens", field="devices")
+    for i, entry in enumerate(sc.strategies):
+        _check_entry(entry, f"strategies[{i}]", specs, sc)
+    hw, net = sc.hardware, sc.network
+    if hw.speeds is not None and len(hw.speeds) < max(sc.devices):
+        raise UserError(f"give at least {max(sc.devices)} positive per-device speeds (one per device of the "
+                        f"largest device count)", field="hardware.speeds")
+    for d in hw.device:
+        if d is not None:
+            catalog_device(d)
+    if hw.profile is not None:
+        resolve_profile_path(hw.profile, sc._base_dir)
+    if "custom" in net.topology and net.custom is None:
+        raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
+    if net.trace:
+        resolve_file(net.trace, sc._base_dir, "network.trace")
+
+
+def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:
+    strategy = get(entry.name)
+    try:
+        variants = entry.variants()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        knob = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{err['msg']} (knob '{knob}' of {entry.name}: {strategy.Knobs.model_fields[knob].description})",
+                        field=f"{field}.{knob}") from None
+    for knobs in variants:
+        for spec in specs:
+            for t in sc.tokens or [spec.tokens]:
+                for n in ([1] if strategy.single_device else sc.devices):
+                    try:
+                        strategy.check(spec, n, t, knobs)
+                    except KnobError as exc:
+                        raise UserError(str(exc), field=f"{field}.{exc.knob}") from None
+
+
+def pydantic_error(exc: ValidationError, source: str, schema: type[BaseModel] = Scenario) -> UserError:
+    """One line naming the field of the first validation error (and what is allowed there)."""
+    err = exc.errors()[0]
+    parts = list(err["loc"])
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KnobError):  # a strategy entry names the knob at fault
+        parts.append(cause.knob)
+    loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        parent = model_at(schema, [p for p in err["loc"][:-1] if not isinstance(p, int)])
+        allowed = ", ".join(k for k, f in parent.model_fields.items() if not f.exclude) if parent else \
+            "see docs/scenarios.md"
+        return UserError(f"unknown field in {source}; allowed here: {allowed}", field=loc or "scenario")
+    msg = err["msg"].removeprefix("Value error, ")
+    return UserError(f"{msg} (in {source}; see docs/scenarios.md)", field=loc or "scenario")
+
+
+def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+    """Validate a parsed scenario mapping, resolve its models and check every point can exist."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{source} must be a mapping of scenario fields (see docs/scenarios.md)", field="scenario")
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(exc, source) from None
+    if not sc.name:
+        sc.name = name
+    sc._base_dir = Path(base_dir)
+    sc._specs = [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
+    check(sc)
+    return sc
+
+
+def read_yaml(path: str | Path, what: str = "scenario") -> dict:
+    """A YAML file that must hold a mapping (UserError naming the file otherwise)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} file '{p}' not found; give a path such as scenarios/wifi.yaml", field=what)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        first = " ".join(str(exc).split())
+        raise UserError(f"malformed YAML in '{p}': {first}; fix the syntax", field=what) from None
+    if data is not None and not isinstance(data, dict):
+        raise UserError(f"'{p}' must be a mapping of {what} fields (see docs/scenarios.md)", field=what)
+    return data or {}
+
+
+def apply_overrides(data: dict | None, overrides: list[str]) -> dict:
+    """Apply `key.sub=value` overrides (value parsed as YAML) to a raw scenario mapping."""
+    data = dict(data or {})
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"'{item}' is not key=value, e.g. network.bandwidth_mbps=50", field="--set")
+        key, _, raw = item.partition("=")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"value of '{key}' is not valid YAML", field="--set") from None
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise UserError(f"'{part}' is not a mapping, cannot set '{key}'", field="--set")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, validate and check a scenario YAML file (optionally with `key=value` overrides)."""
+    p = Path(path)
+    data = apply_overrides(read_yaml(p), overrides or [])
+    return from_dict(data, name=p.stem, base_dir=p.parent, source=str(p))

@@ -1,0 +1,241 @@
+"""The scenario YAML schema (pydantic, unknown fields rejected).
+
+Every field has a default and a description (`describe()` prints them; docs/scenarios.md embeds
+the table and a test keeps it in sync). A field documented as "one value or a list" is a grid
+axis: the points are the Cartesian product of all axes. Range checks live in the field types
+here (written once); checks that need several fields (G divides D, N <= tokens) are in
+astrasim.scenario.loading.check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from astrasim.network.topology import KINDS
+from astrasim.strategies import STRATEGIES, get
+from astrasim.strategies.base import ALGORITHMS, ELEMENT_BITS, KnobError
+
+TOPOLOGIES = (*KINDS, "custom")
+
+
+def _as_list(v: Any) -> Any:
+    return v if isinstance(v, list) else [v]
+
+
+def _positive_finite(v: float) -> float:
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{v} must be a positive finite number, e.g. 100")
+    return v
+
+
+def _in_range(lo: float, hi: float, *, lo_open: bool, hi_open: bool):
+    """A range check written once, with the interval in its message: 1.5 must be in (0, 1]."""
+    text = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def check(v: float) -> float:
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        if not ok or math.isnan(v):
+            raise ValueError(f"{v} must be in {text}")
+        return v
+    return check
+
+
+def _one_of(allowed: tuple):
+    def check(v: Any) -> Any:
+        if v not in allowed:
+            raise ValueError(f"'{v}' is not one of {', '.join(map(str, allowed))}")
+        return v
+    return check
+
+
+PositiveFloat = Annotated[float, AfterValidator(_positive_finite)]
+Bandwidth = PositiveFloat
+Fraction = Annotated[float, AfterValidator(_in_range(0, 1, lo_open=True, hi_open=False))]
+LossRate = Annotated[float, AfterValidator(_in_range(0, 1, lo_open=False, hi_open=True))]
+Seconds = Annotated[float, AfterValidator(_in_range(0, math.inf, lo_open=False, hi_open=True))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StrategyEntry(_Strict):
+    """One strategy and its knobs (the strategy's own, see astrasim/strategies/<name>.py); list-valued
+    knobs expand into variants."""
+
+    name: str = Field("astra", description="strategy: " + ", ".join(STRATEGIES))
+    knobs: dict[str, list[Any]] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_knobs(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, dict):
+            raise ValueError("a strategy is a name or a mapping {name, <knobs>}")
+        data = dict(data)
+        name = data.pop("name", "astra")
+        try:
+            strategy = get(str(name))
+        except ValueError as exc:
+            raise KnobError("name", str(exc)) from None
+        allowed = list(strategy.Knobs.model_fields)
+        for k in data:
+            if k not in allowed:
+                raise KnobError(k, f"strategy '{name}' has no knob '{k}'; its knobs: {', '.join(allowed) or 'none'}")
+        return {"name": name, "knobs": {k: _as_list(v) for k, v in data.items()}}
+
+    def variants(self):
+        """The typed knobs of every variant (pydantic ValidationError on a bad value)."""
+        return get(self.name).variants(self.knobs)
+
+
+class HardwareConfig(_Strict):
+    """Which measured profile the compute times come from and how they are scaled."""
+
+    profile: str | None = Field(None, description="profile id (profiles/<id>.csv) or path to a profile CSV; "
+                                                  "default: the catalog device's profile, else 'cpu'")
+    device: list[str | None] = Field([None], description="catalog device(s) of profiles/devices.yaml to scale the "
+                                                         "profile to (roofline); null = the measured hardware "
+                                                         "itself; one value or a list")
+    speed: list[PositiveFloat] = Field([1.0], description="speed factor of every device (2.0 = twice as fast as "
+                                                          "the profile); one value or a list")
+    speeds: list[PositiveFloat] | None = Field(None, description="heterogeneous devices: per-device speed factors "
+                                                                 "(device i uses speeds[i], times `speed`); needs at "
+                                                                 "least as many entries as the largest device count")
+
+    @field_validator("device", "speed", mode="before")
+    @classmethod
+    def _wrap(cls, v: Any) -> Any:
+        return _as_list(v)
+
+
+class NetworkConfig(_Strict):
+    """The network between the devices (astrasim.network.topology.build_topology)."""
+
+    topology: list[Annotated[str, AfterValidator(_one_of(TOPOLOGIES))]] = Field(
+        ["wifi"], description="mesh, switch, wifi, wifi-adhoc, ideal or custom; one value or a list")
+    bandwidth_mbps: list[Bandwidth] = Field([100.0], description="link / channel rate in Mbps (10^6 bit/s), > 0; "
+                                                                 "one value or a list")
+    latency_s: list[Seconds | None] = Field(
+        [None], description="per-message latency alpha in seconds; null = the topology's default; one value or a list")
+    efficiency: list[Fraction | None] = Field(
+        [None], description="fraction of the rate available to payload, in (0, 1]; null = the topology's default; "
+                            "one value or a list")
+    loss_rate: list[LossRate] = Field([0.0], description="packet loss rate in [0, 1); one value or a list")
+    trace: str | None = Field(None, description="CSV (time_s, bandwidth_mbps) of a piecewise-constant bandwidth "
+                                                "over time, relative to the scenario file; null = static")
+    broadcast: bool = Field(False, description="shared media deliver a multicast in one transmission")
+    custom: dict | None = Field(None, description="topology 'custom': a graph for topology_from_dict (nodes, "
+                                                  "edges with bandwidth_mbps, latency_s, duplex, medium)")
+
+    @field_validator("topology", "bandwidth_mbps", "latency_s", "efficiency", "loss_rate", mode="before")
+    @classmethod
+    def _wrap(cls, v: Any) -> Any:
+        return _as_list(v)
+
+
+def _default_strategies() -> list[StrategyEntry]:
+    return [StrategyEntry(name=n) for n in STRATEGIES]
+
+
+class Scenario(_Strict):
+    """A design-space sweep: models x tokens x devices x strategies x hardware x network."""
+
+    name: str = Field("", description="scenario name (results/<name>.csv); default: the file name")
+    description: str = Field("", description="free text")
+    models: list[str | dict] = Field(["gpt2-s"], description="built-in model names (vit-base, gpt2-s, gpt2-m, "
+                                                             "llama3-8b), paths to a model YAML, or inline "
+                                                             "ModelSpec mappings; one value or a list")
+    tokens: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="total sequence length T; null = each model's default (197 for vit-base, 1024 for gpt2); "
+                          "one value or a list")
+    devices: list[Annotated[int, Field(ge=1)]] = Field([4], description="device counts N; one value or a list "
+                                                                        "(single always runs on one)")
+    strategies: list[StrategyEntry] = Field(default_factory=_default_strategies,
+                                            description="strategy names or mappings {name, <knobs>}; "
+                                                        "default: every registered strategy with its defaults")
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig, description="compute profile and scaling")
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="network model")
+    element_bits: list[Annotated[int, AfterValidator(_one_of(ELEMENT_BITS))]] = Field(
+        [32], description="bits b per full-precision element sent (32 = fp32, 16, 8); one value or a list")
+    causal_skip: bool = Field(True, description="ASTRA on causal models: device i sends its codes only to later "
+                                                "devices (true) instead of all-gathering them (false)")
+    algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
+        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+
+    @field_validator("models", "tokens", "devices", "element_bits", mode="before")
+    @classmethod
+    def _wrap(cls, v: Any) -> Any:
+        return v if v is None else _as_list(v)
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _strategies(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    # filled by astrasim.scenario.loading, not part of the schema
+    _base_dir: Any = PrivateAttr(default=None)
+    _specs: list = PrivateAttr(default_factory=list)
+
+    def points(self) -> list:
+        """The grid in a fixed order (models, tokens, hardware, network, bits, devices, strategies)."""
+        from astrasim.scenario.grid import expand
+
+        return expand(self)
+
+
+def _knob_rows() -> list[tuple[str, str, str]]:
+    """strategies[].<knob> rows: each knob once, with the strategies that have it."""
+    seen: dict[str, tuple[Any, str, list[str]]] = {}
+    for s in STRATEGIES.values():
+        for k, f in s.Knobs.model_fields.items():
+            seen.setdefault(k, (f.default, f.description or "", []))[2].append(s.name)
+    return [(f"strategies[].{k}", json.dumps(d), f"{', '.join(names)}: {desc}; one value or a list")
+            for k, (d, desc, names) in seen.items()]
+
+
+def describe(model: type[BaseModel] = Scenario, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(field, default, description) for every field of the schema, nested ones dotted."""
+    rows = []
+    for name, f in model.model_fields.items():
+        if f.exclude:
+            continue
+        sub = _submodel(f)
+        default = f.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            default = "(see below)"
+        elif isinstance(default, list) and default and isinstance(default[0], BaseModel):
+            default = [d.name for d in default]  # type: ignore[attr-defined]
+        rows.append((prefix + name, json.dumps(default) if not isinstance(default, str) else repr(default),
+                     f.description or ""))
+        if sub is not None:
+            rows += describe(sub, prefix + name + ("[]." if sub is StrategyEntry else "."))
+    if model is StrategyEntry:
+        rows += _knob_rows()
+    return rows
+
+
+def _submodel(f) -> type[BaseModel] | None:
+    ann = f.annotation
+    for a in (getattr(ann, "__args__", ()) or (ann,)):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
+def model_at(model: type[BaseModel], path: list) -> type[BaseModel] | None:
+    """The nested schema model at a field path (for 'allowed here' in error messages)."""
+    for name in path:
+        f = model.model_fields.get(name)
+        if f is None:
+            return None
+        nxt = _submodel(f)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
