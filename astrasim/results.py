@@ -23,7 +23,7 @@ from astrasim.strategies.registry import KNOB_FIELDS
 
 IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "devices", "hardware", "speed",
                     "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate", "trace",
-                    "broadcast", "element_bits", "causal_skip", "algorithm",
+                    "broadcast", "wifi", "element_bits", "causal_skip", "algorithm",
                     "weight_bits", "partition")  # = Point.identity() keys
 IDENTITY_COLUMNS += ("output_tokens",)  # generation
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name

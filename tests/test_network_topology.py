@@ -32,7 +32,7 @@ def test_defaults_are_applied_and_overridable():
     assert e["latency_s"] == DEFAULTS["switch"]["latency_s"] / 2  # two port links per message
     g = build_topology("wifi", 2, 100.0, latency_s=0.002, efficiency=0.5, loss_rate=0.1)
     assert g.graph["media"]["wifi"] == {"bandwidth_mbps": 100.0, "latency_s": 0.002, "efficiency": 0.5,
-                                        "loss_rate": 0.1, "bandwidth_trace": None}
+                                        "loss_rate": 0.1, "bandwidth_trace": None, "airtime": None}
 
 
 @pytest.mark.parametrize("kwargs, field", [

@@ -6,7 +6,10 @@ A topology is a ``networkx.Graph``. Device nodes are the ints ``0..n-1``; other 
 * ``G.graph``: ``kind``, ``n_devices``, ``broadcast`` (multicast flows on), ``default_algorithm``
   ("ring" or "direct": what ``algorithm="auto"`` means for all-gather / all-reduce /
   reduce-scatter) and ``media``: ``{name: {bandwidth_mbps, latency_s, efficiency, loss_rate,
-  bandwidth_trace}}`` for shared half-duplex channels (Wi-Fi).
+  bandwidth_trace, airtime}}`` for shared half-duplex channels (Wi-Fi); ``airtime`` is a
+  ``WifiMedium`` (wifi_config.py) on the wifi presets: the efficiency comes from the 802.11
+  airtime model and every message pays its per-frame airtime on the medium (None: the
+  constant ``efficiency`` and nothing per message).
 * every edge: ``bandwidth_mbps``, ``latency_s``, ``efficiency``, ``loss_rate``, ``duplex``
   ("full": one independent capacity per direction; "half": both directions share one),
   ``bandwidth_trace`` (or None) and ``medium`` (a media name, or None). An edge on a medium
@@ -39,12 +42,14 @@ ALGORITHMS = ("ring", "direct")
 
 # Per-kind defaults (docs/network.md explains each). latency_s is the alpha of one
 # device-to-device message, except on "wifi" where it is per crossing of the air (a
-# station-to-station message crosses twice, through the access point).
+# station-to-station message crosses twice, through the access point). On the wifi kinds
+# efficiency None means the 802.11 airtime model (wifi80211.py), whose per-message airtime
+# replaces a fixed latency; a number given instead is a constant efficiency (no airtime model).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mesh": {"latency_s": 50e-6, "efficiency": 0.94, "default_algorithm": "direct"},
     "switch": {"latency_s": 100e-6, "efficiency": 0.94, "default_algorithm": "ring"},
-    "wifi": {"latency_s": 1e-3, "efficiency": 0.6, "default_algorithm": "direct"},
-    "wifi-adhoc": {"latency_s": 1e-3, "efficiency": 0.6, "default_algorithm": "direct"},
+    "wifi": {"latency_s": 0.0, "efficiency": None, "default_algorithm": "direct"},
+    "wifi-adhoc": {"latency_s": 0.0, "efficiency": None, "default_algorithm": "direct"},
     "ideal": {"latency_s": 0.0, "efficiency": 1.0, "default_algorithm": "direct"},
 }
 SWITCH = "switch"
@@ -160,20 +165,32 @@ def load_bandwidth_trace(path: str | Path) -> Trace:
 
 
 # ----------------------------------------------------------------------------- builders
-def build_topology(kind: str, n_devices: int, bandwidth_mbps: float, *, latency_s: float | None = None,
+def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, latency_s: float | None = None,
                    efficiency: float | None = None, loss_rate: float = 0.0,
                    bandwidth_trace: list[tuple[float, float]] | None = None,
-                   broadcast: bool = False) -> nx.Graph:
+                   broadcast: bool = False, wifi: Any = None) -> nx.Graph:
     """Build a preset topology (see module docstring and docs/network.md for what each assumes).
 
     ``None`` means the per-kind default in ``DEFAULTS``. The bandwidth, efficiency, loss and
     trace apply to every link (mesh, ideal, switch ports) or to the one shared channel (wifi).
+    ``wifi`` (a WifiConfig or its mapping; wifi kinds only) sets the 802.11 standard, width, MCS
+    and streams of the airtime model; with an MCS, ``bandwidth_mbps`` may be None (the MCS's rate).
     """
     if kind not in KINDS:
         raise UserError(f"unknown network kind {kind!r}; choose one of {', '.join(KINDS)}", "kind")
     if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
         raise UserError(f"must be an integer >= 1, got {n_devices!r}", "n_devices")
     d = DEFAULTS[kind]
+    airtime = None
+    if kind in ("wifi", "wifi-adhoc") and efficiency is None:
+        from astrasim.network.wifi_config import wifi_medium
+
+        if bandwidth_mbps is not None:
+            _check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
+        airtime = wifi_medium(wifi, bandwidth_mbps, n_devices, infrastructure=kind == "wifi")
+        bandwidth_mbps, efficiency = airtime.phy.rate_bps / 1e6, airtime.efficiency
+    elif wifi is not None:
+        raise UserError("Wi-Fi settings apply to the wifi kinds without a fixed efficiency", "network.wifi")
     bw = _check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
     lat = _check_latency(d["latency_s"] if latency_s is None else latency_s, "latency_s")
     eff = _check_efficiency(d["efficiency"] if efficiency is None else efficiency, "efficiency")
@@ -194,7 +211,7 @@ def build_topology(kind: str, n_devices: int, bandwidth_mbps: float, *, latency_
             g.add_edge(u, SWITCH, latency_s=lat / 2, duplex="full", **link)
     else:
         g.graph["media"][MEDIUM] = {"bandwidth_mbps": bw, "latency_s": lat, "efficiency": eff,
-                                   "loss_rate": loss, "bandwidth_trace": trace}
+                                   "loss_rate": loss, "bandwidth_trace": trace, "airtime": airtime}
         air = {"bandwidth_mbps": None, "latency_s": lat, "efficiency": None, "loss_rate": None,
                "bandwidth_trace": None, "duplex": "half", "medium": MEDIUM}
         if kind == "wifi":
@@ -256,8 +273,9 @@ class Fabric:
         self._rid: dict[Any, int] = {}
         media = graph.graph.get("media", {})
         for name, m in media.items():
+            airtime = m.get("airtime")
             self._add(("medium", name), str(name), m["bandwidth_mbps"], m["efficiency"], m["loss_rate"],
-                      m.get("bandwidth_trace"))
+                      m.get("bandwidth_trace"), None if airtime is None else airtime.extra_bits)
         # directed hop (u, v) -> (resource, airtime coefficient, latency, dedup key for multicast)
         self._hop: dict[tuple[Any, Any], tuple[int, float, float, Any]] = {}
         for u, v, a in graph.edges(data=True):
@@ -283,10 +301,16 @@ class Fabric:
         self._paths: dict[Any, dict[Any, list]] = {}
         self._routes: dict[tuple[Any, tuple], Route] = {}
 
-    def _add(self, key: Any, name: str, bw: float, eff: float, loss: float, trace: Trace | None) -> int:
+    def _add(self, key: Any, name: str, bw: float, eff: float, loss: float, trace: Trace | None,
+             extra_bits: Callable[[float, int], float] | None = None) -> int:
+        """extra_bits(payload_bits, count): a medium's per-message airtime in bits at its capacity
+        (Wi-Fi, network/wifi_config.py), charged through the engine's overhead_s hook per message
+        (count 1: the flow network does not group a station's simultaneous messages into A-MPDUs)."""
         rid = len(self.resources)
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
-        self.resources.append(Resource(name, _goodput(bw, eff, loss), tr))
+        capacity = _goodput(bw, eff, 0.0) if extra_bits else 0.0  # the loss-free capacity extra_bits is counted at
+        overhead_s = None if extra_bits is None else (lambda bits: extra_bits(bits, 1) / capacity)
+        self.resources.append(Resource(name, _goodput(bw, eff, loss), tr, overhead_s))
         self._rid[key] = rid
         return rid
 

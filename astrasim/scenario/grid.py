@@ -31,6 +31,7 @@ class NetworkPoint:
     trace_path: str | None = None   # resolved file
     broadcast: bool = False
     custom: str | None = None       # JSON of the custom graph
+    wifi: str | None = None         # JSON of the 802.11 settings (network.wifi)
 
     def build(self, n_devices: int, trace_data: list | None = None):
         """The networkx topology for n devices (trace_data: the loaded bandwidth trace)."""
@@ -40,7 +41,7 @@ class NetworkPoint:
             return topology_from_dict(json.loads(self.custom or "{}"), n_devices)
         return build_topology(self.kind, n_devices, self.bandwidth_mbps, latency_s=self.latency_s,
                               efficiency=self.efficiency, loss_rate=self.loss_rate, bandwidth_trace=trace_data,
-                              broadcast=self.broadcast)
+                              broadcast=self.broadcast, wifi=json.loads(self.wifi) if self.wifi else None)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Point:
             "speeds": self._speeds_text(),
             "network": net.kind, "bandwidth_mbps": net.bandwidth_mbps,
             "latency_param_s": net.latency_s, "efficiency": net.efficiency, "loss_rate": net.loss_rate,
-            "trace": net.trace or "", "broadcast": net.broadcast, "element_bits": self.element_bits,
+            "trace": net.trace or "", "broadcast": net.broadcast, "wifi": net.wifi or "", "element_bits": self.element_bits,
             "causal_skip": self.causal_skip, "algorithm": self.algorithm,
             "weight_bits": self.weight_bits, "partition": self.partition,
         }
@@ -137,6 +138,7 @@ def iter_points(sc) -> Iterator[Point]:
     hw, net = sc.hardware, sc.network
     trace_path = str(resolve_file(net.trace, sc._base_dir, "network.trace")) if net.trace else None
     custom = json.dumps(net.custom, sort_keys=True) if net.custom is not None else None
+    wifi = net.wifi.model_dump_json(exclude_defaults=True) if net.wifi is not None else None
     speeds = tuple(float(s) for s in hw.speeds) if hw.speeds else None
     fleet_all = tuple(hw.devices) if hw.devices else None
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
@@ -152,7 +154,7 @@ def iter_points(sc) -> Iterator[Point]:
                                          net.loss_rate, sc.element_bits, sc.weight_bits, sc.devices)
                 for speed, topo, bw, alpha, eff, loss, bits, wbits, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
-                                           net.trace, trace_path, net.broadcast, custom)
+                                           net.trace, trace_path, net.broadcast, custom, wifi)
                     for name, strategy, knobs in variants:
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,

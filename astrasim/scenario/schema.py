@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from astrasim.network.topology import KINDS
+from astrasim.network.wifi_config import WifiConfig
 from astrasim.strategies import STRATEGIES, get
 from astrasim.strategies.base import ALGORITHMS, ELEMENT_BITS, WEIGHT_BITS, KnobError
 
@@ -148,6 +149,9 @@ class NetworkConfig(_Strict):
     trace: str | None = Field(None, description="CSV (time_s, bandwidth_mbps) of a piecewise-constant bandwidth "
                                                 "over time, relative to the scenario file; null = static")
     broadcast: bool = Field(False, description="shared media deliver a multicast in one transmission")
+    wifi: WifiConfig | None = Field(None, description="802.11 settings of wifi / wifi-adhoc (standard n/ac/ax, "
+                                                      "channel_width_mhz, mcs, spatial_streams, ...; docs/network.md "
+                                                      "'Wi-Fi'); null = bandwidth_mbps as the PHY rate of 802.11n")
     custom: dict | None = Field(None, description="topology 'custom': a graph for topology_from_dict (nodes, "
                                                   "edges with bandwidth_mbps, latency_s, duplex, medium)")
 

@@ -1,0 +1,106 @@
+"""What a user says about a Wi-Fi network, and the medium the simulator builds from it.
+
+`WifiConfig` is the scenario's `network.wifi` block (pydantic, extra keys refused). `wifi_medium`
+turns it, the PHY rate (`bandwidth_mbps`) and the number of stations into a `WifiMedium`: the
+channel's bulk payload capacity plus the extra airtime each message costs on it (the engine adds
+`extra_bits` to every message that crosses the medium). The formulas are in wifi80211.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from astrasim.errors import UserError
+from astrasim.network.wifi80211 import WifiPhy, bulk_efficiency, overhead_s
+
+
+class WifiConfig(BaseModel):
+    """The 802.11 settings of a `wifi` / `wifi-adhoc` network (every field optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    standard: Literal["n", "ac", "ax"] = Field("n", description="802.11n (HT), ac (VHT) or ax (HE)")
+    channel_width_mhz: int = Field(20, description="20 or 40 (n); 20, 40, 80 or 160 (ac, ax)")
+    mcs: int | None = Field(None, description="MCS index per spatial stream (n: 0-7, ac: 0-9, ax: 0-11); "
+                                              "null = the PHY rate is bandwidth_mbps")
+    spatial_streams: int = Field(1, description="spatial streams (n: 1-4, ac/ax: 1-8)")
+    guard_interval_ns: int = Field(800, description="800 or 400 (n, ac); 800, 1600 or 3200 (ax)")
+    max_ampdu_bytes: int = Field(65535, description="largest A-MPDU a station sends")
+    contenders: int | None = Field(None, ge=1, description="transmitters contending at once; null = the AP "
+                                                           "(infrastructure) plus half the stations")
+
+    def phy(self, bandwidth_mbps: float | None) -> WifiPhy:
+        """The PHY: from the MCS when given (then bandwidth_mbps must be null or that rate), else
+        the standard's timing at the PHY rate bandwidth_mbps."""
+        phy = WifiPhy(self.standard, self.channel_width_mhz, 0 if self.mcs is None else self.mcs,
+                      self.spatial_streams, self.guard_interval_ns, self.max_ampdu_bytes,
+                      rate_mbps=None if self.mcs is not None else bandwidth_mbps)
+        if self.mcs is None and bandwidth_mbps is None:
+            raise UserError("give the PHY rate (bandwidth_mbps) or an MCS (network.wifi.mcs)", "bandwidth_mbps")
+        if self.mcs is not None and bandwidth_mbps is not None:
+            rate = phy.rate_bps / 1e6
+            if abs(bandwidth_mbps / rate - 1) > 0.01:
+                raise UserError(f"MCS {self.mcs} at {self.channel_width_mhz} MHz with {self.spatial_streams} "
+                                f"stream(s) is {rate:g} Mbps, not {bandwidth_mbps:g}: drop one of the two",
+                                "bandwidth_mbps")
+        return phy
+
+
+def parse_wifi(data: dict | WifiConfig | None) -> WifiConfig:
+    """A WifiConfig from a (YAML) mapping; UserError naming the field otherwise."""
+    if isinstance(data, WifiConfig):
+        return data
+    try:
+        return WifiConfig(**(data or {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise UserError(err["msg"], f"network.wifi.{loc}" if loc else "network.wifi") from None
+    except TypeError:
+        raise UserError("must be a mapping of Wi-Fi settings", "network.wifi") from None
+
+
+def default_contenders(stations: int, infrastructure: bool) -> int:
+    """Transmitters contending at once: the AP plus half the stations (TCP's self-clocking leaves
+    about half of them waiting for relayed data or ACKs at any time); ad hoc: half, at least 1."""
+    half = math.ceil(stations / 2)
+    return half + 1 if infrastructure else max(1, half)
+
+
+@dataclass(frozen=True)
+class WifiMedium:
+    """One shared 802.11 channel as the flow model sees it."""
+
+    phy: WifiPhy
+    contenders: int
+
+    @property
+    def efficiency(self) -> float:
+        return bulk_efficiency(self.phy, self.contenders)
+
+    @property
+    def capacity_bps(self) -> float:
+        return self.phy.rate_bps * self.efficiency
+
+    def extra_bits(self, bits: float, count: int = 1) -> float:
+        """Airtime beyond the bulk capacity's share for each of `count` equal messages of `bits`
+        that one station sends at once (they share A-MPDUs), in bits at the medium's capacity."""
+        return _extra_bits(self, int(math.ceil(bits / 8)), int(count))
+
+
+@lru_cache(maxsize=65536)
+def _extra_bits(medium: WifiMedium, payload_bytes: int, count: int) -> float:
+    return overhead_s(medium.phy, payload_bytes, medium.contenders, count) * medium.capacity_bps
+
+
+def wifi_medium(config: WifiConfig | dict | None, bandwidth_mbps: float | None, stations: int,
+                infrastructure: bool = True) -> WifiMedium:
+    """The medium of a wifi (infrastructure) or wifi-adhoc preset with `stations` devices."""
+    cfg = parse_wifi(config)
+    n = cfg.contenders or default_contenders(stations, infrastructure)
+    return WifiMedium(cfg.phy(bandwidth_mbps), n)
