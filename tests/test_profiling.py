@@ -62,6 +62,31 @@ def test_analytic_costs():
     assert half["mlp"].bytes == single["mlp"].bytes / 2
 
 
+@pytest.mark.parametrize("model", ["gpt2-s", "llama3-8b"])
+def test_decoupled_layer_costs_follow_detransformer(model):
+    """DeTransformer's decoupled layer: ~1/N^2 of the attention projections, 1/N of the MLP (full
+    width on a D/N slice); the sliced option: 1/N of the MLP columns on top."""
+    spec = get_model(model)
+    bp, single = STRATEGIES["bp-ag"], STRATEGIES["single"]
+    one = single.op_costs(spec, 1, 1024, single.knobs())
+    for n in (2, 4, 8):
+        c = bp.op_costs(spec, n, 1024, bp.knobs())
+        t, d, f = 1024, spec.hidden // n, spec.mlp_hidden
+        mats = (3 if spec.activation == "swiglu" else 2) * 2 * t * d * f
+        assert c["decoupled_layer"].flops > mats and c["decoupled_layer"].flops > one["mlp"].flops / n
+        assert c["decoupled_layer"].flops < (one["attn"].flops + one["mlp"].flops) / n
+        if spec.heads % n:  # gpt2-s over 8: the sliced shape's uneven head split makes device 0 wider
+            continue
+        # the sliced option differs in the MLP (1/N of its columns) and in the softmax (heads/N heads)
+        diff = c["decoupled_layer"].flops - c["decoupled_layer_sliced"].flops
+        act = (6 if spec.activation == "swiglu" else 8 + 1) * t * f  # activation (+ fc1 bias for GPT2)
+        softmax = 5 * t * (t + 1) / 2 * spec.heads
+        assert diff == pytest.approx((mats + act + softmax) * (1 - 1 / n), rel=1e-6)
+        assert bp.knobs(decoupled_mlp="sliced").decoupled_mlp == "sliced"
+    assert bp.label(bp.knobs(decoupled_mlp="sliced")) == "bp-ag Nb=1 MLP=sliced"
+    assert bp.label(bp.knobs()) == "bp-ag Nb=1"
+
+
 def test_time_call_measures_the_call():
     calls = []
     timing = time_call(lambda: (calls.append(1), time.sleep(0.004)), repeats=3, warmup=2)
