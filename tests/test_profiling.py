@@ -11,7 +11,8 @@ from astrasim.errors import UserError
 from astrasim.strategies import STRATEGIES
 from astrasim.models import get_model, model_from_dict
 from astrasim.profiling import COLUMNS, plan_configs, profile_ops, read_profile, write_profile
-from astrasim.profiling.timing import time_call, time_sequence
+from astrasim.profiling.profiler import unstable_rows, unstable_warning
+from astrasim.profiling.timing import Timing, time_call, time_sequence, time_until_stable
 
 TINY = model_from_dict(dict(name="tiny", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=19, causal=True))
 TINY_VIT = model_from_dict(dict(name="tiny-vit", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=13,
@@ -105,6 +106,44 @@ def test_time_sequence_times_each_op_once_per_round_in_program_order():
         time_sequence(calls, repeats=0)
 
 
+def test_noise_figures_of_a_timing():
+    t = Timing.of([1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0])  # the load doubled half-way through
+    assert t.drift == pytest.approx(1.0 / 1.5) and t.noise == max(t.spread, t.drift)
+    assert Timing.of([1.0, 1.0, 1.0]).spread == 0 and Timing.of([1.0, 1.0, 1.0]).drift == 0
+    assert Timing.of([1.0, 3.0, 1.0]).drift == 0  # too few samples for halves
+
+
+class ScriptedClock:
+    """perf_counter stand-in: each call of the timed op advances it by the next scripted duration."""
+
+    def __init__(self, durations):
+        self.now, self.durations = 0.0, iter(durations)
+
+    def __call__(self):
+        return self.now
+
+    def op(self):
+        self.now += next(self.durations)
+
+
+def test_noisy_ops_are_remeasured_up_to_the_bound(monkeypatch):
+    import astrasim.profiling.timing as timing
+
+    # first attempt (4 rounds) alternates 1 and 15 ms: noisy; the second is steady at 2 ms
+    clock = ScriptedClock([0.001, 0.015] * 2 + [0.002] * 4)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    timings, attempts = time_until_stable({"op": clock.op}, repeats=4, warmup=0, max_noise=0.5, remeasure=3)
+    assert attempts == 2 and timings["op"].noise == 0 and timings["op"].median_s == pytest.approx(0.002)
+    # always noisy: the bound is reached (1 + 2 attempts) and the caller flags the op
+    clock = ScriptedClock([0.002, 0.02] * 6)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    timings, attempts = time_until_stable({"op": clock.op}, repeats=4, warmup=0, max_noise=0.5, remeasure=2)
+    assert attempts == 3 and timings["op"].noise > 0.5
+    clock = ScriptedClock([0.002] * 3)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    assert time_until_stable({"op": clock.op}, repeats=3, warmup=0, max_noise=0.5)[1] == 1
+
+
 @pytest.mark.parametrize("kwargs, field", [
     (dict(devices=[32]), "devices"),           # more devices than tokens / heads
     (dict(groups=[5]), "groups"),              # 5 does not divide 32
@@ -124,6 +163,10 @@ def test_read_profile_checks_file_and_columns(tmp_path, table):
     write_profile(table, path)
     back = read_profile(path)
     assert list(back.columns) == COLUMNS and len(back) == len(table)
+    # a profile written before the noise columns existed stays readable, with no unstable row
+    table.drop(columns=["spread", "drift", "unstable"]).to_csv(path, index=False)
+    old = read_profile(path)
+    assert len(old) == len(table) and unstable_rows(old).empty
     table.drop(columns=["flops"]).to_csv(path, index=False)
     with pytest.raises(UserError, match="flops"):
         read_profile(path)
@@ -141,6 +184,25 @@ def test_cli_writes_the_profile(tmp_path):
     bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "dtype" in bad.output
+
+
+def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
+    model = tmp_path / "tiny.yaml"
+    model.write_text("name: tiny\nlayers: 1\nhidden: 32\nheads: 4\nmlp_hidden: 64\ntokens: 16\ncausal: true\n")
+    out = tmp_path / "cpu.csv"
+    # a threshold no real measurement meets: every row stays unstable after one re-measurement
+    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "3",
+                                   "--warmup", "0", "--max-spread", "1e-12", "--remeasure", "1", "--threads", "1",
+                                   "--out", str(out), "--quiet"])
+    assert res.exit_code == 3, res.output
+    df = read_profile(out)
+    assert df["unstable"].all() and (df["spread"] > 0).all() and len(unstable_rows(df)) == 2
+    assert "warning: unstable profile row tiny single N=1 T=16 op=attn" in res.output
+    assert "2 of 2 rows stayed unstable" in res.output
+    assert unstable_warning(df.iloc[1]).startswith("warning: unstable profile row tiny single N=1 T=16 op=mlp")
+    ok = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "3",
+                                  "--warmup", "0", "--max-spread", "1e9", "--out", str(out), "--quiet"])
+    assert ok.exit_code == 0 and not read_profile(out)["unstable"].any()
 
 
 def test_interrupt_leaves_no_half_written_file(tmp_path, monkeypatch):

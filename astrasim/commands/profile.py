@@ -57,11 +57,26 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("profiles/cpu.csv"), help="Output CSV; its file name is the hardware id."),
         repeats: int = typer.Option(10, help="Timed samples per op (median, p10, p90 over them)."),
         warmup: int = typer.Option(2, help="Untimed calls per op before timing."),
+        max_spread: float = typer.Option(0.5, help="An op whose (p90 - p10) / median, or drift between the halves of "
+                                         "its samples, exceeds this is re-measured, then flagged unstable."),
+        remeasure: int = typer.Option(2, help="At most this many re-measurements of a configuration with a noisy op."),
+        calibrate: bool = typer.Option(False, "--calibrate", help="Only measure this machine's sustained fp32 matmul "
+                                       "FLOP/s and copy bandwidth (the floor of its catalog peak), print them, exit."),
         quiet: bool = typer.Option(False, help="No progress bar."),
     ) -> None:
-        """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV."""
+        """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV.
+
+        Exit codes: 0 written; 2 bad option (nothing written); 3 written, but some rows stayed unstable
+        after their re-measurements (one warning line per row on stderr, the `unstable` column)."""
         from astrasim.profiling import plan_configs, profile_ops, write_profile
-        from astrasim.profiling.profiler import normalize_dtype
+        from astrasim.profiling.profiler import _threads, normalize_dtype, unstable_rows, unstable_warning
+
+        if calibrate:
+            from astrasim.profiling.calibrate import calibrate as measure
+
+            with _threads(threads):
+                print("\n".join(measure().lines()))
+            return
 
         dtype = normalize_dtype(dtype)
         specs = [_model(m) for m in _names(models)]
@@ -74,8 +89,16 @@ def register(app: typer.Typer) -> None:
             plan_configs(spec, strategy_list, device_list, group_list, token_list or [spec.tokens])
         started = time.perf_counter()
         frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
-                              dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet)
+                              dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
+                              max_noise=max_spread, remeasure=remeasure)
                   for spec in specs]
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)
         print(f"wrote {len(table)} rows to {out} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        bad = unstable_rows(table)
+        for _, row in bad.iterrows():
+            print(unstable_warning(row), file=sys.stderr)
+        if len(bad):
+            print(f"{len(bad)} of {len(table)} rows stayed unstable (spread or drift > {max_spread:g}) after up to "
+                  f"{remeasure} re-measurements; measure them again on a quieter machine (exit code 3)", file=sys.stderr)
+            raise typer.Exit(code=3)

@@ -36,6 +36,10 @@ PROFILE_COLUMNS = (
     "model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
     "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version",
 )
+# Optional noise columns (written by `astrasim profile` since 2026-12; older files lack them and stay
+# readable): spread = (p90 - p10) / median, drift between the halves of the samples, and unstable =
+# still noisier than the profiler's threshold after its re-measurements. Lookup does not use them.
+PROFILE_NOISE_COLUMNS = ("spread", "drift", "unstable")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
