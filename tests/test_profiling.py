@@ -164,7 +164,7 @@ def test_read_profile_checks_file_and_columns(tmp_path, table):
     back = read_profile(path)
     assert list(back.columns) == COLUMNS and len(back) == len(table)
     # a profile written before the noise columns existed stays readable, with no unstable row
-    table.drop(columns=["spread", "drift", "unstable"]).to_csv(path, index=False)
+    table.drop(columns=["spread", "drift", "cpu_share", "unstable"]).to_csv(path, index=False)
     old = read_profile(path)
     assert len(old) == len(table) and unstable_rows(old).empty
     table.drop(columns=["flops"]).to_csv(path, index=False)
@@ -197,6 +197,7 @@ def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
     assert res.exit_code == 3, res.output
     df = read_profile(out)
     assert df["unstable"].all() and (df["spread"] > 0).all() and len(unstable_rows(df)) == 2
+    assert ((df["cpu_share"] > 0) & (df["cpu_share"] <= 1.5)).all() and "median CPU share" in res.output
     assert "warning: unstable profile row tiny single N=1 T=16 op=attn" in res.output
     assert "2 of 2 rows stayed unstable" in res.output
     assert unstable_warning(df.iloc[1]).startswith("warning: unstable profile row tiny single N=1 T=16 op=mlp")

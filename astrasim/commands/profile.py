@@ -95,6 +95,9 @@ def register(app: typer.Typer) -> None:
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)
         print(f"wrote {len(table)} rows to {out} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        share = table["cpu_share"].median()
+        print(f"median CPU share of the measured ops: {share:.2f} (1 = the cores were this process's own; lower: "
+              f"other processes slowed every op down, which spread and drift cannot see)", file=sys.stderr)
         bad = unstable_rows(table)
         for _, row in bad.iterrows():
             print(unstable_warning(row), file=sys.stderr)

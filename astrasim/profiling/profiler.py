@@ -182,7 +182,8 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                                  codebook=codebook_col, tokens=cfg.tokens, op=op,
                                  median_s=timing.median_s, p10_s=timing.p10_s, p90_s=timing.p90_s,
                                  repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes,
-                                 spread=timing.spread, drift=timing.drift, unstable=timing.noise > max_noise))
+                                 spread=timing.spread, drift=timing.drift,
+                                 cpu_share=timing.cpu_ratio / n_threads, unstable=timing.noise > max_noise))
         advance(None)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -238,7 +239,8 @@ def unstable_warning(row) -> str:
     knobs = f" G={row['groups']} K={row['codebook']}" if int(row["groups"]) else ""
     return (f"warning: unstable profile row {row['model']} {row['strategy']} N={row['devices']}{knobs} "
             f"T={row['tokens']} op={row['op']}: median {row['median_s']:.4g} s, p10 {row['p10_s']:.4g} s, "
-            f"p90 {row['p90_s']:.4g} s (spread {row['spread']:.2f}, drift {row['drift']:.2f})")
+            f"p90 {row['p90_s']:.4g} s (spread {row['spread']:.2f}, drift {row['drift']:.2f}, "
+            f"CPU share {row['cpu_share']:.2f})")
 
 
 def write_profile(df: pd.DataFrame, path: str | Path) -> None:

@@ -4,7 +4,10 @@ block's ops in program order, each once per round (`time_sequence`, what the pro
 Every Timing carries two noise figures, so a profiler can tell a measurement it can trust from
 one that other processes disturbed: `spread` = (p90 - p10) / median of the samples, and `drift` =
 |median of the first half of the samples - median of the second half| / median (0 with fewer than
-4 samples): a load that came or went during the measurement."""
+4 samples): a load that came or went during the measurement. `time_sequence` also records
+`cpu_ratio`, the median over samples of this process's CPU seconds per wall second (all threads):
+below the thread count when other processes took the cores, a slowdown that spread and drift miss
+when it lasts the whole measurement."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ class Timing:
     p90_s: float
     repeats: int
     drift: float = 0.0
+    cpu_ratio: float = 0.0
 
     @property
     def spread(self) -> float:
@@ -35,14 +39,14 @@ class Timing:
         return max(self.spread, self.drift)
 
     @classmethod
-    def of(cls, samples) -> "Timing":
+    def of(cls, samples, cpu_ratio: float = 0.0) -> "Timing":
         arr = np.asarray(samples, dtype=float)
         med = float(np.median(arr))
         drift = 0.0
         if len(arr) >= 4 and med > 0:
             half = len(arr) // 2
             drift = abs(float(np.median(arr[:half])) - float(np.median(arr[-half:]))) / med
-        return cls(med, float(np.percentile(arr, 10)), float(np.percentile(arr, 90)), len(arr), drift)
+        return cls(med, float(np.percentile(arr, 10)), float(np.percentile(arr, 90)), len(arr), drift, cpu_ratio)
 
 
 def time_call(fn: Callable[[], object], *, repeats: int = 10, warmup: int = 2, min_sample_s: float = 2e-3,
@@ -81,16 +85,19 @@ def time_sequence(calls: dict[str, Callable[[], object]], *, repeats: int = 10, 
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     samples: dict[str, list[float]] = {op: [] for op in calls}
-    clock = time.perf_counter
+    ratios: dict[str, list[float]] = {op: [] for op in calls}
+    clock, cpu = time.perf_counter, time.process_time
     for r in range(max(warmup, 0) + repeats):
         if evict is not None:
             evict()
         for op, fn in calls.items():
-            t0 = clock()
+            c0, t0 = cpu(), clock()
             fn()
+            wall, used = clock() - t0, cpu() - c0
             if r >= warmup:
-                samples[op].append(clock() - t0)
-    return {op: Timing.of(s) for op, s in samples.items()}
+                samples[op].append(wall)
+                ratios[op].append(used / wall if wall > 0 else 0.0)
+    return {op: Timing.of(s, float(np.median(ratios[op]))) for op, s in samples.items()}
 
 
 def time_until_stable(calls: dict[str, Callable[[], object]], *, repeats: int = 10, warmup: int = 2,

@@ -37,9 +37,11 @@ PROFILE_COLUMNS = (
     "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version",
 )
 # Optional noise columns (written by `astrasim profile` since 2026-12; older files lack them and stay
-# readable): spread = (p90 - p10) / median, drift between the halves of the samples, and unstable =
-# still noisier than the profiler's threshold after its re-measurements. Lookup does not use them.
-PROFILE_NOISE_COLUMNS = ("spread", "drift", "unstable")
+# readable): spread = (p90 - p10) / median, drift between the halves of the samples, cpu_share =
+# the CPU the measuring process got per thread and wall second (1 = the cores were its own), and
+# unstable = still noisier than the profiler's threshold after its re-measurements. Lookup does
+# not use them.
+PROFILE_NOISE_COLUMNS = ("spread", "drift", "cpu_share", "unstable")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
