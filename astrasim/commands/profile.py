@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
         max_spread: float = typer.Option(0.5, help="An op whose (p90 - p10) / median, or drift between the halves of "
                                          "its samples, exceeds this is re-measured, then flagged unstable."),
         remeasure: int = typer.Option(2, help="At most this many re-measurements of a configuration with a noisy op."),
+        clock: str = typer.Option("wall", help="wall: wall-clock seconds; cpu: the process's CPU seconds per thread, "
+                                  "which estimates the quiet wall time on a machine shared with other processes."),
         calibrate: bool = typer.Option(False, "--calibrate", help="Only measure this machine's sustained fp32 matmul "
                                        "FLOP/s and copy bandwidth (the floor of its catalog peak), print them, exit."),
         quiet: bool = typer.Option(False, help="No progress bar."),
@@ -70,6 +72,7 @@ def register(app: typer.Typer) -> None:
         after their re-measurements (one warning line per row on stderr, the `unstable` column)."""
         from astrasim.profiling import plan_configs, profile_ops, write_profile
         from astrasim.profiling.profiler import _threads, normalize_dtype, unstable_rows, unstable_warning
+        from astrasim.profiling.timing import CLOCKS
 
         if calibrate:
             from astrasim.profiling.calibrate import calibrate as measure
@@ -79,6 +82,8 @@ def register(app: typer.Typer) -> None:
             return
 
         dtype = normalize_dtype(dtype)
+        if clock not in CLOCKS:
+            raise UserError(f"unknown clock '{clock}'; use one of {', '.join(CLOCKS)}", field="clock")
         specs = [_model(m) for m in _names(models)]
         if not specs:
             raise UserError("expected at least one model", field="models")
@@ -90,7 +95,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
                               dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
-                              max_noise=max_spread, remeasure=remeasure)
+                              max_noise=max_spread, remeasure=remeasure, clock=clock)
                   for spec in specs]
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)

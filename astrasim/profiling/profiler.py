@@ -33,7 +33,7 @@ from astrasim.errors import UserError
 from astrasim.kernels.block import ReferenceBlock
 from astrasim.layer_costs import DTYPE_BYTES
 from astrasim.models import ModelSpec
-from astrasim.profiling.timing import time_until_stable
+from astrasim.profiling.timing import CLOCKS, time_until_stable
 from astrasim.strategies import STRATEGIES, Knobs, get
 from astrasim.strategies.base import KnobError
 from astrasim.strategies.costs import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
@@ -146,17 +146,20 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                 groups: Iterable[int] = (1, 16, 32), tokens: int | Iterable[int] | None = None, *,
                 codebook: int = 1024, dtype: str = "float32", threads: int | None = None, repeats: int = 10,
                 warmup: int = 2, progress: bool = True, seed: int = 0, max_noise: float = MAX_NOISE,
-                remeasure: int = REMEASURE) -> pd.DataFrame:
+                remeasure: int = REMEASURE, clock: str = "wall") -> pd.DataFrame:
     """Measure every op of every requested configuration of one model; returns the profile table
     (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length. A configuration
     with an op noisier than `max_noise` is re-measured up to `remeasure` times; what stays noisier
-    is marked unstable."""
+    is marked unstable. `clock`: "wall" (seconds) or "cpu" (CPU seconds per thread, for a machine
+    shared with other processes: timing.time_sequence)."""
     spec.check()
     dtype = normalize_dtype(dtype)
     if repeats < 1 or warmup < 0:
         raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats" if repeats < 1 else "warmup")
     if codebook < 2:
         raise UserError(f"codebook size must be at least 2, got {codebook}", field="codebook")
+    if clock not in CLOCKS:
+        raise UserError(f"unknown clock '{clock}'; use one of {', '.join(CLOCKS)}", field="clock")
     if not max_noise > 0 or remeasure < 0:
         raise UserError("max spread must be positive and remeasure >= 0",
                         field="max_spread" if not max_noise > 0 else "remeasure")
@@ -175,7 +178,7 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
             costs = strategy.op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
             calls = strategy.kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs, spec.cls_token)
             timings, _ = time_until_stable(calls, repeats=repeats, warmup=warmup, evict=evict, max_noise=max_noise,
-                                           remeasure=remeasure)
+                                           remeasure=remeasure, clock=clock, threads=n_threads)
             groups_col, codebook_col = strategy.profile_key(cfg.knobs)
             for op, timing in timings.items():
                 rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=groups_col,
@@ -183,7 +186,8 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                                  median_s=timing.median_s, p10_s=timing.p10_s, p90_s=timing.p90_s,
                                  repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes,
                                  spread=timing.spread, drift=timing.drift,
-                                 cpu_share=timing.cpu_ratio / n_threads, unstable=timing.noise > max_noise))
+                                 cpu_share=timing.cpu_ratio / n_threads, unstable=timing.noise > max_noise,
+                                 clock=clock))
         advance(None)
     return pd.DataFrame(rows, columns=COLUMNS)
 
