@@ -144,6 +144,22 @@ def test_noisy_ops_are_remeasured_up_to_the_bound(monkeypatch):
     assert time_until_stable({"op": clock.op}, repeats=3, warmup=0, max_noise=0.5)[1] == 1
 
 
+def test_cpu_clock_counts_the_process_cpu_per_thread_not_waiting():
+    def spin():  # ~5 ms of CPU work on one thread
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.005:
+            pass
+
+    calls = {"sleep": lambda: time.sleep(0.005), "spin": spin}
+    wall = time_sequence(calls, repeats=3, warmup=0, clock="wall")
+    cpu = time_sequence(calls, repeats=3, warmup=0, clock="cpu", threads=2)
+    assert wall["sleep"].median_s >= 0.005 and cpu["sleep"].median_s < 0.002  # sleeping is not computing
+    assert cpu["spin"].median_s == pytest.approx(0.0025, rel=0.5)  # 5 ms of CPU over 2 threads
+    assert wall["sleep"].cpu_ratio < 0.5
+    with pytest.raises(ValueError, match="clock"):
+        time_sequence(calls, repeats=1, clock="tsc")
+
+
 @pytest.mark.parametrize("kwargs, field", [
     (dict(devices=[32]), "devices"),           # more devices than tokens / heads
     (dict(groups=[5]), "groups"),              # 5 does not divide 32
@@ -198,6 +214,7 @@ def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
     df = read_profile(out)
     assert df["unstable"].all() and (df["spread"] > 0).all() and len(unstable_rows(df)) == 2
     assert ((df["cpu_share"] > 0) & (df["cpu_share"] <= 1.5)).all() and "median CPU share" in res.output
+    assert (df["clock"] == "wall").all()
     assert "warning: unstable profile row tiny single N=1 T=16 op=attn" in res.output
     assert "2 of 2 rows stayed unstable" in res.output
     assert unstable_warning(df.iloc[1]).startswith("warning: unstable profile row tiny single N=1 T=16 op=mlp")
@@ -232,3 +249,12 @@ def test_llama_like_model_profiles_every_strategy():
     assert set(df.strategy) == set(STRATEGIES) and (df.median_s > 0).all()
     with pytest.raises(UserError, match="KV heads"):
         plan_configs(spec, ["tp"], [8], [1], [21])
+
+
+def test_calibration_measures_positive_rates_and_the_cli_prints_them():
+    from astrasim.profiling.calibrate import calibrate
+
+    cal = calibrate(size=128, mem_mb=8, repeats=2)
+    assert cal.matmul_flops > 0 and cal.matmul_cpu_flops > 0 and cal.mem_bandwidth_gbs > 0
+    assert cal.matmul_flops >= cal.matmul_median_flops
+    assert "GFLOP/s best" in cal.lines()[0] and "GB/s best" in cal.lines()[1]
