@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
         remeasure: int = typer.Option(2, help="At most this many re-measurements of a configuration with a noisy op."),
         clock: str = typer.Option("wall", help="wall: wall-clock seconds; cpu: the process's CPU seconds per thread, "
                                   "which estimates the quiet wall time on a machine shared with other processes."),
+        ops: str = typer.Option("", help="Comma-separated op names: time only these ops of each configuration "
+                                "(default: every op), e.g. to re-measure a few rows into an extension file."),
         calibrate: bool = typer.Option(False, "--calibrate", help="Only measure this machine's sustained fp32 matmul "
                                        "FLOP/s and copy bandwidth (the floor of its catalog peak), print them, exit."),
         quiet: bool = typer.Option(False, help="No progress bar."),
@@ -95,7 +97,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
                               dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
-                              max_noise=max_spread, remeasure=remeasure, clock=clock)
+                              max_noise=max_spread, remeasure=remeasure, clock=clock, ops=_names(ops) or None)
                   for spec in specs]
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)

@@ -146,12 +146,13 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                 groups: Iterable[int] = (1, 16, 32), tokens: int | Iterable[int] | None = None, *,
                 codebook: int = 1024, dtype: str = "float32", threads: int | None = None, repeats: int = 10,
                 warmup: int = 2, progress: bool = True, seed: int = 0, max_noise: float = MAX_NOISE,
-                remeasure: int = REMEASURE, clock: str = "wall") -> pd.DataFrame:
+                remeasure: int = REMEASURE, clock: str = "wall", ops: Iterable[str] | None = None) -> pd.DataFrame:
     """Measure every op of every requested configuration of one model; returns the profile table
     (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length. A configuration
     with an op noisier than `max_noise` is re-measured up to `remeasure` times; what stays noisier
     is marked unstable. `clock`: "wall" (seconds) or "cpu" (CPU seconds per thread, for a machine
-    shared with other processes: timing.time_sequence)."""
+    shared with other processes: timing.time_sequence). `ops`: time only these ops of each
+    configuration (still in program order; for re-measuring a few rows into an extension file)."""
     spec.check()
     dtype = normalize_dtype(dtype)
     if repeats < 1 or warmup < 0:
@@ -160,6 +161,13 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
         raise UserError(f"codebook size must be at least 2, got {codebook}", field="codebook")
     if clock not in CLOCKS:
         raise UserError(f"unknown clock '{clock}'; use one of {', '.join(CLOCKS)}", field="clock")
+    strategies = list(strategies)
+    only = None if ops is None else set(ops)
+    if only is not None:
+        known = {op for name in strategies for op in get(name).ops} | {"cls_pool"}
+        if not only or not only <= known:
+            raise UserError(f"unknown op(s) {sorted(only - known) or '(none given)'}; use ops of the chosen strategies: "
+                            f"{', '.join(sorted(known))}", field="ops")
     if not max_noise > 0 or remeasure < 0:
         raise UserError("max spread must be positive and remeasure >= 0",
                         field="max_spread" if not max_noise > 0 else "remeasure")
@@ -177,6 +185,10 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
             strategy = get(cfg.strategy)
             costs = strategy.op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
             calls = strategy.kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs, spec.cls_token)
+            if only is not None:
+                calls = {op: call for op, call in calls.items() if op in only}
+                if not calls:
+                    continue
             timings, _ = time_until_stable(calls, repeats=repeats, warmup=warmup, evict=evict, max_noise=max_noise,
                                            remeasure=remeasure, clock=clock, threads=n_threads)
             groups_col, codebook_col = strategy.profile_key(cfg.knobs)
