@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from astrasim.extras import require_kernels
+
+        require_kernels("accuracy")
         from astrasim.accuracy.train import AccuracySettings, ablation_table, grid_table, n_steps, run_accuracy
         from astrasim.errors import UserError
         from astrasim.fileio import atomic_path

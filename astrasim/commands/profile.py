@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 written; 2 bad option (nothing written); 3 written, but some rows stayed unstable
         after their re-measurements (one warning line per row on stderr, the `unstable` column)."""
+        from astrasim.extras import require_kernels
+
+        require_kernels("profile")
         from astrasim.profiling import plan_configs, profile_ops, write_profile
         from astrasim.profiling.profiler import _threads, normalize_dtype, unstable_rows, unstable_warning
         from astrasim.profiling.timing import CLOCKS

@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
         if reason:
             print(f"error: {reason}", file=sys.stderr)
             raise typer.Exit(code=2)
+        from astrasim.extras import require_kernels
+
+        require_kernels("validate")
         from astrasim.validation.compare import load_settings, run_validation, verdict
 
         settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
