@@ -258,3 +258,14 @@ def test_calibration_measures_positive_rates_and_the_cli_prints_them():
     assert cal.matmul_flops > 0 and cal.matmul_cpu_flops > 0 and cal.mem_bandwidth_gbs > 0
     assert cal.matmul_flops >= cal.matmul_median_flops
     assert "GFLOP/s best" in cal.lines()[0] and "GB/s best" in cal.lines()[1]
+
+
+def test_derived_rows_scale_the_source_op_by_the_flop_ratio_and_say_so(table):
+    from astrasim.profiling.derive import scaled_rows
+
+    out = scaled_rows(table, "decoupled_layer_sliced", "decoupled_layer")
+    src = table[table.op == "decoupled_layer_sliced"].reset_index(drop=True)
+    assert len(out) == len(src) and (out.op == "decoupled_layer").all() and (out.clock == "scaled:decoupled_layer_sliced").all()
+    measured = table[table.op == "decoupled_layer"].reset_index(drop=True)
+    assert list(out.flops) == list(measured.flops)  # the op's own analytic counts
+    assert list(out.median_s) == pytest.approx(list(src.median_s * out.flops / src.flops))
