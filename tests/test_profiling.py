@@ -263,7 +263,7 @@ def test_calibration_measures_positive_rates_and_the_cli_prints_them():
 def test_derived_rows_scale_the_source_op_by_the_flop_ratio_and_say_so(table):
     from astrasim.profiling.derive import scaled_rows
 
-    out = scaled_rows(table, "decoupled_layer_sliced", "decoupled_layer")
+    out = scaled_rows(table, "decoupled_layer_sliced", "decoupled_layer", spec_of=lambda name: TINY)
     src = table[table.op == "decoupled_layer_sliced"].reset_index(drop=True)
     assert len(out) == len(src) and (out.op == "decoupled_layer").all() and (out.clock == "scaled:decoupled_layer_sliced").all()
     measured = table[table.op == "decoupled_layer"].reset_index(drop=True)

@@ -22,15 +22,16 @@ from astrasim.strategies import STRATEGIES
 from astrasim.strategies.costs import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
 
 
-def scaled_rows(table: pd.DataFrame, source_op: str, op: str) -> pd.DataFrame:
-    """Rows for `op` estimated from every row of `source_op` whose strategy also has `op`."""
+def scaled_rows(table: pd.DataFrame, source_op: str, op: str, spec_of=get_model) -> pd.DataFrame:
+    """Rows for `op` estimated from every row of `source_op` whose strategy also has `op`
+    (`spec_of`: model name -> ModelSpec, for custom models)."""
     rows = []
     for _, src in table[table["op"] == source_op].iterrows():
         strategy = STRATEGIES[src["strategy"]]
         if op not in strategy.ops:
             continue
         knobs = strategy.knobs(**{k: int(src[k]) for k in ("groups", "codebook") if k in strategy.profiled_knobs})
-        cost = strategy.op_costs(get_model(src["model"]), int(src["devices"]), int(src["tokens"]), knobs)[op]
+        cost = strategy.op_costs(spec_of(src["model"]), int(src["devices"]), int(src["tokens"]), knobs)[op]
         ratio = cost.flops / float(src["flops"])
         row = {c: src.get(c) for c in PROFILE_COLUMNS}
         row.update(op=op, flops=cost.flops, bytes=cost.bytes, median_s=src["median_s"] * ratio,
