@@ -24,7 +24,9 @@ from pydantic import Field
 from astrasim.errors import UserError
 from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, full_layer
-from astrasim.strategies.base import KnobError, Builder, Knobs, Strategy
+from astrasim.strategies.base import (
+    KnobError, Builder, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights,
+)
 
 DECOUPLED_OPS = {"full": "decoupled_layer", "sliced": "decoupled_layer_sliced"}  # knob value -> profile op
 
@@ -36,12 +38,13 @@ class BlockKnobs(Knobs):
                             "sliced = the device's heads and 1/N of the MLP columns")
 
 
-def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, op: str, dec: float, prev: list[str],
+def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, op: str, dec: list[float], prev: list[str],
                           layer: int, bits: float, algorithm: str) -> tuple[str, int]:
-    """One block's per - 1 decoupled layers (profile op `op`) on every device (no communication), then
-    the all-gather of the hidden slices; returns (the all-gather's id, the index of the block's full layer)."""
+    """One block's per - 1 decoupled layers (profile op `op`, dec[d] seconds each) on every device (no
+    communication), then the all-gather of the hidden slices; returns (the all-gather's id, the block's
+    full layer)."""
     for _ in range(per - 1):
-        prev = [b.compute(d, op, layer, dec, [prev[d]]) for d in devs]
+        prev = [b.compute(d, op, layer, dec[d], [prev[d]]) for d in devs]
         layer += 1
     return b.comm("ag_hidden", layer, "all_gather", devs, bits, prev, algorithm=algorithm), layer
 
@@ -111,6 +114,25 @@ class BlockParallel(Strategy):
         """Device 0's block of every decoupled shape that exists at N (both are profiled)."""
         return {mlp: cls(block, n, 0, mlp) for mlp in self._shapes(block.spec, n)}
 
+    # -- memory (even splits; a mixed fleet only scales each device's time, Strategy.device_seconds) --
+    def full_layer_memory(self, spec, n, tokens) -> tuple[float, float]:
+        """(KV bytes of one full layer, its peak activations) on a device: bp-ag runs it on all T tokens."""
+        sh = LayerShape.of(spec)
+        return kv_bytes(1, tokens, sh.kv_heads, sh.head_dim), activation_bytes(sh, tokens, tokens, tokens, tokens)
+
+    def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
+        """Per block: L/Nb - 1 decoupled layers (device 0's slice, in the knob's shape) plus one whole
+        full layer (every device holds it); embeddings replicated; KV of all T tokens for the slice's
+        KV heads (decoupled layers) and what the full layer keeps (full_layer_memory)."""
+        per = self.layers_per_block(spec, knobs)
+        sh, sl = LayerShape.of(spec), self.decoupled_shape(spec, n, knobs.decoupled_mlp)
+        weights = knobs.nb * ((per - 1) * layer_weights(sl) + layer_weights(sh)) + outer_weights(spec)
+        total = tokens + output_tokens
+        kv_full, act_full = self.full_layer_memory(spec, n, total)
+        kv = knobs.nb * ((per - 1) * kv_bytes(1, total, sl.kv_heads, sl.head_dim) + kv_full)
+        act = max(act_full, activation_bytes(sl, tokens, tokens, tokens, tokens) if per > 1 else 0.0)
+        return [Memory(weights=weights * options.weight_bits / 8, kv_cache=kv, activations=act)] * n
+
 
 class BlockParallelAllGather(BlockParallel):
     name = "bp-ag"
@@ -122,10 +144,10 @@ class BlockParallelAllGather(BlockParallel):
 
     def build(self, spec, costs, n, tokens, knobs, options):
         per = self.layers_per_block(spec, knobs)
-        t = self.op_seconds(costs, spec, n, tokens, knobs)
-        full = t("full_layer")
+        t = self.device_seconds(costs, spec, n, tokens, knobs, options)
+        full = [t(d, "full_layer") for d in range(n)]
         op = self.decoupled_op(knobs)
-        dec = t(op) if per > 1 else 0.0
+        dec = [t(d, op) if per > 1 else 0.0 for d in range(n)]
         bits = tokens * spec.hidden / n * options.element_bits
         devs = tuple(range(n))
         b = self.graph_builder(spec, n, tokens, knobs)
@@ -133,7 +155,7 @@ class BlockParallelAllGather(BlockParallel):
         layer = 0
         for _ in range(knobs.nb):
             ag, layer = decoupled_then_gather(b, devs, per, op, dec, prev, layer, bits, options.algorithm)
-            prev = [b.compute(d, "full_layer", layer, full, [ag]) for d in devs]
+            prev = [b.compute(d, "full_layer", layer, full[d], [ag]) for d in devs]
             layer += 1
         return b.graph
 
