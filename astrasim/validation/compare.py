@@ -217,7 +217,7 @@ def predict(measured: pd.DataFrame, profile: pd.DataFrame, cals: dict[str, Calib
     for row in measured.to_dict("records"):
         v = Variant.parse(row["strategy"])
         n = int(row["hosts"])
-        opts = {k: getattr(v, k) for k in get(v.strategy).Knobs.model_fields}
+        opts = {k: getattr(v, k) for k in get(v.strategy).Knobs.model_fields if hasattr(v, k)}  # others: defaults
         costs = ProfileCosts(point_profile(profile, row["point"]), source=f"on-the-spot profile, point {row['point']}")
         graph = build_graph(v.strategy, spec, costs, n, spec.tokens, opts)
         if row["topology"] == "none":
