@@ -169,19 +169,72 @@ def test_astra_cls_copy_is_not_encoded_and_pooled():
     assert torch.allclose(AstraBlock.cls_pool(outs), torch.stack([o[:, 0] for o in outs]).mean(0))
 
 
+@pytest.mark.parametrize("mlp", ["full", "sliced"])
 @pytest.mark.parametrize("kind", ["mha", "gqa"])
-def test_decoupled_layer_on_one_device_is_the_full_layer(kind):
+def test_decoupled_layer_on_one_device_is_the_full_layer(kind, mlp):
     block = make_block(kind, True)
     x = torch.randn(1, 7, block.hidden)
-    bp = BPAGBlock(block, 1, 0)
+    bp = BPAGBlock(block, 1, 0, mlp)
     assert bp.d_slice == (0, block.hidden)
     assert torch.allclose(bp.decoupled_layer(x), block(x), **TOL)
     assert torch.allclose(bp.full_layer(x), block(x), atol=1e-6)
 
 
-def test_decoupled_layers_are_slices_of_the_full_layer():
+def _detransformer_layer(block, x, d_slice, kv_slice, width):
+    """DeTransformer's decoupled layer written out with torch.nn.functional from the full layer's
+    weight blocks: all heads (and KV heads), each `width` wide, on the slice; MLP at full width."""
+    import torch.nn.functional as F
+
+    (a, b), (ka, kb) = d_slice, kv_slice
+    lin = lambda m, rows, cols: (m.weight[rows[0]:rows[1], cols[0]:cols[1]],
+                                 None if m.bias is None else m.bias[rows[0]:rows[1]])
+    norm = lambda n, t: (F.layer_norm(t, (b - a,), n.weight[a:b], n.bias[a:b], n.eps) if block.norm_kind == "layernorm"
+                         else F.rms_norm(t, (b - a,), n.weight[a:b], n.eps))
+    heads = lambda t, h: t.view(1, t.shape[1], h, width).transpose(1, 2)
+    h = norm(block.norm1, x)
+    q = heads(F.linear(h, *lin(block.q_proj, (a, b), (a, b))), block.heads)
+    k = heads(F.linear(h, *lin(block.k_proj, (ka, kb), (a, b))), block.kv_heads)
+    v = heads(F.linear(h, *lin(block.v_proj, (ka, kb), (a, b))), block.kv_heads)
+    rep = block.heads // block.kv_heads
+    o = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1),
+                                       is_causal=block.causal)
+    h = x + F.linear(o.transpose(1, 2).reshape(1, x.shape[1], b - a), *lin(block.o_proj, (a, b), (a, b)))
+    z = norm(block.norm2, h)
+    m = block.mlp
+    full = (0, block.mlp_hidden)
+    if block.activation == "gelu":
+        u = F.gelu(F.linear(z, *lin(m.fc1, full, (a, b))), approximate=m.gelu_approximate)
+        return h + F.linear(u, *lin(m.fc2, (a, b), full))
+    u = F.silu(F.linear(z, *lin(m.gate, full, (a, b)))) * F.linear(z, *lin(m.up, full, (a, b)))
+    return h + F.linear(u, *lin(m.down, (a, b), full))
+
+
+@pytest.mark.parametrize("kind, n, widths", [("mha", 3, [3, 3, 2]), ("gqa", 3, [2, 1, 1]), ("mha", 8, [1] * 8)])
+def test_decoupled_layer_keeps_every_head_narrower_and_the_full_mlp(kind, n, widths):
+    block = make_block(kind, True)  # mha: 4 heads of width 8; gqa: 8 query / 2 KV heads of width 4, SwiGLU
+    layers = [BPAGBlock(block, n, r) for r in range(n)]
+    assert [bp.d_slice[1] - bp.d_slice[0] for bp in layers] == [block.heads * w for w in widths]
+    x = torch.randn(1, 6, block.hidden)
+    outs = []
+    kv_start = 0
+    for bp, w in zip(layers, widths):
+        sub = bp.decoupled
+        assert (sub.heads, sub.kv_heads, sub.head_dim) == (block.heads, block.kv_heads, w)
+        assert sub.mlp_hidden == block.mlp_hidden  # not divided by N
+        a, b = bp.d_slice
+        out = bp.decoupled_layer(x[..., a:b])
+        kv_slice = (kv_start, kv_start + block.kv_heads * w)
+        kv_start = kv_slice[1]
+        assert torch.allclose(out, _detransformer_layer(block, x[..., a:b], (a, b), kv_slice, w), **TOL)
+        outs.append(out)
+    assert torch.cat(outs, -1).shape == x.shape
+    with pytest.raises(UserError, match="head dims"):
+        BPAGBlock(block, block.head_dim + 1, 0)
+
+
+def test_sliced_decoupled_layers_are_slices_of_the_full_layer():
     block = make_block("mha12", False)   # 12 heads of width 4 over 5 devices: 3,3,2,2,2 heads
-    layers = [BPAGBlock(block, 5, r) for r in range(5)]
+    layers = [BPAGBlock(block, 5, r, "sliced") for r in range(5)]
     assert [bp.d_slice[1] - bp.d_slice[0] for bp in layers] == [12, 12, 8, 8, 8]
     assert sum(bp.decoupled.mlp_hidden for bp in layers) == block.mlp_hidden
     a, b = layers[2].d_slice

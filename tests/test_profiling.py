@@ -11,7 +11,8 @@ from astrasim.errors import UserError
 from astrasim.strategies import STRATEGIES
 from astrasim.models import get_model, model_from_dict
 from astrasim.profiling import COLUMNS, plan_configs, profile_ops, read_profile, write_profile
-from astrasim.profiling.timing import time_call, time_sequence
+from astrasim.profiling.profiler import unstable_rows, unstable_warning
+from astrasim.profiling.timing import Timing, time_call, time_sequence, time_until_stable
 
 TINY = model_from_dict(dict(name="tiny", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=19, causal=True))
 TINY_VIT = model_from_dict(dict(name="tiny-vit", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=13,
@@ -62,6 +63,31 @@ def test_analytic_costs():
     assert half["mlp"].bytes == single["mlp"].bytes / 2
 
 
+@pytest.mark.parametrize("model", ["gpt2-s", "llama3-8b"])
+def test_decoupled_layer_costs_follow_detransformer(model):
+    """DeTransformer's decoupled layer: ~1/N^2 of the attention projections, 1/N of the MLP (full
+    width on a D/N slice); the sliced option: 1/N of the MLP columns on top."""
+    spec = get_model(model)
+    bp, single = STRATEGIES["bp-ag"], STRATEGIES["single"]
+    one = single.op_costs(spec, 1, 1024, single.knobs())
+    for n in (2, 4, 8):
+        c = bp.op_costs(spec, n, 1024, bp.knobs())
+        t, d, f = 1024, spec.hidden // n, spec.mlp_hidden
+        mats = (3 if spec.activation == "swiglu" else 2) * 2 * t * d * f
+        assert c["decoupled_layer"].flops > mats and c["decoupled_layer"].flops > one["mlp"].flops / n
+        assert c["decoupled_layer"].flops < (one["attn"].flops + one["mlp"].flops) / n
+        if spec.heads % n:  # gpt2-s over 8: the sliced shape's uneven head split makes device 0 wider
+            continue
+        # the sliced option differs in the MLP (1/N of its columns) and in the softmax (heads/N heads)
+        diff = c["decoupled_layer"].flops - c["decoupled_layer_sliced"].flops
+        act = (6 if spec.activation == "swiglu" else 8 + 1) * t * f  # activation (+ fc1 bias for GPT2)
+        softmax = 5 * t * (t + 1) / 2 * spec.heads
+        assert diff == pytest.approx((mats + act + softmax) * (1 - 1 / n), rel=1e-6)
+        assert bp.knobs(decoupled_mlp="sliced").decoupled_mlp == "sliced"
+    assert bp.label(bp.knobs(decoupled_mlp="sliced")) == "bp-ag Nb=1 MLP=sliced"
+    assert bp.label(bp.knobs()) == "bp-ag Nb=1"
+
+
 def test_time_call_measures_the_call():
     calls = []
     timing = time_call(lambda: (calls.append(1), time.sleep(0.004)), repeats=3, warmup=2)
@@ -78,6 +104,60 @@ def test_time_sequence_times_each_op_once_per_round_in_program_order():
     assert timings["b"].median_s >= 0.006 and timings["a"].repeats == 4
     with pytest.raises(ValueError):
         time_sequence(calls, repeats=0)
+
+
+def test_noise_figures_of_a_timing():
+    t = Timing.of([1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0])  # the load doubled half-way through
+    assert t.drift == pytest.approx(1.0 / 1.5) and t.noise == max(t.spread, t.drift)
+    assert Timing.of([1.0, 1.0, 1.0]).spread == 0 and Timing.of([1.0, 1.0, 1.0]).drift == 0
+    assert Timing.of([1.0, 3.0, 1.0]).drift == 0  # too few samples for halves
+
+
+class ScriptedClock:
+    """perf_counter stand-in: each call of the timed op advances it by the next scripted duration."""
+
+    def __init__(self, durations):
+        self.now, self.durations = 0.0, iter(durations)
+
+    def __call__(self):
+        return self.now
+
+    def op(self):
+        self.now += next(self.durations)
+
+
+def test_noisy_ops_are_remeasured_up_to_the_bound(monkeypatch):
+    import astrasim.profiling.timing as timing
+
+    # first attempt (4 rounds) alternates 1 and 15 ms: noisy; the second is steady at 2 ms
+    clock = ScriptedClock([0.001, 0.015] * 2 + [0.002] * 4)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    timings, attempts = time_until_stable({"op": clock.op}, repeats=4, warmup=0, max_noise=0.5, remeasure=3)
+    assert attempts == 2 and timings["op"].noise == 0 and timings["op"].median_s == pytest.approx(0.002)
+    # always noisy: the bound is reached (1 + 2 attempts) and the caller flags the op
+    clock = ScriptedClock([0.002, 0.02] * 6)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    timings, attempts = time_until_stable({"op": clock.op}, repeats=4, warmup=0, max_noise=0.5, remeasure=2)
+    assert attempts == 3 and timings["op"].noise > 0.5
+    clock = ScriptedClock([0.002] * 3)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    assert time_until_stable({"op": clock.op}, repeats=3, warmup=0, max_noise=0.5)[1] == 1
+
+
+def test_cpu_clock_counts_the_process_cpu_per_thread_not_waiting():
+    def spin():  # ~5 ms of CPU work on one thread
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.005:
+            pass
+
+    calls = {"sleep": lambda: time.sleep(0.005), "spin": spin}
+    wall = time_sequence(calls, repeats=3, warmup=0, clock="wall")
+    cpu = time_sequence(calls, repeats=3, warmup=0, clock="cpu", threads=2)
+    assert wall["sleep"].median_s >= 0.005 and cpu["sleep"].median_s < 0.002  # sleeping is not computing
+    assert cpu["spin"].median_s == pytest.approx(0.0025, rel=0.5)  # 5 ms of CPU over 2 threads
+    assert wall["sleep"].cpu_ratio < 0.5
+    with pytest.raises(ValueError, match="clock"):
+        time_sequence(calls, repeats=1, clock="tsc")
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -99,6 +179,10 @@ def test_read_profile_checks_file_and_columns(tmp_path, table):
     write_profile(table, path)
     back = read_profile(path)
     assert list(back.columns) == COLUMNS and len(back) == len(table)
+    # a profile written before the noise columns existed stays readable, with no unstable row
+    table.drop(columns=["spread", "drift", "cpu_share", "unstable"]).to_csv(path, index=False)
+    old = read_profile(path)
+    assert len(old) == len(table) and unstable_rows(old).empty
     table.drop(columns=["flops"]).to_csv(path, index=False)
     with pytest.raises(UserError, match="flops"):
         read_profile(path)
@@ -116,6 +200,27 @@ def test_cli_writes_the_profile(tmp_path):
     bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "dtype" in bad.output
+
+
+def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
+    model = tmp_path / "tiny.yaml"
+    model.write_text("name: tiny\nlayers: 1\nhidden: 32\nheads: 4\nmlp_hidden: 64\ntokens: 16\ncausal: true\n")
+    out = tmp_path / "cpu.csv"
+    # a threshold no real measurement meets: every row stays unstable after one re-measurement
+    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "3",
+                                   "--warmup", "0", "--max-spread", "1e-12", "--remeasure", "1", "--threads", "1",
+                                   "--out", str(out), "--quiet"])
+    assert res.exit_code == 3, res.output
+    df = read_profile(out)
+    assert df["unstable"].all() and (df["spread"] > 0).all() and len(unstable_rows(df)) == 2
+    assert ((df["cpu_share"] > 0) & (df["cpu_share"] <= 1.5)).all() and "median CPU share" in res.output
+    assert (df["clock"] == "wall").all()
+    assert "warning: unstable profile row tiny single N=1 T=16 op=attn" in res.output
+    assert "2 of 2 rows stayed unstable" in res.output
+    assert unstable_warning(df.iloc[1]).startswith("warning: unstable profile row tiny single N=1 T=16 op=mlp")
+    ok = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "3",
+                                  "--warmup", "0", "--max-spread", "1e9", "--out", str(out), "--quiet"])
+    assert ok.exit_code == 0 and not read_profile(out)["unstable"].any()
 
 
 def test_interrupt_leaves_no_half_written_file(tmp_path, monkeypatch):
@@ -144,3 +249,23 @@ def test_llama_like_model_profiles_every_strategy():
     assert set(df.strategy) == {n for n, s in STRATEGIES.items() if s.ops} and (df.median_s > 0).all()
     with pytest.raises(UserError, match="KV heads"):
         plan_configs(spec, ["tp"], [8], [1], [21])
+
+
+def test_calibration_measures_positive_rates_and_the_cli_prints_them():
+    from astrasim.profiling.calibrate import calibrate
+
+    cal = calibrate(size=128, mem_mb=8, repeats=2)
+    assert cal.matmul_flops > 0 and cal.matmul_cpu_flops > 0 and cal.mem_bandwidth_gbs > 0
+    assert cal.matmul_flops >= cal.matmul_median_flops
+    assert "GFLOP/s best" in cal.lines()[0] and "GB/s best" in cal.lines()[1]
+
+
+def test_derived_rows_scale_the_source_op_by_the_flop_ratio_and_say_so(table):
+    from astrasim.profiling.derive import scaled_rows
+
+    out = scaled_rows(table, "decoupled_layer_sliced", "decoupled_layer", spec_of=lambda name: TINY)
+    src = table[table.op == "decoupled_layer_sliced"].reset_index(drop=True)
+    assert len(out) == len(src) and (out.op == "decoupled_layer").all() and (out.clock == "scaled:decoupled_layer_sliced").all()
+    measured = table[table.op == "decoupled_layer"].reset_index(drop=True)
+    assert list(out.flops) == list(measured.flops)  # the op's own analytic counts
+    assert list(out.median_s) == pytest.approx(list(src.median_s * out.flops / src.flops))

@@ -49,3 +49,20 @@ def test_command_prints_the_table_from_results(results, capsys):
     main(["--results", str(out), "--markdown"])
     text = capsys.readouterr().out
     assert "15.25x" in text and "58.6-93.5 %" in text and "gtx-1660-ti-laptop" in text
+
+
+def test_bp_claim_uses_detransformer_shape_when_both_shapes_are_swept(results):
+    p, _, df = results
+    both = yaml.safe_load(p.read_text())
+    both["strategies"] = ["single", {"name": "bp-ag", "nb": 1, "decoupled_mlp": ["full", "sliced"]},
+                          {"name": "astra", "groups": 1}]
+    both["hardware"] = {"device": None}
+    p.write_text(yaml.safe_dump(both))
+    swept = run_sweep(p, out=p.with_suffix(".both.csv"), progress=False)
+    assert set(swept.loc[swept.strategy == "bp-ag", "decoupled_mlp"]) == {"full", "sliced"}
+    claim = compare_with_paper(swept).set_index("claim").loc["ASTRA speedup over BP+AG Nb=1 (max)", "astrasim"]
+    full = swept[(swept.strategy == "bp-ag") & (swept.decoupled_mlp == "full")].set_index("bandwidth_mbps").latency_s
+    best = swept[swept.strategy == "astra"].groupby("bandwidth_mbps").latency_s.min()
+    assert claim == f"{(full / best).max():.2f}x"
+    sliced = swept[(swept.strategy == "bp-ag") & (swept.decoupled_mlp == "sliced")].latency_s
+    assert (sliced.values < full.sort_index().values).all()  # the sliced layer does less work

@@ -59,22 +59,44 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("profiles/cpu.csv"), help="Output CSV; its file name is the hardware id."),
         repeats: int = typer.Option(10, help="Timed samples per op (median, p10, p90 over them)."),
         warmup: int = typer.Option(2, help="Untimed calls per op before timing."),
+        max_spread: float = typer.Option(0.5, help="An op whose (p90 - p10) / median, or drift between the halves of "
+                                         "its samples, exceeds this is re-measured, then flagged unstable."),
+        remeasure: int = typer.Option(2, help="At most this many re-measurements of a configuration with a noisy op."),
+        clock: str = typer.Option("wall", help="wall: wall-clock seconds; cpu: the process's CPU seconds per thread, "
+                                  "which estimates the quiet wall time on a machine shared with other processes."),
+        ops: str = typer.Option("", help="Comma-separated op names: time only these ops of each configuration "
+                                "(default: every op), e.g. to re-measure a few rows into an extension file."),
+        calibrate: bool = typer.Option(False, "--calibrate", help="Only measure this machine's sustained fp32 matmul "
+                                       "FLOP/s and copy bandwidth (the floor of its catalog peak), print them, exit."),
         quiet: bool = typer.Option(False, help="No progress bar."),
         decode: bool = typer.Option(False, "--decode", help="Time the decode-step ops (one new token over a KV "
                                     "cache) instead; --tokens are then cache lengths (default 1,512,1024)."),
         statistic: str = typer.Option("median", help="What the median_s column holds: median of the timed rounds, "
                                       "or p10 (their 10th percentile) on a machine shared with other work."),
     ) -> None:
-        """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV."""
+        """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV.
+
+        Exit codes: 0 written; 2 bad option (nothing written); 3 written, but some rows stayed unstable
+        after their re-measurements (one warning line per row on stderr, the `unstable` column)."""
         from astrasim.extras import require_kernels
         from astrasim.fileio import check_output_path
 
         check_output_path(out, "--out", [m for m in _names(models) if m.endswith((".yaml", ".yml"))])
         require_kernels("profile")
         from astrasim.profiling import plan_configs, profile_ops, write_profile
-        from astrasim.profiling.profiler import normalize_dtype
+        from astrasim.profiling.profiler import _threads, normalize_dtype, unstable_rows, unstable_warning
+        from astrasim.profiling.timing import CLOCKS
+
+        if calibrate:
+            from astrasim.profiling.calibrate import calibrate as measure
+
+            with _threads(threads):
+                print("\n".join(measure().lines()))
+            return
 
         dtype = normalize_dtype(dtype)
+        if clock not in CLOCKS:
+            raise UserError(f"unknown clock '{clock}'; use one of {', '.join(CLOCKS)}", field="clock")
         specs = [_model(m) for m in _names(models)]
         if not specs:
             raise UserError("expected at least one model", field="models")
@@ -86,8 +108,19 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
                               dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
-                              decode=decode, statistic=statistic)
+                              decode=decode, statistic=statistic,
+                              max_noise=max_spread, remeasure=remeasure, clock=clock, ops=_names(ops) or None)
                   for spec in specs]
         table = pd.concat(frames, ignore_index=True)
         write_profile(table, out)
         print(f"wrote {len(table)} rows to {out} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        share = table["cpu_share"].median()
+        print(f"median CPU share of the measured ops: {share:.2f} (1 = the cores were this process's own; lower: "
+              f"other processes slowed every op down, which spread and drift cannot see)", file=sys.stderr)
+        bad = unstable_rows(table)
+        for _, row in bad.iterrows():
+            print(unstable_warning(row), file=sys.stderr)
+        if len(bad):
+            print(f"{len(bad)} of {len(table)} rows stayed unstable (spread or drift > {max_spread:g}) after up to "
+                  f"{remeasure} re-measurements; measure them again on a quieter machine (exit code 3)", file=sys.stderr)
+            raise typer.Exit(code=3)

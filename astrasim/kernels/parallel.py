@@ -25,11 +25,23 @@ astra    c = vq_encode(x)                 comm: all-gather of the codes (causal 
          r = remote_attn(st.q, *kv); h = merge(x, st, r); y = mlp(h)
          ViT, after the last layer: comm: gather of the N CLS outputs; cls_pool(cls outputs)
 
-Decoupled layer (DeTransformer block parallelism): device r runs a whole pre-norm layer on its
-slice of the hidden state: H_r heads of the model's head width (query heads split by the rule
-over KV heads, see split.head_bounds), so the slice is D_r = H_r * head_dim wide, K/V heads KV_r,
-MLP hidden F_r (the rule over the MLP width), norms over the D_r features; weights are the
-corresponding blocks of the full layer's matrices. With N = 1 it is the full layer.
+Decoupled layer (DeTransformer block parallelism), two shapes (``mlp`` argument / bp knob
+``decoupled_mlp``):
+
+* ``full`` (the default, DeTransformer's own shape: yuanxinnn/DeTransformer,
+  performance_experiment/bert_model.py, transformer_layer.py): a whole pre-norm layer on the
+  device's D_r-wide slice of the hidden state that keeps ALL heads, each narrower: every query
+  and KV head is w_r wide (the rule over head_dim, so D_r = heads * w_r; D/N when N divides
+  head_dim), norms over the D_r features, and the MLP at its FULL intermediate width (4D for
+  BERT/GPT2, mlp_hidden for SwiGLU). Attention projections cost ~1/N^2 of the full layer's, the
+  MLP ~1/N. Needs N <= head_dim.
+* ``sliced`` (astrasim's earlier shape): the device's H_r heads of the model's head width (query
+  heads split by the rule over KV heads, see split.head_bounds), D_r = H_r * head_dim, KV heads
+  KV_r, MLP hidden F_r (the rule over the MLP width): ~1/N^2 of the whole layer. Needs N <= kv_heads.
+
+Weights are blocks of the full layer's matrices (rows and columns of the slice, of all MLP units
+for ``full``); the decoupled layer is a retrained architecture, so only its shape matters for
+timing. With N = 1 both shapes are exactly the full layer.
 """
 
 from __future__ import annotations
@@ -172,13 +184,35 @@ class SPBlock(nn.Module):
         return self.mlp(self.attn(x_all))
 
 
-def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int) -> tuple[ReferenceBlock, tuple[int, int]]:
-    """Device `rank`'s DeTransformer decoupled layer (see module docstring) and its D-slice."""
-    (h0, h1), (k0, k1) = (b[rank] for b in head_bounds(block.heads, block.kv_heads, n_devices))
-    hd = block.head_dim
-    d_slice = (h0 * hd, h1 * hd)
-    cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
-    spec = dataclasses.replace(block.spec, hidden=(h1 - h0) * hd, heads=h1 - h0, kv_heads=k1 - k0,
+DECOUPLED_MLP = ("full", "sliced")
+
+
+def decoupled_slices(block: ReferenceBlock, n_devices: int, mlp: str = "full") -> list[tuple[int, int]]:
+    """Every device's [start, end) of the hidden state that its decoupled layer reads and writes."""
+    if mlp == "full":
+        widths = [(b - a) * block.heads for a, b in split_bounds(block.head_dim, n_devices, what="head dims")]
+    elif mlp == "sliced":
+        widths = [(b - a) * block.head_dim for a, b in head_bounds(block.heads, block.kv_heads, n_devices)[0]]
+    else:
+        raise ValueError(f"decoupled MLP shape must be one of {DECOUPLED_MLP}, got {mlp!r}")
+    starts = [sum(widths[:r]) for r in range(n_devices)]
+    return [(a, a + w) for a, w in zip(starts, widths)]
+
+
+def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"
+                    ) -> tuple[ReferenceBlock, tuple[int, int]]:
+    """Device `rank`'s DeTransformer decoupled layer of shape `mlp` (module docstring) and its D-slice."""
+    d_slice = decoupled_slices(block, n_devices, mlp)[rank]
+    if mlp == "full":
+        w0, w1 = split_bounds(block.head_dim, n_devices, what="head dims")[rank]
+        heads, kv_heads, cols = block.heads, block.kv_heads, (0, block.mlp_hidden)
+        kv_slice = (block.kv_heads * w0, block.kv_heads * w1)
+    else:
+        (h0, h1), (k0, k1) = (b[rank] for b in head_bounds(block.heads, block.kv_heads, n_devices))
+        heads, kv_heads = h1 - h0, k1 - k0
+        kv_slice = (k0 * block.head_dim, k1 * block.head_dim)
+        cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
+    spec = dataclasses.replace(block.spec, hidden=d_slice[1] - d_slice[0], heads=heads, kv_heads=kv_heads,
                                mlp_hidden=cols[1] - cols[0])
     sub = ReferenceBlock(spec, dtype=block.dtype).to(block.q_proj.weight.device)
     with torch.no_grad():
@@ -186,8 +220,8 @@ def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int) -> tuple[R
             for name, p in getattr(sub, norm).named_parameters():
                 p.copy_(getattr(getattr(block, norm), name)[d_slice[0]:d_slice[1]])
         sub.q_proj = _slice_linear(block.q_proj, rows=d_slice, cols=d_slice)
-        sub.k_proj = _slice_linear(block.k_proj, rows=(k0 * hd, k1 * hd), cols=d_slice)
-        sub.v_proj = _slice_linear(block.v_proj, rows=(k0 * hd, k1 * hd), cols=d_slice)
+        sub.k_proj = _slice_linear(block.k_proj, rows=kv_slice, cols=d_slice)
+        sub.v_proj = _slice_linear(block.v_proj, rows=kv_slice, cols=d_slice)
         sub.o_proj = _slice_linear(block.o_proj, rows=d_slice, cols=d_slice)
         sub.mlp = _mlp_shard(block, cols, first=True, d_slice=d_slice)
     return sub, d_slice
@@ -198,10 +232,10 @@ class BPAGBlock(nn.Module):
     D-slice of all T tokens, then an ordinary full layer on all T tokens (run on every device)."""
 
 
-    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
+    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"):
         super().__init__()
-        self.block, self.n_devices, self.rank = block, n_devices, rank
-        self.decoupled, self.d_slice = decoupled_block(block, n_devices, rank)
+        self.block, self.n_devices, self.rank, self.mlp_shape = block, n_devices, rank, mlp
+        self.decoupled, self.d_slice = decoupled_block(block, n_devices, rank, mlp)
 
     def decoupled_layer(self, x_slice: Tensor) -> Tensor:
         """x_slice [B, T, D_rank] -> [B, T, D_rank]; no communication."""
@@ -217,8 +251,8 @@ class BPSPBlock(BPAGBlock):
     then the full layer as :class:`SPBlock` (ops attn, mlp)."""
 
 
-    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
-        super().__init__(block, n_devices, rank)
+    def __init__(self, block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"):
+        super().__init__(block, n_devices, rank, mlp)
         self.sp = SPBlock(block, n_devices, rank)
 
     def attn(self, x_all: Tensor) -> Tensor:

@@ -5,6 +5,9 @@ shard under the split rule) is built from one randomly initialised ReferenceBloc
 once in order to produce realistic inputs, and then the ops are timed on those fixed inputs in
 program order, each once per round, after a cache eviction standing for the previous layer
 (:func:`astrasim.profiling.timing.time_sequence`), under ``torch.inference_mode``, batch size 1.
+A configuration with a noisy op (spread or drift above ``max_noise``) is re-measured up to
+``remeasure`` times (:func:`~astrasim.profiling.timing.time_until_stable`); rows that stay noisy are
+marked ``unstable`` (columns spread, drift, unstable: docs/kernels.md "Noise").
 
 ASTRA's vq_encode includes bit-packing the codes for the wire and remote_kv unpacking them
 (`astrasim.kernels.codes`). Its remote ops (remote_kv, remote_attn) are timed with the tokens of *all* other devices as
@@ -30,12 +33,14 @@ from astrasim.errors import UserError
 from astrasim.kernels.block import ReferenceBlock
 from astrasim.layer_costs import DTYPE_BYTES
 from astrasim.models import ModelSpec
-from astrasim.profiling.timing import time_sequence
+from astrasim.profiling.timing import CLOCKS, time_until_stable
 from astrasim.strategies import STRATEGIES, Knobs, get
 from astrasim.strategies.base import KnobError
+from astrasim.strategies.costs import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
 
-COLUMNS = ["model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
-           "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version"]
+COLUMNS = [*PROFILE_COLUMNS, *PROFILE_NOISE_COLUMNS]
+MAX_NOISE = 0.5   # a row whose (p90 - p10) / median or drift exceeds this is re-measured, then flagged
+REMEASURE = 2     # at most this many re-measurements of a configuration with a noisy op
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 
@@ -150,14 +155,18 @@ def _threads(threads: int | None):
 def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), devices: Iterable[int] = (1, 2, 4, 8),
                 groups: Iterable[int] = (1, 16, 32), tokens: int | Iterable[int] | None = None, *,
                 codebook: int = 1024, dtype: str = "float32", threads: int | None = None, repeats: int = 10,
-                warmup: int = 2, progress: bool = True, seed: int = 0, decode: bool = False,
-                statistic: str = "median") -> pd.DataFrame:
+                warmup: int = 2, progress: bool = True, seed: int = 0, max_noise: float = MAX_NOISE,
+                remeasure: int = REMEASURE, clock: str = "wall", ops: Iterable[str] | None = None,
+                decode: bool = False, statistic: str = "median") -> pd.DataFrame:
     """Measure every op of every requested configuration of one model; returns the profile table
-    (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length. decode: the
-    decode-step ops instead, `tokens` being cache lengths (column `tokens` holds them). statistic:
-    what column median_s holds, "median" of the timed rounds or "p10" (their 10th percentile: on a
-    machine shared with other work preemption only ever adds time, so a low quantile estimates the
-    op's own)."""
+    (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length. A configuration
+    with an op noisier than `max_noise` is re-measured up to `remeasure` times; what stays noisier
+    is marked unstable. `clock`: "wall" (seconds) or "cpu" (CPU seconds per thread, for a machine
+    shared with other processes: timing.time_sequence). `ops`: time only these ops of each
+    configuration (still in program order; for re-measuring a few rows into an extension file).
+    decode: the decode-step ops instead, `tokens` being cache lengths (column `tokens` holds them).
+    statistic: what column median_s holds, "median" of the timed rounds or "p10" (their 10th
+    percentile: on a machine shared with other work preemption only ever adds time)."""
     if statistic not in ("median", "p10"):
         raise UserError(f"unknown statistic '{statistic}'; use median or p10", field="statistic")
     spec.check()
@@ -166,6 +175,18 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
         raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats" if repeats < 1 else "warmup")
     if codebook < 2:
         raise UserError(f"codebook size must be at least 2, got {codebook}", field="codebook")
+    if clock not in CLOCKS:
+        raise UserError(f"unknown clock '{clock}'; use one of {', '.join(CLOCKS)}", field="clock")
+    strategies = list(strategies)
+    only = None if ops is None else set(ops)
+    if only is not None:
+        known = {op for name in strategies for op in get(name).ops} | {"cls_pool"}
+        if not only or not only <= known:
+            raise UserError(f"unknown op(s) {sorted(only - known) or '(none given)'}; use ops of the chosen strategies: "
+                            f"{', '.join(sorted(known))}", field="ops")
+    if not max_noise > 0 or remeasure < 0:
+        raise UserError("max spread must be positive and remeasure >= 0",
+                        field="max_spread" if not max_noise > 0 else "remeasure")
     token_list = [spec.tokens] if tokens is None else ([tokens] if isinstance(tokens, int) else list(tokens))
     configs = plan_configs(spec, list(strategies), list(devices), list(groups), token_list, codebook, decode)
     rows = []
@@ -184,14 +205,22 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
             else:
                 costs = strategy.op_costs(spec, cfg.devices, cfg.tokens, cfg.knobs, dtype=dtype)
                 calls = strategy.kernel_calls(block, cfg.devices, cfg.tokens, cfg.knobs, spec.cls_token)
-            timings = time_sequence(calls, repeats=repeats, warmup=warmup, evict=evict)
+            if only is not None:
+                calls = {op: call for op, call in calls.items() if op in only}
+                if not calls:
+                    continue
+            timings, _ = time_until_stable(calls, repeats=repeats, warmup=warmup, evict=evict, max_noise=max_noise,
+                                           remeasure=remeasure, clock=clock, threads=n_threads)
             groups_col, codebook_col = strategy.profile_key(cfg.knobs)
             for op, timing in timings.items():
                 rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=groups_col,
                                  codebook=codebook_col, tokens=cfg.tokens, op=op,
                                  median_s=timing.p10_s if statistic == "p10" else timing.median_s,
                                  p10_s=timing.p10_s, p90_s=timing.p90_s,
-                                 repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes))
+                                 repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes,
+                                 spread=timing.spread, drift=timing.drift,
+                                 cpu_share=timing.cpu_ratio / n_threads, unstable=timing.noise > max_noise,
+                                 clock=clock))
         advance(None)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -226,6 +255,22 @@ def read_profile(path: str | Path) -> pd.DataFrame:
     return read_profile_table(path, field="profile")
 
 
+def unstable_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows flagged unstable (none for a profile written before the noise columns existed)."""
+    if "unstable" not in df.columns:
+        return df.iloc[0:0]
+    return df[df["unstable"].astype(str).str.lower().isin(["true", "1"])]
+
+
+def unstable_warning(row) -> str:
+    """One warning line for an unstable profile row."""
+    knobs = f" G={row['groups']} K={row['codebook']}" if int(row["groups"]) else ""
+    return (f"warning: unstable profile row {row['model']} {row['strategy']} N={row['devices']}{knobs} "
+            f"T={row['tokens']} op={row['op']}: median {row['median_s']:.4g} s, p10 {row['p10_s']:.4g} s, "
+            f"p90 {row['p90_s']:.4g} s (spread {row['spread']:.2f}, drift {row['drift']:.2f}, "
+            f"CPU share {row['cpu_share']:.2f})")
+
+
 def write_profile(df: pd.DataFrame, path: str | Path) -> None:
     """Write a profile table atomically (whole or not at all), readable like any new file."""
     from astrasim.fileio import atomic_path
@@ -237,5 +282,5 @@ def write_profile(df: pd.DataFrame, path: str | Path) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
 
 
-__all__ = ["COLUMNS", "DTYPE_BYTES", "STRATEGIES", "hardware_description", "plan_configs", "profile_ops",
-           "read_profile", "write_profile"]
+__all__ = ["COLUMNS", "DTYPE_BYTES", "MAX_NOISE", "REMEASURE", "STRATEGIES", "hardware_description", "plan_configs",
+           "profile_ops", "read_profile", "unstable_rows", "unstable_warning", "write_profile"]

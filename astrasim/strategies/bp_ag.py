@@ -7,6 +7,13 @@ device the full state, and one ordinary full layer runs redundantly on every dev
 block starts from each device's slice of that output (no communication). BP changes the
 architecture (it needs retraining), so its accuracy is not the original model's.
 
+The decoupled layer's shape is the knob ``decoupled_mlp`` (astrasim.kernels.parallel, module
+docstring): ``full`` (default) is DeTransformer's own: all heads, each D/(N*heads) wide, and the
+MLP at its full intermediate width, ~1/N of a full layer for MLP-heavy models; ``sliced`` is
+astrasim's earlier shape, the device's heads and 1/N of the MLP columns, ~1/N^2 of a full layer.
+Both are measured in every profile, as two ops: ``decoupled_layer`` (full) and
+``decoupled_layer_sliced``, so one profile serves both values of the knob.
+
 Decode (output_tokens > 1; bp-ag and bp-sp alike), the same architecture one token at a time: per
 block, L/Nb - 1 decoupled_decode ops (the device's D/N slice of the new token, over its slice's
 KV cache; no communication), an all-gather of the token's slices (each device contributes
@@ -18,25 +25,34 @@ its cache is local. decoupled_decode rows: this strategy, devices=N, `tokens` = 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
+from astrasim.errors import UserError
 from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
 from astrasim.strategies.base import (
     KnobError, Builder, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights,
 )
 
+DECOUPLED_OPS = {"full": "decoupled_layer", "sliced": "decoupled_layer_sliced"}  # knob value -> profile op
+
 
 class BlockKnobs(Knobs):
     nb: int = Field(1, ge=1, description="number of blocks Nb (must divide the layers)")
+    decoupled_mlp: Literal["full", "sliced"] = Field(
+        "full", description="decoupled layer shape: full = DeTransformer's (all heads narrower, full MLP width), "
+                            "sliced = the device's heads and 1/N of the MLP columns")
 
 
-def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, dec: list[float], prev: list[str],
+def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, op: str, dec: list[float], prev: list[str],
                           layer: int, bits: float, algorithm: str) -> tuple[str, int]:
-    """One block's per - 1 decoupled layers on every device (dec[d] seconds each, no communication),
-    then the all-gather of the hidden slices; returns (the all-gather's id, the block's full layer)."""
+    """One block's per - 1 decoupled layers (profile op `op`, dec[d] seconds each) on every device (no
+    communication), then the all-gather of the hidden slices; returns (the all-gather's id, the block's
+    full layer)."""
     for _ in range(per - 1):
-        prev = [b.compute(d, "decoupled_layer", layer, dec[d], [prev[d]]) for d in devs]
+        prev = [b.compute(d, op, layer, dec[d], [prev[d]]) for d in devs]
         layer += 1
     return b.comm("ag_hidden", layer, "all_gather", devs, bits, prev, algorithm=algorithm), layer
 
@@ -46,48 +62,78 @@ class BlockParallel(Strategy):
 
     Knobs = BlockKnobs
     exact = False
-    label_knobs = {"nb": "Nb"}
+    label_knobs = {"nb": "Nb", "decoupled_mlp": "MLP"}
     label_always = ("nb",)
 
     def check(self, spec, n, tokens, knobs):
         if spec.layers % knobs.nb:
             raise KnobError("nb", f"Nb={knobs.nb} does not divide {spec.name}'s {spec.layers} layers; use a divisor "
                              f"such as 1 or 4")
-        head_bounds(spec.heads, spec.kv_heads, n)
+        self.decoupled_shape(spec, n, knobs.decoupled_mlp)
 
     def layers_per_block(self, spec, knobs) -> int:
         self.check(spec, 1, 1, knobs)
         return spec.layers // knobs.nb
 
-    def decoupled_costs(self, spec, n, tokens, dtype):
-        """A decoupled layer: a whole layer on the device's D/N slice (its heads, its MLP columns)."""
-        s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
-        (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
-        f0 = split_bounds(spec.mlp_hidden, n)[0]
-        sl = LayerShape((h1 - h0) * sh.head_dim, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation,
-                        sh.norm, sh.bias, sh.causal)
-        return {"decoupled_layer": full_layer(sl, tokens, s)}
+    @staticmethod
+    def decoupled_op(knobs) -> str:
+        """The profile op of this variant's decoupled layer."""
+        return DECOUPLED_OPS[knobs.decoupled_mlp]
 
-    # -- memory (even splits; a mixed fleet only scales each device's time, Strategy.device_seconds) --
-    def slice_shape(self, spec, n) -> LayerShape:
-        """Device 0's decoupled-layer slice (its heads, KV heads, MLP columns; D_0 = H_0 x head_dim)."""
+    @staticmethod
+    def decoupled_shape(spec, n: int, mlp: str) -> LayerShape:
+        """Device 0's decoupled layer (the widest slice) in shape `mlp`; UserError when N is too large
+        for it (full: N <= head_dim; sliced: N <= kv_heads)."""
         sh = LayerShape.of(spec)
+        if mlp == "full":
+            w0, w1 = split_bounds(sh.head_dim, n, what="head dims")[0]
+            return LayerShape(spec.heads * (w1 - w0), spec.heads, spec.kv_heads, w1 - w0, sh.mlp_hidden,
+                              sh.activation, sh.norm, sh.bias, sh.causal)
         (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
-        f0 = split_bounds(spec.mlp_hidden, n)[0]
+        f0 = split_bounds(spec.mlp_hidden, n, what="MLP columns")[0]
         return LayerShape((h1 - h0) * sh.head_dim, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation,
                           sh.norm, sh.bias, sh.causal)
 
+    def _shapes(self, spec, n: int) -> tuple[str, ...]:
+        """The decoupled shapes that exist at N devices (both ops are profiled where both exist)."""
+        out = []
+        for mlp in DECOUPLED_OPS:
+            try:
+                self.decoupled_shape(spec, n, mlp)
+            except UserError:
+                continue
+            out.append(mlp)
+        return tuple(out)
+
+    def decoupled_costs(self, spec, n, tokens, dtype):
+        """Both decoupled layer shapes (where they exist at N): a whole layer on the device's slice."""
+        s = DTYPE_BYTES[dtype]
+        return {DECOUPLED_OPS[m]: full_layer(self.decoupled_shape(spec, n, m), tokens, s) for m in self._shapes(spec, n)}
+
+    def decoupled_calls(self, devices: dict, x) -> dict:
+        """The decoupled-layer call of each of device 0's blocks (shape -> BPAGBlock/BPSPBlock), on its slice of x."""
+        calls = {}
+        for mlp, dev in devices.items():
+            a, b = dev.d_slice
+            calls[DECOUPLED_OPS[mlp]] = (lambda d, xs: lambda: d.decoupled_layer(xs))(dev, x[..., a:b].contiguous())
+        return calls
+
+    def device_blocks(self, block, n, cls) -> dict:
+        """Device 0's block of every decoupled shape that exists at N (both are profiled)."""
+        return {mlp: cls(block, n, 0, mlp) for mlp in self._shapes(block.spec, n)}
+
+    # -- memory (even splits; a mixed fleet only scales each device's time, Strategy.device_seconds) --
     def full_layer_memory(self, spec, n, tokens) -> tuple[float, float]:
         """(KV bytes of one full layer, its peak activations) on a device: bp-ag runs it on all T tokens."""
         sh = LayerShape.of(spec)
         return kv_bytes(1, tokens, sh.kv_heads, sh.head_dim), activation_bytes(sh, tokens, tokens, tokens, tokens)
 
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
-        """Per block: L/Nb - 1 decoupled layers on the device's D/N slice plus one whole full layer
-        (every device holds it); embeddings replicated; KV of all T tokens for the slice's KV heads
-        (decoupled layers) and what the full layer keeps (full_layer_memory)."""
+        """Per block: L/Nb - 1 decoupled layers (device 0's slice, in the knob's shape) plus one whole
+        full layer (every device holds it); embeddings replicated; KV of all T tokens for the slice's
+        KV heads (decoupled layers) and what the full layer keeps (full_layer_memory)."""
         per = self.layers_per_block(spec, knobs)
-        sh, sl = LayerShape.of(spec), self.slice_shape(spec, n)
+        sh, sl = LayerShape.of(spec), self.decoupled_shape(spec, n, knobs.decoupled_mlp)
         weights = knobs.nb * ((per - 1) * layer_weights(sl) + layer_weights(sh)) + outer_weights(spec)
         total = tokens + output_tokens
         kv_full, act_full = self.full_layer_memory(spec, n, total)
@@ -122,28 +168,23 @@ class BlockParallel(Strategy):
                 layer += 1
 
     def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
-        s, sl = DTYPE_BYTES[dtype], self.slice_shape(spec, n)
+        s, sl = DTYPE_BYTES[dtype], self.decoupled_shape(spec, n, knobs.decoupled_mlp)
         return {"decoupled_decode": attn_decode_block(sl, cache, s) + mlp_block(sl, 1, s)}
 
     def decode_kernel_calls(self, block, n, cache, knobs):
         from astrasim.kernels.decode import Projections, step_calls
         from astrasim.kernels.parallel import decoupled_block
 
-        sub, _ = decoupled_block(block, n, 0)
+        sub, _ = decoupled_block(block, n, 0, knobs.decoupled_mlp)
         calls = step_calls(Projections.of_block(sub), sub.mlp_residual, cache, dtype=block.dtype)
         attn, mlp = calls["attn"], calls["mlp"]
         return {"decoupled_decode": lambda: (attn(), mlp())}
-
-    def decoupled_calls(self, dev, x) -> dict:
-        a, b = dev.d_slice
-        x_slice = x[..., a:b].contiguous()
-        return {"decoupled_layer": lambda: dev.decoupled_layer(x_slice)}
 
 
 class BlockParallelAllGather(BlockParallel):
     name = "bp-ag"
     summary = "DeTransformer blocks; all-gather, then a redundant full layer"
-    ops = ("decoupled_layer", "full_layer")
+    ops = (*DECOUPLED_OPS.values(), "full_layer")
     rank = 30
     paper_role = "baseline"
     color, marker = "#009E73", "D"
@@ -152,14 +193,15 @@ class BlockParallelAllGather(BlockParallel):
         per = self.layers_per_block(spec, knobs)
         t = self.device_seconds(costs, spec, n, tokens, knobs, options)
         full = [t(d, "full_layer") for d in range(n)]
-        dec = [t(d, "decoupled_layer") if per > 1 else 0.0 for d in range(n)]
+        op = self.decoupled_op(knobs)
+        dec = [t(d, op) if per > 1 else 0.0 for d in range(n)]
         bits = tokens * spec.hidden / n * options.element_bits
         devs = tuple(range(n))
         b = self.graph_builder(spec, n, tokens, knobs)
         prev = [""] * n
         layer = 0
         for _ in range(knobs.nb):
-            ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, bits, options.algorithm)
+            ag, layer = decoupled_then_gather(b, devs, per, op, dec, prev, layer, bits, options.algorithm)
             prev = [b.compute(d, "full_layer", layer, full[d], [ag]) for d in devs]
             layer += 1
         return b.graph
@@ -173,9 +215,9 @@ class BlockParallelAllGather(BlockParallel):
 
         from astrasim.kernels.parallel import BPAGBlock
 
-        dev = BPAGBlock(block, n, 0)
+        devices = self.device_blocks(block, n, BPAGBlock)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
-        return {**self.decoupled_calls(dev, x), "full_layer": lambda: dev.full_layer(x)}
+        return {**self.decoupled_calls(devices, x), "full_layer": lambda: devices["full"].full_layer(x)}
 
 
 STRATEGY = BlockParallelAllGather()

@@ -18,14 +18,14 @@ from __future__ import annotations
 from astrasim.kernels.split import token_bounds
 from astrasim.layer_costs import LayerShape
 from astrasim.strategies.base import activation_bytes, kv_bytes
-from astrasim.strategies.bp_ag import BlockParallel, decoupled_then_gather
+from astrasim.strategies.bp_ag import DECOUPLED_OPS, BlockParallel, decoupled_then_gather
 from astrasim.strategies.sp import sp_kernel_calls, sp_layer_costs
 
 
 class BlockParallelSequence(BlockParallel):
     name = "bp-sp"
     summary = "DeTransformer blocks; the full layer runs sequence-parallel"
-    ops = ("decoupled_layer", "attn", "mlp")
+    ops = (*DECOUPLED_OPS.values(), "attn", "mlp")
     rank = 40
     paper_role = "baseline"
     color, marker = "#56B4E9", "v"
@@ -38,7 +38,8 @@ class BlockParallelSequence(BlockParallel):
         per = self.layers_per_block(spec, knobs)
         t = self.device_seconds(costs, spec, n, tokens, knobs, options)
         attn, mlp = [t(d, "attn") for d in range(n)], [t(d, "mlp") for d in range(n)]
-        dec = [t(d, "decoupled_layer") if per > 1 else 0.0 for d in range(n)]
+        op = self.decoupled_op(knobs)
+        dec = [t(d, op) if per > 1 else 0.0 for d in range(n)]
         ag_bits = tokens * spec.hidden / n * options.element_bits
         a2a_bits = tokens / n * spec.hidden / n * options.element_bits
         devs = tuple(range(n))
@@ -46,7 +47,7 @@ class BlockParallelSequence(BlockParallel):
         prev = [""] * n
         layer = 0
         for block in range(knobs.nb):
-            ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, ag_bits, options.algorithm)
+            ag, layer = decoupled_then_gather(b, devs, per, op, dec, prev, layer, ag_bits, options.algorithm)
             a = [b.compute(d, "attn", layer, attn[d], [ag]) for d in devs]
             prev = [b.compute(d, "mlp", layer, mlp[d], [a[d]]) for d in devs]
             if block < knobs.nb - 1 and n > 1:
@@ -69,9 +70,9 @@ class BlockParallelSequence(BlockParallel):
 
         from astrasim.kernels.parallel import BPSPBlock
 
-        dev = BPSPBlock(block, n, 0)
+        devices = self.device_blocks(block, n, BPSPBlock)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
-        return {**self.decoupled_calls(dev, x), **sp_kernel_calls(dev, x)}
+        return {**self.decoupled_calls(devices, x), **sp_kernel_calls(devices["full"], x)}
 
 
 STRATEGY = BlockParallelSequence()

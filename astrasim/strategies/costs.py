@@ -36,6 +36,13 @@ PROFILE_COLUMNS = (
     "model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
     "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version",
 )
+# Optional noise columns (written by `astrasim profile` since 2026-12; older files lack them and stay
+# readable): spread = (p90 - p10) / median, drift between the halves of the samples, cpu_share =
+# the CPU the measuring process got per thread and wall second (1 = the cores were its own), and
+# unstable = still noisier than the profiler's threshold after its re-measurements, and clock =
+# what median_s measures (wall, or cpu: CPU seconds per thread, for a shared machine; docs/kernels.md).
+# Lookup does not use them.
+PROFILE_NOISE_COLUMNS = ("spread", "drift", "cpu_share", "unstable", "clock")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -258,7 +258,7 @@ class Program:
 
     def __init__(self, variant: Variant, spec: ModelSpec, rank: int, n: int, coll: Collectives, seed: int = 0):
         from astrasim.kernels import parallel
-        from astrasim.kernels.split import head_bounds, token_bounds
+        from astrasim.kernels.split import token_bounds
         from astrasim.kernels.vq import GroupedVQ
 
         self.v, self.spec, self.rank, self.n, self.coll = variant, spec, rank, n, coll
@@ -280,8 +280,7 @@ class Program:
         elif s == "bp-ag":
             self.blocks = [parallel.BPAGBlock(b, n, rank) for b in blocks]
             self.per = spec.layers // variant.nb
-            qh, _ = head_bounds(spec.heads, spec.kv_heads, n)
-            self.slices = [(a * spec.head_dim, b_ * spec.head_dim) for a, b_ in qh]
+            self.slices = parallel.decoupled_slices(blocks[0], n)
             a, b_ = self.slices[rank]
             self.x = x[..., a:b_].contiguous()
         elif s == "astra":
