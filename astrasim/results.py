@@ -23,9 +23,12 @@ from astrasim.strategies.registry import KNOB_FIELDS
 IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "devices", "hardware", "speed",
                     "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate", "trace",
                     "broadcast", "element_bits", "causal_skip", "algorithm")  # = Point.identity() keys
+IDENTITY_COLUMNS += ("arrival", "rate_per_s", "requests", "seed", "workload_trace")  # streams: WorkloadPoint
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
 RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
                   "n_messages", "single_latency_s", "speedup_vs_single")
+STREAM_COLUMNS = ("throughput_per_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "utilization", "stable")
+RESULT_COLUMNS += STREAM_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

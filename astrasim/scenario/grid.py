@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import knob_columns, single_device_strategy
+from astrasim.streams import SINGLE, WorkloadPoint, resolve_trace
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Point:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
+    workload: WorkloadPoint = SINGLE
 
     def options(self) -> BuildOptions:
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm)
@@ -93,6 +95,7 @@ class Point:
             "latency_param_s": net.latency_s, "efficiency": net.efficiency, "loss_rate": net.loss_rate,
             "trace": net.trace or "", "broadcast": net.broadcast, "element_bits": self.element_bits,
             "causal_skip": self.causal_skip, "algorithm": self.algorithm,
+            **self.workload.identity(),
         }
 
     def _speeds_text(self) -> str:
@@ -105,7 +108,7 @@ class Point:
     def single(self) -> "Point":
         """The single-device point of the same model, tokens, hardware and network."""
         s = single_device_strategy()
-        return replace(self, strategy=s.name, knobs=s.knobs(), devices=1)
+        return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, workload=SINGLE)
 
 
 def iter_points(sc) -> Iterator[Point]:
@@ -120,6 +123,7 @@ def iter_points(sc) -> Iterator[Point]:
     custom = json.dumps(net.custom, sort_keys=True) if net.custom is not None else None
     speeds = tuple(float(s) for s in hw.speeds) if hw.speeds else None
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
+    workloads = [workload_point(w, sc._base_dir) for w in sc.workload]
     seen: set[tuple] = set()
     for spec in specs:
         for tokens in sc.tokens or [spec.tokens]:
@@ -132,14 +136,24 @@ def iter_points(sc) -> Iterator[Point]:
                 for speed, topo, bw, alpha, eff, loss, bits, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom)
-                    for name, strategy, knobs in variants:
+                    for (name, strategy, knobs), workload in itertools.product(variants, workloads):
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm)
+                                  sc.causal_skip, sc.algorithm, workload)
                         key = point_key(p)
                         if key not in seen:
                             seen.add(key)
                             yield p
+
+
+def workload_point(w, base_dir) -> WorkloadPoint:
+    """A scenario's WorkloadConfig as the point's WorkloadPoint (single: one request, no rate)."""
+    if w.arrival == "single":
+        return SINGLE
+    rate = None if w.arrival == "trace" or w.rate_per_s is None else float(w.rate_per_s)
+    trace = w.trace if w.arrival == "trace" else None
+    return WorkloadPoint(w.arrival, rate, int(w.requests), int(w.seed) if w.arrival == "poisson" else 0, trace,
+                         resolve_trace(trace, base_dir))
 
 
 def expand(sc) -> list[Point]:

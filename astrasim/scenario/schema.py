@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from astrasim.network.topology import KINDS
 from astrasim.strategies import STRATEGIES, get
 from astrasim.strategies.base import ALGORITHMS, ELEMENT_BITS, KnobError
+from astrasim.streams import ARRIVALS
 
 TOPOLOGIES = (*KINDS, "custom")
 
@@ -139,6 +140,27 @@ class NetworkConfig(_Strict):
         return _as_list(v)
 
 
+class WorkloadConfig(_Strict):
+    """The request stream (astrasim/streams.py: arrivals, FIFO scheduling, latency, stability)."""
+
+    arrival: Annotated[str, AfterValidator(_one_of(ARRIVALS))] = Field(
+        "single", description="single (one request on an idle cluster), periodic, poisson or trace")
+    rate_per_s: PositiveFloat | None = Field(None, description="requests per second (periodic, poisson)")
+    requests: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        200, description="requests in the stream (single: always 1)")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="random seed of poisson arrivals")
+    trace: str | None = Field(None, description="arrival: trace: CSV with a column arrival_s, relative to the "
+                                                "scenario file; its first `requests` rows")
+
+    @model_validator(mode="after")
+    def _needs(self) -> "WorkloadConfig":
+        if self.arrival in ("periodic", "poisson") and self.rate_per_s is None:
+            raise KnobError("rate_per_s", f"arrival '{self.arrival}' needs rate_per_s, e.g. 15")
+        if self.arrival == "trace" and not self.trace:
+            raise KnobError("trace", "arrival 'trace' needs trace: a CSV file with a column arrival_s")
+        return self
+
+
 def _default_strategies() -> list[StrategyEntry]:
     return [StrategyEntry(name=n) for n in STRATEGIES]
 
@@ -167,6 +189,14 @@ class Scenario(_Strict):
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
         "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+
+    workload: list[WorkloadConfig] = Field([WorkloadConfig()], description="request stream(s); one mapping or a "
+                                                                          "list (a grid axis)")
+
+    @field_validator("workload", mode="before")
+    @classmethod
+    def _workloads(cls, v: Any) -> Any:
+        return _as_list(v)
 
     @field_validator("models", "tokens", "devices", "element_bits", mode="before")
     @classmethod
@@ -209,12 +239,14 @@ def describe(model: type[BaseModel] = Scenario, prefix: str = "") -> list[tuple[
         default = f.get_default(call_default_factory=True)
         if isinstance(default, BaseModel):
             default = "(see below)"
+        elif isinstance(default, list) and default and isinstance(default[0], WorkloadConfig):
+            default = "(see below)"
         elif isinstance(default, list) and default and isinstance(default[0], BaseModel):
             default = [d.name for d in default]  # type: ignore[attr-defined]
         rows.append((prefix + name, json.dumps(default) if not isinstance(default, str) else repr(default),
                      f.description or ""))
         if sub is not None:
-            rows += describe(sub, prefix + name + ("[]." if sub is StrategyEntry else "."))
+            rows += describe(sub, prefix + name + ("[]." if sub in (StrategyEntry, WorkloadConfig) else "."))
     if model is StrategyEntry:
         rows += _knob_rows()
     return rows
