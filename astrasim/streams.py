@@ -163,7 +163,7 @@ class StreamStats:
         if n < 4:
             return True
         last_arrival = self.arrivals[-1]
-        backlog = sum(a + lat > last_arrival for a, lat in zip(self.arrivals, self.latencies))
+        backlog = sum(a + lat > last_arrival for a, lat in zip(self.arrivals[:-1], self.latencies))
         q = n // 4
         first, last = float(np.median(self.latencies[:q])), float(np.median(self.latencies[-q:]))
         return backlog < q and last <= STABLE_GROWTH * first + min(self.latencies)
