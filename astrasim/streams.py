@@ -22,6 +22,7 @@ at each participant) - its arrival (the end of its clock op), read from the run'
 from __future__ import annotations
 
 import csv
+import gc
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,28 +100,40 @@ def stream_graph(one: OpGraph, arrivals: list[float]) -> tuple[OpGraph, dict[str
     clock = one.n_devices
     g = OpGraph(clock + 1, meta={**one.meta, "stream_requests": len(arrivals), "clock_device": clock})
     owner: dict[str, int] = {}
-    ops, add = g.ops, g.ops.append
-    prev_t, prev_gate = 0.0, ()
-    for r, t in enumerate(arrivals):
-        p = f"r{r}:"
-        gate = p + "arrive"
-        add(Compute(gate, clock, t - prev_t, prev_gate, "arrive"))
-        owner[gate] = r
-        prev_t, prev_gate = t, (gate,)
-        for op in one.ops:
-            oid = p + op.id
-            deps = tuple(p + d for d in op.deps)
-            if isinstance(op, Compute):
-                add(Compute(oid, op.device, op.seconds, deps or (gate,), op.name, op.layer))
-            else:
-                if not deps:
-                    deps = tuple(f"{oid}@{d}" for d in op.devices)
-                    for d, did in zip(op.devices, deps):
-                        add(Compute(did, d, 0.0, (gate,), "arrive"))
-                        owner[did] = r
-                add(Comm(oid, op.collective, op.devices, op.bits, deps, op.root, op.algorithm, op.name, op.layer))
-            owner[oid] = r
-    assert len(ops) == len(owner)
+    ops = g.ops
+    # per op of one request: (is_compute, id, deps, the other constructor arguments, root arrive ops)
+    plan = []
+    for op in one.ops:
+        if isinstance(op, Compute):
+            plan.append((True, op.id, op.deps, (op.device, op.seconds), (op.name, op.layer), ()))
+        else:
+            arrive = () if op.deps else tuple((f"{op.id}@{d}", d) for d in op.devices)
+            plan.append((False, op.id, op.deps or tuple(a for a, _ in arrive),
+                         (op.collective, op.devices, op.bits), (op.root, op.algorithm, op.name, op.layer), arrive))
+    collect = gc.isenabled()
+    gc.disable()  # hundreds of thousands of small objects, no cycles
+    try:
+        prev_t, prev_gate = 0.0, ()
+        for r, t in enumerate(arrivals):
+            p = f"r{r}:"
+            gate = p + "arrive"
+            gate_deps = (gate,)
+            ops.append(Compute(gate, clock, t - prev_t, prev_gate, "arrive"))
+            owner[gate] = r
+            prev_t, prev_gate = t, gate_deps
+            for is_compute, oid, deps, head, tail, arrive in plan:
+                oid = p + oid
+                if is_compute:
+                    ops.append(Compute(oid, *head, tuple([p + d for d in deps]) if deps else gate_deps, *tail))
+                else:
+                    for aid, d in arrive:
+                        ops.append(Compute(p + aid, d, 0.0, gate_deps, "arrive"))
+                        owner[p + aid] = r
+                    ops.append(Comm(oid, *head, tuple([p + d for d in deps]), *tail))
+                owner[oid] = r
+    finally:
+        if collect:
+            gc.enable()
     return g, owner
 
 
