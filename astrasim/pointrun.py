@@ -111,7 +111,8 @@ def simulate_point(point: Point) -> dict[str, Any]:
 def run_stream_point(point: Point):
     """Simulate the point's request stream; (SimResult without the clock device, StreamStats)."""
     inputs = engine_inputs(point)
-    return run_stream(inputs.graph, inputs.topology, inputs.speeds, arrival_times(point.workload))
+    return run_stream(inputs.graph, inputs.topology, inputs.speeds, arrival_times(point.workload),
+                      point.workload.rate_per_s)
 
 
 def stream_row(point: Point) -> dict[str, Any]:

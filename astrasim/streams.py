@@ -143,6 +143,7 @@ class StreamStats:
     latencies: list[float]      # per request, arrival to completion
     makespan_s: float
     busy_s: list[float]         # per real device (the clock excluded)
+    rate_per_s: float | None = None  # the nominal arrival rate (periodic, poisson); None: measured
 
     def columns(self) -> dict:
         """The STREAM_COLUMNS of a result row (see docs/analysis.md "Request streams")."""
@@ -155,6 +156,9 @@ class StreamStats:
                 "stable": self.stable()}
 
     def offered_rate(self) -> float:
+        """The nominal rate when known (a short Poisson sample may look lighter), else arrivals / span."""
+        if self.rate_per_s is not None:
+            return self.rate_per_s
         span = self.arrivals[-1] - self.arrivals[0]
         return (len(self.arrivals) - 1) / span if span > 0 else 0.0
 
@@ -182,7 +186,8 @@ class StreamStats:
         return backlog < q and last <= STABLE_GROWTH * first + min(self.latencies)
 
 
-def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[float]):
+def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[float],
+               rate_per_s: float | None = None):
     """Simulate the stream of `graph` (one request) arriving at `arrivals`; (SimResult, StreamStats).
 
     The SimResult's per-device lists exclude the clock device."""
@@ -207,7 +212,7 @@ def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[flo
         setattr(res, field, getattr(res, field)[:-1])
     res.timeline = None
     latencies = [max(d - a, 0.0) for a, d in zip(arrived, done)]
-    return res, StreamStats(arrived, latencies, res.latency_s, list(res.compute_s))
+    return res, StreamStats(arrived, latencies, res.latency_s, list(res.compute_s), rate_per_s)
 
 
 def single_columns(latency_s: float, busy_s: list[float]) -> dict:

@@ -144,3 +144,34 @@ def test_stream_rows_are_byte_identical_serial_and_in_workers(tmp_path):
     assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "workers.csv").read_bytes()
     text = (tmp_path / "serial.csv").read_text()
     assert "latency_p99_s" in text.splitlines()[0] and text.count("\n") == 3
+
+
+def test_plan_for_a_rate_uses_p99_and_stability_and_finds_the_single_device_capacity(tmp_path):
+    from astrasim.analysis.planning import format_report, load_plan, run_plan
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: p\nmodel: vit-base\nlatency_target_s: 1.0\nrate_per_s: 15\n"
+                    "stream: {arrival: periodic, requests: 12}\ndevices: [jetson-orin-nano]\ndevice_counts: [1, 2]\n"
+                    "networks: [wifi-20mbps]\nstrategies: [single, {name: astra, groups: 32}]\n"
+                    "sweep: {hardware: {profile: cpu}}\n")
+    result = run_plan(load_plan(plan), progress=False)
+    t = result.table
+    assert (t["feasible"] == ((t["latency_p99_s"] <= 1.0) & t["stable"].astype(bool) & t["meets_accuracy"])).all()
+    single = t[t["strategy"] == "single"].iloc[0]
+    service = single["single_latency_s"]
+    cap = {c.configuration: c.max_rate_per_s for c in result.capacity}
+    assert 0.98 / service <= cap[single["configuration"]] < 1 / service  # rho < 1, bisection to ~1.5 %
+    assert "maximum sustainable rate" in format_report(result)
+
+
+def test_latency_vs_load_plot_is_written(tmp_path):
+    from astrasim.analysis.load_plots import plot_latency_vs_load
+
+    rows = [{"model": "m", "strategy": "single", "arrival": "poisson", "rate_per_s": r, "latency_p50_s": 0.1 * r,
+             "latency_p99_s": 0.2 * r, "stable": r < 3} for r in (1, 2, 3)]
+    import pandas as pd
+
+    out = plot_latency_vs_load(pd.DataFrame(rows), tmp_path / "load.png", latency_target_s=0.5)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError):
+        plot_latency_vs_load(pd.DataFrame(rows).assign(arrival="single"), tmp_path / "x.png")
