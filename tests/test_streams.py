@@ -175,3 +175,21 @@ def test_latency_vs_load_plot_is_written(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         plot_latency_vs_load(pd.DataFrame(rows).assign(arrival="single"), tmp_path / "x.png")
+
+
+def test_cli_simulate_prints_the_stream_row_and_rejects_a_bad_workload_in_one_line(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from astrasim.cli import app
+
+    sc = tmp_path / "s.yaml"
+    sc.write_text(BASE)
+    runner = CliRunner()
+    res = runner.invoke(app, ["simulate", str(sc), "--set", "workload={arrival: periodic, rate_per_s: 1, requests: 3}"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output)
+    assert row["requests"] == 3 and row["latency_p99_s"] == pytest.approx(row["single_latency_s"], rel=1e-9)
+    bad = runner.invoke(app, ["simulate", str(sc), "--set", "workload={arrival: poisson}"])
+    assert bad.exit_code == 2 and "workload[0].rate_per_s" in bad.output

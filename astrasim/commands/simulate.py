@@ -33,6 +33,11 @@ def register(app: typer.Typer) -> None:
 
         sc = load_scenario(scenario, set_ or [])
         point = sc.points()[0]
+        if point.workload.is_stream:  # a request stream: its row (astrasim.streams), no per-device table
+            from astrasim.pointrun import stream_row
+
+            print(json.dumps(stream_row(point), indent=2))
+            return
         result, graph = run_point(point, record_timeline=trace is not None)
         row = result_row(point, result)
         if trace is not None:
