@@ -203,12 +203,14 @@ class _progress:
 
 
 def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
-    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth)."""
+    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth, workload);
+    for a stream, fastest = the lowest mean request latency."""
     multi = df[df["devices"] > 1].copy()
     if multi.empty:
         return multi
     multi["label"] = [label_of(r) for r in multi.to_dict("records")]
     group = ["model", "tokens", "hardware", "network", "devices", "bandwidth_mbps"]
-    idx = multi.groupby(group, sort=False)["latency_s"].idxmin()
+    group += [c for c in ("arrival", "rate_per_s") if c in multi.columns]  # streams: per workload
+    idx = multi.groupby(group, sort=False, dropna=False)["latency_s"].idxmin()
     best = multi.loc[idx, group + ["label", "latency_s", "speedup_vs_single", "comm_fraction"]]
     return best.rename(columns={"label": "best"}).reset_index(drop=True)
