@@ -25,7 +25,6 @@ import csv
 import gc
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -218,11 +217,3 @@ def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[flo
 def single_columns(latency_s: float, busy_s: list[float]) -> dict:
     """The STREAM_COLUMNS of one request on an idle cluster."""
     return StreamStats([0.0], [latency_s], latency_s, busy_s).columns()
-
-
-def resolve_trace(path: str | None, base_dir) -> str | None:
-    if path is None:
-        return None
-    from astrasim.scenario.loading import resolve_file
-
-    return str(resolve_file(path, Path(base_dir) if base_dir else None, "workload.trace"))

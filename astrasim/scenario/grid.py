@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import knob_columns, single_device_strategy
-from astrasim.streams import SINGLE, WorkloadPoint, resolve_trace
+from astrasim.streams import SINGLE, WorkloadPoint
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,10 @@ def workload_point(w, base_dir) -> WorkloadPoint:
         return SINGLE
     rate = None if w.arrival == "trace" or w.rate_per_s is None else float(w.rate_per_s)
     trace = w.trace if w.arrival == "trace" else None
-    return WorkloadPoint(w.arrival, rate, int(w.requests), int(w.seed) if w.arrival == "poisson" else 0, trace,
-                         resolve_trace(trace, base_dir))
+    from astrasim.scenario.loading import resolve_file
+
+    path = str(resolve_file(trace, base_dir, "workload.trace")) if trace else None
+    return WorkloadPoint(w.arrival, rate, int(w.requests), int(w.seed) if w.arrival == "poisson" else 0, trace, path)
 
 
 def expand(sc) -> list[Point]:
