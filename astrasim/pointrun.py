@@ -13,6 +13,7 @@ from astrasim.opgraph import OpGraph
 from astrasim.scenario.grid import Point
 from astrasim.strategies import build_graph
 from astrasim.strategies.costs import costs_for
+from astrasim.streams import arrival_times, run_stream, single_columns
 
 
 @dataclass
@@ -114,8 +115,11 @@ def memory_columns(point: Point) -> dict[str, Any]:
 
 
 def simulate_point(point: Point) -> dict[str, Any]:
-    """One result row (see `result_row`)."""
-    return result_row(point, run_point(point)[0])
+    """One result row (see `result_row`; a request stream: `stream_row`)."""
+    if point.workload.is_stream:
+        return stream_row(point)
+    result = run_point(point)[0]
+    return {**result_row(point, result), **single_columns(result.latency_s, result.compute_s)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,3 +158,27 @@ def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
         graph = build_generation_graph(point)
         e2e = simulate(graph, build_network(point), speeds=point.device_speeds()).latency_s
     return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}
+
+
+# ---------------------------------------------------------------- request streams (astrasim/streams.py)
+def run_stream_point(point: Point):
+    """Simulate the point's request stream; (SimResult without the clock device, StreamStats)."""
+    inputs = engine_inputs(point)
+    return run_stream(inputs.graph, inputs.topology, inputs.speeds, arrival_times(point.workload),
+                      point.workload.rate_per_s)
+
+
+def stream_row(point: Point) -> dict[str, Any]:
+    """A stream's row: latency_s = the mean request latency (arrival to completion); compute_s,
+    exposed_comm_s, idle_s, comm_bits, n_messages = the run's totals per request; comm_fraction =
+    exposed / (compute + exposed + idle); then STREAM_COLUMNS."""
+    result, stats = run_stream_point(point)
+    n = len(stats.latencies)
+    row = {**result_row(point, result), "single_latency_s": single_latency(point)}
+    mean = math.fsum(stats.latencies) / n
+    per = {k: row[k] / n for k in ("compute_s", "exposed_comm_s", "idle_s", "comm_bits")}
+    total = per["compute_s"] + per["exposed_comm_s"] + per["idle_s"]
+    row.update(per, latency_s=mean, n_messages=row["n_messages"] // n,
+               comm_fraction=per["exposed_comm_s"] / total if total > 0 else 0.0,
+               speedup_vs_single=row["single_latency_s"] / mean if mean > 0 else float("nan"))
+    return {**row, **stats.columns()}

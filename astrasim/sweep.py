@@ -350,20 +350,22 @@ NOTHING_FITS = "nothing fits"
 
 
 def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
-    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth, weight bits),
-    among the points that fit in memory. A split that is not faster than one device is never
-    recommended: then the answer is the single-device strategy (if it fits), else NOTHING_FITS."""
+    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth, weight bits,
+    workload), among the points that fit in memory (a stream: the lowest mean request latency).
+    A split that is not faster than one device is never recommended: then the answer is the
+    single-device strategy (if it fits), else NOTHING_FITS."""
     multi = df[df["devices"] > 1].copy()
     if multi.empty:
         return multi
     multi["label"] = [label_of(r) for r in multi.to_dict("records")]
     group = [c for c in ("model", "tokens", "hardware", "network", "devices", "bandwidth_mbps", "weight_bits")
              if c in multi.columns]
+    group += [c for c in ("arrival", "rate_per_s") if c in multi.columns]  # streams: per workload
     cols = ["latency_s", "speedup_vs_single", "comm_fraction", "memory_gb"]
     single = single_device_strategy().name
     fits = multi["fits"].astype(str).str.lower().isin(["true", "1"]) if "fits" in multi.columns else True
     rows = []
-    for _, grp in multi.groupby(group, sort=False):
+    for _, grp in multi.groupby(group, sort=False, dropna=False):
         first = grp.iloc[0]
         ok = grp[fits[grp.index]] if not isinstance(fits, bool) else grp
         pick = ok.loc[ok["latency_s"].idxmin()] if not ok.empty else None

@@ -36,6 +36,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from astrasim.analysis import capacity
+from astrasim.analysis.capacity import StreamPlan
 from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_accuracy, select_task
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
@@ -145,6 +147,9 @@ class PlanScenario(BaseModel):
                                             min_length=1, description="strategy names or mappings {name, <knobs>}, "
                                                                       "as in a sweep scenario")
     sweep: dict = Field(default_factory=dict, description="other sweep-scenario knobs, passed through")
+    # request streams (astrasim.analysis.capacity): plan for a rate instead of one request
+    rate_per_s: float | None = Field(None, gt=0, description="requests per second to sustain with p99 <= target")
+    stream: StreamPlan = Field(default_factory=StreamPlan, description="arrival process, requests, seed")
     base_dir: Path | None = Field(None, exclude=True)
 
     @field_validator("device_counts")
@@ -282,7 +287,7 @@ def sweep_scenarios(plan: PlanScenario, networks: dict[str, NetworkOption]) -> d
         if key in extra:
             raise UserError(f"'{key}' is set by the plan itself; remove it from plan.sweep", field=f"plan.sweep.{key}")
     common = {**extra, "models": [plan.model], "tokens": [plan.tokens] if plan.tokens else None,
-              "hardware": hardware}
+              "hardware": hardware, **capacity.sweep_workload(plan)}
     entries = [{"name": e.name, **e.knobs} for e in plan.multi_device_entries()]
     singles = [{"name": e.name, **e.knobs} for e in plan.single_device_entries()]
     out: dict[str, object] = {}
@@ -369,7 +374,10 @@ def run_plan(plan: PlanScenario, *, workers: int = 1, progress: bool = True,
     check_names(plan, devices, networks)
     accuracy = plan_accuracy(plan)
     results = simulate_plan(plan, networks, workers=workers, progress=progress)
-    return evaluate(results, plan, devices, networks, accuracy)
+    result = evaluate(results, plan, devices, networks, accuracy)
+    if plan.rate_per_s is not None:
+        result.capacity = capacity.capacity_search(result, networks)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +391,7 @@ class PlanResult:
     metric: str | None
     higher_is_better: bool
     binding: list[str] = field(default_factory=list)
+    capacity: list = field(default_factory=list)  # rate plans: capacity.Capacity of the best candidates
 
     @property
     def feasible(self) -> pd.DataFrame:
@@ -462,7 +471,7 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     df = add_cost_energy(df, devices, networks)
     df["configuration"] = [_label(r) for _, r in df.iterrows()]
 
-    ok_latency = df["latency_s"] <= plan.latency_target_s
+    ok_latency = capacity.meets_latency(df, plan)
     floor = plan.accuracy.floor
     if floor is None:
         ok_acc = pd.Series(True, index=df.index)
@@ -589,13 +598,16 @@ def format_report(result: PlanResult, top: int = 10) -> str:
         f"{len(df)} configurations simulated, {int(df['feasible'].sum())} feasible",
     ]
     cols = ["configuration", "cost_usd", "latency_s", "accuracy", "energy_j", "memory_gb", "comm_bits"]
+    if plan.rate_per_s is not None:
+        cols[3:3] = capacity.STREAM_REPORT_COLUMNS
     show = df[[c for c in cols if c in df.columns]].rename(columns={"accuracy": metric})
 
     def table(frame: pd.DataFrame) -> str:
         return frame.to_string(index=False, na_rep="n/a", formatters={
             "cost_usd": lambda v: f"${v:,.0f}", "latency_s": lambda v: f"{v:.3f}",
             metric: _fmt_acc, "energy_j": lambda v: f"{v:.3g}", "comm_bits": lambda v: f"{v:.3g}",
-            "memory_gb": lambda v: f"{v:.2f}"})
+            "latency_p99_s": lambda v: f"{v:.3f}", "throughput_per_s": lambda v: f"{v:.3g}",
+            "utilization": lambda v: f"{v:.2f}", "memory_gb": lambda v: f"{v:.2f}"})
 
     if result.cheapest is not None:
         c = result.cheapest
@@ -617,6 +629,7 @@ def format_report(result: PlanResult, top: int = 10) -> str:
         lines.append(f"fastest configurations (top {min(top, len(df))}):")
         lines.append(table(show.loc[df.sort_values("latency_s").index[:top]]))
     lines += memory_failures(df, top)
+    lines += capacity.report_lines(result)
     return "\n".join(lines)
 
 

@@ -39,6 +39,11 @@ def register(app: typer.Typer) -> None:
         point = next(iter_points(sc))
         if trace is not None:
             check_output_path(trace, "--trace", [scenario, *InputDigests().files_of(point)])
+        if point.workload.is_stream:  # a request stream: its row (astrasim.streams), no per-device table
+            from astrasim.pointrun import stream_row
+
+            print(json.dumps(stream_row(point), indent=2))
+            return
         result, graph = run_point(point, record_timeline=trace is not None)
         row = result_row(point, result)
         if trace is not None:

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import knob_columns, single_device_strategy
+from astrasim.streams import SINGLE, WorkloadPoint
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Point:
     fleet: tuple[str, ...] | None = None  # per-device catalog names of a mixed fleet (then device is None)
     headroom_gb: float = 1.0
     output_tokens: int = 0  # generation: tokens produced after the prompt (0 = prefill only)
+    workload: WorkloadPoint = SINGLE  # the request stream (astrasim/streams.py)
 
     def options(self) -> BuildOptions:
         from astrasim.scenario.fleet import point_fleet
@@ -104,8 +106,9 @@ class Point:
             "trace": net.trace or "", "broadcast": net.broadcast, "wifi": net.wifi or "", "element_bits": self.element_bits,
             "causal_skip": self.causal_skip, "algorithm": self.algorithm,
             "weight_bits": self.weight_bits, "partition": self.partition,
+            "output_tokens": self.output_tokens,  # generation
+            **self.workload.identity(),  # request streams
         }
-        row["output_tokens"] = self.output_tokens  # generation
         return row
 
     def _speeds_text(self) -> str:
@@ -124,8 +127,8 @@ class Point:
 
             i = fastest(list(self.fleet), self.model, self.tokens, list(self.speeds) if self.speeds else None)
             return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=self.fleet[i],
-                           hardware=self.fleet[i], speeds=(self.speeds[i],) if self.speeds else None)
-        return replace(self, strategy=s.name, knobs=s.knobs(), devices=1)
+                           workload=SINGLE, hardware=self.fleet[i], speeds=(self.speeds[i],) if self.speeds else None)
+        return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, workload=SINGLE)
 
 
 def iter_points(sc) -> Iterator[Point]:
@@ -142,6 +145,7 @@ def iter_points(sc) -> Iterator[Point]:
     speeds = tuple(float(s) for s in hw.speeds) if hw.speeds else None
     fleet_all = tuple(hw.devices) if hw.devices else None
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
+    workloads = [workload_point(w, sc._base_dir) for w in sc.workload]
     seen: set[tuple] = set()
     for spec in specs:
         for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
@@ -155,17 +159,29 @@ def iter_points(sc) -> Iterator[Point]:
                 for speed, topo, bw, alpha, eff, loss, bits, wbits, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom, wifi)
-                    for name, strategy, knobs in variants:
+                    for (name, strategy, knobs), workload in itertools.product(variants, workloads):
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
                                   sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
-                                  output_tokens=out_tokens)
+                                  output_tokens=out_tokens, workload=workload)
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
                         key = point_key(p)
                         if key not in seen:
                             seen.add(key)
                             yield p
+
+
+def workload_point(w, base_dir) -> WorkloadPoint:
+    """A scenario's WorkloadConfig as the point's WorkloadPoint (single: one request, no rate)."""
+    if w.arrival == "single":
+        return SINGLE
+    rate = None if w.arrival == "trace" or w.rate_per_s is None else float(w.rate_per_s)
+    trace = w.trace if w.arrival == "trace" else None
+    from astrasim.scenario.loading import resolve_file
+
+    path = str(resolve_file(trace, base_dir, "workload.trace")) if trace else None
+    return WorkloadPoint(w.arrival, rate, int(w.requests), int(w.seed) if w.arrival == "poisson" else 0, trace, path)
 
 
 def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
@@ -204,7 +220,7 @@ def count_points(sc) -> int:
     tokens = {}  # model name -> its distinct token counts
     for spec in specs:
         tokens.setdefault(spec.name, set()).update(sc.tokens or [spec.tokens])
-    return sum(len(t) for t in tokens.values()) * per_tokens
+    return sum(len(t) for t in tokens.values()) * per_tokens * len(sc.workload)
 
 
 def expand(sc) -> list[Point]:

@@ -85,6 +85,16 @@ def check(sc: Scenario) -> None:
             load_bandwidth_trace(resolve_file(net.trace, sc._base_dir, "network.trace"))
         except UserError as exc:
             raise UserError(str(exc), field="network.trace") from None
+    for i, w in enumerate(sc.workload):  # streams: a trace file must exist and hold enough arrivals
+        if w.arrival == "trace":
+            from astrasim.streams import arrival_times
+            from astrasim.scenario.grid import workload_point
+
+            try:
+                arrival_times(workload_point(w, sc._base_dir))
+            except UserError as exc:
+                raise UserError(str(exc).split(": ", 1)[-1], field=f"workload[{i}].{exc.field.split('.')[-1]}") \
+                    from None
 
 
 def check_name(name: str) -> str:

@@ -19,6 +19,7 @@ from astrasim.network.topology import KINDS
 from astrasim.network.wifi_config import WifiConfig
 from astrasim.strategies import STRATEGIES, get
 from astrasim.strategies.base import ALGORITHMS, ELEMENT_BITS, WEIGHT_BITS, KnobError
+from astrasim.streams import ARRIVALS
 
 TOPOLOGIES = (*KINDS, "custom")
 PARTITIONS = ("proportional", "even")
@@ -161,6 +162,27 @@ class NetworkConfig(_Strict):
         return _as_list(v)
 
 
+class WorkloadConfig(_Strict):
+    """The request stream (astrasim/streams.py: arrivals, FIFO scheduling, latency, stability)."""
+
+    arrival: Annotated[str, AfterValidator(_one_of(ARRIVALS))] = Field(
+        "single", description="single (one request on an idle cluster), periodic, poisson or trace")
+    rate_per_s: PositiveFloat | None = Field(None, description="requests per second (periodic, poisson)")
+    requests: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        200, description="requests in the stream (single: always 1)")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="random seed of poisson arrivals")
+    trace: str | None = Field(None, description="arrival: trace: CSV with a column arrival_s, relative to the "
+                                                "scenario file; its first `requests` rows")
+
+    @model_validator(mode="after")
+    def _needs(self) -> "WorkloadConfig":
+        if self.arrival in ("periodic", "poisson") and self.rate_per_s is None:
+            raise KnobError("rate_per_s", f"arrival '{self.arrival}' needs rate_per_s, e.g. 15")
+        if self.arrival == "trace" and not self.trace:
+            raise KnobError("trace", "arrival 'trace' needs trace: a CSV file with a column arrival_s")
+        return self
+
+
 def _default_strategies() -> list[StrategyEntry]:
     return [StrategyEntry(name=n) for n in STRATEGIES]
 
@@ -193,6 +215,13 @@ class Scenario(_Strict):
         [32], description="bits per stored weight (32, 16, 8, 4): weight memory and the weight bytes of the roofline "
                           "compute model (not what crosses the network: element_bits); one value or a list")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="memory fit")
+    workload: list[WorkloadConfig] = Field([WorkloadConfig()], description="request stream(s); one mapping or a "
+                                                                          "list (a grid axis)")
+
+    @field_validator("workload", mode="before")
+    @classmethod
+    def _workloads(cls, v: Any) -> Any:
+        return _as_list(v)
 
     output_tokens: list[Annotated[int, Field(ge=0)]] = Field(  # generation (docs/strategies.md, "Decode")
         [0], description="tokens generated after the prompt: 0 = prefill only; n > 0 also simulates the n - 1 decode "
@@ -239,12 +268,14 @@ def describe(model: type[BaseModel] = Scenario, prefix: str = "") -> list[tuple[
         default = f.get_default(call_default_factory=True)
         if isinstance(default, BaseModel):
             default = "(see below)"
+        elif isinstance(default, list) and default and isinstance(default[0], WorkloadConfig):
+            default = "(see below)"
         elif isinstance(default, list) and default and isinstance(default[0], BaseModel):
             default = [d.name for d in default]  # type: ignore[attr-defined]
         rows.append((prefix + name, json.dumps(default) if not isinstance(default, str) else repr(default),
                      f.description or ""))
         if sub is not None:
-            rows += describe(sub, prefix + name + ("[]." if sub is StrategyEntry else "."))
+            rows += describe(sub, prefix + name + ("[]." if sub in (StrategyEntry, WorkloadConfig) else "."))
     if model is StrategyEntry:
         rows += _knob_rows()
     return rows
