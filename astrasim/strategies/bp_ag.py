@@ -92,12 +92,12 @@ class BlockParallelAllGather(BlockParallel):
         return {**self.decoupled_costs(spec, n, tokens, dtype),
                 "full_layer": full_layer(LayerShape.of(spec), tokens, DTYPE_BYTES[dtype])}
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import BPAGBlock
 
-        dev = BPAGBlock(block, n, 0)
+        dev = BPAGBlock(block, n, device)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {**self.decoupled_calls(dev, x), "full_layer": lambda: dev.full_layer(x)}
 

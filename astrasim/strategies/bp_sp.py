@@ -56,12 +56,12 @@ class BlockParallelSequence(BlockParallel):
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         return {**self.decoupled_costs(spec, n, tokens, dtype), **sp_layer_costs(spec, n, tokens, dtype)}
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import BPSPBlock
 
-        dev = BPSPBlock(block, n, 0)
+        dev = BPSPBlock(block, n, device)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {**self.decoupled_calls(dev, x), **sp_kernel_calls(dev, x)}
 

@@ -33,7 +33,7 @@ class Single(Strategy):
         s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
         return {"attn": attn_block(sh, tokens, tokens, s, square_causal=sh.causal), "mlp": mlp_block(sh, tokens, s)}
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import SingleBlock

@@ -54,12 +54,12 @@ class SequenceParallel(Strategy):
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         return sp_layer_costs(spec, n, tokens, dtype)
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import SPBlock
 
-        return sp_kernel_calls(SPBlock(block, n, 0), torch.randn(1, tokens, block.hidden, dtype=block.dtype))
+        return sp_kernel_calls(SPBlock(block, n, device), torch.randn(1, tokens, block.hidden, dtype=block.dtype))
 
 
 STRATEGY = SequenceParallel()

@@ -46,12 +46,12 @@ class TensorParallel(Strategy):
         return {"attn": attn_block(shard, tokens, tokens, s, square_causal=sh.causal),
                 "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden)}
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import TPBlock
 
-        dev = TPBlock(block, n, 0)
+        dev = TPBlock(block, n, device)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(x)}
 
