@@ -171,7 +171,7 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
                 continue
             seen.add(key)
             tables.append(profile_ops(settings.model, [strategy.name], [n], [g], settings.model.tokens,
-                                      codebook=k or None, threads=1, repeats=settings.profile_repeats, warmup=2,
+                                      threads=1, **({"codebook": k} if k else {}), repeats=settings.profile_repeats, warmup=2,
                                       progress=False))
     table = pd.concat(tables, ignore_index=True)
     PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
