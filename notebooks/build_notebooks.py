@@ -194,14 +194,10 @@ plan = PlanScenario(name="gpt2s-prefill-20mbps", model="gpt2-s", tokens=1024, la
 result = run_plan(plan, progress=False)
 print(format_report(result, top=8))'''),
         new_code_cell('''\
-from astrasim.analysis.pareto import mark_pareto
-from astrasim.analysis.pareto_plots import plot_pareto
+from astrasim.analysis.pareto_plots import plot_plan
 
-table = mark_pareto(result.table, {"cost_usd": "min", "latency_s": "min"}, by=["hardware"])
-png = plot_pareto(table, "cost_usd", "latency_s", OUT / "plan_cost_vs_latency.png", y_sense="min",
-                  panel=["hardware"], logx=True, logy=True, annotate=False,
-                  title=f"GPT2-S 1024-token prefill on 20 Mbps Wi-Fi ({PROFILE_NOTE.split(' (')[0]})")
-display(Image(str(png)))
+# every configuration: latency against cost per device and network, the 1 s target, the chosen one ringed
+display(Image(str(plot_plan(result, OUT / "plan_cost_vs_latency.png"))))
 result.table[["configuration", "cost_usd", "latency_s", "accuracy", "energy_j", "feasible"]].head(12)'''),
         new_markdown_cell("## The answer"),
         new_code_cell('''\

@@ -20,6 +20,8 @@ def register(app: typer.Typer) -> None:
         scenario: Path = typer.Argument(..., help="plan scenario YAML, e.g. scenarios/plan.yaml"),
         out: Optional[Path] = typer.Option(None, "--out", help="write every configuration (cost, latency, "
                                            "accuracy, energy, feasible, pareto) to this CSV"),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="draw latency against cost of every "
+                                            "configuration, target line and the chosen one, to this PNG"),
         accuracy: Optional[list[Path]] = typer.Option(None, "--accuracy", help="your accuracy table(s); every "
                                                       "row must match a simulated configuration"),
         networks: Optional[Path] = typer.Option(None, "--networks", help="network catalog "
@@ -44,9 +46,15 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             with atomic_path(out) as tmp:
                 result.table.to_csv(tmp, index=False)
+        if plot is not None:
+            from astrasim.analysis.pareto_plots import plot_plan
+
+            plot_plan(result, plot)
         print(format_report(result, top=top))
         if out is not None:
             print(f"\nall {len(result.table)} configurations -> {out}")
+        if plot is not None:
+            print(f"plot -> {plot}")
         if result.cheapest is None:
             raise UserError("no configuration meets every constraint (see above: which binds and by how much)",
                             field="plan")

@@ -91,21 +91,30 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
 
 
 def plot(results: pd.DataFrame, path: Path) -> None:
-    """Predicted vs measured (log-log), y = x and the +-15 % band; colour = strategy, marker = topology."""
+    """Predicted vs measured (log-log), y = x and the +-15 % band; colour = the strategy's registry
+    colour (shaded per variant, astrasim.analysis.style), marker = topology."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from astrasim.analysis.style import Looks, number, plain_axis
+    from astrasim.strategies import parse_label
+
+    labels = list(dict.fromkeys(results["strategy"]))
+    rows = []
+    for label in labels:
+        strategy, knobs = parse_label(label)
+        rows.append({"strategy": strategy.name, **knobs.model_dump()})
+    frame = pd.DataFrame(rows)  # strategy + knob columns
+    looks = Looks(frame, pd.Series(labels, index=frame.index))
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
     markers = {"switch": "o", "shared": "s", "none": "*"}
-    strategies = list(dict.fromkeys(results["strategy"]))
-    cmap = plt.get_cmap("tab10")
-    for i, s in enumerate(strategies):
+    for s in looks:
         for topo, mk in markers.items():
             sub = results[(results["strategy"] == s) & (results["topology"] == topo)]
             if len(sub):
-                ax.scatter(sub["measured_s"] * 1e3, sub["predicted_s"] * 1e3, marker=mk, color=cmap(i % 10),
+                ax.scatter(sub["measured_s"] * 1e3, sub["predicted_s"] * 1e3, marker=mk, color=looks[s].color,
                            s=60 if topo == "none" else 30, alpha=0.85, label=f"{s} / {topo}")
     lo = min(results["measured_s"].min(), results["predicted_s"].min()) * 1e3 / 1.3
     hi = max(results["measured_s"].max(), results["predicted_s"].max()) * 1e3 * 1.3
@@ -120,9 +129,11 @@ def plot(results: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("measured latency per forward pass (ms)")
     ax.set_ylabel("simulated latency (ms)")
     ax.set_title("astrasim vs real gloo runs over tbf-shaped links")
-    ax.legend(fontsize=6, ncol=2, loc="upper left")
-    ax.grid(True, which="both", alpha=0.3)
+    plain_axis(ax, "x", number)
+    plain_axis(ax, "y", number)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
