@@ -4,7 +4,9 @@ messages on a FlowNetwork.
 * Each device is a SimPy process. It runs one Compute at a time; among its ready ops it starts
   the first in program order (it waits for the rest of the current instant before choosing, so
   ops that become ready at the same instant compete fairly). A Compute of `seconds` takes
-  `seconds / speed[device]`.
+  `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0) on a
+  processor of its own; with a `placement` (hosts with a number of cores, astrasim/engine/cores.py)
+  the computes of a host with more devices than cores share its cores (processor sharing).
 * A Comm is joined by participant i once every dep belonging to i is done (a Compute dep on
   device i; a Comm dep that i takes part in, once complete at i); i's messages then leave as
   their intra-collective dependencies allow (collectives.plan). Sending costs no compute.
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 import networkx as nx
 import simpy
 
+from astrasim.engine.cores import HostCores, Placement
 from astrasim.engine.result import DeadlockError, SimResult, TimelineEvent
 from astrasim.errors import UserError
 from astrasim.network.collectives import plan as collective_plan
@@ -35,6 +38,20 @@ from astrasim.network.topology import Fabric
 from astrasim.opgraph import Compute, OpGraph
 
 _CHOOSE = 3  # device choice priority: after ordinary events (1) and the network settle (2)
+
+
+class _SimpyClock:
+    """The call_at clock HostCores expects, on a SimPy environment (priority: ordinary events)."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def call_at(self, delay: float, priority: int, callback, arg=None) -> None:
+        self.env.timeout(delay).callbacks.append(lambda _event: callback(arg))
 
 
 class _Template:
@@ -94,9 +111,12 @@ class _CommState:
 
 
 def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
-             record_timeline: bool = False) -> SimResult:
+             record_timeline: bool = False, placement: Placement | None = None,
+             op_overhead_s: float = 0.0) -> SimResult:
     """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
-    routes across runs); see the module docstring for the semantics."""
+    routes across runs); see the module docstring for the semantics. `placement`: devices on
+    hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
+    every Compute (dispatch / launch cost)."""
     graph.validate()
     n = graph.n_devices
     if speeds is None:
@@ -115,7 +135,9 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
     collect = gc.isenabled()
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
     try:
-        return _Run(graph, fabric, speeds, record_timeline).run()
+        run = _Run(graph, fabric, speeds, record_timeline)
+        run.share_cores(placement, op_overhead_s)
+        return run.run()
     finally:
         if collect:
             gc.enable()
@@ -205,6 +227,39 @@ class _Run:
                 elif cnt[k] == rc[k]:
                     self.blocked[dev[k]] += 1
 
+    # ---------------------------------------------------------------- hosts and cores
+    def share_cores(self, placement: Placement | None, op_overhead_s: float) -> None:
+        """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
+        a shared HostCores (the others keep a processor of their own: the fixed-duration path)."""
+        if op_overhead_s < 0 or not math.isfinite(op_overhead_s):
+            raise UserError(f"op_overhead_s must be a finite number >= 0, got {op_overhead_s!r}",
+                            "hardware.op_overhead_s")
+        if op_overhead_s:
+            self.dur = [d + op_overhead_s if self.dev[k] >= 0 else d for k, d in enumerate(self.dur)]
+        self.host_cores: list[HostCores | None] = [None] * self.n
+        self.compute_done: list[simpy.Event | None] = [None] * self.n
+        if placement is None:
+            return
+        if len(placement.host_of) != self.n:
+            raise UserError(f"placement covers {len(placement.host_of)} devices, the graph has {self.n}", "hardware.hosts")
+        clock = _SimpyClock(self.env)
+        shared = {h: HostCores(clock, placement.cores[h], 1, self._core_done) for h in placement.shared_hosts()}
+        for d, h in enumerate(placement.host_of):
+            self.host_cores[d] = shared.get(h)
+
+    def _core_done(self, d: int) -> None:
+        ev, self.compute_done[d] = self.compute_done[d], None
+        ev.succeed()
+
+    def _compute(self, d: int, seconds: float):
+        """The event of device d's compute of `seconds` (at a full core) ending."""
+        cores = self.host_cores[d]
+        if cores is None:
+            return self.env.timeout(seconds)
+        ev = self.compute_done[d] = simpy.Event(self.env)
+        cores.start(d, seconds)
+        return ev
+
     # ---------------------------------------------------------------- run
     def run(self) -> SimResult:
         env = self.env
@@ -232,7 +287,7 @@ class _Run:
         started = self.started
         head = 0  # first Compute of `order` not started yet
         queue = env._queue
-        dur = self.dur
+        dur = self.dur  # (share_cores may have replaced the list: read it here)
         while True:
             if not ready:
                 if not self.left[d]:
@@ -253,11 +308,11 @@ class _Run:
             self._flush(d, env._now)
             self.busy[d] = True
             start = env._now
-            yield env.timeout(dur[k])
+            yield self._compute(d, dur[k])
             now = env._now
             self.busy[d] = False
             self.since[d] = now
-            self.compute[d] += dur[k]
+            self.compute[d] += dur[k] if self.host_cores[d] is None else now - start
             self.left[d] -= 1
             if now > self.t_end:
                 self.t_end = now

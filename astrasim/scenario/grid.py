@@ -62,6 +62,9 @@ class Point:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
+    hosts: int | None = None        # hardware.hosts: None = every device its own processor
+    cores_per_host: int = 1
+    op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
 
     def options(self) -> BuildOptions:
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm)
@@ -135,7 +138,8 @@ def iter_points(sc) -> Iterator[Point]:
                     for name, strategy, knobs in variants:
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm)
+                                  sc.causal_skip, sc.algorithm, hosts=hw.hosts,
+                                  cores_per_host=hw.cores_per_host, op_overhead_s=float(hw.op_overhead_s))
                         key = point_key(p)
                         if key not in seen:
                             seen.add(key)

@@ -33,6 +33,7 @@ import pandas as pd
 from astrasim.fileio import atomic_path, write_text_atomic
 from astrasim.models import ModelSpec
 from astrasim.validation.calibrate import SIM_KIND, Calibration, calibrate
+from astrasim.validation.dispatch import dispatch_overhead_s
 from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.programs import VALIDATION_MODEL, graph_to_json
@@ -170,18 +171,21 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             if key in seen:
                 continue
             seen.add(key)
-            tables.append(profile_ops(settings.model, [strategy.name], [n], [g], settings.model.tokens,
-                                      threads=1, **({"codebook": k} if k else {}), repeats=settings.profile_repeats, warmup=2,
-                                      progress=False))
+            extra = {"codebook": k} if k else {}
+            tables.append(profile_ops(settings.model, [strategy.name], [n], [g], settings.model.tokens, threads=1,
+                                      repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
     table = pd.concat(tables, ignore_index=True)
     PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
     log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
     return table
 
 
-def machine_hosts(n: int) -> dict:
-    """Point fields that place the testbed's N hosts on this machine's cores (none yet)."""
-    return {}
+def machine_hosts(op_overhead_s: float, cores: int | None = None):
+    """n -> the Point fields of the testbed: its N hosts are processes on this one machine, so the
+    simulated devices share its cores (hosts = 1, cores_per_host = this machine's CPUs), and every
+    op pays the measured dispatch cost."""
+    cores = cores or os.cpu_count() or 1
+    return lambda n: {"hosts": 1, "cores_per_host": cores, "op_overhead_s": op_overhead_s}
 
 
 # --------------------------------------------------------------------------------- measuring
@@ -259,18 +263,19 @@ def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFram
     """Add the simulator's prediction to every measured row: the same engine inputs the hosts ran
     (and, as a diagnostic, the same graph with the op times measured inside the real passes)."""
     from astrasim.engine import simulate
-    from astrasim.pointrun import engine_inputs
+    from astrasim.pointrun import engine_inputs, run_point
 
     out = []
     for row in measured.to_dict("records"):
         point = row.pop("_point")
+        res, _ = run_point(point)
         inputs = engine_inputs(point)
-        res = simulate(inputs.graph, inputs.topology, speeds=inputs.speeds)
         in_situ = json.loads(row["in_situ_ops"])
         g2 = replace(inputs.graph, ops=[replace(op, seconds=in_situ.get(op.name, op.seconds))
                                         if hasattr(op, "seconds") and op.seconds > 0 else op
                                         for op in inputs.graph.ops])
-        pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds).latency_s
+        # (in-situ op times were measured under the real core sharing: no placement here)
+        pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds, op_overhead_s=inputs.op_overhead_s).latency_s
         cal = cals.get(row["topology"])
         pred = res.latency_s
         out.append({**row, "predicted_s": pred, "error": pred / row["measured_s"] - 1.0,
@@ -278,7 +283,8 @@ def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFram
                     "predicted_in_situ_s": pred2, "error_in_situ": pred2 / row["measured_s"] - 1.0,
                     "predicted_compute_s": max(res.compute_s), "comm_bits": res.comm_bits,
                     "n_messages": res.n_messages, "alpha_s": cal.alpha_s if cal else 0.0,
-                    "efficiency": cal.efficiency if cal else 1.0})
+                    "efficiency": cal.efficiency if cal else 1.0, "hosts_on_machine": point.hosts,
+                    "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s})
     return pd.DataFrame(out)
 
 
@@ -293,8 +299,10 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
         cals, cal_table = calibrate(settings.topologies, settings.bandwidths,
                                     repeats=settings.calibration_repeats, log=log)
         profile = microbenchmark_profile(settings, log=log)
+        overhead = dispatch_overhead_s()
+        log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
         log("2/3 measuring real forward passes over shaped links (each point's own OpGraph)")
-        measured = measure(settings, cals, machine_hosts, log=log)
+        measured = measure(settings, cals, machine_hosts(overhead), log=log)
     log("3/3 simulating the same points")
     results = predict(measured, cals)
     summary = summarize(results)
