@@ -66,6 +66,12 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
     for c in cals.values():
         lines.append(f"- {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
                      f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
+    if "op_overhead_s" in results.columns:
+        lines += ["", f"Compute: kernels profiled alone (one thread, `astrasim.profiling.profile_ops`); dispatch cost "
+                      f"{results['op_overhead_s'].iloc[0] * 1e6:.1f} us per op (no-op chain walked by the harness); "
+                      f"the N hosts share this machine's {int(results['cores'].iloc[0])} cores (processor sharing). "
+                      f"Median noise (half the p10-p90 spread of a point's passes): {results['noise'].median():.1%}, "
+                      f"max {results['noise'].max():.1%}."]
     diag = "median_abs_error_in_situ" in summary.columns
     lines += ["", "| group | value | points | median abs error | max abs error | mean error |"
               + (" median / max abs error, in-situ op times |" if diag else ""),
