@@ -11,6 +11,8 @@ all T keys) the full rectangle.
 `bytes` is the minimal traffic: weights read once, activations read and written once (attention
 as a fused kernel: Q, K, V read, output written; VQ: embeddings, codebook, norms read, int64 codes
 written), in the element size of the dtype. Both are used for roofline scaling to other hardware.
+`weights` is the part of `bytes` that is weights (linear layers and norms), so a weight precision
+other than the profiled dtype can rescale the memory-bound part (astrasim.strategies.base.Fleet).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ INDEX_BYTES = 8  # codes are int64 tensors
 class Cost:
     flops: float = 0.0
     bytes: float = 0.0
+    weights: float = 0.0  # bytes of weights among `bytes`
 
     def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.flops + other.flops, self.bytes + other.bytes)
+        return Cost(self.flops + other.flops, self.bytes + other.bytes, self.weights + other.weights)
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,12 @@ class LayerShape:
 
 
 def linear(m: int, din: int, dout: int, s: int, bias: bool) -> Cost:
-    return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (din * dout + m * din + m * dout + (dout if bias else 0)))
+    w = s * (din * dout + (dout if bias else 0))
+    return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (m * din + m * dout) + w, w)
 
 
 def norm(m: int, d: int, kind: str, s: int) -> Cost:
-    return Cost((8.0 if kind == "layernorm" else 5.0) * m * d, s * (2.0 * m * d + 2 * d))
+    return Cost((8.0 if kind == "layernorm" else 5.0) * m * d, s * (2.0 * m * d + 2 * d), s * 2.0 * d)
 
 
 def residual(m: int, d: int, s: int) -> Cost:

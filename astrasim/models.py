@@ -17,7 +17,10 @@ from astrasim.errors import UserError
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One Transformer's shape. `tokens` is the default sequence length used by scenarios."""
+    """One Transformer's shape. `tokens` is the default sequence length used by scenarios.
+
+    vocab, tied_embeddings, learned_positions: the weights outside the layers (token embedding,
+    output head unless tied, learned position embeddings), counted by the memory model only."""
 
     name: str
     family: Literal["vit", "gpt2", "llama", "custom"]
@@ -32,6 +35,9 @@ class ModelSpec:
     tokens: int
     max_tokens: int
     cls_token: bool = False
+    vocab: int = 0
+    tied_embeddings: bool = True
+    learned_positions: bool = False
 
     @property
     def head_dim(self) -> int:
@@ -46,6 +52,8 @@ class ModelSpec:
             raise UserError(f"hidden={self.hidden} must be divisible by heads={self.heads}", field="model.heads")
         if self.heads % self.kv_heads:
             raise UserError(f"heads={self.heads} must be divisible by kv_heads={self.kv_heads}", field="model.kv_heads")
+        if self.vocab < 0:
+            raise UserError(f"must be >= 0, got {self.vocab}", field="model.vocab")
         if self.tokens > self.max_tokens:
             raise UserError(f"tokens={self.tokens} exceeds max_tokens={self.max_tokens}", field="model.tokens")
 
@@ -54,10 +62,15 @@ class ModelSpec:
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
-    "vit-base": ModelSpec("vit-base", "vit", 12, 768, 12, 12, 3072, "gelu", "layernorm", False, 197, 197, cls_token=True),
-    "gpt2-s": ModelSpec("gpt2-s", "gpt2", 12, 768, 12, 12, 3072, "gelu", "layernorm", True, 1024, 1024),
-    "gpt2-m": ModelSpec("gpt2-m", "gpt2", 24, 1024, 16, 16, 4096, "gelu", "layernorm", True, 1024, 1024),
-    "llama3-8b": ModelSpec("llama3-8b", "llama", 32, 4096, 32, 8, 14336, "swiglu", "rmsnorm", True, 1024, 8192),
+    # vit-base: the 1000-class head and the patch projection counted as an untied 1000-row embedding
+    "vit-base": ModelSpec("vit-base", "vit", 12, 768, 12, 12, 3072, "gelu", "layernorm", False, 197, 197, cls_token=True,
+                          vocab=1000, tied_embeddings=False, learned_positions=True),
+    "gpt2-s": ModelSpec("gpt2-s", "gpt2", 12, 768, 12, 12, 3072, "gelu", "layernorm", True, 1024, 1024,
+                        vocab=50257, learned_positions=True),
+    "gpt2-m": ModelSpec("gpt2-m", "gpt2", 24, 1024, 16, 16, 4096, "gelu", "layernorm", True, 1024, 1024,
+                        vocab=50257, learned_positions=True),
+    "llama3-8b": ModelSpec("llama3-8b", "llama", 32, 4096, 32, 8, 14336, "swiglu", "rmsnorm", True, 1024, 8192,
+                           vocab=128256, tied_embeddings=False),
 }
 
 

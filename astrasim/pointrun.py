@@ -28,9 +28,10 @@ class EngineInputs:
 
 def build_point_graph(point: Point) -> OpGraph:
     """The op graph of a point (profile lookups happen here: a missing key is a UserError)."""
-    costs = costs_for(point.profile_path, point.device)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs,
-                       point.options())
+    options = point.options()
+    # a Fleet scales every device's ops itself, from the profile's own (unscaled) times
+    costs = costs_for(point.profile_path, point.device if options.fleet is None else None)
+    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options)
 
 
 PRELOADED_TRACES: dict[str, list] = {}
@@ -102,7 +103,19 @@ def result_row(point: Point, result) -> dict[str, Any]:
         "n_messages": int(result.n_messages),
         "single_latency_s": single,
         "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
+        **memory_columns(point),
     }
+
+
+def memory_columns(point: Point) -> dict[str, Any]:
+    """MEMORY_COLUMNS: the largest per-device footprint (GB), the memory of the tightest device, whether
+    every device fits, and whether the single-device point of the same setup fits."""
+    from astrasim.scenario.fleet import memory_check
+
+    check = memory_check(point)
+    single = check if point.single_device else memory_check(point.single())
+    return {"memory_gb": check.largest_gb, "memory_limit_gb": check.have_gb[check.worst], "fits": check.fits,
+            "single_fits": single.fits}
 
 
 def simulate_point(point: Point) -> dict[str, Any]:

@@ -22,10 +22,13 @@ from astrasim.strategies.registry import KNOB_FIELDS
 
 IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "devices", "hardware", "speed",
                     "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate", "trace",
-                    "broadcast", "element_bits", "causal_skip", "algorithm")  # = Point.identity() keys
+                    "broadcast", "element_bits", "causal_skip", "algorithm",
+                    "weight_bits", "partition")  # = Point.identity() keys
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
 RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
                   "n_messages", "single_latency_s", "speedup_vs_single")
+MEMORY_COLUMNS = ("memory_gb", "memory_limit_gb", "fits", "single_fits")  # astrasim.scenario.fleet.MemoryCheck
+RESULT_COLUMNS = RESULT_COLUMNS + MEMORY_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

@@ -26,7 +26,7 @@ from astrasim.results import (
 )
 from astrasim.scenario import Point, Scenario, load_scenario, point_key
 from astrasim.strategies.costs import costs_for
-from astrasim.strategies.registry import label_of
+from astrasim.strategies.registry import label_of, single_device_strategy
 
 __all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
            "simulate_point", "build_point_graph"]
@@ -202,13 +202,33 @@ class _progress:
             self.bar.stop()
 
 
+NOTHING_FITS = "nothing fits"
+
+
 def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
-    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth)."""
+    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth, weight bits),
+    among the points that fit in memory. A split that is not faster than one device is never
+    recommended: then the answer is the single-device strategy (if it fits), else NOTHING_FITS."""
     multi = df[df["devices"] > 1].copy()
     if multi.empty:
         return multi
     multi["label"] = [label_of(r) for r in multi.to_dict("records")]
-    group = ["model", "tokens", "hardware", "network", "devices", "bandwidth_mbps"]
-    idx = multi.groupby(group, sort=False)["latency_s"].idxmin()
-    best = multi.loc[idx, group + ["label", "latency_s", "speedup_vs_single", "comm_fraction"]]
-    return best.rename(columns={"label": "best"}).reset_index(drop=True)
+    group = [c for c in ("model", "tokens", "hardware", "network", "devices", "bandwidth_mbps", "weight_bits")
+             if c in multi.columns]
+    cols = ["latency_s", "speedup_vs_single", "comm_fraction", "memory_gb"]
+    single = single_device_strategy().name
+    fits = multi["fits"].astype(str).str.lower().isin(["true", "1"]) if "fits" in multi.columns else True
+    rows = []
+    for _, grp in multi.groupby(group, sort=False):
+        first = grp.iloc[0]
+        ok = grp[fits[grp.index]] if not isinstance(fits, bool) else grp
+        pick = ok.loc[ok["latency_s"].idxmin()] if not ok.empty else None
+        row = {c: first[c] for c in group}
+        if pick is not None and pick["latency_s"] < pick["single_latency_s"]:
+            row.update(best=pick["label"], **{c: pick[c] for c in cols if c in pick.index})
+        else:
+            single_fits = str(first.get("single_fits", True)).lower() in ("true", "1")
+            row.update(best=single if single_fits else NOTHING_FITS, latency_s=first["single_latency_s"],
+                       speedup_vs_single=1.0, comm_fraction=0.0, memory_gb=float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=group + ["best"] + cols)

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_accuracy, select_task
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
-from astrasim.scenario.schema import StrategyEntry
+from astrasim.scenario.schema import MemoryConfig, StrategyEntry
 from astrasim.strategies import STRATEGIES, get, label_of
 NO_NETWORK = "none"
 
@@ -137,6 +137,9 @@ class PlanScenario(BaseModel):
     devices: list[str] = Field(min_length=1, description="candidate device names from profiles/devices.yaml")
     device_counts: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
     networks: list[str] = Field(min_length=1, description="candidate network names from profiles/networks.yaml")
+    fleets: list[list[str]] = Field(default_factory=list, description="mixed fleets to try: per-device lists of "
+                                                                      "catalog device names (fastest first)")
+    mixed: bool = Field(False, description="also try every mix of two or more of `devices` at each device count")
     strategies: list[StrategyEntry] = Field(default_factory=lambda: [StrategyEntry(name=n) for n in STRATEGIES],
                                             min_length=1, description="strategy names or mappings {name, <knobs>}, "
                                                                       "as in a sweep scenario")
@@ -188,6 +191,14 @@ def check_names(plan: PlanScenario, devices: dict, networks: dict[str, NetworkOp
         if name not in devices:
             raise UserError(f"unknown device '{name}'; profiles/devices.yaml has {sorted(devices)}",
                             field="plan.devices")
+    for i, fleet in enumerate(plan.fleets):
+        for name in fleet:
+            if name not in devices:
+                raise UserError(f"unknown device '{name}'; profiles/devices.yaml has {sorted(devices)}",
+                                field=f"plan.fleets[{i}]")
+        if len(fleet) < 2:
+            raise UserError("a fleet lists two or more devices (one device: put it in plan.devices)",
+                            field=f"plan.fleets[{i}]")
     for name in plan.networks:
         if name not in networks:
             raise UserError(f"unknown network '{name}'; profiles/networks.yaml has {sorted(networks)}",
@@ -286,10 +297,33 @@ def sweep_scenarios(plan: PlanScenario, networks: dict[str, NetworkOption]) -> d
         counts = [n for n in plan.device_counts if 2 <= n <= net.max_devices]
         if not entries or not counts:
             continue
+        network = {**network_extra, "topology": net.kind, "bandwidth_mbps": net.bandwidth_mbps,
+                   "latency_s": net.latency_s, "efficiency": net.efficiency}
         out[name] = from_dict({**common, "name": f"{plan.name}--{name}", "devices": counts, "strategies": entries,
-                               "network": {**network_extra, "topology": net.kind, "bandwidth_mbps": net.bandwidth_mbps,
-                                           "latency_s": net.latency_s, "efficiency": net.efficiency}},
-                              base_dir=plan.base_dir or ".", source=f"plan (network {name})")
+                               "network": network}, base_dir=plan.base_dir or ".", source=f"plan (network {name})")
+        for i, fleet in enumerate(f for f in plan_fleets(plan) if len(f) <= net.max_devices):
+            hw = {**{k: v for k, v in hardware.items() if k != "device"}, "devices": list(fleet)}
+            out[f"{name}{FLEET_SEP}{i}"] = from_dict(
+                {**common, "hardware": hw, "name": f"{plan.name}--{name}--fleet{i}", "devices": [len(fleet)],
+                 "strategies": entries, "network": network},
+                base_dir=plan.base_dir or ".", source=f"plan (network {name}, fleet {fleet})")
+    return out
+
+
+FLEET_SEP = "#fleet"  # network option key of a mixed fleet's scenario ("wifi-20mbps#fleet0")
+
+
+def plan_fleets(plan: PlanScenario) -> list[tuple[str, ...]]:
+    """The mixed fleets of a plan: its `fleets`, plus (mixed: true) every multiset of two or more
+    distinct candidate devices at each device count, in catalog order of `devices`."""
+    from itertools import combinations_with_replacement
+
+    out = [tuple(f) for f in plan.fleets]
+    if plan.mixed:
+        for n in plan.device_counts:
+            for combo in combinations_with_replacement(plan.devices, n):
+                if len(set(combo)) > 1 and combo not in out:
+                    out.append(combo)
     return out
 
 
@@ -325,7 +359,7 @@ def simulate_plan(plan: PlanScenario, networks: dict[str, NetworkOption], *, wor
                 rows.append(simulate_point(p))
                 bar.advance(task)
     df = pd.DataFrame(rows)
-    df["network_option"] = option
+    df["network_option"] = [o.split(FLEET_SEP)[0] for o in option]
     return df
 
 
@@ -387,13 +421,17 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
     """Add device_cost_usd, network_cost_usd, cost_usd, busy_s and energy_j to sweep rows whose
     ``hardware`` is a device catalog name and ``network_option`` a network catalog name ("none"
     or a single-device row: no network)."""
+    from astrasim.scenario.fleet import fleet_names
+
     df = df.copy()
-    unknown = sorted(set(df["hardware"]) - set(devices))
+    fleets = [names if len(names := fleet_names(str(h))) > 1 else names * int(n)
+              for h, n in zip(df["hardware"], df["devices"])]
+    unknown = sorted({name for f in fleets for name in f} - set(devices))
     if unknown:
         raise UserError(f"hardware {unknown} not in the device catalog {sorted(devices)}", field="hardware")
-    price = df["hardware"].map(lambda h: devices[h].price_usd).astype(float)
-    power = df["hardware"].map(lambda h: devices[h].power_w).astype(float)
-    df["device_cost_usd"] = df["devices"].astype(float) * price
+    # a mixed fleet: the sum of its prices; its power is the mean over its devices (busy_s is a sum)
+    power = pd.Series([sum(devices[d].power_w for d in f) / len(f) for f in fleets], index=df.index, dtype=float)
+    df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
     df["network_cost_usd"] = [0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
                               for name, n in zip(df["network_option"], df["devices"])]
     df["cost_usd"] = df["device_cost_usd"] + df["network_cost_usd"]
@@ -405,7 +443,9 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
 def _label(row) -> str:
     strat = label_of(row)
     net = "" if row["network_option"] == NO_NETWORK else f" on {row['network_option']}"
-    return f"{int(row['devices'])} x {row['hardware']}{net}, {strat}"
+    hw = row["hardware"] if "+" in str(row["hardware"]) else f"{int(row['devices'])} x {row['hardware']}"
+    bits = f", {int(row['weight_bits'])}-bit weights" if row.get("weight_bits", 32) != 32 else ""
+    return f"{hw}{net}, {strat}{bits}"
 
 
 def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks: dict[str, NetworkOption],
@@ -419,6 +459,8 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     if not accuracy.strict_table.empty:
         check_matches(results, accuracy.strict_table)
     df = join_accuracy(results, accuracy.table, task=accuracy.task and {plan.model: accuracy.task})
+    if "weight_bits" in df.columns:  # the accuracy tables are for 32-bit weights: other precisions are unknown
+        df.loc[df["weight_bits"] != 32, "accuracy"] = np.nan
     df = add_cost_energy(df, devices, networks)
     df["configuration"] = [_label(r) for _, r in df.iterrows()]
 
@@ -432,8 +474,12 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
         ok_acc = df["accuracy"] <= floor
     ok_acc = ok_acc.fillna(False).astype(bool)
     ok_budget = (df["cost_usd"] <= plan.budget_usd) if plan.budget_usd is not None else pd.Series(True, index=df.index)
+    ok_memory = df["fits"].astype(bool) if "fits" in df.columns else pd.Series(True, index=df.index)
     df["meets_latency"], df["meets_accuracy"], df["meets_budget"] = ok_latency, ok_acc, ok_budget
-    df["feasible"] = ok_latency & ok_acc & ok_budget
+    df["meets_memory"] = ok_memory
+    headroom = (plan.sweep.get("memory") or {}).get("headroom_gb", MemoryConfig().headroom_gb)
+    df["memory_reason"] = [memory_reason(r, headroom) for _, r in df.iterrows()]
+    df["feasible"] = ok_latency & ok_acc & ok_budget & ok_memory
 
     acc_sense = "max" if accuracy.higher_is_better else "min"
     objectives = {"cost_usd": "min", "latency_s": "min"}
@@ -451,9 +497,27 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     return result
 
 
+def memory_reason(row, headroom_gb: float) -> str:
+    """Why a configuration does not fit ('needs 32.1 GB per device, has 8 GB (...)'), or ''."""
+    from astrasim.scenario.fleet import fit_reason
+
+    if "fits" not in row.index or bool(row["fits"]):
+        return ""
+    where = "per device" if "+" not in str(row["hardware"]) else "on its fullest device (the tightest)"
+    return fit_reason(row["memory_gb"], row["memory_limit_gb"], headroom_gb, where)
+
+
 def binding_constraints(df: pd.DataFrame, plan: PlanScenario, accuracy: AccuracyView) -> list[str]:
     """For each constraint: the best value reachable while the other constraints hold, and the miss."""
     out: list[str] = []
+    if "meets_memory" in df.columns:
+        if not df["meets_memory"].any():
+            small = df.loc[(df["memory_gb"] - df["memory_limit_gb"]).idxmin()]
+            out.append(f"memory binds: no configuration fits; the closest ({small['configuration']}) "
+                       f"{small['memory_reason']}")
+        df = df[df["meets_memory"]]
+        if df.empty:
+            return out
     target = plan.latency_target_s
     floor = plan.accuracy.floor
     metric = accuracy.metric or "accuracy"
@@ -526,13 +590,14 @@ def format_report(result: PlanResult, top: int = 10) -> str:
         + (f"; budget <= ${plan.budget_usd:,.0f}" if plan.budget_usd is not None else ""),
         f"{len(df)} configurations simulated, {int(df['feasible'].sum())} feasible",
     ]
-    cols = ["configuration", "cost_usd", "latency_s", "accuracy", "energy_j", "comm_bits"]
+    cols = ["configuration", "cost_usd", "latency_s", "accuracy", "energy_j", "memory_gb", "comm_bits"]
     show = df[[c for c in cols if c in df.columns]].rename(columns={"accuracy": metric})
 
     def table(frame: pd.DataFrame) -> str:
         return frame.to_string(index=False, na_rep="n/a", formatters={
             "cost_usd": lambda v: f"${v:,.0f}", "latency_s": lambda v: f"{v:.3f}",
-            metric: _fmt_acc, "energy_j": lambda v: f"{v:.3g}", "comm_bits": lambda v: f"{v:.3g}"})
+            metric: _fmt_acc, "energy_j": lambda v: f"{v:.3g}", "comm_bits": lambda v: f"{v:.3g}",
+            "memory_gb": lambda v: f"{v:.2f}"})
 
     if result.cheapest is not None:
         c = result.cheapest
@@ -553,4 +618,15 @@ def format_report(result: PlanResult, top: int = 10) -> str:
         lines.append("")
         lines.append(f"fastest configurations (top {min(top, len(df))}):")
         lines.append(table(show.loc[df.sort_values("latency_s").index[:top]]))
+    lines += memory_failures(df, top)
     return "\n".join(lines)
+
+
+def memory_failures(df: pd.DataFrame, top: int) -> list[str]:
+    """The fastest configurations left out because they do not fit, each with its reason."""
+    if "meets_memory" not in df.columns or df["meets_memory"].all():
+        return []
+    bad = df[~df["meets_memory"]].sort_values("latency_s", kind="stable")
+    lines = ["", f"{len(bad)} configurations do not fit in memory (never recommended; fastest {min(top, len(bad))}):"]
+    lines += [f"- {r['configuration']}: {r['latency_s']:.3f} s, {r['memory_reason']}" for _, r in bad.head(top).iterrows()]
+    return lines

@@ -39,34 +39,56 @@ def register(app: typer.Typer) -> None:
             result.write_chrome_trace(trace)
         per_device = [{"device": d, "compute_s": c, "exposed_comm_s": e, "idle_s": i}
                       for d, (c, e, i) in enumerate(zip(result.compute_s, result.exposed_comm_s, result.idle_s))]
+        _add_memory(point, per_device)
         if as_json:
             print(json.dumps({**row, "per_device": per_device, "link_bits": result.link_bits,
                               "ops": len(graph.ops)}, indent=2, sort_keys=False))
             return
-        _print_table(row, per_device, result, trace)
+        _print_table(row, per_device, result, trace, point)
 
 
-def _print_table(row: dict, per_device: list[dict], result, trace) -> None:
+def _add_memory(point, per_device: list[dict]) -> None:
+    """Each device's hardware and footprint (GB): weights, codebooks, KV cache, activations, total."""
+    from astrasim.scenario.fleet import GB, hardware_of
+    from astrasim.strategies import get
+
+    use = get(point.strategy).memory(point.model, point.devices, point.tokens, point.knobs, point.options())
+    for d, m in zip(per_device, use):
+        d["hardware"] = hardware_of(point, d["device"]) or point.hardware
+        d["memory_gb"] = {"weights": m.weights / GB, "codebooks": m.codebooks / GB, "kv_cache": m.kv_cache / GB,
+                          "activations": m.activations / GB, "total": m.total / GB}
+
+
+def _print_table(row: dict, per_device: list[dict], result, trace, point) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from astrasim.scenario.fleet import memory_check
     from astrasim.strategies import label_of
 
     label = label_of(row)
     title = (f"{row['model']} (T={row['tokens']}), {label} on {row['devices']} x {row['hardware']}, "
              f"{row['network']} {row['bandwidth_mbps']:g} Mbps")
     t = Table(title=title)
-    for col in ("device", "compute (s)", "exposed comm (s)", "idle (s)", "busy %"):
+    for col in ("device", "hardware", "compute (s)", "exposed comm (s)", "idle (s)", "busy %", "memory (GB)"):
         t.add_column(col, justify="right")
     lat = row["latency_s"]
     for d in per_device:
-        t.add_row(str(d["device"]), f"{d['compute_s']:.4f}", f"{d['exposed_comm_s']:.4f}", f"{d['idle_s']:.4f}",
-                  f"{100 * d['compute_s'] / lat:.0f}" if lat > 0 else "-")
+        m = d["memory_gb"]
+        t.add_row(str(d["device"]), d["hardware"], f"{d['compute_s']:.4f}", f"{d['exposed_comm_s']:.4f}",
+                  f"{d['idle_s']:.4f}", f"{100 * d['compute_s'] / lat:.0f}" if lat > 0 else "-", f"{m['total']:.3f}")
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(t)
     console.print(f"latency          {lat:.4f} s")
     console.print(f"one device       {row['single_latency_s']:.4f} s  (speedup {row['speedup_vs_single']:.2f}x)")
     console.print(f"exposed comm     {100 * row['comm_fraction']:.1f} % of latency (mean over devices)")
     console.print(f"bits sent        {row['comm_bits'] / 1e6:.3f} Mbit in {row['n_messages']} messages")
+    m = per_device[0]["memory_gb"]
+    console.print(f"memory           {row['memory_gb']:.3f} GB on the fullest device (device 0: weights "
+                  f"{m['weights']:.3f}, codebooks {m['codebooks']:.3f}, KV cache {m['kv_cache']:.3f}, activations "
+                  f"{m['activations']:.3f} GB; {row['weight_bits']}-bit weights)")
+    limit = row["memory_limit_gb"]
+    console.print("fits             " + ("yes" if row["fits"] else f"NO: {memory_check(point).reason()}") +
+                  (f" (tightest device has {limit:g} GB)" if limit is not None else " (device memory unknown)"))
     if trace is not None:
         console.print(f"trace written to {trace} (open in ui.perfetto.dev)")

@@ -46,13 +46,14 @@ def register(app: typer.Typer) -> None:
         console.print(f"{len(df)} points -> {target}")
         best = best_strategies(df)
         if not best.empty:
-            t = Table(title="Best strategy per (model, devices, bandwidth)")
-            varying = [c for c in ("tokens", "hardware", "network") if best[c].nunique() > 1]
-            for col in ["model", *varying, "N", "Mbps", "best", "latency (s)", "speedup", "comm %"]:
+            t = Table(title="Best strategy per (model, devices, bandwidth) among the points that fit in memory")
+            varying = [c for c in ("tokens", "hardware", "network", "weight_bits") if best[c].nunique() > 1]
+            for col in ["model", *varying, "N", "Mbps", "best", "latency (s)", "speedup", "comm %", "GB"]:
                 t.add_column(col, justify="left" if col in ("model", "best") else "right", no_wrap=True)
             for r in best.itertuples():
                 t.add_row(r.model, *(str(getattr(r, c)) for c in varying), str(r.devices), f"{r.bandwidth_mbps:g}",
-                          r.best, f"{r.latency_s:.4f}", f"{r.speedup_vs_single:.2f}x", f"{100 * r.comm_fraction:.0f}")
+                          r.best, f"{r.latency_s:.4f}", f"{r.speedup_vs_single:.2f}x", f"{100 * r.comm_fraction:.0f}",
+                          "-" if r.memory_gb != r.memory_gb else f"{r.memory_gb:.2f}")
             console.print(t)
         if plots:
             from astrasim.analysis.plots import plot_latency_vs_bandwidth, plot_speedup

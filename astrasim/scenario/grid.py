@@ -62,12 +62,20 @@ class Point:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
+    # memory and mixed fleets (astrasim/scenario/fleet.py)
+    weight_bits: int = 32
+    partition: str = "proportional"
+    fleet: tuple[str, ...] | None = None  # per-device catalog names of a mixed fleet (then device is None)
+    headroom_gb: float = 1.0
     hosts: int | None = None        # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
 
     def options(self) -> BuildOptions:
-        return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm)
+        from astrasim.scenario.fleet import point_fleet
+
+        return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
+                            weight_bits=self.weight_bits, fleet=point_fleet(self))
 
     @property
     def single_device(self) -> bool:
@@ -96,6 +104,7 @@ class Point:
             "latency_param_s": net.latency_s, "efficiency": net.efficiency, "loss_rate": net.loss_rate,
             "trace": net.trace or "", "broadcast": net.broadcast, "element_bits": self.element_bits,
             "causal_skip": self.causal_skip, "algorithm": self.algorithm,
+            "weight_bits": self.weight_bits, "partition": self.partition,
         }
 
     def _speeds_text(self) -> str:
@@ -106,8 +115,15 @@ class Point:
         return ";".join(repr(float(s)) for s in used)
 
     def single(self) -> "Point":
-        """The single-device point of the same model, tokens, hardware and network."""
+        """The single-device point of the same model, tokens, hardware and network (a mixed fleet:
+        its fastest device alone)."""
         s = single_device_strategy()
+        if self.fleet is not None:
+            from astrasim.scenario.fleet import fastest
+
+            i = fastest(list(self.fleet), self.model, self.tokens, list(self.speeds) if self.speeds else None)
+            return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=self.fleet[i],
+                           hardware=self.fleet[i], speeds=(self.speeds[i],) if self.speeds else None)
         return replace(self, strategy=s.name, knobs=s.knobs(), devices=1)
 
 
@@ -122,28 +138,46 @@ def iter_points(sc) -> Iterator[Point]:
     trace_path = str(resolve_file(net.trace, sc._base_dir, "network.trace")) if net.trace else None
     custom = json.dumps(net.custom, sort_keys=True) if net.custom is not None else None
     speeds = tuple(float(s) for s in hw.speeds) if hw.speeds else None
+    fleet_all = tuple(hw.devices) if hw.devices else None
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
     seen: set[tuple] = set()
     for spec in specs:
         for tokens in sc.tokens or [spec.tokens]:
             for device in hw.device:
-                profile = hw.profile or (catalog_device(device).profile if device else "cpu")
+                first = fleet_all[0] if fleet_all else device
+                profile = hw.profile or (catalog_device(first).profile if first else "cpu")
                 ppath = resolve_profile_path(profile, sc._base_dir)
                 hardware = device or profile_id(ppath)
                 axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
-                                         net.loss_rate, sc.element_bits, sc.devices)
-                for speed, topo, bw, alpha, eff, loss, bits, n in axes:
+                                         net.loss_rate, sc.element_bits, sc.weight_bits, sc.devices)
+                for speed, topo, bw, alpha, eff, loss, bits, wbits, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom)
                     for name, strategy, knobs in variants:
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm, hosts=hw.hosts,
-                                  cores_per_host=hw.cores_per_host, op_overhead_s=float(hw.op_overhead_s))
+                                  sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
+                                  hosts=hw.hosts, cores_per_host=hw.cores_per_host,
+                                  op_overhead_s=float(hw.op_overhead_s))
+                        if fleet_all:
+                            p = _on_fleet(p, fleet_all)
                         key = point_key(p)
                         if key not in seen:
                             seen.add(key)
                             yield p
+
+
+def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
+    """A point on the first N devices of a mixed fleet (single: the fastest of them)."""
+    from astrasim.scenario.fleet import fastest, fleet_text
+
+    if p.single_device:
+        i = fastest(list(fleet), p.model, p.tokens, list(p.speeds) if p.speeds else None)
+        return replace(p, device=fleet[i], hardware=fleet[i], speeds=(p.speeds[i],) if p.speeds else None)
+    used = fleet[: p.devices]
+    if len(set(used)) == 1:  # a uniform fleet is an ordinary catalog device
+        return replace(p, device=used[0], hardware=used[0])
+    return replace(p, fleet=used, hardware=fleet_text(used))
 
 
 def expand(sc) -> list[Point]:

@@ -70,12 +70,30 @@ def check(sc: Scenario) -> None:
     for d in hw.device:
         if d is not None:
             catalog_device(d)
+    _check_fleet(sc)
     if hw.profile is not None:
         resolve_profile_path(hw.profile, sc._base_dir)
     if "custom" in net.topology and net.custom is None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
     if net.trace:
         resolve_file(net.trace, sc._base_dir, "network.trace")
+
+
+def _check_fleet(sc: Scenario) -> None:
+    """hardware.devices: known catalog names, one per device of the largest count, not with hardware.device."""
+    from astrasim.strategies.costs import catalog_device
+
+    hw = sc.hardware
+    if hw.devices is None:
+        return
+    if any(d is not None for d in hw.device):
+        raise UserError("give either hardware.device (one device type, or a list to sweep) or hardware.devices "
+                        "(a per-device mixed fleet), not both", field="hardware.devices")
+    if len(hw.devices) < max(sc.devices):
+        raise UserError(f"lists {len(hw.devices)} device(s) but the largest device count is {max(sc.devices)}; give "
+                        f"one catalog device per device", field="hardware.devices")
+    for i, name in enumerate(hw.devices):
+        catalog_device(name, field=f"hardware.devices[{i}]")
 
 
 def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:

@@ -17,9 +17,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from astrasim.network.topology import KINDS
 from astrasim.strategies import STRATEGIES, get
-from astrasim.strategies.base import ALGORITHMS, ELEMENT_BITS, KnobError
+from astrasim.strategies.base import ALGORITHMS, ELEMENT_BITS, WEIGHT_BITS, KnobError
 
 TOPOLOGIES = (*KINDS, "custom")
+PARTITIONS = ("proportional", "even")
 
 
 def _as_list(v: Any) -> Any:
@@ -107,6 +108,15 @@ class HardwareConfig(_Strict):
     speeds: list[PositiveFloat] | None = Field(None, description="heterogeneous devices: per-device speed factors "
                                                                  "(device i uses speeds[i], times `speed`); needs at "
                                                                  "least as many entries as the largest device count")
+    # mixed fleets (astrasim/scenario/fleet.py)
+    devices: list[str] | None = Field(None, description="mixed fleet: per-device catalog devices (device i is "
+                                                        "devices[i], with its own roofline, memory and price); needs "
+                                                        "at least as many entries as the largest device count; "
+                                                        "single runs on the fastest of them; excludes hardware.device")
+    partition: Annotated[str, AfterValidator(_one_of(PARTITIONS))] = Field(
+        "proportional", description="proportional: each device's share (tokens for sp/astra, KV heads and MLP "
+                                    "columns for tp) in proportion to its speed; even: equal shares (the split "
+                                    "before mixed fleets)")
     # hosts and cores (processor sharing, astrasim/engine/cores.py) and the per-op dispatch cost
     hosts: Annotated[int, Field(ge=1)] | None = Field(None, description="machines the devices run on (devices in "
                                                       "contiguous balanced blocks); null = every device its own "
@@ -120,6 +130,14 @@ class HardwareConfig(_Strict):
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return _as_list(v)
+
+
+class MemoryConfig(_Strict):
+    """What a device must keep free besides the model (astrasim/scenario/fleet.py, `fits`)."""
+
+    headroom_gb: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        1.0, description="GB (10^9 bytes) of each device's memory left to the OS and runtime: a point fits when "
+                         "every device's footprint <= memory_gb - headroom_gb")
 
 
 class NetworkConfig(_Strict):
@@ -175,8 +193,12 @@ class Scenario(_Strict):
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
         "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+    weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
+        [32], description="bits per stored weight (32, 16, 8, 4): weight memory and the weight bytes of the roofline "
+                          "compute model (not what crosses the network: element_bits); one value or a list")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig, description="memory fit")
 
-    @field_validator("models", "tokens", "devices", "element_bits", mode="before")
+    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return v if v is None else _as_list(v)

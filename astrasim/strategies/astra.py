@@ -32,7 +32,10 @@ from astrasim.kernels.split import astra_token_bounds
 from astrasim.layer_costs import (
     DTYPE_BYTES, INDEX_BYTES, Cost, LayerShape, attention_core, linear, mlp_block, norm, qkv, residual,
 )
-from astrasim.strategies.base import KnobError, Knobs, Strategy, code_bits, split_tokens
+from astrasim.strategies.base import (
+    KnobError, Knobs, Memory, Strategy, activation_bytes, bounded_split, code_bits, kv_bytes, model_weights,
+    proportional_split,
+)
 
 
 class AstraKnobs(Knobs):
@@ -40,14 +43,15 @@ class AstraKnobs(Knobs):
     codebook: int = Field(1024, ge=2, description="codebook entries K per group (log2 K bits per code)")
 
 
-def sent_tokens(spec, n: int, tokens: int) -> list[int]:
-    """Tokens whose codes each device sends: its share of the sequence (patches only with CLS)."""
-    return split_tokens(tokens - 1, n) if spec.cls_token else split_tokens(tokens, n)
+def sent_tokens(spec, n: int, tokens: int, shares: tuple[float, ...] | None = None) -> list[int]:
+    """Tokens whose codes each device sends: its share of the sequence (patches only with CLS), even
+    or in proportion to `shares`."""
+    return proportional_split(tokens - 1 if spec.cls_token else tokens, list(shares) if shares else [1] * n)
 
 
-def remote_tokens(spec, n: int, tokens: int, causal_skip: bool) -> list[int]:
+def remote_tokens(spec, n: int, tokens: int, causal_skip: bool, own: list[int] | None = None) -> list[int]:
     """Remote tokens each device decodes and attends to."""
-    own = sent_tokens(spec, n, tokens)
+    own = own or sent_tokens(spec, n, tokens)
     total = sum(own)
     if spec.causal and causal_skip:
         return [sum(own[:d]) for d in range(n)]
@@ -75,20 +79,24 @@ class Astra(Strategy):
 
     def build(self, spec, costs, n, tokens, knobs, options):
         g, k = knobs.groups, knobs.codebook
-        t = self.op_seconds(costs, spec, n, tokens, knobs)
-        enc, loc, rkv, ratt, mrg, mlp = (t(op) for op in self.ops)
-        pool = t("cls_pool") if spec.cls_token else 0.0
+        t = self.device_seconds(costs, spec, n, tokens, knobs, options)
+        pool = t(0, "cls_pool") if spec.cls_token else 0.0
         per_token = code_bits(g, k)
-        own = sent_tokens(spec, n, tokens)
+        own = self.parts(spec, n, tokens, knobs, options)
         causal = spec.causal and options.causal_skip
-        remote = remote_tokens(spec, n, tokens, options.causal_skip)
-        profiled_remote = sum(own) - own[0]
-        scale = [r / profiled_remote if profiled_remote else 0.0 for r in remote]
+        remote = remote_tokens(spec, n, tokens, options.causal_skip, own)
+        even = sent_tokens(spec, n, tokens)
+        profiled_remote = sum(even) - even[0]
+        # uniform options: remote ops scale with the remote tokens a device uses (device_seconds
+        # otherwise prices each device's own remote work analytically)
+        scale = [(r / profiled_remote if profiled_remote else 0.0) if options.uniform else float(r > 0)
+                 for r in remote]
+        enc, loc, rkv, ratt, mrg, mlp = ([t(d, op) for d in range(n)] for op in self.ops)
         devs = tuple(range(n))
         b = self.graph_builder(spec, n, tokens, knobs, causal_skip=causal)
         prev = [""] * n
         for layer in range(spec.layers):
-            e = [b.compute(d, "vq_encode", layer, enc, [prev[d]]) for d in devs]
+            e = [b.compute(d, "vq_encode", layer, enc[d], [prev[d]]) for d in devs]
             if causal:
                 # codes from device s are needed by s+1..n-1; device d waits for every s < d
                 sends = [b.comm(f"codes_from{s}", layer, "broadcast", range(s, n), own[s] * per_token, [e[s]],
@@ -99,13 +107,13 @@ class Astra(Strategy):
                             algorithm=options.algorithm)
                 needs = [[ex]] * n
             for d in devs:
-                la = b.compute(d, "local_attn", layer, loc, [prev[d]])
+                la = b.compute(d, "local_attn", layer, loc[d], [prev[d]])
                 merge_deps = [la]
                 if scale[d] > 0:
-                    rk = b.compute(d, "remote_kv", layer, rkv * scale[d], needs[d])
-                    merge_deps.append(b.compute(d, "remote_attn", layer, ratt * scale[d], [rk, la]))
-                mg = b.compute(d, "merge", layer, mrg, merge_deps)
-                prev[d] = b.compute(d, "mlp", layer, mlp, [mg])
+                    rk = b.compute(d, "remote_kv", layer, rkv[d] * scale[d], needs[d])
+                    merge_deps.append(b.compute(d, "remote_attn", layer, ratt[d] * scale[d], [rk, la]))
+                mg = b.compute(d, "merge", layer, mrg[d], merge_deps)
+                prev[d] = b.compute(d, "mlp", layer, mlp[d], [mg])
         if spec.cls_token and n > 1:
             gat = b.comm("cls_gather", -1, "gather", devs, spec.hidden * options.element_bits, prev, root=0)
             b.compute(0, "cls_pool", -1, pool, [gat, prev[0]])
@@ -114,12 +122,45 @@ class Astra(Strategy):
         return b.graph
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
+        bounds = astra_token_bounds(tokens, n, spec.cls_token)
+        # own shared (quantized) tokens; every other device's shared tokens
+        return self._costs(spec, n, knobs, bounds[0][1] - bounds[0][0], sum(b - a for a, b in bounds[1:]), dtype)
+
+    # -- memory and uneven token splits ----------------------------------------------------------
+    def parts(self, spec, n, tokens, knobs, options):
+        """Shared tokens per device (CLS copies not counted), even or in proportion to the partition weights,
+        bounded by each device's memory (counting every other token as remote: an upper bound)."""
+        shared = tokens - 1 if spec.cls_token else tokens
+        return bounded_split(shared, n, options, lambda d, p: self._device_memory(spec, knobs, options, p,
+                                                                                   shared - p, 0).total)
+
+    def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
+        remote = remote_tokens(spec, n, tokens, options.causal_skip, parts)[device]
+        return self._costs(spec, n, knobs, parts[device], remote, "float32")
+
+    def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
+        """Full weights and every layer's codebooks (K x D values at weight_bits) on every device; the
+        KV cache of its own tokens (the last device also of the generated ones) plus the codes of the
+        remote tokens it uses; one layer's activations include the decoded remote K_hat, V_hat."""
+        own = self.parts(spec, n, tokens, knobs, options)
+        remote = remote_tokens(spec, n, tokens, options.causal_skip, own)
+        return [self._device_memory(spec, knobs, options, own[d], remote[d], output_tokens if d == n - 1 else 0)
+                for d in range(n)]
+
+    def _device_memory(self, spec, knobs, options, own: int, remote: int, generated: int) -> Memory:
+        sh = LayerShape.of(spec)
+        local = own + (1 if spec.cls_token else 0)
+        codes = spec.layers * remote * code_bits(knobs.groups, knobs.codebook) / 8
+        return Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
+                      codebooks=spec.layers * knobs.codebook * spec.hidden * options.weight_bits / 8,
+                      kv_cache=kv_bytes(spec.layers, local + generated, sh.kv_heads, sh.head_dim) + codes,
+                      activations=activation_bytes(sh, local, local, local + remote, local))
+
+    def _costs(self, spec, n, knobs, m: int, remote: int, dtype: str):
+        """One layer's ops of a device with m own shared tokens that uses `remote` remote tokens."""
         s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
         groups, codebook, d = knobs.groups, knobs.codebook, spec.hidden
-        bounds = astra_token_bounds(tokens, n, spec.cls_token)
-        m = bounds[0][1] - bounds[0][0]                 # own shared (quantized) tokens
         local = m + (1 if spec.cls_token else 0)        # own tokens incl. the CLS copy
-        remote = sum(b - a for a, b in bounds[1:])      # every other device's shared tokens
         gd = d // groups
         hd, heads = sh.head_dim, sh.heads
         ops = {

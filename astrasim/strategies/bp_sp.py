@@ -16,6 +16,8 @@ runs sequence-parallel instead of redundantly. Resharding modelled (per block):
 from __future__ import annotations
 
 from astrasim.kernels.split import token_bounds
+from astrasim.layer_costs import LayerShape
+from astrasim.strategies.base import activation_bytes, kv_bytes
 from astrasim.strategies.bp_ag import BlockParallel, decoupled_then_gather
 from astrasim.strategies.sp import sp_kernel_calls, sp_layer_costs
 
@@ -34,9 +36,9 @@ class BlockParallelSequence(BlockParallel):
 
     def build(self, spec, costs, n, tokens, knobs, options):
         per = self.layers_per_block(spec, knobs)
-        t = self.op_seconds(costs, spec, n, tokens, knobs)
-        attn, mlp = t("attn"), t("mlp")
-        dec = t("decoupled_layer") if per > 1 else 0.0
+        t = self.device_seconds(costs, spec, n, tokens, knobs, options)
+        attn, mlp = [t(d, "attn") for d in range(n)], [t(d, "mlp") for d in range(n)]
+        dec = [t(d, "decoupled_layer") if per > 1 else 0.0 for d in range(n)]
         ag_bits = tokens * spec.hidden / n * options.element_bits
         a2a_bits = tokens / n * spec.hidden / n * options.element_bits
         devs = tuple(range(n))
@@ -45,8 +47,8 @@ class BlockParallelSequence(BlockParallel):
         layer = 0
         for block in range(knobs.nb):
             ag, layer = decoupled_then_gather(b, devs, per, dec, prev, layer, ag_bits, options.algorithm)
-            a = [b.compute(d, "attn", layer, attn, [ag]) for d in devs]
-            prev = [b.compute(d, "mlp", layer, mlp, [a[d]]) for d in devs]
+            a = [b.compute(d, "attn", layer, attn[d], [ag]) for d in devs]
+            prev = [b.compute(d, "mlp", layer, mlp[d], [a[d]]) for d in devs]
             if block < knobs.nb - 1 and n > 1:
                 a2a = b.comm("a2a_reshard", layer, "all_to_all", devs, a2a_bits, prev)
                 prev = [a2a] * n
@@ -55,6 +57,12 @@ class BlockParallelSequence(BlockParallel):
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         return {**self.decoupled_costs(spec, n, tokens, dtype), **sp_layer_costs(spec, n, tokens, dtype)}
+
+    def full_layer_memory(self, spec, n, tokens):
+        """The sequence-parallel full layer keeps the KV of its T/N tokens, gathers all T inputs."""
+        sh = LayerShape.of(spec)
+        own = -(-tokens // n)
+        return kv_bytes(1, own, sh.kv_heads, sh.head_dim), activation_bytes(sh, tokens, own, tokens, own)
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch

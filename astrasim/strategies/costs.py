@@ -90,6 +90,15 @@ class CatalogDevice(BaseModel):
     price_usd: float = Field(ge=0, description="list price, USD")
     source: str = Field(description="where the figures come from")
     profile: str = Field("cpu", description="id of the measured profile this device is scaled from")
+    memory_gb: float = Field(gt=0, description="memory the device has (GB = 10^9 bytes; shared CPU/GPU memory on "
+                                               "the Jetsons and the Pi), from its datasheet")
+    memory_source: str = Field("", description="where the memory figure comes from")
+
+    def rate(self) -> "Rate":
+        """This device's roofline (astrasim.strategies.base.Rate)."""
+        from astrasim.strategies.base import Rate
+
+        return Rate(self.peak_flops, self.mem_bandwidth_gbs * 1e9)
 
 
 def catalog_path() -> Path:

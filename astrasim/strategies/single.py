@@ -20,8 +20,8 @@ class Single(Strategy):
     single_device = True
 
     def build(self, spec, costs, n, tokens, knobs, options):
-        t = self.op_seconds(costs, spec, 1, tokens, knobs)
-        attn, mlp = t("attn"), t("mlp")
+        t = self.device_seconds(costs, spec, 1, tokens, knobs, options)
+        attn, mlp = t(0, "attn"), t(0, "mlp")
         b = self.graph_builder(spec, 1, tokens, knobs)
         prev = ""
         for layer in range(spec.layers):
@@ -32,6 +32,8 @@ class Single(Strategy):
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
         return {"attn": attn_block(sh, tokens, tokens, s, square_causal=sh.causal), "mlp": mlp_block(sh, tokens, s)}
+
+    # memory: Strategy.memory's default (the whole model and the KV of every token on one device)
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch

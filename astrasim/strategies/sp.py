@@ -10,14 +10,24 @@ from __future__ import annotations
 
 from astrasim.kernels.split import token_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Strategy
+from astrasim.strategies.base import Memory, Strategy, activation_bytes, bounded_split, kv_bytes, model_weights
 
 
-def sp_layer_costs(spec, n: int, tokens: int, dtype: str) -> dict:
-    """attn (own T/N queries over all T keys, explicit mask) and mlp of device 0's tokens."""
+def sp_layer_costs(spec, n: int, tokens: int, dtype: str, own: int | None = None) -> dict:
+    """attn (own T/N queries over all T keys, explicit mask) and mlp of device 0's tokens (or `own`)."""
     s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
-    a, b = token_bounds(tokens, n)[0]
-    return {"attn": attn_block(sh, b - a, tokens, s, square_causal=False), "mlp": mlp_block(sh, b - a, s)}
+    if own is None:
+        a, b = token_bounds(tokens, n)[0]
+        own = b - a
+    return {"attn": attn_block(sh, own, tokens, s, square_causal=False), "mlp": mlp_block(sh, own, s)}
+
+
+def sp_memory(spec, tokens: int, own: int, weight_bits: int, kept: int) -> Memory:
+    """A full replica that gathers the T-token block input and keeps the KV of `kept` tokens."""
+    sh = LayerShape.of(spec)
+    return Memory(weights=model_weights(spec, sh) * weight_bits / 8,
+                  kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim),
+                  activations=activation_bytes(sh, tokens, own, tokens, own))
 
 
 def sp_kernel_calls(dev, x) -> dict:
@@ -38,21 +48,36 @@ class SequenceParallel(Strategy):
         token_bounds(tokens, n)
 
     def build(self, spec, costs, n, tokens, knobs, options):
-        t = self.op_seconds(costs, spec, n, tokens, knobs)
-        attn, mlp = t("attn"), t("mlp")
-        bits = tokens / n * spec.hidden * options.element_bits
+        t = self.device_seconds(costs, spec, n, tokens, knobs, options)
+        attn, mlp = [t(d, "attn") for d in range(n)], [t(d, "mlp") for d in range(n)]
+        bits = tokens / n * spec.hidden * options.element_bits  # mean contribution (uneven parts: same total)
         devs = tuple(range(n))
         b = self.graph_builder(spec, n, tokens, knobs)
         prev = [""] * n
         for layer in range(spec.layers):
             ag = b.comm("ag_input", layer, "all_gather", devs, bits, prev, algorithm=options.algorithm)
             for d in devs:
-                a = b.compute(d, "attn", layer, attn, [ag])
-                prev[d] = b.compute(d, "mlp", layer, mlp, [a])
+                a = b.compute(d, "attn", layer, attn[d], [ag])
+                prev[d] = b.compute(d, "mlp", layer, mlp[d], [a])
         return b.graph
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         return sp_layer_costs(spec, n, tokens, dtype)
+
+    # -- memory and uneven token splits ----------------------------------------------------------
+    def parts(self, spec, n, tokens, knobs, options):
+        """Tokens per device, in proportion to speed, bounded by each device's memory."""
+        return bounded_split(tokens, n, options, lambda d, p: sp_memory(spec, tokens, p, options.weight_bits, p).total)
+
+    def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
+        return sp_layer_costs(spec, n, tokens, "float32", own=parts[device])
+
+    def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
+        """Full weights everywhere; each device keeps the KV of its own tokens (the last device also
+        of the generated ones) and gathers the whole T-token input of a layer."""
+        own = self.parts(spec, n, tokens, knobs, options)
+        return [sp_memory(spec, tokens, own[d], options.weight_bits, own[d] + (output_tokens if d == n - 1 else 0))
+                for d in range(n)]
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch

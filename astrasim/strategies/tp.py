@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Strategy
+from astrasim.strategies.base import (
+    Memory, Strategy, activation_bytes, bounded_split, kv_bytes, layer_weights, outer_weights, proportional_split,
+)
+
+
+def tp_shard(spec, kv: int, columns: int) -> LayerShape:
+    """The layer shard of a device holding `kv` KV heads (and their query heads) and `columns` MLP columns."""
+    sh = LayerShape.of(spec)
+    group = spec.heads // spec.kv_heads
+    return LayerShape(spec.hidden, kv * group, kv, sh.head_dim, columns, sh.activation, sh.norm, sh.bias, sh.causal)
 
 
 class TensorParallel(Strategy):
@@ -24,16 +33,16 @@ class TensorParallel(Strategy):
         head_bounds(spec.heads, spec.kv_heads, n)
 
     def build(self, spec, costs, n, tokens, knobs, options):
-        t = self.op_seconds(costs, spec, n, tokens, knobs)
-        attn, mlp = t("attn"), t("mlp")
+        t = self.device_seconds(costs, spec, n, tokens, knobs, options)
+        attn, mlp = [t(d, "attn") for d in range(n)], [t(d, "mlp") for d in range(n)]
         bits = tokens * spec.hidden * options.element_bits
         devs = tuple(range(n))
         b = self.graph_builder(spec, n, tokens, knobs)
         prev = ""
         for layer in range(spec.layers):
-            a = [b.compute(d, "attn", layer, attn, [prev]) for d in devs]
+            a = [b.compute(d, "attn", layer, attn[d], [prev]) for d in devs]
             ar1 = b.comm("ar_attn", layer, "all_reduce", devs, bits, a, algorithm=options.algorithm)
-            m = [b.compute(d, "mlp", layer, mlp, [ar1]) for d in devs]
+            m = [b.compute(d, "mlp", layer, mlp[d], [ar1]) for d in devs]
             prev = b.comm("ar_mlp", layer, "all_reduce", devs, bits, m, algorithm=options.algorithm)
         return b.graph
 
@@ -45,6 +54,41 @@ class TensorParallel(Strategy):
                            sh.bias, sh.causal)
         return {"attn": attn_block(shard, tokens, tokens, s, square_causal=sh.causal),
                 "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden)}
+
+    # -- memory and uneven head / column splits -----------------------------------------------------
+    def parts(self, spec, n, tokens, knobs, options):
+        """KV heads per device (query heads follow their KV head), in proportion to the partition weights,
+        bounded by each device's memory (with the same fraction of the MLP columns)."""
+        return self._split(spec, n, tokens, options)[0]
+
+    def _split(self, spec, n, tokens, options) -> tuple[list[int], list[int]]:
+        cols_of = lambda kv: max(1, round(spec.mlp_hidden * kv / spec.kv_heads))  # noqa: E731
+        kv = bounded_split(spec.kv_heads, n, options, lambda d, p: self._memory(
+            spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0).total)
+        if kv == proportional_split(spec.kv_heads, [1] * n):
+            return kv, proportional_split(spec.mlp_hidden, [1] * n)
+        return kv, proportional_split(spec.mlp_hidden, [float(k) for k in kv])
+
+    def _shards(self, spec, n, options, tokens: int = 1) -> list[LayerShape]:
+        kv, cols = self._split(spec, n, tokens, options)
+        return [tp_shard(spec, k, c) for k, c in zip(kv, cols)]
+
+    def _memory(self, spec, n, tokens, shard, weight_bits, output_tokens) -> Memory:
+        weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) / n
+        return Memory(weights=weights * weight_bits / 8,
+                      kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim),
+                      activations=activation_bytes(shard, tokens, tokens, tokens, tokens))
+
+    def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
+        shard = self._shards(spec, n, options, tokens)[device]
+        return {"attn": attn_block(shard, tokens, tokens, 4, square_causal=shard.causal),
+                "mlp": mlp_block(shard, tokens, 4, out_dim=spec.hidden)}
+
+    def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
+        """Each device: its heads' and columns' share of every layer (norms and output biases
+        replicated), 1/N of the embeddings (vocab-parallel), the KV of all tokens for its KV heads."""
+        return [self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens)
+                for shard in self._shards(spec, n, options, tokens)]
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
