@@ -52,7 +52,7 @@ def default_strategies() -> list[str]:
 
 @dataclass
 class Settings:
-    """One validation campaign; `strategies` are registry labels ('tp', 'astra G=1')."""
+    """One validation campaign; `strategies` are registry labels (astrasim.strategies.parse_label)."""
 
     hosts: list[int] = field(default_factory=lambda: [2, 4])
     bandwidths: list[float] = field(default_factory=lambda: [20.0, 100.0])
@@ -86,7 +86,8 @@ class Settings:
                 for n in self.hosts:
                     strategy.check(self.model, n, self.model.tokens, knobs)
             except Exception as exc:  # unknown name, bad tag, a knob the model cannot take
-                raise UserError(f"strategy '{label}': {exc}; use registry labels such as 'tp' or 'astra G=32'",
+                raise UserError(f"strategy '{label}': {exc}; use registry labels such as "
+                                f"{', '.join(repr(x) for x in default_strategies())}",
                                 field="strategies") from None
         if self.repeats < 1 or self.warmup < 0:
             raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats")
