@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from astrasim.errors import UserError
 
 
@@ -83,14 +81,42 @@ def get_model(name: str) -> ModelSpec:
         raise UserError(f"unknown model '{name}'; use one of {known} or a custom model YAML", field="model") from None
 
 
+# name -> the YAML file a custom model was read from (for the `astrasim profile --models <file>`
+# command printed when its profile rows are missing)
+CUSTOM_MODEL_FILES: dict[str, str] = {}
+
+_INT_FIELDS = ("layers", "hidden", "heads", "kv_heads", "mlp_hidden", "tokens", "max_tokens")
+_BOOL_FIELDS = ("causal", "cls_token")
+_CHOICES = {"family": ("vit", "gpt2", "llama", "custom"), "activation": ("gelu", "swiglu"),
+            "norm": ("layernorm", "rmsnorm")}
+
+
+def _check_types(data: dict) -> None:
+    """Each field's type, before the dataclass sees it (12.5 or "12" layers is a UserError, not a
+    TypeError deep in a kernel)."""
+    for k, v in data.items():
+        field = f"model.{k}"
+        if k in _INT_FIELDS and (isinstance(v, bool) or not isinstance(v, int)):
+            raise UserError(f"must be a whole number, got {v!r}; write e.g. {k}: 12 (no quotes, no decimals)",
+                            field=field)
+        if k in _BOOL_FIELDS and not isinstance(v, bool):
+            raise UserError(f"must be true or false, got {v!r}", field=field)
+        if k in _CHOICES and v not in _CHOICES[k]:
+            raise UserError(f"must be one of {', '.join(_CHOICES[k])}, got {v!r}", field=field)
+        if k == "name" and (not isinstance(v, str) or not v.strip()):
+            raise UserError(f"must be a non-empty text, got {v!r}", field=field)
+
+
 def model_from_dict(data: dict) -> ModelSpec:
-    """Build a custom model from a mapping (e.g. parsed YAML); unknown or missing fields are errors."""
+    """Build a custom model from a mapping (e.g. parsed YAML); unknown or missing fields, wrong
+    types and a built-in's name with another shape are errors."""
     if not isinstance(data, dict):
         raise UserError("a custom model must be a mapping of ModelSpec fields", field="model")
     fields = set(ModelSpec.__dataclass_fields__)
     unknown = set(data) - fields
     if unknown:
         raise UserError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}", field="model")
+    _check_types(data)
     defaults = {"family": "custom", "kv_heads": data.get("heads"), "activation": "gelu", "norm": "layernorm",
                 "causal": False, "cls_token": False, "max_tokens": data.get("tokens")}
     merged = {**{k: v for k, v in defaults.items() if v is not None}, **data}
@@ -102,6 +128,12 @@ def model_from_dict(data: dict) -> ModelSpec:
     except TypeError as exc:
         raise UserError(str(exc), field="model") from None
     spec.check()
+    builtin = BUILTIN_MODELS.get(spec.name)
+    if builtin is not None and builtin != spec:
+        # profile rows are keyed by model name: the built-in's rows would time a different shape
+        raise UserError(f"'{spec.name}' is a built-in model with another shape; give the custom model its own "
+                        f"name (e.g. {spec.name}-custom) so its compute is profiled for its own shape",
+                        field="model.name")
     return spec
 
 
@@ -110,8 +142,9 @@ def load_model_yaml(path: str | Path) -> ModelSpec:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"file '{p}' not found; give a path to a model YAML", field="model")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"malformed YAML in '{p}': {str(exc).splitlines()[0]}", field="model") from None
-    return model_from_dict(data)
+    from astrasim.fileio import read_yaml_file
+
+    spec = model_from_dict(read_yaml_file(p, "model"))
+    if spec.name not in BUILTIN_MODELS:
+        CUSTOM_MODEL_FILES[spec.name] = str(p)
+    return spec

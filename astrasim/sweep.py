@@ -2,34 +2,47 @@
 
 Result files are tidy (one row per point; columns `COLUMNS`) and written as points finish: each
 row is one complete line, appended, flushed and fsync'ed, so an interrupted sweep (Ctrl-C,
-kill -9) loses at most the line being written. `resume=True` drops a torn last line, keeps the
-finished rows and runs only the missing points. When every point is done the file is rewritten
+kill -9) loses at most the line being written; the fingerprint of each row's inputs (results.py
+InputDigests) goes to `<out>.inputs`. `resume=True` drops a torn last line, keeps the finished
+rows whose values are valid and whose inputs are unchanged, and runs only the other points. When every point is done the file is rewritten
 (atomically) in grid order, so serial, local-worker and Dask runs give byte-identical files.
 A .parquet output is journaled the same way in `<out>.partial.csv` and converted at the end.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import os
+import socket
+import sys
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
 from astrasim.errors import UserError
-from astrasim.fileio import atomic_path
-from astrasim.pointrun import PRELOADED_TRACES, build_point_graph, load_trace, simulate_point
+from astrasim.fileio import atomic_path, check_output_path
+from astrasim.models import CUSTOM_MODEL_FILES
+from astrasim.pointrun import PRELOADED_TRACES, build_network, build_point_graph, load_trace, simulate_point
 from astrasim.results import (
-    COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, Journal, header_line, lines_of, read_journal,
-    read_results_text, row_key, row_line,
+    COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, InputDigests, Journal, fingerprint_path, header_line,
+    key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
 )
-from astrasim.scenario import Point, Scenario, load_scenario, point_key
+from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
+from astrasim.scenario.grid import count_points
 from astrasim.strategies.costs import costs_for
 from astrasim.strategies.registry import label_of, single_device_strategy
 
 __all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
            "simulate_point", "build_point_graph"]
+
+
+MAX_POINTS = 100_000  # larger grids need max_points (--max-points): docs/scenarios.md
+WORKERS_PER_CPU = 4  # --workers above this many per CPU is refused (processes cost memory, not speed)
+DASK_TIMEOUT_S = 10.0  # connecting to a Dask scheduler: refused after this long
 
 
 def _output_paths(out: Path) -> tuple[Path, Path]:
@@ -40,11 +53,20 @@ def _output_paths(out: Path) -> tuple[Path, Path]:
     raise UserError(f"unknown result format '{out.suffix}'; use a .csv or .parquet path", field="--out")
 
 
+def check_workers(workers: int, field: str = "--workers") -> int:
+    """Local worker processes: 1 .. WORKERS_PER_CPU x the CPU count."""
+    limit = WORKERS_PER_CPU * (os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limit:
+        raise UserError(f"{workers} must be between 1 and {limit} ({WORKERS_PER_CPU} per CPU of this machine); "
+                        f"use --dask for more", field=field)
+    return workers
+
+
 # ---------------------------------------------------------------------------------------------
 # Executors: each yields rows as points finish (any order)
 
 
-def _serial(points: list[Point]) -> Iterator[dict[str, Any]]:
+def _serial(points: Iterable[Point]) -> Iterator[dict[str, Any]]:
     for p in points:
         yield simulate_point(p)
 
@@ -53,16 +75,20 @@ def _simulate_many(points: list[Point]) -> list[dict[str, Any]]:
     return [simulate_point(p) for p in points]
 
 
-def _local(points: list[Point], workers: int) -> Iterator[dict[str, Any]]:
+def _local(points: Iterable[Point], workers: int, n_points: int) -> Iterator[dict[str, Any]]:
     """Points go to the workers in small batches (a point takes milliseconds: one task per point
-    would spend more on inter-process traffic than on simulating); rows are yielded per batch."""
+    would spend more on inter-process traffic than on simulating), a few batches per worker in
+    flight (the grid is never held whole); rows are yielded per batch."""
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    size = max(1, min(16, len(points) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending = {pool.submit(_simulate_many, points[i:i + size]) for i in range(0, len(points), size)}
+    size = max(1, min(16, n_points // (workers * 8)))
+    batches = iter(lambda it=iter(points): list(itertools.islice(it, size)), [])
+    processes = max(1, min(workers, -(-n_points // size)))
+    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
+        pending = {pool.submit(_simulate_many, b) for b in itertools.islice(batches, 4 * processes)}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                pending |= {pool.submit(_simulate_many, b) for b in itertools.islice(batches, len(finished))}
                 for fut in finished:
                     yield from fut.result()
         finally:
@@ -84,22 +110,61 @@ def _simulate_with(point: Point, shared) -> dict[str, Any]:
     return simulate_point(point)
 
 
-def _dask_client(address: str):
-    """Connect to a Dask scheduler (before any file is touched)."""
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """A tcp:// scheduler greets first: refuse an address where nothing listens, or where
+    something accepts but never answers (Client would hang there)."""
+    rest = address.removeprefix("tcp://")
+    if "://" in rest:
+        return  # other protocols: the connection deadline below still applies
+    host, _, port = rest.rpartition(":")
+    fix = "start one with `dask scheduler` and give its tcp://host:port"
+    if not port.isdigit():
+        raise UserError(f"'{address}' is not tcp://host:port; {fix}", field="--dask")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            if not sock.recv(1):
+                raise UserError(f"'{address}' closed the connection without a Dask greeting; {fix}", field="--dask")
+    except socket.timeout:
+        raise UserError(f"'{address}' did not answer as a Dask scheduler within {timeout:g} s; {fix}",
+                        field="--dask") from None
+    except OSError as exc:
+        raise UserError(f"cannot reach a Dask scheduler at '{address}' ({exc.strerror or exc}); {fix}",
+                        field="--dask") from None
+
+
+def _dask_client(address: str, timeout: float | None = None):
+    """Connect to a Dask scheduler (before any file is touched), within `timeout` seconds
+    (default DASK_TIMEOUT_S)."""
+    timeout = DASK_TIMEOUT_S if timeout is None else timeout
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise UserError("dask.distributed is not installed; pip install 'dask[distributed]'", field="--dask") from None
-    try:
-        return Client(address, timeout="5s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise UserError(f"cannot reach the Dask scheduler at '{address}' ({' '.join(str(exc).split())}); start one "
-                        f"with `dask scheduler` and give its tcp://host:port", field="--dask") from None
+    _probe_scheduler(address, timeout)
+    result: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            result["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True, name="dask-connect")
+    thread.start()
+    thread.join(timeout + 5.0)
+    if "client" in result:
+        return result["client"]
+    exc = result.get("error")
+    why = "no answer" if exc is None else " ".join(str(exc).split()) or type(exc).__name__
+    raise UserError(f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s ({why}); start one "
+                    f"with `dask scheduler` and give its tcp://host:port", field="--dask")
 
 
-def _dask(points: list[Point], client) -> Iterator[dict[str, Any]]:
+def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
     from distributed import as_completed
 
+    points = list(points)
     costs = {(p, d): costs_for(p, d) for p, d in {(pt.profile_path, pt.device) for pt in points}}
     traces = {t: load_trace(t) for t in sorted({pt.network.trace_path for pt in points if pt.network.trace_path})}
     try:
@@ -115,59 +180,91 @@ def _dask(points: list[Point], client) -> Iterator[dict[str, Any]]:
 # The sweep
 
 
-def _check_points(points: list[Point]) -> None:
-    """Everything that can fail before any simulation: profile keys, topology parameters."""
-    for p in points:
-        build_point_graph(p)
+def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], None]) -> set[Path]:
+    """Everything that can fail before any simulation, for every point: profile keys (the op
+    graph), the network (topology parameters, trace) and the files read. Graphs and networks
+    shared by many points are built once. Returns the input files."""
+    graphs: set[tuple] = set()
+    networks: set[tuple] = set()
+    files: set[Path] = set()
+    for p in iter_points(sc):
+        graph_key = (p.profile_path, p.device, p.model, p.strategy, p.knobs, p.devices, p.tokens,
+                     p.element_bits, p.causal_skip, p.algorithm)
+        if graph_key not in graphs:
+            graphs.add(graph_key)
+            build_point_graph(p)
+            files.update(digests.files_of(p))
+        if (p.network, p.devices) not in networks:
+            networks.add((p.network, p.devices))
+            build_network(p)
+        advance()
+    return files
 
 
 def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None = None, workers: int = 1,
               dask_address: str | None = None, resume: bool = False, progress: bool = True,
-              overrides: list[str] | None = None,
+              overrides: list[str] | None = None, max_points: int = MAX_POINTS,
+              inputs: Iterable[str | Path] = (),
               on_row: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
     """Run every point of a scenario and write the result file; returns the rows in grid order.
 
     out: .csv or .parquet path (default results/<scenario name>.csv); workers: local processes
     (1 = serial); dask_address: run on that Dask scheduler instead; resume: keep the finished
-    rows of an interrupted run. Bad input raises UserError before any file is touched."""
-    sc = scenario_or_path if isinstance(scenario_or_path, Scenario) else load_scenario(scenario_or_path, overrides)
-    if workers < 1:
-        raise UserError(f"workers={workers} must be >= 1", field="--workers")
-    points = sc.points()
+    rows of an interrupted run whose inputs are unchanged (the others are recomputed);
+    max_points: refuse larger grids; inputs: more files the output must not overwrite (the
+    scenario file). Bad input raises UserError before any file is touched."""
+    given_path = not isinstance(scenario_or_path, Scenario)
+    sc = load_scenario(scenario_or_path, overrides) if given_path else scenario_or_path
+    check_workers(workers)
+    total = count_points(sc)
+    if total > max_points:
+        raise UserError(f"the grid has {total:,} points, more than the {max_points:,} allowed; narrow an axis, or "
+                        f"pass --max-points {total} to run them all", field="--max-points")
     out_path = Path(out) if out is not None else Path("results") / f"{sc.name}.csv"
     final, journal_path = _output_paths(out_path)
-    _check_points(points)
+    prints_path = fingerprint_path(final)
+    digests = InputDigests()
+    with _progress(progress, total) as bar:
+        files = _check_points(sc, digests, bar.advance)
+        models = [CUSTOM_MODEL_FILES[s.name] for s in sc._specs if s.name in CUSTOM_MODEL_FILES]
+        protected = [*inputs, *([scenario_or_path] if given_path else []), *files, *models]
+        for path in dict.fromkeys((final, journal_path, prints_path)):
+            check_output_path(path, "--out", protected)
+        client = _dask_client(dask_address) if dask_address else None
 
-    keys = [point_key(p) for p in points]
-    grid = set(keys)
-    done: dict[tuple[str, ...], str] = {}
-    if resume and journal_path.exists():
-        done = {k: v for k, v in read_journal(journal_path).items() if k in grid}
-    elif resume and final != journal_path and final.exists():  # a finished parquet: its rows are done
-        done = {k: v for k, v in lines_of(pd.read_parquet(final)).items() if k in grid}
-    todo = [p for p, k in zip(points, keys) if k not in done]
+        done: dict[tuple[str, ...], str] = {}
+        expected: dict[str, str] = {}
+        if resume:
+            done, expected = _resumable(sc, final, journal_path, prints_path, digests)
+        bar.restart("simulating", len(done))
+        journal = Journal(journal_path, prints_path, done, expected)
+        in_flight: dict[tuple[str, ...], str] = {}
 
-    client = _dask_client(dask_address) if dask_address else None
-    journal = Journal(journal_path, fresh=not resume, rows=done.values())
-    try:
-        if client is not None:
-            rows = _dask(todo, client)
-        elif workers > 1 and len(todo) > 1:
-            rows = _local(todo, workers)
-        else:
-            rows = _serial(todo)
-        with _progress(progress, len(points), len(done)) as advance:
+        def todo() -> Iterator[Point]:
+            for p in iter_points(sc):
+                key = point_key(p)
+                if key not in done:
+                    in_flight[key] = expected.get(key_digest(key)) or digests.point(p)
+                    yield p
+        try:
+            if client is not None:
+                rows = _dask(todo(), client)
+            elif workers > 1 and total - len(done) > 1:
+                rows = _local(todo(), workers, total - len(done))
+            else:
+                rows = _serial(todo())
             for row in rows:
-                line = row_line(row)
-                journal.append(line)
-                done[row_key(row)] = line
+                line, key = row_line(row), row_key(row)
+                journal.append(line, key, in_flight.pop(key))
+                done[key] = line
                 if on_row:
                     on_row(row)
-                advance()
-    finally:
-        journal.close()
+                bar.advance()
+        finally:
+            journal.close()
 
-    text = header_line() + "".join(done[k] for k in keys)
+    order = [point_key(p) for p in iter_points(sc)]
+    text = header_line() + "".join(done[k] for k in order)
     if final.suffix == ".csv":
         with atomic_path(final) as tmp:
             tmp.write_text(text)
@@ -179,23 +276,69 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     return df
 
 
+def _resumable(sc: Scenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests
+               ) -> tuple[dict[tuple[str, ...], str], dict[str, str]]:
+    """The finished rows worth keeping (valid values, computed from the very same inputs) and the
+    expected fingerprint of every grid point; says on stderr how many rows are recomputed."""
+    rejected: list[str] = []
+    if journal_path.exists():
+        rows = read_journal(journal_path, rejected)
+    elif final != journal_path and final.exists():  # a finished parquet: its rows are done
+        try:
+            rows = lines_of(pd.read_parquet(final))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
+            raise UserError(f"cannot resume from '{final}' ({type(exc).__name__}); delete it or choose another --out",
+                            field="--out") from None
+    else:
+        rows = {}
+    recorded = read_fingerprints(prints_path)
+    kept: dict[tuple[str, ...], str] = {}
+    expected: dict[str, str] = {}
+    changed = 0
+    for p in iter_points(sc):
+        key = point_key(p)
+        if key in rows:
+            digest, fingerprint = key_digest(key), digests.point(p)
+            expected[digest] = fingerprint
+            if recorded.get(digest) == fingerprint:
+                kept[key] = rows[key]
+            else:
+                changed += 1
+    if rejected or changed:
+        why = [f"{len(rejected)} invalid ({rejected[0]})"] if rejected else []
+        why += [f"{changed} computed from other inputs or without a fingerprint"] if changed else []
+        print(f"resume: recomputing {len(rejected) + changed} finished row(s): {'; '.join(why)}", file=sys.stderr)
+    return kept, expected
+
+
 class _progress:
-    """A rich progress bar (or nothing): `with _progress(on, total, done) as advance: advance()`."""
+    """A rich progress bar (or nothing), shown at once: first while the points are checked,
+    then while they are simulated (`restart`)."""
 
-    def __init__(self, enabled: bool, total: int, completed: int):
-        self.enabled, self.total, self.completed = enabled, total, completed
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
         self.bar = None
+        self.task = None
 
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __enter__(self) -> "_progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            transient=False)
-        self.bar.start()
-        task = self.bar.add_task("points", total=self.total, completed=self.completed)
-        return lambda: self.bar.advance(task)  # type: ignore[union-attr]
+            from rich.console import Console
+
+            self.bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), transient=False, console=Console(stderr=True))
+            self.bar.start()
+            self.task = self.bar.add_task("checking", total=self.total)
+        return self
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def restart(self, description: str, completed: int) -> None:
+        if self.bar is not None:
+            self.bar.reset(self.task, total=self.total, completed=completed, description=description)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -79,8 +79,9 @@ if saved.exists() and not QUICK:
     print(f"loaded {saved}")
 else:
     results = run_sweep(scenario, out=OUT / "wifi.csv", progress=False)
-print(f"{len(results)} points: models {sorted(results.model.unique())}, devices {sorted(results.devices.unique())}, "
-      f"bandwidths {sorted(results.bandwidth_mbps.unique())} Mbps")'''),
+values = lambda col: sorted(results[col].unique().tolist())  # plain Python values, not np.int64(1)
+print(f"{len(results)} points: models {values('model')}, devices {values('devices')}, "
+      f"bandwidths {values('bandwidth_mbps')} Mbps")'''),
         new_code_cell('''\
 from astrasim.analysis.plots import plot_latency_vs_bandwidth, plot_speedup
 

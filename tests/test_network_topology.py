@@ -141,7 +141,7 @@ def test_custom_station_phy_rate_scales_airtime():
 
 
 @pytest.mark.parametrize("data, field", [
-    ({"edges": []}, "network.edges"),
+    ({"edges": []}, "network.custom.edges"),
     ({"edges": [{"u": 0, "v": 1}]}, "edges[0].bandwidth_mbps"),
     ({"edges": [{"u": 0, "v": 1, "medium": "air"}]}, "edges[0].medium"),
     ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10, "duplex": "simplex"}]}, "edges[0].duplex"),

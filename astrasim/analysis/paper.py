@@ -19,6 +19,7 @@ Why the numbers differ is discussed in docs/strategies.md (compute profile, netw
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -84,6 +85,35 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+NEEDED_COLUMNS = ("hardware", "strategy", "nb", "bandwidth_mbps", "latency_s", "speedup_vs_single", "comm_fraction")
+
+
+def _results(args) -> pd.DataFrame:
+    """The sweep rows to compare: --results if it exists (checked to be an astrasim results file),
+    else a sweep of --scenario. UserError on a missing or foreign file."""
+    from astrasim.errors import UserError
+
+    if args.results and Path(args.results).exists():
+        path = Path(args.results)
+        try:
+            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
+            raise UserError(f"cannot read '{path}' ({type(exc).__name__}); give a results file of "
+                            "`astrasim sweep`", field="--results") from None
+        missing = [c for c in NEEDED_COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(f"'{path}' is not an astrasim results file (no column(s) {', '.join(missing)}); give "
+                            "the output of `astrasim sweep scenarios/paper.yaml`", field="--results")
+        return df
+    from astrasim.sweep import run_sweep
+
+    if not Path(args.scenario).is_file():
+        raise UserError(f"scenario '{args.scenario}' not found; give an existing scenario YAML such as "
+                        "scenarios/paper.yaml", field="--scenario")
+    out = args.results or f"results/{Path(args.scenario).stem}.csv"
+    return run_sweep(args.scenario, out=out, progress=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Compare astrasim with the ASTRA paper's claims.")
     ap.add_argument("--scenario", default="scenarios/paper.yaml", help="scenario to sweep when results are missing")
@@ -94,16 +124,10 @@ def main(argv: list[str] | None = None) -> None:
     from astrasim.errors import UserError
 
     try:
-        if args.results and Path(args.results).exists():
-            df = pd.read_parquet(args.results) if args.results.endswith(".parquet") else pd.read_csv(args.results)
-        else:
-            from astrasim.sweep import run_sweep
-
-            out = args.results or f"results/{Path(args.scenario).stem}.csv"
-            df = run_sweep(args.scenario, out=out, progress=False)
+        table = compare_with_paper(_results(args))
     except UserError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    table = compare_with_paper(df)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.markdown:
         print(to_markdown(table))
     else:

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_accuracy, select_task
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
+from astrasim.fileio import read_yaml_file
 from astrasim.scenario.schema import MemoryConfig, StrategyEntry
 from astrasim.strategies import STRATEGIES, get, label_of
 NO_NETWORK = "none"
@@ -90,12 +91,12 @@ def load_networks(path: str | Path | None = None) -> dict[str, NetworkOption]:
     if not p.is_file():
         raise UserError(f"network catalog '{p}' not found", field="networks")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = read_yaml_file(p, "networks")
         entries = data["networks"]
         nets = [NetworkOption(**e) for e in entries]
     except ValidationError as exc:
         raise _pydantic_message(exc, f"{p}: networks") from None
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise UserError(f"malformed network catalog '{p}': {str(exc).splitlines()[0]}", field="networks") from None
     names = [n.name for n in nets]
     dup = {n for n in names if names.count(n) > 1}
@@ -172,10 +173,7 @@ def load_plan(path: str | Path) -> PlanScenario:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"plan scenario '{p}' not found", field="scenario")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"malformed YAML in '{p}': {str(exc).splitlines()[0]}", field="scenario") from None
+    data = read_yaml_file(p, "scenario")
     if not isinstance(data, dict):
         raise UserError(f"'{p}' must be a mapping of plan fields", field="scenario")
     try:

@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
     @app.command("accuracy")
     @user_errors
     def accuracy(
-        out: Path = typer.Option(Path("profiles/accuracy_measured.csv"), "--out", help="accuracy rows (CSV, "
-                                 "written atomically)"),
+        out: Path = typer.Option(Path("results/accuracy_measured.csv"), "--out", help="accuracy rows (CSV, "
+                                 "written atomically; the shipped profiles/accuracy_measured.csv is only "
+                                 "replaced when you name it)"),
         groups: str = typer.Option("1,2,4,8,16,32", "--groups", help="VQ groups G (divisors of 64)"),
         devices: str = typer.Option("2,4,8", "--devices", help="device counts N (2..16)"),
         seeds: str = typer.Option("0", "--seeds", help="seeds of the main G x N grid"),
@@ -49,6 +50,9 @@ def register(app: typer.Typer) -> None:
         commitment loss and noise augmentation, distributed CLS), and write one row per run."""
         import time
 
+        from astrasim.fileio import check_output_path
+
+        check_output_path(out, "--out")  # before torch is even imported
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

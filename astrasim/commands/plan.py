@@ -34,10 +34,15 @@ def register(app: typer.Typer) -> None:
         the cost/latency/accuracy frontier and, when nothing is feasible, which constraint binds."""
         from astrasim.analysis.planning import format_report, load_plan, run_plan
         from astrasim.errors import UserError
-        from astrasim.fileio import atomic_path
+        from astrasim.fileio import atomic_path, check_output_path
+        from astrasim.sweep import check_workers
 
-        if workers < 1:
-            raise UserError(f"must be >= 1, got {workers}", field="--workers")
+        check_workers(workers)
+        if out is not None:  # the plan reads the catalogs, profiles and accuracy tables of profiles/
+            from astrasim.strategies.costs import profiles_dirs
+
+            shipped = [f for d in profiles_dirs() if d.is_dir() for f in d.iterdir()]
+            check_output_path(out, "--out", [scenario, *(accuracy or []), *([networks] if networks else []), *shipped])
         p = load_plan(scenario)
         if accuracy:
             p = p.model_copy(update={"accuracy": p.accuracy.model_copy(

@@ -61,7 +61,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV."""
         from astrasim.extras import require_kernels
+        from astrasim.fileio import check_output_path
 
+        check_output_path(out, "--out", [m for m in _names(models) if m.endswith((".yaml", ".yml"))])
         require_kernels("profile")
         from astrasim.profiling import plan_configs, profile_ops, write_profile
         from astrasim.profiling.profiler import normalize_dtype

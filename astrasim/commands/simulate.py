@@ -31,8 +31,14 @@ def register(app: typer.Typer) -> None:
         from astrasim.scenario import load_scenario
         from astrasim.pointrun import result_row, run_point
 
+        from astrasim.fileio import check_output_path
+        from astrasim.results import InputDigests
+        from astrasim.scenario.grid import iter_points
+
         sc = load_scenario(scenario, set_ or [])
-        point = sc.points()[0]
+        point = next(iter_points(sc))
+        if trace is not None:
+            check_output_path(trace, "--trace", [scenario, *InputDigests().files_of(point)])
         result, graph = run_point(point, record_timeline=trace is not None)
         row = result_row(point, result)
         if trace is not None:
@@ -64,6 +70,7 @@ def _print_table(row: dict, per_device: list[dict], result, trace, point) -> Non
     from rich.table import Table
 
     from astrasim.scenario.fleet import memory_check
+    from astrasim.results import format_ratio
     from astrasim.strategies import label_of
 
     label = label_of(row)
@@ -80,7 +87,7 @@ def _print_table(row: dict, per_device: list[dict], result, trace, point) -> Non
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(t)
     console.print(f"latency          {lat:.4f} s")
-    console.print(f"one device       {row['single_latency_s']:.4f} s  (speedup {row['speedup_vs_single']:.2f}x)")
+    console.print(f"one device       {row['single_latency_s']:.4f} s  (speedup {format_ratio(row['speedup_vs_single'])})")
     console.print(f"exposed comm     {100 * row['comm_fraction']:.1f} % of latency (mean over devices)")
     console.print(f"bits sent        {row['comm_bits'] / 1e6:.3f} Mbit in {row['n_messages']} messages")
     m = per_device[0]["memory_gb"]

@@ -118,25 +118,45 @@ def check_trace(trace: Any, field: str = "bandwidth_trace") -> Trace | None:
     return out
 
 
+def check_trace_ends_up(trace: Trace | None, field: str) -> Trace | None:
+    """User traces (scenario files, custom graphs) must end above 0 Mbps: the last value holds
+    forever, so a transfer still running then would never finish (the engine would report a
+    deadlock after the whole run)."""
+    if trace and trace[-1][1] == 0:
+        raise UserError("the last bandwidth holds forever and is 0, so a transfer after it never finishes; "
+                        "end the trace with a bandwidth > 0", f"{field}[{len(trace) - 1}].bandwidth_mbps")
+    return trace
+
+
 def load_bandwidth_trace(path: str | Path) -> Trace:
     """Read a CSV trace with columns time_s, bandwidth_mbps (piecewise constant, see module doc)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"trace file {str(p)!r} not found", "bandwidth_trace")
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        for col in ("time_s", "bandwidth_mbps"):
-            if col not in cols:
-                raise UserError(f"{str(p)!r} lacks column {col!r} (need time_s, bandwidth_mbps)", "bandwidth_trace")
-        rows = []
-        for k, row in enumerate(reader):
-            row = {key.strip(): v for key, v in row.items() if key is not None}
-            try:
-                rows.append((float(row["time_s"]), float(row["bandwidth_mbps"])))
-            except (TypeError, ValueError):
-                raise UserError(f"{str(p)!r} row {k + 2}: not a number", "bandwidth_trace") from None
-    return check_trace(rows, f"bandwidth_trace ({p.name})")  # type: ignore[return-value]
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read trace {str(p)!r} as text ({type(exc).__name__}); give a CSV with columns "
+                        "time_s, bandwidth_mbps", "bandwidth_trace") from None
+    if not text.strip():
+        raise UserError(f"trace {str(p)!r} is empty; give a header time_s,bandwidth_mbps and one row per change",
+                        "bandwidth_trace")
+    reader = csv.DictReader(text.splitlines())
+    cols = [c.strip() for c in (reader.fieldnames or [])]
+    for col in ("time_s", "bandwidth_mbps"):
+        if col not in cols:
+            raise UserError(f"{str(p)!r} has no header naming {col!r}; its first line must be "
+                            "time_s,bandwidth_mbps", "bandwidth_trace")
+    rows = []
+    for k, row in enumerate(reader):
+        row = {key.strip(): v for key, v in row.items() if key is not None}
+        try:
+            rows.append((float(row["time_s"]), float(row["bandwidth_mbps"])))
+        except (TypeError, ValueError):
+            raise UserError(f"{str(p)!r} row {k + 2}: not a number in {row.get('time_s')!r}, "
+                            f"{row.get('bandwidth_mbps')!r}; give seconds and Mbps", "bandwidth_trace") from None
+    field = f"bandwidth_trace ({p.name})"
+    return check_trace_ends_up(check_trace(rows, field), field)  # type: ignore[return-value]
 
 
 # ----------------------------------------------------------------------------- builders
@@ -194,104 +214,11 @@ def _node(value: Any, field: str) -> Any:
     return value
 
 
-def topology_from_dict(data: dict, n_devices: int) -> nx.Graph:
-    """Build a custom topology from a (YAML) dict::
+def topology_from_dict(data: dict, n_devices: int, prefix: str = "network.custom") -> nx.Graph:
+    """A custom topology from a (YAML) dict, validated first (astrasim.network.custom)."""
+    from astrasim.network.custom import custom_topology
 
-        nodes: [0, 1, 2, edge-server]         # optional; ints 0..n_devices-1 are the devices
-        media:                                 # optional shared half-duplex channels
-          air: {bandwidth_mbps: 300, latency_s: 0.001, efficiency: 0.6, loss_rate: 0.0,
-                bandwidth_trace: [[0, 300], [2.0, 150]]}   # or a CSV path
-        edges:
-          - {u: 0, v: 1, bandwidth_mbps: 100, latency_s: 1e-4, duplex: full,   # duplex: full|half
-             efficiency: 0.94, loss_rate: 0.0, bandwidth_trace: null}
-          - {u: 2, v: edge-server, medium: air}                  # a crossing of the medium
-        broadcast: false                       # multicast flows (one airtime per transmitter)
-        default_algorithm: direct              # what algorithm "auto" means (ring | direct)
-
-    Edge defaults: latency_s 0 (on a medium: the medium's), duplex "full", efficiency 1,
-    loss_rate 0, no trace. An edge on a medium takes its capacity from the medium; it may name
-    its own bandwidth_mbps (that station's PHY rate), which scales its airtime per bit.
-    """
-    if not isinstance(data, dict):
-        raise UserError("a custom topology must be a mapping with 'edges'", "network")
-    unknown = set(data) - {"nodes", "media", "edges", "broadcast", "default_algorithm", "name"}
-    if unknown:
-        raise UserError(f"unknown key(s) {sorted(unknown)}; allowed: nodes, media, edges, broadcast, "
-                        "default_algorithm, name", "network")
-    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-        raise UserError(f"must be an integer >= 1, got {n_devices!r}", "n_devices")
-    algo = data.get("default_algorithm", "direct")
-    if algo not in ALGORITHMS:
-        raise UserError(f"must be one of {', '.join(ALGORITHMS)}, got {algo!r}", "network.default_algorithm")
-    g = nx.Graph(kind="custom", name=str(data.get("name", "custom")), n_devices=n_devices,
-                 broadcast=bool(data.get("broadcast", False)), default_algorithm=algo, media={})
-    for k, node in enumerate(data.get("nodes") or []):
-        g.add_node(_node(node, f"network.nodes[{k}]"))
-    for name, m in (data.get("media") or {}).items():
-        f = f"network.media.{name}"
-        if not isinstance(m, dict) or "bandwidth_mbps" not in m:
-            raise UserError("a medium needs at least bandwidth_mbps", f)
-        extra = set(m) - {"bandwidth_mbps", "latency_s", "efficiency", "loss_rate", "bandwidth_trace"}
-        if extra:
-            raise UserError(f"unknown key(s) {sorted(extra)}", f)
-        g.graph["media"][str(name)] = {
-            "bandwidth_mbps": _check_bandwidth(m["bandwidth_mbps"], f"{f}.bandwidth_mbps"),
-            "latency_s": _check_latency(m.get("latency_s", 0.0), f"{f}.latency_s"),
-            "efficiency": _check_efficiency(m.get("efficiency", 1.0), f"{f}.efficiency"),
-            "loss_rate": _check_loss(m.get("loss_rate", 0.0), f"{f}.loss_rate"),
-            "bandwidth_trace": check_trace(m.get("bandwidth_trace"), f"{f}.bandwidth_trace"),
-        }
-    edges = data.get("edges")
-    if not isinstance(edges, list) or not edges:
-        raise UserError("a custom topology needs a non-empty list of edges", "network.edges")
-    for k, e in enumerate(edges):
-        f = f"network.edges[{k}]"
-        if not isinstance(e, dict) or "u" not in e or "v" not in e:
-            raise UserError("each edge needs u and v", f)
-        extra = set(e) - {"u", "v", "bandwidth_mbps", "latency_s", "duplex", "efficiency", "loss_rate",
-                          "bandwidth_trace", "medium"}
-        if extra:
-            raise UserError(f"unknown key(s) {sorted(extra)}", f)
-        u, v = _node(e["u"], f"{f}.u"), _node(e["v"], f"{f}.v")
-        if u == v:
-            raise UserError("an edge needs two different nodes", f)
-        medium = e.get("medium")
-        if medium is not None:
-            if medium not in g.graph["media"]:
-                raise UserError(f"unknown medium {medium!r}; declare it under media", f"{f}.medium")
-            m = g.graph["media"][medium]
-            bw = e.get("bandwidth_mbps")
-            attrs = {"bandwidth_mbps": None if bw is None else _check_bandwidth(bw, f"{f}.bandwidth_mbps"),
-                     "latency_s": _check_latency(e.get("latency_s", m["latency_s"]), f"{f}.latency_s"),
-                     "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
-                     "duplex": "half", "medium": medium}
-            for key in ("efficiency", "loss_rate", "bandwidth_trace"):
-                if e.get(key) is not None:
-                    raise UserError(f"an edge on a medium takes {key} from the medium", f"{f}.{key}")
-        else:
-            if "bandwidth_mbps" not in e:
-                raise UserError("needs bandwidth_mbps (or a medium)", f"{f}.bandwidth_mbps")
-            duplex = e.get("duplex", "full")
-            if duplex not in ("full", "half"):
-                raise UserError(f"must be full or half, got {duplex!r}", f"{f}.duplex")
-            attrs = {"bandwidth_mbps": _check_bandwidth(e["bandwidth_mbps"], f"{f}.bandwidth_mbps"),
-                     "latency_s": _check_latency(e.get("latency_s", 0.0), f"{f}.latency_s"),
-                     "efficiency": _check_efficiency(e.get("efficiency", 1.0), f"{f}.efficiency"),
-                     "loss_rate": _check_loss(e.get("loss_rate", 0.0), f"{f}.loss_rate"),
-                     "bandwidth_trace": check_trace(e.get("bandwidth_trace"), f"{f}.bandwidth_trace"),
-                     "duplex": duplex, "medium": None}
-        if g.has_edge(u, v):
-            raise UserError(f"duplicate edge {u!r}-{v!r}", f)
-        g.add_edge(u, v, **attrs)
-    for node in g.nodes:
-        g.nodes[node]["device"] = isinstance(node, int) and 0 <= node < n_devices
-    missing = [d for d in range(n_devices) if d not in g]
-    if missing:
-        raise UserError(f"devices {missing} are not nodes of the custom topology", "network.edges")
-    for d in range(1, n_devices):
-        if not nx.has_path(g, 0, d):
-            raise UserError(f"device {d} is not connected to device 0", "network.edges")
-    return g
+    return custom_topology(data, n_devices, prefix)
 
 
 # ----------------------------------------------------------------------------- compilation

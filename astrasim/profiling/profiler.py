@@ -198,19 +198,10 @@ def _progress(enabled: bool, total: int):
 
 
 def read_profile(path: str | Path) -> pd.DataFrame:
-    """Read a profile CSV and check it has every column of the profile table."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"profile file '{p}' not found; create it with `astrasim profile --out {p}`", field="profile")
-    try:
-        df = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"'{p}' is not a readable CSV: {str(exc).splitlines()[0] if str(exc) else exc}",
-                        field="profile") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise UserError(f"'{p}' lacks column(s) {', '.join(missing)} of the profile table", field="profile")
-    return df
+    """Read and validate a profile CSV (the one reader: astrasim.strategies.costs.read_profile_table)."""
+    from astrasim.strategies.costs import read_profile_table
+
+    return read_profile_table(path, field="profile")
 
 
 def write_profile(df: pd.DataFrame, path: str | Path) -> None:

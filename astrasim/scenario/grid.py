@@ -180,6 +180,32 @@ def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
     return replace(p, fleet=used, hardware=fleet_text(used))
 
 
+def count_points(sc) -> int:
+    """len(expand(sc)) without building a point (a grid may hold millions): the product of the
+    distinct values of every axis, single-device variants counted once per device count."""
+    from astrasim.results import format_value
+    from astrasim.scenario.loading import resolve_model
+
+    def distinct(values) -> int:
+        return len({format_value(float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+                    for v in values})
+
+    specs = sc._specs or [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
+    hw, net = sc.hardware, sc.network
+    per_network = 1
+    for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
+                 sc.element_bits, sc.weight_bits):
+        per_network *= distinct(axis)
+    variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
+                for entry in sc.strategies for knobs in entry.variants()}
+    single = sum(1 for name, _ in variants if get(name).single_device)
+    per_tokens = distinct(hw.device) * per_network * ((len(variants) - single) * len(set(sc.devices)) + single)
+    tokens = {}  # model name -> its distinct token counts
+    for spec in specs:
+        tokens.setdefault(spec.name, set()).update(sc.tokens or [spec.tokens])
+    return sum(len(t) for t in tokens.values()) * per_tokens
+
+
 def expand(sc) -> list[Point]:
     return list(iter_points(sc))
 

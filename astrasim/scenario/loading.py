@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from astrasim.errors import UserError
+from astrasim.fileio import parse_yaml, read_yaml_file
 from astrasim.models import ModelSpec, get_model, load_model_yaml, model_from_dict
 from astrasim.scenario.schema import Scenario, StrategyEntry, model_at
 from astrasim.strategies import get
@@ -75,8 +75,33 @@ def check(sc: Scenario) -> None:
         resolve_profile_path(hw.profile, sc._base_dir)
     if "custom" in net.topology and net.custom is None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
+    if "custom" in net.topology:
+        _check_custom_graph(sc)
     if net.trace:
-        resolve_file(net.trace, sc._base_dir, "network.trace")
+        from astrasim.network.topology import load_bandwidth_trace
+
+        try:
+            load_bandwidth_trace(resolve_file(net.trace, sc._base_dir, "network.trace"))
+        except UserError as exc:
+            raise UserError(str(exc), field="network.trace") from None
+
+
+def check_name(name: str) -> str:
+    """A scenario name names its results file (results/<name>.csv): no folders, nothing hidden."""
+    if not name or any(c in name for c in "/\\\0") or name.startswith(".") or name.strip() != name:
+        raise UserError(f"{name!r} must be a plain file name (no '/', '\\', leading '.' or spaces at the ends), "
+                        "e.g. wifi-2024; put folders in --out instead", field="name")
+    return name
+
+
+def _check_custom_graph(sc: Scenario) -> None:
+    """Build the custom graph for every device count it is used with (a device missing or
+    disconnected depends on the count), so a mistake stops the run before any output."""
+    from astrasim.network.topology import topology_from_dict
+
+    counts = {1 if get(e.name).single_device else n for e in sc.strategies for n in sc.devices}
+    for n in sorted(counts):
+        topology_from_dict(sc.network.custom, n)
 
 
 def _check_fleet(sc: Scenario) -> None:
@@ -144,6 +169,7 @@ def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".", 
         raise pydantic_error(exc, source) from None
     if not sc.name:
         sc.name = name
+    check_name(sc.name)
     sc._base_dir = Path(base_dir)
     sc._specs = [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
     check(sc)
@@ -155,11 +181,7 @@ def read_yaml(path: str | Path, what: str = "scenario") -> dict:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{what} file '{p}' not found; give a path such as scenarios/wifi.yaml", field=what)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())
-        raise UserError(f"malformed YAML in '{p}': {first}; fix the syntax", field=what) from None
+    data = read_yaml_file(p, what)
     if data is not None and not isinstance(data, dict):
         raise UserError(f"'{p}' must be a mapping of {what} fields (see docs/scenarios.md)", field=what)
     return data or {}
@@ -172,10 +194,7 @@ def apply_overrides(data: dict | None, overrides: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"'{item}' is not key=value, e.g. network.bandwidth_mbps=50", field="--set")
         key, _, raw = item.partition("=")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise UserError(f"value of '{key}' is not valid YAML", field="--set") from None
+        value = parse_yaml(raw, f"--set {key}", "--set")
         parts = key.strip().split(".")
         node = data
         for part in parts[:-1]:

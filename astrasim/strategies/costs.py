@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astrasim.errors import UserError
+from astrasim.fileio import read_yaml_file
 
 PROFILE_COLUMNS = (
     "model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
@@ -112,10 +112,10 @@ def catalog_path() -> Path:
 @functools.lru_cache(maxsize=8)
 def _load_catalog_cached(path: str, mtime: float) -> dict[str, CatalogDevice]:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = read_yaml_file(path, "hardware.device")
         entries = data["devices"]
         devices = [CatalogDevice(**e) for e in entries]
-    except (yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
+    except (KeyError, TypeError, ValidationError) as exc:
         raise UserError(f"malformed device catalog '{path}': {str(exc).splitlines()[0]}; fix the file",
                         field="hardware.device") from None
     return {d.name: d for d in devices}
@@ -154,18 +154,62 @@ class Roofline:
 # Profile table
 
 
-def read_profile_table(path: str | Path) -> pd.DataFrame:
-    """Read and validate a profile CSV. (astrasim.profiling.read_profile does the same, but importing
-    that package imports torch, seconds that a simulation does not need.)"""
+# column -> (kind, lower bound, bound inclusive): every value of a profile is checked on reading
+# (the time the simulator uses, median_s, must be > 0; spread and counts are descriptive)
+PROFILE_VALUES = {
+    "devices": ("int", 1, True), "groups": ("int", 0, True), "codebook": ("int", 0, True),
+    "tokens": ("int", 1, True), "repeats": ("int", 0, True), "threads": ("int", 0, True),
+    "median_s": ("float", 0, False), "p10_s": ("float", 0, True), "p90_s": ("float", 0, True),
+    "flops": ("float?", 0, True), "bytes": ("float?", 0, True),
+    "model": ("text", None, True), "strategy": ("text", None, True), "op": ("text", None, True),
+}
+
+
+def read_profile_table(path: str | Path, field: str = "hardware.profile") -> pd.DataFrame:
+    """Read a profile CSV and check its schema and every value (times finite and > 0, counts
+    integers, names non-empty); a bad file is one UserError naming the file, row and column.
+    The one profile reader (astrasim.profiling.read_profile uses it). Extra columns are kept."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"profile file '{p}' not found", field="hardware.profile")
-    df = pd.read_csv(p)
+        raise UserError(f"profile file '{p}' not found; measure it with `astrasim profile --out {p}`", field=field)
+    fix = "fix it or re-measure it with `astrasim profile`"
+    try:
+        df = pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"profile '{p}' is empty; {fix}", field=field) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"profile '{p}' is not a readable CSV ({first}); {fix}", field=field) from None
     missing = [c for c in PROFILE_COLUMNS if c not in df.columns]
     if missing:
-        raise UserError(f"profile '{p}' lacks column(s) {missing}; regenerate it with `astrasim profile`",
-                        field="hardware.profile")
+        raise UserError(f"profile '{p}' lacks column(s) {', '.join(missing)}; {fix}", field=field)
+    if df.empty:
+        raise UserError(f"profile '{p}' has a header but no rows; {fix}", field=field)
+    for col, (kind, lo, inclusive) in PROFILE_VALUES.items():
+        raw = df[col]
+        if kind == "text":
+            _first_bad(p, raw, raw.isna() | (raw.astype(str).str.strip() == ""), "is blank", fix, field)
+            df[col] = raw.astype(str)
+            continue
+        values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
+        _first_bad(p, raw, values.isna() & (raw.notna() if kind == "float?" else True), "is not a number", fix, field)
+        _first_bad(p, raw, values.abs() == float("inf"), "is not finite", fix, field)
+        _first_bad(p, raw, (values < lo) if inclusive else (values <= lo), f"must be {'>=' if inclusive else '>'} {lo}",
+                   fix, field)
+        if kind == "int":
+            _first_bad(p, raw, values != values.round(), "must be an integer", fix, field)
+            df[col] = values.astype("int64")
+        else:
+            df[col] = values.astype("float64")
     return df
+
+
+def _first_bad(p: Path, raw: pd.Series, bad: pd.Series, why: str, fix: str, field: str) -> None:
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        value = raw.iloc[i]
+        what = "is empty (or NaN)" if pd.isna(value) else f"{str(value)!r} {why}"
+        raise UserError(f"profile '{p}' row {i + 2} column {raw.name} {what}; {fix}", field=field)
 
 
 def profile_files(path: str | Path) -> list[Path]:
@@ -182,7 +226,10 @@ def profile_command(model: str, strategy: str, devices: int, groups: int, codebo
     p = Path(source)
     keyed = groups > 0  # the strategy's rows are keyed by G and K (profiled knobs)
     tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if keyed else "") + f"-t{tokens}"
-    cmd = f"astrasim profile --models {model} --strategies {strategy} --devices {devices} --tokens {tokens}"
+    from astrasim.models import BUILTIN_MODELS, CUSTOM_MODEL_FILES
+
+    models = model if model in BUILTIN_MODELS else CUSTOM_MODEL_FILES.get(model, f"<YAML file of {model}>")
+    cmd = f"astrasim profile --models {models} --strategies {strategy} --devices {devices} --tokens {tokens}"
     if keyed:
         cmd += f" --groups {groups} --codebook {codebook}"
     return cmd + f" --out {p.parent / f'{p.stem}.{tag}.csv'}"

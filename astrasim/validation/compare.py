@@ -99,8 +99,6 @@ SETTINGS_KEYS = tuple(Settings.__dataclass_fields__)
 def load_settings(path: str | Path | None = None, **overrides) -> Settings:
     """Settings from an optional YAML file (keys: SETTINGS_KEYS; `model` a mapping of ModelSpec
     fields), then the non-None keyword overrides (the CLI options)."""
-    import yaml
-
     from astrasim.errors import UserError
     from astrasim.models import model_from_dict
 
@@ -110,10 +108,9 @@ def load_settings(path: str | Path | None = None, **overrides) -> Settings:
         if not p.is_file():
             raise UserError(f"file '{p}' not found; give a validation YAML such as validation/validate.yaml",
                             field="scenario")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"malformed YAML in '{p}': {str(exc).splitlines()[0]}", field="scenario") from None
+        from astrasim.fileio import read_yaml_file
+
+        data = read_yaml_file(p, "scenario") or {}
         if not isinstance(data, dict):
             raise UserError("a validation scenario must be a mapping", field="scenario")
         data = data.get("validate", data)
