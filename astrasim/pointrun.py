@@ -23,6 +23,8 @@ class EngineInputs:
     graph: OpGraph
     topology: Any  # networkx graph
     speeds: list[float]
+    placement: Any = None  # astrasim.engine.cores.Placement, or None: every device its own processor
+    op_overhead_s: float = 0.0
 
 
 def build_point_graph(point: Point) -> OpGraph:
@@ -56,7 +58,11 @@ def build_network(point: Point):
 
 
 def engine_inputs(point: Point) -> EngineInputs:
-    return EngineInputs(build_point_graph(point), build_network(point), point.device_speeds())
+    from astrasim.engine.cores import Placement
+
+    graph = build_point_graph(point)
+    return EngineInputs(graph, build_network(point), point.device_speeds(),
+                        Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s)
 
 
 def run_point(point: Point, *, record_timeline: bool = False):
@@ -64,7 +70,8 @@ def run_point(point: Point, *, record_timeline: bool = False):
     from astrasim.engine import simulate
 
     inputs = engine_inputs(point)
-    result = simulate(inputs.graph, inputs.topology, speeds=inputs.speeds, record_timeline=record_timeline)
+    result = simulate(inputs.graph, inputs.topology, speeds=inputs.speeds, record_timeline=record_timeline,
+                      placement=inputs.placement, op_overhead_s=inputs.op_overhead_s)
     return result, inputs.graph
 
 

@@ -63,7 +63,8 @@ def test_every_strategy_maps_each_profile_op_to_a_real_kernel_call():
             knobs = s.knobs(**({"groups": 4} if "groups" in s.Knobs.model_fields else {}))
             calls = s.kernel_calls(block, 2, spec.tokens, knobs, spec.cls_token)
             extra = ("cls_pool",) if name == "astra" else ()
-            assert tuple(calls) == s.ops + extra, name
+            if s.ops:  # a strategy without profile rows of its own (pp) runs another's kernels
+                assert tuple(calls) == s.ops + extra, name
             for op, call in calls.items():
                 assert isinstance(call(), (torch.Tensor, tuple, object)), (name, op)
 

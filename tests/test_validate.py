@@ -17,11 +17,16 @@ import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
 from astrasim.errors import UserError
-from astrasim.network.collectives import plan
+from astrasim.models import ModelSpec
+from astrasim.network.collectives import RING_CAPABLE, plan, resolve_algorithm
+from astrasim.opgraph import COLLECTIVES, Comm, Compute
+from astrasim.strategies.base import Builder
 from astrasim.validation.calibrate import fit, transfer_factor
 from astrasim.validation.compare import Settings, load_settings, plot, summarize, summary_markdown, verdict
 from astrasim.kernels.codes import pack_codes, packed_bytes, unpack_codes
-from astrasim.validation.programs import VALIDATION_MODEL, Collectives, Variant
+from astrasim.validation.programs import (
+    VALIDATION_MODEL, DeviceRun, graph_from_json, graph_to_json, kernel_calls_per_layer, message_bytes,
+)
 
 
 # ---------------------------------------------------------------------------------- codes
@@ -34,65 +39,165 @@ def test_pack_unpack_roundtrip(bits, count):
     assert torch.equal(unpack_codes(packed, count, bits), codes)
 
 
-def test_variant_parse():
-    assert Variant.parse("astra-g32") == Variant("astra", groups=32)
-    assert Variant.parse("bp-ag") == Variant("bp-ag", nb=1)
-    assert Variant.parse("bp-ag-nb2").nb == 2
-    assert Variant.parse("astra-g1").label == "astra-g1"
-    for bad in ("astra", "bp-sp", "foo", "astra-gx"):
-        with pytest.raises(ValueError):
-            Variant.parse(bad)
+# --------------------------------------------------- the harness walks the simulator's graphs
+TINY = ModelSpec(name="val-tiny", family="custom", layers=2, hidden=64, heads=4, kv_heads=4, mlp_hidden=128,
+                 activation="gelu", norm="layernorm", causal=False, tokens=24, max_tokens=24)
 
 
-# ------------------------------------------------------------------- collectives vs plan()
+def _labels() -> list[str]:
+    """Every registered strategy, plus one non-default variant of each strategy that has knobs."""
+    from astrasim.strategies import STRATEGIES
+
+    out = []
+    for s in STRATEGIES.values():
+        out.append(s.label())
+        for k, f in s.Knobs.model_fields.items():
+            if k in s.profiled_knobs or k in s.label_knobs:
+                alt = {"groups": 4, "nb": 2}.get(k)
+                if alt is not None:
+                    out.append(s.label(s.knobs(**{k: alt})))
+    return out
+
+
+def _graph(label: str, n: int):
+    from astrasim.strategies import build_graph, parse_label
+
+    class UnitCosts:  # the graph's structure is what the harness walks; durations do not matter
+        def seconds(self, *args, **kwargs) -> float:
+            return 1e-3
+
+    strategy, knobs = parse_label(label)
+    return build_graph(strategy, TINY, UnitCosts(), n, TINY.tokens, knobs)
+
+
+def _collective_graph(n: int):
+    """One Comm of every collective and algorithm, each after a compute on every device."""
+    b = Builder(n, {})
+    prev = [""] * n
+    k = 0
+    for collective in COLLECTIVES:
+        if collective == "p2p" and n != 2:
+            continue
+        for algorithm in ("ring", "direct") if collective in RING_CAPABLE else ("auto",):
+            c = [b.compute(d, "op", k, 0.0, [prev[d]]) for d in range(n)]
+            root = 1 % n if collective in ("gather", "broadcast") else None
+            cid = b.comm(f"{collective}-{algorithm}", k, collective, range(n), 8 * 1000 * n, c, root=root,
+                         algorithm=algorithm)
+            prev = [cid] * n
+            k += 1
+    return b.graph
+
+
+def _noop_calls(graph):
+    return {op.layer: {op.name: (lambda: None)} for op in graph.ops if isinstance(op, Compute)}
+
+
+def test_graph_json_roundtrip():
+    g = _graph("astra G=4", 2)
+    assert graph_from_json(graph_to_json(g)).ops == g.ops
+
+
+@pytest.mark.parametrize("label", _labels())
+def test_kernel_calls_cover_every_op_of_every_device(label):
+    """The harness can run every compute op the simulator's graph holds, on every device."""
+    n = 2
+    g = _graph(label, n)
+    for rank in range(g.n_devices):
+        calls = kernel_calls_per_layer(label, TINY, n, rank)
+        DeviceRun(g, rank, calls, "ring")  # raises if an op has no kernel call
+
+
+def test_single_device_pass_runs_ops_in_engine_order():
+    """A one-device graph runs with real kernels, every op once, in program order."""
+    g = _graph("single", 1)
+    run = DeviceRun(g, 0, kernel_calls_per_layer("single", TINY, 1, 0), "direct")
+    run.run()
+    assert [t[0] for t in run.trace] == [op.name for op in g.ops]
+    assert run.compute_s() > 0 and set(run.op_seconds()) == {"attn", "mlp"}
+
+
+def test_message_bytes_round_up():
+    assert message_bytes(0.5, 8 * 10) == 5 and message_bytes(1 / 3, 8 * 10) == 4 and message_bytes(1.0, 0) == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _coll_worker(rank: int, n: int, port: int, q) -> None:
+def _graph_worker(rank: int, n: int, port: int, labels: list[str], q) -> None:
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=n,
                             timeout=timedelta(seconds=60))
     try:
-        for algorithm in ("ring", "direct"):
-            coll = Collectives(rank, n, algorithm, log=True)
-            chunk = torch.full((3, 5), float(rank + 1))
-            gathered = coll.all_gather(chunk, [(3, 5)] * n).result()
-            x = torch.arange(4 * n * 3, dtype=torch.float32).reshape(4 * n, 3) * (rank + 1)
-            reduced = coll.all_reduce(x).result()
-            coll.close()
-            ok_ag = all(torch.equal(g, torch.full((3, 5), float(j + 1))) for j, g in enumerate(gathered))
-            expect = torch.arange(4 * n * 3, dtype=torch.float32).reshape(4 * n, 3) * sum(range(1, n + 1))
-            q.put((algorithm, rank, ok_ag, torch.allclose(reduced, expect), coll.message_log))
+        g = _collective_graph(n)
+        run = DeviceRun(g, rank, _noop_calls(g), "ring", log=True)
+        run.run()
+        run.run()  # a second pass reuses the buffers and tags
+        logs = {"collectives": run.message_log}
+        for label in labels:
+            sg = _graph(label, n)
+            if rank < sg.n_devices:
+                srun = DeviceRun(sg, rank, kernel_calls_per_layer(label, TINY, n, rank), "ring", log=True)
+                srun.run()
+                logs[label] = srun.message_log
+            dist.barrier()
+        q.put((rank, logs))
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("n", [2, 3, 4])
-def test_collectives_follow_engine_plans(n):
-    """Data is right, and the messages each rank sends are those of collectives.plan()."""
+def _expected(graph, default="ring"):
+    out = []
+    for op in graph.ops:
+        if isinstance(op, Comm):
+            algo = resolve_algorithm(op.collective, op.algorithm, default)
+            root = op.devices.index(op.root) if op.root is not None else 0
+            p = plan(op.collective, len(op.devices), algo, root)
+            out += [(op.id, op.devices[p.src[m]], op.devices[d], message_bytes(p.frac[m], op.bits), m)
+                    for m in range(len(p)) for d in p.dsts[m]]
+    return sorted(out)
+
+
+def _check_collectives(n: int, labels: list[str]) -> None:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_coll_worker, args=(r, n, port, q)) for r in range(n)]
+    procs = [ctx.Process(target=_graph_worker, args=(r, n, port, labels, q)) for r in range(n)]
     for p in procs:
         p.start()
-    results = [q.get(timeout=120) for _ in range(2 * n)]
+    results = dict(q.get(timeout=240) for _ in range(n))
     for p in procs:
         p.join(timeout=60)
-    for algorithm in ("ring", "direct"):
-        mine = [r for r in results if r[0] == algorithm]
-        assert len(mine) == n and all(ok_ag and ok_ar for _, _, ok_ag, ok_ar, _ in mine)
-        logs = [m for *_, log in mine for m in log]
-        calls = sorted({m[0] for m in logs})
-        assert len(calls) == 2
-        for call, collective, nbytes in zip(calls, ("all_gather", "all_reduce"), (3 * 5 * 4, 4 * n * 3 * 4)):
-            sent = sorted((m[2], m[3], m[4]) for m in logs if m[0] == call)
-            p = plan(collective, n, algorithm)
-            expected = sorted((p.src[k], d, round(p.frac[k] * nbytes)) for k in range(len(p)) for d in p.dsts[k])
-            assert sent == expected, (algorithm, collective)
+    g = _collective_graph(n)
+    sent = [m for r in range(n) for m in results[r]["collectives"]]
+    assert sorted(m[:5] for m in sent) == sorted(_expected(g) * 2)  # two passes
+    for r in range(n):  # a message leaves after this rank's own messages it depends on
+        order = {}
+        for k, m in enumerate(results[r]["collectives"][: len(results[r]["collectives"]) // 2]):
+            order.setdefault((m[0], m[4]), k)
+            for d in m[5]:
+                if (m[0], d) in order:
+                    assert order[(m[0], d)] < k
+    for label in labels:
+        sg = _graph(label, n)
+        got = sorted(m[:5] for r in range(sg.n_devices) for m in results[r][label])
+        assert got == _expected(sg), label
+
+
+def test_harness_runs_the_engine_plans_on_three_ranks():
+    """Real gloo processes: every collective, ring and direct, and every strategy's graph run
+    message by message exactly as collectives.plan() decomposes them (3 ranks: odd ring, forwarding)."""
+    _check_collectives(3, ["tp", "astra G=32", "bp-sp Nb=2"])  # all-reduce, all-gather, all-to-all inside graphs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_harness_runs_the_engine_plans(n):
+    """The full-size variant: every registered strategy and a variant of each knob."""
+    _check_collectives(n, _labels())
 
 
 # --------------------------------------------------------------------------- calibration
@@ -114,16 +219,18 @@ def test_fit_recovers_alpha_and_efficiency(topology, k):
 
 
 # ------------------------------------------------------------------------ settings, output
-def test_shipped_yaml_is_the_default_grid():
+def test_shipped_yaml_covers_the_target_grid():
+    """validation/validate.yaml: registry labels, every registered strategy, >= 24 points of
+    N = 2 and 4 on both topologies, the built-in validation model."""
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "validation" / "validate.yaml"
-    assert load_settings(path) == Settings()
+    from astrasim.strategies import STRATEGIES, parse_label
 
-
-def test_settings_defaults_cover_the_target_grid():
-    s = Settings()
-    multi = [v for v in s.strategies if v != "single"]
+    s = load_settings(Path(__file__).resolve().parents[1] / "validation" / "validate.yaml")
+    assert s.model == VALIDATION_MODEL and s.strategies[: len(Settings().strategies)] != []
+    assert {parse_label(lb)[0].name for lb in s.strategies} == set(STRATEGIES)
+    assert set(Settings().strategies) <= set(s.strategies)
+    multi = [lb for lb in s.strategies if not parse_label(lb)[0].single_device]
     assert len(multi) * len(s.bandwidths) * len(s.topologies) * len(s.hosts) >= 24
     assert set(s.hosts) == {2, 4} and set(s.topologies) == {"switch", "shared"}
     assert VALIDATION_MODEL.tokens % 4 == 0 and VALIDATION_MODEL.heads % 4 == 0
@@ -131,7 +238,7 @@ def test_settings_defaults_cover_the_target_grid():
 
 def test_load_settings_from_yaml_and_overrides(tmp_path):
     f = tmp_path / "v.yaml"
-    f.write_text("validate:\n  hosts: [2]\n  bandwidths: [20]\n  strategies: [sp, astra-g32]\n"
+    f.write_text("validate:\n  hosts: [2]\n  bandwidths: [20]\n  strategies: [sp, astra G=32]\n"
                  "  model: {layers: 1, hidden: 128, heads: 4, mlp_hidden: 256, tokens: 64}\n")
     s = load_settings(f, repeats=2)
     assert s.hosts == [2] and s.bandwidths == [20.0] and s.repeats == 2 and s.model.hidden == 128
@@ -142,7 +249,9 @@ def test_load_settings_from_yaml_and_overrides(tmp_path):
     with pytest.raises(UserError, match="unknown key"):
         load_settings(f)
     with pytest.raises(UserError, match="strategies"):
-        load_settings(None, strategies=["astra"])
+        load_settings(None, strategies=["astra-g32"])  # not a registry label
+    with pytest.raises(UserError, match="strategies"):
+        load_settings(None, strategies=["astra G=7"])  # G must divide the hidden size
     with pytest.raises(UserError, match="not found"):
         load_settings(tmp_path / "missing.yaml")
 

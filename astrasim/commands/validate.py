@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
                                                   "the same as validation/validate.yaml)"),
         hosts: Optional[str] = typer.Option(None, help="host counts N, e.g. 2,4"),
         bandwidths: Optional[str] = typer.Option(None, help="link rates in Mbps, e.g. 10,20,50,100"),
-        strategies: Optional[str] = typer.Option(None, help="single,tp,sp,bp-ag,astra-g1,astra-g32 (any subset)"),
+        strategies: Optional[str] = typer.Option(None, help="comma-separated strategy labels as the registry writes "
+                                                  "them (default: every registered strategy)"),
         topologies: Optional[str] = typer.Option(None, help="switch,shared"),
         repeats: Optional[int] = typer.Option(None, help="timed forward passes per point (median)"),
         out: Path = typer.Option(Path("validation"), help="folder for results.csv, summary.md, the plot"),

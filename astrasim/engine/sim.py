@@ -4,7 +4,9 @@ messages on a FlowNetwork.
 * Each device runs one Compute at a time; among its ready ops it starts the first in program
   order (if that is not its earliest unstarted op, it waits for the rest of the current instant
   before choosing, so ops that become ready at the same instant compete fairly). A Compute of
-  `seconds` takes `seconds / speed[device]`.
+  `seconds` takes `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0) on a
+  processor of its own; with a `placement` (hosts with a number of cores, astrasim/engine/cores.py)
+  the computes of a host with more devices than cores share its cores (processor sharing).
 * A Comm is joined by participant i once every dep belonging to i is done (a Compute dep on device i;
   a Comm dep that i takes part in, once complete at i); i's messages then leave as their
   intra-collective dependencies allow (collectives.plan). Sending costs no compute.
@@ -41,6 +43,7 @@ from collections.abc import Sequence
 import networkx as nx
 
 from astrasim.engine.comms import CommShape, CommState
+from astrasim.engine.cores import HostCores, Placement
 from astrasim.engine.deadlock import deadlock_error
 from astrasim.engine.result import SimResult, TimelineEvent
 from astrasim.errors import UserError
@@ -53,9 +56,12 @@ from astrasim.opgraph import Compute, OpGraph
 
 
 def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
-             record_timeline: bool = False) -> SimResult:
+             record_timeline: bool = False, placement: Placement | None = None,
+             op_overhead_s: float = 0.0) -> SimResult:
     """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
-    routes across runs); see the module docstring for the semantics."""
+    routes across runs); see the module docstring for the semantics. `placement`: devices on
+    hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
+    every Compute (dispatch / launch cost)."""
     graph.validate()
     n = graph.n_devices
     if speeds is None:
@@ -74,7 +80,9 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
     collect = gc.isenabled()
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
     try:
-        return _Run(graph, fabric, speeds, record_timeline).run()
+        run = _Run(graph, fabric, speeds, record_timeline)
+        run.share_cores(placement, op_overhead_s)
+        return run.run()
     finally:
         if collect:
             gc.enable()
@@ -166,6 +174,24 @@ class _Run:
                 elif self.deps_left[k] == self.comm_deps_left[k]:
                     self.waiting_on_comm[self.device_of[k]] += 1
 
+    # ---------------------------------------------------------------- hosts and cores
+    def share_cores(self, placement: Placement | None, op_overhead_s: float) -> None:
+        """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
+        a shared HostCores (the others keep a processor of their own: the fixed-duration path)."""
+        if op_overhead_s < 0 or not math.isfinite(op_overhead_s):
+            raise UserError(f"op_overhead_s must be a finite number >= 0, got {op_overhead_s!r}",
+                            "hardware.op_overhead_s")
+        if op_overhead_s:
+            self.duration = [t + op_overhead_s if self.device_of[k] >= 0 else t for k, t in enumerate(self.duration)]
+        self.host_cores: list[HostCores | None] = [None] * self.n
+        if placement is None:
+            return
+        if len(placement.host_of) != self.n:
+            raise UserError(f"placement covers {len(placement.host_of)} devices, the graph has {self.n}", "hardware.hosts")
+        shared = {h: HostCores(self.env, placement.cores[h], NORMAL, self._computed) for h in placement.shared_hosts()}
+        for d, h in enumerate(placement.host_of):
+            self.host_cores[d] = shared.get(h)
+
     # ---------------------------------------------------------------- run
     def run(self) -> SimResult:
         env = self.env
@@ -212,7 +238,11 @@ class _Run:
         self.busy[d] = True
         self.running[d] = k
         self.since[d] = now  # start of the compute (the timeline reads it back)
-        self.env.call_at(self.duration[k], NORMAL, self._computed, d)
+        cores = self.host_cores[d]
+        if cores is None:
+            self.env.call_at(self.duration[k], NORMAL, self._computed, d)
+        else:  # sharing its host's cores: HostCores calls _computed(d) when the work is done
+            cores.start(d, self.duration[k])
 
     def _computed(self, d: int) -> None:
         k = self.running[d]
@@ -220,7 +250,7 @@ class _Run:
         start = self.since[d]
         self.busy[d] = False
         self.since[d] = now
-        self.compute_s[d] += self.duration[k]
+        self.compute_s[d] += self.duration[k] if self.host_cores[d] is None else now - start
         self.computes_left[d] -= 1
         if now > self.t_end:
             self.t_end = now

@@ -114,8 +114,8 @@ class FlowNetwork:
         `class`, delivered together as its `payload`; `whole` is delivered instead when they all
         move together (one part, or a bundle of distinct classes). A multi-part `parts` is
         remembered by identity: pass the same tuple whenever the same messages leave together."""
-        if self._any_overhead and bits > 0.0:
-            parts = self._sized_parts(parts, bits)
+        if self._any_overhead and bits >= 1.0:  # (a message under one bit pays no per-message overhead:
+            parts = self._sized_parts(parts, bits)  # its b -> 0 load factor would overflow)
         t = self.env.now + alpha
         heapq.heappush(self._acts, (t, next(self._seq), bits, parts, tag, whole))
         if not self._busy and t < self._wake_t:

@@ -71,6 +71,9 @@ class Point:
     headroom_gb: float = 1.0
     output_tokens: int = 0  # generation: tokens produced after the prompt (0 = prefill only)
     workload: WorkloadPoint = SINGLE  # the request stream (astrasim/streams.py)
+    hosts: int | None = None        # hardware.hosts: None = every device its own processor
+    cores_per_host: int = 1
+    op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
 
     def options(self) -> BuildOptions:
         from astrasim.scenario.fleet import point_fleet
@@ -163,7 +166,9 @@ def iter_points(sc) -> Iterator[Point]:
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
                                   sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
-                                  output_tokens=out_tokens, workload=workload)
+                                  output_tokens=out_tokens, workload=workload,
+                                  hosts=hw.hosts, cores_per_host=hw.cores_per_host,
+                                  op_overhead_s=float(hw.op_overhead_s))
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
                         key = point_key(p)

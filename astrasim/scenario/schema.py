@@ -119,6 +119,14 @@ class HardwareConfig(_Strict):
         "proportional", description="proportional: each device's share (tokens for sp/astra, KV heads and MLP "
                                     "columns for tp) in proportion to its speed; even: equal shares (the split "
                                     "before mixed fleets)")
+    # hosts and cores (processor sharing, astrasim/engine/cores.py) and the per-op dispatch cost
+    hosts: Annotated[int, Field(ge=1)] | None = Field(None, description="machines the devices run on (devices in "
+                                                      "contiguous balanced blocks); null = every device its own "
+                                                      "processor")
+    cores_per_host: Annotated[int, Field(ge=1)] = Field(1, description="cores of every host: the computes on a host "
+                                                        "share them (processor sharing, at most one core each)")
+    op_overhead_s: Seconds = Field(0.0, description="per-op dispatch / launch cost in seconds, added to every "
+                                                    "compute; 0 = none")
 
     @field_validator("device", "speed", mode="before")
     @classmethod

@@ -191,9 +191,9 @@ class Astra(Strategy):
             ops["cls_pool"] = Cost(float(n * d), s * (n * d + d))
         return ops
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
-        """Every op of device 0; remote ops see the tokens of all other devices (the busiest
-        device's work with causal skipping). Codes leave packed to G log2 K bits (what the
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
+        """Every op of `device`; remote ops see the tokens of all other devices (device 0's tokens
+        are the most; with causal skipping the graph scales remote_kv/remote_attn, the calls do not). Codes leave packed to G log2 K bits (what the
         simulator sends) and arrive packed."""
         import torch
 
@@ -206,10 +206,10 @@ class Astra(Strategy):
         torch.manual_seed(1)
         with torch.inference_mode(False):  # an ordinary module, as in a real run
             vq = GroupedVQ(d, groups, knobs.codebook, dtype=block.dtype).eval()
-        dev = AstraBlock(block, vq, n, 0, cls_token=cls_token)
+        dev = AstraBlock(block, vq, n, device, cls_token=cls_token)
         bounds = dev.shared_bounds(tokens)
-        local = bounds[0][1] - bounds[0][0] + (1 if cls_token else 0)
-        remote = sum(b - a for a, b in bounds[1:])
+        local = bounds[device][1] - bounds[device][0] + (1 if cls_token else 0)
+        remote = sum(b - a for j, (a, b) in enumerate(bounds) if j != device)
         x_local = x[:, :local].contiguous()
         codes = torch.randint(0, knobs.codebook, (1, remote, groups))
         bits = vq.index_bits

@@ -155,10 +155,12 @@ class Strategy:
         """Analytic FLOPs and bytes of one layer's ops on device 0 (the largest shard)."""
         raise NotImplementedError
 
-    def kernel_calls(self, block, n: int, tokens: int, knobs: Knobs, cls_token: bool
+    def kernel_calls(self, block, n: int, tokens: int, knobs: Knobs, cls_token: bool, device: int = 0
                      ) -> dict[str, Callable[[], object]]:
-        """Zero-argument calls running each op of device 0 with the real torch kernels (imports
-        torch lazily), on inputs produced by running the ops once in order."""
+        """Zero-argument calls running each op of `device` (0: the largest shard, what the profiler
+        times) with the real torch kernels (imports torch lazily), on inputs of that device's shape
+        produced by running the ops once in order. The real-network harness calls them per device
+        and per layer while it walks the strategy's own OpGraph (astrasim/validation/programs.py)."""
         raise NotImplementedError
 
     # -- generation: decode steps after the prefill (docs/strategies.md, "Decode") --------------

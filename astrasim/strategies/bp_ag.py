@@ -118,9 +118,9 @@ class BlockParallel(Strategy):
             calls[DECOUPLED_OPS[mlp]] = (lambda d, xs: lambda: d.decoupled_layer(xs))(dev, x[..., a:b].contiguous())
         return calls
 
-    def device_blocks(self, block, n, cls) -> dict:
-        """Device 0's block of every decoupled shape that exists at N (both are profiled)."""
-        return {mlp: cls(block, n, 0, mlp) for mlp in self._shapes(block.spec, n)}
+    def device_blocks(self, block, n, cls, device: int = 0) -> dict:
+        """The device's block of every decoupled shape that exists at N (both are profiled)."""
+        return {mlp: cls(block, n, device, mlp) for mlp in self._shapes(block.spec, n)}
 
     # -- memory (even splits; a mixed fleet only scales each device's time, Strategy.device_seconds) --
     def full_layer_memory(self, spec, n, tokens) -> tuple[float, float]:
@@ -210,12 +210,12 @@ class BlockParallelAllGather(BlockParallel):
         return {**self.decoupled_costs(spec, n, tokens, dtype),
                 "full_layer": full_layer(LayerShape.of(spec), tokens, DTYPE_BYTES[dtype])}
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import BPAGBlock
 
-        devices = self.device_blocks(block, n, BPAGBlock)
+        devices = self.device_blocks(block, n, BPAGBlock, device)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {**self.decoupled_calls(devices, x), "full_layer": lambda: devices["full"].full_layer(x)}
 

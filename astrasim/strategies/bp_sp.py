@@ -65,12 +65,12 @@ class BlockParallelSequence(BlockParallel):
         own = -(-tokens // n)
         return kv_bytes(1, own, sh.kv_heads, sh.head_dim), activation_bytes(sh, tokens, own, tokens, own)
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import BPSPBlock
 
-        devices = self.device_blocks(block, n, BPSPBlock)
+        devices = self.device_blocks(block, n, BPSPBlock, device)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {**self.decoupled_calls(devices, x), **sp_kernel_calls(devices["full"], x)}
 

@@ -29,7 +29,9 @@ from pydantic import Field
 from astrasim.errors import UserError
 from astrasim.kernels.split import split_bounds
 from astrasim.layer_costs import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
-from astrasim.strategies.base import KnobError, Knobs, Strategy, split_tokens
+from astrasim.strategies.base import (
+    KnobError, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights, split_tokens,
+)
 
 TOKEN_BITS = 32  # a sampled token id sent back to stage 0 in decode
 
@@ -123,11 +125,29 @@ class PipelineParallel(Strategy):
                 last = one.decode_layers(b, t, s, layers, cache, prev)
                 prev = [b.comm("activation", layers[-1], "p2p", (s, s + 1), bits, [last])] if s < n - 1 else [last]
 
+    def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
+        """Each stage holds its own layers' weights and KV cache (all prompt and generated tokens) and
+        the activations of one chunk; the first and last stage also the embeddings and head (all of the
+        outer weights on each of the two: conservative for untied models)."""
+        sh = LayerShape.of(spec)
+        chunk = max(split_tokens(tokens, knobs.chunks))
+        out = []
+        for s, layers in enumerate(self.stages(spec, n)):
+            ends = s in (0, n - 1)  # the first stage embeds, the last applies the head
+            w = len(layers) * layer_weights(sh) + (outer_weights(spec) if ends else 0)
+            out.append(Memory(weights=w * options.weight_bits / 8,
+                              kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim),
+                              activations=activation_bytes(sh, chunk, chunk, tokens, chunk)))
+        return out
+
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         return {}  # no rows of its own (module docstring)
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
-        return {}  # a stage runs the single device's kernels, measured under its name
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
+        """A stage runs whole layers: the single device's kernels (profiled under its name)."""
+        from astrasim.strategies.single import STRATEGY as one_device
+
+        return one_device.kernel_calls(block, 1, tokens, one_device.knobs(), cls_token)
 
 
 STRATEGY = PipelineParallel()

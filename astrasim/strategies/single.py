@@ -43,7 +43,7 @@ class Single(Strategy):
 
     # memory: Strategy.memory's default (the whole model and the KV of every token on one device)
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import SingleBlock

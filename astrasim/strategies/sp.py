@@ -128,12 +128,12 @@ class SequenceParallel(Strategy):
         return [sp_memory(spec, tokens, own[d], options.weight_bits, own[d] + (output_tokens if d == n - 1 else 0))
                 for d in range(n)]
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import SPBlock
 
-        return sp_kernel_calls(SPBlock(block, n, 0), torch.randn(1, tokens, block.hidden, dtype=block.dtype))
+        return sp_kernel_calls(SPBlock(block, n, device), torch.randn(1, tokens, block.hidden, dtype=block.dtype))
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,

@@ -101,12 +101,12 @@ class TensorParallel(Strategy):
         return [self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens)
                 for shard in self._shards(spec, n, options, tokens)]
 
-    def kernel_calls(self, block, n, tokens, knobs, cls_token):
+    def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
 
         from astrasim.kernels.parallel import TPBlock
 
-        dev = TPBlock(block, n, 0)
+        dev = TPBlock(block, n, device)
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(x)}
 

@@ -3,34 +3,29 @@ same points with the simulator, and compare.
 
 Steps (`run_validation`):
 
-1. calibrate alpha and efficiency per topology with the point-to-point microbenchmark
-   (`calibrate.py`; never the validation points);
-2. measure: for each topology and N, build N shaped hosts (`netns.py`), and at each bandwidth run
-   every strategy's real forward pass on every host (`worker.py`, `programs.py`); latency = the
-   median over repeats of (last rank's end - common start). Right before and after a strategy's
-   passes every host profiles that strategy's kernels on the spot with the shipped profiler
-   (`astrasim.profiling.profile_ops`): all hosts at once, so the profile sees the same machine,
-   load and core sharing (N hosts on fewer cores) as the passes;
-3. predict: the op graph from `astrasim.strategies.build_graph` (costs = the on-the-spot profile),
-   the network from `astrasim.network.build_topology` with the calibrated alpha / efficiency
-   (switch -> kind "switch", shared medium -> kind "wifi-adhoc": one half-duplex channel that a
-   message crosses once), run by `astrasim.engine.simulate`;
-4. write results.csv (one row per point), summary.csv / summary.md (median and max absolute
-   error per strategy, per topology, overall), calibration.csv, profile.csv and a
-   predicted-vs-measured plot.
+1. microbenchmarks, never the validation points: the network's alpha and efficiency per topology
+   from a point-to-point exchange (`calibrate.py`), every strategy's kernels timed alone by the
+   shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process), and the
+   harness's per-op dispatch cost (`dispatch.py`);
+2. build every point as the simulator does (`point_for` -> `astrasim.pointrun.engine_inputs`);
+3. measure: for each topology and N, build N shaped hosts (`netns.py`), and at each bandwidth run
+   the point's own OpGraph on every host (`worker.py`, `programs.py`: real kernels, the engine's
+   collective plans); latency = the median over repeats of (last rank's end - common start), and
+   its spread over repeats as the point's noise figure;
+4. predict: `astrasim.engine.simulate` on the same engine inputs;
+5. write results.csv, summary.csv / summary.md, calibration.csv, profile.csv and the plot
+   (`report.py`).
 
 error = predicted / measured - 1 (positive: the simulator is slower than reality).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import platform
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,32 +33,43 @@ import pandas as pd
 from astrasim.fileio import atomic_path, write_text_atomic
 from astrasim.models import ModelSpec
 from astrasim.validation.calibrate import SIM_KIND, Calibration, calibrate
+from astrasim.validation.dispatch import dispatch_overhead_s
 from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
-from astrasim.validation.programs import DEFAULT_VARIANTS, VALIDATION_MODEL, Variant
+from astrasim.validation.programs import VALIDATION_MODEL, graph_to_json
+from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
 
-TARGET_MEDIAN, TARGET_MAX = 0.05, 0.15
+__all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict", "plot", "summary_markdown",
+           "TARGET_MEDIAN", "TARGET_MAX"]
+
+
+def default_strategies() -> list[str]:
+    """Every registered strategy at its default knobs, by its registry label."""
+    from astrasim.strategies import STRATEGIES
+
+    return [s.label() for s in STRATEGIES.values()]
 
 
 @dataclass
 class Settings:
-    """One validation campaign (defaults: the full grid published in docs/validation.md)."""
+    """One validation campaign; `strategies` are registry labels (astrasim.strategies.parse_label)."""
 
     hosts: list[int] = field(default_factory=lambda: [2, 4])
-    bandwidths: list[float] = field(default_factory=lambda: [10.0, 20.0, 50.0, 100.0])
+    bandwidths: list[float] = field(default_factory=lambda: [20.0, 100.0])
     topologies: list[str] = field(default_factory=lambda: list(TOPOLOGIES))
-    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    strategies: list[str] = field(default_factory=default_strategies)
     repeats: int = 3
     warmup: int = 1
     budget_s: float = 1.5
     max_repeats: int = 20
     calibration_repeats: int = 5
-    profile_repeats: int = 5
+    profile_repeats: int = 10
     model: ModelSpec = VALIDATION_MODEL
     seed: int = 0
 
     def check(self) -> None:
         from astrasim.errors import UserError
+        from astrasim.strategies import parse_label
 
         if not self.hosts or any(n < 2 or n > 16 for n in self.hosts):
             raise UserError("every host count must be in 2..16", field="hosts")
@@ -72,18 +78,22 @@ class Settings:
         bad = [t for t in self.topologies if t not in TOPOLOGIES]
         if bad or not self.topologies:
             raise UserError(f"unknown topology {bad}; use {', '.join(TOPOLOGIES)}", field="topologies")
-        for s in self.strategies:
+        if not self.strategies:
+            raise UserError("give at least one strategy label", field="strategies")
+        for label in self.strategies:
             try:
-                Variant.parse(s)
-            except ValueError as exc:
-                raise UserError(str(exc), field="strategies") from None
+                strategy, knobs = parse_label(label)
+                for n in self.hosts:
+                    strategy.check(self.model, n, self.model.tokens, knobs)
+            except Exception as exc:  # unknown name, bad tag, a knob the model cannot take
+                raise UserError(f"strategy '{label}': {exc}; use registry labels such as "
+                                f"{', '.join(repr(x) for x in default_strategies())}",
+                                field="strategies") from None
         if self.repeats < 1 or self.warmup < 0:
             raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats")
 
 
-SETTINGS_KEYS = ("hosts", "bandwidths", "topologies", "strategies", "repeats", "warmup", "budget_s", "max_repeats",
-                 "calibration_repeats",
-                 "profile_repeats", "model", "seed")
+SETTINGS_KEYS = tuple(Settings.__dataclass_fields__)
 
 
 def load_settings(path: str | Path | None = None, **overrides) -> Settings:
@@ -112,20 +122,74 @@ def load_settings(path: str | Path | None = None, **overrides) -> Settings:
         data["model"] = model_from_dict({"name": "val-custom", **data["model"]})
     try:
         settings = Settings(**data)
-    except TypeError as exc:
+        settings.hosts = [int(h) for h in settings.hosts]
+        settings.bandwidths = [float(b) for b in settings.bandwidths]
+        settings.strategies = [str(s) for s in settings.strategies]
+    except (TypeError, ValueError) as exc:
         raise UserError(str(exc), field="scenario") from None
-    settings.hosts = [int(h) for h in settings.hosts]
-    settings.bandwidths = [float(b) for b in settings.bandwidths]
     settings.check()
     return settings
 
 
-def _median_latency(records: list[list[dict]]) -> tuple[float, float, float, float]:
-    """records[rank][repeat] -> (median, min, max of the slowest-rank latency, max late start)."""
-    reps = len(records[0])
-    lat = [max(r[k]["end"] for r in records) - records[0][k]["start"] for k in range(reps)]
-    late = max(r[k]["late_s"] for r in records for k in range(reps))
-    return statistics.median(lat), min(lat), max(lat), late
+# ------------------------------------------------------------------------- points, as simulated
+PROFILE_KEY = "validation-microbenchmark-profile"
+
+
+def point_for(settings: Settings, label: str, n: int, topology: str | None, bandwidth_mbps: float,
+              cal: Calibration | None, host_setup: dict | None = None):
+    """The scenario Point of one validation point (costs: the microbenchmark profile installed
+    under PROFILE_KEY; network: the testbed's simulator kind with the calibrated alpha and
+    efficiency; `host_setup`: the testbed machine's hosts and cores, see `machine_hosts`)."""
+    from astrasim.scenario.grid import NetworkPoint, Point
+    from astrasim.strategies import parse_label
+
+    strategy, knobs = parse_label(label)
+    if topology is None:
+        net = NetworkPoint("ideal", 1.0)
+    else:
+        net = NetworkPoint(SIM_KIND[topology], float(bandwidth_mbps), latency_s=cal.alpha_s, efficiency=cal.efficiency)
+    return Point(scenario="validate", model=settings.model, tokens=settings.model.tokens, strategy=strategy.name,
+                 knobs=knobs, devices=1 if strategy.single_device else n, hardware="validation host",
+                 profile_path=PROFILE_KEY, device=None, speed=1.0, speeds=None, network=net, **(host_setup or {}))
+
+
+def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
+    """Every (strategy, N) of the grid timed alone by the shipped profiler (one thread, ops in
+    program order), installed as the costs of every point (PROFILE_KEY)."""
+    from astrasim.profiling import profile_ops
+    from astrasim.strategies import parse_label
+    from astrasim.strategies.costs import PRELOADED, ProfileCosts
+
+    tables, seen = [], set()
+    for label in settings.strategies:
+        strategy, knobs = parse_label(label)
+        g, k = strategy.profile_key(knobs)
+        for n in [1] if strategy.single_device else settings.hosts:
+            key = (strategy.name, n, g, k)
+            if key in seen:
+                continue
+            seen.add(key)
+            extra = {"codebook": k} if k else {}
+            tables.append(profile_ops(settings.model, [strategy.name], [n], [g], settings.model.tokens, threads=1,
+                                      repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+    table = pd.concat(tables, ignore_index=True)
+    PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
+    log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
+    return table
+
+
+def machine_hosts(op_overhead_s: float, cores: int | None = None):
+    """n -> the Point fields of the testbed: its N hosts are processes on this one machine, so the
+    simulated devices share its cores (hosts = 1, cores_per_host = this machine's CPUs), and every
+    op pays the measured dispatch cost."""
+    cores = cores or os.cpu_count() or 1
+    return lambda n: {"hosts": 1, "cores_per_host": cores, "op_overhead_s": op_overhead_s}
+
+
+# --------------------------------------------------------------------------------- measuring
+def _latencies(records: list[list[dict]]) -> list[float]:
+    """records[rank][repeat] -> per repeat, the slowest rank's end minus the common start."""
+    return [max(r[k]["end"] for r in records) - records[0][k]["start"] for k in range(len(records[0]))]
 
 
 def _loadavg() -> float:
@@ -135,229 +199,91 @@ def _loadavg() -> float:
         return float("nan")
 
 
-def measure(settings: Settings, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Real latencies of every (topology, N, bandwidth, strategy) point (plus single once) and
-    their on-the-spot profiles. Every worker profiles each strategy's ops with the shipped profiler
-    right before and right after timing its passes, all hosts at once (programs.profile_variant):
-    the profile sees the same machine, load and sharing of cores as the passes it predicts.
-    Rows carry a `point` id that links them to their profile rows."""
+def measured_row(res: list[dict], label: str) -> dict:
+    """Median latency, its spread (noise figure) and in-situ op times of one point's passes."""
+    recs = [r["result"][label]["passes"] for r in res]
+    lat = sorted(_latencies(recs))
+    med = statistics.median(lat)
+    q = statistics.quantiles(lat, n=10, method="inclusive") if len(lat) > 1 else [med] * 9
+    compute = statistics.median(max(r[k]["compute_s"] for r in recs) for k in range(len(recs[0])))
+    ops: dict[str, list[float]] = {}
+    for r in recs:  # per rank: median over passes; then the mean over ranks
+        for op in r[0]["ops"]:
+            ops.setdefault(op, []).append(statistics.median(p["ops"].get(op, 0.0) for p in r))
+    return {"measured_s": med, "measured_min_s": lat[0], "measured_max_s": lat[-1],
+            "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0, "measured_compute_s": compute,
+            "in_situ_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
+            "repeats": len(lat), "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
+            "loadavg_1m": _loadavg()}
+
+
+def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=print) -> pd.DataFrame:
+    """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
+    engine inputs are built first, and its OpGraph is what the hosts run."""
     from astrasim.network.topology import DEFAULTS
+    from astrasim.pointrun import engine_inputs
+    from astrasim.strategies import parse_label
 
-    spec = settings.model
-    variants = [v for v in settings.strategies if Variant.parse(v).strategy != "single"]
-    rows, profiles = [], []
-    job = {"mode": "strategies", "model": dataclasses.asdict(spec), "warmup": settings.warmup,
+    rows = []
+    job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
-           "seed": settings.seed, "profile": {"repeats": settings.profile_repeats, "warmup": 1}}
+           "seed": settings.seed}
+    singles = [s for s in settings.strategies if parse_label(s)[0].single_device]
+    multi = [s for s in settings.strategies if s not in singles]
 
-    def record(res: list[dict], names: list[str], base: dict) -> list[str]:
+    def run(bed, labels, n, topo, bw, algorithm):
+        points = {lb: point_for(settings, lb, n, topo, bw, cals.get(topo), host_setup(n)) for lb in labels}
+        graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
+        t0 = time.monotonic()
+        res = run_job(bed, {**job, "points": graphs, "algorithm": algorithm}, timeout_s=900)
         parts = []
-        for v in names:
-            point = len(rows)
-            recs = [r["result"][v]["passes"] for r in res]
-            med, lo, hi, late = _median_latency(recs)
-            compute = statistics.median(max(r[k]["compute_s"] for r in recs) for k in range(len(recs[0])))
-            ops: dict[str, list[float]] = {}
-            for r in recs:  # per rank: median over passes; then the mean over ranks
-                for op in r[0]["ops"]:
-                    ops.setdefault(op, []).append(statistics.median(p["ops"][op] for p in r))
-            in_situ = {op: sum(v) / len(v) for op, v in ops.items()}
-            rows.append({**base, "strategy": v, "measured_s": med, "measured_min_s": lo, "measured_max_s": hi,
-                         "measured_compute_s": compute, "in_situ_ops": json.dumps(in_situ, sort_keys=True),
-                         "repeats": len(recs[0]), "late_start_s": late, "loadavg_1m": _loadavg(), "point": point})
-            for rank, r in enumerate(res):
-                profiles.append(pd.DataFrame(r["result"][v]["profile"]).assign(point=point, rank=rank))
-            parts.append(f"{v} {med * 1e3:.0f}")
-        return parts
+        for lb, p in points.items():
+            rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
+                         "strategy": lb, **measured_row(res, lb), "_point": p})
+            parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
+        log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
+            + ", ".join(parts) + " ms")
 
-    if len(variants) < len(settings.strategies):
+    if singles:
         with testbed(1, settings.topologies[0], settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
-            res = run_job(bed, {**job, "variants": ["single"], "algorithm": "direct"})
-        parts = record(res, ["single"], {"topology": "none", "hosts": 1, "bandwidth_mbps": float("nan")})
-        log(f"  measured {parts[0]} ms")
-    for topo in settings.topologies if variants else []:
+            run(bed, singles, 1, None, float("nan"), "direct")
+    for topo in settings.topologies if multi else []:
         algorithm = DEFAULTS[SIM_KIND[topo]]["default_algorithm"]  # what "auto" means in the simulator
         for n in settings.hosts:
             with testbed(n, topo, settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
-                    t0 = time.monotonic()
-                    res = run_job(bed, {**job, "variants": variants, "algorithm": algorithm}, timeout_s=900)
-                    parts = record(res, variants, {"topology": topo, "hosts": n, "bandwidth_mbps": bw})
-                    log(f"  measured {topo:6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
-                        + ", ".join(parts) + " ms")
-    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
+                    run(bed, multi, n, topo, bw, algorithm)
+    return pd.DataFrame(rows)
 
 
-def point_profile(profile: pd.DataFrame, point: int) -> pd.DataFrame:
-    """One point's profile table: per op, the mean over ranks and over the before / after runs."""
-    t = profile[profile["point"] == point]
-    keys = ["model", "strategy", "devices", "groups", "codebook", "tokens", "op"]
-    agg = t.groupby(keys, as_index=False, sort=False).agg(
-        median_s=("median_s", "mean"), p10_s=("p10_s", "mean"), p90_s=("p90_s", "mean"),
-        repeats=("repeats", "sum"), flops=("flops", "first"), bytes=("bytes", "first"),
-        hardware=("hardware", "first"), threads=("threads", "first"), dtype=("dtype", "first"),
-        torch_version=("torch_version", "first"))
-    return agg
-
-
-def predict(measured: pd.DataFrame, profile: pd.DataFrame, cals: dict[str, Calibration],
-            settings: Settings) -> pd.DataFrame:
-    """Add the simulator's prediction to every measured row (costs: the row's own profile)."""
+def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFrame:
+    """Add the simulator's prediction to every measured row: the same engine inputs the hosts ran
+    (and, as a diagnostic, the same graph with the op times measured inside the real passes)."""
     from astrasim.engine import simulate
-    from astrasim.network.topology import build_topology
-    from astrasim.strategies import build_graph, get
-    from astrasim.strategies.costs import ProfileCosts
+    from astrasim.pointrun import engine_inputs, run_point
 
-    spec = settings.model
     out = []
     for row in measured.to_dict("records"):
-        v = Variant.parse(row["strategy"])
-        n = int(row["hosts"])
-        opts = {k: getattr(v, k) for k in get(v.strategy).Knobs.model_fields if hasattr(v, k)}  # rest: defaults
-        costs = ProfileCosts(point_profile(profile, row["point"]), source=f"on-the-spot profile, point {row['point']}")
-        graph = build_graph(v.strategy, spec, costs, n, spec.tokens, opts)
-        if row["topology"] == "none":
-            topo = build_topology("ideal", n, 1.0)
-            cal = None
-        else:
-            cal = cals[row["topology"]]
-            topo = build_topology(SIM_KIND[row["topology"]], n, float(row["bandwidth_mbps"]),
-                                  latency_s=cal.alpha_s, efficiency=cal.efficiency)
-        res = simulate(graph, topo)
-        pred = res.latency_s
-        # diagnostic: the same graph with the op times measured inside the real passes (what the
-        # network + engine model gives when the compute is known exactly; not the validation)
-        table = point_profile(profile, row["point"])
+        point = row.pop("_point")
+        res, _ = run_point(point)
+        inputs = engine_inputs(point)
         in_situ = json.loads(row["in_situ_ops"])
-        table["median_s"] = [in_situ.get(op, t) for op, t in zip(table["op"], table["median_s"])]
-        g2 = build_graph(v.strategy, spec, ProfileCosts(table, source="in-situ op times"), n, spec.tokens, opts)
-        pred2 = simulate(g2, topo).latency_s
+        g2 = replace(inputs.graph, ops=[replace(op, seconds=in_situ.get(op.name, op.seconds))
+                                        if hasattr(op, "seconds") and op.seconds > 0 else op
+                                        for op in inputs.graph.ops])
+        # (in-situ op times were measured under the real core sharing: no placement here)
+        pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds, op_overhead_s=inputs.op_overhead_s).latency_s
+        cal = cals.get(row["topology"])
+        pred = res.latency_s
         out.append({**row, "predicted_s": pred, "error": pred / row["measured_s"] - 1.0,
                     "abs_error": abs(pred / row["measured_s"] - 1.0),
                     "predicted_in_situ_s": pred2, "error_in_situ": pred2 / row["measured_s"] - 1.0,
                     "predicted_compute_s": max(res.compute_s), "comm_bits": res.comm_bits,
                     "n_messages": res.n_messages, "alpha_s": cal.alpha_s if cal else 0.0,
-                    "efficiency": cal.efficiency if cal else 1.0})
+                    "efficiency": cal.efficiency if cal else 1.0, "hosts_on_machine": point.hosts,
+                    "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s})
     return pd.DataFrame(out)
-
-
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Median and max absolute error per strategy, per topology, per N and overall (and the same for
-    the diagnostic prediction from in-situ op times, when present)."""
-    diag = "error_in_situ" in results.columns
-
-    def row(by: str, key: str, grp: pd.DataFrame) -> dict:
-        r = {"group": by, "value": key, "points": len(grp), "median_abs_error": grp["abs_error"].median(),
-             "max_abs_error": grp["abs_error"].max(), "mean_error": grp["error"].mean()}
-        if diag:
-            e = grp["error_in_situ"].abs()
-            r.update(median_abs_error_in_situ=e.median(), max_abs_error_in_situ=e.max())
-        return r
-
-    rows = [row(by, str(key), grp) for by in ("strategy", "topology", "hosts")
-            for key, grp in results.groupby(by, sort=False)]
-    # The simulator gives every device its own processor; with more hosts than CPUs the testbed does
-    # not (docs/validation.md), so the points where each host had a core of its own are also shown.
-    cpus = os.cpu_count() or 1
-    own = results[results["hosts"] <= cpus]
-    if 0 < len(own) < len(results):
-        rows.append(row("cores", f"a core per host (N <= {cpus})", own))
-        rows.append(row("cores", f"hosts share cores (N > {cpus})", results[results["hosts"] > cpus]))
-    rows.append(row("all", "all", results))
-    return pd.DataFrame(rows)
-
-
-def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
-    """Whether the overall errors meet the target, in one line."""
-    allrow = summary[summary["group"] == "all"].iloc[0]
-    med, mx, pts = allrow["median_abs_error"], allrow["max_abs_error"], int(allrow["points"])
-    ok = med <= TARGET_MEDIAN and mx <= TARGET_MAX
-    return ok, (f"{pts} points: median |error| {med:.1%} (target <= {TARGET_MEDIAN:.0%}), "
-                f"max |error| {mx:.1%} (target <= {TARGET_MAX:.0%}): {'MET' if ok else 'MISSED'}")
-
-
-def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict[str, Calibration],
-                     settings: Settings, command: str, elapsed_s: float) -> str:
-    ok, line = verdict(summary)
-    lines = [f"# Validation summary", "", f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
-             f"wall time {elapsed_s:.0f} s.", "",
-             f"Model: {settings.model.name} (layers={settings.model.layers}, hidden={settings.model.hidden}, "
-             f"heads={settings.model.heads}, mlp={settings.model.mlp_hidden}, tokens={settings.model.tokens}); "
-             f"Per point: {settings.warmup} warm-up pass, then at least {settings.repeats} timed passes (up to "
-             f"{settings.max_repeats} within {settings.budget_s:g} s); latency = median over passes of the slowest "
-             f"rank's end minus the common start. 1-minute load average during the measurements: "
-             f"{results['loadavg_1m'].min():.2f} to {results['loadavg_1m'].max():.2f} on {os.cpu_count()} CPUs.", "",
-             f"**{line}**", "",
-             "Calibration (point-to-point microbenchmark: 2 hosts exchanging one message each way, gloo):", ""]
-    for c in cals.values():
-        lines.append(f"- {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
-                     f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
-    diag = "median_abs_error_in_situ" in summary.columns
-    lines += ["", "| group | value | points | median abs error | max abs error | mean error |"
-              + (" median / max abs error, in-situ op times |" if diag else ""),
-              "|---|---|---|---|---|---|" + ("---|" if diag else "")]
-    for r in summary.to_dict("records"):
-        lines.append(f"| {r['group']} | {r['value']} | {r['points']} | {r['median_abs_error']:.1%} | "
-                     f"{r['max_abs_error']:.1%} | {r['mean_error']:+.1%} |"
-                     + (f" {r['median_abs_error_in_situ']:.1%} / {r['max_abs_error_in_situ']:.1%} |" if diag else ""))
-    lines += ["", "Per point (compute = kernel time of the slowest rank per pass, median: measured in the real passes "
-              "vs the simulator's busiest device):", "",
-              "| topology | N | Mbps | strategy | measured ms | predicted ms | error | compute measured ms | "
-              "compute predicted ms | passes | predicted from in-situ op times ms | error |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results.to_dict("records"):
-        bw = "-" if pd.isna(r["bandwidth_mbps"]) else f"{r['bandwidth_mbps']:g}"
-        lines.append(f"| {r['topology']} | {r['hosts']} | {bw} | {r['strategy']} | {r['measured_s'] * 1e3:.1f} | "
-                     f"{r['predicted_s'] * 1e3:.1f} | {r['error']:+.1%} | {r['measured_compute_s'] * 1e3:.1f} | "
-                     f"{r['predicted_compute_s'] * 1e3:.1f} | {r['repeats']} | "
-                     f"{r.get('predicted_in_situ_s', float('nan')) * 1e3:.1f} | {r.get('error_in_situ', float('nan')):+.1%} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(results: pd.DataFrame, path: Path) -> None:
-    """Predicted vs measured (log-log), y = x and the +-15 % band; colour = the strategy's registry
-    colour (shaded per variant, astrasim.analysis.style), marker = topology."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from astrasim.analysis.style import Looks, number, plain_axis
-
-    variants = {s: Variant.parse(s) for s in dict.fromkeys(results["strategy"])}
-    frame = pd.DataFrame([dataclasses.asdict(v) for v in variants.values()])  # strategy + knob columns
-    looks = Looks(frame, pd.Series(list(variants), index=frame.index))
-    fig, ax = plt.subplots(figsize=(6.4, 6.0))
-    markers = {"switch": "o", "shared": "s", "none": "*"}
-    for s in looks:
-        for topo, mk in markers.items():
-            sub = results[(results["strategy"] == s) & (results["topology"] == topo)]
-            if len(sub):
-                ax.scatter(sub["measured_s"] * 1e3, sub["predicted_s"] * 1e3, marker=mk, color=looks[s].color,
-                           s=60 if topo == "none" else 30, alpha=0.85, label=f"{s} / {topo}")
-    lo = min(results["measured_s"].min(), results["predicted_s"].min()) * 1e3 / 1.3
-    hi = max(results["measured_s"].max(), results["predicted_s"].max()) * 1e3 * 1.3
-    xs = [lo, hi]
-    ax.plot(xs, xs, color="black", lw=1)
-    ax.plot(xs, [x * 1.15 for x in xs], color="grey", lw=0.8, ls="--")
-    ax.plot(xs, [x / 1.15 for x in xs], color="grey", lw=0.8, ls="--", label="+-15 %")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured latency per forward pass (ms)")
-    ax.set_ylabel("simulated latency (ms)")
-    ax.set_title("astrasim vs real gloo runs over tbf-shaped links")
-    plain_axis(ax, "x", number)
-    plain_axis(ax, "y", number)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    ax.grid(True, which="major", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def run_validation(settings: Settings, out_dir: str | Path | None = "validation", *, command: str = "",
@@ -367,13 +293,16 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
     settings.check()
     with machine_lock(log):
         t0 = time.monotonic()
-        log("1/3 calibrating the network (point-to-point microbenchmark)")
+        log("1/3 microbenchmarks: the network (point-to-point exchange) and the kernels (each alone)")
         cals, cal_table = calibrate(settings.topologies, settings.bandwidths,
                                     repeats=settings.calibration_repeats, log=log)
-        log("2/3 profiling the kernels on the spot and measuring real forward passes over shaped links")
-        measured, profile = measure(settings, log=log)
+        profile = microbenchmark_profile(settings, log=log)
+        overhead = dispatch_overhead_s()
+        log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
+        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph)")
+        measured = measure(settings, cals, machine_hosts(overhead), log=log)
     log("3/3 simulating the same points")
-    results = predict(measured, profile, cals, settings)
+    results = predict(measured, cals)
     summary = summarize(results)
     elapsed = time.monotonic() - t0
     if out_dir is not None:

@@ -13,8 +13,8 @@ received `start` too late records how late it was (`late_s`), so a bad repeat ca
 Modes
 -----
 ``p2p``         calibration: rank 0 sends a message of each size to rank 1 (dist.send / dist.recv).
-``strategies``  the validation passes: for each strategy, the real per-device kernels of
-                `astrasim.kernels.parallel` and the real tensors exchanged between hosts
+``graphs``      the validation passes: each point's OpGraph (the simulator's own) walked op by
+                op with the strategy's real kernels and the collectives' planned messages
                 (see `astrasim.validation.programs`).
 """
 
@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if job["mode"] == "p2p":
             result = run_p2p(job)
-        elif job["mode"] == "strategies":
-            from astrasim.validation.programs import run_strategies
+        elif job["mode"] == "graphs":
+            from astrasim.validation.programs import run_graphs
 
-            result = run_strategies(job, timed)
+            result = run_graphs(job, timed)
         else:
             raise SystemExit(f"unknown mode {job['mode']!r}")
         dist.barrier()

@@ -1,0 +1,145 @@
+"""Tables and the plot of a validation campaign: errors per strategy, topology, N and overall,
+the verdict against the target, summary.md and predicted_vs_measured.png."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+from astrasim.fileio import atomic_path
+
+TARGET_MEDIAN, TARGET_MAX = 0.05, 0.15
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Median and max absolute error per strategy, per topology, per N and overall (and the same for
+    the diagnostic prediction from in-situ op times, when present)."""
+    diag = "error_in_situ" in results.columns
+
+    def row(by: str, key: str, grp: pd.DataFrame) -> dict:
+        r = {"group": by, "value": key, "points": len(grp), "median_abs_error": grp["abs_error"].median(),
+             "max_abs_error": grp["abs_error"].max(), "mean_error": grp["error"].mean()}
+        if diag:
+            e = grp["error_in_situ"].abs()
+            r.update(median_abs_error_in_situ=e.median(), max_abs_error_in_situ=e.max())
+        return r
+
+    rows = [row(by, str(key), grp) for by in ("strategy", "topology", "hosts")
+            for key, grp in results.groupby(by, sort=False)]
+    # The simulator gives every device its own processor; with more hosts than CPUs the testbed does
+    # not (docs/validation.md), so the points where each host had a core of its own are also shown.
+    cpus = os.cpu_count() or 1
+    own = results[results["hosts"] <= cpus]
+    if 0 < len(own) < len(results):
+        rows.append(row("cores", f"a core per host (N <= {cpus})", own))
+        rows.append(row("cores", f"hosts share cores (N > {cpus})", results[results["hosts"] > cpus]))
+    rows.append(row("all", "all", results))
+    return pd.DataFrame(rows)
+
+
+def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
+    """Whether the overall errors meet the target, in one line."""
+    allrow = summary[summary["group"] == "all"].iloc[0]
+    med, mx, pts = allrow["median_abs_error"], allrow["max_abs_error"], int(allrow["points"])
+    ok = med <= TARGET_MEDIAN and mx <= TARGET_MAX
+    return ok, (f"{pts} points: median |error| {med:.1%} (target <= {TARGET_MEDIAN:.0%}), "
+                f"max |error| {mx:.1%} (target <= {TARGET_MAX:.0%}): {'MET' if ok else 'MISSED'}")
+
+
+def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
+                     settings, command: str, elapsed_s: float) -> str:
+    ok, line = verdict(summary)
+    lines = [f"# Validation summary", "", f"Command: `{command}`", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
+             f"wall time {elapsed_s:.0f} s.", "",
+             f"Model: {settings.model.name} (layers={settings.model.layers}, hidden={settings.model.hidden}, "
+             f"heads={settings.model.heads}, mlp={settings.model.mlp_hidden}, tokens={settings.model.tokens}); "
+             f"Per point: {settings.warmup} warm-up pass, then at least {settings.repeats} timed passes (up to "
+             f"{settings.max_repeats} within {settings.budget_s:g} s); latency = median over passes of the slowest "
+             f"rank's end minus the common start. 1-minute load average during the measurements: "
+             f"{results['loadavg_1m'].min():.2f} to {results['loadavg_1m'].max():.2f} on {os.cpu_count()} CPUs.", "",
+             f"**{line}**", "",
+             "Calibration (point-to-point microbenchmark: 2 hosts exchanging one message each way, gloo):", ""]
+    for c in cals.values():
+        lines.append(f"- {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
+                     f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
+    if "op_overhead_s" in results.columns:
+        lines += ["", f"Compute: kernels profiled alone (one thread, `astrasim.profiling.profile_ops`); dispatch cost "
+                      f"{results['op_overhead_s'].iloc[0] * 1e6:.1f} us per op (no-op chain walked by the harness); "
+                      f"the N hosts share this machine's {int(results['cores'].iloc[0])} cores (processor sharing). "
+                      f"Median noise (half the p10-p90 spread of a point's passes): {results['noise'].median():.1%}, "
+                      f"max {results['noise'].max():.1%}."]
+    diag = "median_abs_error_in_situ" in summary.columns
+    lines += ["", "| group | value | points | median abs error | max abs error | mean error |"
+              + (" median / max abs error, in-situ op times |" if diag else ""),
+              "|---|---|---|---|---|---|" + ("---|" if diag else "")]
+    for r in summary.to_dict("records"):
+        lines.append(f"| {r['group']} | {r['value']} | {r['points']} | {r['median_abs_error']:.1%} | "
+                     f"{r['max_abs_error']:.1%} | {r['mean_error']:+.1%} |"
+                     + (f" {r['median_abs_error_in_situ']:.1%} / {r['max_abs_error_in_situ']:.1%} |" if diag else ""))
+    lines += ["", "Per point (noise = half the p10-p90 spread of the passes over their median; compute = kernel "
+              "time of the slowest rank per pass, median: measured in the real passes vs the simulator's busiest "
+              "device):", "",
+              "| topology | N | Mbps | strategy | measured ms | noise | predicted ms | error | compute measured ms | "
+              "compute predicted ms | passes | predicted from in-situ op times ms | error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results.to_dict("records"):
+        bw = "-" if pd.isna(r["bandwidth_mbps"]) else f"{r['bandwidth_mbps']:g}"
+        lines.append(f"| {r['topology']} | {r['hosts']} | {bw} | {r['strategy']} | {r['measured_s'] * 1e3:.1f} | "
+                     f"{r.get('noise', float('nan')):.1%} | "
+                     f"{r['predicted_s'] * 1e3:.1f} | {r['error']:+.1%} | {r['measured_compute_s'] * 1e3:.1f} | "
+                     f"{r['predicted_compute_s'] * 1e3:.1f} | {r['repeats']} | "
+                     f"{r.get('predicted_in_situ_s', float('nan')) * 1e3:.1f} | {r.get('error_in_situ', float('nan')):+.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: pd.DataFrame, path: Path) -> None:
+    """Predicted vs measured (log-log), y = x and the +-15 % band; colour = the strategy's registry
+    colour (shaded per variant, astrasim.analysis.style), marker = topology."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from astrasim.analysis.style import Looks, number, plain_axis
+    from astrasim.strategies import parse_label
+
+    labels = list(dict.fromkeys(results["strategy"]))
+    rows = []
+    for label in labels:
+        strategy, knobs = parse_label(label)
+        rows.append({"strategy": strategy.name, **knobs.model_dump()})
+    frame = pd.DataFrame(rows)  # strategy + knob columns
+    looks = Looks(frame, pd.Series(labels, index=frame.index))
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    markers = {"switch": "o", "shared": "s", "none": "*"}
+    for s in looks:
+        for topo, mk in markers.items():
+            sub = results[(results["strategy"] == s) & (results["topology"] == topo)]
+            if len(sub):
+                ax.scatter(sub["measured_s"] * 1e3, sub["predicted_s"] * 1e3, marker=mk, color=looks[s].color,
+                           s=60 if topo == "none" else 30, alpha=0.85, label=f"{s} / {topo}")
+    lo = min(results["measured_s"].min(), results["predicted_s"].min()) * 1e3 / 1.3
+    hi = max(results["measured_s"].max(), results["predicted_s"].max()) * 1e3 * 1.3
+    xs = [lo, hi]
+    ax.plot(xs, xs, color="black", lw=1)
+    ax.plot(xs, [x * 1.15 for x in xs], color="grey", lw=0.8, ls="--")
+    ax.plot(xs, [x / 1.15 for x in xs], color="grey", lw=0.8, ls="--", label="+-15 %")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency per forward pass (ms)")
+    ax.set_ylabel("simulated latency (ms)")
+    ax.set_title("astrasim vs real gloo runs over tbf-shaped links")
+    plain_axis(ax, "x", number)
+    plain_axis(ax, "y", number)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
