@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from astrasim.crosscheck import build as ns3build
-from astrasim.crosscheck.campaign import QUICK, Grid, combine, summarize, verdict
+from astrasim.crosscheck.campaign import QUICK, Grid, air_bytes, combine, summarize, verdict
 from astrasim.crosscheck.runner import ReferenceNetwork, schedule_text
 from astrasim.network.collectives import plan
 
@@ -26,8 +26,7 @@ def test_grid_counts_and_skips():
     wifi = [p for p in pts if p["kind"] == "wifi"]
     assert len(wifi) >= 100
     assert not any(p["algorithm"] == "direct" and p["collective"] != "p2p" and p["hosts"] == 2 for p in pts)
-    assert all(p["hosts"] * (p["hosts"] - 1) * p["size_bytes"] <= Grid().max_all_gather_bytes
-               for p in wifi if p["collective"] == "all_gather")
+    assert all(air_bytes(p["collective"], p["hosts"], p["size_bytes"]) <= Grid().max_bytes for p in wifi)
     assert {p["collective"] for p in pts} == {"p2p", "all_gather", "all_reduce"}
     assert len(QUICK.points()) < 30
 
@@ -78,3 +77,25 @@ def test_one_ns3_transfer_matches_the_frame_arithmetic():
     floor = w.exchange_s(phy, 1, w.mpdu_bytes(1024)) + ppdu
     assert r["complete"]
     assert floor - 1e-6 <= r["elapsed_s"] <= floor + w.CWMIN_BE * w.SLOT_S + 1e-6
+
+
+def test_reused_runs_are_matched_by_schedule_not_position(tmp_path):
+    """A runs.csv row carries its run key (network arguments + message schedule): a run of an
+    older plan, or of a point that moved in the grid, is never attributed to another point."""
+    from astrasim.crosscheck.campaign import load_runs, run_key
+
+    grid = QUICK
+    points = grid.points()
+    keys = [run_key(p, grid) for p in points]
+    assert len(set(keys)) == len(keys)
+    rows = [{"point": 0, "key": keys[3], "seed": 1, "measured_s": 0.5, "complete": True},  # moved: now point 3
+            {"point": 1, "key": "0123456789abcdef", "seed": 1, "measured_s": 9.0, "complete": True}]  # stale
+    path = tmp_path / "runs.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    said = []
+    runs = load_runs(path, points, grid, log=said.append)
+    assert runs[["point", "seed", "measured_s"]].values.tolist() == [[3, 1, 0.5]]
+    assert "1 of 2 runs" in said[0]
+    pd.DataFrame(rows).drop(columns="key").to_csv(path, index=False)  # an old runs.csv without keys
+    with pytest.raises(Exception, match="key"):
+        load_runs(path, points, grid)

@@ -291,7 +291,7 @@ def test_bundles_and_their_splits_match_the_plain_reference(case):
 def test_a_resource_may_charge_per_message_overhead_airtime():
     """overhead_s(b): extra seconds per crossing at the nominal capacity, so a message of b bits
     alone takes b / C + crossings * overhead_s(b); two at once take twice as long."""
-    air = Resource("air", 10 * MBPS, overhead_s=lambda bits: 1e-3 + bits / 1e8)
+    air = Resource("air", 10 * MBPS, overhead_s=lambda bits, together=1: 1e-3 + bits / 1e8)
     env, net, done = _bundle_net(air)
     cls = net.flow_class(((0, 2.0, 2),))  # station -> AP -> station
     net.send(cls, 1e6, 0.0, "one")
@@ -312,7 +312,7 @@ def test_a_resource_may_charge_per_message_overhead_airtime():
 def test_overhead_makes_small_and_large_messages_different_classes():
     """Small messages pay relatively more airtime: a 1e5-bit and a 1e6-bit message sharing the
     channel get equal payload rates but the small one loads it 1 + 0.01 / 0.01 = 2x per bit."""
-    air = Resource("air", 10 * MBPS, overhead_s=lambda bits: 1e-3)
+    air = Resource("air", 10 * MBPS, overhead_s=lambda bits, together=1: 1e-3)
     env, net, done = _bundle_net(air)
     cls = net.flow_class(((0, 1.0, 1),))
     net.send(cls, 1e5, 0.0, "small")  # airtime per bit: (1 + 1e-3 * 1e7 / 1e5) / C = 1.1 / C

@@ -116,8 +116,9 @@ def test_wifi_preset_uses_the_airtime_model_and_keeps_overrides():
     assert m["efficiency"] == pytest.approx(medium.efficiency) and m["latency_s"] == 0.0
     res = Fabric(g).resources[0]
     assert res.capacity_bps == pytest.approx(65e6 * medium.efficiency)
-    assert res.overhead_s(8192.0) * res.capacity_bps == pytest.approx(medium.extra_bits(8192.0, 1))
-    assert medium.extra_bits(8192.0, 1) > 0
+    assert res.overhead_s(8192.0) * res.capacity_bps == pytest.approx(medium.extra_bits(8192.0))
+    assert res.overhead_s(8192.0, (4, 1)) * res.capacity_bps == pytest.approx(medium.extra_bits(8192.0, 4, 1))
+    assert medium.extra_bits(8192.0) > 0
     # an MCS instead of a rate
     g = build_topology("wifi", 2, None, wifi={"standard": "ac", "channel_width_mhz": 80, "mcs": 9})
     assert g.graph["media"]["wifi"]["bandwidth_mbps"] == pytest.approx(390.0)
@@ -132,10 +133,45 @@ def test_wifi_preset_uses_the_airtime_model_and_keeps_overrides():
 
 def test_extra_bits_are_the_airtime_at_capacity():
     medium = wifi_medium({"mcs": 7}, None, 2)
-    bits = 8 * 16384
-    airtime = w.message_airtime_s(medium.phy, 16384, medium.contenders)
-    assert (bits + medium.extra_bits(bits)) / medium.capacity_bps == pytest.approx(airtime, rel=1e-9)
+    bits = 8 * 4096
+    lone = w.message_airtime_s(medium.phy, 4096, medium.contenders_for(1), lone=True)
+    assert (bits + medium.extra_bits(bits)) / medium.capacity_bps == pytest.approx(lone, rel=1e-9)
+    ring = w.message_airtime_s(medium.phy, 4096, medium.contenders_for(2))
+    assert (bits + medium.extra_bits(bits, 2, 1)) / medium.capacity_bps == pytest.approx(ring, rel=1e-9)
     assert math.isfinite(medium.extra_bits(1.0))
+
+
+def test_a_lone_message_finds_the_channel_idle():
+    """ns-3's station-to-station 1 KiB (HT 20 MHz MCS 7): PPDU, SIFS, ACK, AIFS, PPDU (446 us);
+    no backoff: a lone message's two crossings pay the exchange's fixed tail once."""
+    phy = HT20_MCS7
+    two = 2 * w.message_airtime_s(phy, 1024, 2, lone=True)
+    full = w.exchange_s(phy, 1, w.mpdu_bytes(w.MSS))  # PPDU + SIFS + ACK + SIFS + AIFSN slots
+    short = 8 * (w.MSS - 1024) / phy.rate_bps  # the 1 KiB segment's PPDU is this much shorter
+    assert two == pytest.approx(2 * (full - short) - w.exchange_tail_s(phy, 1), rel=1e-9)
+    assert 0.40e-3 < two < 0.47e-3
+    # contending senders pay the backoff and the collisions: more of them, more airtime
+    a = [w.message_airtime_s(phy, 1024, n) for n in (2, 5, 9)]
+    assert two / 2 < a[0] < a[1] < a[2]
+
+
+def test_contention_follows_the_collective_step():
+    from astrasim.network.collectives import plan
+
+    assert plan("p2p", 2, "direct").levels() == ((1, 1),)
+    assert set(plan("all_gather", 4, "ring").levels()) == {(4, 1)}
+    assert set(plan("all_gather", 4, "direct").levels()) == {(4, 3)}
+    medium = wifi_medium({"mcs": 7}, None, 8)
+    assert [medium.contenders_for(k) for k in (1, 4, 8, 20)] == [2, 5, 9, 9]
+    adhoc = wifi_medium({"mcs": 7}, None, 8, infrastructure=False)
+    assert adhoc.contenders_for(4) == 4
+    fixed = wifi_medium({"mcs": 7, "contenders": 3}, None, 8)
+    assert fixed.contenders_for(8) == 3 and fixed.extra_bits(8192.0) == fixed.extra_bits(8192.0, 8, 1)
+    # a step's senders contend: a message of a ring step costs more than a lone one; sharing
+    # the uplink A-MPDUs (a direct all-gather) costs each message less than a ring step's
+    assert medium.extra_bits(8192.0, 8, 1) > medium.extra_bits(8192.0)
+    assert medium.extra_bits(8192.0, 8, 7) < medium.extra_bits(8192.0, 8, 1) / 3
+    assert adhoc.extra_bits(8192.0, 8, 7) == adhoc.extra_bits(8192.0, 8, 1)  # ad hoc: one receiver each
 
 
 def test_engine_charges_each_message_its_airtime():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from astrasim.crosscheck.runner import ReferenceNetwork, run_point
+from astrasim.crosscheck.runner import ReferenceNetwork, run_point, schedule_text
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path, write_text_atomic
 
@@ -31,15 +31,20 @@ PATTERNS = (("p2p", "direct"), ("all_gather", "ring"), ("all_gather", "direct"),
             ("all_reduce", "direct"))
 
 
+def air_bytes(collective: str, n: int, size: int) -> int:
+    """Payload bytes a collective's messages carry in all (each counted once): what an ns-3 run costs."""
+    return {"p2p": size, "all_gather": n * (n - 1) * size, "all_reduce": 2 * (n - 1) * size}[collective]
+
+
 @dataclass
 class Grid:
     """Which points to run (defaults: the published grid, docs/network.md)."""
 
     wifi: tuple = WIFI_CONFIGS
     hosts: tuple[int, ...] = (2, 4, 8)
-    sizes: tuple[int, ...] = (1 * KIB, 16 * KIB, 256 * KIB, 4096 * KIB)
+    sizes: tuple[int, ...] = (1 * KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, 4096 * KIB)
     p2p_sizes: tuple[int, ...] = (1 * KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, 1024 * KIB, 4096 * KIB)
-    max_all_gather_bytes: int = 64 * 1024 * KIB  # skip all-gathers moving more (n (n-1) size) per crossing
+    max_bytes: int = 16 * 1024 * KIB  # skip collectives moving more than this over the air in all (ns-3 time)
     switch_mbps: float = 100.0
     switch_hosts: tuple[int, ...] = (4, 8)
     switch_sizes: tuple[int, ...] = (16 * KIB, 256 * KIB, 4096 * KIB)
@@ -55,7 +60,7 @@ class Grid:
                     if alg == "direct" and coll != "p2p" and n == 2:
                         continue  # the same messages as the ring at N = 2
                     for size in self.p2p_sizes if coll == "p2p" else self.sizes:
-                        if coll == "all_gather" and n * (n - 1) * size > self.max_all_gather_bytes:
+                        if air_bytes(coll, n, size) > self.max_bytes:
                             continue
                         out.append({**net, "collective": coll, "algorithm": alg, "hosts": n, "size_bytes": size})
         label = f"switch-{self.switch_mbps:g}Mbps"
@@ -117,11 +122,20 @@ def check_engine_charges_airtime() -> None:
                         "(Resource.overhead_s); the cross-check needs it", field="crosscheck")
 
 
+def run_key(point: dict, grid: Grid) -> str:
+    """What an ns-3 run of the point depends on (the network's arguments and the message schedule,
+    i.e. collectives.plan): runs.csv rows carry it, so a changed plan or network never reuses a
+    stale run (the ring plan's dependencies changed once, and ns-3's ring times with it)."""
+    import hashlib
+
+    text = " ".join(reference_network(point, grid).args()) + "\n" + schedule_text(
+        point["collective"], point["algorithm"], point["hosts"], point["size_bytes"])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _cost(point: dict) -> float:
     """Relative ns-3 cost of a point (bytes on the air), to run the cheap points first."""
-    n, size = point["hosts"], point["size_bytes"]
-    per = {"p2p": 1, "all_gather": n * (n - 1), "all_reduce": 2 * (n - 1)}[point["collective"]]
-    return per * size / (1 if point["kind"] == "wifi" else 8)
+    return air_bytes(point["collective"], point["hosts"], point["size_bytes"]) / (1 if point["kind"] == "wifi" else 8)
 
 
 def measure(exe: Path, points: list[dict], grid: Grid, log=print, runs_path: Path | None = None) -> pd.DataFrame:
@@ -130,7 +144,7 @@ def measure(exe: Path, points: list[dict], grid: Grid, log=print, runs_path: Pat
     (an interrupted campaign resumes where it stopped)."""
     done = pd.DataFrame()
     if runs_path is not None and Path(runs_path).is_file():
-        done = load_runs(runs_path, points)
+        done = load_runs(runs_path, points, grid, log=log)
     have = set(zip(done.get("point", []), done.get("seed", [])))
     jobs = sorted(((i, seed) for i in range(len(points)) for seed in grid.seeds if (i, seed) not in have),
                   key=lambda j: (_cost(points[j[0]]), j))
@@ -141,8 +155,8 @@ def measure(exe: Path, points: list[dict], grid: Grid, log=print, runs_path: Pat
         p = points[i]
         start = time.monotonic()
         r = run_point(exe, reference_network(p, grid), p["collective"], p["algorithm"], p["size_bytes"], seed)
-        return {"point": i, "seed": seed, "measured_s": r["elapsed_s"], "complete": r["complete"],
-                "cpu_wall_s": time.monotonic() - start}
+        return {"point": i, "key": run_key(p, grid), "seed": seed, "measured_s": r["elapsed_s"],
+                "complete": r["complete"], "cpu_wall_s": time.monotonic() - start}
 
     rows = []
     if have:
@@ -215,16 +229,28 @@ def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
                 f"(target <= {TARGET_P90:.0%}): {'MET' if ok else 'MISSED'}")
 
 
-def load_runs(path: Path, points: list[dict]) -> pd.DataFrame:
-    """The ns-3 runs of an earlier campaign (its runs.csv) over the same grid."""
+def load_runs(path: Path, points: list[dict], grid: Grid, log=print) -> pd.DataFrame:
+    """The ns-3 runs of an earlier campaign (its runs.csv) that still describe points of this grid:
+    matched by run key (network and schedule), not by position; runs of another plan or network
+    are dropped, and how many is said."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"'{p}' not found; give the runs.csv an earlier `astrasim crosscheck` wrote", field="reuse-runs")
-    runs = pd.read_csv(p)
-    missing = {"point", "seed", "measured_s", "complete"} - set(runs.columns)
-    if missing or runs["point"].max() >= len(points):
-        raise UserError(f"'{p}' is not the runs.csv of this grid ({len(points)} points)", field="reuse-runs")
-    return runs
+    try:
+        runs = pd.read_csv(p)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"'{p}' is not a runs.csv ({exc}); run `astrasim crosscheck` again", field="reuse-runs") from None
+    missing = {"key", "seed", "measured_s", "complete"} - set(runs.columns)
+    if missing:
+        raise UserError(f"'{p}' has no column(s) {sorted(missing)} (written before runs carried their schedule's "
+                        "key); run `astrasim crosscheck` again", field="reuse-runs")
+    index = {run_key(pt, grid): i for i, pt in enumerate(points)}
+    runs["point"] = runs["key"].map(index)
+    stale = int(runs["point"].isna().sum())
+    if stale:
+        log(f"  {stale} of {len(runs)} runs in {p} are of another schedule or network: not reused")
+    runs = runs.dropna(subset=["point"]).astype({"point": int})
+    return runs.drop_duplicates(["point", "seed"], keep="last").reset_index(drop=True)
 
 
 def run_crosscheck(grid: Grid, out_dir: Path | None, *, command: str = "", reuse_runs: Path | None = None,
@@ -239,7 +265,7 @@ def run_crosscheck(grid: Grid, out_dir: Path | None, *, command: str = "", reuse
         raise UserError("the grid has no points or no seeds", field="crosscheck")
     t0 = time.monotonic()
     if reuse_runs is not None:
-        runs = load_runs(reuse_runs, points)
+        runs = load_runs(reuse_runs, points, grid, log=log)
         log(f"reusing {len(runs)} ns-3 runs from {reuse_runs}; predicting {len(points)} points")
     else:
         exe = build(log=log)

@@ -33,12 +33,13 @@ class CommShape:
         self.touches = [0] * n
         self.cls: list[FlowClass] = []
         self.alpha: list[float] = []
+        levels = plan.levels()
         for m in range(count):
             self.touches[plan.src[m]] += 1
             for q in plan.dsts[m]:
                 self.touches[q] += 1
             route = fabric.route(devices[plan.src[m]], tuple(devices[q] for q in plan.dsts[m]))
-            self.cls.append(net.flow_class(route.usage))
+            self.cls.append(net.flow_class(route.usage, levels[m]))
             self.alpha.append(route.alpha)
         first: list[list[int]] = [[] for _ in range(n)]
         for m in range(count):

@@ -52,6 +52,21 @@ class Plan:
     def __len__(self) -> int:
         return len(self.src)
 
+    def levels(self) -> tuple[tuple[int, int], ...]:
+        """Per message (senders, share): how many positions send in its step of the plan (step =
+        the length of its longest dependency chain) and how many messages its own sender sends in
+        that step. What a shared medium's contention depends on: a p2p is (1, 1), a ring step
+        (n, 1), a direct all-gather (n, n - 1)."""
+        depth: list[int] = []
+        for deps in self.deps:
+            depth.append(1 + max(depth[d] for d in deps) if deps else 0)
+        senders: dict[int, set] = {}
+        share: dict[tuple[int, int], int] = {}
+        for m, s in enumerate(self.src):
+            senders.setdefault(depth[m], set()).add(s)
+            share[(depth[m], s)] = share.get((depth[m], s), 0) + 1
+        return tuple((len(senders[depth[m]]), share[(depth[m], s)]) for m, s in enumerate(self.src))
+
 
 class _Builder:
     def __init__(self) -> None:

@@ -17,7 +17,7 @@ class FlowClass:
     group of member messages moving in lockstep (`width` of them)."""
 
     __slots__ = ("id", "usage", "rids", "n", "rate", "service", "t", "heap", "bits_done", "version",
-                 "width", "bundle", "sized", "top", "tgroups", "solo")
+                 "width", "bundle", "sized", "top", "tgroups", "solo", "level")
 
     def __init__(self, cid: int, usage: Usage, width: int = 1, bundle: bool = False, sized: bool = False):
         self.id = cid
@@ -36,6 +36,7 @@ class FlowClass:
         self.top = 0.0  # a bundle: the load of its most loaded resources (its rate is capacity / top)
         self.tgroups: list = []  # [trace group, how many of its resources it crosses]
         self.solo = False  # active and alone on its resources: rate without a max-min search
+        self.level: tuple[int, int] | None = None  # (senders, share) of its collective step, see flows.py
 
     def advance(self, now: float) -> None:
         if now > self.t:
@@ -43,14 +44,16 @@ class FlowClass:
             self.t = now
 
 
-def sized_usage(usage: Usage, bits: float, resources: Sequence[Resource]) -> Usage:
+def sized_usage(usage: Usage, bits: float, resources: Sequence[Resource],
+                level: tuple[int, int] | None = None) -> Usage:
     """The loads of a message of `bits` where resources charge per-message overhead: a crossing
-    with coefficient a of a resource with `overhead_s` loads it a * (1 + overhead_s(bits) * C / bits)
-    (the overhead's seconds at the nominal capacity C, scaled like the payload's airtime)."""
+    with coefficient a of a resource with `overhead_s` loads it a * (1 + overhead_s(bits, level) *
+    C / bits) (the overhead's seconds at the nominal capacity C, scaled like the payload's airtime;
+    `level`: the message's (senders, share) in its collective step, or None)."""
     out = []
     for rid, a, x in usage:
         f = resources[rid].overhead_s
-        out.append((rid, a if f is None else a * (1.0 + f(bits) * resources[rid].capacity_bps / bits), x))
+        out.append((rid, a if f is None else a * (1.0 + f(bits, level) * resources[rid].capacity_bps / bits), x))
     return tuple(out)
 
 

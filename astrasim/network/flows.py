@@ -10,10 +10,12 @@ first waits its per-message latency alpha (occupying nothing), then its bits flo
 delivered when they are through. Rates are recomputed when flows start or finish or a
 trace changes a capacity: once per simulated instant, never once per flow.
 
-Per-message overhead. A resource may carry `overhead_s(payload_bits)`: extra seconds of it
-(at its nominal capacity) that each crossing of a message occupies, e.g. per-frame airtime on
-a medium. A message of b bits then loads r with a_fr * (1 + overhead_s(b) * C_r / b) instead
-of a_fr: its class depends on its size. Without the hook nothing changes.
+Per-message overhead. A resource may carry `overhead_s(payload_bits, level)`: extra seconds of
+it (at its nominal capacity) that each crossing of a message occupies, e.g. per-frame airtime on
+a medium; `level` is the flow class's (senders, share) of its collective step (Plan.levels: on
+Wi-Fi, who contends for the channel and how many of its sender's messages share an A-MPDU), or
+None. A message of b bits then loads r with a_fr * (1 + overhead_s(b, level) * C_r / b)
+instead of a_fr: its class depends on its size. Without the hook nothing changes.
 
 Speed.
 * Flows with the same loads form a class; max-min rates depend only on per-class flow
@@ -97,12 +99,17 @@ class FlowNetwork:
         self._apply_traces(env.now)
 
     # ------------------------------------------------------------------ public
-    def flow_class(self, usage: Usage) -> FlowClass:
-        c = self._classes.get(usage)
+    def flow_class(self, usage: Usage, level: tuple[int, int] | None = None) -> FlowClass:
+        """The class of flows with these loads; `level` (Plan.levels) only matters, and only
+        splits classes, where a resource charges per-message overhead."""
+        sized = any(self.overhead[rid] for rid, _, _ in usage)
+        key = (usage, level) if sized and level is not None else usage
+        c = self._classes.get(key)
         if c is None:
             if not usage:
                 raise ValueError("a flow must cross at least one resource")
-            c = self._classes[usage] = self._new(usage, sized=any(self.overhead[rid] for rid, _, _ in usage))
+            c = self._classes[key] = self._new(usage, sized=sized)
+            c.level = level if sized else None
         return c
 
     def send(self, cls: FlowClass, bits: float, alpha: float, payload: Any, count: int = 1) -> None:
@@ -157,7 +164,7 @@ class FlowNetwork:
         key = (c.id, bits)
         s = self._sized.get(key)
         if s is None:
-            s = self._sized[key] = self._new(sized_usage(c.usage, bits, self.resources))
+            s = self._sized[key] = self._new(sized_usage(c.usage, bits, self.resources, c.level))
         return s
 
     def _bundle_of(self, parts: Sequence[Part]) -> FlowClass | None:

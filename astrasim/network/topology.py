@@ -248,7 +248,7 @@ class Resource:
     trace: tuple[tuple[float, float], ...] | None = None  # (time_s, goodput bit/s), piecewise constant
     # extra seconds of this resource (at capacity_bps) each crossing of a message of `payload_bits`
     # occupies, e.g. per-frame airtime on a medium (network/flows.py); None: none
-    overhead_s: Callable[[float], float] | None = None
+    overhead_s: Callable[..., float] | None = None  # (payload_bits, level=None) -> seconds
 
 
 def _goodput(bw_mbps: float, eff: float, loss: float) -> float:
@@ -302,14 +302,16 @@ class Fabric:
         self._routes: dict[tuple[Any, tuple], Route] = {}
 
     def _add(self, key: Any, name: str, bw: float, eff: float, loss: float, trace: Trace | None,
-             extra_bits: Callable[[float, int], float] | None = None) -> int:
-        """extra_bits(payload_bits, count): a medium's per-message airtime in bits at its capacity
-        (Wi-Fi, network/wifi_config.py), charged through the engine's overhead_s hook per message
-        (count 1: the flow network does not group a station's simultaneous messages into A-MPDUs)."""
+             extra_bits: Callable[..., float] | None = None) -> int:
+        """extra_bits(payload_bits, level): a medium's per-message airtime in bits at its capacity
+        (Wi-Fi, network/wifi_config.py), charged through the engine's overhead_s hook per message;
+        level = (senders, share) of the message's collective step (Plan.levels) or None (a lone
+        message)."""
         rid = len(self.resources)
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
         capacity = _goodput(bw, eff, 0.0) if extra_bits else 0.0  # the loss-free capacity extra_bits is counted at
-        overhead_s = None if extra_bits is None else (lambda bits: extra_bits(bits, 1) / capacity)
+        overhead_s = None if extra_bits is None else (
+            lambda bits, level=None: extra_bits(bits, *(level or (1, 1))) / capacity)
         self.resources.append(Resource(name, _goodput(bw, eff, loss), tr, overhead_s))
         self._rid[key] = rid
         return rid

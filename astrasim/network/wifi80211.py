@@ -201,6 +201,12 @@ def exchange_s(phy: WifiPhy, mpdus: int, mpdu: int) -> float:
     return data + SIFS_S + resp + SIFS_S + AIFSN_BE * SLOT_S
 
 
+def exchange_tail_s(phy: WifiPhy, mpdus: int) -> float:
+    """What follows the data PPDU in `exchange_s`: SIFS, the ACK or Block Ack, SIFS + AIFSN slots."""
+    ba = HE_BLOCK_ACK_BYTES if phy.standard == "ax" else BLOCK_ACK_BYTES
+    return SIFS_S + legacy_s(phy.response_rate_mbps, ACK_BYTES if mpdus == 1 else ba) + SIFS_S + AIFSN_BE * SLOT_S
+
+
 # ----------------------------------------------------------------------------- contention (Bianchi)
 @lru_cache(maxsize=256)
 def bianchi(stations: int, cw_min: int = CWMIN_BE, cw_max: int = CWMAX_BE) -> tuple[float, float]:
@@ -239,34 +245,52 @@ def contention_s(stations: int, exchange: float) -> float:
 
 
 # ----------------------------------------------------------------------------- a message's airtime
-def data_groups(phy: WifiPhy, payload_bytes: int, count: int = 1) -> list[int]:
-    """How the segments of `count` equal TCP messages queued together for one receiver are
-    aggregated, one entry (MPDU count) per data PPDU: slow start lets each connection send 10, 20,
-    40 ... segments per round trip, and one PPDU carries at most the aggregation limit."""
+def slow_start_rounds(payload_bytes: int, count: int = 1) -> list[int]:
+    """Segments per round trip of `count` equal TCP messages sent together: slow start lets each
+    connection send 10, 20, 40 ... segments per round trip (an idle connection restarts there)."""
     segments = count * math.ceil(payload_bytes / MSS)
-    k_max = aggregation_limit(phy)
-    groups, window = [], count * TCP_INITIAL_WINDOW
+    rounds, window = [], count * TCP_INITIAL_WINDOW
     while segments > 0:
         burst = min(window, segments)
+        rounds.append(burst)
         segments -= burst
+        window *= 2
+    return rounds
+
+
+def data_groups(phy: WifiPhy, payload_bytes: int, count: int = 1) -> list[int]:
+    """How the segments of `count` equal TCP messages queued together for one receiver are
+    aggregated, one entry (MPDU count) per data PPDU: a slow-start round's segments, at most the
+    aggregation limit per PPDU."""
+    k_max = aggregation_limit(phy)
+    groups = []
+    for burst in slow_start_rounds(payload_bytes, count):
         full, rest = divmod(burst, k_max)
         groups += [k_max] * full + ([rest] if rest else [])
-        window *= 2
     return groups
 
 
-def message_airtime_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1) -> float:
+def message_airtime_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1,
+                      lone: bool = False) -> float:
     """Channel time that one crossing of the air costs `count` equal TCP messages sent together to
     one receiver (they share A-MPDUs): their data exchanges, each with the contention cost of
-    `stations` transmitters (`contention_s`). Their TCP ACKs are not charged here: they ride in
-    A-MPDUs with other traffic or leave after the data is delivered; the bulk capacity
-    (`bulk_efficiency`) charges the ACKs of a long transfer."""
+    `stations` transmitters (`contention_s`). A `lone` message (nothing else on the channel when
+    it leaves) finds the medium idle: its first exchange goes out without a backoff, and of the
+    fixed tail of that exchange (SIFS, the response, AIFS) a store-and-forward pair of crossings
+    pays one, not two: the first access waits no AIFS and the delivery precedes the relay's ACK
+    (half of it is charged per crossing). Of their TCP ACKs, those that end a slow-start round
+    are charged (the next round waits for them); the others ride in A-MPDUs with other traffic or
+    leave after the data is delivered, and the bulk capacity (`bulk_efficiency`) charges the ACKs
+    of a long transfer."""
     if payload_bytes <= 0 or count <= 0:
         return 0.0
     total = 0.0
     data_mpdu = mpdu_bytes(MSS)
-    for k in data_groups(phy, payload_bytes, count):
+    for i, k in enumerate(data_groups(phy, payload_bytes, count)):
         x = exchange_s(phy, k, data_mpdu)
+        total += x - exchange_tail_s(phy, k) / 2 if (lone and i == 0) else x + contention_s(stations, x)
+    for burst in slow_start_rounds(payload_bytes, count)[:-1]:  # the ACKs that open the next round
+        x = exchange_s(phy, math.ceil(burst / SEGMENTS_PER_TCP_ACK), mpdu_bytes(0))
         total += x + contention_s(stations, x)
     short = (-payload_bytes) % MSS  # bytes missing from each message's last segment
     return total - count * 8 * short / phy.rate_bps
@@ -282,9 +306,11 @@ def bulk_efficiency(phy: WifiPhy, stations: int = 2) -> float:
     return 8 * MSS * k / phy.rate_bps / t * (1 - BEACON_S / BEACON_INTERVAL_S)
 
 
-def overhead_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1) -> float:
-    """Airtime per message and crossing beyond what the bulk capacity charges for its payload:
-    what the fluid model adds to each message on the medium (>= 0)."""
-    capacity = phy.rate_bps * bulk_efficiency(phy, stations)
-    extra = message_airtime_s(phy, payload_bytes, stations, count) / count - 8 * payload_bytes / capacity
-    return max(0.0, extra)
+def overhead_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1, lone: bool = False,
+               capacity_contenders: int | None = None) -> float:
+    """Airtime per message and crossing beyond what the bulk capacity (at `capacity_contenders`,
+    default `stations`) charges for its payload: what the fluid model adds to each message on the
+    medium. Negative when the message costs less than its bulk share (a lone message: no backoff,
+    none of a long transfer's TCP ACKs); the message's total airtime stays positive."""
+    capacity = phy.rate_bps * bulk_efficiency(phy, capacity_contenders or stations)
+    return message_airtime_s(phy, payload_bytes, stations, count, lone) / count - 8 * payload_bytes / capacity

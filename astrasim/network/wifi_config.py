@@ -74,10 +74,23 @@ def default_contenders(stations: int, infrastructure: bool) -> int:
 
 @dataclass(frozen=True)
 class WifiMedium:
-    """One shared 802.11 channel as the flow model sees it."""
+    """One shared 802.11 channel as the flow model sees it. `contenders` sets the bulk capacity
+    (and every message's contention when `fixed`, a user's override); otherwise a message's
+    contention follows from how many messages leave with it (`contenders_for`)."""
 
     phy: WifiPhy
     contenders: int
+    stations: int = 2
+    infrastructure: bool = True
+    fixed: bool = False
+
+    def contenders_for(self, senders: int) -> int:
+        """Transmitters contending while `senders` stations send in one collective step: each of
+        them (at most every station), plus the AP relaying them (infrastructure)."""
+        if self.fixed:
+            return self.contenders
+        senders = max(1, min(int(senders), self.stations))
+        return senders + 1 if self.infrastructure else senders
 
     @property
     def efficiency(self) -> float:
@@ -87,15 +100,24 @@ class WifiMedium:
     def capacity_bps(self) -> float:
         return self.phy.rate_bps * self.efficiency
 
-    def extra_bits(self, bits: float, count: int = 1) -> float:
-        """Airtime beyond the bulk capacity's share for each of `count` equal messages of `bits`
-        that one station sends at once (they share A-MPDUs), in bits at the medium's capacity."""
-        return _extra_bits(self, int(math.ceil(bits / 8)), int(count))
+    def extra_bits(self, bits: float, senders: int = 1, share: int = 1) -> float:
+        """Airtime beyond the bulk capacity's share for a message of `bits` in a collective step
+        where `senders` stations send and its own sender sends `share` messages (they share
+        A-MPDUs: one receiver, the AP, on the way up), in bits at the medium's capacity. A lone
+        message (senders = share = 1) finds the channel idle."""
+        return _extra_bits(self, int(math.ceil(bits / 8)), int(senders), int(share))
 
 
 @lru_cache(maxsize=65536)
-def _extra_bits(medium: WifiMedium, payload_bytes: int, count: int) -> float:
-    return overhead_s(medium.phy, payload_bytes, medium.contenders, count) * medium.capacity_bps
+def _extra_bits(medium: WifiMedium, payload_bytes: int, senders: int, share: int) -> float:
+    """Per crossing. Infrastructure: a sender's `share` messages all go to the AP and share its
+    A-MPDUs on the way up; down, the AP (one contender among the senders) falls behind, and the
+    relays queued for each receiver share its A-MPDUs too (ns-3 shows both). Ad hoc: every
+    message has its own receiver: no sharing."""
+    lone = senders <= 1 and share <= 1 and not medium.fixed
+    count = max(1, share) if medium.infrastructure else 1
+    return overhead_s(medium.phy, payload_bytes, medium.contenders_for(senders), count, lone=lone,
+                      capacity_contenders=medium.contenders) * medium.capacity_bps
 
 
 def wifi_medium(config: WifiConfig | dict | None, bandwidth_mbps: float | None, stations: int,
@@ -103,4 +125,4 @@ def wifi_medium(config: WifiConfig | dict | None, bandwidth_mbps: float | None, 
     """The medium of a wifi (infrastructure) or wifi-adhoc preset with `stations` devices."""
     cfg = parse_wifi(config)
     n = cfg.contenders or default_contenders(stations, infrastructure)
-    return WifiMedium(cfg.phy(bandwidth_mbps), n)
+    return WifiMedium(cfg.phy(bandwidth_mbps), n, stations, infrastructure, fixed=cfg.contenders is not None)
