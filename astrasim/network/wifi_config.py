@@ -31,8 +31,9 @@ class WifiConfig(BaseModel):
     spatial_streams: int = Field(1, description="spatial streams (n: 1-4, ac/ax: 1-8)")
     guard_interval_ns: int = Field(800, description="800 or 400 (n, ac); 800, 1600 or 3200 (ax)")
     max_ampdu_bytes: int = Field(65535, description="largest A-MPDU a station sends")
-    contenders: int | None = Field(None, ge=1, description="transmitters contending at once; null = the AP "
-                                                           "(infrastructure) plus half the stations")
+    contenders: int | None = Field(None, ge=1, description="transmitters contending at once, for every "
+                                                           "message; null = per message the senders of its "
+                                                           "collective step plus the AP")
 
     def phy(self, bandwidth_mbps: float | None) -> WifiPhy:
         """The PHY: from the MCS when given (then bandwidth_mbps must be null or that rate), else
