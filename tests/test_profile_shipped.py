@@ -42,8 +42,6 @@ def test_cpu_profile_rows_match_the_analytic_costs_and_have_both_decoupled_shape
         if ops & decode_ops:  # decode rows: `tokens` is the cache length
             costs.update(s.decode_op_costs(get_model(model), int(n), int(t), knobs))
         for _, row in rows.iterrows():
-            if row["op"] == "decoupled_decode":
-                continue  # known gap: shipped decode rows of BP were measured with the earlier sliced shape
             if row["op"] not in costs:
                 continue  # a decode op of a strategy whose decode reuses another strategy's rows
             assert row["flops"] == pytest.approx(costs[row["op"]].flops), (model, name, n, g, row["op"])
