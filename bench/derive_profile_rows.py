@@ -5,12 +5,13 @@ devices, G, K, op) on the reference model (prefill rows: any measured token coun
 the same cache length). So the measured efficiency of every op carries over, as roofline scaling
 to other hardware does (docs/strategies.md).
 
-Why: llama3-8b's layer is ~0.9 GB and ~0.2 TFLOP at 512 tokens; timing it on the shared 2-core VM
-takes tens of minutes and, under load, measures the other tenants. The rows are marked as derived
-in their `hardware` column.
+Why: a model too large to time on the machine at hand (llama3-8b's layer is ~0.9 GB and ~0.45
+TFLOP at 1024 tokens) still gets rows of the measured machine's character. The rows are marked as
+derived in their `hardware` column. The shipped profiles/cpu.llama3-8b.csv is measured, not
+derived (docs/kernels.md); compare with it, do not overwrite it:
 
-    python bench/derive_profile_rows.py --target llama3-8b --reference gpt2-m --tokens 512 \
-        --out profiles/cpu.llama3-8b.csv
+    python bench/derive_profile_rows.py --target llama3-8b --reference gpt2-m --tokens 1024 \
+        --out /tmp/llama3-8b.derived.csv
 """
 
 from __future__ import annotations

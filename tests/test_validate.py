@@ -312,3 +312,16 @@ def test_cli_says_why_it_cannot_run(monkeypatch):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "needs root" in lines[0]
+
+
+def test_corun_benchmark_times_every_op_of_all_devices_at_once():
+    """The co-run microbenchmark runs the N devices' kernels as N processes at once (no network)
+    and returns one core's worth of each op: x cores / N when the devices outnumber the cores."""
+    from astrasim.strategies import parse_label
+    from astrasim.validation.corun import corun_op_seconds
+
+    strategy, _ = parse_label("tp")
+    two = corun_op_seconds("tp", TINY, 2, window_s=0.4, cores=2, remeasure=0)
+    assert set(two) == set(strategy.ops) and all(t > 0 for t in two.values())
+    four = corun_op_seconds("tp", TINY, 4, window_s=0.4, cores=1, remeasure=0)  # as if on one core
+    assert set(four) == set(strategy.ops) and all(t > 0 for t in four.values())

@@ -8,7 +8,10 @@ Steps (`run_validation`):
    shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process), and the
    harness's per-op dispatch cost (`dispatch.py`);
 2. build every point as the simulator does (`point_for` -> `astrasim.pointrun.engine_inputs`);
-3. measure: for each topology and N, build N shaped hosts (`netns.py`), and at each bandwidth run
+3. measure: for each topology and N, first the co-run microbenchmark (`corun.py`: the N devices'
+   kernels as N processes at once, no network; this VM's speed drifts over minutes, so it is
+   taken next to the points whose costs it gives), then build N shaped hosts (`netns.py`), and
+   at each bandwidth run
    the point's own OpGraph on every host (`worker.py`, `programs.py`: real kernels, the engine's
    collective plans); latency = the median over repeats of (last rank's end - common start), and
    its spread over repeats as the point's noise figure;
@@ -136,9 +139,9 @@ PROFILE_KEY = "validation-microbenchmark-profile"
 
 
 def point_for(settings: Settings, label: str, n: int, topology: str | None, bandwidth_mbps: float,
-              cal: Calibration | None, host_setup: dict | None = None):
+              cal: Calibration | None, host_setup: dict | None = None, profile_key: str = PROFILE_KEY):
     """The scenario Point of one validation point (costs: the microbenchmark profile installed
-    under PROFILE_KEY; network: the testbed's simulator kind with the calibrated alpha and
+    under `profile_key`; network: the testbed's simulator kind with the calibrated alpha and
     efficiency; `host_setup`: the testbed machine's hosts and cores, see `machine_hosts`)."""
     from astrasim.scenario.grid import NetworkPoint, Point
     from astrasim.strategies import parse_label
@@ -150,12 +153,13 @@ def point_for(settings: Settings, label: str, n: int, topology: str | None, band
         net = NetworkPoint(SIM_KIND[topology], float(bandwidth_mbps), latency_s=cal.alpha_s, efficiency=cal.efficiency)
     return Point(scenario="validate", model=settings.model, tokens=settings.model.tokens, strategy=strategy.name,
                  knobs=knobs, devices=1 if strategy.single_device else n, hardware="validation host",
-                 profile_path=PROFILE_KEY, device=None, speed=1.0, speeds=None, network=net, **(host_setup or {}))
+                 profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, **(host_setup or {}))
 
 
 def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     """Every (strategy, N) of the grid timed alone by the shipped profiler (one thread, ops in
-    program order), installed as the costs of every point (PROFILE_KEY)."""
+    program order), installed as the costs of every point (PROFILE_KEY); `corun_profile` replaces
+    the N > 1 rows per testbed."""
     from astrasim.profiling import profile_ops
     from astrasim.strategies import parse_label
     from astrasim.strategies.costs import PRELOADED, ProfileCosts
@@ -173,9 +177,37 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             tables.append(profile_ops(settings.model, [strategy.name], [n], [g], settings.model.tokens, threads=1,
                                       repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
     table = pd.concat(tables, ignore_index=True)
+    table["alone_s"] = table["median_s"]
     PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
     log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
     return table
+
+
+def corun_profile(settings: Settings, alone: pd.DataFrame, labels: list[str], n: int, topology: str,
+                  log=print) -> tuple[str, pd.DataFrame]:
+    """The costs of one testbed's points: the alone profile with the N-device rows of `labels`
+    re-timed with all N devices' kernels running at once (`corun.py`: N processes, no network),
+    measured just before the testbed's points (this VM's speed drifts over minutes). Installed
+    under its own key; returns (key, the re-timed rows)."""
+    from astrasim.strategies import parse_label
+    from astrasim.strategies.costs import PRELOADED, ProfileCosts
+    from astrasim.validation.corun import corun_op_seconds
+
+    table = alone.copy()
+    for label in labels:
+        strategy, knobs = parse_label(label)
+        g, k = strategy.profile_key(knobs)
+        together = corun_op_seconds(label, settings.model, n)
+        rows = (table["strategy"] == strategy.name) & (table["devices"] == n) & (table["groups"] == g) \
+            & (table["codebook"] == k)
+        table.loc[rows, "median_s"] = [together.get(op, s) for op, s in zip(table.loc[rows, "op"],
+                                                                             table.loc[rows, "median_s"])]
+    key = f"{PROFILE_KEY}:{topology}:{n}"
+    PRELOADED[(key, None)] = ProfileCosts(table, source=f"validation microbenchmark profile ({topology}, N={n})")
+    done = table[(table["devices"] == n) & (table["median_s"] != table["alone_s"])]
+    log(f"  co-run microbenchmark, N={n} ({len(labels)} strategies, all devices at once): "
+        f"median {(done['median_s'] / done['alone_s']).median():.2f}x the time alone")
+    return key, done.assign(topology=topology, hosts=n)
 
 
 def machine_hosts(op_overhead_s: float, cores: int | None = None):
@@ -217,7 +249,8 @@ def measured_row(res: list[dict], label: str) -> dict:
             "loadavg_1m": _loadavg()}
 
 
-def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=print) -> pd.DataFrame:
+def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=print, alone: pd.DataFrame | None = None,
+            coruns: list | None = None) -> pd.DataFrame:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
     engine inputs are built first, and its OpGraph is what the hosts run."""
     from astrasim.network.topology import DEFAULTS
@@ -231,8 +264,8 @@ def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=pr
     singles = [s for s in settings.strategies if parse_label(s)[0].single_device]
     multi = [s for s in settings.strategies if s not in singles]
 
-    def run(bed, labels, n, topo, bw, algorithm):
-        points = {lb: point_for(settings, lb, n, topo, bw, cals.get(topo), host_setup(n)) for lb in labels}
+    def run(bed, labels, n, topo, bw, algorithm, key=PROFILE_KEY):
+        points = {lb: point_for(settings, lb, n, topo, bw, cals.get(topo), host_setup(n), key) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
         res = run_job(bed, {**job, "points": graphs, "algorithm": algorithm}, timeout_s=900)
@@ -250,10 +283,15 @@ def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=pr
     for topo in settings.topologies if multi else []:
         algorithm = DEFAULTS[SIM_KIND[topo]]["default_algorithm"]  # what "auto" means in the simulator
         for n in settings.hosts:
+            key = PROFILE_KEY
+            if alone is not None:
+                key, rows_timed = corun_profile(settings, alone, multi, n, topo, log=log)
+                if coruns is not None:
+                    coruns.append(rows_timed)
             with testbed(n, topo, settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
-                    run(bed, multi, n, topo, bw, algorithm)
+                    run(bed, multi, n, topo, bw, algorithm, key)
     return pd.DataFrame(rows)
 
 
@@ -299,8 +337,12 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
         profile = microbenchmark_profile(settings, log=log)
         overhead = dispatch_overhead_s()
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
-        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph)")
-        measured = measure(settings, cals, machine_hosts(overhead), log=log)
+        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph), each testbed "
+            "after a co-run microbenchmark of its N devices' kernels")
+        coruns: list[pd.DataFrame] = []
+        measured = measure(settings, cals, machine_hosts(overhead), log=log, alone=profile, coruns=coruns)
+        if coruns:
+            profile = pd.concat([profile.assign(topology="alone", hosts=0), *coruns], ignore_index=True)
     log("3/3 simulating the same points")
     results = predict(measured, cals)
     summary = summarize(results)

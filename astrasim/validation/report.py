@@ -67,7 +67,9 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
         lines.append(f"- {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
                      f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
     if "op_overhead_s" in results.columns:
-        lines += ["", f"Compute: kernels profiled alone (one thread, `astrasim.profiling.profile_ops`); dispatch cost "
+        lines += ["", f"Compute: kernels profiled alone (one thread, `astrasim.profiling.profile_ops`), then, "
+                      f"just before each testbed's points, the N devices' kernels timed all at once as N "
+                      f"processes without any network (`astrasim.validation.corun`); dispatch cost "
                       f"{results['op_overhead_s'].iloc[0] * 1e6:.1f} us per op (no-op chain walked by the harness); "
                       f"the N hosts share this machine's {int(results['cores'].iloc[0])} cores (processor sharing). "
                       f"Median noise (half the p10-p90 spread of a point's passes): {results['noise'].median():.1%}, "
