@@ -182,3 +182,9 @@ def atomic_path(path: str | Path):
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv_atomic(path: str | Path, df, float_format: str | None = None) -> None:
+    """A DataFrame as CSV (no index), whole or not at all."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format=float_format)

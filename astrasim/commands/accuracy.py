@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         require_kernels("accuracy")
         from astrasim.accuracy.train import AccuracySettings, ablation_table, grid_table, n_steps, run_accuracy
         from astrasim.errors import UserError
-        from astrasim.fileio import atomic_path
+        from astrasim.fileio import write_csv_atomic
 
         point = _ints(ablation_point, "--ablation-point")
         if len(point) != 2:
@@ -85,8 +85,7 @@ def register(app: typer.Typer) -> None:
                       TimeElapsedColumn(), console=console, disable=not progress, transient=False) as bar:
             task = bar.add_task("accuracy", total=n_steps(cfg))
             df = run_accuracy(cfg, progress=lambda msg: bar.update(task, advance=1, description=msg))
-        with atomic_path(out) as tmp:
-            df.to_csv(tmp, index=False, float_format="%.6g")
+        write_csv_atomic(out, df, "%.6g")
         out_console = Console(width=None if sys.stdout.isatty() else 120)
         original = df[df["strategy"] == "single"]["value"]
         out_console.print(f"{len(df)} rows -> {out}  ({time.perf_counter() - t0:.0f} s, {threads} threads)")

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         the cost/latency/accuracy frontier and, when nothing is feasible, which constraint binds."""
         from astrasim.analysis.planning import format_report, load_plan, run_plan
         from astrasim.errors import UserError
-        from astrasim.fileio import atomic_path, check_output_path
+        from astrasim.fileio import check_output_path, write_csv_atomic
         from astrasim.sweep import check_workers
 
         check_workers(workers)
@@ -49,8 +49,7 @@ def register(app: typer.Typer) -> None:
                 update={"files": [*p.accuracy.files, *(str(a.resolve()) for a in accuracy)]})})
         result = run_plan(p, workers=workers, progress=progress, networks_path=networks)
         if out is not None:
-            with atomic_path(out) as tmp:
-                result.table.to_csv(tmp, index=False)
+            write_csv_atomic(out, result.table)
         if plot is not None:
             from astrasim.analysis.pareto_plots import plot_plan
 

@@ -273,13 +273,9 @@ def unstable_warning(row) -> str:
 
 def write_profile(df: pd.DataFrame, path: str | Path) -> None:
     """Write a profile table atomically (whole or not at all), readable like any new file."""
-    from astrasim.fileio import atomic_path
+    from astrasim.fileio import write_csv_atomic
 
-    umask = os.umask(0)
-    os.umask(umask)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
+    write_csv_atomic(path, df)
 
 
 __all__ = ["COLUMNS", "DTYPE_BYTES", "MAX_NOISE", "REMEASURE", "STRATEGIES", "hardware_description", "plan_configs",

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from astrasim.fileio import atomic_path, write_text_atomic
+from astrasim.fileio import write_csv_atomic, write_text_atomic
 from astrasim.models import ModelSpec
 from astrasim.validation.calibrate import SIM_KIND, Calibration, calibrate
 from astrasim.validation.dispatch import dispatch_overhead_s
@@ -249,15 +249,17 @@ def measured_row(res: list[dict], label: str) -> dict:
             "loadavg_1m": _loadavg()}
 
 
-def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=print, alone: pd.DataFrame | None = None,
-            coruns: list | None = None) -> pd.DataFrame:
+def measure(settings: Settings, cals: dict[str, Calibration], host_setup, alone: pd.DataFrame,
+            log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
-    engine inputs are built first, and its OpGraph is what the hosts run."""
+    engine inputs are built first, and its OpGraph is what the hosts run; each testbed's points
+    are costed by the co-run profile taken just before them (`corun_profile`, on top of the
+    `alone` one). Returns (measured rows, the profiles used: alone rows and each testbed's)."""
     from astrasim.network.topology import DEFAULTS
     from astrasim.pointrun import engine_inputs
     from astrasim.strategies import parse_label
 
-    rows = []
+    rows, profiles = [], [alone.assign(topology="alone", hosts=0)]
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
            "seed": settings.seed}
@@ -283,16 +285,13 @@ def measure(settings: Settings, cals: dict[str, Calibration], host_setup, log=pr
     for topo in settings.topologies if multi else []:
         algorithm = DEFAULTS[SIM_KIND[topo]]["default_algorithm"]  # what "auto" means in the simulator
         for n in settings.hosts:
-            key = PROFILE_KEY
-            if alone is not None:
-                key, rows_timed = corun_profile(settings, alone, multi, n, topo, log=log)
-                if coruns is not None:
-                    coruns.append(rows_timed)
+            key, timed = corun_profile(settings, alone, multi, n, topo, log=log)
+            profiles.append(timed)
             with testbed(n, topo, settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
                     run(bed, multi, n, topo, bw, algorithm, key)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
 
 
 def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFrame:
@@ -339,10 +338,7 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
         log("2/3 measuring real forward passes over shaped links (each point's own OpGraph), each testbed "
             "after a co-run microbenchmark of its N devices' kernels")
-        coruns: list[pd.DataFrame] = []
-        measured = measure(settings, cals, machine_hosts(overhead), log=log, alone=profile, coruns=coruns)
-        if coruns:
-            profile = pd.concat([profile.assign(topology="alone", hosts=0), *coruns], ignore_index=True)
+        measured, profile = measure(settings, cals, machine_hosts(overhead), profile, log=log)
     log("3/3 simulating the same points")
     results = predict(measured, cals)
     summary = summarize(results)
@@ -350,12 +346,10 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile)):
-            with atomic_path(out / name) as tmp:
-                df.to_csv(tmp, index=False, float_format="%.6g")
         cal_rows = cal_table.merge(pd.DataFrame([c.to_dict() for c in cals.values()]), on="topology")
-        with atomic_path(out / "calibration.csv") as tmp:
-            cal_rows.to_csv(tmp, index=False, float_format="%.6g")
+        for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile),
+                         ("calibration.csv", cal_rows)):
+            write_csv_atomic(out / name, df, "%.6g")
         write_text_atomic(out / "summary.md", summary_markdown(results, summary, cals, settings, command, elapsed))
         plot(results, out / "predicted_vs_measured.png")
     log(verdict(summary)[1] + f" ({elapsed:.0f} s)")

@@ -36,6 +36,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from astrasim.fileio import write_text_atomic
 from astrasim.models import ModelSpec
 
 WINDOW_S = 1.5  # seconds every process keeps running its rounds
@@ -93,7 +94,7 @@ def _window(label: str, spec: ModelSpec, n: int, window_s: float, nice: int) -> 
             if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
                 break
             time.sleep(0.01)
-        _write_atomic(Path(tmp) / "go", repr(time.monotonic() + LEAD_S))
+        write_text_atomic(Path(tmp) / "go", repr(time.monotonic() + LEAD_S))
         errors = [p.communicate(timeout=READY_TIMEOUT_S)[1] for p in procs]
         if any(p.returncode for p in procs):
             bad = next(e for p, e in zip(procs, errors) if p.returncode)
@@ -110,15 +111,9 @@ def _window(label: str, spec: ModelSpec, n: int, window_s: float, nice: int) -> 
     return per_rank
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _wait_for_start(folder: Path, rank: int) -> float:
     """Say this rank is ready, then the common start instant the parent writes once all are."""
-    _write_atomic(folder / f"ready.{rank}", "")
+    write_text_atomic(folder / f"ready.{rank}", "")
     go = folder / "go"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not go.exists():
@@ -179,9 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError:
         pass
     result = _run_rank(args.label, ModelSpec(**json.loads(args.model)), args.n, args.rank, Path(args.dir), args.window)
-    tmp = args.out + ".tmp"
-    Path(tmp).write_text(json.dumps(result))
-    os.replace(tmp, args.out)
+    write_text_atomic(args.out, json.dumps(result))
 
 
 if __name__ == "__main__":
