@@ -8,6 +8,7 @@ from astrasim.crosscheck import build as ns3build
 from astrasim.crosscheck.campaign import QUICK, Grid, air_bytes, combine, summarize, verdict
 from astrasim.crosscheck.runner import ReferenceNetwork, schedule_text
 from astrasim.network.collectives import plan
+from astrasim.network.wifi80211 import WifiPhy
 
 
 def test_schedule_is_the_plan():
@@ -56,7 +57,7 @@ def test_missing_wheel_is_one_clear_reason(monkeypatch):
 
 
 def test_reference_network_arguments():
-    args = ReferenceNetwork("wifi", 4, "ac", 80, 9).args()
+    args = ReferenceNetwork("wifi", 4, WifiPhy("ac", 80, 9)).args()
     assert "--mode=wifi" in args and "--standard=ac" in args and "--width=80" in args and "--mcs=9" in args
 
 

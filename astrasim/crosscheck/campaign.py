@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from astrasim.crosscheck.runner import ReferenceNetwork, run_point, schedule_text
+from astrasim.network.wifi80211 import WifiPhy
 from astrasim.errors import UserError
-from astrasim.fileio import atomic_path, write_text_atomic
+from astrasim.fileio import write_csv_atomic, write_text_atomic
 
 TARGET_MEDIAN, TARGET_P90, SPREAD_LIMIT = 0.10, 0.25, 0.20
 KIB = 1024
@@ -79,7 +80,7 @@ QUICK = Grid(wifi=WIFI_CONFIGS[:1], hosts=(2, 4), sizes=(1 * KIB, 64 * KIB), p2p
 def reference_network(point: dict, grid: Grid) -> ReferenceNetwork:
     if point["kind"] == "switch":
         return ReferenceNetwork("switch", point["hosts"], link_mbps=grid.switch_mbps)
-    return ReferenceNetwork("wifi", point["hosts"], point["standard"], point["width_mhz"], point["mcs"])
+    return ReferenceNetwork("wifi", point["hosts"], WifiPhy(point["standard"], point["width_mhz"], point["mcs"]))
 
 
 def simulator_topology(point: dict, grid: Grid):
@@ -281,8 +282,7 @@ def run_crosscheck(grid: Grid, out_dir: Path | None, *, command: str = "", reuse
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, df in (("results.csv", results), ("runs.csv", runs), ("summary.csv", summary)):
-            with atomic_path(out / name) as tmp:
-                df.to_csv(tmp, index=False, float_format="%.6g")
+            write_csv_atomic(out / name, df, "%.6g")
         write_text_atomic(out / "summary.md", summary_markdown(results, summary, grid, command, elapsed))
         plot(results, out / "predicted_vs_measured.png")
         (out / "runs.partial.csv").unlink(missing_ok=True)  # runs.csv now holds every run

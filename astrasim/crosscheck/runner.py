@@ -10,35 +10,31 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from astrasim.network.collectives import plan
+from astrasim.network.wifi80211 import WifiPhy
 
 
 @dataclass(frozen=True)
 class ReferenceNetwork:
-    """The network the ns-3 program builds. mode: wifi (a BSS: AP + stations), adhoc, switch."""
+    """The network the ns-3 program builds. mode: wifi (a BSS: AP + stations), adhoc, switch; `phy`
+    (astrasim's own 802.11 settings, the same the simulator's preset is built from) for the Wi-Fi
+    modes, the link rate and delay for the switch."""
 
     mode: str
     hosts: int
-    standard: str = "n"
-    width_mhz: int = 20
-    mcs: int = 7
-    streams: int = 1
-    guard_ns: int = 800
-    max_ampdu_bytes: int = 65535
+    phy: WifiPhy = WifiPhy()
     link_mbps: float = 100.0
     link_delay_us: float = 25.0
 
     def args(self) -> list[str]:
-        return [f"--mode={self.mode}", f"--hosts={self.hosts}", f"--standard={self.standard}",
-                f"--width={self.width_mhz}", f"--mcs={self.mcs}", f"--nss={self.streams}",
-                f"--guardNs={self.guard_ns}", f"--maxAmpdu={self.max_ampdu_bytes}",
+        p = self.phy
+        return [f"--mode={self.mode}", f"--hosts={self.hosts}", f"--standard={p.standard}",
+                f"--width={p.width_mhz}", f"--mcs={p.mcs}", f"--nss={p.streams}",
+                f"--guardNs={p.guard_ns}", f"--maxAmpdu={p.max_ampdu_bytes}",
                 f"--linkMbps={self.link_mbps:g}", f"--linkDelayUs={self.link_delay_us:g}"]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def schedule_text(collective: str, algorithm: str, n: int, size_bytes: int) -> str:

@@ -196,14 +196,12 @@ def exchange_s(phy: WifiPhy, mpdus: int, mpdu: int) -> float:
     """One frame exchange after the channel is won: the PPDU of `mpdus` equal MPDUs, SIFS, the
     response (ACK for a single MPDU, else a compressed Block Ack) and the AIFS that follows."""
     data = ppdu_s(phy, mpdu + (DELIMITER if phy.standard != "n" else 0) if mpdus == 1 else ampdu_bytes([mpdu] * mpdus))
-    ba = HE_BLOCK_ACK_BYTES if phy.standard == "ax" else BLOCK_ACK_BYTES  # HE: a 256-frame bitmap
-    resp = legacy_s(phy.response_rate_mbps, ACK_BYTES if mpdus == 1 else ba)
-    return data + SIFS_S + resp + SIFS_S + AIFSN_BE * SLOT_S
+    return data + exchange_tail_s(phy, mpdus)
 
 
 def exchange_tail_s(phy: WifiPhy, mpdus: int) -> float:
     """What follows the data PPDU in `exchange_s`: SIFS, the ACK or Block Ack, SIFS + AIFSN slots."""
-    ba = HE_BLOCK_ACK_BYTES if phy.standard == "ax" else BLOCK_ACK_BYTES
+    ba = HE_BLOCK_ACK_BYTES if phy.standard == "ax" else BLOCK_ACK_BYTES  # HE: a 256-frame bitmap
     return SIFS_S + legacy_s(phy.response_rate_mbps, ACK_BYTES if mpdus == 1 else ba) + SIFS_S + AIFSN_BE * SLOT_S
 
 
