@@ -19,3 +19,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def capture_figures(monkeypatch):
+    """capture(module): the figures `module._save` is asked to write, kept for inspection (the PNG
+    is still written); closed after the test."""
+    captured = []
+
+    def capture(module):
+        def keep(fig, path):
+            captured.append(fig)
+            fig.savefig(path, format="png")
+            return path
+
+        monkeypatch.setattr(module, "_save", keep)
+        return captured
+
+    yield capture
+    import matplotlib.pyplot as plt
+
+    for f in captured:
+        plt.close(f)

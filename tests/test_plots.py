@@ -55,21 +55,9 @@ def results_frame(models=("m1",), single_latency=1.0) -> pd.DataFrame:
 
 
 @pytest.fixture
-def figures(monkeypatch):
+def figures(capture_figures):
     """Capture the figures instead of only writing them (PNG still written, then inspected)."""
-    captured = []
-
-    def keep(fig, path):
-        captured.append(fig)
-        fig.savefig(path, format="png")
-        return path
-
-    monkeypatch.setattr(plots, "_save", keep)
-    yield captured
-    import matplotlib.pyplot as plt
-
-    for f in captured:
-        plt.close(f)
+    return capture_figures(plots)
 
 
 def _same_hue_lighter(color, base) -> bool:

@@ -20,20 +20,8 @@ MULTI = next(s.name for s in STRATEGIES.values() if not s.single_device)
 
 
 @pytest.fixture
-def figures(monkeypatch):
-    captured = []
-
-    def keep(fig, path):
-        captured.append(fig)
-        fig.savefig(path, format="png")
-        return path
-
-    monkeypatch.setattr(pp, "_save", keep)
-    yield captured
-    import matplotlib.pyplot as plt
-
-    for f in captured:
-        plt.close(f)
+def figures(capture_figures):
+    return capture_figures(pp)
 
 
 def plan_table() -> pd.DataFrame:

@@ -194,3 +194,17 @@ def plain_axis(ax, which: str, fmt: Callable[[float], str] = number, values: Ite
         axis.set_major_locator(NiceLogLocator())
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: fmt(v)))
     axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def identity_axes(ax, measured, predicted, band: float, pad: float) -> None:
+    """Log-log predicted-vs-measured axes (the validation and ns-3 plots): the diagonal, a dashed
+    +-(band - 1) band labelled for the legend, equal limits `pad` beyond the data on both axes."""
+    lo = min(min(measured), min(predicted)) / pad
+    hi = max(max(measured), max(predicted)) * pad
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1)
+    ax.plot([lo, hi], [lo * band, hi * band], color="grey", lw=0.8, ls="--", label=f"+-{round((band - 1) * 100)} %")
+    ax.plot([lo, hi], [lo / band, hi / band], color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)

@@ -61,6 +61,8 @@ def plot(results: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from astrasim.analysis.style import identity_axes, number, plain_axis
+
     res = results[results["measured_s"].notna()]
     fig, ax = plt.subplots(figsize=(7.0, 6.2))
     patterns = list(dict.fromkeys(res["collective"] + "/" + res["algorithm"]))
@@ -76,15 +78,9 @@ def plot(results: pd.DataFrame, path: Path) -> None:
                     ax.scatter(s["measured_s"] * 1e3, s["predicted_s"] * 1e3, marker=shapes[j % len(shapes)],
                                facecolors=face, edgecolors=cmap(i % 10), s=26, alpha=0.85,
                                label=f"{pat} / {net}" if steady else None)
-    lo = min(res["measured_s"].min(), res["predicted_s"].min()) * 1e3 / 1.5
-    hi = max(res["measured_s"].max(), res["predicted_s"].max()) * 1e3 * 1.5
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1)
-    ax.plot([lo, hi], [lo * 1.25, hi * 1.25], color="grey", lw=0.8, ls="--", label="+-25 %")
-    ax.plot([lo, hi], [lo / 1.25, hi / 1.25], color="grey", lw=0.8, ls="--")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
+    identity_axes(ax, res["measured_s"] * 1e3, res["predicted_s"] * 1e3, band=1.25, pad=1.5)
+    plain_axis(ax, "x", number)
+    plain_axis(ax, "y", number)
     ax.set_xlabel("ns-3 (packet level), median over seeds (ms)")
     ax.set_ylabel("astrasim (flow level) (ms)")
     ax.set_title("astrasim vs ns-3: collectives over 802.11 and a switch\n(hollow: seed spread >= 20 %)")

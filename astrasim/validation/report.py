@@ -106,7 +106,7 @@ def plot(results: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from astrasim.analysis.style import Looks, number, plain_axis
+    from astrasim.analysis.style import Looks, identity_axes, number, plain_axis
     from astrasim.strategies import parse_label
 
     labels = list(dict.fromkeys(results["strategy"]))
@@ -124,16 +124,7 @@ def plot(results: pd.DataFrame, path: Path) -> None:
             if len(sub):
                 ax.scatter(sub["measured_s"] * 1e3, sub["predicted_s"] * 1e3, marker=mk, color=looks[s].color,
                            s=60 if topo == "none" else 30, alpha=0.85, label=f"{s} / {topo}")
-    lo = min(results["measured_s"].min(), results["predicted_s"].min()) * 1e3 / 1.3
-    hi = max(results["measured_s"].max(), results["predicted_s"].max()) * 1e3 * 1.3
-    xs = [lo, hi]
-    ax.plot(xs, xs, color="black", lw=1)
-    ax.plot(xs, [x * 1.15 for x in xs], color="grey", lw=0.8, ls="--")
-    ax.plot(xs, [x / 1.15 for x in xs], color="grey", lw=0.8, ls="--", label="+-15 %")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
+    identity_axes(ax, results["measured_s"] * 1e3, results["predicted_s"] * 1e3, band=1.15, pad=1.3)
     ax.set_xlabel("measured latency per forward pass (ms)")
     ax.set_ylabel("simulated latency (ms)")
     ax.set_title("astrasim vs real gloo runs over tbf-shaped links")
