@@ -146,9 +146,8 @@ def test_a_lone_message_finds_the_channel_idle():
     no backoff: a lone message's two crossings pay the exchange's fixed tail once."""
     phy = HT20_MCS7
     two = 2 * w.message_airtime_s(phy, 1024, 2, lone=True)
-    full = w.exchange_s(phy, 1, w.mpdu_bytes(w.MSS))  # PPDU + SIFS + ACK + SIFS + AIFSN slots
-    short = 8 * (w.MSS - 1024) / phy.rate_bps  # the 1 KiB segment's PPDU is this much shorter
-    assert two == pytest.approx(2 * (full - short) - w.exchange_tail_s(phy, 1), rel=1e-9)
+    one = w.exchange_s(phy, 1, w.mpdu_bytes(1024))  # the 1 KiB PPDU + SIFS + ACK + SIFS + AIFSN slots
+    assert two == pytest.approx(2 * one - w.exchange_tail_s(phy, 1), rel=1e-9)
     assert 0.40e-3 < two < 0.47e-3
     # contending senders pay the backoff and the collisions: more of them, more airtime
     a = [w.message_airtime_s(phy, 1024, n) for n in (2, 5, 9)]

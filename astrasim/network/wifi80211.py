@@ -199,6 +199,13 @@ def exchange_s(phy: WifiPhy, mpdus: int, mpdu: int) -> float:
     return data + exchange_tail_s(phy, mpdus)
 
 
+def frames_exchange_s(phy: WifiPhy, mpdus: list[int]) -> float:
+    """`exchange_s` for MPDUs of their own sizes (a message's last segment is shorter)."""
+    single = len(mpdus) == 1
+    data = ppdu_s(phy, mpdus[0] + (DELIMITER if phy.standard != "n" else 0) if single else ampdu_bytes(mpdus))
+    return data + exchange_tail_s(phy, len(mpdus))
+
+
 def exchange_tail_s(phy: WifiPhy, mpdus: int) -> float:
     """What follows the data PPDU in `exchange_s`: SIFS, the ACK or Block Ack, SIFS + AIFSN slots."""
     ba = HE_BLOCK_ACK_BYTES if phy.standard == "ax" else BLOCK_ACK_BYTES  # HE: a 256-frame bitmap
@@ -283,15 +290,20 @@ def message_airtime_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count
     if payload_bytes <= 0 or count <= 0:
         return 0.0
     total = 0.0
-    data_mpdu = mpdu_bytes(MSS)
+    # every MPDU at its own size: full segments, then each message's last (shorter) one, which
+    # the messages' final PPDU carries (sizing the tail exactly keeps the airtime monotone in
+    # the PHY rate; charging full segments and subtracting the missing bytes at the rate did not)
+    segments = math.ceil(payload_bytes / MSS)
+    last = payload_bytes - (segments - 1) * MSS
+    sizes = [mpdu_bytes(MSS)] * (count * (segments - 1)) + [mpdu_bytes(last)] * count
     for i, k in enumerate(data_groups(phy, payload_bytes, count)):
-        x = exchange_s(phy, k, data_mpdu)
+        group, sizes = sizes[:k], sizes[k:]
+        x = frames_exchange_s(phy, group)
         total += x - exchange_tail_s(phy, k) / 2 if (lone and i == 0) else x + contention_s(stations, x)
     for burst in slow_start_rounds(payload_bytes, count)[:-1]:  # the ACKs that open the next round
         x = exchange_s(phy, math.ceil(burst / SEGMENTS_PER_TCP_ACK), mpdu_bytes(0))
         total += x + contention_s(stations, x)
-    short = (-payload_bytes) % MSS  # bytes missing from each message's last segment
-    return total - count * 8 * short / phy.rate_bps
+    return total
 
 
 def bulk_efficiency(phy: WifiPhy, stations: int = 2) -> float:

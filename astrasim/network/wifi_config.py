@@ -105,8 +105,11 @@ class WifiMedium:
         """Airtime beyond the bulk capacity's share for a message of `bits` in a collective step
         where `senders` stations send and its own sender sends `share` messages (they share
         A-MPDUs: one receiver, the AP, on the way up), in bits at the medium's capacity. A lone
-        message (senders = share = 1) finds the channel idle."""
-        return _extra_bits(self, int(math.ceil(bits / 8)), int(senders), int(share))
+        message (senders = share = 1) finds the channel idle. The airtime is of whole bytes; the
+        bits the fluid part does not carry (a 1-bit message is a 1-byte payload) are added here,
+        so that a faster channel is never slower."""
+        payload = int(math.ceil(bits / 8))
+        return _extra_bits(self, payload, int(senders), int(share)) + (8 * payload - bits)
 
 
 @lru_cache(maxsize=65536)
