@@ -65,14 +65,36 @@ def engine_inputs(point: Point) -> EngineInputs:
                         Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s)
 
 
+JITTER_DRAWS = 31  # seeded draws of the devices' speeds per point when hardware.speed_jitter > 0
+
+
+def jittered_speeds(speeds: list[float], jitter: float, draw: int) -> list[float]:
+    """Draw `draw` (seeded) of the devices' speeds: each divided by its own lognormal time factor of
+    mean 1 and coefficient of variation `jitter` (a device's compute in one pass)."""
+    import numpy as np
+
+    sigma = math.sqrt(math.log1p(jitter * jitter))
+    factors = np.random.default_rng(draw).lognormal(-sigma * sigma / 2, sigma, len(speeds))
+    return [s / float(f) for s, f in zip(speeds, factors)]
+
+
 def run_point(point: Point, *, record_timeline: bool = False):
-    """Simulate one point; returns (SimResult, OpGraph)."""
+    """Simulate one point; returns (SimResult, OpGraph). With hardware.speed_jitter, the run of
+    median latency among JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass
+    waits for its slowest device, which the mean speeds hide (stragglers)."""
     from astrasim.engine import simulate
 
     inputs = engine_inputs(point)
-    result = simulate(inputs.graph, inputs.topology, speeds=inputs.speeds, record_timeline=record_timeline,
-                      placement=inputs.placement, op_overhead_s=inputs.op_overhead_s)
-    return result, inputs.graph
+
+    def once(speeds):
+        return simulate(inputs.graph, inputs.topology, speeds=speeds, record_timeline=record_timeline,
+                        placement=inputs.placement, op_overhead_s=inputs.op_overhead_s)
+
+    if point.speed_jitter <= 0:
+        return once(inputs.speeds), inputs.graph
+    runs = sorted((once(jittered_speeds(inputs.speeds, point.speed_jitter, k)) for k in range(JITTER_DRAWS)),
+                  key=lambda r: r.latency_s)
+    return runs[len(runs) // 2], inputs.graph
 
 
 @functools.lru_cache(maxsize=256)

@@ -74,6 +74,7 @@ class Point:
     hosts: int | None = None        # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
+    speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
 
     def options(self) -> BuildOptions:
         from astrasim.scenario.fleet import point_fleet
@@ -168,7 +169,7 @@ def iter_points(sc) -> Iterator[Point]:
                                   sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
                                   output_tokens=out_tokens, workload=workload,
                                   hosts=hw.hosts, cores_per_host=hw.cores_per_host,
-                                  op_overhead_s=float(hw.op_overhead_s))
+                                  op_overhead_s=float(hw.op_overhead_s), speed_jitter=float(hw.speed_jitter))
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
                         key = point_key(p)

@@ -127,6 +127,10 @@ class HardwareConfig(_Strict):
                                                         "share them (processor sharing, at most one core each)")
     op_overhead_s: Seconds = Field(0.0, description="per-op dispatch / launch cost in seconds, added to every "
                                                     "compute; 0 = none")
+    speed_jitter: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="coefficient of variation of each device's compute speed from one pass to the next (0 = "
+                         "none): the latency is then the median over 31 seeded draws, so stragglers of synchronized "
+                         "strategies show (astrasim.pointrun.JITTER_DRAWS)")
 
     @field_validator("device", "speed", mode="before")
     @classmethod
