@@ -40,12 +40,27 @@ def register(app: typer.Typer) -> None:
         repeats: Optional[int] = typer.Option(None, help="timed forward passes per point (median)"),
         out: Path = typer.Option(Path("validation"), help="folder for results.csv, summary.md, the plot"),
         check: bool = typer.Option(False, "--check", help="exit 1 when the error target is missed"),
+        reuse_measurements: Optional[Path] = typer.Option(
+            None, help="predict again, with today's simulator, the measurements stored in this folder by an "
+                       "earlier run (e.g. validation); measures nothing, needs neither root nor torch"),
     ) -> None:
         """Build N test hosts in network namespaces joined by tbf-shaped links (a switch, and a
         shared medium), run every strategy's real per-device kernels on them with torch.distributed
         (gloo), and compare the measured latencies with the simulator's predictions (network
         calibrated by a separate point-to-point benchmark, kernels profiled on the spot).
         Needs root and `ip netns`; elsewhere it says so in one line and exits 2."""
+        command = "astrasim validate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if reuse_measurements is not None:
+            from astrasim.validation.compare import load_settings, repredict, verdict
+
+            settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
+                                     strategies=_list(strategies), topologies=_list(topologies), repeats=repeats)
+            _, summary = repredict(settings, reuse_measurements, out, command=command.strip(),
+                                   log=lambda m: print(m, flush=True))
+            print(f"wrote {out}/results.csv, {out}/summary.md, {out}/predicted_vs_measured.png")
+            if check and not verdict(summary)[0]:
+                raise typer.Exit(code=1)
+            return
         from astrasim.validation.netns import unavailable_reason
 
         reason = unavailable_reason()
@@ -59,7 +74,6 @@ def register(app: typer.Typer) -> None:
 
         settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
                                  strategies=_list(strategies), topologies=_list(topologies), repeats=repeats)
-        command = "astrasim validate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         _, summary = run_validation(settings, out, command=command.strip(), log=lambda m: print(m, flush=True))
         print(f"wrote {out}/results.csv, {out}/summary.md, {out}/predicted_vs_measured.png")
         ok, _ = verdict(summary)

@@ -102,6 +102,7 @@ class Strategy:
     marker: ClassVar[str] = "o"
     exact: ClassVar[bool] = True                # same accuracy as the original model, no retraining
     single_device: ClassVar[bool] = False       # always runs on one device, whatever N
+    rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
     label_knobs: ClassVar[dict[str, str]] = {}  # knob -> label tag ("groups" -> "G"); a knob at its default

@@ -55,6 +55,7 @@ class PipelineParallel(Strategy):
     summary = "layers split into N contiguous stages; the prompt (in chunks) and every token cross them"
     Knobs = PipelineKnobs
     ops = ()  # no rows of its own: a stage's ops are the single device's (module docstring)
+    rows_from = "single"
     rank = 45
     paper_role = ""
     color, marker = "#CC79A7", "P"

@@ -12,8 +12,8 @@ The model fitted is the simulator's, t = alpha + k * s / (efficiency * B), where
 simulator itself says the exchange costs in units of s / B (1 on the switch: each direction has
 its own link; 2 on the shared medium: both messages cross the one channel), computed by running
 the engine on the calibration pattern (`transfer_factor`). Per topology, over all bandwidths at
-once (see `fit`): alpha from the smallest message, efficiency by least squares on the relative
-error of the large ones. alpha absorbs the per-message software cost (gloo, Python, TCP, waking
+once (see `fit`): alpha from the small messages (<= 4 KB, timed 4x as often), efficiency by least
+squares on the relative error of the large ones. alpha absorbs the per-message software cost (gloo, Python, TCP, waking
 the receiver), efficiency the framing overhead (1448 TCP payload bytes per 1514-byte frame = 0.956
 on the wire) and the ACKs.
 
@@ -36,6 +36,10 @@ from astrasim.validation.netns import testbed
 # in between: TCP over tbf is not exactly linear in size) to 1 MB.
 LADDER_BYTES = (64, 4096, 16384, 32768, 65536, 131072, 262144, 1048576)
 FIT_MIN_BYTES = 65536
+# alpha comes from the messages up to this size, each timed SMALL_REPEATS x `repeats` times: they
+# cost a millisecond each, and one scheduler hiccup in five repeats of one size moved alpha 3x
+ALPHA_MAX_BYTES = 4096
+SMALL_REPEATS = 4
 
 
 # testbed topology -> simulator topology kind (docs/validation.md)
@@ -84,28 +88,29 @@ def measure(topology: str, bandwidths: list[float], *, repeats: int = 5, warmup:
         for bw in bandwidths:
             bed.set_bandwidth(bw)
             sizes = ladder(bw, transfer_factor(topology))
+            times = {s: repeats * (SMALL_REPEATS if s <= ALPHA_MAX_BYTES else 1) for s in sizes}
             res = run_job(bed, {"mode": "p2p", "sizes": sizes, "warmup": warmup, "repeats": repeats,
-                                "exchange": True})
+                                "repeats_of": {str(s): k for s, k in times.items()}, "exchange": True})
             for s in sizes:
                 lat = [max(r["result"][str(s)][k]["end"] for r in res) - res[0]["result"][str(s)][k]["start"]
-                       for k in range(repeats)]
+                       for k in range(times[s])]
                 rows.append({"topology": topology, "bandwidth_mbps": bw, "bytes": s,
                              "median_s": statistics.median(lat), "min_s": min(lat), "max_s": max(lat),
-                             "repeats": repeats})
+                             "repeats": times[s]})
             log(f"  calibrate {topology:6s} {bw:g} Mbps: " +
                 ", ".join(f"{r['bytes']}B {r['median_s'] * 1e3:.1f}ms" for r in rows[-len(sizes):]))
     return pd.DataFrame(rows)
 
 
 def fit(table: pd.DataFrame, topology: str) -> Calibration:
-    """alpha = median delivery time of the smallest message (a pure per-message cost); efficiency =
-    least squares on the relative error of the messages of at least FIT_MIN_BYTES, given alpha.
+    """alpha = the median, over the messages of at most ALPHA_MAX_BYTES, of the delivery time less
+    the transfer time (a per-message cost); efficiency = least squares on the relative error of the messages of at least FIT_MIN_BYTES, given alpha.
     Mid-size messages are left out of the fit because tbf lets the first `burst` bytes after an
     idle period through at once (see netns.py); their residuals are reported, not hidden."""
     t = table[table["topology"] == topology]
     x = transfer_factor(topology) * (t["bytes"] * 8 / (t["bandwidth_mbps"] * 1e6)).to_numpy()
     y = t["median_s"].to_numpy()
-    small = t["bytes"].to_numpy() == t["bytes"].min()
+    small = t["bytes"].to_numpy() <= max(ALPHA_MAX_BYTES, t["bytes"].min())
     big = t["bytes"].to_numpy() >= FIT_MIN_BYTES
     xb, yb = x[big], y[big]
     eff = 1.0
@@ -121,7 +126,10 @@ def fit(table: pd.DataFrame, topology: str) -> Calibration:
 def calibrate(topologies: list[str], bandwidths: list[float], *, repeats: int = 5,
               log=print) -> tuple[dict[str, Calibration], pd.DataFrame]:
     """Measure and fit every topology; returns ({topology: Calibration}, raw table)."""
-    tables = [measure(topo, bandwidths, repeats=repeats, log=log) for topo in topologies]
+    from astrasim.validation.steal import least_stolen
+
+    tables = [least_stolen(lambda: measure(topo, bandwidths, repeats=repeats, log=log), log,
+                           f"calibration of {topo}")[0] for topo in topologies]
     table = pd.concat(tables, ignore_index=True)
     cals = {topo: fit(table, topo) for topo in topologies}
     for c in cals.values():

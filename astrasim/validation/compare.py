@@ -8,13 +8,13 @@ Steps (`run_validation`):
    shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process), and the
    harness's per-op dispatch cost (`dispatch.py`);
 2. build every point as the simulator does (`point_for` -> `astrasim.pointrun.engine_inputs`);
-3. measure: for each topology and N, first the co-run microbenchmark (`corun.py`: the N devices'
-   kernels as N processes at once, no network; this VM's speed drifts over minutes, so it is
-   taken next to the points whose costs it gives), then build N shaped hosts (`netns.py`), and
-   at each bandwidth run
-   the point's own OpGraph on every host (`worker.py`, `programs.py`: real kernels, the engine's
-   collective plans); latency = the median over repeats of (last rank's end - common start), and
-   its spread over repeats as the point's noise figure;
+3. measure: for each topology and N, build N shaped hosts (`netns.py`), each a worker process
+   pinned to a CPU (`worker.pin`), and at each bandwidth run the point's own OpGraph on every host
+   (`worker.py`, `programs.py`: real kernels, the engine's collective plans); latency = the
+   median over repeats of (last rank's end - common start), and its spread over repeats as the
+   point's noise figure. Right before and right after a point's passes its workers run the co-run
+   microbenchmark (`corun.py`: every rank's kernels at once, no communication), which gives the
+   point's costs (this VM's speed drifts within a minute, so they are taken seconds from it);
 4. predict: `astrasim.engine.simulate` on the same engine inputs;
 5. write results.csv, summary.csv / summary.md, calibration.csv, profile.csv and the plot
    (`report.py`).
@@ -41,6 +41,7 @@ from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.programs import VALIDATION_MODEL, graph_to_json
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
+from astrasim.validation.steal import least_stolen
 
 __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict", "plot", "summary_markdown",
            "TARGET_MEDIAN", "TARGET_MAX"]
@@ -158,8 +159,8 @@ def point_for(settings: Settings, label: str, n: int, topology: str | None, band
 
 def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     """Every (strategy, N) of the grid timed alone by the shipped profiler (one thread, ops in
-    program order), installed as the costs of every point (PROFILE_KEY); `corun_profile` replaces
-    the N > 1 rows per testbed."""
+    program order), installed under PROFILE_KEY: the base table whose rows each point's co-run
+    windows replace (`install_point_costs`)."""
     from astrasim.profiling import profile_ops
     from astrasim.strategies import parse_label
     from astrasim.strategies.costs import PRELOADED, ProfileCosts
@@ -168,13 +169,14 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     for label in settings.strategies:
         strategy, knobs = parse_label(label)
         g, k = strategy.profile_key(knobs)
-        for n in [1] if strategy.single_device else settings.hosts:
-            key = (strategy.name, n, g, k)
+        name = strategy.rows_from or strategy.name  # pp's stages run the single device's ops
+        for n in [1] if strategy.single_device or strategy.rows_from else settings.hosts:
+            key = (name, n, g, k)
             if key in seen:
                 continue
             seen.add(key)
             extra = {"codebook": k} if k else {}
-            tables.append(profile_ops(settings.model, [strategy.name], [n], [g], settings.model.tokens, threads=1,
+            tables.append(profile_ops(settings.model, [name], [n], [g], settings.model.tokens, threads=1,
                                       repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
@@ -183,39 +185,49 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     return table
 
 
-def corun_profile(settings: Settings, alone: pd.DataFrame, labels: list[str], n: int, topology: str,
-                  log=print) -> tuple[str, pd.DataFrame]:
-    """The costs of one testbed's points: the alone profile with the N-device rows of `labels`
-    re-timed with all N devices' kernels running at once (`corun.py`: N processes, no network),
-    measured just before the testbed's points (this VM's speed drifts over minutes). Installed
-    under its own key; returns (key, the re-timed rows)."""
+def point_key(topology: str | None, n: int, bandwidth_mbps: float, label: str) -> str:
+    """The profile key of one point's costs (its own co-run windows)."""
+    return f"{PROFILE_KEY}:{topology or 'none'}:{n}:{bandwidth_mbps:g}:{label}"
+
+
+def install_point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float], key: str) -> pd.DataFrame:
+    """Install the alone profile with `label`'s N-device rows re-timed by its co-run windows under
+    `key`; returns the re-timed rows."""
     from astrasim.strategies import parse_label
     from astrasim.strategies.costs import PRELOADED, ProfileCosts
-    from astrasim.validation.corun import corun_op_seconds
 
+    strategy, knobs = parse_label(label)
+    g, k = strategy.profile_key(knobs)
+    name = strategy.rows_from or strategy.name  # pp's stages run the single device's ops
+    n_dev = 1 if strategy.single_device or strategy.rows_from else n
     table = alone.copy()
-    for label in labels:
-        strategy, knobs = parse_label(label)
-        g, k = strategy.profile_key(knobs)
-        together = corun_op_seconds(label, settings.model, n)
-        rows = (table["strategy"] == strategy.name) & (table["devices"] == n) & (table["groups"] == g) \
-            & (table["codebook"] == k)
-        table.loc[rows, "median_s"] = [together.get(op, s) for op, s in zip(table.loc[rows, "op"],
-                                                                             table.loc[rows, "median_s"])]
-    key = f"{PROFILE_KEY}:{topology}:{n}"
-    PRELOADED[(key, None)] = ProfileCosts(table, source=f"validation microbenchmark profile ({topology}, N={n})")
-    done = table[(table["devices"] == n) & (table["median_s"] != table["alone_s"])]
-    log(f"  co-run microbenchmark, N={n} ({len(labels)} strategies, all devices at once): "
-        f"median {(done['median_s'] / done['alone_s']).median():.2f}x the time alone")
-    return key, done.assign(topology=topology, hosts=n)
+    rows = (table["strategy"] == name) & (table["devices"] == n_dev) & (table["groups"] == g) \
+        & (table["codebook"] == k)
+    if not rows.any():
+        raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
+    table.loc[rows, "median_s"] = [costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
+    PRELOADED[(key, None)] = ProfileCosts(table, source=f"validation co-run windows ({key})")
+    return table[rows]
+
+
+def core_shares(n: int, cores: int) -> list[float]:
+    """Each pinned rank's share of its CPU when every rank computes (rank r on CPU r x cores // n)."""
+    on = [r * cores // n for r in range(n)]
+    return [min(1.0, 1.0 / on.count(c)) for c in on]
+
+
+def machine_cores() -> int:
+    """The CPUs the workers may run on (they are pinned among these: worker.pin)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def machine_hosts(op_overhead_s: float, cores: int | None = None):
-    """n -> the Point fields of the testbed: its N hosts are processes on this one machine, so the
-    simulated devices share its cores (hosts = 1, cores_per_host = this machine's CPUs), and every
+    """n -> the Point fields of the testbed: its N hosts are processes pinned to this machine's
+    cores (rank r on CPU r x cores // N, worker.pin), so the simulated devices sit in even groups on
+    one-core hosts (hosts = min(N, cores), cores_per_host = 1; devices d x hosts // N), and every
     op pays the measured dispatch cost."""
-    cores = cores or os.cpu_count() or 1
-    return lambda n: {"hosts": 1, "cores_per_host": cores, "op_overhead_s": op_overhead_s}
+    cores = cores or machine_cores()
+    return lambda n: {"hosts": min(n, cores), "cores_per_host": 1, "op_overhead_s": op_overhead_s}
 
 
 # --------------------------------------------------------------------------------- measuring
@@ -252,29 +264,38 @@ def measured_row(res: list[dict], label: str) -> dict:
 def measure(settings: Settings, cals: dict[str, Calibration], host_setup, alone: pd.DataFrame,
             log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
-    engine inputs are built first, and its OpGraph is what the hosts run; each testbed's points
-    are costed by the co-run profile taken just before them (`corun_profile`, on top of the
-    `alone` one). Returns (measured rows, the profiles used: alone rows and each testbed's)."""
+    engine inputs are built first, and its OpGraph is what the hosts run; each point is costed by
+    the co-run windows its workers ran right before and after its passes (`corun.py`), on top of
+    the `alone` profile. Returns (measured rows, the profiles used: alone rows and each point's)."""
     from astrasim.network.topology import DEFAULTS
     from astrasim.pointrun import engine_inputs
     from astrasim.strategies import parse_label
+    from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
 
-    rows, profiles = [], [alone.assign(topology="alone", hosts=0)]
+    rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
-           "seed": settings.seed}
+           "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS}
     singles = [s for s in settings.strategies if parse_label(s)[0].single_device]
     multi = [s for s in settings.strategies if s not in singles]
+    cores = machine_cores()
 
-    def run(bed, labels, n, topo, bw, algorithm, key=PROFILE_KEY):
-        points = {lb: point_for(settings, lb, n, topo, bw, cals.get(topo), host_setup(n), key) for lb in labels}
+    def run(bed, labels, n, topo, bw, algorithm):
+        points = {lb: point_for(settings, lb, n, topo, bw, cals.get(topo), host_setup(n)) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
-        res = run_job(bed, {**job, "points": graphs, "algorithm": algorithm}, timeout_s=900)
+        res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
+                                                   timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps")
         parts = []
         for lb, p in points.items():
+            key = point_key(topo, n, bw, lb)
+            windows = [r["result"][lb]["kernels"] for r in res]
+            costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
+            timed = install_point_costs(alone, lb, p.devices, costs, key)
+            profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
-                         "strategy": lb, **measured_row(res, lb), "_point": p})
+                         "strategy": lb, **measured_row(res, lb), "stolen": stolen,
+                         "_point": replace(p, profile_path=key, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
             + ", ".join(parts) + " ms")
@@ -285,12 +306,10 @@ def measure(settings: Settings, cals: dict[str, Calibration], host_setup, alone:
     for topo in settings.topologies if multi else []:
         algorithm = DEFAULTS[SIM_KIND[topo]]["default_algorithm"]  # what "auto" means in the simulator
         for n in settings.hosts:
-            key, timed = corun_profile(settings, alone, multi, n, topo, log=log)
-            profiles.append(timed)
             with testbed(n, topo, settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
-                    run(bed, multi, n, topo, bw, algorithm, key)
+                    run(bed, multi, n, topo, bw, algorithm)
     return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
 
 
@@ -319,7 +338,8 @@ def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFram
                     "predicted_compute_s": max(res.compute_s), "comm_bits": res.comm_bits,
                     "n_messages": res.n_messages, "alpha_s": cal.alpha_s if cal else 0.0,
                     "efficiency": cal.efficiency if cal else 1.0, "hosts_on_machine": point.hosts,
-                    "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s})
+                    "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s,
+                    "speed_jitter": point.speed_jitter})
     return pd.DataFrame(out)
 
 
@@ -336,21 +356,48 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
         profile = microbenchmark_profile(settings, log=log)
         overhead = dispatch_overhead_s()
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
-        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph), each testbed "
-            "after a co-run microbenchmark of its N devices' kernels")
+        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph), each point's "
+            "kernels timed all ranks at once right before and after its passes")
         measured, profile = measure(settings, cals, machine_hosts(overhead), profile, log=log)
     log("3/3 simulating the same points")
     results = predict(measured, cals)
     summary = summarize(results)
     elapsed = time.monotonic() - t0
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        cal_rows = cal_table.merge(pd.DataFrame([c.to_dict() for c in cals.values()]), on="topology")
-        for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile),
-                         ("calibration.csv", cal_rows)):
-            write_csv_atomic(out / name, df, "%.6g")
-        write_text_atomic(out / "summary.md", summary_markdown(results, summary, cals, settings, command, elapsed))
-        plot(results, out / "predicted_vs_measured.png")
+        write_outputs(Path(out_dir), results, summary, profile, cal_table, cals, settings.model,
+                      summary_markdown(results, summary, cals, settings, command, elapsed))
     log(verdict(summary)[1] + f" ({elapsed:.0f} s)")
+    return results, summary
+
+
+def write_outputs(out: Path, results: pd.DataFrame, summary: pd.DataFrame, profile: pd.DataFrame,
+                  cal_table: pd.DataFrame, cals: dict[str, Calibration], model: ModelSpec, markdown: str) -> None:
+    """The campaign's files (each written whole or not at all): results, summary, profile and
+    calibration CSVs, the model measured (model.json), summary.md and the plot."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "model.json", json.dumps(asdict(model), indent=1, sort_keys=True) + "\n")
+    cal_rows = cal_table.merge(pd.DataFrame([c.to_dict() for c in cals.values()]), on="topology")
+    for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile),
+                     ("calibration.csv", cal_rows)):
+        write_csv_atomic(out / name, df, "%.6g")
+    write_text_atomic(out / "summary.md", markdown)
+    plot(results, out / "predicted_vs_measured.png")
+
+
+def repredict(settings: Settings, measurements: str | Path, out_dir: str | Path | None, *, command: str = "",
+              log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Today's simulator on an earlier campaign's measurements and microbenchmarks (`reuse.py`):
+    nothing is measured or refitted. Writes the same files into `out_dir` (None: nothing)."""
+    from astrasim.validation.reuse import load_measurements
+
+    t0 = time.monotonic()
+    measured, profile, cals, cal_table = load_measurements(settings, measurements)
+    results = predict(measured, cals)
+    summary = summarize(results)
+    if out_dir is not None:
+        note = (f"Predicted again by today's simulator from the measurements and microbenchmarks stored in "
+                f"`{measurements}` (nothing re-measured; the machine line is where it was re-predicted).")
+        write_outputs(Path(out_dir), results, summary, profile, cal_table, cals, settings.model,
+                      summary_markdown(results, summary, cals, settings, command, None, note))
+    log(verdict(summary)[1] + f" (re-predicted {len(results)} stored points in {time.monotonic() - t0:.1f} s)")
     return results, summary

@@ -36,12 +36,14 @@ import torch.distributed as dist
 
 from astrasim.models import ModelSpec
 from astrasim.network.collectives import plan, resolve_algorithm
+from astrasim.validation.corun import pooled
 from astrasim.opgraph import Comm, Compute, OpGraph
 
-# The validation model: a ViT-like encoder stack (no CLS, not causal) whose passes are long enough
-# (about 50 ms of compute for the shortest strategy at N = 2) that scheduler noise is small.
-VALIDATION_MODEL = ModelSpec(name="val-small", family="custom", layers=4, hidden=512, heads=8, kv_heads=8,
-                             mlp_hidden=2048, activation="gelu", norm="layernorm", causal=False,
+# The validation model: a ViT-Base-wide encoder stack (no CLS, not causal) of 4 layers, whose
+# passes are long enough (about 100 ms of compute for the shortest strategy at N = 2 on the 2-vCPU
+# VM of 2026-12-02) that scheduler noise, time slices and per-message costs are small against them.
+VALIDATION_MODEL = ModelSpec(name="val-base4", family="custom", layers=4, hidden=768, heads=12, kv_heads=12,
+                             mlp_hidden=3072, activation="gelu", norm="layernorm", causal=False,
                              tokens=128, max_tokens=128)
 
 MAX_MESSAGES_PER_COMM = 1 << 16  # tag = comm index * this + message index
@@ -103,6 +105,7 @@ class DeviceRun:
         self.mine = {op.id for op in self.computes} | {c[0].id for c in self.comms}
         self.message_log: list[tuple] | None = [] if log else None
         self.trace: list[tuple[str, float, float]] = []
+        self.comm_trace: list[tuple[str, float, float]] = []  # (comm id, joined, done) at this rank
         self._done: set[str] = set()
         self._cond = threading.Condition()
         self._error: BaseException | None = None
@@ -129,6 +132,7 @@ class DeviceRun:
     def run(self) -> None:
         self._done.clear()
         self.trace.clear()
+        self.comm_trace.clear()
         self._error = None
         comm = threading.Thread(target=self._comm_loop, name="comm", daemon=True)
         comm.start()
@@ -156,7 +160,9 @@ class DeviceRun:
         try:
             for entry in self.comms:
                 self._wait_for(entry[0].deps)
+                t0 = time.monotonic()
                 self._exchange(*entry)
+                self.comm_trace.append((entry[0].id, t0, time.monotonic()))
                 self._finish(entry[0].id)
         except BaseException as exc:  # surfaced on the main thread
             with self._cond:
@@ -239,9 +245,11 @@ def prioritize_communication(nice: int = COMM_NICE) -> int:
     return changed
 
 
-def run_graphs(job: dict, timed) -> dict:
+def run_graphs(job: dict, timed, sync) -> dict:
     """Worker entry for mode 'graphs': job["points"] = [{"label", "graph"}]; for each, time the
-    forward passes of this rank's part of the graph. Returns {label: {"passes": [records]}}."""
+    forward passes of this rank's part of the graph (`timed`; `sync` starts a round as a pass
+    starts), with job["kernel_rounds"] the co-run windows before and after them. Returns
+    {label: {"passes": [records], "kernels": pooled window record}}."""
     spec = ModelSpec(**job["model"])
     rank, n = dist.get_rank(), dist.get_world_size()
     out = {}
@@ -250,7 +258,29 @@ def run_graphs(job: dict, timed) -> dict:
         calls = kernel_calls_per_layer(point["label"], spec, n, rank, seed=job.get("seed", 0))
         dev = DeviceRun(graph, rank, calls, job["algorithm"])
         prioritize_communication()
+        windows = [kernel_windows(dev, job["kernel_rounds"], sync)] if job.get("kernel_rounds") else []
+        def extra() -> dict:
+            record = {"compute_s": dev.compute_s(), "ops": dev.op_seconds()}
+            if job.get("trace"):  # diagnostics: every op's and comm's interval at this rank
+                record["trace"] = list(dev.trace)
+                record["comm_trace"] = list(dev.comm_trace)
+            return record
+
         passes = timed(dev.run, job.get("warmup", 1), job.get("repeats", 3), job.get("budget_s", 0.0),
-                       job.get("max_repeats", 0), extra=lambda: {"compute_s": dev.compute_s(), "ops": dev.op_seconds()})
+                       job.get("max_repeats", 0), extra=extra)
         out[point["label"]] = {"passes": passes}
+        if windows:
+            windows.append(kernel_windows(dev, job["kernel_rounds"], sync))
+            out[point["label"]]["kernels"] = pooled(windows)
     return out
+
+
+@torch.inference_mode()
+def kernel_windows(dev: DeviceRun, rounds: int, sync) -> dict:
+    """The co-run microbenchmark of this rank's part of a point (astrasim.validation.corun): its
+    Compute ops in program order, `rounds` rounds, each from a common start (`sync`), all ranks
+    at once, no communication inside a round."""
+    from astrasim.validation.corun import kernel_rounds
+
+    sequence = [(op.name, dev.calls[op.layer][op.name]) for op in dev.computes]
+    return kernel_rounds(sequence, rounds, sync)

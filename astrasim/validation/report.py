@@ -50,11 +50,13 @@ def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
 
 
 def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
-                     settings, command: str, elapsed_s: float) -> str:
+                     settings, command: str, elapsed_s: float | None, note: str = "") -> str:
+    """The campaign's summary.md; `elapsed_s` None (a re-prediction): no wall time; `note`: a line
+    after the command."""
     ok, line = verdict(summary)
-    lines = [f"# Validation summary", "", f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
-             f"wall time {elapsed_s:.0f} s.", "",
+    lines = [f"# Validation summary", "", f"Command: `{command}`", ""] + ([note, ""] if note else []) + [
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+             + (f"; wall time {elapsed_s:.0f} s." if elapsed_s is not None else "."), "",
              f"Model: {settings.model.name} (layers={settings.model.layers}, hidden={settings.model.hidden}, "
              f"heads={settings.model.heads}, mlp={settings.model.mlp_hidden}, tokens={settings.model.tokens}); "
              f"Per point: {settings.warmup} warm-up pass, then at least {settings.repeats} timed passes (up to "
@@ -67,13 +69,18 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
         lines.append(f"- {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
                      f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
     if "op_overhead_s" in results.columns:
-        lines += ["", f"Compute: kernels profiled alone (one thread, `astrasim.profiling.profile_ops`), then, "
-                      f"just before each testbed's points, the N devices' kernels timed all at once as N "
-                      f"processes without any network (`astrasim.validation.corun`); dispatch cost "
+        jitter = (f"; speed jitter from the same windows {results['speed_jitter'].min():.1%} to "
+                  f"{results['speed_jitter'].max():.1%} (median of 31 seeded draws)"
+                  if "speed_jitter" in results.columns else "")
+        lines += ["", f"Compute: each point's own workers time every rank's kernels all at once, without any "
+                      f"communication, in rounds that start as a pass starts, right before and right after its "
+                      f"passes (`astrasim.validation.corun`){jitter}; dispatch cost "
                       f"{results['op_overhead_s'].iloc[0] * 1e6:.1f} us per op (no-op chain walked by the harness); "
-                      f"the N hosts share this machine's {int(results['cores'].iloc[0])} cores (processor sharing). "
-                      f"Median noise (half the p10-p90 spread of a point's passes): {results['noise'].median():.1%}, "
-                      f"max {results['noise'].max():.1%}."]
+                      f"the N hosts are pinned to this machine's CPUs in even groups (processor sharing on one-core "
+                      f"hosts). Median noise (half the p10-p90 spread of a point's passes): "
+                      f"{results['noise'].median():.1%}, max {results['noise'].max():.1%}."
+                  + (f" CPU time stolen by the hypervisor during a point's job (a job stolen above 2 % is taken "
+                     f"again, up to twice): max {results['stolen'].max():.1%}." if "stolen" in results.columns else "")]
     diag = "median_abs_error_in_situ" in summary.columns
     lines += ["", "| group | value | points | median abs error | max abs error | mean error |"
               + (" median / max abs error, in-situ op times |" if diag else ""),

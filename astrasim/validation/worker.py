@@ -84,9 +84,19 @@ def set_priorities(job: dict) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, int(job.get("nice", -5)))
 
 
+def pin(job: dict, rank: int, world: int) -> None:
+    """With job["pin"], run this host (and the threads it starts later: gloo's, the communication
+    thread) on CPU rank x cores // world: hosts then share cores in fixed, even groups (ranks 0-1
+    on CPU 0, 2-3 on CPU 1 at N = 4 on 2 cores), the placement the simulator is given
+    (`compare.machine_hosts`), instead of wherever the load balancer moves them."""
+    if job.get("pin") and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[rank * len(cpus) // world]})
+
+
 def run_p2p(job: dict) -> dict:
     """Rank 0 sends each size to rank 1; with job["exchange"], ranks 0 and 1 send to each other at
-    the same time (receives posted first)."""
+    the same time (receives posted first). job["repeats_of"]: {size: repeats} where not job["repeats"]."""
     rank = dist.get_rank()
     exchange = bool(job.get("exchange"))
     out = {}
@@ -105,7 +115,8 @@ def run_p2p(job: dict) -> dict:
             elif rank == 1:
                 dist.recv(buf, src=0)
 
-        out[str(int(size))] = timed(once, job.get("warmup", 1), job.get("repeats", 5))
+        repeats = job.get("repeats_of", {}).get(str(int(size)), job.get("repeats", 5))
+        out[str(int(size))] = timed(once, job.get("warmup", 1), repeats)
     return out
 
 
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         job = json.load(f)
     torch.set_num_threads(int(job.get("threads", 1)))
     set_priorities(job)
+    pin(job, args.rank, args.world)
     dist.init_process_group("gloo", init_method=f"tcp://{args.master}", rank=args.rank, world_size=args.world,
                             timeout=timedelta(seconds=float(job.get("timeout_s", 120))))
     try:
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         elif job["mode"] == "graphs":
             from astrasim.validation.programs import run_graphs
 
-            result = run_graphs(job, timed)
+            result = run_graphs(job, timed, sync_start)
         else:
             raise SystemExit(f"unknown mode {job['mode']!r}")
         dist.barrier()

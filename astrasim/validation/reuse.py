@@ -1,0 +1,106 @@
+"""Predict stored measurements again: `astrasim validate --reuse-measurements DIR`.
+
+Measuring takes root, network namespaces and ten quiet minutes; predicting takes a second. A
+campaign's folder keeps everything the prediction needs: the measured rows (results.csv), the
+microbenchmarks' kernel costs (profile.csv: the alone rows and each testbed's co-run rows) and the
+network calibration (calibration.csv), and the model measured (model.json). This module rebuilds each point from them exactly as the
+campaign built it (`compare.point_for`, the testbed's hosts, cores and dispatch cost from the row)
+and runs today's simulator on it, so a change to the engine or the network model is checked
+against the published real runs without measuring again (and without root). Nothing is
+re-measured or refitted here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from astrasim.errors import UserError
+from astrasim.validation.calibrate import Calibration
+
+MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
+                    "measured_max_s", "noise", "measured_compute_s", "in_situ_ops", "repeats", "late_start_s",
+                    "loadavg_1m", "stolen")
+SETUP_COLUMNS = ("hosts_on_machine", "cores", "op_overhead_s", "speed_jitter")
+FILES = ("results.csv", "profile.csv", "calibration.csv", "model.json")
+
+
+def _read(folder: Path, name: str, needed: tuple[str, ...]) -> pd.DataFrame:
+    path = folder / name
+    if not path.is_file():
+        raise UserError(f"'{path}' not found; give the folder of an earlier `astrasim validate` run "
+                        f"(it holds {', '.join(FILES)})", field="reuse_measurements")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"'{path}' is not a readable CSV ({exc}); measure again with `astrasim validate`",
+                        field="reuse_measurements") from None
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise UserError(f"'{path}' lacks column(s) {missing}: it was not written by this version of "
+                        f"`astrasim validate`; measure again", field="reuse_measurements")
+    return table
+
+
+def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Calibration],
+                                                             pd.DataFrame]:
+    """(measured rows with their rebuilt `_point`, the profile rows, {topology: Calibration}, the raw
+    calibration table) of an earlier campaign; its profiles are installed under the keys the
+    campaign used."""
+    from astrasim.strategies import parse_label
+    from astrasim.strategies.costs import PRELOADED, ProfileCosts
+    from astrasim.validation.compare import PROFILE_KEY, install_point_costs, point_for, point_key
+
+    folder = Path(folder)
+    results = _read(folder, "results.csv", MEASURED_COLUMNS + SETUP_COLUMNS)
+    profile = _read(folder, "profile.csv", ("model", "strategy", "devices", "groups", "codebook", "op", "median_s",
+                                            "topology", "hosts", "bandwidth_mbps", "label"))
+    cal_table = _read(folder, "calibration.csv", ("topology", "alpha_s", "efficiency", "max_rel_residual", "points"))
+    try:
+        stored = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"'{folder / 'model.json'}' is missing or unreadable ({exc}); measure again with "
+                        f"`astrasim validate`", field="reuse_measurements") from None
+    differ = sorted(k for k, v in asdict(settings.model).items() if stored.get(k) != v)
+    if differ:
+        raise UserError(f"the measurements in '{folder}' are of another model (it differs in {', '.join(differ)}); "
+                        f"give the scenario they were measured with", field="model")
+    alone = profile[profile["topology"] == "alone"].drop(columns=["topology", "hosts", "bandwidth_mbps", "label"])
+    alone = alone.reset_index(drop=True)
+    PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(alone, source=f"{folder}/profile.csv")
+    timed = {}
+    for (topo, n, bw, label), rows in profile[profile["topology"] != "alone"].groupby(
+            ["topology", "hosts", "bandwidth_mbps", "label"], dropna=False):
+        timed[(str(topo), int(n), float(bw), str(label))] = dict(zip(rows["op"], rows["median_s"]))
+    cals = {}
+    for topo, rows in cal_table.groupby("topology"):
+        r = rows.iloc[0]
+        cals[str(topo)] = Calibration(str(topo), float(r["alpha_s"]), float(r["efficiency"]),
+                                      float(r["max_rel_residual"]), int(r["points"]))
+    measured = []
+    for row in results.to_dict("records"):
+        label = str(row["strategy"])
+        try:
+            parse_label(label)
+        except Exception as exc:
+            raise UserError(f"results.csv names strategy '{label}', which this version cannot build ({exc})",
+                            field="reuse_measurements") from None
+        topo = None if row["topology"] == "none" else str(row["topology"])
+        n, bw = int(row["hosts"]), float(row["bandwidth_mbps"])
+        costs = next((c for (t, m, b, lb), c in timed.items()
+                      if (t, m, lb) == (row["topology"], n, label) and (b == bw or (b != b and bw != bw))), None)
+        if costs is None:
+            raise UserError(f"profile.csv has no co-run rows of point ({row['topology']}, N={n}, {bw:g} Mbps, "
+                            f"{label}); measure again", field="reuse_measurements")
+        key = point_key(topo, n, bw, label)
+        install_point_costs(alone, label, n, costs, key)
+        setup = {"hosts": int(row["hosts_on_machine"]), "cores_per_host": int(row["cores"]),
+                 "op_overhead_s": float(row["op_overhead_s"]), "speed_jitter": float(row["speed_jitter"])}
+        point = point_for(settings, label, n, topo, float(row["bandwidth_mbps"]), cals.get(topo), setup, key)
+        measured.append({c: row[c] for c in MEASURED_COLUMNS} | {"_point": point})
+    raw_cal = cal_table.drop(columns=[c for c in ("alpha_s", "efficiency", "max_rel_residual", "points")
+                                      if c in cal_table.columns])
+    return pd.DataFrame(measured), profile, cals, raw_cal

@@ -1,0 +1,72 @@
+"""`astrasim validate --reuse-measurements`: the published validation table is what today's
+simulator predicts from its stored measurements (no root, no torch), and bad folders get one line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from astrasim.cli import app
+from astrasim.validation.compare import load_settings, repredict
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT / "validation"
+SCENARIO = PUBLISHED / "validate.yaml"
+
+
+def test_published_table_is_todays_prediction():
+    """Every published prediction is what the simulator predicts now from the stored measurements
+    and microbenchmarks: a change to the engine or the network model that moves them makes this
+    fail until the table is predicted again (or measured again)."""
+    stored = pd.read_csv(PUBLISHED / "results.csv")
+    results, summary = repredict(load_settings(SCENARIO), PUBLISHED, None, log=lambda *_: None)
+    assert len(results) == len(stored) >= 24
+    key = ["topology", "hosts", "bandwidth_mbps", "strategy"]
+    both = stored.merge(results, on=key, suffixes=("_stored", "_now"), validate="one_to_one")
+    assert len(both) == len(stored)
+    assert both["measured_s_now"].tolist() == pytest.approx(both["measured_s_stored"].tolist(), rel=1e-5)
+    assert both["predicted_s_now"].tolist() == pytest.approx(both["predicted_s_stored"].tolist(), rel=1e-4)
+    published = pd.read_csv(PUBLISHED / "summary.csv")
+    mine = summary[summary["group"] == "all"].iloc[0]
+    theirs = published[published["group"] == "all"].iloc[0]
+    assert mine["median_abs_error"] == pytest.approx(theirs["median_abs_error"], rel=1e-3)
+    assert mine["max_abs_error"] == pytest.approx(theirs["max_abs_error"], rel=1e-3)
+
+
+def test_cli_repredicts_into_a_folder(tmp_path):
+    out = tmp_path / "again"
+    result = CliRunner().invoke(app, ["validate", str(SCENARIO), "--reuse-measurements", str(PUBLISHED),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("results.csv", "summary.csv", "summary.md", "profile.csv", "calibration.csv",
+                 "predicted_vs_measured.png"):
+        assert (out / name).stat().st_size > 0
+    assert "Predicted again" in (out / "summary.md").read_text()
+
+
+def _one_line_exit_2(args: list[str], *needles: str) -> None:
+    result = CliRunner().invoke(app, ["validate", *args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_bad_measurement_folders_get_one_line_and_write_nothing(tmp_path):
+    out = tmp_path / "out"
+    _one_line_exit_2([str(SCENARIO), "--reuse-measurements", str(tmp_path / "nope"), "--out", str(out)],
+                     "results.csv", "not found")
+    broken = tmp_path / "broken"
+    shutil.copytree(PUBLISHED, broken, ignore=shutil.ignore_patterns("ns3"))
+    table = pd.read_csv(broken / "results.csv").drop(columns=["in_situ_ops"])
+    table.to_csv(broken / "results.csv", index=False)
+    _one_line_exit_2([str(SCENARIO), "--reuse-measurements", str(broken), "--out", str(out)], "in_situ_ops")
+    other = tmp_path / "other.yaml"
+    other.write_text(SCENARIO.read_text().replace("tokens: 128", "tokens: 64"))
+    _one_line_exit_2([str(other), "--reuse-measurements", str(PUBLISHED), "--out", str(out)], "model")
+    assert not out.exists()
