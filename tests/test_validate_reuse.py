@@ -70,3 +70,21 @@ def test_bad_measurement_folders_get_one_line_and_write_nothing(tmp_path):
     other.write_text(SCENARIO.read_text().replace("tokens: 128", "tokens: 64"))
     _one_line_exit_2([str(other), "--reuse-measurements", str(PUBLISHED), "--out", str(out)], "model")
     assert not out.exists()
+
+
+def test_repredicting_needs_no_torch():
+    """The reuse path imports nothing of torch (what the main-job install lacks)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.abc\n"
+            "class B(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] == 'torch': raise ImportError('no torch here')\n"
+            "sys.meta_path.insert(0, B())\n"
+            "from astrasim.validation.compare import load_settings, repredict\n"
+            f"r, _ = repredict(load_settings({str(SCENARIO)!r}), {str(PUBLISHED)!r}, None, log=lambda *_: None)\n"
+            "print(len(r))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(len(pd.read_csv(PUBLISHED / "results.csv")))

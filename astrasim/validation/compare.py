@@ -39,7 +39,7 @@ from astrasim.validation.calibrate import SIM_KIND, Calibration, calibrate
 from astrasim.validation.dispatch import dispatch_overhead_s
 from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
-from astrasim.validation.programs import VALIDATION_MODEL, graph_to_json
+from astrasim.validation.graphs import VALIDATION_MODEL, graph_to_json
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
 from astrasim.validation.steal import least_stolen
 

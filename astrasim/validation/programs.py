@@ -29,45 +29,18 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict
 
 import torch
 import torch.distributed as dist
 
 from astrasim.models import ModelSpec
 from astrasim.network.collectives import plan, resolve_algorithm
-from astrasim.validation.corun import pooled
 from astrasim.opgraph import Comm, Compute, OpGraph
-
-# The validation model: a ViT-Base-wide encoder stack (no CLS, not causal) of 4 layers, whose
-# passes are long enough (about 100 ms of compute for the shortest strategy at N = 2 on the 2-vCPU
-# VM of 2026-12-02) that scheduler noise, time slices and per-message costs are small against them.
-VALIDATION_MODEL = ModelSpec(name="val-base4", family="custom", layers=4, hidden=768, heads=12, kv_heads=12,
-                             mlp_hidden=3072, activation="gelu", norm="layernorm", causal=False,
-                             tokens=128, max_tokens=128)
+from astrasim.validation.corun import pooled
+from astrasim.validation.graphs import VALIDATION_MODEL, graph_from_json, graph_to_json  # noqa: F401 (re-exported)
 
 MAX_MESSAGES_PER_COMM = 1 << 16  # tag = comm index * this + message index
 COMM_NICE = -10  # the communication thread's priority (root only; see prioritize_communication)
-
-
-# ------------------------------------------------------------------------------ graph on the wire
-def graph_to_json(graph: OpGraph) -> dict:
-    return {"n_devices": graph.n_devices,
-            "ops": [{"type": type(op).__name__, **asdict(op)} for op in graph.ops]}
-
-
-def graph_from_json(data: dict) -> OpGraph:
-    ops = []
-    for raw in data["ops"]:
-        raw = dict(raw)
-        kind = raw.pop("type")
-        raw["deps"] = tuple(raw["deps"])
-        if kind == "Comm":
-            raw["devices"] = tuple(raw["devices"])
-            ops.append(Comm(**raw))
-        else:
-            ops.append(Compute(**raw))
-    return OpGraph(int(data["n_devices"]), ops)
 
 
 def message_bytes(frac: float, bits: float) -> int:
