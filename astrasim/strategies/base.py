@@ -142,6 +142,13 @@ class Strategy:
         """The device count of this strategy's profile rows at N devices."""
         return 1 if self.single_device else n
 
+    def profile_rows(self, n: int) -> tuple[str, int]:
+        """(strategy, devices) of the profile rows that this variant's ops at N devices are: its own,
+        or the single device's for a strategy whose ops are another's (`rows_from`: pp)."""
+        if self.rows_from:
+            return self.rows_from, 1
+        return self.name, self.profile_devices(n)
+
     def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
         or UserError for a split the model does not allow (more devices than KV heads)."""

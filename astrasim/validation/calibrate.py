@@ -13,9 +13,9 @@ simulator itself says the exchange costs in units of s / B (1 on the switch: eac
 its own link; 2 on the shared medium: both messages cross the one channel), computed by running
 the engine on the calibration pattern (`transfer_factor`). Per topology, over all bandwidths at
 once (see `fit`): alpha from the small messages (<= 4 KB, timed 4x as often), efficiency by least
-squares on the relative error of the large ones. alpha absorbs the per-message software cost (gloo, Python, TCP, waking
-the receiver), efficiency the framing overhead (1448 TCP payload bytes per 1514-byte frame = 0.956
-on the wire) and the ACKs.
+squares on the relative error of the large ones. alpha absorbs the per-message software cost
+(gloo, Python, TCP, waking the receiver), efficiency the framing overhead (1448 TCP payload bytes
+per 1514-byte frame = 0.956 on the wire) and the ACKs.
 
 Calibration never looks at the validation points: only these two-message transfers.
 """
@@ -104,7 +104,8 @@ def measure(topology: str, bandwidths: list[float], *, repeats: int = 5, warmup:
 
 def fit(table: pd.DataFrame, topology: str) -> Calibration:
     """alpha = the median, over the messages of at most ALPHA_MAX_BYTES, of the delivery time less
-    the transfer time (a per-message cost); efficiency = least squares on the relative error of the messages of at least FIT_MIN_BYTES, given alpha.
+    the transfer time (a per-message cost); efficiency = least squares on the relative error of
+    the messages of at least FIT_MIN_BYTES, given alpha.
     Mid-size messages are left out of the fit because tbf lets the first `burst` bytes after an
     idle period through at once (see netns.py); their residuals are reported, not hidden."""
     t = table[table["topology"] == topology]

@@ -169,8 +169,7 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     for label in settings.strategies:
         strategy, knobs = parse_label(label)
         g, k = strategy.profile_key(knobs)
-        name = strategy.rows_from or strategy.name  # pp's stages run the single device's ops
-        for n in [1] if strategy.single_device or strategy.rows_from else settings.hosts:
+        for name, n in sorted({strategy.profile_rows(n) for n in settings.hosts}):
             key = (name, n, g, k)
             if key in seen:
                 continue
@@ -198,8 +197,7 @@ def install_point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str
 
     strategy, knobs = parse_label(label)
     g, k = strategy.profile_key(knobs)
-    name = strategy.rows_from or strategy.name  # pp's stages run the single device's ops
-    n_dev = 1 if strategy.single_device or strategy.rows_from else n
+    name, n_dev = strategy.profile_rows(n)  # pp's stages run the single device's ops
     table = alone.copy()
     rows = (table["strategy"] == name) & (table["devices"] == n_dev) & (table["groups"] == g) \
         & (table["codebook"] == k)

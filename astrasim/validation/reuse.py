@@ -71,10 +71,11 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     alone = profile[profile["topology"] == "alone"].drop(columns=["topology", "hosts", "bandwidth_mbps", "label"])
     alone = alone.reset_index(drop=True)
     PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(alone, source=f"{folder}/profile.csv")
-    timed = {}
+    timed = {}  # point_key -> {op: seconds} of that point's co-run windows
     for (topo, n, bw, label), rows in profile[profile["topology"] != "alone"].groupby(
             ["topology", "hosts", "bandwidth_mbps", "label"], dropna=False):
-        timed[(str(topo), int(n), float(bw), str(label))] = dict(zip(rows["op"], rows["median_s"]))
+        key = point_key(None if topo == "none" else str(topo), int(n), float(bw), str(label))
+        timed[key] = dict(zip(rows["op"], rows["median_s"]))
     cals = {}
     for topo, rows in cal_table.groupby("topology"):
         r = rows.iloc[0]
@@ -90,16 +91,14 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
                             field="reuse_measurements") from None
         topo = None if row["topology"] == "none" else str(row["topology"])
         n, bw = int(row["hosts"]), float(row["bandwidth_mbps"])
-        costs = next((c for (t, m, b, lb), c in timed.items()
-                      if (t, m, lb) == (row["topology"], n, label) and (b == bw or (b != b and bw != bw))), None)
-        if costs is None:
+        key = point_key(topo, n, bw, label)
+        if key not in timed:
             raise UserError(f"profile.csv has no co-run rows of point ({row['topology']}, N={n}, {bw:g} Mbps, "
                             f"{label}); measure again", field="reuse_measurements")
-        key = point_key(topo, n, bw, label)
-        install_point_costs(alone, label, n, costs, key)
+        install_point_costs(alone, label, n, timed[key], key)
         setup = {"hosts": int(row["hosts_on_machine"]), "cores_per_host": int(row["cores"]),
                  "op_overhead_s": float(row["op_overhead_s"]), "speed_jitter": float(row["speed_jitter"])}
-        point = point_for(settings, label, n, topo, float(row["bandwidth_mbps"]), cals.get(topo), setup, key)
+        point = point_for(settings, label, n, topo, bw, cals.get(topo), setup, key)
         measured.append({c: row[c] for c in MEASURED_COLUMNS} | {"_point": point})
     raw_cal = cal_table.drop(columns=[c for c in ("alpha_s", "efficiency", "max_rel_residual", "points")
                                       if c in cal_table.columns])
