@@ -25,6 +25,7 @@ class EngineInputs:
     speeds: list[float]
     placement: Any = None  # astrasim.engine.cores.Placement, or None: every device its own processor
     op_overhead_s: float = 0.0
+    message_cpu_s: float = 0.0
 
 
 def build_point_graph(point: Point) -> OpGraph:
@@ -62,7 +63,8 @@ def engine_inputs(point: Point) -> EngineInputs:
 
     graph = build_point_graph(point)
     return EngineInputs(graph, build_network(point), point.device_speeds(),
-                        Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s)
+                        Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
+                        point.message_cpu_s)
 
 
 JITTER_DRAWS = 31  # seeded draws of the devices' speeds per point when hardware.speed_jitter > 0
@@ -88,7 +90,8 @@ def run_point(point: Point, *, record_timeline: bool = False):
 
     def once(speeds):
         return simulate(inputs.graph, inputs.topology, speeds=speeds, record_timeline=record_timeline,
-                        placement=inputs.placement, op_overhead_s=inputs.op_overhead_s)
+                        placement=inputs.placement, op_overhead_s=inputs.op_overhead_s,
+                        message_cpu_s=inputs.message_cpu_s)
 
     if point.speed_jitter <= 0:
         return once(inputs.speeds), inputs.graph

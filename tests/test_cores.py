@@ -68,13 +68,60 @@ def test_op_overhead_is_added_to_every_compute():
 
 
 def test_scenario_hosts_reach_the_engine():
-    """hardware.hosts / cores_per_host / op_overhead_s go from the scenario to the engine inputs."""
+    """hardware.hosts / cores_per_host / op_overhead_s / message_cpu_s go from the scenario to the
+    engine inputs."""
     from astrasim.pointrun import engine_inputs
     from astrasim.scenario.grid import expand
     from astrasim.scenario.loading import from_dict
 
     sc = from_dict({"name": "cores", "models": ["gpt2-s"], "strategies": [{"name": "tp"}], "devices": [4],
-                    "hardware": {"hosts": 1, "cores_per_host": 2, "op_overhead_s": 1e-4},
+                    "hardware": {"hosts": 1, "cores_per_host": 2, "op_overhead_s": 1e-4, "message_cpu_s": 2e-4},
                     "network": {"topology": "ideal"}})
     inputs = engine_inputs(expand(sc)[0])
     assert inputs.placement == Placement((0, 0, 0, 0), (2,)) and inputs.op_overhead_s == 1e-4
+    assert inputs.message_cpu_s == 2e-4
+
+
+# ---------------------------------------------------------------- messages cost CPU (message_cpu_s)
+def _computing_while_messaging(messages: int) -> OpGraph:
+    """Both devices compute 1 s; meanwhile a chain of p2p messages of no size goes back and forth."""
+    ops = [Compute("c0", 0, 1.0), Compute("c1", 1, 1.0)]
+    ops += [Comm(f"m{k}", "p2p", (k % 2, 1 - k % 2), 0.0, (f"m{k - 1}",) if k else ()) for k in range(messages)]
+    return OpGraph(2, ops)
+
+
+def test_each_message_slows_its_computing_sender_and_receiver():
+    """4 messages at 1 ms alpha (all inside the computes): each device sends 2 and receives 2, so
+    each compute takes 4 x 10 ms longer (the burst shares the core with it)."""
+    topo = build_topology("switch", 2, 100.0, latency_s=1e-3)
+    res = simulate(_computing_while_messaging(4), topo, message_cpu_s=0.01, record_timeline=True)
+    ends = {e.op: e.end for e in res.timeline if e.kind == "compute"}
+    assert ends == pytest.approx({"c0": 1.04, "c1": 1.04})
+    assert simulate(_computing_while_messaging(4), topo).latency_s == pytest.approx(1.0)
+
+
+def test_an_idle_host_absorbs_the_message_cost():
+    """The send's cost falls on device 0's core after its compute (idle: nothing waits); the
+    receive's cost shares device 1's core with b, which starts at the same instant: 10 ms later."""
+    g = OpGraph(2, [Compute("a", 0, 1.0), Comm("m", "p2p", (0, 1), 0.0, ("a",)), Compute("b", 1, 1.0, ("m",))])
+    topo = build_topology("ideal", 2, 100.0)
+    assert simulate(g, topo, message_cpu_s=0.01).latency_s == pytest.approx(2.01)  # b shares with the receive
+    assert simulate(g, topo).latency_s == pytest.approx(2.0)
+
+
+def test_message_cost_on_a_shared_core_is_shared_by_its_devices():
+    """Devices 0 and 1 on one core compute 1 s each (2 s together); device 2 (own host) sends them
+    a message each: 2 bursts on the shared core, 20 ms more for both."""
+    ops = [Compute("c0", 0, 1.0), Compute("c1", 1, 1.0), Comm("a", "p2p", (2, 0), 0.0), Comm("b", "p2p", (2, 1), 0.0)]
+    topo = build_topology("switch", 3, 100.0, latency_s=1e-3)
+    res = simulate(OpGraph(3, ops), topo, placement=Placement((0, 0, 1), (1, 1)), message_cpu_s=0.01)
+    assert res.latency_s == pytest.approx(2.02)
+
+
+def test_message_cpu_must_be_finite_and_not_negative():
+    from astrasim.errors import UserError
+
+    topo = build_topology("ideal", 2, 100.0)
+    for bad in (-1e-3, float("inf")):
+        with pytest.raises(UserError, match="message_cpu_s"):
+            simulate(_computing_while_messaging(2), topo, message_cpu_s=bad)

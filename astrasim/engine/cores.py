@@ -7,9 +7,15 @@ at most one core (a device runs one single-threaded program), the flow network's
 applied to cores. A compute of w seconds (at a full core: Compute.seconds / speed) ends when its
 work is done; every start or end on the host re-rates the computes still running there.
 
+`Messages cost CPU too (`message_cpu_s`, the engine's option): every message a device sends or
+receives adds a short job of that many core-seconds to its host (`HostCores.burst`), shared with
+the computes like one more of them: a computing device is slowed down by it, an idle core absorbs
+it (on an idle host the cost is part of the per-message latency, alpha).
+
 `Placement` says which host each device is on and how many cores each host has. The engine uses
-`HostCores` only for hosts with more devices than cores: elsewhere every device has a processor
-of its own and the engine's fixed-duration path runs, unchanged.
+`HostCores` only for hosts with more devices than cores, or for every device when messages cost
+CPU: elsewhere every device has a processor of its own and the engine's fixed-duration path runs,
+unchanged.
 """
 
 from __future__ import annotations
@@ -54,15 +60,23 @@ class HostCores:
 
     def __init__(self, clock, cores: int, priority: int, on_done: Callable[[int], None]):
         self.clock, self.cores, self.priority, self.on_done = clock, cores, priority, on_done
-        self.work_left: dict[int, float] = {}  # running device -> core-seconds still to do
+        self.work_left: dict = {}  # running device (or burst key) -> core-seconds still to do
         self.epoch: dict[int, int] = {}
         self.rate = 0.0  # cores per running compute
         self.since = 0.0  # time of the last re-rating
+        self.bursts = 0  # keys of message bursts (negative: never a device)
 
     def start(self, device: int, seconds: float) -> None:
         """Device starts a compute of `seconds` at a full core."""
         self._advance()
         self.work_left[device] = seconds
+        self._rerate()
+
+    def burst(self, seconds: float) -> None:
+        """A message's CPU cost: a job of `seconds` at a full core that nobody waits for."""
+        self._advance()
+        self.bursts += 1
+        self.work_left[-self.bursts] = seconds
         self._rerate()
 
     def _advance(self) -> None:
@@ -86,5 +100,8 @@ class HostCores:
             return  # re-rated since this event was scheduled
         self._advance()
         del self.work_left[d]
+        if d < 0:
+            self.epoch.pop(d, None)
         self._rerate()
-        self.on_done(d)
+        if d >= 0:
+            self.on_done(d)

@@ -7,9 +7,12 @@ messages on a FlowNetwork.
   `seconds` takes `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0) on a
   processor of its own; with a `placement` (hosts with a number of cores, astrasim/engine/cores.py)
   the computes of a host with more devices than cores share its cores (processor sharing).
+  With `message_cpu_s` > 0 every message costs its sender's and each receiver's host that many
+  core-seconds, shared with the computes there (cores.py; default 0: communication costs no CPU).
 * A Comm is joined by participant i once every dep belonging to i is done (a Compute dep on device i;
   a Comm dep that i takes part in, once complete at i); i's messages then leave as their
-  intra-collective dependencies allow (collectives.plan). Sending costs no compute.
+  intra-collective dependencies allow (collectives.plan). Sending costs no compute (but CPU, with
+  message_cpu_s).
   The Comm is complete at i when i has joined and every message i sends or receives has been
   delivered. A Compute on device j that depends on a Comm waits for its completion at j; if j
   does not take part, it waits forever and the run ends in DeadlockError.
@@ -57,11 +60,12 @@ from astrasim.opgraph import Compute, OpGraph
 
 def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
              record_timeline: bool = False, placement: Placement | None = None,
-             op_overhead_s: float = 0.0) -> SimResult:
+             op_overhead_s: float = 0.0, message_cpu_s: float = 0.0) -> SimResult:
     """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
     routes across runs); see the module docstring for the semantics. `placement`: devices on
     hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
-    every Compute (dispatch / launch cost)."""
+    every Compute (dispatch / launch cost); `message_cpu_s`: host CPU seconds per message sent or
+    received."""
     graph.validate()
     n = graph.n_devices
     if speeds is None:
@@ -81,7 +85,7 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
     try:
         run = _Run(graph, fabric, speeds, record_timeline)
-        run.share_cores(placement, op_overhead_s)
+        run.share_cores(placement, op_overhead_s, message_cpu_s)
         return run.run()
     finally:
         if collect:
@@ -175,20 +179,25 @@ class _Run:
                     self.waiting_on_comm[self.device_of[k]] += 1
 
     # ---------------------------------------------------------------- hosts and cores
-    def share_cores(self, placement: Placement | None, op_overhead_s: float) -> None:
+    def share_cores(self, placement: Placement | None, op_overhead_s: float, message_cpu_s: float = 0.0) -> None:
         """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
-        a shared HostCores (the others keep a processor of their own: the fixed-duration path)."""
-        if op_overhead_s < 0 or not math.isfinite(op_overhead_s):
-            raise UserError(f"op_overhead_s must be a finite number >= 0, got {op_overhead_s!r}",
-                            "hardware.op_overhead_s")
+        a shared HostCores (the others keep a processor of their own: the fixed-duration path),
+        and every device on one when messages cost CPU (a device of no placement: a 1-core host)."""
+        for name, value in (("op_overhead_s", op_overhead_s), ("message_cpu_s", message_cpu_s)):
+            if value < 0 or not math.isfinite(value):
+                raise UserError(f"{name} must be a finite number >= 0, got {value!r}", f"hardware.{name}")
         if op_overhead_s:
             self.duration = [t + op_overhead_s if self.device_of[k] >= 0 else t for k, t in enumerate(self.duration)]
         self.host_cores: list[HostCores | None] = [None] * self.n
+        self.message_cpu_s = message_cpu_s
         if placement is None:
-            return
+            placement = Placement(tuple(range(self.n)), (1,) * self.n) if message_cpu_s else None
+            if placement is None:
+                return
         if len(placement.host_of) != self.n:
             raise UserError(f"placement covers {len(placement.host_of)} devices, the graph has {self.n}", "hardware.hosts")
-        shared = {h: HostCores(self.env, placement.cores[h], NORMAL, self._computed) for h in placement.shared_hosts()}
+        hosts = set(placement.host_of) if message_cpu_s else placement.shared_hosts()
+        shared = {h: HostCores(self.env, placement.cores[h], NORMAL, self._computed) for h in hosts}
         for d, h in enumerate(placement.host_of):
             self.host_cores[d] = shared.get(h)
 
@@ -314,6 +323,9 @@ class _Run:
         self.comm_bits += bits * count
         self.n_messages += count
         self.net.send_parts(parts, bits, alpha, st, ms)
+        if self.message_cpu_s:
+            for m in ms:
+                self.host_cores[st.devs[st.shape.src[m]]].burst(self.message_cpu_s)
         if self.timeline is not None:
             if st.launched is None:
                 st.launched = {}
@@ -324,6 +336,10 @@ class _Run:
         shape = st.shape
         touches_left, joined, deps_left = st.touches_left, st.joined, st.deps_left
         touched, freed = shape.effects(ms)
+        if self.message_cpu_s:
+            for m in ms:
+                for q in shape.dsts[m]:
+                    self.host_cores[st.devs[q]].burst(self.message_cpu_s)
         for p, k in touched:
             left = touches_left[p] = touches_left[p] - k
             if not left and joined[p] is not None:

@@ -74,6 +74,7 @@ class Point:
     hosts: int | None = None        # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
+    message_cpu_s: float = 0.0      # hardware.message_cpu_s: host CPU per message sent or received
     speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
 
     def options(self) -> BuildOptions:
@@ -169,7 +170,8 @@ def iter_points(sc) -> Iterator[Point]:
                                   sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
                                   output_tokens=out_tokens, workload=workload,
                                   hosts=hw.hosts, cores_per_host=hw.cores_per_host,
-                                  op_overhead_s=float(hw.op_overhead_s), speed_jitter=float(hw.speed_jitter))
+                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=float(hw.message_cpu_s),
+                                  speed_jitter=float(hw.speed_jitter))
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
                         key = point_key(p)

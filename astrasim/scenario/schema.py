@@ -127,6 +127,9 @@ class HardwareConfig(_Strict):
                                                         "share them (processor sharing, at most one core each)")
     op_overhead_s: Seconds = Field(0.0, description="per-op dispatch / launch cost in seconds, added to every "
                                                     "compute; 0 = none")
+    message_cpu_s: Seconds = Field(0.0, description="host CPU seconds each message costs its sender and each "
+                                                    "receiver, shared with the computes there (a computing device "
+                                                    "slows down); 0 = communication costs no CPU")
     speed_jitter: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0, description="coefficient of variation of each device's compute speed from one pass to the next (0 = "
                          "none): the latency is then the median over 31 seeded draws, so stragglers of synchronized "
