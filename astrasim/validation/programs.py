@@ -78,6 +78,7 @@ class DeviceRun:
         self.mine = {op.id for op in self.computes} | {c[0].id for c in self.comms}
         self.message_log: list[tuple] | None = [] if log else None
         self.trace: list[tuple[str, float, float]] = []
+        self.cpu_s = (0.0, 0.0)  # CPU seconds of the last pass: (compute thread, whole process)
         self.comm_trace: list[tuple[str, float, float]] = []  # (comm id, joined, done) at this rank
         self._done: set[str] = set()
         self._cond = threading.Condition()
@@ -107,6 +108,7 @@ class DeviceRun:
         self.trace.clear()
         self.comm_trace.clear()
         self._error = None
+        cpu0 = (time.thread_time(), time.process_time())
         comm = threading.Thread(target=self._comm_loop, name="comm", daemon=True)
         comm.start()
         pending = list(self.computes)
@@ -122,6 +124,7 @@ class DeviceRun:
             self.trace.append((op.name, t0, time.monotonic()))
             self._finish(op.id)
         comm.join()
+        self.cpu_s = (time.thread_time() - cpu0[0], time.process_time() - cpu0[1])
         if self._error is not None:
             raise RuntimeError("communication thread failed") from self._error
 
@@ -237,6 +240,7 @@ def run_graphs(job: dict, timed, sync) -> dict:
             if job.get("trace"):  # diagnostics: every op's and comm's interval at this rank
                 record["trace"] = list(dev.trace)
                 record["comm_trace"] = list(dev.comm_trace)
+                record["cpu_s"] = dev.cpu_s
             return record
 
         passes = timed(dev.run, job.get("warmup", 1), job.get("repeats", 3), job.get("budget_s", 0.0),

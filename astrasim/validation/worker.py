@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
             from astrasim.validation.programs import run_graphs
 
             result = run_graphs(job, timed, sync_start)
+        elif job["mode"] == "interference":
+            from astrasim.validation.interference import run_interference
+
+            result = run_interference(job, timed, sync_start)
         else:
             raise SystemExit(f"unknown mode {job['mode']!r}")
         dist.barrier()
