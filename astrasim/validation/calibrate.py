@@ -1,9 +1,13 @@
 """Point-to-point microbenchmark that calibrates the simulator's network parameters.
 
-On a 2-host testbed of each topology and each bandwidth, the two hosts exchange messages of a size
-ladder with torch.distributed gloo (the transport the validation uses): both send one message of
-the size to the other at the same time, receives posted first, timed from a common start to the
-last delivery (median of repeats). An exchange, not a one-way send, because that is what the
+On every testbed of the campaign (topology, N hosts) at each bandwidth, right before that
+bandwidth's points, hosts 0 and 1 exchange messages of a size ladder with torch.distributed gloo
+(the transport the validation uses): both send one message of the size to the other at the same
+time, receives posted first, timed from a common start to the last delivery (median of repeats).
+Seconds before the points, not once at the start, because this VM's speed drifts within minutes
+and at 100 Mbps the emulated links' per-packet CPU work shows in the transfer times (one campaign
+calibrated at a slow moment fitted the shared medium's efficiency 0.904 instead of 0.942, and every
+shared point at 100 Mbps came out 4 % slow). An exchange, not a one-way send, because that is what the
 strategies' collectives do: every link then carries data one way and the TCP ACKs of the other
 flow, which a one-way test leaves on an idle reverse link (about 2 % of a link; on the shared
 medium both flows share the one channel).
@@ -11,9 +15,9 @@ medium both flows share the one channel).
 The model fitted is the simulator's, t = alpha + k * s / (efficiency * B), where k is what the
 simulator itself says the exchange costs in units of s / B (1 on the switch: each direction has
 its own link; 2 on the shared medium: both messages cross the one channel), computed by running
-the engine on the calibration pattern (`transfer_factor`). Per topology, over all bandwidths at
-once (see `fit`): alpha from the small messages (<= 4 KB, timed 4x as often), efficiency by least
-squares on the relative error of the large ones. alpha absorbs the per-message software cost
+the engine on the calibration pattern (`transfer_factor`). Per testbed and bandwidth (see `fit`):
+alpha from the small messages (<= 4 KB, timed 4x as often), efficiency by least squares on the
+relative error of the large ones. alpha absorbs the per-message software cost
 (gloo, Python, TCP, waking the receiver), efficiency the framing overhead (1448 TCP payload bytes
 per 1514-byte frame = 0.956 on the wire) and the ACKs.
 
@@ -29,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from astrasim.validation.launch import run_job
-from astrasim.validation.netns import testbed
 
 # Message sizes (bytes): from a tiny message (alpha) through the sizes the validation sends
 # (ASTRA codes: tens of bytes to 2 KB; sp / tp / bp-ag tensors: 32 to 128 KB, each power of two
@@ -61,13 +64,20 @@ def transfer_factor(topology: str) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Fitted network parameters of one topology."""
+    """Fitted network parameters of one testbed (topology, hosts) at one bandwidth (NaN: fitted
+    over the bandwidths of the table given)."""
 
     topology: str
     alpha_s: float
     efficiency: float
     max_rel_residual: float
     points: int
+    hosts: int = 2
+    bandwidth_mbps: float = float("nan")
+
+    def label(self) -> str:
+        bw = "" if self.bandwidth_mbps != self.bandwidth_mbps else f" {self.bandwidth_mbps:g} Mbps"
+        return f"{self.topology} N={self.hosts}{bw}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,26 +89,22 @@ def ladder(bandwidth_mbps: float, factor: float = 1.0) -> list[int]:
     return [s for s in LADDER_BYTES if s <= cap] or [LADDER_BYTES[0]]
 
 
-def measure(topology: str, bandwidths: list[float], *, repeats: int = 5, warmup: int = 1,
-            burst_ms: float | None = None, log=print) -> pd.DataFrame:
-    """One row per (bandwidth, bytes): median and spread of the delivery time."""
+def measure(bed, *, repeats: int = 5, warmup: int = 1, log=print) -> pd.DataFrame:
+    """One row per message size of the ladder, exchanged by hosts 0 and 1 of testbed `bed` at its
+    present bandwidth: median and spread of the delivery time."""
+    bw = bed.bandwidth_mbps
+    sizes = ladder(bw, transfer_factor(bed.topology))
+    times = {s: repeats * (SMALL_REPEATS if s <= ALPHA_MAX_BYTES else 1) for s in sizes}
+    res = run_job(bed, {"mode": "p2p", "sizes": sizes, "warmup": warmup, "repeats": repeats,
+                        "repeats_of": {str(s): k for s, k in times.items()}, "exchange": True}, hosts=2)
     rows = []
-    kwargs = {} if burst_ms is None else {"burst_ms": burst_ms}
-    with testbed(2, topology, bandwidths[0], **kwargs) as bed:  # type: ignore[arg-type]
-        for bw in bandwidths:
-            bed.set_bandwidth(bw)
-            sizes = ladder(bw, transfer_factor(topology))
-            times = {s: repeats * (SMALL_REPEATS if s <= ALPHA_MAX_BYTES else 1) for s in sizes}
-            res = run_job(bed, {"mode": "p2p", "sizes": sizes, "warmup": warmup, "repeats": repeats,
-                                "repeats_of": {str(s): k for s, k in times.items()}, "exchange": True})
-            for s in sizes:
-                lat = [max(r["result"][str(s)][k]["end"] for r in res) - res[0]["result"][str(s)][k]["start"]
-                       for k in range(times[s])]
-                rows.append({"topology": topology, "bandwidth_mbps": bw, "bytes": s,
-                             "median_s": statistics.median(lat), "min_s": min(lat), "max_s": max(lat),
-                             "repeats": times[s]})
-            log(f"  calibrate {topology:6s} {bw:g} Mbps: " +
-                ", ".join(f"{r['bytes']}B {r['median_s'] * 1e3:.1f}ms" for r in rows[-len(sizes):]))
+    for s in sizes:
+        lat = [max(r["result"][str(s)][k]["end"] for r in res) - res[0]["result"][str(s)][k]["start"]
+               for k in range(times[s])]
+        rows.append({"topology": bed.topology, "hosts": bed.n_hosts, "bandwidth_mbps": bw, "bytes": s,
+                     "median_s": statistics.median(lat), "min_s": min(lat), "max_s": max(lat), "repeats": times[s]})
+    log(f"  calibrate {bed.topology:6s} N={bed.n_hosts} {bw:g} Mbps: " +
+        ", ".join(f"{r['bytes']}B {r['median_s'] * 1e3:.1f}ms" for r in rows))
     return pd.DataFrame(rows)
 
 
@@ -121,19 +127,20 @@ def fit(table: pd.DataFrame, topology: str) -> Calibration:
         k = float(np.sum(xb * (yb - alpha) / yb**2) / np.sum(xb**2 / yb**2))
         eff = min(1.0 / k, 1.0)
     pred = alpha + x / eff
-    return Calibration(topology, alpha, eff, float(np.max(np.abs(pred - y) / y)), len(y))
+    hosts = t["hosts"].unique() if "hosts" in t.columns else [2]
+    bws = t["bandwidth_mbps"].unique()
+    return Calibration(topology, alpha, eff, float(np.max(np.abs(pred - y) / y)), len(y), int(hosts[0]),
+                       float(bws[0]) if len(bws) == 1 else float("nan"))
 
 
-def calibrate(topologies: list[str], bandwidths: list[float], *, repeats: int = 5,
-              log=print) -> tuple[dict[str, Calibration], pd.DataFrame]:
-    """Measure and fit every topology; returns ({topology: Calibration}, raw table)."""
+def calibrate(bed, *, repeats: int = 5, log=print) -> tuple[Calibration, pd.DataFrame]:
+    """Measure and fit testbed `bed` at its present bandwidth (re-taken if the hypervisor steals
+    much); returns (Calibration, raw rows)."""
     from astrasim.validation.steal import least_stolen
 
-    tables = [least_stolen(lambda: measure(topo, bandwidths, repeats=repeats, log=log), log,
-                           f"calibration of {topo}")[0] for topo in topologies]
-    table = pd.concat(tables, ignore_index=True)
-    cals = {topo: fit(table, topo) for topo in topologies}
-    for c in cals.values():
-        log(f"  calibrated {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
-            f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
-    return cals, table
+    table, _ = least_stolen(lambda: measure(bed, repeats=repeats, log=log), log,
+                            f"calibration of {bed.topology} N={bed.n_hosts} {bed.bandwidth_mbps:g} Mbps")
+    cal = fit(table, bed.topology)
+    log(f"  calibrated {cal.label()}: alpha = {cal.alpha_s * 1e3:.2f} ms, efficiency = {cal.efficiency:.4f} "
+        f"(max residual {cal.max_rel_residual:.1%} over {cal.points} transfers)")
+    return cal, table

@@ -3,10 +3,11 @@ same points with the simulator, and compare.
 
 Steps (`run_validation`):
 
-1. microbenchmarks, never the validation points: the network's alpha and efficiency per topology
-   from a point-to-point exchange (`calibrate.py`), every strategy's kernels timed alone by the
-   shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process), and the
-   harness's per-op dispatch cost (`dispatch.py`);
+1. microbenchmarks, never the validation points: every strategy's kernels timed alone by the
+   shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process) and the harness's
+   per-op dispatch cost (`dispatch.py`); on each testbed, before its points, the CPU cost of a
+   message (`interference.py`) and, at each bandwidth, the network's alpha and efficiency from a
+   point-to-point exchange (`calibrate.py`);
 2. build every point as the simulator does (`point_for` -> `astrasim.pointrun.engine_inputs`);
 3. measure: for each topology and N, build N shaped hosts (`netns.py`), each a worker process
    pinned to a CPU (`worker.pin`), and at each bandwidth run the point's own OpGraph on every host
@@ -259,12 +260,14 @@ def measured_row(res: list[dict], label: str) -> dict:
             "loadavg_1m": _loadavg()}
 
 
-def measure(settings: Settings, cals: dict[str, Calibration], host_setup, alone: pd.DataFrame,
-            log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+def measure(settings: Settings, host_setup, alone: pd.DataFrame,
+            log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
     engine inputs are built first, and its OpGraph is what the hosts run; each point is costed by
     the co-run windows its workers ran right before and after its passes (`corun.py`), on top of
-    the `alone` profile. Returns (measured rows, the profiles used: alone rows and each point's)."""
+    the `alone` profile, and its network by the calibration of its testbed at its bandwidth, taken
+    right before (`calibrate.py`). Returns (measured rows, the profiles used: alone rows and each
+    point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
     from astrasim.network.topology import DEFAULTS
     from astrasim.pointrun import engine_inputs
     from astrasim.strategies import parse_label
@@ -278,8 +281,11 @@ def measure(settings: Settings, cals: dict[str, Calibration], host_setup, alone:
     multi = [s for s in settings.strategies if s not in singles]
     cores = machine_cores()
 
-    def run(bed, labels, n, topo, bw, algorithm):
-        points = {lb: point_for(settings, lb, n, topo, bw, cals.get(topo), host_setup(n)) for lb in labels}
+    cals: dict[tuple, Calibration] = {}
+    cal_tables: list[pd.DataFrame] = []
+
+    def run(bed, labels, n, topo, bw, algorithm, setup, cal=None):
+        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
         res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
@@ -300,18 +306,41 @@ def measure(settings: Settings, cals: dict[str, Calibration], host_setup, alone:
 
     if singles:
         with testbed(1, settings.topologies[0], settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
-            run(bed, singles, 1, None, float("nan"), "direct")
+            run(bed, singles, 1, None, float("nan"), "direct", host_setup(1))
     for topo in settings.topologies if multi else []:
         algorithm = DEFAULTS[SIM_KIND[topo]]["default_algorithm"]  # what "auto" means in the simulator
         for n in settings.hosts:
             with testbed(n, topo, settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
+                setup = None
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
-                    run(bed, multi, n, topo, bw, algorithm)
-    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
+                    cal, table = calibrate(bed, repeats=settings.calibration_repeats, log=log)
+                    cals[(topo, n, bw)] = cal
+                    cal_tables.append(table)
+                    if setup is None:  # once per testbed, on the network just calibrated
+                        setup = {**host_setup(n), "message_cpu_s": message_cpu(bed, n, topo, cal, host_setup(n), log)}
+                    run(bed, multi, n, topo, bw, algorithm, setup, cal)
+    cal_table = pd.concat(cal_tables, ignore_index=True) if cal_tables else pd.DataFrame()
+    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), cals, cal_table
 
 
-def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFrame:
+def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=print) -> float:
+    """The testbed's CPU cost per message (`interference.py`), fitted with the simulator on its
+    calibrated network and its hosts; re-taken like a point's job when the hypervisor steals."""
+    from astrasim.engine.cores import Placement
+    from astrasim.network.topology import build_topology
+    from astrasim.validation.interference import fit_message_cpu
+
+    res, _ = least_stolen(lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300), log,
+                          f"message CPU microbenchmark {topology} N={n}")
+    net = build_topology(SIM_KIND[topology], n, bed.bandwidth_mbps, latency_s=cal.alpha_s, efficiency=cal.efficiency)
+    cost = fit_message_cpu([r["result"] for r in res], net, Placement.of(n, setup["hosts"], setup["cores_per_host"]),
+                           core_shares(n, machine_cores()))
+    log(f"  message CPU cost {topology} N={n}: {cost * 1e6:.0f} us per message sent or received")
+    return cost
+
+
+def predict(measured: pd.DataFrame) -> pd.DataFrame:
     """Add the simulator's prediction to every measured row: the same engine inputs the hosts ran
     (and, as a diagnostic, the same graph with the op times measured inside the real passes)."""
     from astrasim.engine import simulate
@@ -326,17 +355,18 @@ def predict(measured: pd.DataFrame, cals: dict[str, Calibration]) -> pd.DataFram
         g2 = replace(inputs.graph, ops=[replace(op, seconds=in_situ.get(op.name, op.seconds))
                                         if hasattr(op, "seconds") and op.seconds > 0 else op
                                         for op in inputs.graph.ops])
-        # (in-situ op times were measured under the real core sharing: no placement here)
+        # (in-situ op times were measured under the real core sharing and messages: neither here)
         pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds, op_overhead_s=inputs.op_overhead_s).latency_s
-        cal = cals.get(row["topology"])
+        net = point.network
         pred = res.latency_s
         out.append({**row, "predicted_s": pred, "error": pred / row["measured_s"] - 1.0,
                     "abs_error": abs(pred / row["measured_s"] - 1.0),
                     "predicted_in_situ_s": pred2, "error_in_situ": pred2 / row["measured_s"] - 1.0,
                     "predicted_compute_s": max(res.compute_s), "comm_bits": res.comm_bits,
-                    "n_messages": res.n_messages, "alpha_s": cal.alpha_s if cal else 0.0,
-                    "efficiency": cal.efficiency if cal else 1.0, "hosts_on_machine": point.hosts,
+                    "n_messages": res.n_messages, "alpha_s": net.latency_s or 0.0,
+                    "efficiency": net.efficiency or 1.0, "hosts_on_machine": point.hosts,
                     "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s,
+                    "message_cpu_s": point.message_cpu_s,
                     "speed_jitter": point.speed_jitter})
     return pd.DataFrame(out)
 
@@ -348,17 +378,16 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
     settings.check()
     with machine_lock(log):
         t0 = time.monotonic()
-        log("1/3 microbenchmarks: the network (point-to-point exchange) and the kernels (each alone)")
-        cals, cal_table = calibrate(settings.topologies, settings.bandwidths,
-                                    repeats=settings.calibration_repeats, log=log)
+        log("1/3 microbenchmarks: the kernels (each alone) and the harness's dispatch cost")
         profile = microbenchmark_profile(settings, log=log)
         overhead = dispatch_overhead_s()
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
-        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph), each point's "
-            "kernels timed all ranks at once right before and after its passes")
-        measured, profile = measure(settings, cals, machine_hosts(overhead), profile, log=log)
+        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph): per testbed its "
+            "message CPU cost, per bandwidth its network calibration, per point its kernels timed all ranks at "
+            "once right before and after its passes")
+        measured, profile, cals, cal_table = measure(settings, machine_hosts(overhead), profile, log=log)
     log("3/3 simulating the same points")
-    results = predict(measured, cals)
+    results = predict(measured)
     summary = summarize(results)
     elapsed = time.monotonic() - t0
     if out_dir is not None:
@@ -369,12 +398,13 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
 
 
 def write_outputs(out: Path, results: pd.DataFrame, summary: pd.DataFrame, profile: pd.DataFrame,
-                  cal_table: pd.DataFrame, cals: dict[str, Calibration], model: ModelSpec, markdown: str) -> None:
+                  cal_table: pd.DataFrame, cals: dict[tuple, Calibration], model: ModelSpec, markdown: str) -> None:
     """The campaign's files (each written whole or not at all): results, summary, profile and
     calibration CSVs, the model measured (model.json), summary.md and the plot."""
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "model.json", json.dumps(asdict(model), indent=1, sort_keys=True) + "\n")
-    cal_rows = cal_table.merge(pd.DataFrame([c.to_dict() for c in cals.values()]), on="topology")
+    cal_rows = cal_table.merge(pd.DataFrame([c.to_dict() for c in cals.values()]),
+                               on=["topology", "hosts", "bandwidth_mbps"])
     for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile),
                      ("calibration.csv", cal_rows)):
         write_csv_atomic(out / name, df, "%.6g")
@@ -390,7 +420,7 @@ def repredict(settings: Settings, measurements: str | Path, out_dir: str | Path 
 
     t0 = time.monotonic()
     measured, profile, cals, cal_table = load_measurements(settings, measurements)
-    results = predict(measured, cals)
+    results = predict(measured)
     summary = summarize(results)
     if out_dir is not None:
         note = (f"Predicted again by today's simulator from the measurements and microbenchmarks stored in "

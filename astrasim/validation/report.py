@@ -66,7 +66,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
              f"**{line}**", "",
              "Calibration (point-to-point microbenchmark: 2 hosts exchanging one message each way, gloo):", ""]
     for c in cals.values():
-        lines.append(f"- {c.topology}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
+        lines.append(f"- {c.label()}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
                      f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
     if "op_overhead_s" in results.columns:
         jitter = (f"; speed jitter from the same windows {results['speed_jitter'].min():.1%} to "
@@ -77,7 +77,12 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
                       f"passes (`astrasim.validation.corun`){jitter}; dispatch cost "
                       f"{results['op_overhead_s'].iloc[0] * 1e6:.1f} us per op (no-op chain walked by the harness); "
                       f"the N hosts are pinned to this machine's CPUs in even groups (processor sharing on one-core "
-                      f"hosts). Median noise (half the p10-p90 spread of a point's passes): "
+                      f"hosts)"
+                  + (f"; CPU cost per message sent or received {results['message_cpu_s'].min() * 1e6:.0f} to "
+                     f"{results['message_cpu_s'].max() * 1e6:.0f} us (per testbed: matmul chains slowed down by "
+                     f"ping-pong messages, `astrasim.validation.interference`)" if "message_cpu_s" in results.columns
+                     else "")
+                  + f". Median noise (half the p10-p90 spread of a point's passes): "
                       f"{results['noise'].median():.1%}, max {results['noise'].max():.1%}."
                   + (f" CPU time stolen by the hypervisor during a point's job (a job stolen above 2 % is taken "
                      f"again, up to twice): max {results['stolen'].max():.1%}." if "stolen" in results.columns else "")]

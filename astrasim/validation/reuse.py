@@ -24,7 +24,7 @@ from astrasim.validation.calibrate import Calibration
 MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
                     "measured_max_s", "noise", "measured_compute_s", "in_situ_ops", "repeats", "late_start_s",
                     "loadavg_1m", "stolen")
-SETUP_COLUMNS = ("hosts_on_machine", "cores", "op_overhead_s", "speed_jitter")
+SETUP_COLUMNS = ("hosts_on_machine", "cores", "op_overhead_s", "message_cpu_s", "speed_jitter")
 FILES = ("results.csv", "profile.csv", "calibration.csv", "model.json")
 
 
@@ -45,11 +45,11 @@ def _read(folder: Path, name: str, needed: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
-def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Calibration],
+def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration],
                                                              pd.DataFrame]:
-    """(measured rows with their rebuilt `_point`, the profile rows, {topology: Calibration}, the raw
-    calibration table) of an earlier campaign; its profiles are installed under the keys the
-    campaign used."""
+    """(measured rows with their rebuilt `_point`, the profile rows, {(topology, N, bandwidth):
+    Calibration}, the raw calibration table) of an earlier campaign; its profiles are installed
+    under the keys the campaign used."""
     from astrasim.strategies import parse_label
     from astrasim.strategies.costs import PRELOADED, ProfileCosts
     from astrasim.validation.compare import PROFILE_KEY, install_point_costs, point_for, point_key
@@ -58,7 +58,8 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     results = _read(folder, "results.csv", MEASURED_COLUMNS + SETUP_COLUMNS)
     profile = _read(folder, "profile.csv", ("model", "strategy", "devices", "groups", "codebook", "op", "median_s",
                                             "topology", "hosts", "bandwidth_mbps", "label"))
-    cal_table = _read(folder, "calibration.csv", ("topology", "alpha_s", "efficiency", "max_rel_residual", "points"))
+    cal_table = _read(folder, "calibration.csv", ("topology", "hosts", "bandwidth_mbps", "alpha_s", "efficiency",
+                                                  "max_rel_residual", "points"))
     try:
         stored = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as exc:
@@ -77,10 +78,11 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
         key = point_key(None if topo == "none" else str(topo), int(n), float(bw), str(label))
         timed[key] = dict(zip(rows["op"], rows["median_s"]))
     cals = {}
-    for topo, rows in cal_table.groupby("topology"):
+    for (topo, n, bw), rows in cal_table.groupby(["topology", "hosts", "bandwidth_mbps"]):
         r = rows.iloc[0]
-        cals[str(topo)] = Calibration(str(topo), float(r["alpha_s"]), float(r["efficiency"]),
-                                      float(r["max_rel_residual"]), int(r["points"]))
+        cals[(str(topo), int(n), float(bw))] = Calibration(str(topo), float(r["alpha_s"]), float(r["efficiency"]),
+                                                           float(r["max_rel_residual"]), int(r["points"]), int(n),
+                                                           float(bw))
     measured = []
     for row in results.to_dict("records"):
         label = str(row["strategy"])
@@ -97,8 +99,13 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
                             f"{label}); measure again", field="reuse_measurements")
         install_point_costs(alone, label, n, timed[key], key)
         setup = {"hosts": int(row["hosts_on_machine"]), "cores_per_host": int(row["cores"]),
-                 "op_overhead_s": float(row["op_overhead_s"]), "speed_jitter": float(row["speed_jitter"])}
-        point = point_for(settings, label, n, topo, bw, cals.get(topo), setup, key)
+                 "op_overhead_s": float(row["op_overhead_s"]), "message_cpu_s": float(row["message_cpu_s"]),
+                 "speed_jitter": float(row["speed_jitter"])}
+        cal = cals.get((topo, n, bw))
+        if topo is not None and cal is None:
+            raise UserError(f"calibration.csv has no calibration of testbed ({topo}, N={n}) at {bw:g} Mbps; "
+                            f"measure again", field="reuse_measurements")
+        point = point_for(settings, label, n, topo, bw, cal, setup, key)
         measured.append({c: row[c] for c in MEASURED_COLUMNS} | {"_point": point})
     raw_cal = cal_table.drop(columns=[c for c in ("alpha_s", "efficiency", "max_rel_residual", "points")
                                       if c in cal_table.columns])
