@@ -88,3 +88,18 @@ def test_repredicting_needs_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str(len(pd.read_csv(PUBLISHED / "results.csv")))
+
+
+def test_calibration_rows_join_each_transfer_to_its_testbeds_fit():
+    from astrasim.validation.calibrate import Calibration
+    from astrasim.validation.compare import calibration_rows
+
+    raw = pd.DataFrame([{"topology": "switch", "hosts": n, "bandwidth_mbps": bw, "bytes": 64, "median_s": 1e-3}
+                        for n in (2, 4) for bw in (20.0, 100.0)])
+    cals = {("switch", n, bw): Calibration("switch", 1e-3 * n, bw / 1000, 0.1, 8, n, bw)
+            for n in (2, 4) for bw in (20.0, 100.0)}
+    rows = calibration_rows(raw, cals)
+    assert len(rows) == 4
+    assert (rows["alpha_s"] == 1e-3 * rows["hosts"]).all() and (rows["efficiency"] == rows["bandwidth_mbps"] / 1000).all()
+    empty = calibration_rows(pd.DataFrame(), {})  # single-device points only: nothing calibrated
+    assert len(empty) == 0 and {"topology", "hosts", "bandwidth_mbps", "alpha_s"} <= set(empty.columns)

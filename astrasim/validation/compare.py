@@ -149,13 +149,18 @@ def point_for(settings: Settings, label: str, n: int, topology: str | None, band
     from astrasim.strategies import parse_label
 
     strategy, knobs = parse_label(label)
-    if topology is None:
-        net = NetworkPoint("ideal", 1.0)
-    else:
-        net = NetworkPoint(SIM_KIND[topology], float(bandwidth_mbps), latency_s=cal.alpha_s, efficiency=cal.efficiency)
+    net = NetworkPoint("ideal", 1.0) if topology is None else calibrated_network(topology, bandwidth_mbps, cal)
     return Point(scenario="validate", model=settings.model, tokens=settings.model.tokens, strategy=strategy.name,
                  knobs=knobs, devices=1 if strategy.single_device else n, hardware="validation host",
                  profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, **(host_setup or {}))
+
+
+def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
+    """The simulator's network of a testbed: its topology's kind with the calibrated alpha and
+    efficiency (a NetworkPoint; `.build(n)` gives the topology)."""
+    from astrasim.scenario.grid import NetworkPoint
+
+    return NetworkPoint(SIM_KIND[topology], float(bandwidth_mbps), latency_s=cal.alpha_s, efficiency=cal.efficiency)
 
 
 def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
@@ -318,7 +323,8 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
                     cals[(topo, n, bw)] = cal
                     cal_tables.append(table)
                     if setup is None:  # once per testbed, on the network just calibrated
-                        setup = {**host_setup(n), "message_cpu_s": message_cpu(bed, n, topo, cal, host_setup(n), log)}
+                        base = host_setup(n)
+                        setup = {**base, "message_cpu_s": message_cpu(bed, n, topo, cal, base, log)}
                     run(bed, multi, n, topo, bw, algorithm, setup, cal)
     cal_table = pd.concat(cal_tables, ignore_index=True) if cal_tables else pd.DataFrame()
     return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), cals, cal_table
@@ -328,12 +334,11 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
     """The testbed's CPU cost per message (`interference.py`), fitted with the simulator on its
     calibrated network and its hosts; re-taken like a point's job when the hypervisor steals."""
     from astrasim.engine.cores import Placement
-    from astrasim.network.topology import build_topology
     from astrasim.validation.interference import fit_message_cpu
 
     res, _ = least_stolen(lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300), log,
                           f"message CPU microbenchmark {topology} N={n}")
-    net = build_topology(SIM_KIND[topology], n, bed.bandwidth_mbps, latency_s=cal.alpha_s, efficiency=cal.efficiency)
+    net = calibrated_network(topology, bed.bandwidth_mbps, cal).build(n)
     cost = fit_message_cpu([r["result"] for r in res], net, Placement.of(n, setup["hosts"], setup["cores_per_host"]),
                            core_shares(n, machine_cores()))
     log(f"  message CPU cost {topology} N={n}: {cost * 1e6:.0f} us per message sent or received")
@@ -397,14 +402,20 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
     return results, summary
 
 
+def calibration_rows(cal_table: pd.DataFrame, cals: dict[tuple, Calibration]) -> pd.DataFrame:
+    """calibration.csv: every raw transfer with its testbed's fit (only the columns when a campaign
+    of single-device points calibrated nothing)."""
+    fits = pd.DataFrame([c.to_dict() for c in cals.values()], columns=list(Calibration.__dataclass_fields__))
+    return cal_table.merge(fits, on=["topology", "hosts", "bandwidth_mbps"]) if len(cal_table) else fits
+
+
 def write_outputs(out: Path, results: pd.DataFrame, summary: pd.DataFrame, profile: pd.DataFrame,
                   cal_table: pd.DataFrame, cals: dict[tuple, Calibration], model: ModelSpec, markdown: str) -> None:
     """The campaign's files (each written whole or not at all): results, summary, profile and
     calibration CSVs, the model measured (model.json), summary.md and the plot."""
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "model.json", json.dumps(asdict(model), indent=1, sort_keys=True) + "\n")
-    cal_rows = cal_table.merge(pd.DataFrame([c.to_dict() for c in cals.values()]),
-                               on=["topology", "hosts", "bandwidth_mbps"])
+    cal_rows = calibration_rows(cal_table, cals)
     for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile),
                      ("calibration.csv", cal_rows)):
         write_csv_atomic(out / name, df, "%.6g")

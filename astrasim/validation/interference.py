@@ -7,12 +7,12 @@ switched out and back (with its caches). On an idle host that is part of the per
 microbenchmarks (no communication) never see: at N = 4 on 2 cores ASTRA's 48 code messages per
 pass took about 3.5 ms of each rank's CPU (validation trace of 2026-12-02).
 
-Measured here on 2 hosts pinned to a CPU each, never on the validation points: both ranks walk a
-chain of identical matmul ops with the harness (`programs.DeviceRun`), once alone ("quiet") and
-once while their communication threads exchange a chain of small messages (ping-pong: each message
-leaves when the previous one has arrived, as a collective's steps do), alternately, from common
-starts, on the testbed of the points (N hosts pinned as theirs: at N = 4 on 2 cores a message
-also switches between the two processes of a core, which costs about twice as much per message).
+Measured on the testbed of the points (N hosts pinned as theirs), never on the validation points:
+every rank walks a chain of identical matmul ops with the harness (`programs.DeviceRun`), once
+alone ("quiet") and once while its communication thread exchanges a chain of small messages with
+rank r + N/2 (ping-pong: each message leaves when the previous one has arrived, as a collective's
+steps do), alternately, from common starts. At N = 4 on 2 cores a message also switches between
+the two processes of a core, which costs about twice as much per message as at N = 2.
 The simulator charges the cost as a short job on the host's cores for every message a device
 sends or receives (`hardware.message_cpu_s`); the value is the one with which the simulator, run
 on this microbenchmark's own graphs and placement, slows the chains down as much as measured
