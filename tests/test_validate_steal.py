@@ -22,3 +22,63 @@ def test_a_stolen_job_is_taken_again_and_the_least_stolen_kept(monkeypatch):
     result, share = steal.least_stolen(lambda: next(tries), said.append, "job")
     assert (result, share) == ("second", pytest.approx(0.005))  # 5 %, then 0.5 %: stop
     assert len(said) == 1 and "5.0%" in said[0] and "again" in said[0]
+
+
+def test_clean_keeps_the_unstolen_samples_while_half_remain():
+    assert steal.clean([0.0, 0.05, 0.0, 0.01]) == [0, 2, 3]
+    # too few below STEAL_MAX: the least stolen half instead, in their order
+    assert steal.clean([0.1, 0.05, 0.2, 0.03]) == [1, 3]
+    assert steal.clean([0.5]) == [0] and steal.clean([]) == []
+    assert steal.kept_share([0.1, 0.05, 0.2, 0.03]) == pytest.approx(0.04)
+
+
+def test_a_job_can_count_as_stolen_only_over_its_kept_samples(monkeypatch):
+    readings = iter([(0, 0), (50, 1000)])  # 5 % over the job ...
+    monkeypatch.setattr(steal, "cpu_times", lambda: next(readings))
+    said = []
+    result, share = steal.least_stolen(lambda: "job", said.append, "job", share_of=lambda r, s: 0.0)
+    assert (result, share, said) == ("job", 0.0, [])  # ... but none over what its medians keep: not retaken
+
+
+def test_a_stolen_pass_is_left_out_of_the_point_median():
+    from astrasim.validation.compare import measured_row
+
+    def rank(ends, shares):
+        return {"result": {"p": {"passes": [
+            {"start": 0.0, "end": e, "late_s": 0.0, "stolen": s, "compute_s": 0.5, "ops": {"x": 0.5}}
+            for e, s in zip(ends, shares)]}}}
+
+    # rank 1 saw the hypervisor take 30 % of the machine during the third pass, which ran 1.5x long
+    res = [rank([1.0, 1.02, 1.5, 0.98], [0.0] * 4), rank([0.99, 1.01, 1.49, 0.97], [0.0, 0.0, 0.3, 0.0])]
+    row = measured_row(res, "p")
+    assert row["repeats"] == 3 and row["passes_dropped"] == 1
+    assert row["measured_s"] == pytest.approx(1.0) and row["measured_max_s"] == pytest.approx(1.02)
+    assert row["stolen"] == 0.0
+    # without the share recorded (older workers) every pass counts
+    for r in res:
+        for p in r["result"]["p"]["passes"]:
+            del p["stolen"]
+    assert measured_row(res, "p")["repeats"] == 4
+
+
+def test_a_stolen_corun_round_is_dropped_on_every_rank():
+    from astrasim.validation.corun import drop_stolen_rounds, one_core_op_seconds
+
+    # two rounds per rank, op "a" twice per round; the second round stolen (as rank 0 saw it)
+    r0 = {"ops": {"a": [1.0, 1.0, 3.0, 3.0], "b": [2.0, 6.0]}, "wall": [4.0, 12.0], "cpu": [4.0, 4.0],
+          "stolen": [0.0, 0.4]}
+    r1 = {"ops": {"a": [1.0, 1.0, 1.0, 1.0], "b": [2.0, 2.0]}, "wall": [4.0, 4.0], "cpu": [4.0, 4.0],
+          "stolen": [0.0, 0.0]}
+    kept = drop_stolen_rounds([r0, r1])
+    assert kept[0]["ops"] == {"a": [1.0, 1.0], "b": [2.0]} and kept[0]["wall"] == [4.0]
+    assert kept[1]["ops"] == {"a": [1.0, 1.0], "b": [2.0]} and kept[1]["stolen"] == [0.0]
+    assert one_core_op_seconds(kept, 1.0) == {"a": 1.0, "b": 2.0}
+    assert drop_stolen_rounds([{"ops": {}, "wall": [1.0]}]) == [{"ops": {}, "wall": [1.0]}]  # unrecorded
+
+
+def test_the_message_cpu_delay_leaves_out_stolen_pairs():
+    from astrasim.validation.interference import kept_pairs, measured_delay_s
+
+    rank = {"quiet": [1.0, 1.0, 1.0], "busy": [1.1, 1.1, 2.0], "stolen": [0.0, 0.0, 0.25], "messages": 10}
+    assert kept_pairs([rank]) == ([0, 1], 0.0)
+    assert measured_delay_s([rank]) == pytest.approx(0.1)

@@ -42,7 +42,7 @@ from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.graphs import VALIDATION_MODEL, graph_to_json
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
-from astrasim.validation.steal import least_stolen
+from astrasim.validation.steal import clean, least_stolen
 
 __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict", "plot", "summary_markdown",
            "TARGET_MEDIAN", "TARGET_MAX"]
@@ -240,6 +240,17 @@ def _latencies(records: list[list[dict]]) -> list[float]:
     return [max(r[k]["end"] for r in records) - records[0][k]["start"] for k in range(len(records[0]))]
 
 
+def _pass_shares(records: list[list[dict]]) -> list[float]:
+    """records[rank][repeat] -> per repeat, the largest share stolen as a rank saw it (0 if unrecorded)."""
+    return [max(r[k].get("stolen", 0.0) for r in records) for k in range(len(records[0]))]
+
+
+def clean_passes(records: list[list[dict]]) -> list[list[dict]]:
+    """records[rank][repeat] without the repeats the hypervisor visibly took from (steal.clean)."""
+    keep = clean(_pass_shares(records))
+    return [[r[k] for k in keep] for r in records]
+
+
 def _loadavg() -> float:
     try:
         return float(Path("/proc/loadavg").read_text().split()[0])
@@ -248,8 +259,10 @@ def _loadavg() -> float:
 
 
 def measured_row(res: list[dict], label: str) -> dict:
-    """Median latency, its spread (noise figure) and in-situ op times of one point's passes."""
-    recs = [r["result"][label]["passes"] for r in res]
+    """Median latency, its spread (noise figure) and in-situ op times of one point's passes (those
+    the hypervisor did not visibly take from: `clean_passes`), and the share stolen during them."""
+    every = [r["result"][label]["passes"] for r in res]
+    recs = clean_passes(every)
     lat = sorted(_latencies(recs))
     med = statistics.median(lat)
     q = statistics.quantiles(lat, n=10, method="inclusive") if len(lat) > 1 else [med] * 9
@@ -261,7 +274,8 @@ def measured_row(res: list[dict], label: str) -> dict:
     return {"measured_s": med, "measured_min_s": lat[0], "measured_max_s": lat[-1],
             "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0, "measured_compute_s": compute,
             "in_situ_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
-            "repeats": len(lat), "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
+            "repeats": len(lat), "passes_dropped": len(every[0]) - len(lat),
+            "stolen": statistics.mean(_pass_shares(recs)), "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
             "loadavg_1m": _loadavg()}
 
 
@@ -276,7 +290,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     from astrasim.network.topology import DEFAULTS
     from astrasim.pointrun import engine_inputs
     from astrasim.strategies import parse_label
-    from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
+    from astrasim.validation.corun import ROUNDS, drop_stolen_rounds, one_core_op_seconds, round_spread
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
@@ -293,17 +307,21 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
         points = {lb: point_for(settings, lb, n, topo, bw, cal, setup) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
+        def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
+            return max(max(measured_row(res, lb)["stolen"], kept_share_of_rounds(res, lb)) for lb in labels)
+
         res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
-                                                   timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps")
+                                                   timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps",
+                                   share_of=kept_stolen)
         parts = []
         for lb, p in points.items():
             key = point_key(topo, n, bw, lb)
-            windows = [r["result"][lb]["kernels"] for r in res]
+            windows = drop_stolen_rounds([r["result"][lb]["kernels"] for r in res])
             costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
             timed = install_point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
-                         "strategy": lb, **measured_row(res, lb), "stolen": stolen,
+                         "strategy": lb, **measured_row(res, lb), "job_stolen": stolen,
                          "_point": replace(p, profile_path=key, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
@@ -330,14 +348,24 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), cals, cal_table
 
 
+def kept_share_of_rounds(res: list[dict], label: str) -> float:
+    """Mean share stolen over the co-run rounds of a point that `drop_stolen_rounds` keeps."""
+    from astrasim.validation.corun import drop_stolen_rounds
+
+    kept = drop_stolen_rounds([r["result"][label]["kernels"] for r in res if "kernels" in r["result"][label]])
+    shares = [s for r in kept for s in r.get("stolen", [])]
+    return statistics.mean(shares) if shares else 0.0
+
+
 def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=print) -> float:
     """The testbed's CPU cost per message (`interference.py`), fitted with the simulator on its
     calibrated network and its hosts; re-taken like a point's job when the hypervisor steals."""
     from astrasim.engine.cores import Placement
-    from astrasim.validation.interference import fit_message_cpu
+    from astrasim.validation.interference import fit_message_cpu, kept_pairs
 
     res, _ = least_stolen(lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300), log,
-                          f"message CPU microbenchmark {topology} N={n}")
+                          f"message CPU microbenchmark {topology} N={n}",
+                          share_of=lambda res, job_share: kept_pairs([r["result"] for r in res])[1])
     net = calibrated_network(topology, bed.bandwidth_mbps, cal).build(n)
     cost = fit_message_cpu([r["result"] for r in res], net, Placement.of(n, setup["hosts"], setup["cores_per_host"]),
                            core_shares(n, machine_cores()))

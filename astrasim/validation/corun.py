@@ -35,6 +35,8 @@ import statistics
 import time
 from typing import Callable
 
+from astrasim.validation.steal import clean, cpu_times, sample_share
+
 ROUNDS = 6  # rounds per window (one window before, one after a point's passes); the first is dropped
 
 
@@ -43,12 +45,13 @@ def kernel_rounds(sequence: list[tuple[str, Callable[[], object]]], rounds: int,
     round from a common start as a pass starts (`sync()`: barrier, then sleep until an instant
     shared by all ranks), so that the kernels meet what they meet in a pass: the other ranks'
     kernels at once, and a core that has just been idle. Returns per-op wall samples and per-round
-    wall and CPU time; the first round (caches and allocator still warming) is not kept."""
+    wall and CPU time and the share the hypervisor stole during it; the first round (caches and allocator still warming) is not kept."""
     samples: dict[str, list[float]] = {op: [] for op, _ in sequence}
-    cpu, wall = [], []
+    cpu, wall, stolen = [], [], []
     for k in range(rounds):
         sync()
         round_ops = []
+        before = cpu_times()
         c0, w0 = time.process_time(), time.perf_counter()
         for op, fn in sequence:
             t0 = time.perf_counter()
@@ -59,17 +62,38 @@ def kernel_rounds(sequence: list[tuple[str, Callable[[], object]]], rounds: int,
                 samples[op].append(t)
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
-    return {"ops": samples, "cpu": cpu, "wall": wall, "rounds": rounds}
+            stolen.append(sample_share(before))
+    return {"ops": samples, "cpu": cpu, "wall": wall, "stolen": stolen, "rounds": rounds}
 
 
 def pooled(windows: list[dict]) -> dict:
     """One rank's windows (before and after the passes) as one record."""
-    out = {"ops": {}, "cpu": [], "wall": []}
+    out = {"ops": {}, "cpu": [], "wall": [], "stolen": []}
     for w in windows:
         for op, v in w["ops"].items():
             out["ops"].setdefault(op, []).extend(v)
         out["cpu"] += w["cpu"]
         out["wall"] += w["wall"]
+        out["stolen"] += w.get("stolen", [0.0] * len(w["wall"]))
+    return out
+
+
+def drop_stolen_rounds(per_rank: list[dict]) -> list[dict]:
+    """The ranks' pooled records without the rounds the hypervisor visibly took from (steal.clean
+    on each round's largest share over the ranks: the ranks run a round at the same time), so that
+    a burst of steal during a window does not set the point's costs. Records without "stolen"
+    are returned as they are."""
+    if not per_rank or any("stolen" not in r or len(r["stolen"]) != len(r["wall"]) for r in per_rank):
+        return per_rank
+    rounds = min(len(r["wall"]) for r in per_rank)
+    keep = clean([max(r["stolen"][k] for r in per_rank) for k in range(rounds)])
+    out = []
+    for r in per_rank:
+        per_round = {op: len(v) // len(r["wall"]) for op, v in r["ops"].items()}  # occurrences per round
+        out.append({**r, "wall": [r["wall"][k] for k in keep], "cpu": [r["cpu"][k] for k in keep],
+                    "stolen": [r["stolen"][k] for k in keep],
+                    "ops": {op: [x for k in keep for x in v[k * per_round[op]:(k + 1) * per_round[op]]]
+                            for op, v in r["ops"].items()}})
     return out
 
 

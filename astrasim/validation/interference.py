@@ -24,6 +24,7 @@ from __future__ import annotations
 import statistics
 
 from astrasim.opgraph import Comm, Compute, OpGraph
+from astrasim.validation.steal import clean, cpu_times, sample_share
 
 CHAIN_OPS = 12  # matmuls per chain (~80 ms at a core each: longer than the messages take)
 SHAPE = (64, 768, 3072)  # each: 64 tokens through a ViT-Base MLP matrix (weights bigger than the caches, as the kernels')
@@ -63,20 +64,35 @@ def run_interference(job: dict, timed, sync) -> dict:
     quiet = DeviceRun(chain_graph(n, 0), rank, calls, "direct")
     busy = DeviceRun(chain_graph(n, messages), rank, calls, "direct")
     prioritize_communication()
-    out = {"quiet": [], "busy": [], "messages": messages}
+    out = {"quiet": [], "busy": [], "stolen": [], "messages": messages}
     with torch.inference_mode():
         for k in range(int(job.get("pairs", PAIRS)) + 1):
+            before = cpu_times()
             for name, dev in (("quiet", quiet), ("busy", busy)):
                 sync()
                 dev.run()
                 if k:  # the first pair warms up
                     out[name].append(dev.trace[-1][2] - dev.trace[0][1])
+            if k:
+                out["stolen"].append(sample_share(before))
     return out
 
 
 def measured_delay_s(per_rank: list[dict]) -> float:
-    """How much longer a rank's chain takes while messages go: median over pairs, mean over ranks."""
-    return statistics.mean(statistics.median(b - q for q, b in zip(r["quiet"], r["busy"])) for r in per_rank)
+    """How much longer a rank's chain takes while messages go: median over the pairs the hypervisor
+    did not visibly take from (steal.clean on each pair's largest share over the ranks), mean over ranks."""
+    keep, _ = kept_pairs(per_rank)
+    return statistics.mean(statistics.median(r["busy"][k] - r["quiet"][k] for k in keep) for r in per_rank)
+
+
+def kept_pairs(per_rank: list[dict]) -> tuple[list[int], float]:
+    """(the pairs steal.clean keeps, their mean stolen share)."""
+    pairs = list(range(min(len(r["quiet"]) for r in per_rank)))
+    if not all(len(r.get("stolen", [])) == len(r["quiet"]) for r in per_rank):
+        return pairs, 0.0
+    shares = [max(r["stolen"][k] for r in per_rank) for k in pairs]
+    keep = clean(shares)
+    return keep, statistics.mean(shares[k] for k in keep)
 
 
 def fit_message_cpu(per_rank: list[dict], topology, placement, shares: list[float], probe_s: float = 1e-4) -> float:

@@ -84,8 +84,14 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
                      else "")
                   + f". Median noise (half the p10-p90 spread of a point's passes): "
                       f"{results['noise'].median():.1%}, max {results['noise'].max():.1%}."
-                  + (f" CPU time stolen by the hypervisor during a point's job (a job stolen above 2 % is taken "
-                     f"again, up to twice): max {results['stolen'].max():.1%}." if "stolen" in results.columns else "")]
+                  + (f" CPU time stolen by the hypervisor during a point's kept passes: max "
+                     f"{results['stolen'].max():.1%}" if "stolen" in results.columns else "")
+                  + (f" (a pass, co-run round or calibration transfer it visibly took from is left out of "
+                     f"the medians while half remain: {int(results['passes_dropped'].sum())} of "
+                     f"{int(results['passes_dropped'].sum() + results['repeats'].sum())} passes; a job whose kept "
+                     f"samples are still stolen above 2 % is taken again, up to twice)"
+                     if "passes_dropped" in results.columns else "")
+                  + ("." if "stolen" in results.columns else "")]
     diag = "median_abs_error_in_situ" in summary.columns
     lines += ["", "| group | value | points | median abs error | max abs error | mean error |"
               + (" median / max abs error, in-situ op times |" if diag else ""),

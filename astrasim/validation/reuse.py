@@ -24,6 +24,8 @@ from astrasim.validation.calibrate import Calibration
 MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
                     "measured_max_s", "noise", "measured_compute_s", "in_situ_ops", "repeats", "late_start_s",
                     "loadavg_1m", "stolen")
+# written since the per-sample steal filter (2026-12-03): carried over where present
+OPTIONAL_COLUMNS = ("passes_dropped", "job_stolen")
 SETUP_COLUMNS = ("hosts_on_machine", "cores", "op_overhead_s", "message_cpu_s", "speed_jitter")
 FILES = ("results.csv", "profile.csv", "calibration.csv", "model.json")
 
@@ -106,7 +108,7 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
             raise UserError(f"calibration.csv has no calibration of testbed ({topo}, N={n}) at {bw:g} Mbps; "
                             f"measure again", field="reuse_measurements")
         point = point_for(settings, label, n, topo, bw, cal, setup, key)
-        measured.append({c: row[c] for c in MEASURED_COLUMNS} | {"_point": point})
+        measured.append({c: row[c] for c in MEASURED_COLUMNS + OPTIONAL_COLUMNS if c in row} | {"_point": point})
     raw_cal = cal_table.drop(columns=[c for c in ("alpha_s", "efficiency", "max_rel_residual", "points")
                                       if c in cal_table.columns])
     return pd.DataFrame(measured), profile, cals, raw_cal

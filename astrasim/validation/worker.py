@@ -29,6 +29,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from astrasim.validation.steal import cpu_times, sample_share
+
 LEAD_S = 0.05
 
 
@@ -53,7 +55,7 @@ def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int
     With a budget, short passes get more repeats: after the warm-up, rank 0 sets the count to
     budget_s / (its last warm-up pass), clamped to [repeats, max_repeats], and tells the others
     (noise on a shared machine hurts short, compute-bound passes most). `extra()`, if given, adds
-    its dict to each record."""
+    its dict to each record; "stolen" is the CPU share the hypervisor took during it (steal.py)."""
     records = []
     for _ in range(warmup):
         start, _late = sync_start()
@@ -68,9 +70,11 @@ def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int
         repeats = int(n[0])
     for _ in range(repeats):
         start, late = sync_start()
+        before = cpu_times()
         fn()
         end = time.monotonic()
-        records.append({"start": start, "end": end, "late_s": late, **(extra() if extra else {})})
+        records.append({"start": start, "end": end, "late_s": late, "stolen": sample_share(before),
+                        **(extra() if extra else {})})
     return records
 
 
