@@ -82,3 +82,28 @@ def test_the_message_cpu_delay_leaves_out_stolen_pairs():
     rank = {"quiet": [1.0, 1.0, 1.0], "busy": [1.1, 1.1, 2.0], "stolen": [0.0, 0.0, 0.25], "messages": 10}
     assert kept_pairs([rank]) == ([0, 1], 0.0)
     assert measured_delay_s([rank]) == pytest.approx(0.1)
+
+
+def test_a_points_costs_come_from_the_rounds_paired_with_its_passes_when_enough():
+    from astrasim.validation.compare import PAIRED_MIN, cost_rounds
+
+    def record(wall, n):
+        return {"ops": {"a": [wall] * n}, "cpu": [wall] * n, "wall": [wall] * n, "stolen": [0.0] * n}
+
+    many = [{"kernels": record(1.0, 10), "paired": record(1.2, PAIRED_MIN)}]
+    assert cost_rounds(many)[0]["wall"] == [1.2] * PAIRED_MIN  # paired only
+    few = [{"kernels": record(1.0, 10), "paired": record(1.2, PAIRED_MIN - 1)}]
+    assert sorted(cost_rounds(few)[0]["wall"]) == [1.0] * 10 + [1.2] * (PAIRED_MIN - 1)  # pooled
+    assert cost_rounds([{"kernels": record(1.0, 3)}])[0]["wall"] == [1.0] * 3  # older workers: windows
+
+
+def test_kernel_round_records_one_round_and_add_round_appends_it():
+    from astrasim.validation.corun import add_round, empty_record, kernel_round
+
+    calls = []
+    rec = empty_record()
+    for _ in range(2):
+        add_round(rec, kernel_round([("a", lambda: calls.append(1)), ("b", lambda: None), ("a", lambda: None)],
+                                    lambda: None))
+    assert len(calls) == 2 and len(rec["ops"]["a"]) == 4 and len(rec["ops"]["b"]) == 2
+    assert len(rec["wall"]) == len(rec["cpu"]) == len(rec["stolen"]) == 2

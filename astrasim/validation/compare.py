@@ -316,7 +316,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
         parts = []
         for lb, p in points.items():
             key = point_key(topo, n, bw, lb)
-            windows = drop_stolen_rounds([r["result"][lb]["kernels"] for r in res])
+            windows = drop_stolen_rounds(cost_rounds([r["result"][lb] for r in res]))
             costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
             timed = install_point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
@@ -348,11 +348,30 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), cals, cal_table
 
 
+PAIRED_MIN = 5  # co-run rounds paired with passes that suffice alone for a point's costs
+
+
+def cost_rounds(per_rank: list[dict]) -> list[dict]:
+    """The co-run rounds a point's costs come from, per rank (each rank's result of the point):
+    the rounds run right before each pass when there are at least PAIRED_MIN of them (they saw the
+    machine as the passes did: its speed drifts within seconds, and windows before and after a
+    point's passes once had its kernels at 134 ms against 192 ms inside them), otherwise those
+    pooled with the windows before and after the passes."""
+    from astrasim.validation.corun import pooled
+
+    paired = [r.get("paired") for r in per_rank]
+    if all(p and len(p["wall"]) >= PAIRED_MIN for p in paired):
+        return paired
+    return [pooled([r["kernels"], p]) if p else r["kernels"] for r, p in zip(per_rank, paired)]
+
+
 def kept_share_of_rounds(res: list[dict], label: str) -> float:
     """Mean share stolen over the co-run rounds of a point that `drop_stolen_rounds` keeps."""
     from astrasim.validation.corun import drop_stolen_rounds
 
-    kept = drop_stolen_rounds([r["result"][label]["kernels"] for r in res if "kernels" in r["result"][label]])
+    if not all("kernels" in r["result"][label] for r in res):
+        return 0.0
+    kept = drop_stolen_rounds(cost_rounds([r["result"][label] for r in res]))
     shares = [s for r in kept for s in r.get("stolen", [])]
     return statistics.mean(shares) if shares else 0.0
 

@@ -1,5 +1,6 @@
 """Microbenchmark of the kernels under the testbed's core sharing: every device's kernels at once,
-inside the workers, right before and right after each point's passes.
+inside the workers, right before and right after each point's passes, and one round right before
+each of its passes.
 
 Why: the validation hosts are N processes on this machine's cores. Timed alone
 (`astrasim.profiling.profile_ops`) a kernel has the machine to itself; inside a pass the other
@@ -12,7 +13,12 @@ So each worker, once its point's kernels are built, runs a window in which every
 own Compute ops of the point's graph in program order, ROUNDS times, each round from a common start
 exactly as a pass starts (barrier, then a short sleep until a shared instant), with no
 communication inside a round (`kernel_rounds`), once before the point's passes and once after
-them; the two windows' samples are pooled (drift within the point cancels to first order). A
+them, and one round (`kernel_round`) right before each timed pass. A point's costs come from the
+rounds paired with its passes when it has enough of them (`compare.cost_rounds`): this VM's speed
+drifts within seconds, without the hypervisor's steal counter showing it (a point's kernels ran
+108 ms in its passes, no steal, against 92 ms in its windows), and a round seconds from each pass
+sees the machine the passes saw. Otherwise (long, communication-bound passes: few of them) the
+paired rounds are pooled with the windows (drift within the point cancels to first order). A
 round starts as a pass does because a core that has just slept runs the next 100 ms of kernels
 about 7 % slower than one that has not (a single-device pass: 130 ms vs 116 ms back to back). No
 message is timed and no pass is used: the costs come from the kernels alone, never from the
@@ -45,25 +51,40 @@ def kernel_rounds(sequence: list[tuple[str, Callable[[], object]]], rounds: int,
     round from a common start as a pass starts (`sync()`: barrier, then sleep until an instant
     shared by all ranks), so that the kernels meet what they meet in a pass: the other ranks'
     kernels at once, and a core that has just been idle. Returns per-op wall samples and per-round
-    wall and CPU time and the share the hypervisor stole during it; the first round (caches and allocator still warming) is not kept."""
-    samples: dict[str, list[float]] = {op: [] for op, _ in sequence}
-    cpu, wall, stolen = [], [], []
+    wall and CPU time and the share the hypervisor stole during it; the first round (caches and
+    allocator still warming) is not kept."""
+    record = empty_record()
     for k in range(rounds):
-        sync()
-        round_ops = []
-        before = cpu_times()
-        c0, w0 = time.process_time(), time.perf_counter()
-        for op, fn in sequence:
-            t0 = time.perf_counter()
-            fn()
-            round_ops.append((op, time.perf_counter() - t0))
+        one = kernel_round(sequence, sync)
         if k:
-            for op, t in round_ops:
-                samples[op].append(t)
-            cpu.append(time.process_time() - c0)
-            wall.append(time.perf_counter() - w0)
-            stolen.append(sample_share(before))
-    return {"ops": samples, "cpu": cpu, "wall": wall, "stolen": stolen, "rounds": rounds}
+            add_round(record, one)
+    return {**record, "rounds": rounds}
+
+
+def empty_record() -> dict:
+    return {"ops": {}, "cpu": [], "wall": [], "stolen": []}
+
+
+def kernel_round(sequence: list[tuple[str, Callable[[], object]]], sync: Callable[[], object]) -> dict:
+    """One round of `kernel_rounds`: {"ops": [(op, wall s)], "cpu", "wall", "stolen"}."""
+    sync()
+    round_ops = []
+    before = cpu_times()
+    c0, w0 = time.process_time(), time.perf_counter()
+    for op, fn in sequence:
+        t0 = time.perf_counter()
+        fn()
+        round_ops.append((op, time.perf_counter() - t0))
+    return {"ops": round_ops, "cpu": time.process_time() - c0, "wall": time.perf_counter() - w0,
+            "stolen": sample_share(before)}
+
+
+def add_round(record: dict, one: dict) -> None:
+    """Append one `kernel_round` to a record of the `kernel_rounds` form."""
+    for op, t in one["ops"]:
+        record["ops"].setdefault(op, []).append(t)
+    for key in ("cpu", "wall", "stolen"):
+        record[key].append(one[key])
 
 
 def pooled(windows: list[dict]) -> dict:

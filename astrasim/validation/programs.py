@@ -36,7 +36,7 @@ import torch.distributed as dist
 from astrasim.models import ModelSpec
 from astrasim.network.collectives import plan, resolve_algorithm
 from astrasim.opgraph import Comm, Compute, OpGraph
-from astrasim.validation.corun import pooled
+from astrasim.validation.corun import add_round, empty_record, kernel_round, pooled
 from astrasim.validation.graphs import VALIDATION_MODEL, graph_from_json, graph_to_json  # noqa: F401 (re-exported)
 
 MAX_MESSAGES_PER_COMM = 1 << 16  # tag = comm index * this + message index
@@ -224,8 +224,9 @@ def prioritize_communication(nice: int = COMM_NICE) -> int:
 def run_graphs(job: dict, timed, sync) -> dict:
     """Worker entry for mode 'graphs': job["points"] = [{"label", "graph"}]; for each, time the
     forward passes of this rank's part of the graph (`timed`; `sync` starts a round as a pass
-    starts), with job["kernel_rounds"] the co-run windows before and after them. Returns
-    {label: {"passes": [records], "kernels": pooled window record}}."""
+    starts), with job["kernel_rounds"] the co-run windows before and after them and one co-run
+    round right before each timed pass. Returns {label: {"passes": [records], "kernels": pooled
+    window record, "paired": the rounds before the passes}}."""
     spec = ModelSpec(**job["model"])
     rank, n = dist.get_rank(), dist.get_world_size()
     out = {}
@@ -235,6 +236,15 @@ def run_graphs(job: dict, timed, sync) -> dict:
         dev = DeviceRun(graph, rank, calls, job["algorithm"])
         prioritize_communication()
         windows = [kernel_windows(dev, job["kernel_rounds"], sync)] if job.get("kernel_rounds") else []
+        paired = empty_record()  # one co-run round right before each timed pass (corun.py)
+        sequence = [(op.name, dev.calls[op.layer][op.name]) for op in dev.computes]
+
+        @torch.inference_mode()
+        def paired_round() -> None:
+            add_round(paired, kernel_round(sequence, sync))
+
+        before = paired_round if windows else None
+
         def extra() -> dict:
             record = {"compute_s": dev.compute_s(), "ops": dev.op_seconds()}
             if job.get("trace"):  # diagnostics: every op's and comm's interval at this rank
@@ -244,11 +254,12 @@ def run_graphs(job: dict, timed, sync) -> dict:
             return record
 
         passes = timed(dev.run, job.get("warmup", 1), job.get("repeats", 3), job.get("budget_s", 0.0),
-                       job.get("max_repeats", 0), extra=extra)
+                       job.get("max_repeats", 0), extra=extra, before=before)
         out[point["label"]] = {"passes": passes}
         if windows:
             windows.append(kernel_windows(dev, job["kernel_rounds"], sync))
             out[point["label"]]["kernels"] = pooled(windows)
+            out[point["label"]]["paired"] = paired
     return out
 
 

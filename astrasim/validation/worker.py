@@ -49,13 +49,15 @@ def sync_start() -> tuple[float, float]:
     return start, late
 
 
-def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int = 0, extra=None) -> list[dict]:
+def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int = 0, extra=None,
+          before=None) -> list[dict]:
     """Run `fn` warmup + repeats times from common starts; records of the timed repeats.
 
     With a budget, short passes get more repeats: after the warm-up, rank 0 sets the count to
     budget_s / (its last warm-up pass), clamped to [repeats, max_repeats], and tells the others
     (noise on a shared machine hurts short, compute-bound passes most). `extra()`, if given, adds
-    its dict to each record; "stolen" is the CPU share the hypervisor took during it (steal.py)."""
+    its dict to each record; "stolen" is the CPU share the hypervisor took during it (steal.py).
+    `before()`, if given, runs before each timed repeat (outside its timing)."""
     records = []
     for _ in range(warmup):
         start, _late = sync_start()
@@ -69,11 +71,13 @@ def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int
         dist.broadcast(n, src=0)
         repeats = int(n[0])
     for _ in range(repeats):
+        if before is not None:
+            before()
         start, late = sync_start()
-        before = cpu_times()
+        steal0 = cpu_times()
         fn()
         end = time.monotonic()
-        records.append({"start": start, "end": end, "late_s": late, "stolen": sample_share(before),
+        records.append({"start": start, "end": end, "late_s": late, "stolen": sample_share(steal0),
                         **(extra() if extra else {})})
     return records
 
