@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         reuse_measurements: Optional[Path] = typer.Option(
             None, help="predict again, with today's simulator, the measurements stored in this folder by an "
                        "earlier run (e.g. validation); measures nothing, needs neither root nor torch"),
+        trace: Optional[Path] = typer.Option(
+            None, help="also write every job's raw worker records (each pass's op and message intervals, CPU "
+                       "time per rank, the co-run rounds) as JSON into this folder, for diagnosis"),
     ) -> None:
         """Build N test hosts in network namespaces joined by tbf-shaped links (a switch, and a
         shared medium), run every strategy's real per-device kernels on them with torch.distributed
@@ -74,7 +77,8 @@ def register(app: typer.Typer) -> None:
 
         settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
                                  strategies=_list(strategies), topologies=_list(topologies), repeats=repeats)
-        _, summary = run_validation(settings, out, command=command.strip(), log=lambda m: print(m, flush=True))
+        _, summary = run_validation(settings, out, command=command.strip(), log=lambda m: print(m, flush=True),
+                                    trace_dir=trace)
         print(f"wrote {out}/results.csv, {out}/summary.md, {out}/predicted_vs_measured.png")
         ok, _ = verdict(summary)
         if check and not ok:

@@ -280,12 +280,14 @@ def measured_row(res: list[dict], label: str) -> dict:
 
 
 def measure(settings: Settings, host_setup, alone: pd.DataFrame,
-            log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
+            log=print, trace_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
     engine inputs are built first, and its OpGraph is what the hosts run; each point is costed by
-    the co-run windows its workers ran right before and after its passes (`corun.py`), on top of
+    the co-run rounds its workers ran right before each pass (`cost_rounds`, `corun.py`), on top of
     the `alone` profile, and its network by the calibration of its testbed at its bandwidth, taken
-    right before (`calibrate.py`). Returns (measured rows, the profiles used: alone rows and each
+    right before (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
+    message intervals and CPU time, the co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
+    Returns (measured rows, the profiles used: alone rows and each
     point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
     from astrasim.network.topology import DEFAULTS
     from astrasim.pointrun import engine_inputs
@@ -295,7 +297,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
-           "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS}
+           "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS, "trace": trace_dir is not None}
     singles = [s for s in settings.strategies if parse_label(s)[0].single_device]
     multi = [s for s in settings.strategies if s not in singles]
     cores = machine_cores()
@@ -313,6 +315,8 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
         res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
                                                    timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps",
                                    share_of=kept_stolen)
+        if trace_dir is not None:
+            write_trace(Path(trace_dir), f"{topo or 'none'}-N{n}-{bw:g}Mbps", res)
         parts = []
         for lb, p in points.items():
             key = point_key(topo, n, bw, lb)
@@ -346,6 +350,14 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
                     run(bed, multi, n, topo, bw, algorithm, setup, cal)
     cal_table = pd.concat(cal_tables, ignore_index=True) if cal_tables else pd.DataFrame()
     return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True), cals, cal_table
+
+
+def write_trace(folder: Path, name: str, res: list[dict]) -> None:
+    """One job's raw worker records as JSON (diagnostics: `astrasim validate --trace FOLDER`)."""
+    from astrasim.fileio import write_text_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / f"{name}.json", json.dumps(res))
 
 
 PAIRED_MIN = 5  # co-run rounds paired with passes that suffice alone for a point's costs
@@ -424,9 +436,9 @@ def predict(measured: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_validation(settings: Settings, out_dir: str | Path | None = "validation", *, command: str = "",
-                   log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The whole campaign; writes the files into `out_dir` (None: write nothing). Returns
-    (results, summary)."""
+                   log=print, trace_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The whole campaign; writes the files into `out_dir` (None: write nothing), and with
+    `trace_dir` every job's raw worker records there (`measure`). Returns (results, summary)."""
     settings.check()
     with machine_lock(log):
         t0 = time.monotonic()
@@ -436,8 +448,9 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
         log("2/3 measuring real forward passes over shaped links (each point's own OpGraph): per testbed its "
             "message CPU cost, per bandwidth its network calibration, per point its kernels timed all ranks at "
-            "once right before and after its passes")
-        measured, profile, cals, cal_table = measure(settings, machine_hosts(overhead), profile, log=log)
+            "once right before each pass and in windows before and after its passes")
+        measured, profile, cals, cal_table = measure(settings, machine_hosts(overhead), profile, log=log,
+                                                      trace_dir=trace_dir)
     log("3/3 simulating the same points")
     results = predict(measured)
     summary = summarize(results)

@@ -69,12 +69,13 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
         lines.append(f"- {c.label()}: alpha = {c.alpha_s * 1e3:.2f} ms, efficiency = {c.efficiency:.4f} "
                      f"(max residual {c.max_rel_residual:.1%} over {c.points} transfers)")
     if "op_overhead_s" in results.columns:
-        jitter = (f"; speed jitter from the same windows {results['speed_jitter'].min():.1%} to "
+        jitter = (f"; speed jitter from the same rounds {results['speed_jitter'].min():.1%} to "
                   f"{results['speed_jitter'].max():.1%} (median of 31 seeded draws)"
                   if "speed_jitter" in results.columns else "")
         lines += ["", f"Compute: each point's own workers time every rank's kernels all at once, without any "
-                      f"communication, in rounds that start as a pass starts, right before and right after its "
-                      f"passes (`astrasim.validation.corun`){jitter}; dispatch cost "
+                      f"communication, in rounds that start as a pass starts: one right before each timed pass "
+                      f"(a point's costs when it has at least 5 passes), pooled with windows right before and right "
+                      f"after its passes otherwise (`astrasim.validation.corun`){jitter}; dispatch cost "
                       f"{results['op_overhead_s'].iloc[0] * 1e6:.1f} us per op (no-op chain walked by the harness); "
                       f"the N hosts are pinned to this machine's CPUs in even groups (processor sharing on one-core "
                       f"hosts)"
