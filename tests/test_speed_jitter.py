@@ -29,6 +29,15 @@ def test_draws_are_seeded_with_mean_one_and_the_asked_spread():
     assert statistics.stdev(times) == pytest.approx(0.2, rel=0.1)
 
 
+def test_devices_on_one_host_share_its_draw_and_one_device_per_host_draws_as_without_hosts():
+    speeds = [1.0, 2.0, 1.0, 2.0]
+    shared = jittered_speeds(speeds, 0.2, 5, host_of=(0, 0, 1, 1))
+    assert shared[0] / speeds[0] == pytest.approx(shared[1] / speeds[1])
+    assert shared[2] / speeds[2] == pytest.approx(shared[3] / speeds[3])
+    assert shared[0] / speeds[0] != pytest.approx(shared[2] / speeds[2])
+    assert jittered_speeds(speeds, 0.2, 5, host_of=(0, 1, 2, 3)) == jittered_speeds(speeds, 0.2, 5)
+
+
 def test_no_jitter_is_the_plain_run_and_one_device_barely_moves():
     plain = _point("single", 1, 0.0)
     assert plain.speed_jitter == 0.0

@@ -131,8 +131,8 @@ class HardwareConfig(_Strict):
                                                     "receiver, shared with the computes there (a computing device "
                                                     "slows down); 0 = communication costs no CPU")
     speed_jitter: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.0, description="coefficient of variation of each device's compute speed from one pass to the next (0 = "
-                         "none): the latency is then the median over 31 seeded draws, so stragglers of synchronized "
+        0.0, description="coefficient of variation of each device's (with hosts: each host's) compute speed from "
+                         "one pass to the next (0 = none): the latency is then the median over 31 seeded draws, so stragglers of synchronized "
                          "strategies show (astrasim.pointrun.JITTER_DRAWS)")
 
     @field_validator("device", "speed", mode="before")
