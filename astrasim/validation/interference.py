@@ -9,14 +9,19 @@ pass took about 3.5 ms of each rank's CPU (validation trace of 2026-12-02).
 
 Measured on the testbed of the points (N hosts pinned as theirs), never on the validation points:
 every rank walks a chain of identical matmul ops with the harness (`programs.DeviceRun`), once
-alone ("quiet") and once while its communication thread exchanges a chain of small messages with
-rank r + N/2 (ping-pong: each message leaves when the previous one has arrived, as a collective's
-steps do), alternately, from common starts. At N = 4 on 2 cores a message also switches between
-the two processes of a core, which costs about twice as much per message as at N = 2.
+alone ("quiet") and once in lockstep with its peer r + N/2 (`lockstep_graph`: after every op the
+two send each other a small message, and the next op waits for the peer's), alternately, from
+common starts. Lockstep, because every strategy's computes wait on their messages: a message that
+wakes a waiting compute on a busy host costs it more than one that goes by on the side. The first
+version let the messages ping-pong beside chains that never waited (`chain_graph`, still
+available with job["lockstep"] = False); it measured 116-198 us per message at N = 4 where traces
+of ASTRA's passes showed about 375 us, and ASTRA came out 4.5 % (N = 2) and 7.5 % (N = 4) short.
 The simulator charges the cost as a short job on the host's cores for every message a device
 sends or receives (`hardware.message_cpu_s`); the value is the one with which the simulator, run
-on this microbenchmark's own graphs and placement, slows the chains down as much as measured
-(`fit_message_cpu`: it is linear in the cost, so one probe run gives it).
+on this microbenchmark's own graphs, placement and calibrated network, delays the chains as much
+as measured beyond what the messages' latency alone delays them (`fit_message_cpu`: linear in the
+cost at first order; solved exactly by bracketing and secant steps). On a busy host a woken compute also waits for its core, which
+the idle-host alpha (`calibrate.py`) does not include; the fit counts that wait in the cost too.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from astrasim.validation.steal import clean, cpu_times, sample_share
 CHAIN_OPS = 12  # matmuls per chain (~80 ms at a core each: longer than the messages take)
 SHAPE = (64, 768, 3072)  # each: 64 tokens through a ViT-Base MLP matrix (weights bigger than the caches, as the kernels')
 MESSAGES = 40  # ping-pong messages while the chain runs
-MESSAGE_BYTES = 1024  # an ASTRA code message's size (the sizes the CPU cost matters for)
-PAIRS = 20
+MESSAGE_BYTES = 64  # one small frame: its wire time (and tbf's burst, which lets small messages through unshaped) stays negligible next to the CPU cost measured
+PAIRS = 30  # quiet/busy pairs per job (median: the lockstep delay varies from pair to pair)
 
 
 def chain_graph(n: int, messages: int, seconds: float = 0.0, ops: int = CHAIN_OPS,
@@ -49,6 +54,33 @@ def chain_graph(n: int, messages: int, seconds: float = 0.0, ops: int = CHAIN_OP
     return g
 
 
+def lockstep_graph(n: int, exchange: bool, seconds: float = 0.0, ops: int = CHAIN_OPS,
+                   message_bytes: int = MESSAGE_BYTES) -> OpGraph:
+    """N devices, each a chain of `ops` computes of `seconds`; with `exchange`, each rank and its
+    peer r + N/2 (mod N) send each other one message after every compute but the last, and every
+    compute but the first waits for the peer's message of the step before: a collective per op, as
+    every strategy's computes wait on their messages. Built step by step (program order: each
+    rank's communication thread walks its comms in order)."""
+    g = OpGraph(n)
+    peer = {d: (d + n // 2) % n for d in range(n)}
+    for k in range(ops):
+        for d in range(n):
+            deps = (f"d{d}.w{k - 1}",) if k else ()
+            if k and exchange:
+                deps += (f"x{peer[d]}.{d}.m{k - 1}",)
+            g.add(Compute(f"d{d}.w{k}", d, seconds, deps, name="work", layer=0))
+        for d in range(n) if exchange and k < ops - 1 else ():
+            g.add(Comm(f"x{d}.{peer[d]}.m{k}", "p2p", (d, peer[d]), 8.0 * message_bytes, (f"d{d}.w{k}",)))
+    return g
+
+
+def microbenchmark_graph(record: dict, n: int, busy: bool, seconds: float = 0.0) -> OpGraph:
+    """The graph a record of `run_interference` ran: lockstep (the default) or ping-pong."""
+    if record.get("lockstep"):
+        return lockstep_graph(n, busy, seconds)
+    return chain_graph(n, record["messages"] if busy else 0, seconds)
+
+
 def run_interference(job: dict, timed, sync) -> dict:
     """Worker entry for mode 'interference': this rank's quiet and busy chain times, pair by pair."""
     import torch
@@ -60,11 +92,11 @@ def run_interference(job: dict, timed, sync) -> dict:
     m, k, n_out = SHAPE
     x, w = torch.randn(m, k), torch.randn(k, n_out)
     calls = {0: {"work": lambda: torch.mm(x, w)}}
-    messages = int(job.get("messages", MESSAGES))
-    quiet = DeviceRun(chain_graph(n, 0), rank, calls, "direct")
-    busy = DeviceRun(chain_graph(n, messages), rank, calls, "direct")
+    spec = {"messages": int(job.get("messages", MESSAGES)), "lockstep": bool(job.get("lockstep", True))}
+    quiet = DeviceRun(microbenchmark_graph(spec, n, False), rank, calls, "direct")
+    busy = DeviceRun(microbenchmark_graph(spec, n, True), rank, calls, "direct")
     prioritize_communication()
-    out = {"quiet": [], "busy": [], "stolen": [], "messages": messages}
+    out = {"quiet": [], "busy": [], "stolen": [], **spec}
     with torch.inference_mode():
         for k in range(int(job.get("pairs", PAIRS)) + 1):
             before = cpu_times()
@@ -96,19 +128,44 @@ def kept_pairs(per_rank: list[dict]) -> tuple[list[int], float]:
 
 
 def fit_message_cpu(per_rank: list[dict], topology, placement, shares: list[float], probe_s: float = 1e-4) -> float:
-    """Seconds of host CPU per message sent or received (>= 0): the simulator's delay of the chains
-    (their op cost: each rank's quiet chain per op, times its core share) at `probe_s`, scaled to
-    the measured delay. `topology`: the testbed's calibrated network; `placement`: its hosts."""
+    """Seconds of host CPU per message sent or received (>= 0): the cost with which the simulator
+    delays the chains (their op cost: each rank's quiet chain per op, times its core share) as much
+    as measured, found from `probe_s` by bracketing and secant steps (the delay grows with the cost;
+    0 when the messages' latency alone delays them as much). `topology`: the testbed's calibrated
+    network; `placement`: its hosts."""
     from astrasim.engine import simulate
 
-    n, messages = len(per_rank), per_rank[0]["messages"]
+    n = len(per_rank)
     op_s = statistics.mean(statistics.median(r["quiet"]) * share / CHAIN_OPS for r, share in zip(per_rank, shares))
 
-    def chains_s(msgs: int, cost: float) -> float:  # mean over devices of its chain's end
-        res = simulate(chain_graph(n, msgs, op_s), topology, placement=placement, message_cpu_s=cost,
-                       record_timeline=True)
+    def chains_s(busy: bool, cost: float) -> float:  # mean over devices of its chain's end
+        res = simulate(microbenchmark_graph(per_rank[0], n, busy, op_s), topology, placement=placement,
+                       message_cpu_s=cost, record_timeline=True)
         return statistics.mean(max(e.end for e in res.timeline if e.kind == "compute" and e.device == d)
                                for d in range(n))
 
-    predicted = chains_s(messages, probe_s) - chains_s(0, 0.0)
-    return max(0.0, probe_s * measured_delay_s(per_rank) / predicted) if predicted > 0 else 0.0
+    quiet = chains_s(False, 0.0)
+    target = measured_delay_s(per_rank)
+
+    def excess(cost: float) -> float:  # simulated minus measured delay
+        return chains_s(True, cost) - quiet - target
+
+    lo, f_lo = 0.0, excess(0.0)  # the delay of messages that cost no CPU: their latency alone
+    if f_lo >= 0:
+        return 0.0
+    hi, f_hi = probe_s, excess(probe_s)
+    for _ in range(40):  # bracket, then secant steps kept inside the bracket (the delay grows with the cost)
+        if f_hi >= 0:
+            break
+        lo, f_lo, hi = hi, f_hi, hi * 4
+        f_hi = excess(hi)
+    else:
+        return hi
+    for _ in range(30):
+        mid = lo + (hi - lo) * (-f_lo) / (f_hi - f_lo) if f_hi > f_lo else (lo + hi) / 2
+        mid = min(max(mid, lo + (hi - lo) * 0.05), hi - (hi - lo) * 0.05)
+        f_mid = excess(mid)
+        if abs(f_mid) <= 1e-3 * max(target, 1e-9):
+            return mid
+        lo, f_lo, hi, f_hi = (mid, f_mid, hi, f_hi) if f_mid < 0 else (lo, f_lo, mid, f_mid)
+    return (lo + hi) / 2

@@ -81,7 +81,7 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
                       f"hosts)"
                   + (f"; CPU cost per message sent or received {results['message_cpu_s'].min() * 1e6:.0f} to "
                      f"{results['message_cpu_s'].max() * 1e6:.0f} us (per testbed: matmul chains slowed down by "
-                     f"ping-pong messages, `astrasim.validation.interference`)" if "message_cpu_s" in results.columns
+                     f"messages to a peer, `astrasim.validation.interference`)" if "message_cpu_s" in results.columns
                      else "")
                   + f". Median noise (half the p10-p90 spread of a point's passes): "
                       f"{results['noise'].median():.1%}, max {results['noise'].max():.1%}."
