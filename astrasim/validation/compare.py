@@ -292,7 +292,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     from astrasim.network.topology import DEFAULTS
     from astrasim.pointrun import engine_inputs
     from astrasim.strategies import parse_label
-    from astrasim.validation.corun import ROUNDS, drop_stolen_rounds, one_core_op_seconds, round_spread
+    from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
@@ -320,7 +320,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
         parts = []
         for lb, p in points.items():
             key = point_key(topo, n, bw, lb)
-            windows = drop_stolen_rounds(cost_rounds([r["result"][lb] for r in res]))
+            windows = point_rounds(res, lb)
             costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
             timed = install_point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
@@ -377,13 +377,19 @@ def cost_rounds(per_rank: list[dict]) -> list[dict]:
     return [pooled([r["kernels"], p]) if p else r["kernels"] for r, p in zip(per_rank, paired)]
 
 
-def kept_share_of_rounds(res: list[dict], label: str) -> float:
-    """Mean share stolen over the co-run rounds of a point that `drop_stolen_rounds` keeps."""
+def point_rounds(res: list[dict], label: str) -> list[dict]:
+    """Per rank, the co-run rounds a point's costs and jitter come from (`cost_rounds`), without
+    those the hypervisor visibly took from (`corun.drop_stolen_rounds`)."""
     from astrasim.validation.corun import drop_stolen_rounds
 
+    return drop_stolen_rounds(cost_rounds([r["result"][label] for r in res]))
+
+
+def kept_share_of_rounds(res: list[dict], label: str) -> float:
+    """Mean share stolen over the co-run rounds of a point that `drop_stolen_rounds` keeps."""
     if not all("kernels" in r["result"][label] for r in res):
         return 0.0
-    kept = drop_stolen_rounds(cost_rounds([r["result"][label] for r in res]))
+    kept = point_rounds(res, label)
     shares = [s for r in kept for s in r.get("stolen", [])]
     return statistics.mean(shares) if shares else 0.0
 

@@ -89,7 +89,7 @@ def add_round(record: dict, one: dict) -> None:
 
 def pooled(windows: list[dict]) -> dict:
     """One rank's windows (before and after the passes) as one record."""
-    out = {"ops": {}, "cpu": [], "wall": [], "stolen": []}
+    out = empty_record()
     for w in windows:
         for op, v in w["ops"].items():
             out["ops"].setdefault(op, []).extend(v)

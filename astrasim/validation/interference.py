@@ -19,9 +19,10 @@ of ASTRA's passes showed about 375 us, and ASTRA came out 4.5 % (N = 2) and 7.5 
 The simulator charges the cost as a short job on the host's cores for every message a device
 sends or receives (`hardware.message_cpu_s`); the value is the one with which the simulator, run
 on this microbenchmark's own graphs, placement and calibrated network, delays the chains as much
-as measured beyond what the messages' latency alone delays them (`fit_message_cpu`: linear in the
-cost at first order; solved exactly by bracketing and secant steps). On a busy host a woken compute also waits for its core, which
-the idle-host alpha (`calibrate.py`) does not include; the fit counts that wait in the cost too.
+as measured beyond what the messages' latency alone delays them (`fit_message_cpu`: bracketing
+and bisection, as the delay is not quite linear in the cost). On a busy host a woken compute also
+waits for its core, which the idle-host alpha (`calibrate.py`) does not include; the fit counts
+that wait in the cost too.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def kept_pairs(per_rank: list[dict]) -> tuple[list[int], float]:
 def fit_message_cpu(per_rank: list[dict], topology, placement, shares: list[float], probe_s: float = 1e-4) -> float:
     """Seconds of host CPU per message sent or received (>= 0): the cost with which the simulator
     delays the chains (their op cost: each rank's quiet chain per op, times its core share) as much
-    as measured, found from `probe_s` by bracketing and secant steps (the delay grows with the cost;
+    as measured, found from `probe_s` by bracketing and bisection (the delay grows with the cost;
     0 when the messages' latency alone delays them as much). `topology`: the testbed's calibrated
     network; `placement`: its hosts."""
     from astrasim.engine import simulate
@@ -150,22 +151,17 @@ def fit_message_cpu(per_rank: list[dict], topology, placement, shares: list[floa
     def excess(cost: float) -> float:  # simulated minus measured delay
         return chains_s(True, cost) - quiet - target
 
-    lo, f_lo = 0.0, excess(0.0)  # the delay of messages that cost no CPU: their latency alone
-    if f_lo >= 0:
+    if excess(0.0) >= 0:  # the messages' latency alone delays the chains as much
         return 0.0
-    hi, f_hi = probe_s, excess(probe_s)
-    for _ in range(40):  # bracket, then secant steps kept inside the bracket (the delay grows with the cost)
-        if f_hi >= 0:
+    lo, hi = 0.0, probe_s
+    for _ in range(40):  # bracket (the delay grows with the cost) ...
+        if excess(hi) >= 0:
             break
-        lo, f_lo, hi = hi, f_hi, hi * 4
-        f_hi = excess(hi)
-    else:
-        return hi
-    for _ in range(30):
-        mid = lo + (hi - lo) * (-f_lo) / (f_hi - f_lo) if f_hi > f_lo else (lo + hi) / 2
-        mid = min(max(mid, lo + (hi - lo) * 0.05), hi - (hi - lo) * 0.05)
+        lo, hi = hi, hi * 4
+    for _ in range(40):  # ... then bisect to 0.1 % of the measured delay
+        mid = (lo + hi) / 2
         f_mid = excess(mid)
         if abs(f_mid) <= 1e-3 * max(target, 1e-9):
             return mid
-        lo, f_lo, hi, f_hi = (mid, f_mid, hi, f_hi) if f_mid < 0 else (lo, f_lo, mid, f_mid)
+        lo, hi = (mid, hi) if f_mid < 0 else (lo, mid)
     return (lo + hi) / 2

@@ -237,7 +237,7 @@ def run_graphs(job: dict, timed, sync) -> dict:
         prioritize_communication()
         windows = [kernel_windows(dev, job["kernel_rounds"], sync)] if job.get("kernel_rounds") else []
         paired = empty_record()  # one co-run round right before each timed pass (corun.py)
-        sequence = [(op.name, dev.calls[op.layer][op.name]) for op in dev.computes]
+        sequence = kernel_sequence(dev)
 
         @torch.inference_mode()
         def paired_round() -> None:
@@ -270,5 +270,9 @@ def kernel_windows(dev: DeviceRun, rounds: int, sync) -> dict:
     at once, no communication inside a round."""
     from astrasim.validation.corun import kernel_rounds
 
-    sequence = [(op.name, dev.calls[op.layer][op.name]) for op in dev.computes]
-    return kernel_rounds(sequence, rounds, sync)
+    return kernel_rounds(kernel_sequence(dev), rounds, sync)
+
+
+def kernel_sequence(dev: DeviceRun) -> list[tuple[str, object]]:
+    """This rank's Compute ops in program order as (op name, zero-argument kernel call)."""
+    return [(op.name, dev.calls[op.layer][op.name]) for op in dev.computes]
