@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from astrasim.opgraph import OpGraph
@@ -18,22 +18,64 @@ from astrasim.streams import arrival_times, run_stream, single_columns
 
 @dataclass
 class EngineInputs:
-    """What astrasim.engine.simulate takes for one point."""
+    """What astrasim.engine.simulate takes for one point, every hardware option included; `run`
+    is the only call of the engine for a point (prefill, generation, streams: every command).
+    The graph and topology are built once and may be reused across runs."""
 
     graph: OpGraph
-    topology: Any  # networkx graph
+    topology: Any  # networkx graph (or an engine Fabric compiled from one)
     speeds: list[float]
     placement: Any = None  # astrasim.engine.cores.Placement, or None: every device its own processor
     op_overhead_s: float = 0.0
     message_cpu_s: float = 0.0
+    speed_jitter: float = 0.0
+    clock_devices: int = 0  # trailing devices that are not hardware (a stream's arrival clock): exact, free
+
+    def run(self, *, record_timeline: bool = False):
+        """The SimResult of the point. With speed_jitter, the run of median latency among
+        JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass waits for its slowest
+        device, which the mean speeds hide (stragglers); only that run is kept (and recorded)."""
+        if self.speed_jitter <= 0:
+            return self._once(self.speeds, record_timeline)
+        latency = sorted((self._once(self._draw(k), False).latency_s, k) for k in range(JITTER_DRAWS))
+        return self._once(self._draw(latency[len(latency) // 2][1]), record_timeline)
+
+    def _draw(self, k: int) -> list[float]:
+        real = len(self.speeds) - self.clock_devices
+        host_of = self.placement.host_of[:real] if self.placement is not None else None
+        return [*jittered_speeds(self.speeds[:real], self.speed_jitter, k, host_of), *self.speeds[real:]]
+
+    def _once(self, speeds: list[float], record_timeline: bool):
+        from astrasim.engine import simulate
+
+        real = len(speeds) - self.clock_devices
+        overhead = self.op_overhead_s if not self.clock_devices else [self.op_overhead_s] * real + [0.0] * self.clock_devices
+        return simulate(self.graph, self.topology, speeds=speeds, record_timeline=record_timeline,
+                        placement=self.placement, op_overhead_s=overhead, message_cpu_s=self.message_cpu_s)
+
+    def with_clock(self, graph: OpGraph, topology) -> "EngineInputs":
+        """The same hardware running `graph`, which adds one clock device after the real ones (a
+        request stream, astrasim/streams.py): speed 1, no dispatch cost, no jitter, a host of its own."""
+        from astrasim.engine.cores import Placement
+
+        placement = self.placement
+        if placement is not None:
+            placement = Placement((*placement.host_of, len(placement.cores)), (*placement.cores, 1))
+        return replace(self, graph=graph, topology=topology, speeds=[*self.speeds, 1.0], placement=placement,
+                       clock_devices=self.clock_devices + 1)
 
 
 def build_point_graph(point: Point) -> OpGraph:
     """The op graph of a point (profile lookups happen here: a missing key is a UserError)."""
+    return _build(point, 0)
+
+
+def _build(point: Point, output_tokens: int) -> OpGraph:
     options = point.options()
     # a Fleet scales every device's ops itself, from the profile's own (unscaled) times
     costs = costs_for(point.profile_path, point.device if options.fleet is None else None)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options)
+    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options,
+                       output_tokens=output_tokens)
 
 
 PRELOADED_TRACES: dict[str, list] = {}
@@ -58,13 +100,15 @@ def build_network(point: Point):
     return net.build(point.devices, load_trace(net.trace_path) if net.trace_path else None)
 
 
-def engine_inputs(point: Point) -> EngineInputs:
+def engine_inputs(point: Point, *, generation: bool = False) -> EngineInputs:
+    """The engine inputs of a point: its prefill graph, or with `generation` the prefill followed by
+    its output_tokens - 1 decode steps (build_generation_graph); the same hardware either way."""
     from astrasim.engine.cores import Placement
 
-    graph = build_point_graph(point)
+    graph = build_generation_graph(point) if generation else build_point_graph(point)
     return EngineInputs(graph, build_network(point), point.device_speeds(),
                         Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
-                        point.message_cpu_s)
+                        point.message_cpu_s, point.speed_jitter)
 
 
 JITTER_DRAWS = 31  # seeded draws of the devices' speeds per point when hardware.speed_jitter > 0
@@ -87,24 +131,9 @@ def jittered_speeds(speeds: list[float], jitter: float, draw: int, host_of: tupl
 
 
 def run_point(point: Point, *, record_timeline: bool = False):
-    """Simulate one point; returns (SimResult, OpGraph). With hardware.speed_jitter, the run of
-    median latency among JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass
-    waits for its slowest device, which the mean speeds hide (stragglers)."""
-    from astrasim.engine import simulate
-
+    """Simulate one point's prefill; returns (SimResult, OpGraph) (EngineInputs.run)."""
     inputs = engine_inputs(point)
-
-    def once(speeds):
-        return simulate(inputs.graph, inputs.topology, speeds=speeds, record_timeline=record_timeline,
-                        placement=inputs.placement, op_overhead_s=inputs.op_overhead_s,
-                        message_cpu_s=inputs.message_cpu_s)
-
-    if point.speed_jitter <= 0:
-        return once(inputs.speeds), inputs.graph
-    host_of = inputs.placement.host_of if inputs.placement is not None else None
-    runs = sorted((once(jittered_speeds(inputs.speeds, point.speed_jitter, k, host_of)) for k in range(JITTER_DRAWS)),
-                  key=lambda r: r.latency_s)
-    return runs[len(runs) // 2], inputs.graph
+    return inputs.run(record_timeline=record_timeline), inputs.graph
 
 
 @functools.lru_cache(maxsize=256)
@@ -167,17 +196,13 @@ def simulate_point(point: Point) -> dict[str, Any]:
 
 def build_generation_graph(point: Point) -> OpGraph:
     """The prefill followed by the output_tokens - 1 decode steps of a point."""
-    costs = costs_for(point.profile_path, point.device)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs,
-                       point.options(), output_tokens=point.output_tokens)
+    return _build(point, point.output_tokens)
 
 
 def check_generation(point: Point) -> None:
     """What a generation point can lack before it runs (decode profile rows): one decode step built."""
     if point.output_tokens > 1:
-        costs = costs_for(point.profile_path, point.device)
-        build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, point.options(),
-                    output_tokens=2)
+        _build(point, 2)
 
 
 def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
@@ -190,21 +215,14 @@ def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
     n = point.output_tokens
     if n <= 0:
         return dict.fromkeys(GENERATION_COLUMNS)
-    e2e = prefill_s
-    if n > 1:
-        from astrasim.engine import simulate
-
-        graph = build_generation_graph(point)
-        e2e = simulate(graph, build_network(point), speeds=point.device_speeds()).latency_s
+    e2e = engine_inputs(point, generation=True).run().latency_s if n > 1 else prefill_s
     return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}
 
 
 # ---------------------------------------------------------------- request streams (astrasim/streams.py)
 def run_stream_point(point: Point):
     """Simulate the point's request stream; (SimResult without the clock device, StreamStats)."""
-    inputs = engine_inputs(point)
-    return run_stream(inputs.graph, inputs.topology, inputs.speeds, arrival_times(point.workload),
-                      point.workload.rate_per_s)
+    return run_stream(engine_inputs(point), arrival_times(point.workload), point.workload.rate_per_s)
 
 
 def stream_row(point: Point) -> dict[str, Any]:

@@ -19,14 +19,8 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path
-from astrasim.strategies.registry import KNOB_FIELDS
+from astrasim.scenario.grid import IDENTITY_COLUMNS  # the one definition of a point's identity (grid.IDENTITY)
 
-IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "devices", "hardware", "speed",
-                    "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate", "trace",
-                    "broadcast", "wifi", "element_bits", "causal_skip", "algorithm",
-                    "weight_bits", "partition")  # = Point.identity() keys
-IDENTITY_COLUMNS += ("output_tokens",)  # generation
-IDENTITY_COLUMNS += ("arrival", "rate_per_s", "requests", "seed", "workload_trace")  # streams: WorkloadPoint
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
 RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
                   "n_messages", "single_latency_s", "speedup_vs_single")

@@ -32,6 +32,7 @@ from astrasim.errors import UserError
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 ARRIVALS = ("single", "periodic", "poisson", "trace")
+WORKLOAD_COLUMNS = ("arrival", "rate_per_s", "requests", "seed", "workload_trace")  # WorkloadPoint.identity
 STABLE_GROWTH = 1.5  # last-quarter median latency may be at most this x the first quarter's (+ the shortest)
 
 
@@ -51,8 +52,8 @@ class WorkloadPoint:
         return self.arrival != "single"
 
     def identity(self) -> dict:
-        return {"arrival": self.arrival, "rate_per_s": self.rate_per_s, "requests": self.requests,
-                "seed": self.seed, "workload_trace": self.trace or ""}
+        """WORKLOAD_COLUMNS of a result row."""
+        return dict(zip(WORKLOAD_COLUMNS, (self.arrival, self.rate_per_s, self.requests, self.seed, self.trace or "")))
 
     def at_rate(self, rate_per_s: float) -> "WorkloadPoint":
         return replace(self, rate_per_s=float(rate_per_s))
@@ -185,17 +186,16 @@ class StreamStats:
         return backlog < q and last <= STABLE_GROWTH * first + min(self.latencies)
 
 
-def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[float],
-               rate_per_s: float | None = None):
-    """Simulate the stream of `graph` (one request) arriving at `arrivals`; (SimResult, StreamStats).
+def run_stream(inputs, arrivals: list[float], rate_per_s: float | None = None):
+    """Simulate the stream of one request's engine inputs (astrasim.pointrun.EngineInputs: the
+    graph and every hardware option) arriving at `arrivals`; (SimResult, StreamStats).
 
     The SimResult's per-device lists exclude the clock device."""
-    from astrasim.engine import simulate
-
+    graph = inputs.graph
     g, owner = stream_graph(graph, arrivals)
-    topo = topology.copy()
+    topo = inputs.topology.copy()
     topo.add_node(g.meta["clock_device"])  # isolated: the clock sends nothing
-    res = simulate(g, topo, speeds=[*speeds, 1.0], record_timeline=True)
+    res = inputs.with_clock(g, topo).run(record_timeline=True)
     n = len(arrivals)
     arrived = [0.0] * n
     done = [0.0] * n

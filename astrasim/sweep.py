@@ -32,7 +32,7 @@ from astrasim.results import (
     key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
 )
 from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
-from astrasim.scenario.grid import count_points
+from astrasim.scenario.grid import VARIANT_COLUMNS, count_points
 from astrasim.strategies.costs import costs_for
 from astrasim.strategies.registry import label_of, single_device_strategy
 
@@ -350,17 +350,16 @@ NOTHING_FITS = "nothing fits"
 
 
 def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
-    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth, weight bits,
-    workload), among the points that fit in memory (a stream: the lowest mean request latency).
-    A split that is not faster than one device is never recommended: then the answer is the
-    single-device strategy (if it fits), else NOTHING_FITS."""
+    """The fastest strategy per setting: every identity column but the strategy variant
+    (scenario/grid.py IDENTITY, so two points that differ in any input are never merged), among
+    the points that fit in memory (a stream: the lowest mean request latency). A split that is not
+    faster than one device is never recommended: then the answer is the single-device strategy
+    (if it fits), else NOTHING_FITS."""
     multi = df[df["devices"] > 1].copy()
     if multi.empty:
         return multi
     multi["label"] = [label_of(r) for r in multi.to_dict("records")]
-    group = [c for c in ("model", "tokens", "hardware", "network", "devices", "bandwidth_mbps", "weight_bits")
-             if c in multi.columns]
-    group += [c for c in ("arrival", "rate_per_s") if c in multi.columns]  # streams: per workload
+    group = [c for c in IDENTITY_COLUMNS if c not in VARIANT_COLUMNS and c in multi.columns]
     cols = ["latency_s", "speedup_vs_single", "comm_fraction", "memory_gb"]
     single = single_device_strategy().name
     fits = multi["fits"].astype(str).str.lower().isin(["true", "1"]) if "fits" in multi.columns else True
