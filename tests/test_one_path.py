@@ -140,3 +140,50 @@ def test_best_never_merges_points_that_differ_in_a_swept_axis(tmp_path):
     assert set(winner) == {(1.0, 32), (4.0, 32), (1.0, 16), (4.0, 16)}
     assert winner[(1.0, 32)][0] == "sp" and winner[(4.0, 32)][0] == "single"
     assert winner[(4.0, 32)][1] < winner[(1.0, 32)][1] / 2  # speed 4: its own single time, not speed 1's
+
+
+def test_memory_fit_counts_the_kv_cache_of_generated_tokens():
+    """`fits` and memory_gb count the KV cache of every output token (once only the prompt's): a
+    long generation on a nearly full board does not fit."""
+    from astrasim.scenario.fleet import memory_check
+
+    def row(output_tokens, headroom):
+        sc = from_dict({**BASE, "strategies": ["single"], "output_tokens": [output_tokens],
+                        "hardware": {"profile": "cpu", "device": ["raspberry-pi-5"]},
+                        "memory": {"headroom_gb": headroom}})
+        return next(iter_points(sc))
+
+    prompt, long = memory_check(row(0, 0.0)), memory_check(row(768, 0.0))
+    model = row(0, 0.0).model
+    kv = 2 * model.layers * model.hidden * 4 * 768 / 1e9  # K and V of 768 more tokens, fp32, GB
+    assert long.largest_gb - prompt.largest_gb == pytest.approx(kv, rel=1e-9)
+    headroom = long.have_gb[0] - (prompt.largest_gb + long.largest_gb) / 2  # room for the prompt only
+    assert memory_check(row(0, headroom)).fits and not memory_check(row(768, headroom)).fits
+    assert simulate_point(row(768, headroom))["fits"] is False
+
+
+def test_resume_recomputes_rows_of_other_simulator_code(tmp_path, monkeypatch):
+    """A row's fingerprint holds a hash of the package's source (not the version number, unchanged
+    across many engine changes): rows written by other code are recomputed, never kept."""
+    import shutil
+
+    from astrasim import results
+    from astrasim.sweep import run_sweep
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(results.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    before = results.source_digest(pkg)
+    assert before == results.source_digest(results.PACKAGE)
+    engine = pkg / "engine" / "sim.py"
+    engine.write_text(engine.read_text() + "\n# a changed engine\n")
+    assert results.source_digest(pkg) != before
+
+    out, sc = tmp_path / "r.csv", from_dict(BASE)
+    run_sweep(sc, out=out, progress=False)
+    kept = []
+    run_sweep(sc, out=out, progress=False, resume=True, on_row=kept.append)
+    assert kept == []  # same code: every row kept
+    monkeypatch.setattr(results, "code_digest", lambda: "other code")
+    again = []
+    run_sweep(sc, out=out, progress=False, resume=True, on_row=again.append)
+    assert len(again) == 2  # other code: every row recomputed
