@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 from astrasim.errors import UserError
-from astrasim.fileio import atomic_path, check_output_path
+from astrasim.fileio import atomic_path, check_output_path, probe_output
 from astrasim.models import CUSTOM_MODEL_FILES
 from astrasim.pointrun import PRELOADED_TRACES, build_network, build_point_graph, check_generation, load_trace, simulate_point
 from astrasim.results import (
@@ -224,6 +224,8 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     out_path = Path(out) if out is not None else Path("results") / f"{sc.name}.csv"
     final, journal_path = _output_paths(out_path)
     prints_path = fingerprint_path(final)
+    for path in (final, journal_path, prints_path):  # a folder that refuses files: before any work
+        probe_output(path, "--out")
     digests = InputDigests()
     with _progress(progress, total) as bar:
         files = _check_points(sc, digests, bar.advance)

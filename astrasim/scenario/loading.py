@@ -65,9 +65,10 @@ def check(sc: Scenario) -> None:
         _check_entry(entry, f"strategies[{i}]", specs, sc)
     _check_generation(sc, specs)
     hw, net = sc.hardware, sc.network
-    if hw.speeds is not None and len(hw.speeds) < max(sc.devices):
-        raise UserError(f"give at least {max(sc.devices)} positive per-device speeds (one per device of the "
-                        f"largest device count)", field="hardware.speeds")
+    if hw.speeds is not None and len(hw.speeds) != max(sc.devices):
+        raise UserError(f"lists {len(hw.speeds)} speed(s) but the largest device count is {max(sc.devices)}; give "
+                        f"exactly one positive speed per device (single, the baseline of every row, runs on the "
+                        f"fastest of them)", field="hardware.speeds")
     for d in hw.device:
         if d is not None:
             catalog_device(d)
@@ -116,7 +117,9 @@ def _check_custom_graph(sc: Scenario) -> None:
 
 
 def _check_fleet(sc: Scenario) -> None:
-    """hardware.devices: known catalog names, one per device of the largest count, not with hardware.device."""
+    """hardware.devices: known catalog names, exactly one per device of the largest count (single, the
+    baseline of every row, runs on the fastest listed: an extra device would be a baseline no row
+    uses), not with hardware.device."""
     from astrasim.strategies.costs import catalog_device
 
     hw = sc.hardware
@@ -125,9 +128,10 @@ def _check_fleet(sc: Scenario) -> None:
     if any(d is not None for d in hw.device):
         raise UserError("give either hardware.device (one device type, or a list to sweep) or hardware.devices "
                         "(a per-device mixed fleet), not both", field="hardware.devices")
-    if len(hw.devices) < max(sc.devices):
+    if len(hw.devices) != max(sc.devices):
         raise UserError(f"lists {len(hw.devices)} device(s) but the largest device count is {max(sc.devices)}; give "
-                        f"one catalog device per device", field="hardware.devices")
+                        f"exactly one catalog device per device (single, the baseline of every row, runs on the "
+                        f"fastest of them)", field="hardware.devices")
     for i, name in enumerate(hw.devices):
         catalog_device(name, field=f"hardware.devices[{i}]")
 

@@ -108,12 +108,13 @@ class HardwareConfig(_Strict):
     speed: list[PositiveFloat] = Field([1.0], description="speed factor of every device (2.0 = twice as fast as "
                                                           "the profile); one value or a list")
     speeds: list[PositiveFloat] | None = Field(None, description="heterogeneous devices: per-device speed factors "
-                                                                 "(device i uses speeds[i], times `speed`); needs at "
-                                                                 "least as many entries as the largest device count")
+                                                                 "(device i uses speeds[i], times `speed`); exactly "
+                                                                 "one per device of the largest device count; single "
+                                                                 "runs at the fastest of them")
     # mixed fleets (astrasim/scenario/fleet.py)
     devices: list[str] | None = Field(None, description="mixed fleet: per-device catalog devices (device i is "
-                                                        "devices[i], with its own roofline, memory and price); needs "
-                                                        "at least as many entries as the largest device count; "
+                                                        "devices[i], with its own roofline, memory and price); "
+                                                        "exactly one per device of the largest device count; "
                                                         "single runs on the fastest of them; excludes hardware.device")
     partition: Annotated[str, AfterValidator(_one_of(PARTITIONS))] = Field(
         "proportional", description="proportional: each device's share (tokens for sp/astra, KV heads and MLP "
