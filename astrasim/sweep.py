@@ -144,9 +144,14 @@ def _dask_client(address: str, timeout: float | None = None):
     _probe_scheduler(address, timeout)
     result: dict[str, Any] = {}
 
+    class _Held(Client):  # the instance is kept before it connects, so a failed one can be closed
+        def __init__(self, *args, **kwargs):
+            result["made"] = self
+            super().__init__(*args, **kwargs)
+
     def connect() -> None:
         try:
-            result["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
+            result["client"] = _Held(address, timeout=f"{timeout}s", set_as_default=False)
         except BaseException as exc:  # noqa: BLE001 - reported below, in the caller's thread
             result["error"] = exc
 
@@ -155,10 +160,29 @@ def _dask_client(address: str, timeout: float | None = None):
     thread.join(timeout + 5.0)
     if "client" in result:
         return result["client"]
+    if "made" in result:
+        close_client(result["made"], at_once=True)
     exc = result.get("error")
     why = "no answer" if exc is None else " ".join(str(exc).split()) or type(exc).__name__
     raise UserError(f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s ({why}); start one "
                     f"with `dask scheduler` and give its tcp://host:port", field="--dask")
+
+
+def close_client(client, *, at_once: bool = False) -> None:
+    """Close a Dask client now. `at_once` (a client that never reached a scheduler): mark it closed
+    and stop its event loop; its own close (also run by its destructor, at exit) would wait 20 s
+    for an answer that never comes and then print a traceback."""
+    import contextlib
+
+    if not at_once:
+        try:
+            client.close(timeout=DASK_TIMEOUT_S)
+            return
+        except Exception:  # noqa: BLE001 - a scheduler that stopped answering: as below
+            pass
+    with contextlib.suppress(Exception):
+        client.status = "closed"  # Client.close and Client.__del__: nothing left to do
+        client._loop_runner.stop()
 
 
 def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
@@ -173,7 +197,7 @@ def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
         for fut in as_completed(futures, loop=client.loop):
             yield fut.result()
     finally:
-        client.close()
+        close_client(client)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,37 +258,12 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
         for path in dict.fromkeys((final, journal_path, prints_path)):
             check_output_path(path, "--out", protected)
         client = _dask_client(dask_address) if dask_address else None
-
-        done: dict[tuple[str, ...], str] = {}
-        expected: dict[str, str] = {}
-        if resume:
-            done, expected = _resumable(sc, final, journal_path, prints_path, digests)
-        bar.restart("simulating", len(done))
-        journal = Journal(journal_path, prints_path, done, expected)
-        in_flight: dict[tuple[str, ...], str] = {}
-
-        def todo() -> Iterator[Point]:
-            for p in iter_points(sc):
-                key = point_key(p)
-                if key not in done:
-                    in_flight[key] = expected.get(key_digest(key)) or digests.point(p)
-                    yield p
         try:
-            if client is not None:
-                rows = _dask(todo(), client)
-            elif workers > 1 and total - len(done) > 1:
-                rows = _local(todo(), workers, total - len(done))
-            else:
-                rows = _serial(todo())
-            for row in rows:
-                line, key = row_line(row), row_key(row)
-                journal.append(line, key, in_flight.pop(key))
-                done[key] = line
-                if on_row:
-                    on_row(row)
-                bar.advance()
+            done = _simulate_grid(sc, total, workers, client, resume, final, journal_path, prints_path, digests,
+                                  bar, on_row)
         finally:
-            journal.close()
+            if client is not None:  # every path, a failure before the first point included
+                close_client(client)
 
     order = [point_key(p) for p in iter_points(sc)]
     text = header_line() + "".join(done[k] for k in order)
@@ -277,6 +276,43 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
             df.to_parquet(tmp, index=False)
         journal_path.unlink(missing_ok=True)
     return df
+
+
+def _simulate_grid(sc: Scenario, total: int, workers: int, client, resume: bool, final: Path, journal_path: Path,
+                   prints_path: Path, digests: InputDigests, bar: "_progress",
+                   on_row: Callable[[dict[str, Any]], None] | None) -> dict[tuple[str, ...], str]:
+    """Journal every point's row (kept rows of a resume first); returns key -> line."""
+    done: dict[tuple[str, ...], str] = {}
+    expected: dict[str, str] = {}
+    if resume:
+        done, expected = _resumable(sc, final, journal_path, prints_path, digests)
+    bar.restart("simulating", len(done))
+    journal = Journal(journal_path, prints_path, done, expected)
+    in_flight: dict[tuple[str, ...], str] = {}
+
+    def todo() -> Iterator[Point]:
+        for p in iter_points(sc):
+            key = point_key(p)
+            if key not in done:
+                in_flight[key] = expected.get(key_digest(key)) or digests.point(p)
+                yield p
+    try:
+        if client is not None:
+            rows = _dask(todo(), client)
+        elif workers > 1 and total - len(done) > 1:
+            rows = _local(todo(), workers, total - len(done))
+        else:
+            rows = _serial(todo())
+        for row in rows:
+            line, key = row_line(row), row_key(row)
+            journal.append(line, key, in_flight.pop(key))
+            done[key] = line
+            if on_row:
+                on_row(row)
+            bar.advance()
+    finally:
+        journal.close()
+    return done
 
 
 def _resumable(sc: Scenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests

@@ -75,6 +75,7 @@ def check(sc: Scenario) -> None:
     _check_fleet(sc)
     if hw.profile is not None:
         resolve_profile_path(hw.profile, sc._base_dir)
+    _check_headroom(sc)
     if "custom" in net.topology and net.custom is None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
     if "custom" in net.topology:
@@ -134,6 +135,23 @@ def _check_fleet(sc: Scenario) -> None:
                         f"fastest of them)", field="hardware.devices")
     for i, name in enumerate(hw.devices):
         catalog_device(name, field=f"hardware.devices[{i}]")
+
+
+def _check_headroom(sc: Scenario) -> None:
+    """memory.headroom_gb below the memory of every device it applies to (catalog devices, or the
+    measured hardware when the catalog knows it): else nothing could ever fit."""
+    from astrasim.scenario.fleet import device_memory
+    from astrasim.strategies.costs import profile_id, resolve_profile_path
+
+    hw, headroom = sc.hardware, sc.memory.headroom_gb
+    names = [d for d in (hw.devices or hw.device) if d is not None]
+    if not hw.devices and None in hw.device:  # device: null, the measured hardware
+        names.append(profile_id(resolve_profile_path(hw.profile or "cpu", sc._base_dir)))
+    for name in dict.fromkeys(names):
+        memory = device_memory(name, name)
+        if memory is not None and headroom >= memory:
+            raise UserError(f"{headroom:g} GB kept free is not less than {name}'s {memory:g} GB of memory, so nothing "
+                            f"could fit; lower it", field="memory.headroom_gb")
 
 
 def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:

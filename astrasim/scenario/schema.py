@@ -90,7 +90,12 @@ class StrategyEntry(_Strict):
         for k in data:
             if k not in allowed:
                 raise KnobError(k, f"strategy '{name}' has no knob '{k}'; its knobs: {', '.join(allowed) or 'none'}")
-        return {"name": name, "knobs": {k: _as_list(v) for k, v in data.items()}}
+        knobs = {k: _as_list(v) for k, v in data.items()}
+        for k, values in knobs.items():
+            if not values:
+                raise KnobError(k, f"an empty list gives strategy '{name}' no variant; give at least one value, or "
+                                   f"leave '{k}' out for its default")
+        return {"name": name, "knobs": knobs}
 
     def variants(self):
         """The typed knobs of every variant (pydantic ValidationError on a bad value)."""
