@@ -34,6 +34,7 @@ from astrasim.results import (
 from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
 from astrasim.scenario.grid import VARIANT_COLUMNS, count_points
 from astrasim.strategies.costs import costs_for
+from astrasim.streams import check_stream_size, stream_ops_per_request
 from astrasim.strategies.registry import label_of, single_device_strategy
 
 __all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
@@ -208,17 +209,18 @@ def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], Non
     """Everything that can fail before any simulation, for every point: profile keys (the op
     graph), the network (topology parameters, trace) and the files read. Graphs and networks
     shared by many points are built once. Returns the input files."""
-    graphs: set[tuple] = set()
+    graphs: dict[tuple, int] = {}  # -> ops one request adds to a stream
     networks: set[tuple] = set()
     files: set[Path] = set()
     for p in iter_points(sc):
         graph_key = (p.profile_path, p.device, p.model, p.strategy, p.knobs, p.devices, p.tokens,
                      p.element_bits, p.causal_skip, p.algorithm)
         if graph_key not in graphs:
-            graphs.add(graph_key)
-            build_point_graph(p)
+            graphs[graph_key] = stream_ops_per_request(build_point_graph(p))
             check_generation(p)
             files.update(digests.files_of(p))
+        if p.workload.is_stream:
+            check_stream_size(graphs[graph_key], p.workload.requests)
         if (p.network, p.devices) not in networks:
             networks.add((p.network, p.devices))
             build_network(p)
