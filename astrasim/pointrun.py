@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from astrasim.opgraph import OpGraph
 from astrasim.scenario.grid import Point
 from astrasim.strategies import build_graph
-from astrasim.strategies.costs import costs_for
+from astrasim.compute.sources import FILES, Inputs
 from astrasim.streams import arrival_times, run_stream, single_columns
 
 
@@ -65,48 +64,37 @@ class EngineInputs:
                        clock_devices=self.clock_devices + 1)
 
 
-def build_point_graph(point: Point) -> OpGraph:
+def point_costs(point: Point, device: str | None, inputs: Inputs = FILES):
+    """The per-op costs of a point: the table it carries, else its profile (from `inputs`)."""
+    return point.costs if point.costs is not None else inputs.costs_for(point.profile_path, device)
+
+
+def build_point_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
     """The op graph of a point (profile lookups happen here: a missing key is a UserError)."""
-    return _build(point, 0)
+    return _build(point, 0, inputs)
 
 
-def _build(point: Point, output_tokens: int) -> OpGraph:
+def _build(point: Point, output_tokens: int, inputs: Inputs = FILES) -> OpGraph:
     options = point.options()
     # a Fleet scales every device's ops itself, from the profile's own (unscaled) times
-    costs = costs_for(point.profile_path, point.device if options.fleet is None else None)
+    costs = point_costs(point, point.device if options.fleet is None else None, inputs)
     return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options,
                        output_tokens=output_tokens)
 
 
-PRELOADED_TRACES: dict[str, list] = {}
-
-
-@functools.lru_cache(maxsize=16)
-def _trace_cached(path: str, mtime: float) -> list[tuple[float, float]]:
-    from astrasim.network.topology import load_bandwidth_trace
-
-    return load_bandwidth_trace(path)
-
-
-def load_trace(path: str) -> list[tuple[float, float]]:
-    if path in PRELOADED_TRACES:
-        return PRELOADED_TRACES[path]
-    return _trace_cached(path, os.path.getmtime(path))
-
-
-def build_network(point: Point):
+def build_network(point: Point, inputs: Inputs = FILES):
     """The networkx topology of a point (astrasim.network.topology)."""
     net = point.network
-    return net.build(point.devices, load_trace(net.trace_path) if net.trace_path else None)
+    return net.build(point.devices, inputs.trace(net.trace_path) if net.trace_path else None)
 
 
-def engine_inputs(point: Point, *, generation: bool = False) -> EngineInputs:
+def engine_inputs(point: Point, inputs: Inputs = FILES, *, generation: bool = False) -> EngineInputs:
     """The engine inputs of a point: its prefill graph, or with `generation` the prefill followed by
     its output_tokens - 1 decode steps (build_generation_graph); the same hardware either way."""
     from astrasim.engine.cores import Placement
 
-    graph = build_generation_graph(point) if generation else build_point_graph(point)
-    return EngineInputs(graph, build_network(point), point.device_speeds(),
+    graph = build_generation_graph(point, inputs) if generation else build_point_graph(point, inputs)
+    return EngineInputs(graph, build_network(point, inputs), point.device_speeds(),
                         Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
                         point.message_cpu_s, point.speed_jitter)
 
@@ -130,16 +118,16 @@ def jittered_speeds(speeds: list[float], jitter: float, draw: int, host_of: tupl
     return [s / float(factors[index[g]]) for s, g in zip(speeds, groups)]
 
 
-def run_point(point: Point, *, record_timeline: bool = False):
+def run_point(point: Point, *, record_timeline: bool = False, inputs: Inputs = FILES):
     """Simulate one point's prefill; returns (SimResult, OpGraph) (EngineInputs.run)."""
-    inputs = engine_inputs(point)
-    return inputs.run(record_timeline=record_timeline), inputs.graph
+    ei = engine_inputs(point, inputs)
+    return ei.run(record_timeline=record_timeline), ei.graph
 
 
 @functools.lru_cache(maxsize=256)
-def single_latency(point: Point) -> float:
+def single_latency(point: Point, inputs: Inputs = FILES) -> float:
     """Latency of the single-device point of the same model, tokens, hardware (cached per process)."""
-    return run_point(point.single())[0].latency_s
+    return run_point(point.single(), inputs=inputs)[0].latency_s
 
 
 def _mean(xs: Iterable[float]) -> float:
@@ -147,12 +135,12 @@ def _mean(xs: Iterable[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-def result_row(point: Point, result) -> dict[str, Any]:
+def result_row(point: Point, result, inputs: Inputs = FILES) -> dict[str, Any]:
     """The tidy row of a point: its identity, then the breakdown.
 
     compute_s, exposed_comm_s, idle_s are means over the devices (each device: latency =
     compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s."""
-    single = result.latency_s if point.single_device else single_latency(point)
+    single = result.latency_s if point.single_device else single_latency(point, inputs)
     exposed = _mean(result.exposed_comm_s)
     row = {
         **point.identity(),
@@ -167,7 +155,7 @@ def result_row(point: Point, result) -> dict[str, Any]:
         "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
         **memory_columns(point),
     }
-    row.update(generation_columns(point, result.latency_s))  # generation (output_tokens > 0)
+    row.update(generation_columns(point, result.latency_s, inputs))  # generation (output_tokens > 0)
     return row
 
 
@@ -182,30 +170,31 @@ def memory_columns(point: Point) -> dict[str, Any]:
             "single_fits": single.fits}
 
 
-def simulate_point(point: Point) -> dict[str, Any]:
-    """One result row (see `result_row`; a request stream: `stream_row`)."""
+def simulate_point(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
+    """One result row (see `result_row`; a request stream: `stream_row`). `inputs`: where its
+    costs and traces come from (default: their files)."""
     if point.workload.is_stream:
-        return stream_row(point)
-    result = run_point(point)[0]
-    return {**result_row(point, result), **single_columns(result.latency_s, result.compute_s)}
+        return stream_row(point, inputs)
+    result = run_point(point, inputs=inputs)[0]
+    return {**result_row(point, result, inputs), **single_columns(result.latency_s, result.compute_s)}
 
 
 # ---------------------------------------------------------------------------------------------
 # Generation (output_tokens > 0): the prefill, then the decode steps, in one graph
 
 
-def build_generation_graph(point: Point) -> OpGraph:
+def build_generation_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
     """The prefill followed by the output_tokens - 1 decode steps of a point."""
-    return _build(point, point.output_tokens)
+    return _build(point, point.output_tokens, inputs)
 
 
-def check_generation(point: Point) -> None:
+def check_generation(point: Point, inputs: Inputs = FILES) -> None:
     """What a generation point can lack before it runs (decode profile rows): one decode step built."""
     if point.output_tokens > 1:
-        _build(point, 2)
+        _build(point, 2, inputs)
 
 
-def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
+def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES) -> dict[str, Any]:
     """ttft_s: the prefill's latency (the prompt's last position yields the first token; the LM head is
     not modelled); e2e_s: the whole request (prefill + decode steps, one engine run); tpot_s: the mean
     time per output token after the first, (e2e - ttft) / (output_tokens - 1). All empty when
@@ -215,23 +204,23 @@ def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
     n = point.output_tokens
     if n <= 0:
         return dict.fromkeys(GENERATION_COLUMNS)
-    e2e = engine_inputs(point, generation=True).run().latency_s if n > 1 else prefill_s
+    e2e = engine_inputs(point, inputs, generation=True).run().latency_s if n > 1 else prefill_s
     return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}
 
 
 # ---------------------------------------------------------------- request streams (astrasim/streams.py)
-def run_stream_point(point: Point):
+def run_stream_point(point: Point, inputs: Inputs = FILES):
     """Simulate the point's request stream; (SimResult without the clock device, StreamStats)."""
-    return run_stream(engine_inputs(point), arrival_times(point.workload), point.workload.rate_per_s)
+    return run_stream(engine_inputs(point, inputs), arrival_times(point.workload), point.workload.rate_per_s)
 
 
-def stream_row(point: Point) -> dict[str, Any]:
+def stream_row(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
     """A stream's row: latency_s = the mean request latency (arrival to completion); compute_s,
     exposed_comm_s, idle_s, comm_bits, n_messages = the run's totals per request; comm_fraction =
     exposed / (compute + exposed + idle); then STREAM_COLUMNS."""
-    result, stats = run_stream_point(point)
+    result, stats = run_stream_point(point, inputs)
     n = len(stats.latencies)
-    row = {**result_row(point, result), "single_latency_s": single_latency(point)}
+    row = {**result_row(point, result, inputs), "single_latency_s": single_latency(point, inputs)}
     mean = math.fsum(stats.latencies) / n
     per = {k: row[k] / n for k in ("compute_s", "exposed_comm_s", "idle_s", "comm_bits")}
     total = per["compute_s"] + per["exposed_comm_s"] + per["idle_s"]

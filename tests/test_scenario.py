@@ -150,7 +150,7 @@ BAD = [
     ({"hardware": {"profile": "h100"}}, "hardware.profile", "astrasim profile"),
     ({"hardware": {"profile": "missing.csv"}}, "hardware.profile", "not found"),
     ({"hardware": {"device": "cray-1"}}, "hardware.device", "jetson-orin-nano"),
-    ({"hardware": {"speeds": [1, 1]}, "devices": 4}, "hardware.speeds", "at least 4"),
+    ({"hardware": {"speeds": [1, 1]}, "devices": 4}, "hardware.speeds", "largest device count is 4"),
     ({"element_bits": 12}, "element_bits[0]", "8, 16, 32"),
     ({"algorithm": "tree"}, "algorithm", "ring"),
     ("- just\n- a list\n", "scenario", "mapping"),

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
 
 def _add_memory(point, per_device: list[dict]) -> None:
     """Each device's hardware and footprint (GB): weights, codebooks, KV cache, activations, total."""
-    from astrasim.scenario.fleet import GB, hardware_of, point_memory
+    from astrasim.compute.hardware import GB, hardware_of
+    from astrasim.scenario.fleet import point_memory
 
     use = point_memory(point)
     for d, m in zip(per_device, use):

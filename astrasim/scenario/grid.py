@@ -19,7 +19,6 @@ from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import KNOB_FIELDS, knob_columns, single_device_strategy
 from astrasim.streams import SINGLE, WORKLOAD_COLUMNS, WorkloadPoint
-from astrasim.scenario.fleet import fastest
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class Point:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
-    # memory and mixed fleets (astrasim/scenario/fleet.py)
+    # memory and mixed fleets (astrasim/compute/hardware.py)
     weight_bits: int = 32
     partition: str = "proportional"
     fleet: tuple[str, ...] | None = None  # per-device catalog names of a mixed fleet (then device is None)
@@ -81,9 +80,10 @@ class Point:
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
     message_cpu_s: float = 0.0      # hardware.message_cpu_s: host CPU per message sent or received
     speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
+    costs: Any = None               # a ProfileCosts given in memory instead of profile_path's file (validation)
 
     def options(self) -> BuildOptions:
-        from astrasim.scenario.fleet import point_fleet
+        from astrasim.compute.hardware import point_fleet
 
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
                             weight_bits=self.weight_bits, fleet=point_fleet(self))
@@ -119,6 +119,8 @@ class Point:
         the fastest of every listed device, `hardware.devices`, the same baseline in every row)."""
         s = single_device_strategy()
         if self.listed is not None:
+            from astrasim.compute.hardware import fastest
+
             listed = self.listed
             i = fastest(list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None)
             return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=listed[i],
@@ -172,7 +174,8 @@ def iter_points(sc) -> Iterator[Point]:
     """The grid lazily, in a fixed order (models, tokens, output tokens, hardware, network, bits, devices,
     strategies); points that coincide (single at every N) appear once."""
     from astrasim.scenario.loading import resolve_file, resolve_model
-    from astrasim.strategies.costs import catalog_device, profile_id, resolve_profile_path
+    from astrasim.compute.profiles import profile_id, resolve_profile_path
+    from astrasim.compute.catalog import catalog_device
 
     specs = sc._specs or [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
     hw, net = sc.hardware, sc.network

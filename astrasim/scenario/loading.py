@@ -43,7 +43,8 @@ def resolve_model(m: str | dict, i: int, base_dir: Path | None) -> ModelSpec:
 
 def check(sc: Scenario) -> None:
     """Reject grid points that cannot exist; each UserError names the field and the fix."""
-    from astrasim.strategies.costs import catalog_device, resolve_profile_path
+    from astrasim.compute.profiles import resolve_profile_path
+    from astrasim.compute.catalog import catalog_device
 
     specs = sc._specs
     if not specs:
@@ -121,7 +122,7 @@ def _check_fleet(sc: Scenario) -> None:
     """hardware.devices: known catalog names, exactly one per device of the largest count (single, the
     baseline of every row, runs on the fastest listed: an extra device would be a baseline no row
     uses), not with hardware.device."""
-    from astrasim.strategies.costs import catalog_device
+    from astrasim.compute.catalog import catalog_device
 
     hw = sc.hardware
     if hw.devices is None:
@@ -140,8 +141,8 @@ def _check_fleet(sc: Scenario) -> None:
 def _check_headroom(sc: Scenario) -> None:
     """memory.headroom_gb below the memory of every device it applies to (catalog devices, or the
     measured hardware when the catalog knows it): else nothing could ever fit."""
-    from astrasim.scenario.fleet import device_memory
-    from astrasim.strategies.costs import profile_id, resolve_profile_path
+    from astrasim.compute.hardware import device_memory
+    from astrasim.compute.profiles import profile_id, resolve_profile_path
 
     hw, headroom = sc.hardware, sc.memory.headroom_gb
     names = [d for d in (hw.devices or hw.device) if d is not None]

@@ -116,7 +116,7 @@ class HardwareConfig(_Strict):
                                                                  "(device i uses speeds[i], times `speed`); exactly "
                                                                  "one per device of the largest device count; single "
                                                                  "runs at the fastest of them")
-    # mixed fleets (astrasim/scenario/fleet.py)
+    # mixed fleets (astrasim/compute/hardware.py)
     devices: list[str] | None = Field(None, description="mixed fleet: per-device catalog devices (device i is "
                                                         "devices[i], with its own roofline, memory and price); "
                                                         "exactly one per device of the largest device count; "
