@@ -349,3 +349,17 @@ def test_dask_address_of_a_server_that_is_not_dask_is_one_line_at_once(env):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --dask"), res.stderr
     assert took < 15 and nothing_written(env)
+
+
+def test_a_stream_too_large_for_memory_is_refused_before_any_point_runs(env):
+    """The schema's 10^6 requests exhausted 4 GB within 35 s: a stream may hold MAX_STREAM_OPS ops
+    (measured 1.5-2.5 GB at the cap: bench/bench_stream_memory.py); one line names the most
+    requests the point allows, nothing written."""
+    from astrasim.streams import MAX_STREAM_OPS, check_stream_size
+
+    line = refused(["sweep", scenario(env, workload={"arrival": "periodic", "rate_per_s": 1, "requests": 1_000_000}),
+                    "--no-progress"], "workload.requests")
+    assert "use at most" in line and nothing_written(env)
+    check_stream_size(100, MAX_STREAM_OPS // 100)  # at the cap: accepted
+    with pytest.raises(UserError, match=f"at most {MAX_STREAM_OPS // 100:,} requests"):
+        check_stream_size(100, MAX_STREAM_OPS // 100 + 1)

@@ -106,9 +106,13 @@ def test_identity_columns_are_the_points_identity():
 def test_point_is_built_by_keyword_only():
     from astrasim.scenario.grid import Point
 
+    from dataclasses import fields
+
     p = next(iter_points(from_dict(BASE)))
+    values = [getattr(p, f.name) for f in fields(Point)]
+    assert Point(**{f.name: getattr(p, f.name) for f in fields(Point)}) == p
     with pytest.raises(TypeError):
-        Point(*[getattr(p, f) for f in ("scenario", "model", "tokens", "strategy", "knobs", "devices")])
+        Point(*values)
 
 
 def _best(data: dict, tmp_path):

@@ -192,7 +192,7 @@ class WorkloadConfig(_Strict):
     requests: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         200, description="requests in the stream (single: always 1); a stream holds at most 1,000,000 ops in all "
                          "(requests x the ops of one request: about 2.5 GB of memory), so the most requests a point "
-                         "may have depends on its graph (e.g. 9,000 for vit-base sp on 4 devices)")
+                         "may have depends on its graph (e.g. 8,849 for vit-base sp on 4 devices)")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="random seed of poisson arrivals")
     trace: str | None = Field(None, description="arrival: trace: CSV with a column arrival_s, relative to the "
                                                 "scenario file; its first `requests` rows")
