@@ -214,7 +214,7 @@ def test_catalog_has_memory_for_every_device():
     cat = load_catalog()
     assert {d.name: d.memory_gb for d in cat.values() if d.name != "cpu"} == {
         "jetson-orin-nano": 8.0, "jetson-agx-orin": 64.0, "raspberry-pi-5": 8.0, "gtx-1660-ti-laptop": 6.0}
-    assert all(d.memory_source for d in cat.values())
+    assert all(d.sources["memory_gb"] for d in cat.values())
 
 
 def test_plan_says_why_a_candidate_does_not_fit_and_proposes_mixed_fleets(profiles, tmp_path):
