@@ -146,3 +146,13 @@ def test_calibrate_device_refuses_an_unwritable_catalog_before_measuring(tmp_pat
     res = CliRunner().invoke(app, ["calibrate-device", "cpu", "--catalog", str(blocker / "devices.yaml")])
     assert res.exit_code == 2 and "--catalog" in res.output
     assert blocker.read_text() == "x"
+
+
+def test_a_fleet_decodes_on_the_hardware_of_its_decoding_device(tmp_path):
+    """sp decodes on its last device: a Pi 5 behind a Jetson decodes at a lone Pi 5's pace."""
+    fleet = ["jetson-orin-nano", "raspberry-pi-5", "raspberry-pi-5", "raspberry-pi-5"]
+    sc = _sc(tmp_path, models=["gpt2-s"], devices=[4], strategies=["sp"], weight_format="q8_0",
+             hardware={"devices": fleet}, network={"topology": "ideal", "bandwidth_mbps": 1000})
+    sp = simulate_point(next(iter(sc.points())))
+    pi = simulate_point(next(iter(_sc(tmp_path, models=["gpt2-s"], weight_format="q8_0").points())))
+    assert sp["tpot_s"] == pytest.approx(pi["tpot_s"], rel=1e-9)
