@@ -181,3 +181,10 @@ def test_calibrate_device_writes_a_valid_entry_and_keeps_the_rest_of_the_catalog
     cat = load_catalog(p)
     assert cat["box2"].mem_read_gbs == 9.0 and cat["box2"].price_usd == 99.0 and cat["other"] == CatalogDevice(
         **_entry(name="other"))
+
+
+def test_weight_format_and_its_shorthand_together_are_refused():
+    from astrasim.scenario.loading import from_dict
+
+    with pytest.raises(UserError, match="weight_format and weight_bits both given"):
+        from_dict({"models": ["gpt2-s"], "weight_format": "q4_0", "weight_bits": 8})
