@@ -182,3 +182,12 @@ def test_docs_list_every_field():
     text = (ROOT / "docs" / "scenarios.md").read_text()
     for name, default, desc in describe():
         assert f"| `{name}` | `{default}` | {desc} |" in text, name
+
+
+def test_star_algorithm_reaches_the_graphs_collectives(profile):
+    from astrasim.opgraph import Comm
+
+    sc = from_dict({"devices": 4, "strategies": ["tp"], "algorithm": "star"}, name="x")
+    (p,) = [p for p in sc.points()]
+    comms = [op for op in build_point_graph(p).ops if isinstance(op, Comm)]
+    assert comms and all(c.algorithm == "star" for c in comms)

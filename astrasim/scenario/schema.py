@@ -225,7 +225,7 @@ class Scenario(_Strict):
     causal_skip: bool = Field(True, description="ASTRA on causal models: device i sends its codes only to later "
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
-        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring, direct or star (through a root)")
     weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
         [32], description="bits per stored weight (32, 16, 8, 4): weight memory and the weight bytes of the roofline "
                           "compute model (not what crosses the network: element_bits); one value or a list")

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from astrasim.layer_costs import Cost, LayerShape
+from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
 
 ELEMENT_BITS = (8, 16, 32)
-ALGORITHMS = ("auto", "ring", "direct")
+ALGORITHMS = ("auto", *COLLECTIVE_ALGORITHMS)
 WEIGHT_BITS = (4, 8, 16, 32)
 PROFILED_WEIGHT_BITS = 32       # profiles are measured in float32 (op_costs' default dtype)
 ACTIVATION_BYTES = 4            # activations and the KV cache stay in the profiled dtype (float32)
