@@ -103,6 +103,7 @@ class Strategy:
     marker: ClassVar[str] = "o"
     exact: ClassVar[bool] = True                # same accuracy as the original model, no retraining
     single_device: ClassVar[bool] = False       # always runs on one device, whatever N
+    splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
     rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
