@@ -37,10 +37,19 @@ PREDICTIONS = "predictions.csv"
 PLOT = "predicted_vs_published.png"
 
 METRICS = ("ms_per_token", "prefill_tokens_per_s", "ttft_s")
-# The weight formats of the device model (issue 26), with the bits per weight that the
-# `weight_bits` shorthand gives them; used only by a build whose scenario has no
-# `weight_format` field yet (then a row runs at these weight bits).
+# Only for a build without the device model's weight formats (astrasim.compute.formats, whose
+# names these are): the `weight_bits` a row then runs at.
 WEIGHT_FORMAT_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "q8_0": 8, "q4_0": 4, "q4_k_m": 4, "int4": 4}
+
+
+def weight_formats() -> tuple[str, ...]:
+    """The weight formats astrasim knows (astrasim.compute.formats where this build has it)."""
+    try:
+        from astrasim.compute.formats import FORMATS
+    except ImportError:
+        return tuple(WEIGHT_FORMAT_BITS)
+    return tuple(FORMATS)
+
 # What a cluster sends between devices, as its runtime names it -> scenario element_bits
 # (distributed-llama's Q80 buffer: 8-bit values with one f16 scale per 32, 8.5 bits: sent as 8).
 SYNC_BITS = {"q80": 8, "f16": 16, "f32": 32}
@@ -68,7 +77,7 @@ class Measurement(BaseModel):
     link: str = ""
     model: str = Field(min_length=1)
     weight_format: str = Field(min_length=1)
-    astrasim_format: Literal["fp32", "fp16", "bf16", "q8_0", "q4_0", "q4_k_m", "int4"]
+    astrasim_format: str
     sync_format: str = ""
     runtime: str = Field(min_length=1)
     algorithm: Literal["", "star", "ring", "direct"] = ""
@@ -90,6 +99,13 @@ class Measurement(BaseModel):
             if not ok:
                 raise ValueError(f"'{v}' is not <topology>:<Mbps> with topology one of {', '.join(TOPOLOGIES)} "
                                  "(e.g. switch:1000 for gigabit Ethernet), or empty for one device")
+        return v
+
+    @field_validator("astrasim_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in weight_formats():
+            raise ValueError(f"'{v}' is not one of astrasim's weight formats {', '.join(weight_formats())}")
         return v
 
     @field_validator("sync_format")
