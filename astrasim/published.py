@@ -146,10 +146,10 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> list[Measurement]:
     path = Path(path)
     field = str(path)
     if not path.is_file():
-        raise UserError("not found; give the published measurements CSV "
-                        f"(default {DEFAULT_TABLE.relative_to(REPO_ROOT)})", field=field)
+        raise UserError(f"{'is a directory' if path.is_dir() else 'not found'}; give the published measurements "
+                        f"CSV (default {DEFAULT_TABLE.relative_to(REPO_ROOT)})", field=field)
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             reader = csv.DictReader(f, strict=True)
             header = reader.fieldnames or []
             missing = [c for c in COLUMNS if c not in header]

@@ -1,6 +1,7 @@
 """The check against published measurements (astrasim/published.py, validation/published/)."""
 
 import csv
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -154,3 +155,14 @@ def test_the_published_measurements_are_predicted_within_the_targets():
     summary = pub.summarize(predictions)
     assert summary["single"].met, summary["single"].line()
     assert summary["multi"].met, summary["multi"].line()
+
+
+def test_hostile_table_files(tmp_path):
+    for content, fix in ((b"", "missing column(s) id"), (b"\xff\xfe\x00binary", "not a readable CSV"),
+                         (("\ufeff" + ",".join(pub.COLUMNS) + "\n").encode(), "has no rows")):
+        bad = tmp_path / "t.csv"
+        bad.write_bytes(content)
+        with pytest.raises(UserError, match=re.escape(fix)):
+            pub.load_table(bad)
+    with pytest.raises(UserError, match="is a directory"):
+        pub.load_table(tmp_path)
