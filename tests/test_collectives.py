@@ -223,3 +223,9 @@ def test_star_on_wifi_moves_the_same_air_bits_as_direct_in_fewer_frames():
     assert t_star > 4 * (n - 1) * s / 100e6  # never faster than the bare air bits at the PHY rate
     assert resolve_algorithm("all_reduce", "star", "ring") == "star"
     assert resolve_algorithm("gather", "star", "ring") == "direct"
+
+
+def test_star_levels_for_wifi_contention():
+    """Uploads: the n-1 workers send at once, one message each; then the root alone sends n-1."""
+    assert plan("all_reduce", 4, "star").levels() == ((3, 1),) * 3 + ((1, 3),) * 3
+    assert plan("all_reduce", 4, "star", multicast=True).levels() == ((3, 1),) * 3 + ((1, 1),)
