@@ -242,7 +242,7 @@ class Scenario(_Strict):
     causal_skip: bool = Field(True, description="ASTRA on causal models: device i sends its codes only to later "
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
-        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring, direct or star (through a root)")
     weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
         [32], description="shorthand for weight_format: 32 = fp32, 16 = fp16, 8 = q8_0, 4 = q4_0; one value or a list")
     weight_format: list[Annotated[str, AfterValidator(_one_of(tuple(FORMATS)))]] | None = Field(
