@@ -162,12 +162,14 @@ def test_cpu_clock_counts_the_process_cpu_per_thread_not_waiting():
 
 @pytest.mark.parametrize("kwargs, field", [
     (dict(devices=[32]), "devices"),           # more devices than tokens / heads
-    (dict(groups=[5]), "groups"),              # 5 does not divide 32
+    (dict(knobs={"groups": [5]}), "groups"),   # 5 does not divide 32
+    (dict(knobs={"codebook": [1]}), "codebook"),  # a knob's own bound (K >= 2)
+    (dict(knobs={"hops": [1]}), "knob"),       # no strategy profiles a knob 'hops'
     (dict(strategies=["no-such-strategy"]), "strategies"),
     (dict(tokens=[5000]), "tokens"),
 ])
 def test_bad_configurations_fail_before_timing(kwargs, field):
-    args = dict(strategies=["sp", "astra", "tp"], devices=[2], groups=[1], tokens=[19]) | kwargs
+    args = dict(strategies=["sp", "astra", "tp"], devices=[2], knobs={"groups": [1]}, tokens=[19]) | kwargs
     with pytest.raises(UserError, match=field):
         plan_configs(TINY, **args)
 
@@ -248,7 +250,7 @@ def test_llama_like_model_profiles_every_strategy():
     df = profile_ops(spec, devices=[1, 2, 4], groups=[16], repeats=1, warmup=0, progress=False)
     assert set(df.strategy) == {n for n, s in STRATEGIES.items() if s.ops} and (df.median_s > 0).all()
     with pytest.raises(UserError, match="KV heads"):
-        plan_configs(spec, ["tp"], [8], [1], [21])
+        plan_configs(spec, ["tp"], [8], {}, [21])
 
 
 def test_calibration_measures_positive_rates_and_the_cli_prints_them():

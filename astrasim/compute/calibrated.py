@@ -21,6 +21,7 @@ from typing import Any
 from astrasim.compute.analytic import Cost
 from astrasim.compute.catalog import CatalogDevice
 from astrasim.compute.formats import WeightFormat
+from astrasim.compute.profiles import ProfileKey
 from astrasim.errors import UserError
 
 PROFILED_BYTES = 4   # op_costs count every element at float32 (the profiled dtype)
@@ -96,14 +97,13 @@ class CalibratedCosts:
             return s.decode_op_costs(self.spec, devices, tokens, knobs).get(op)
         return s.op_costs(self.spec, devices, tokens, knobs).get(op)
 
-    def has(self, model: str, strategy: str, devices: int, op: str, groups: int = 0, codebook: int = 0) -> bool:
+    def has(self, model: str, strategy: str, devices: int, op: str, key: ProfileKey = ()) -> bool:
         from astrasim.strategies import get
 
         s = get(strategy)
         return op in s.ops or op in s.decode_ops or op == HEAD_OP
 
-    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
-                groups: int = 0, codebook: int = 0) -> float:
+    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int, key: ProfileKey = ()) -> float:
         key = (strategy, devices, op, tokens)
         hit = self._cache.get(key)
         if hit is not None:

@@ -175,15 +175,15 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     tables, seen = [], set()
     for label in settings.strategies:
         strategy, knobs = parse_label(label)
-        g, k = strategy.profile_key(knobs)
+        pkey = strategy.profile_key(knobs)
         for name, n in sorted({strategy.profile_rows(n) for n in settings.hosts}):
-            key = (name, n, g, k)
+            key = (name, n, pkey)
             if key in seen:
                 continue
             seen.add(key)
-            extra = {"codebook": k} if k else {}
-            tables.append(profile_ops(settings.model, [name], [n], [g], settings.model.tokens, threads=1,
-                                      repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+            tables.append(profile_ops(settings.model, [name], [n], None, settings.model.tokens, threads=1,
+                                      knobs={k: [v] for k, v in pkey}, repeats=settings.profile_repeats, warmup=2,
+                                      progress=False))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
     log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
@@ -209,11 +209,11 @@ def point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float]
     from astrasim.strategies import parse_label
 
     strategy, knobs = parse_label(label)
-    g, k = strategy.profile_key(knobs)
     name, n_dev = strategy.profile_rows(n)  # pp's stages run the single device's ops
     table = alone.copy()
-    rows = (table["strategy"] == name) & (table["devices"] == n_dev) & (table["groups"] == g) \
-        & (table["codebook"] == k)
+    rows = (table["strategy"] == name) & (table["devices"] == n_dev)
+    for k, v in strategy.profile_key(knobs):
+        rows &= table[k] == v
     if not rows.any():
         raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
     table.loc[rows, "median_s"] = [costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
