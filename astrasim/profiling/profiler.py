@@ -128,13 +128,13 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
                 knob = str((bad.get("loc") or ("knob",))[0])
                 raise UserError(f"{name}: {bad.get('msg', exc)}", field=knob) from None
             for n in ([1] if strategy.single_device else list(devices)):
-                for knobs in variants:
+                for variant in variants:
                     try:
                         # decode: t is a cache length, not tokens to split (any prompt of >= n tokens)
-                        strategy.check(spec, n, max(t, n) if decode else t, knobs)
+                        strategy.check(spec, n, max(t, n) if decode else t, variant)
                     except KnobError as exc:
                         raise UserError(str(exc), field=exc.knob) from None
-                    configs.append(Config(name, n, knobs, t, decode))
+                    configs.append(Config(name, n, variant, t, decode))
     return configs
 
 
