@@ -202,6 +202,21 @@ def test_cli_writes_the_profile(tmp_path):
     bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "dtype" in bad.output
+    # the generic form of --groups: the same configurations, the same key columns
+    again = tmp_path / "prof" / "knob.csv"
+    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1,2", "--knob", "groups=1,4",
+                                   "--strategies", "astra", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                                   "--out", str(again), "--quiet"])
+    assert res.exit_code == 0, res.output
+    knob = pd.read_csv(again)
+    key = ["strategy", "devices", "groups", "codebook", "op"]
+    assert knob[key].values.tolist() == df.loc[df.strategy == "astra", key].values.tolist()
+    for args, field in ((["--knob", "hops=1"], "knob"), (["--knob", "groups"], "knob"),
+                        (["--groups", "4", "--knob", "groups=4"], "groups"), (["--knob", "codebook=1"], "codebook")):
+        bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "2", "--strategies", "astra",
+                                       *args, "--out", str(tmp_path / "never.csv")])
+        assert bad.exit_code == 2 and f"error: {field}" in bad.output, (args, bad.output)
+    assert not (tmp_path / "never.csv").exists()
 
 
 def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
