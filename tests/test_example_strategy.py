@@ -95,7 +95,8 @@ def test_shipped_profiles_read_the_new_knob_as_zero(ring):
     path = profile_files(ROOT / "profiles" / "cpu.csv")[0]
     raw, df = pd.read_csv(path), read_profile(path)
     assert "hops" not in raw.columns and (df["hops"] == 0).all()
-    assert (df[["groups", "codebook", "median_s"]].to_numpy() == raw[["groups", "codebook", "median_s"]].to_numpy()).all()
+    cols = ["groups", "codebook", "median_s"]
+    assert (df[cols].to_numpy() == raw[cols].to_numpy()).all()
     costs = ProfileCosts.from_file(ROOT / "profiles" / "cpu.csv")
     astra = get("astra")
     assert costs.seconds("gpt2-s", "astra", 4, "vq_encode", 1024, astra.profile_key(astra.knobs())) > 0
@@ -109,7 +110,8 @@ def test_sweep_and_plot_show_the_example_in_its_own_look(ring, tmp_path):
 
     profile = tmp_path / "tiny.csv"
     synthetic_profile([SPEC], strategies=("single", "sp", "ring-sp"), devices=(4,)).to_csv(profile, index=False)
-    sc = from_dict({"name": "ring", "models": [TINY], "devices": [4], "strategies": ["single", "sp", {"name": "ring-sp"}],
+    sc = from_dict({"name": "ring", "models": [TINY], "devices": [4],
+                    "strategies": ["single", "sp", {"name": "ring-sp"}],
                     "hardware": {"profile": str(profile)},
                     "network": {"topology": "switch", "bandwidth_mbps": [10000, 100000]}})
     df = run_sweep(sc, out=tmp_path / "ring.csv", progress=False)

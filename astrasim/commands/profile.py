@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
         devices: str = typer.Option("1,2,4,8", help="Comma-separated device counts N."),
         knob: list[str] = typer.Option([], "--knob", help="A profiled knob's values, NAME=V1,V2 (repeatable), e.g. "
                                        "groups=1,16,32 or codebook=1024; the strategies that have the knob get one "
-                                       "configuration per value (default: the strategy's profile_values, else the knob's default). "
+                                       "configuration per value (default: the strategy's profile_values, else "
+                                       "the knob's default). "
                                        "Profiled knobs: " + ", ".join(registry.PROFILED_KNOBS)),
         groups: str = typer.Option("", help="Alias of --knob groups=... (ASTRA's group counts G)."),
         codebook: int = typer.Option(None, help="Alias of --knob codebook=... (ASTRA's codebook size K)."),

@@ -104,8 +104,8 @@ class CalibratedCosts:
         return op in s.ops or op in s.decode_ops or op == HEAD_OP
 
     def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int, key: ProfileKey = ()) -> float:
-        key = (strategy, devices, op, tokens)
-        hit = self._cache.get(key)
+        ck = (strategy, devices, op, tokens)  # the point's own knobs (self.knobs) price every op
+        hit = self._cache.get(ck)
         if hit is not None:
             return hit
         cost = self._costs(strategy, devices, op, tokens)
@@ -113,5 +113,5 @@ class CalibratedCosts:
             raise UserError(f"strategy {strategy} has no analytic cost for op {op}; the calibrated model needs one "
                             f"(its op_costs / decode_op_costs)", field="hardware.compute")
         t = self.model.seconds(cost, self.fmt, head=op == HEAD_OP)
-        self._cache[key] = t
+        self._cache[ck] = t
         return t

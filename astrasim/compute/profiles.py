@@ -201,7 +201,7 @@ class ProfileCosts:
 
     COLUMNS = ("model", "strategy", "devices", "op", "tokens", "median_s", "flops", "bytes")
 
-    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: "Roofline | None" = None):
+    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: Roofline | None = None):
         self.source = source
         self.roofline = roofline
         self._indexes: dict[tuple[str, ...], dict[tuple, Entry]] = {}
@@ -240,7 +240,7 @@ class ProfileCosts:
         return index.get((model, strategy, devices, *(v for _, v in key), op))
 
     @classmethod
-    def from_file(cls, path: str | Path, *, roofline: "Roofline | None" = None) -> "ProfileCosts":
+    def from_file(cls, path: str | Path, *, roofline: Roofline | None = None) -> ProfileCosts:
         """A profile file together with its extension files (profile_files)."""
         table = pd.concat([read_profile_table(f) for f in profile_files(path)], ignore_index=True)
         return cls(table, source=str(path), roofline=roofline)

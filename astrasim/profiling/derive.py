@@ -17,9 +17,9 @@ import argparse
 
 import pandas as pd
 
+from astrasim.compute.profiles import PROFILE_NOISE_COLUMNS, profile_columns
 from astrasim.models import get_model
 from astrasim.strategies import STRATEGIES, registry
-from astrasim.compute.profiles import PROFILE_NOISE_COLUMNS, profile_columns
 
 
 def scaled_rows(table: pd.DataFrame, source_op: str, op: str, spec_of=get_model) -> pd.DataFrame:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from astrasim.models import ModelSpec
 from astrasim.compute.profiles import profile_columns
+from astrasim.models import ModelSpec
 from astrasim.strategies import registry
 from astrasim.strategies.registry import STRATEGIES
 
@@ -23,7 +23,8 @@ def synthetic_profile(specs: list[ModelSpec], *, strategies=STRATEGY_NAMES, devi
                       hardware: str = "synthetic roofline", decode_cache=(1, 512, 1024)) -> pd.DataFrame:
     """A profile table for `specs` (tokens: list, default each model's default length); `knobs`
     (profiled knob -> values) fills the profiled knobs of the strategies that have them (a knob left
-    out: the strategy's profile_values, else its default); `groups` and `codebook` are shorthands for knobs["groups"], knobs["codebook"].
+    out: the strategy's profile_values, else its default); `groups` and `codebook` are shorthands
+    for knobs["groups"], knobs["codebook"].
     Causal models also get decode-step rows at the cache lengths `decode_cache` (the `tokens` column
     holds the cache length). Key columns: every profiled knob of the registry."""
     lists = {**({"groups": list(groups)} if groups is not None else {}),
