@@ -21,7 +21,7 @@ messages on a FlowNetwork.
   Computes are done and one of its Comms is not complete there: tp's final all-reduce); idle (the
   rest of the latency). The latency is the time the last op finishes (at every participant).
 
-The callback chain (one event loop, network/events.py: no processes, no Event objects):
+The callback chain (one event loop, engine/clock.py: no processes, no Event objects):
 
     _choose(d)                      at t = 0 (URGENT), and after each of d's computes
       |- nothing ready ............ idle until _make_ready(d, k) calls _run(d) at CHOOSE
@@ -45,6 +45,7 @@ from collections.abc import Sequence
 
 import networkx as nx
 
+from astrasim.engine.clock import CHOOSE, NORMAL, SETTLE, URGENT, Clock
 from astrasim.engine.comms import CommShape, CommState
 from astrasim.engine.cores import HostCores, Placement
 from astrasim.engine.deadlock import deadlock_error
@@ -52,7 +53,6 @@ from astrasim.engine.result import SimResult, TimelineEvent
 from astrasim.errors import UserError
 from astrasim.network.collectives import plan as collective_plan
 from astrasim.network.collectives import resolve_algorithm
-from astrasim.network.events import CHOOSE, NORMAL, URGENT, Clock
 from astrasim.network.flows import FlowNetwork
 from astrasim.network.topology import Fabric
 from astrasim.opgraph import Compute, OpGraph
@@ -95,7 +95,7 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
 class _Run:
     def __init__(self, graph: OpGraph, fabric: Fabric, speeds: list[float], record: bool):
         self.env = env = Clock()
-        self.net = net = FlowNetwork(env, fabric.resources, self._delivered, self._send_released)
+        self.net = net = FlowNetwork(env, fabric.resources, self._delivered, self._send_released, SETTLE)
         n = self.n = graph.n_devices
         self.ops = ops = graph.ops
         n_ops = len(ops)
