@@ -89,15 +89,16 @@ def jittered_speeds(speeds: list[float], jitter: float, draw: int, host_of: tupl
 def run_point(point: Point, *, record_timeline: bool = False):
     """Simulate one point; returns (SimResult, OpGraph). With hardware.speed_jitter, the run of
     median latency among JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass
-    waits for its slowest device, which the mean speeds hide (stragglers)."""
-    from astrasim.engine import simulate
+    waits for its slowest device, which the mean speeds hide (stragglers). The graph and topology
+    are compiled once for all the draws."""
+    from astrasim.engine import compile
 
     inputs = engine_inputs(point)
+    program = compile(inputs.graph, inputs.topology)
 
     def once(speeds):
-        return simulate(inputs.graph, inputs.topology, speeds=speeds, record_timeline=record_timeline,
-                        placement=inputs.placement, op_overhead_s=inputs.op_overhead_s,
-                        message_cpu_s=inputs.message_cpu_s)
+        return program.run(speeds=speeds, record_timeline=record_timeline, placement=inputs.placement,
+                           op_overhead_s=inputs.op_overhead_s, message_cpu_s=inputs.message_cpu_s)
 
     if point.speed_jitter <= 0:
         return once(inputs.speeds), inputs.graph
