@@ -16,7 +16,7 @@ when free). Messages of requests in flight share the network max-min fairly like
 the network is processor-sharing across requests, not FIFO.
 
 Per-request latency = the last finish of any of its ops (a Compute's end, a Comm's completion
-at each participant) - its arrival (the end of its clock op), read from the run's timeline.
+at each participant) - its arrival (the end of its clock op), read from the run's op end times.
 """
 
 from __future__ import annotations
@@ -192,24 +192,18 @@ def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[flo
     The SimResult's per-device lists exclude the clock device."""
     from astrasim.engine import simulate
 
-    g, owner = stream_graph(graph, arrivals)
+    g, _ = stream_graph(graph, arrivals)
     topo = topology.copy()
     topo.add_node(g.meta["clock_device"])  # isolated: the clock sends nothing
-    res = simulate(g, topo, speeds=[*speeds, 1.0], record_timeline=True)
+    res = simulate(g, topo, speeds=[*speeds, 1.0], record_op_ends=True)
     n = len(arrivals)
-    arrived = [0.0] * n
-    done = [0.0] * n
-    for e in res.timeline:
-        if e.kind == "message":
-            continue
-        r = owner[e.op]
-        if e.device == graph.n_devices:
-            arrived[r] = e.end
-        elif e.end > done[r]:
-            done[r] = e.end
+    per = len(g.ops) // n  # request r's ops: its clock op (the arrival), then its own, contiguous
+    ends = res.op_end_s
+    arrived = [ends[r * per] for r in range(n)]
+    done = [max(ends[r * per + 1:(r + 1) * per], default=0.0) for r in range(n)]
     for field in ("compute_s", "exposed_comm_s", "idle_s"):
         setattr(res, field, getattr(res, field)[:-1])
-    res.timeline = None
+    res.op_end_s = None
     latencies = [max(d - a, 0.0) for a, d in zip(arrived, done)]
     return res, StreamStats(arrived, latencies, res.latency_s, list(res.compute_s), rate_per_s)
 

@@ -111,12 +111,13 @@ class CommShape:
 class CommState:
     """One Comm in flight; per-participant lists are indexed by position in `op.devices`."""
 
-    __slots__ = ("op", "devs", "pos", "shape", "bits", "gates_left", "joined", "done_at", "deps_left",
+    __slots__ = ("k", "op", "devs", "pos", "shape", "bits", "gates_left", "joined", "done_at", "deps_left",
                  "touches_left", "held", "dependents", "gated", "released", "launched")
 
-    def __init__(self, op: Comm, shape: CommShape, pos: dict[int, int], gates: list[int],
-                 dependents: tuple[tuple[int, ...], ...]):
+    def __init__(self, k: int, op: Comm, shape: CommShape, pos: dict[int, int], gates: list[int],
+                 dependents: list[list[int]]):
         n = len(op.devices)
+        self.k = k  # the op's index in the graph
         self.op, self.devs, self.shape, self.bits = op, op.devices, shape, float(op.bits)
         self.pos = pos  # device -> position
         self.gates_left = gates  # deps of the participant not done yet

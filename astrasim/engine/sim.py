@@ -56,12 +56,12 @@ if TYPE_CHECKING:
 
 
 def run_program(program: Program, speeds: list[float], record_timeline: bool, placement: Placement | None,
-                op_overhead_s: float, message_cpu_s: float) -> SimResult:
+                op_overhead_s: float, message_cpu_s: float, record_op_ends: bool = False) -> SimResult:
     """One run of a compiled program (Program.run checks the speeds)."""
     collect = gc.isenabled()
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
     try:
-        run = _Run(program, speeds, record_timeline)
+        run = _Run(program, speeds, record_timeline, record_op_ends)
         run.share_cores(placement, op_overhead_s, message_cpu_s)
         return run.run()
     finally:
@@ -70,7 +70,7 @@ def run_program(program: Program, speeds: list[float], record_timeline: bool, pl
 
 
 class _Run:
-    def __init__(self, program: Program, speeds: list[float], record: bool):
+    def __init__(self, program: Program, speeds: list[float], record: bool, record_ends: bool):
         self.env = env = Clock()
         self.net = net = FlowNetwork(env, program.fabric.resources, self._delivered, self._send_released, SETTLE)
         n = self.n = program.n
@@ -85,16 +85,14 @@ class _Run:
         self.program = program.program  # per device: its Computes in program order
         shapes = [CommShape(spec, net) for spec in program.shapes]
         comm_state: list[CommState | None] = [None] * len(ops)
-        for k, cp in enumerate(program.comm):
-            if cp is not None:
-                comm_state[k] = CommState(ops[k], shapes[cp.shape], cp.pos, list(cp.gates),  # type: ignore[arg-type]
-                                          cp.dependents)
-        for k, cp in enumerate(program.comm):
-            if cp is not None:
-                comm_state[k].gated = [[(comm_state[j], q) for j, q in g] for g in cp.gated]  # type: ignore[union-attr]
+        for k in program.comm_ops:
+            cp = program.comm[k]
+            comm_state[k] = CommState(k, ops[k], shapes[cp.shape], cp.pos, list(cp.gates), cp.dependents)  # type: ignore
+        for k in program.comm_ops:
+            comm_state[k].gated = [[(comm_state[j], q) for j, q in g] for g in program.comm[k].gated]  # type: ignore
         self.comm_state = comm_state
         # per Compute: joins (comm, position) waiting on it
-        self.join_gates = [None if g is None else [(comm_state[j], q) for j, q in g] for g in program.join_gates]
+        self.join_gates = [[(comm_state[j], q) for j, q in g] if g else g for g in program.join_gates]
         self.finished = [st is not None for st in comm_state]  # Comms: see CommState.done_at
         self.started = list(self.finished)
         self.ready: list[list[int]] = [list(r) for r in program.ready]  # per device: heap of ready Computes
@@ -111,6 +109,7 @@ class _Run:
         self.n_messages = 0
         self.to_release: list[CommState] = []
         self.timeline: list[TimelineEvent] | None = [] if record else None
+        self.op_end: list[float] | None = [0.0] * len(ops) if record_ends else None  # per op: when it finished
 
     # ---------------------------------------------------------------- hosts and cores
     def share_cores(self, placement: Placement | None, op_overhead_s: float, message_cpu_s: float = 0.0) -> None:
@@ -152,7 +151,7 @@ class _Run:
         idle = [max(latency - c - e, 0.0) for c, e in zip(self.compute_s, self.exposed_s)]
         return SimResult(latency_s=latency, compute_s=self.compute_s, exposed_comm_s=self.exposed_s, idle_s=idle,
                          comm_bits=self.comm_bits, link_bits=self.net.link_bits(), n_messages=self.n_messages,
-                         timeline=self.timeline,
+                         timeline=self.timeline, op_end_s=self.op_end,
                          meta={"network_recomputes": self.net.recomputes, "bits_delivered": self.net.bits_delivered})
 
     # ---------------------------------------------------------------- devices
@@ -200,6 +199,8 @@ class _Run:
         if self.timeline is not None:
             op = self.ops[k]
             self.timeline.append(TimelineEvent("compute", d, op.id, op.name, start, now, op.layer))
+        if self.op_end is not None:
+            self.op_end[k] = now
         self.finished[k] = True
         for j in self.compute_dependents[k]:
             self._dep_done(j, False)
@@ -320,6 +321,8 @@ class _Run:
         if self.timeline is not None:
             op = st.op
             self.timeline.append(TimelineEvent("comm", d, op.id, op.name, st.joined[p], now, op.layer))
+        if self.op_end is not None and now > self.op_end[st.k]:
+            self.op_end[st.k] = now  # its completion at its last participant
         for k in st.dependents[p]:
             self._dep_done(k, True)
         for st2, p2 in st.gated[p]:
