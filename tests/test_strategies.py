@@ -14,7 +14,10 @@ from astrasim.strategies.registry import single_device_strategy
 from astrasim.strategies import STRATEGIES, BuildOptions, build_graph, get
 from astrasim.strategies.astra import remote_tokens, sent_tokens
 from astrasim.strategies.base import split_tokens
-from astrasim.strategies.costs import PROFILE_COLUMNS, ProfileCosts, Roofline, costs_for, interpolate, load_catalog
+from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, interpolate
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.sources import costs_for
+from astrasim.compute.roofline import Roofline
 from astrasim.strategies.synthetic import synthetic_profile
 
 VIT, GPT2 = get_model("vit-base"), get_model("gpt2-s")
@@ -44,6 +47,18 @@ def test_registry_names():
     assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "pp", "astra"}
     with pytest.raises(ValueError, match="unknown strategy"):
         build_graph("no-such-strategy", GPT2, FixedCosts(), 2, 1024)
+
+
+def test_registry_refuses_a_shared_colour_or_marker():
+    from astrasim.strategies.registry import check_distinct
+
+    check_distinct(list(STRATEGIES.values()))  # the shipped strategies are told apart
+    tp, pp = STRATEGIES["tp"], STRATEGIES["pp"]
+    for attr in ("color", "marker"):
+        own = {"name": "clash", "color": "#123456", "marker": "X"}
+        clash = type("Clash", (type(pp),), {**own, attr: getattr(tp, attr)})()
+        with pytest.raises(RuntimeError, match=f"'tp' and 'clash' share the {attr}"):
+            check_distinct([tp, pp, clash])
 
 
 def test_single_runs_every_layer_on_one_device_with_n1_rows():

@@ -10,7 +10,7 @@ TFLOP at 1024 tokens) still gets rows of the measured machine's character. The r
 derived in their `hardware` column. The shipped profiles/cpu.llama3-8b.csv is measured, not
 derived (docs/kernels.md); compare with it, do not overwrite it:
 
-    python bench/derive_profile_rows.py --target llama3-8b --reference gpt2-m --tokens 1024 \
+    python tools/derive_profile_rows.py --target llama3-8b --reference gpt2-m --tokens 1024 \
         --out /tmp/llama3-8b.derived.csv
 """
 
@@ -22,7 +22,8 @@ import math
 import pandas as pd
 
 from astrasim.models import get_model
-from astrasim.strategies.costs import PROFILE_COLUMNS, ProfileCosts, load_catalog, profile_files, read_profile_table
+from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, profile_files, read_profile_table
+from astrasim.compute.catalog import load_catalog
 from astrasim.strategies.synthetic import synthetic_profile
 
 KEY = ["strategy", "devices", "groups", "codebook", "op"]
