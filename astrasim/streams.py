@@ -190,6 +190,16 @@ def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[flo
     """Simulate the stream of `graph` (one request) arriving at `arrivals`; (SimResult, StreamStats).
 
     The SimResult's per-device lists exclude the clock device."""
+    collect = gc.isenabled()
+    gc.disable()  # the stream's graph and program (no cycles) die here: never scanned by the collector
+    try:
+        return _run_stream(graph, topology, speeds, arrivals, rate_per_s)
+    finally:
+        if collect:
+            gc.enable()
+
+
+def _run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[float], rate_per_s: float | None):
     from astrasim.engine import simulate
 
     g, _ = stream_graph(graph, arrivals)

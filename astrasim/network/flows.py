@@ -396,6 +396,7 @@ class FlowNetwork:
         """Max-min fair rates, by progressive filling, of the classes connected to a change."""
         self.recomputes += 1
         users, cap = self.users, self.cap
+        done, seq = self._done, self._seq
         for c in self._dirty_solo:  # alone on its resources: its bottleneck's capacity / load
             c.advance(now)
             if c.bundle:
@@ -408,9 +409,11 @@ class FlowNetwork:
                         rate = r
             c.rate = rate
             c.version += 1
-            if rate > 0.0:
-                self._push_done(c)
+            if rate > 0.0:  # (_push_done)
+                heapq.heappush(done, (c.t + (c.heap[0][0] - c.service) / rate, next(seq), c, c.version))
         self._dirty_solo.clear()
+        if not self._dirty:
+            return
         comp: dict[int, FlowClass] = {}
         weight: dict[int, float] = {}
         stack = [rid for rid in self._dirty if users[rid]]
