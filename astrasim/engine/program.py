@@ -49,8 +49,8 @@ class Program:
     them are Comms), `compute_dependents[k]` and `join_gates[k]` (a Compute's waiting Computes and
     Comm joins (comm op index, position)), `comm[k]` (a Comm's CommPlan, else None); `comm_ops`:
     the Comms' indices; per device its Computes in program order, their count, its Comms' count,
-    its Computes ready at t = 0 and those waiting on Comms only. Runs read these tables and never
-    write them (they copy the counters they consume)."""
+    its Computes ready at t = 0 and those waiting on Comms only; `chain_next[k]`: see below. Runs
+    read these tables and never write them (they copy the counters they consume)."""
 
     def __init__(self, graph: OpGraph, fabric: Fabric):
         graph.validate()
@@ -149,6 +149,14 @@ class Program:
                 elif deps[k] == comm_deps[k]:
                     waiting_on_comm[device_of[k]] += 1
         self.ready, self.waiting_on_comm = ready, waiting_on_comm
+        # chain_next[k] = the Compute that only waits for Compute k, which only it waits for, next
+        # in their device's program (or -1): k's end starts it at once (engine/sim.py _computed)
+        chain_next = [-1] * n_ops
+        for own in program:
+            for a, b in zip(own, own[1:]):
+                if deps[b] == 1 and not comm_deps[b] and compute_dependents[a] == [b] and not join_gates[a]:
+                    chain_next[a] = b
+        self.chain_next = chain_next
 
     def run(self, *, speeds: Sequence[float] | None = None, record_timeline: bool = False,
             placement: Placement | None = None, op_overhead_s: float = 0.0, message_cpu_s: float = 0.0,

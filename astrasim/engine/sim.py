@@ -28,6 +28,7 @@ The callback chain (one event loop, engine/clock.py: no processes, no Event obje
       |- an earlier op may still become ready at this instant: _run(d) at CHOOSE
       '- _run(d): start d's first ready Compute k ---(its duration, NORMAL)---> _computed(d)
     _computed(d)
+      |- k's only dependent is d's next op (Program.chain_next): start it, as _choose would
       |- Computes waiting on k: _dep_done -> _make_ready
       |- joins waiting on k:    _join(comm, p) -> _launch -> FlowNetwork.send_parts
       '- _choose(d)
@@ -83,6 +84,7 @@ class _Run:
         self.computes_left = list(program.computes)  # per device
         self.comms_left = list(program.comms)  # per device: Comms not complete there
         self.program = program.program  # per device: its Computes in program order
+        self.chain_next = program.chain_next
         shapes = [CommShape(spec, net) for spec in program.shapes]
         comm_state: list[CommState | None] = [None] * len(ops)
         for k in program.comm_ops:
@@ -202,6 +204,22 @@ class _Run:
         if self.op_end is not None:
             self.op_end[k] = now
         self.finished[k] = True
+        nxt = self.chain_next[k]
+        if nxt >= 0 and self.host_cores[d] is None:  # k's only dependent, next in d's program
+            program, started, head = self.program[d], self.started, self.head[d]
+            while started[program[head]]:
+                head += 1
+            self.head[d] = head
+            if program[head] == nxt:  # what _dep_done, _make_ready, _choose and _run would do, in one
+                self.deps_left[nxt] = 0
+                started[nxt] = True
+                if self.waiting_on_comm[d]:
+                    self.exposed_s[d] += now - self.since[d]
+                self.busy[d] = True
+                self.running[d] = nxt
+                self.since[d] = now
+                self.env.call_at(self.duration[nxt], NORMAL, self._computed, d)
+                return
         for j in self.compute_dependents[k]:
             self._dep_done(j, False)
         for st, p in self.join_gates[k]:
