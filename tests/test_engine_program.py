@@ -53,3 +53,36 @@ def test_the_network_imports_nothing_of_the_engine():
            "print(any(m.startswith('astrasim.engine') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_op_ends_are_the_timeline_s_last_end_of_each_op():
+    g, topo = ring_layers(3, 2), build_topology("wifi", 3, 20.0)
+    program = compile(g, topo)
+    timed, ends = program.run(record_timeline=True), program.run(record_op_ends=True)
+    last: dict[str, float] = {}
+    for e in timed.timeline:
+        if e.kind != "message":
+            last[e.op] = max(last.get(e.op, 0.0), e.end)
+    assert ends.op_end_s == [last[op.id] for op in g.ops]
+    assert ends.timeline is None and timed.op_end_s is None
+
+
+def test_a_chained_compute_starts_at_its_predecessor_s_end_unless_an_earlier_op_is_ready():
+    ideal = build_topology("ideal", 2, 10.0)
+    g = OpGraph(1)
+    for op in (Compute("a", 0, 1.0), Compute("b", 0, 2.0, deps=("a",)), Compute("s", 0, 0.5, deps=("b",))):
+        g.add(op)
+    program = compile(g, build_topology("ideal", 1, 10.0))
+    assert program.chain_next == [1, 2, -1]  # b only waits for a, which only b waits for; s the same
+    r = program.run(record_timeline=True)
+    assert {e.op: e.start for e in r.timeline} == {"a": 0.0, "b": 1.0, "s": 3.0}
+    # device 1 runs w, x, y in program order; y is x's chained successor, but w (earlier in program
+    # order) becomes ready at x's end (1.0, with c's end on device 0): w runs first, then y
+    g2 = OpGraph(2)
+    for op in (Compute("c", 0, 1.0), Compute("w", 1, 1.0, deps=("c",)), Compute("x", 1, 1.0),
+               Compute("y", 1, 1.0, deps=("x",))):
+        g2.add(op)
+    program2 = compile(g2, ideal)
+    assert program2.chain_next[2] == 3
+    r2 = program2.run(record_timeline=True)
+    assert {e.op: e.start for e in r2.timeline} == {"c": 0.0, "x": 0.0, "w": 1.0, "y": 2.0}
