@@ -31,6 +31,7 @@ GENERATION_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")  # empty when output_tokens =
 RESULT_COLUMNS += GENERATION_COLUMNS
 STREAM_COLUMNS = ("throughput_per_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "utilization", "stable")
 RESULT_COLUMNS += STREAM_COLUMNS  # streams: astrasim.streams.StreamStats.columns
+RESULT_COLUMNS += ("compute_source",)  # measured | calibrated | datasheet (astrasim.compute.hardware.compute_source)
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

@@ -34,7 +34,7 @@ def test_every_hardware_option_reaches_prefill_decode_and_streams(strategy):
     for option, moves_single in OPTIONS:
         row = _row(strategy, option)
         assert row["ttft_s"] > 0 and row["tpot_s"] > 0 and row["e2e_s"] >= row["ttft_s"], (option, row)
-        assert row["ttft_s"] == row["latency_s"]
+        assert row["ttft_s"] > row["latency_s"]  # the prefill, then the first token's LM head
         st = _row(strategy, option, stream)
         if strategy == "single" and not moves_single:
             continue

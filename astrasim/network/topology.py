@@ -4,7 +4,7 @@ A topology is a ``networkx.Graph``. Device nodes are the ints ``0..n-1``; other 
 ("switch", "ap", anything in a custom graph) only forward. Attributes:
 
 * ``G.graph``: ``kind``, ``n_devices``, ``broadcast`` (multicast flows on), ``default_algorithm``
-  ("ring" or "direct": what ``algorithm="auto"`` means for all-gather / all-reduce /
+  ("ring", "direct" or "star": what ``algorithm="auto"`` means for all-gather / all-reduce /
   reduce-scatter) and ``media``: ``{name: {bandwidth_mbps, latency_s, efficiency, loss_rate,
   bandwidth_trace, airtime}}`` for shared half-duplex channels (Wi-Fi); ``airtime`` is a
   ``WifiMedium`` (wifi_config.py) on the wifi presets: the efficiency comes from the 802.11
@@ -38,7 +38,6 @@ import networkx as nx
 from astrasim.errors import UserError
 
 KINDS = ("mesh", "switch", "wifi", "wifi-adhoc", "ideal")
-ALGORITHMS = ("ring", "direct")
 
 # Per-kind defaults (docs/network.md explains each). latency_s is the alpha of one
 # device-to-device message, except on "wifi" where it is per crossing of the air (a

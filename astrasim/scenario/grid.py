@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, Callable, Iterator
 
+from astrasim.compute.formats import FORMATS
 from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import KNOB_FIELDS, knob_columns, single_device_strategy
@@ -78,15 +79,19 @@ class Point:
     hosts: int | None = None        # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
-    message_cpu_s: float = 0.0      # hardware.message_cpu_s: host CPU per message sent or received
+    message_cpu_s: float | None = None  # hardware.message_cpu_s: host CPU per message (None: the catalog's)
     speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
     costs: Any = None               # a ProfileCosts given in memory instead of profile_path's file (validation)
+    weight_format: str = "fp32"     # astrasim.compute.formats (weight_bits is its shorthand)
+    compute: str = "auto"           # hardware.compute (astrasim.compute.hardware.compute_mode)
 
     def options(self) -> BuildOptions:
-        from astrasim.compute.hardware import point_fleet
+        from astrasim.compute.formats import weight_format
+        from astrasim.compute.hardware import head_seconds, point_fleet
 
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
-                            weight_bits=self.weight_bits, fleet=point_fleet(self))
+                            weight_bits=weight_format(self.weight_format).bits, fleet=point_fleet(self),
+                            head_s=head_seconds(self) if self.output_tokens > 0 else ())
 
     @property
     def single_device(self) -> bool:
@@ -122,7 +127,8 @@ class Point:
             from astrasim.compute.hardware import fastest
 
             listed = self.listed
-            i = fastest(list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None)
+            i = fastest(list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None,
+                        self.weight_format)
             return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=listed[i],
                            workload=SINGLE, hardware=listed[i], speeds=(self.speeds[i],) if self.speeds else None)
         return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, workload=SINGLE)
@@ -165,6 +171,8 @@ IDENTITY: tuple[tuple[str, Callable[[Point], Any]], ...] = (
     ("partition", attrgetter("partition")),
     ("output_tokens", attrgetter("output_tokens")),  # generation
     *((k, _workload(k)) for k in WORKLOAD_COLUMNS),  # request streams
+    ("weight_format", attrgetter("weight_format")),  # astrasim.compute.formats (weight_bits: its width)
+    ("compute", attrgetter("compute")),  # hardware.compute: measured profile, calibrated or datasheet roofline
 )
 IDENTITY_COLUMNS: tuple[str, ...] = tuple(name for name, _ in IDENTITY)
 VARIANT_COLUMNS: tuple[str, ...] = ("strategy", *KNOB_FIELDS)  # a point's strategy variant; the rest: its setting
@@ -191,12 +199,12 @@ def iter_points(sc) -> Iterator[Point]:
         for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
             for device in hw.device:
                 first = fleet_all[0] if fleet_all else device
-                profile = hw.profile or (catalog_device(first).profile if first else "cpu")
+                profile = hw.profile or ((catalog_device(first).profile or "cpu") if first else "cpu")
                 ppath = resolve_profile_path(profile, sc._base_dir)
                 hardware = device or profile_id(ppath)
                 axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
-                                         net.loss_rate, sc.element_bits, sc.weight_bits, sc.devices)
-                for speed, topo, bw, alpha, eff, loss, bits, wbits, n in axes:
+                                         net.loss_rate, sc.element_bits, sc.weight_formats(), sc.devices)
+                for speed, topo, bw, alpha, eff, loss, bits, wfmt, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom, wifi)
                     for (name, strategy, knobs), workload in itertools.product(variants, workloads):
@@ -204,11 +212,12 @@ def iter_points(sc) -> Iterator[Point]:
                                   devices=1 if strategy.single_device else n, hardware=hardware,
                                   profile_path=str(ppath), device=device, speed=float(speed), speeds=speeds,
                                   network=network, element_bits=bits, causal_skip=sc.causal_skip,
-                                  algorithm=sc.algorithm, weight_bits=wbits, partition=hw.partition,
-                                  listed=fleet_all, headroom_gb=sc.memory.headroom_gb,
+                                  algorithm=sc.algorithm, weight_bits=FORMATS[wfmt].nominal_bits,
+                                  partition=hw.partition, listed=fleet_all, headroom_gb=sc.memory.headroom_gb,
+                                  weight_format=wfmt, compute=hw.compute,
                                   output_tokens=out_tokens, workload=workload,
                                   hosts=hw.hosts, cores_per_host=hw.cores_per_host,
-                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=float(hw.message_cpu_s),
+                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=_opt_float(hw.message_cpu_s),
                                   speed_jitter=float(hw.speed_jitter))
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
@@ -257,7 +266,7 @@ def count_points(sc) -> int:
     hw, net = sc.hardware, sc.network
     per_network = 1
     for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
-                 sc.element_bits, sc.weight_bits, sc.output_tokens):
+                 sc.element_bits, sc.weight_formats(), sc.output_tokens):
         per_network *= distinct(axis)
     variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
                 for entry in sc.strategies for knobs in entry.variants()}

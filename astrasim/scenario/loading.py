@@ -53,15 +53,17 @@ def check(sc: Scenario) -> None:
         raise UserError("list at least one device count", field="devices")
     if not sc.strategies:
         raise UserError("list at least one strategy", field="strategies")
+    splitting = [e.name for e in sc.strategies if get(e.name).splits_tokens]
     for spec in specs:
         for t in sc.tokens or [spec.tokens]:
             if t > spec.max_tokens:
                 raise UserError(f"tokens={t} outside 1..{spec.max_tokens} for {spec.name}; lower it", field="tokens")
             parts = t - 1 if spec.cls_token else t
             for n in sc.devices:
-                if n > parts:
-                    raise UserError(f"N={n} devices is larger than the {parts} tokens of {spec.name} to split; "
-                                    f"use at most {parts} devices or more tokens", field="devices")
+                if splitting and n > parts:
+                    raise UserError(f"N={n} devices is larger than the {parts} tokens of {spec.name} that "
+                                    f"{', '.join(splitting)} split; use at most {parts} devices or more tokens",
+                                    field="devices")
     for i, entry in enumerate(sc.strategies):
         _check_entry(entry, f"strategies[{i}]", specs, sc)
     _check_generation(sc, specs)
