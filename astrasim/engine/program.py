@@ -159,11 +159,12 @@ class Program:
         self.chain_next = chain_next
 
     def run(self, *, speeds: Sequence[float] | None = None, record_timeline: bool = False,
-            placement: Placement | None = None, op_overhead_s: float = 0.0, message_cpu_s: float = 0.0,
-            record_op_ends: bool = False) -> SimResult:
+            placement: Placement | None = None, op_overhead_s: float | Sequence[float] = 0.0,
+            message_cpu_s: float = 0.0, record_op_ends: bool = False) -> SimResult:
         """One run (engine/sim.py has the semantics): `speeds` per device (None: all 1), devices on
         hosts with cores (`placement`, None: every device its own processor), `op_overhead_s`
-        added to every Compute, `message_cpu_s` host CPU seconds per message sent or received;
+        added to every Compute of more than zero seconds (one value or one per device),
+        `message_cpu_s` host CPU seconds per message sent or received;
         `record_timeline`: every interval (SimResult.timeline); `record_op_ends`: only when each op
         finished (SimResult.op_end_s: what a request stream needs, far cheaper)."""
         n = self.n
@@ -193,12 +194,14 @@ def compile(graph: OpGraph, topology: nx.Graph | Fabric) -> Program:  # noqa: A0
 
 def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
              record_timeline: bool = False, placement: Placement | None = None,
-             op_overhead_s: float = 0.0, message_cpu_s: float = 0.0, record_op_ends: bool = False) -> SimResult:
+             op_overhead_s: float | Sequence[float] = 0.0, message_cpu_s: float = 0.0,
+             record_op_ends: bool = False) -> SimResult:
     """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
     routes across runs); engine/sim.py's docstring has the semantics. `placement`: devices on
     hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
-    every Compute (dispatch / launch cost); `message_cpu_s`: host CPU seconds per message sent or
-    received; `record_op_ends`: SimResult.op_end_s (Program.run). One compile and one run: to run a
+    every Compute of more than zero seconds (dispatch / launch cost; a zero-second Compute is
+    bookkeeping, no kernel), one value or one per device; `message_cpu_s`: host CPU seconds per
+    message sent or received; `record_op_ends`: SimResult.op_end_s (Program.run). One compile and one run: to run a
     graph several times, `compile` it once and call `Program.run`."""
     return compile(graph, topology).run(speeds=speeds, record_timeline=record_timeline, placement=placement,
                                         op_overhead_s=op_overhead_s, message_cpu_s=message_cpu_s,

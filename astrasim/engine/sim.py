@@ -4,7 +4,8 @@ messages on a FlowNetwork.
 * Each device runs one Compute at a time; among its ready ops it starts the first in program
   order (if that is not its earliest unstarted op, it waits for the rest of the current instant
   before choosing, so ops that become ready at the same instant compete fairly). A Compute of
-  `seconds` takes `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0) on a
+  `seconds` takes `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0, for a
+  Compute of more than zero seconds) on a
   processor of its own; with a `placement` (hosts with a number of cores, astrasim/engine/cores.py)
   the computes of a host with more devices than cores share its cores (processor sharing).
   With `message_cpu_s` > 0 every message costs its sender's and each receiver's host that many
@@ -42,6 +43,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from astrasim.engine.clock import CHOOSE, NORMAL, SETTLE, URGENT, Clock
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
 
 
 def run_program(program: Program, speeds: list[float], record_timeline: bool, placement: Placement | None,
-                op_overhead_s: float, message_cpu_s: float, record_op_ends: bool = False) -> SimResult:
+                op_overhead_s: float | Sequence[float], message_cpu_s: float, record_op_ends: bool = False) -> SimResult:
     """One run of a compiled program (Program.run checks the speeds)."""
     collect = gc.isenabled()
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
@@ -114,15 +116,21 @@ class _Run:
         self.op_end: list[float] | None = [0.0] * len(ops) if record_ends else None  # per op: when it finished
 
     # ---------------------------------------------------------------- hosts and cores
-    def share_cores(self, placement: Placement | None, op_overhead_s: float, message_cpu_s: float = 0.0) -> None:
+    def share_cores(self, placement: Placement | None, op_overhead_s: float | Sequence[float],
+                    message_cpu_s: float = 0.0) -> None:
         """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
         a shared HostCores (the others keep a processor of their own: the fixed-duration path),
         and every device on one when messages cost CPU (a device of no placement: a 1-core host)."""
-        for name, value in (("op_overhead_s", op_overhead_s), ("message_cpu_s", message_cpu_s)):
+        per_device = [op_overhead_s] * self.n if isinstance(op_overhead_s, (int, float)) else list(op_overhead_s)
+        if len(per_device) != self.n:
+            raise UserError(f"needs one op_overhead_s per device ({self.n}), got {len(per_device)}",
+                            "hardware.op_overhead_s")
+        for name, value in (*(("op_overhead_s", v) for v in per_device), ("message_cpu_s", message_cpu_s)):
             if value < 0 or not math.isfinite(value):
                 raise UserError(f"{name} must be a finite number >= 0, got {value!r}", f"hardware.{name}")
-        if op_overhead_s:
-            self.duration = [t + op_overhead_s if self.device_of[k] >= 0 else t for k, t in enumerate(self.duration)]
+        if any(per_device):
+            self.duration = [t + per_device[self.device_of[k]] if self.device_of[k] >= 0 and t > 0 else t
+                             for k, t in enumerate(self.duration)]
         self.host_cores: list[HostCores | None] = [None] * self.n
         self.message_cpu_s = message_cpu_s
         if placement is None:

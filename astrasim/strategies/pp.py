@@ -59,6 +59,7 @@ class PipelineParallel(Strategy):
     paper_role = ""
     color, marker = "#CC79A7", "P"
     label_knobs = {"chunks": "C"}
+    splits_tokens = False  # the layers are split; chunks (<= T, checked below) split the prompt
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:
@@ -112,7 +113,7 @@ class PipelineParallel(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         one = self._one_device()
-        t = one.layer_decode_seconds(costs, spec)
+        t = one.layer_decode_seconds(costs, spec, options)
         stages = self.stages(spec, n)
         bits = spec.hidden * options.element_bits
         prev = b.sinks(n - 1)
