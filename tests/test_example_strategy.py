@@ -146,3 +146,19 @@ def test_validation_harness_runs_every_devices_real_kernels(ring):
         with torch.inference_mode():  # as DeviceRun.run calls them
             outs = [call() for _, call in kernel_sequence(dev)]
         assert [o.shape for o in outs] == [(1, SPEC.tokens // n, SPEC.hidden)] * (2 * SPEC.layers)
+
+
+def test_a_profiled_knob_must_be_one_of_its_integer_knobs():
+    """Profile rows are keyed by integer columns: a profiled knob the strategy lacks (its rows would
+    all collide on 0) or one that is not an integer is refused when the strategy is registered."""
+    for knob in ("hop", "decode_kv"):
+        class Wrong(type(RING)):
+            name, color, marker = "wrong", "#123456", "h"
+            profiled_knobs = (knob,)
+
+        if knob == "decode_kv":
+            Wrong.Knobs = get("sp").Knobs
+        with pytest.raises(RuntimeError, match=f"profiles knob '{knob}'"):
+            with registered(Wrong()):
+                pass
+    assert "wrong" not in STRATEGIES
