@@ -3,22 +3,24 @@ same points with the simulator, and compare.
 
 Steps (`run_validation`):
 
-1. microbenchmarks, never the validation points: every strategy's kernels timed alone by the
-   shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process) and the harness's
-   per-op dispatch cost (`dispatch.py`); on each testbed, before its points, the CPU cost of a
-   message (`interference.py`) and, at each bandwidth, the network's alpha and efficiency from a
+1. microbenchmarks, before any point: every strategy's kernels timed alone by the shipped
+   profiler (`astrasim.profiling.profile_ops`, one thread, one process) and the harness's per-op
+   dispatch cost (`dispatch.py`); on each testbed, before its points, the CPU cost of a message
+   (`interference.py`) and, at each bandwidth, the network's alpha and efficiency from a
    point-to-point exchange (`calibrate.py`);
 2. build every point as the simulator does (`point_for` -> `astrasim.pointrun.engine_inputs`);
 3. measure: for each topology and N, build N shaped hosts (`netns.py`), each a worker process
    pinned to a CPU (`worker.pin`), and at each bandwidth run the point's own OpGraph on every host
    (`worker.py`, `programs.py`: real kernels, the engine's collective plans); latency = the
    median over repeats of (last rank's end - common start), and its spread over repeats as the
-   point's noise figure. Right before and right after a point's passes its workers run the co-run
-   microbenchmark (`corun.py`: every rank's kernels at once, no communication), which gives the
-   point's costs (this VM's speed drifts within a minute, so they are taken seconds from it);
-4. predict: `astrasim.engine.simulate` on the same engine inputs;
+   point's noise figure. Around the point's passes its workers also run co-run rounds
+   (`corun.py`: every rank's kernels at once, no communication, one right before each pass);
+4. predict each point twice (`predict`): **from profiles** (`from_profiles`: the kernels timed
+   alone, the testbed's microbenchmarks, nothing measured during the point's passes: what a user
+   with the shipped profiler gets) and **in-situ** (the kernel costs and speed jitter of the
+   point's own co-run rounds: the engine and network model given the kernels' times as they ran);
 5. write results.csv, summary.csv / summary.md, calibration.csv, profile.csv and the plot
-   (`report.py`).
+   (`report.py`), each with the protocol number (`protocol.py`).
 
 error = predicted / measured - 1 (positive: the simulator is slower than reality).
 """
@@ -29,7 +31,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +43,7 @@ from astrasim.validation.dispatch import dispatch_overhead_s
 from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.graphs import VALIDATION_MODEL, graph_to_json
+from astrasim.validation.protocol import PROTOCOL, SETTINGS_KEYS, Settings
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
 from astrasim.validation.steal import clean, least_stolen
 
@@ -48,64 +51,13 @@ __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict"
            "TARGET_MEDIAN", "TARGET_MAX"]
 
 
-def default_strategies() -> list[str]:
-    """Every registered strategy at its default knobs, by its registry label."""
-    from astrasim.strategies import STRATEGIES
-
-    return [s.label() for s in STRATEGIES.values()]
-
-
-@dataclass
-class Settings:
-    """One validation campaign; `strategies` are registry labels (astrasim.strategies.parse_label)."""
-
-    hosts: list[int] = field(default_factory=lambda: [2, 4])
-    bandwidths: list[float] = field(default_factory=lambda: [20.0, 100.0])
-    topologies: list[str] = field(default_factory=lambda: list(TOPOLOGIES))
-    strategies: list[str] = field(default_factory=default_strategies)
-    repeats: int = 3
-    warmup: int = 1
-    budget_s: float = 1.5
-    max_repeats: int = 20
-    calibration_repeats: int = 5
-    profile_repeats: int = 10
-    model: ModelSpec = VALIDATION_MODEL
-    seed: int = 0
-
-    def check(self) -> None:
-        from astrasim.errors import UserError
-        from astrasim.strategies import parse_label
-
-        if not self.hosts or any(n < 2 or n > 16 for n in self.hosts):
-            raise UserError("every host count must be in 2..16", field="hosts")
-        if not self.bandwidths or any(b <= 0 or b > 10000 for b in self.bandwidths):
-            raise UserError("bandwidths must be in (0, 10000] Mbps", field="bandwidths")
-        bad = [t for t in self.topologies if t not in TOPOLOGIES]
-        if bad or not self.topologies:
-            raise UserError(f"unknown topology {bad}; use {', '.join(TOPOLOGIES)}", field="topologies")
-        if not self.strategies:
-            raise UserError("give at least one strategy label", field="strategies")
-        for label in self.strategies:
-            try:
-                strategy, knobs = parse_label(label)
-                for n in self.hosts:
-                    strategy.check(self.model, n, self.model.tokens, knobs)
-            except Exception as exc:  # unknown name, bad tag, a knob the model cannot take
-                raise UserError(f"strategy '{label}': {exc}; use registry labels such as "
-                                f"{', '.join(repr(x) for x in default_strategies())}",
-                                field="strategies") from None
-        if self.repeats < 1 or self.warmup < 0:
-            raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats")
-
-
-SETTINGS_KEYS = tuple(Settings.__dataclass_fields__)
-
-
 def load_settings(path: str | Path | None = None, **overrides) -> Settings:
-    """Settings from an optional YAML file (keys: SETTINGS_KEYS; `model` a mapping of ModelSpec
-    fields), then the non-None keyword overrides (the CLI options)."""
+    """Settings from an optional YAML file (under `validate:`; keys: SETTINGS_KEYS, `model` a
+    mapping of ModelSpec fields), then the non-None keyword overrides (the CLI options); anything
+    not given is the frozen protocol's default (`protocol.Settings`)."""
+    from pydantic import ValidationError
+
     from astrasim.errors import UserError
-    from astrasim.models import model_from_dict
 
     data: dict = {}
     if path is not None:
@@ -119,19 +71,18 @@ def load_settings(path: str | Path | None = None, **overrides) -> Settings:
         if not isinstance(data, dict):
             raise UserError("a validation scenario must be a mapping", field="scenario")
         data = data.get("validate", data)
+        if not isinstance(data, dict):
+            raise UserError("'validate' must be a mapping of settings", field="scenario")
         unknown = set(data) - set(SETTINGS_KEYS)
         if unknown:
             raise UserError(f"unknown key(s) {sorted(unknown)}; allowed: {', '.join(SETTINGS_KEYS)}", field="scenario")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(data.get("model"), dict):
-        data["model"] = model_from_dict({"name": "val-custom", **data["model"]})
     try:
         settings = Settings(**data)
-        settings.hosts = [int(h) for h in settings.hosts]
-        settings.bandwidths = [float(b) for b in settings.bandwidths]
-        settings.strategies = [str(s) for s in settings.strategies]
-    except (TypeError, ValueError) as exc:
-        raise UserError(str(exc), field="scenario") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "scenario"
+        raise UserError(f"{err['msg']} (got {err.get('input')!r})", field=where) from None
     settings.check()
     return settings
 
@@ -259,7 +210,7 @@ def _loadavg() -> float:
 
 
 def measured_row(res: list[dict], label: str) -> dict:
-    """Median latency, its spread (noise figure) and in-situ op times of one point's passes (those
+    """Median latency, its spread (noise figure) and the op times inside one point's passes (those
     the hypervisor did not visibly take from: `clean_passes`), and the share stolen during them."""
     every = [r["result"][label]["passes"] for r in res]
     recs = clean_passes(every)
@@ -273,7 +224,7 @@ def measured_row(res: list[dict], label: str) -> dict:
             ops.setdefault(op, []).append(statistics.median(p["ops"].get(op, 0.0) for p in r))
     return {"measured_s": med, "measured_min_s": lat[0], "measured_max_s": lat[-1],
             "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0, "measured_compute_s": compute,
-            "in_situ_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
+            "in_pass_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
             "repeats": len(lat), "passes_dropped": len(every[0]) - len(lat),
             "stolen": statistics.mean(_pass_shares(recs)), "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
             "loadavg_1m": _loadavg()}
@@ -325,7 +276,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             timed = install_point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
-                         "strategy": lb, **measured_row(res, lb), "job_stolen": stolen,
+                         "strategy": lb, "protocol": PROTOCOL, **measured_row(res, lb), "job_stolen": stolen,
                          "_point": replace(p, profile_path=key, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
@@ -410,34 +361,43 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
     return cost
 
 
+def from_profiles(point):
+    """The point as a user predicts it: kernel costs from the profile rows measured alone
+    (PROFILE_KEY, the campaign's standalone kernel microbenchmark), the testbed's network
+    calibration, placement, dispatch and message CPU costs (microbenchmarks taken before its
+    points), and nothing measured during or around the point's passes: no co-run rounds and no
+    speed jitter (a user has no per-point rounds to draw it from)."""
+    return replace(point, profile_path=PROFILE_KEY, speed_jitter=0.0)
+
+
 def predict(measured: pd.DataFrame) -> pd.DataFrame:
-    """Add the simulator's prediction to every measured row: the same engine inputs the hosts ran
-    (and, as a diagnostic, the same graph with the op times measured inside the real passes)."""
+    """Add both predictions to every measured row (`report.PREDICTIONS`): from profiles
+    (`from_profiles`) and in-situ (the row's `_point`: costs and jitter from its co-run rounds),
+    and, as a diagnostic, the same graph with the op times measured inside the real passes."""
     from astrasim.engine import simulate
     from astrasim.pointrun import engine_inputs, run_point
-
     out = []
     for row in measured.to_dict("records"):
         point = row.pop("_point")
-        res, _ = run_point(point)
+        preds = {}
+        for kind, p in (("profiles", from_profiles(point)), ("in_situ", point)):
+            res, _ = run_point(p)
+            err = res.latency_s / row["measured_s"] - 1.0
+            preds.update({f"predicted_{kind}_s": res.latency_s, f"error_{kind}": err, f"abs_error_{kind}": abs(err),
+                          f"predicted_compute_{kind}_s": max(res.compute_s)})
         inputs = engine_inputs(point)
-        in_situ = json.loads(row["in_situ_ops"])
-        g2 = replace(inputs.graph, ops=[replace(op, seconds=in_situ.get(op.name, op.seconds))
+        in_pass = json.loads(row["in_pass_ops"])
+        g2 = replace(inputs.graph, ops=[replace(op, seconds=in_pass.get(op.name, op.seconds))
                                         if hasattr(op, "seconds") and op.seconds > 0 else op
                                         for op in inputs.graph.ops])
-        # (in-situ op times were measured under the real core sharing and messages: neither here)
+        # (op times measured in the passes include the real core sharing and messages: neither here)
         pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds, op_overhead_s=inputs.op_overhead_s).latency_s
         net = point.network
-        pred = res.latency_s
-        out.append({**row, "predicted_s": pred, "error": pred / row["measured_s"] - 1.0,
-                    "abs_error": abs(pred / row["measured_s"] - 1.0),
-                    "predicted_in_situ_s": pred2, "error_in_situ": pred2 / row["measured_s"] - 1.0,
-                    "predicted_compute_s": max(res.compute_s), "comm_bits": res.comm_bits,
-                    "n_messages": res.n_messages, "alpha_s": net.latency_s or 0.0,
+        out.append({**row, **preds, "predicted_in_pass_s": pred2, "error_in_pass": pred2 / row["measured_s"] - 1.0,
+                    "comm_bits": res.comm_bits, "n_messages": res.n_messages, "alpha_s": net.latency_s or 0.0,
                     "efficiency": net.efficiency or 1.0, "hosts_on_machine": point.hosts,
                     "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s,
-                    "message_cpu_s": point.message_cpu_s,
-                    "speed_jitter": point.speed_jitter})
+                    "message_cpu_s": point.message_cpu_s, "speed_jitter": point.speed_jitter})
     return pd.DataFrame(out)
 
 
