@@ -116,8 +116,9 @@ def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
 
 def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     """Every (strategy, N) of the grid timed alone by the shipped profiler (one thread, ops in
-    program order), installed under PROFILE_KEY: the base table whose rows each point's co-run
-    windows replace (`install_point_costs`)."""
+    program order), installed under PROFILE_KEY: the kernel costs of the prediction from profiles
+    (`from_profiles`), and the base table whose rows each point's co-run rounds replace for the
+    in-situ one (`install_point_costs`)."""
     from astrasim.profiling import profile_ops
     from astrasim.strategies import parse_label
     from astrasim.strategies.costs import PRELOADED, ProfileCosts
@@ -233,10 +234,11 @@ def measured_row(res: list[dict], label: str) -> dict:
 def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             log=print, trace_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
-    engine inputs are built first, and its OpGraph is what the hosts run; each point is costed by
-    the co-run rounds its workers ran right before each pass (`cost_rounds`, `corun.py`), on top of
-    the `alone` profile, and its network by the calibration of its testbed at its bandwidth, taken
-    right before (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
+    engine inputs are built first, and its OpGraph is what the hosts run; each row's `_point` is
+    its in-situ prediction: costed by the co-run rounds its workers ran right before each pass
+    (`cost_rounds`, `corun.py`) on top of the `alone` profile, with their speed jitter
+    (`from_profiles` turns it into the prediction from profiles); its network is the calibration of
+    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
     message intervals and CPU time, the co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
     Returns (measured rows, the profiles used: alone rows and each
     point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
@@ -317,9 +319,8 @@ PAIRED_MIN = 5  # co-run rounds paired with passes that suffice alone for a poin
 def cost_rounds(per_rank: list[dict]) -> list[dict]:
     """The co-run rounds a point's costs come from, per rank (each rank's result of the point):
     the rounds run right before each pass when there are at least PAIRED_MIN of them (they saw the
-    machine as the passes did: its speed drifts within seconds, and windows before and after a
-    point's passes once had its kernels at 134 ms against 192 ms inside them), otherwise those
-    pooled with the windows before and after the passes."""
+    machine as the passes did: its speed drifts within seconds), otherwise those pooled with the
+    windows before and after the passes."""
     from astrasim.validation.corun import pooled
 
     paired = [r.get("paired") for r in per_rank]
