@@ -45,7 +45,8 @@ from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.graphs import VALIDATION_MODEL, graph_to_json
 from astrasim.validation.protocol import PROTOCOL, SETTINGS_KEYS, Settings
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
-from astrasim.validation.steal import clean, least_stolen
+from astrasim.validation.idle import IDLE_MAX, measure_others, wait_idle
+from astrasim.validation.steal import RETAKES, clean, least_stolen
 
 __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict", "plot", "summary_markdown",
            "TARGET_MEDIAN", "TARGET_MAX"]
@@ -133,12 +134,24 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
                 continue
             seen.add(key)
             extra = {"codebook": k} if k else {}
-            tables.append(profile_ops(settings.model, [name], [n], [g], settings.model.tokens, threads=1,
-                                      repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+            best, best_share = None, float("inf")
+            for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
+                wait_idle(log, f"profiling {name} N={n}")
+                rows, share = measure_others(lambda: profile_ops(
+                    settings.model, [name], [n], [g], settings.model.tokens, threads=1,
+                    repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+                if share < best_share:
+                    best, best_share = rows, share
+                if share <= IDLE_MAX:
+                    break
+                log(f"  profiling {name} N={n}: other processes used {share:.0%} of the CPUs"
+                    + (", taking it again" if attempt < RETAKES else "; keeping the least disturbed try"))
+            tables.append(best.assign(others_share=best_share))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
     PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
-    log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
+    log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows; other processes "
+        f"used at most {table['others_share'].max():.0%} of the CPUs meanwhile")
     return table
 
 
@@ -265,6 +278,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
         def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
             return max(max(measured_row(res, lb)["stolen"], kept_share_of_rounds(res, lb)) for lb in labels)
 
+        busy = wait_idle(log, f"the points of {topo or 'none'} N={n} {bw:g} Mbps")
         res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
                                                    timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps",
                                    share_of=kept_stolen)
@@ -279,6 +293,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
                          "strategy": lb, "protocol": PROTOCOL, **measured_row(res, lb), "job_stolen": stolen,
+                         "busy_before": busy,
                          "_point": replace(p, profile_path=key, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
@@ -294,6 +309,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
                 setup = None
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
+                    wait_idle(log, f"calibrating {topo} N={n} {bw:g} Mbps")
                     cal, table = calibrate(bed, repeats=settings.calibration_repeats, log=log)
                     cals[(topo, n, bw)] = cal
                     cal_tables.append(table)
@@ -351,6 +367,8 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
     calibrated network and its hosts; re-taken like a point's job when the hypervisor steals."""
     from astrasim.engine.cores import Placement
     from astrasim.validation.interference import fit_message_cpu, kept_pairs
+
+    wait_idle(log, f"the message CPU microbenchmark {topology} N={n}")
 
     res, _ = least_stolen(lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300), log,
                           f"message CPU microbenchmark {topology} N={n}",

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from astrasim.models import ModelSpec
 from astrasim.validation.graphs import VALIDATION_MODEL
 
-PROTOCOL = 1
-PROTOCOL_HASH = "d415cf18798979d6"  # harness_hash() of PROTOCOL; bump both together
+PROTOCOL = 2  # 1: frozen 2026-12-06; 2: + waiting for idle CPUs before every job, the profile retaken under load
+PROTOCOL_HASH = "570f279ee74e1cfc"  # harness_hash() of PROTOCOL; bump both together
 
 # The model fields a validation YAML may set (model_from_dict fills the rest).
 MODEL_KEYS = ("name", "layers", "hidden", "heads", "mlp_hidden", "tokens")
@@ -102,10 +102,11 @@ SETTINGS_KEYS = tuple(Settings.model_fields)
 
 def harness_constants() -> dict:
     """The constants the harness modules measure with (each in its own module, its one home)."""
-    from astrasim.validation import calibrate, compare, corun, dispatch, interference, steal
+    from astrasim.validation import calibrate, compare, corun, dispatch, idle, interference, steal
 
     return {"corun.ROUNDS": corun.ROUNDS, "compare.PAIRED_MIN": compare.PAIRED_MIN,
             "steal.STEAL_MAX": steal.STEAL_MAX, "steal.RETAKES": steal.RETAKES,
+            "idle.IDLE_MAX": idle.IDLE_MAX, "idle.IDLE_WAIT_S": idle.IDLE_WAIT_S,
             "calibrate.LADDER_BYTES": list(calibrate.LADDER_BYTES), "calibrate.FIT_MIN_BYTES": calibrate.FIT_MIN_BYTES,
             "calibrate.ALPHA_MAX_BYTES": calibrate.ALPHA_MAX_BYTES, "calibrate.SMALL_REPEATS": calibrate.SMALL_REPEATS,
             "calibrate.SIM_KIND": calibrate.SIM_KIND, "dispatch.CHAIN_OPS": dispatch.CHAIN_OPS,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from astrasim.fileio import atomic_path
+from astrasim.validation.idle import IDLE_MAX, IDLE_WAIT_S
 
 TARGET_MEDIAN, TARGET_MAX = 0.05, 0.15
 
@@ -127,7 +128,11 @@ def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, cals: dict,
                      f"{int(results['passes_dropped'].sum() + results['repeats'].sum())} passes; a job whose kept "
                      f"samples are still stolen above 2 % is taken again, up to twice)"
                      if "passes_dropped" in results.columns else "")
-                  + ("." if "stolen" in results.columns else "")]
+                  + ("." if "stolen" in results.columns else "")
+                  + (f" Other processes' share of the CPUs right before a point's job: max "
+                     f"{results['busy_before'].max():.0%} (every job, the kernel profile of each strategy included, "
+                     f"waits up to {IDLE_WAIT_S:.0f} s for it to fall to {IDLE_MAX:.0%}; `astrasim.validation.idle`)."
+                     if "busy_before" in results.columns and results["busy_before"].notna().any() else "")]
     heads = " | ".join(f"{name}: median / max / mean error" for name in PREDICTIONS.values())
     lines += ["", f"| group | value | points | {heads} |", "|---|---|---|" + "---|" * len(PREDICTIONS)]
     for r in summary.to_dict("records"):

@@ -25,7 +25,7 @@ from astrasim.validation.calibrate import Calibration
 MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
                     "measured_max_s", "noise", "measured_compute_s", "in_pass_ops", "repeats", "late_start_s",
                     "loadavg_1m", "stolen")
-OPTIONAL_COLUMNS = ("passes_dropped", "job_stolen")  # absent from the oldest campaigns kept: carried over where present
+OPTIONAL_COLUMNS = ("passes_dropped", "job_stolen", "busy_before")  # absent from the oldest campaigns kept: carried over where present
 # Campaigns measured before the protocol was frozen (protocol 0: results.csv has no `protocol`
 # column) named the in-situ prediction `predicted_s` and the prediction from the op times inside
 # the passes `predicted_in_situ_s`; they had no prediction from profiles. Their names, as today's:
