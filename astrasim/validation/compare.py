@@ -45,7 +45,7 @@ from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.graphs import VALIDATION_MODEL, graph_to_json
 from astrasim.validation.protocol import PROTOCOL, SETTINGS_KEYS, Settings
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
-from astrasim.validation.idle import IDLE_MAX, measure_others, wait_idle
+from astrasim.validation.idle import IDLE_MAX, IDLE_START_S, measure_others, wait_idle
 from astrasim.validation.steal import RETAKES, clean, least_stolen
 
 __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict", "plot", "summary_markdown",
@@ -428,6 +428,7 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
     with machine_lock(log):
         t0 = time.monotonic()
         log("1/3 microbenchmarks: the kernels (each alone) and the harness's dispatch cost")
+        wait_idle(log, "the campaign", limit_s=IDLE_START_S)
         profile = microbenchmark_profile(settings, log=log)
         overhead = dispatch_overhead_s()
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")

@@ -4,7 +4,8 @@ The hypervisor's steal (`steal.py`) is one neighbour; another is any other proce
 machine. A kernel profile taken while other jobs keep the CPUs busy times their load, not the
 kernels: then the prediction from profiles is off by the load, whatever the simulator does. So
 before every job (the kernel profile of each strategy, a calibration, a message CPU
-microbenchmark, a bandwidth's points) the campaign waits, up to IDLE_WAIT_S, until the CPUs are
+microbenchmark, a bandwidth's points) the campaign waits, up to IDLE_WAIT_S (IDLE_START_S before
+the first), until the CPUs are
 idle (other processes busy at most IDLE_MAX of them over a second, while the campaign sleeps),
 and the kernel profile, which runs in this process, also measures the share the others took while
 it ran and is taken again (up to `steal.RETAKES` more times, the least disturbed kept) above
@@ -18,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-IDLE_MAX = 0.10     # share of all CPUs other processes may use before (and during a profile)
-IDLE_WAIT_S = 300.0  # the longest a job waits for the CPUs to go idle; then it runs and says so
+IDLE_MAX = 0.10      # share of all CPUs other processes may use before (and during a profile)
+IDLE_WAIT_S = 120.0  # the longest a job waits for the CPUs to go idle; then it runs and says so
+IDLE_START_S = 600.0  # the longest the campaign waits before its first job
 
 T = TypeVar("T")
 
@@ -52,16 +54,17 @@ def measure_others(fn: Callable[[], T]) -> tuple[T, float]:
     return out, others_share(before, busy_times(), time.process_time() - c0)
 
 
-def wait_idle(log=print, what: str = "", window_s: float = 1.0) -> float:
+def wait_idle(log=print, what: str = "", window_s: float = 1.0, limit_s: float | None = None) -> float:
     """Wait until other processes use at most IDLE_MAX of the CPUs over `window_s` (this process
-    sleeping), or IDLE_WAIT_S has passed; return the last share seen."""
+    sleeping), or `limit_s` (default IDLE_WAIT_S) has passed; return the last share seen."""
+    limit_s = IDLE_WAIT_S if limit_s is None else limit_s
     t0, said = time.monotonic(), False
     while True:
         share = measure_others(lambda: time.sleep(window_s))[1]
         if share <= IDLE_MAX:
             return share
-        if time.monotonic() - t0 > IDLE_WAIT_S:
-            log(f"  other processes still use {share:.0%} of the CPUs after {IDLE_WAIT_S:.0f} s; {what} runs anyway")
+        if time.monotonic() - t0 > limit_s:
+            log(f"  other processes still use {share:.0%} of the CPUs after {limit_s:.0f} s; {what} runs anyway")
             return share
         if not said:
             log(f"  waiting for the CPUs to go idle before {what} (other processes use {share:.0%})")

@@ -20,7 +20,7 @@ from astrasim.models import ModelSpec
 from astrasim.validation.graphs import VALIDATION_MODEL
 
 PROTOCOL = 2  # 1: frozen 2026-12-06; 2: + waiting for idle CPUs before every job, the profile retaken under load
-PROTOCOL_HASH = "570f279ee74e1cfc"  # harness_hash() of PROTOCOL; bump both together
+PROTOCOL_HASH = "f379f693a23f8d41"  # harness_hash() of PROTOCOL; bump both together
 
 # The model fields a validation YAML may set (model_from_dict fills the rest).
 MODEL_KEYS = ("name", "layers", "hidden", "heads", "mlp_hidden", "tokens")
@@ -106,7 +106,7 @@ def harness_constants() -> dict:
 
     return {"corun.ROUNDS": corun.ROUNDS, "compare.PAIRED_MIN": compare.PAIRED_MIN,
             "steal.STEAL_MAX": steal.STEAL_MAX, "steal.RETAKES": steal.RETAKES,
-            "idle.IDLE_MAX": idle.IDLE_MAX, "idle.IDLE_WAIT_S": idle.IDLE_WAIT_S,
+            "idle.IDLE_MAX": idle.IDLE_MAX, "idle.IDLE_WAIT_S": idle.IDLE_WAIT_S, "idle.IDLE_START_S": idle.IDLE_START_S,
             "calibrate.LADDER_BYTES": list(calibrate.LADDER_BYTES), "calibrate.FIT_MIN_BYTES": calibrate.FIT_MIN_BYTES,
             "calibrate.ALPHA_MAX_BYTES": calibrate.ALPHA_MAX_BYTES, "calibrate.SMALL_REPEATS": calibrate.SMALL_REPEATS,
             "calibrate.SIM_KIND": calibrate.SIM_KIND, "dispatch.CHAIN_OPS": dispatch.CHAIN_OPS,
