@@ -14,7 +14,10 @@ from astrasim.strategies.registry import single_device_strategy
 from astrasim.strategies import STRATEGIES, BuildOptions, build_graph, get
 from astrasim.strategies.astra import remote_tokens, sent_tokens
 from astrasim.strategies.base import split_tokens
-from astrasim.strategies.costs import PROFILE_COLUMNS, ProfileCosts, Roofline, costs_for, interpolate, load_catalog
+from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, interpolate
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.sources import costs_for
+from astrasim.compute.roofline import Roofline
 from astrasim.strategies.synthetic import synthetic_profile
 
 VIT, GPT2 = get_model("vit-base"), get_model("gpt2-s")
@@ -270,10 +273,12 @@ def test_roofline_scales_compute_bound_by_peak_and_memory_bound_by_bandwidth():
 
 def test_catalog_has_the_required_devices_with_sources():
     cat = load_catalog()
-    for name in ("cpu", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-5", "gtx-1660-ti-laptop"):
+    for name in ("cpu", "raspberry-pi-4b", "raspberry-pi-5", "jetson-orin-nano", "jetson-orin-nano-super",
+                 "jetson-agx-orin", "gtx-1660-ti-laptop", "intel-n150-minipc"):
         d = cat[name]
-        assert d.peak_flops > 0 and d.mem_bandwidth_gbs > 0 and d.power_w > 0 and d.price_usd > 0 and d.source
-        assert d.profile == "cpu"
+        assert d.peak_flops > 0 and d.mem_bandwidth_gbs > 0 and d.active_power_w > 0 and d.price_usd > 0 and d.sources
+        assert (d.mem_read_gbs <= d.mem_bandwidth_gbs or d.profile) and "fp32" in d.matmul_gflops
+        assert d.profile == ("cpu" if name == "cpu" else None)
 
 
 def test_synthetic_profile_is_a_valid_profile_for_every_builder():

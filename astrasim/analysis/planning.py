@@ -79,7 +79,7 @@ def _pydantic_message(exc: ValidationError, prefix: str) -> UserError:
 def _find_profile_file(name: str) -> Path:
     """profiles/<name> looked up where profiles and the device catalog are ($ASTRASIM_PROFILES,
     ./profiles, the source tree's profiles/)."""
-    from astrasim.strategies.costs import profiles_dirs
+    from astrasim.compute.profiles import profiles_dirs
 
     for d in profiles_dirs():
         if (d / name).is_file():
@@ -109,7 +109,7 @@ def load_networks(path: str | Path | None = None) -> dict[str, NetworkOption]:
 
 def load_devices(path: str | Path | None = None) -> dict:
     """The device catalog (owned by the strategies layer): name -> CatalogDevice."""
-    from astrasim.strategies.costs import load_catalog
+    from astrasim.compute.catalog import load_catalog
 
     return load_catalog(path)
 
@@ -437,7 +437,7 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
     if unknown:
         raise UserError(f"hardware {unknown} not in the device catalog {sorted(devices)}", field="hardware")
     # a mixed fleet: the sum of its prices; its power is the mean over its devices (busy_s is a sum)
-    power = pd.Series([sum(devices[d].power_w for d in f) / len(f) for f in fleets], index=df.index, dtype=float)
+    power = pd.Series([sum(devices[d].active_power_w for d in f) / len(f) for f in fleets], index=df.index, dtype=float)
     df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
     df["network_cost_usd"] = [0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
                               for name, n in zip(df["network_option"], df["devices"])]

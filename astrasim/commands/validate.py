@@ -64,6 +64,9 @@ def register(app: typer.Typer) -> None:
         profiles (kernels timed alone, network, dispatch and message CPU from microbenchmarks
         before the points) and in-situ (kernel costs from co-run rounds around each point's
         passes). Needs root and `ip netns`; elsewhere it says so in one line and exits 2."""
+        from astrasim.fileio import check_output_folder
+
+        check_output_folder(out, ("results.csv", "summary.md", "predicted_vs_measured.png"), "--out")  # before any work
         command = "astrasim validate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if reuse_measurements is not None:
             from astrasim.validation.compare import load_settings, repredict, verdict

@@ -19,17 +19,20 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from astrasim.layer_costs import Cost, LayerShape
+from astrasim.compute.analytic import Cost, LayerShape, lm_head
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
+from astrasim.compute.partition import proportional_split
+from astrasim.compute.formats import SHORTHAND
+from astrasim.compute.roofline import Fleet
+from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
 
 ELEMENT_BITS = (8, 16, 32)
-ALGORITHMS = ("auto", "ring", "direct")
-WEIGHT_BITS = (4, 8, 16, 32)
-PROFILED_WEIGHT_BITS = 32       # profiles are measured in float32 (op_costs' default dtype)
-ACTIVATION_BYTES = 4            # activations and the KV cache stay in the profiled dtype (float32)
+ALGORITHMS = ("auto", *COLLECTIVE_ALGORITHMS)
+WEIGHT_BITS = tuple(sorted(SHORTHAND))  # the `weight_bits` shorthand of a weight format
 
 
 class Costs(Protocol):
@@ -71,20 +74,22 @@ class BuildOptions:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
-    # memory and fleets (see Fleet): bits per stored weight; per-device hardware and partition weights
-    weight_bits: int = 32
-    fleet: "Fleet | None" = None
+    # memory and fleets (see Fleet): bits per stored weight (the weight format's, scales included);
+    # per-device hardware and partition weights
+    weight_bits: float = 32
+    fleet: Fleet | None = None
+    head_s: tuple[float, ...] = ()  # generation: seconds of one token's LM head on each device (0: none there)
 
     @property
     def uniform(self) -> bool:
-        """Every device runs the profiled time as is (today's model: no fleet, profiled weight bits)."""
-        return self.fleet is None and self.weight_bits == PROFILED_WEIGHT_BITS
+        """Every device runs the given per-op time as is (no fleet: one hardware type, even split)."""
+        return self.fleet is None
 
     def check(self) -> None:
         if self.element_bits not in ELEMENT_BITS:
             raise ValueError(f"element_bits must be one of {ELEMENT_BITS}")
-        if self.weight_bits not in WEIGHT_BITS:
-            raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}")
+        if not self.weight_bits > 0:
+            raise ValueError("weight_bits must be positive")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}")
 
@@ -102,6 +107,7 @@ class Strategy:
     marker: ClassVar[str] = "o"
     exact: ClassVar[bool] = True                # same accuracy as the original model, no retraining
     single_device: ClassVar[bool] = False       # always runs on one device, whatever N
+    splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
     rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
@@ -214,6 +220,30 @@ class Strategy:
                                 f"--out {out}`", field="hardware.profile")
         return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, g, k)
 
+    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, device: int,
+                               options: BuildOptions) -> dict[str, "Cost"]:
+        """Analytic cost of one decode step's ops on `device` (default: device 0's, on its own hardware)."""
+        return self.decode_op_costs(spec, n, cache, knobs)
+
+    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs, options: BuildOptions
+                              ) -> Callable[[int, str, int], float]:
+        """(device, op, cache) -> seconds of a decode-step op on that device: decode_seconds scaled like
+        device_seconds (the device's own share and hardware) when the point has a fleet."""
+        t = self.decode_seconds(costs, spec, n, knobs)
+        if options.uniform:
+            return lambda d, op, cache: t(op, cache)
+        fleet = options.fleet or Fleet()
+        memo: dict[tuple, float] = {}
+
+        def seconds(d: int, op: str, cache: int) -> float:
+            key = (d, op, cache)
+            if key not in memo:
+                ref = self.decode_op_costs(spec, n, cache, knobs).get(op)
+                mine = self.device_decode_op_costs(spec, n, cache, knobs, d, options).get(op)
+                memo[key] = t(op, cache) * fleet.factor(d, ref, mine, options.weight_bits)
+            return memo[key]
+        return seconds
+
     # -- helpers for builders -------------------------------------------------------------------
     def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
@@ -259,6 +289,16 @@ class Strategy:
         parts = self.parts(spec, n, tokens, knobs, options)
         mine = [self.device_op_costs(spec, n, tokens, knobs, parts, d, options) for d in range(n)]
         return lambda d, op: t(op) * fleet.factor(d, ref.get(op), mine[d].get(op), options.weight_bits)
+
+    # -- the LM head (generation: one per produced token; astrasim.strategies.with_heads) ------------
+    def head_cost(self, spec: "ModelSpec", n: int) -> Cost:
+        """One token's final norm, LM head and next-token embedding lookup on a device computing it
+        (default: the whole vocabulary on one device)."""
+        return lm_head(spec.hidden, spec.vocab, spec.norm, 4)
+
+    def head_devices(self, n: int) -> tuple[int, ...]:
+        """The devices computing the LM head (default: the last, which holds the last position)."""
+        return (n - 1,)
 
     def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, **meta: Any) -> "Builder":
         return Builder(n, {"strategy": self.name, "model": spec.name, "devices": n, "tokens": tokens,
@@ -317,164 +357,3 @@ class Builder:
         return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),  # type: ignore[arg-type]
                                    tuple(d for d in deps if d), root=root, algorithm=algorithm,  # type: ignore[arg-type]
                                    name=name, layer=layer))
-
-
-# ---------------------------------------------------------------------------------------------
-# Memory, weight precision and uneven partitions (docs/strategies.md, "Memory and fleets")
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Bytes one device holds for one inference."""
-
-    weights: float = 0.0
-    codebooks: float = 0.0
-    kv_cache: float = 0.0
-    activations: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.weights + self.codebooks + self.kv_cache + self.activations
-
-
-def layer_weights(sh: LayerShape, out_dim: int | None = None) -> int:
-    """Weight elements of one layer of shape `sh` (a full layer, a tp shard with `out_dim` = D, or a
-    bp slice): the two norms, Q/K/V/out projections and the MLP, biases where the model has them."""
-    d, hd, f = sh.hidden, sh.head_dim, sh.mlp_hidden
-    out = out_dim or d
-    b = 1 if sh.bias else 0
-    norms = 2 * d * (2 if sh.norm == "layernorm" else 1)
-    attn = d * (sh.heads + 2 * sh.kv_heads) * hd + b * (sh.heads + 2 * sh.kv_heads) * hd + sh.heads * hd * out + b * out
-    up = 2 * f if sh.activation == "swiglu" else f
-    mlp = d * up + b * up + f * out + b * out
-    return norms + attn + mlp
-
-
-def outer_weights(spec: "ModelSpec") -> int:
-    """Weight elements outside the layers: token embedding (and head unless tied), learned position
-    embeddings, the final norm."""
-    emb = spec.vocab * spec.hidden * (1 if spec.tied_embeddings else 2)
-    pos = spec.max_tokens * spec.hidden if spec.learned_positions else 0
-    return emb + pos + spec.hidden * (2 if spec.norm == "layernorm" else 1)
-
-
-def model_weights(spec: "ModelSpec", sh: LayerShape | None = None) -> int:
-    """Every weight element of the model (gpt2-s: 124,439,808; llama3-8b: 8,030,261,248)."""
-    return spec.layers * layer_weights(sh or LayerShape.of(spec)) + outer_weights(spec)
-
-
-def kv_bytes(layers: int, tokens: int, kv_heads: int, head_dim: int) -> float:
-    """The KV cache of `tokens` tokens over `layers` layers and `kv_heads` heads (ACTIVATION_BYTES each)."""
-    return float(layers * tokens * 2 * kv_heads * head_dim * ACTIVATION_BYTES)
-
-
-def activation_bytes(sh: LayerShape, inputs: int, queries: int, keys: int, mlp_tokens: int) -> float:
-    """Peak live activations of one layer (fused attention: no T x T score matrix): the larger of the
-    attention phase (block input of `inputs` tokens, its norm, Q of `queries`, K/V of `keys`, output)
-    and the MLP phase (input, norm, hidden units, output of `mlp_tokens`)."""
-    d, hd = sh.hidden, sh.head_dim
-    attn = 2 * inputs * d + queries * sh.heads * hd + 2 * keys * sh.kv_heads * hd + queries * d
-    up = 2 * sh.mlp_hidden if sh.activation == "swiglu" else sh.mlp_hidden
-    mlp = 3 * mlp_tokens * d + mlp_tokens * up
-    return float(max(attn, mlp) * ACTIVATION_BYTES)
-
-
-def proportional_split(total: int, weights: list[float], minimum: int = 1,
-                       maximum: list[int] | None = None) -> list[int]:
-    """Split `total` items (tokens, heads, columns, layers) in proportion to `weights`, each part at
-    least `minimum` and at most maximum[i] (memory bound; the excess goes to the others). Largest
-    remainder, ties to the lower index, so equal weights give torch.tensor_split's split exactly."""
-    n = len(weights)
-    if n == 0 or any(w <= 0 for w in weights):
-        raise ValueError("partition weights must be positive, one per device")
-    cap = list(maximum) if maximum is not None else [total] * n
-    if total < minimum * n or sum(cap) < total or any(c < minimum for c in cap):
-        raise ValueError(f"cannot split {total} into {n} parts of {minimum}..{cap}")
-    parts = [0] * n
-    free = list(range(n))
-    left = total
-    while True:  # water-filling: clamp parts over their cap, share the rest among the others
-        wsum = sum(weights[i] for i in free)
-        ideal = {i: left * weights[i] / wsum for i in free}
-        over = [i for i in free if max(minimum, ideal[i]) > cap[i]]
-        if not over:
-            break
-        for i in over:
-            parts[i] = cap[i]
-            left -= cap[i]
-            free.remove(i)
-    base = {i: max(minimum, int(math.floor(ideal[i]))) for i in free}
-    # give back what the minimum took from the largest ideal shares, then hand out the remainder
-    while sum(base.values()) > left:
-        j = max((i for i in free if base[i] > minimum), key=lambda i: (base[i] - ideal[i], -i))
-        base[j] -= 1
-    order = sorted(free, key=lambda i: (-(ideal[i] - base[i]), i))
-    k = 0
-    while sum(base.values()) < left:
-        i = order[k % len(order)]
-        if base[i] < cap[i]:
-            base[i] += 1
-        k += 1
-    for i in free:
-        parts[i] = base[i]
-    return parts
-
-
-@dataclass(frozen=True)
-class Rate:
-    """Roofline of one device: peak FLOP/s and memory bytes/s."""
-
-    peak_flops: float
-    bytes_per_s: float
-
-    def seconds(self, flops: float, nbytes: float) -> float:
-        return max(flops / self.peak_flops, nbytes / self.bytes_per_s)
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """Per-device hardware of a point: `measured` is the profiled hardware (None: not in the catalog,
-    so only FLOP ratios are used), devices[i] device i's (None: the measured hardware), `shares` the
-    partition weights (None: even), `capacity` what each device's memory can take (bounds the split)."""
-
-    measured: Rate | None = None
-    devices: tuple[Rate | None, ...] = ()
-    shares: tuple[float, ...] | None = None
-    capacity: tuple[float | None, ...] = ()  # bytes each device may fill (memory less headroom; None: unknown)
-
-    def factor(self, device: int, ref: Cost | None, mine: Cost | None, weight_bits: int) -> float:
-        """t_device / t_profiled = roofline(device hardware, its op at weight_bits) /
-        roofline(measured hardware, the profiled op at the profiled precision)."""
-        if ref is None or mine is None:
-            return 1.0
-        nbytes = mine.bytes - mine.weights * (1 - weight_bits / PROFILED_WEIGHT_BITS)
-        if self.measured is None:
-            return mine.flops / ref.flops if ref.flops > 0 else 1.0
-        target = (self.devices[device] if device < len(self.devices) else None) or self.measured
-        base = self.measured.seconds(ref.flops, ref.bytes)
-        return target.seconds(mine.flops, nbytes) / base if base > 0 else 1.0
-
-
-def bounded_split(total: int, n: int, options: BuildOptions, bytes_at: Callable[[int, int], float],
-                  minimum: int = 1) -> list[int]:
-    """`total` items over n devices in proportion to the fleet's shares (even without), each device's
-    part capped so that its footprint bytes_at(device, part) stays within its capacity. When the
-    capacities cannot hold everything the uncapped split is returned (the point then does not fit)."""
-    fleet = options.fleet
-    if fleet is None or not fleet.shares:
-        return proportional_split(total, [1] * n, minimum)
-    weights = list(fleet.shares)
-    caps = []
-    for d in range(n):
-        cap = fleet.capacity[d] if d < len(fleet.capacity) else None
-        if cap is None:
-            caps.append(total)
-            continue
-        lo, hi = minimum - 1, total  # the largest part whose footprint fits: bytes_at grows with the part
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if bytes_at(d, mid) <= cap else (lo, mid - 1)
-        caps.append(lo)
-    if sum(caps) < total or min(caps) < minimum:
-        return proportional_split(total, weights, minimum)
-    return proportional_split(total, weights, minimum, caps)

@@ -28,10 +28,9 @@ from pydantic import Field
 
 from astrasim.errors import UserError
 from astrasim.kernels.split import split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
-from astrasim.strategies.base import (
-    KnobError, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights, split_tokens,
-)
+from astrasim.compute.analytic import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
+from astrasim.strategies.base import KnobError, Knobs, Strategy, split_tokens
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 
 TOKEN_BITS = 32  # a sampled token id sent back to stage 0 in decode
 
@@ -60,6 +59,7 @@ class PipelineParallel(Strategy):
     paper_role = ""
     color, marker = "#CC79A7", "P"
     label_knobs = {"chunks": "C"}
+    splits_tokens = False  # the layers are split; chunks (<= T, checked below) split the prompt
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:
@@ -113,7 +113,7 @@ class PipelineParallel(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         one = self._one_device()
-        t = one.layer_decode_seconds(costs, spec)
+        t = one.layer_decode_seconds(costs, spec, options)
         stages = self.stages(spec, n)
         bits = spec.hidden * options.element_bits
         prev = b.sinks(n - 1)

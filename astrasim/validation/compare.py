@@ -93,9 +93,10 @@ PROFILE_KEY = "validation-microbenchmark-profile"
 
 
 def point_for(settings: Settings, label: str, n: int, topology: str | None, bandwidth_mbps: float,
-              cal: Calibration | None, host_setup: dict | None = None, profile_key: str = PROFILE_KEY):
-    """The scenario Point of one validation point (costs: the microbenchmark profile installed
-    under `profile_key`; network: the testbed's simulator kind with the calibrated alpha and
+              cal: Calibration | None, host_setup: dict | None = None, profile_key: str = PROFILE_KEY,
+              costs=None):
+    """The scenario Point of one validation point (costs: `costs`, the microbenchmark profile
+    named `profile_key`; network: the testbed's simulator kind with the calibrated alpha and
     efficiency; `host_setup`: the testbed machine's hosts and cores, see `machine_hosts`)."""
     from astrasim.scenario.grid import NetworkPoint, Point
     from astrasim.strategies import parse_label
@@ -104,7 +105,8 @@ def point_for(settings: Settings, label: str, n: int, topology: str | None, band
     net = NetworkPoint("ideal", 1.0) if topology is None else calibrated_network(topology, bandwidth_mbps, cal)
     return Point(scenario="validate", model=settings.model, tokens=settings.model.tokens, strategy=strategy.name,
                  knobs=knobs, devices=1 if strategy.single_device else n, hardware="validation host",
-                 profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, **(host_setup or {}))
+                 profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, costs=costs,
+                 **(host_setup or {}))
 
 
 def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
@@ -117,12 +119,11 @@ def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
 
 def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     """Every (strategy, N) of the grid timed alone by the shipped profiler (one thread, ops in
-    program order), installed under PROFILE_KEY: the kernel costs of the prediction from profiles
+    program order), with the share other processes took meanwhile: the kernel costs of the prediction from profiles
     (`from_profiles`), and the base table whose rows each point's co-run rounds replace for the
-    in-situ one (`install_point_costs`)."""
+    in-situ one (`point_costs`)."""
     from astrasim.profiling import profile_ops
     from astrasim.strategies import parse_label
-    from astrasim.strategies.costs import PRELOADED, ProfileCosts
 
     tables, seen = [], set()
     for label in settings.strategies:
@@ -149,7 +150,6 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             tables.append(best.assign(others_share=best_share))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
-    PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
     log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows; other processes "
         f"used at most {table['others_share'].max():.0%} of the CPUs meanwhile")
     return table
@@ -160,11 +160,18 @@ def point_key(topology: str | None, n: int, bandwidth_mbps: float, label: str) -
     return f"{PROFILE_KEY}:{topology or 'none'}:{n}:{bandwidth_mbps:g}:{label}"
 
 
-def install_point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float], key: str) -> pd.DataFrame:
-    """Install the alone profile with `label`'s N-device rows re-timed by its co-run windows under
-    `key`; returns the re-timed rows."""
+def alone_costs(alone: pd.DataFrame, source: str = "validation microbenchmark profile"):
+    """The alone profile as per-op costs (what every point is built from before its own windows)."""
+    from astrasim.compute.profiles import ProfileCosts
+
+    return ProfileCosts(alone, source=source)
+
+
+def point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float], key: str):
+    """(the alone profile with `label`'s N-device rows re-timed by its co-run windows, as per-op costs
+    named `key`; the re-timed rows)."""
+    from astrasim.compute.profiles import ProfileCosts
     from astrasim.strategies import parse_label
-    from astrasim.strategies.costs import PRELOADED, ProfileCosts
 
     strategy, knobs = parse_label(label)
     g, k = strategy.profile_key(knobs)
@@ -175,8 +182,7 @@ def install_point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str
     if not rows.any():
         raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
     table.loc[rows, "median_s"] = [costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
-    PRELOADED[(key, None)] = ProfileCosts(table, source=f"validation co-run windows ({key})")
-    return table[rows]
+    return ProfileCosts(table, source=f"validation co-run windows ({key})"), table[rows]
 
 
 def core_shares(n: int, cores: int) -> list[float]:
@@ -261,6 +267,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
+    alone_cost = alone_costs(alone)  # what every point is built from, and the prediction from profiles
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
            "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS, "trace": trace_dir is not None}
@@ -272,7 +279,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     cal_tables: list[pd.DataFrame] = []
 
     def run(bed, labels, n, topo, bw, algorithm, setup, cal=None):
-        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup) for lb in labels}
+        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=alone_cost) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
         def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
@@ -289,12 +296,12 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             key = point_key(topo, n, bw, lb)
             windows = point_rounds(res, lb)
             costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
-            timed = install_point_costs(alone, lb, p.devices, costs, key)
+            retimed, timed = point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
                          "strategy": lb, "protocol": PROTOCOL, **measured_row(res, lb), "job_stolen": stolen,
-                         "busy_before": busy,
-                         "_point": replace(p, profile_path=key, speed_jitter=round_spread(windows))})
+                         "busy_before": busy, "_alone": alone_cost,
+                         "_point": replace(p, profile_path=key, costs=retimed, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
             + ", ".join(parts) + " ms")
@@ -380,13 +387,13 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
     return cost
 
 
-def from_profiles(point):
-    """The point as a user predicts it: kernel costs from the profile rows measured alone
-    (PROFILE_KEY, the campaign's standalone kernel microbenchmark), the testbed's network
+def from_profiles(point, alone):
+    """The point as a user predicts it: kernel costs `alone` (`alone_costs`: the profile rows
+    measured alone, the campaign's standalone kernel microbenchmark), the testbed's network
     calibration, placement, dispatch and message CPU costs (microbenchmarks taken before its
     points), and nothing measured during or around the point's passes: no co-run rounds and no
     speed jitter (a user has no per-point rounds to draw it from)."""
-    return replace(point, profile_path=PROFILE_KEY, speed_jitter=0.0)
+    return replace(point, profile_path=PROFILE_KEY, costs=alone, speed_jitter=0.0)
 
 
 def predict(measured: pd.DataFrame) -> pd.DataFrame:
@@ -397,9 +404,9 @@ def predict(measured: pd.DataFrame) -> pd.DataFrame:
     from astrasim.pointrun import engine_inputs, run_point
     out = []
     for row in measured.to_dict("records"):
-        point = row.pop("_point")
+        point, alone = row.pop("_point"), row.pop("_alone")
         preds = {}
-        for kind, p in (("profiles", from_profiles(point)), ("in_situ", point)):
+        for kind, p in (("profiles", from_profiles(point, alone)), ("in_situ", point)):
             res, _ = run_point(p)
             err = res.latency_s / row["measured_s"] - 1.0
             preds.update({f"predicted_{kind}_s": res.latency_s, f"error_{kind}": err, f"abs_error_{kind}": abs(err),
