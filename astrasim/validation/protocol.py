@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from astrasim.models import ModelSpec
 from astrasim.validation.graphs import VALIDATION_MODEL
 
-PROTOCOL = 2  # 1: frozen 2026-12-06; 2: + waiting for idle CPUs before every job, the profile retaken under load
+PROTOCOL = 2  # what each number changed: docs/validation.md, "The protocol"
 PROTOCOL_HASH = "f379f693a23f8d41"  # harness_hash() of PROTOCOL; bump both together
 
 # The model fields a validation YAML may set (model_from_dict fills the rest).
