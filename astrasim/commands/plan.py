@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
         check_workers(workers)
         if out is not None:  # the plan reads the catalogs, profiles and accuracy tables of profiles/
-            from astrasim.strategies.costs import profiles_dirs
+            from astrasim.compute.profiles import profiles_dirs
 
             shipped = [f for d in profiles_dirs() if d.is_dir() for f in d.iterdir()]
             check_output_path(out, "--out", [scenario, *(accuracy or []), *([networks] if networks else []), *shipped])

@@ -28,10 +28,9 @@ from pydantic import Field
 
 from astrasim.errors import UserError
 from astrasim.kernels.split import split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
-from astrasim.strategies.base import (
-    KnobError, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights, split_tokens,
-)
+from astrasim.compute.analytic import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
+from astrasim.strategies.base import KnobError, Knobs, Strategy, split_tokens
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 
 TOKEN_BITS = 32  # a sampled token id sent back to stage 0 in decode
 
