@@ -52,6 +52,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from astrasim.errors import UserError
 from astrasim.kernels.astra import pool_cls
 from astrasim.kernels.attention import attend, attend_lse, attn_bias, causal_allowed, merge_partials
 from astrasim.kernels.block import MLP, ReferenceBlock
@@ -82,6 +83,10 @@ def _mlp_shard(block: ReferenceBlock, cols: tuple[int, int], *, first: bool,
                d_slice: tuple[int, int] | None = None) -> nn.Module:
     """The MLP restricted to hidden units [cols) (and, for decoupled layers, to a D-slice)."""
     src = block.mlp
+    if not isinstance(src, MLP):
+        raise UserError(f"the column-split kernels (tp, bp) of the MoE model {block.spec.name} are not built; "
+                        f"profile its single, sp, astra or pp ops, or run tp/ep on the calibrated device model",
+                        field="--strategies")
     mod = MLP.__new__(MLP)
     nn.Module.__init__(mod)
     mod.activation, mod.gelu_approximate = src.activation, src.gelu_approximate

@@ -231,7 +231,7 @@ class Strategy:
         sh = LayerShape.of(spec)
         total = tokens + output_tokens
         one = Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
-                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim),
+                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim, sh),
                      activations=activation_bytes(sh, tokens, tokens, tokens, tokens))
         return [one] * n
 
