@@ -159,7 +159,7 @@ def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: S
         raise UserError(f"{err['msg']} (knob '{knob}' of {entry.name}: {strategy.Knobs.model_fields[knob].description})",
                         field=f"{field}.{knob}") from None
     for knobs in variants:
-        for spec in specs:
+        for spec in (s for s in specs if strategy.applies(s)):
             for t in sc.tokens or [spec.tokens]:
                 for n in ([1] if strategy.single_device else sc.devices):
                     try:

@@ -219,7 +219,7 @@ class Scenario(_Strict):
                                                                         "(single always runs on one)")
     strategies: list[StrategyEntry] = Field(default_factory=_default_strategies,
                                             description="strategy names or mappings {name, <knobs>}; "
-                                                        "default: every registered strategy with its defaults")
+                                                        "default: every registered strategy with its defaults (each on the models it applies to: ep on MoE models)")
     hardware: HardwareConfig = Field(default_factory=HardwareConfig, description="compute profile and scaling")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="network model")
     element_bits: list[Annotated[int, AfterValidator(_one_of(ELEMENT_BITS))]] = Field(

@@ -150,6 +150,11 @@ class Strategy:
             return self.rows_from, 1
         return self.name, self.profile_devices(n)
 
+    def applies(self, spec: "ModelSpec") -> bool:
+        """Whether this strategy exists for this model at all (ep: only mixture-of-experts models). A
+        scenario's grid leaves out the (model, strategy) pairs that do not apply; `check` refuses knobs."""
+        return True
+
     def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
         or UserError for a split the model does not allow (more devices than KV heads)."""
