@@ -54,3 +54,29 @@ def test_kernel_block_has_exactly_the_counted_weights(extra):
     block = ReferenceBlock(spec)
     assert sum(p.numel() for p in block.parameters()) == layer_weights(LayerShape.of(spec))
     assert block(torch.randn(1, 8, 48)).shape == (1, 8, 48)
+
+
+class Flat:
+    """Every op 1 ms (the graphs' shape is under test, not the times)."""
+
+    def seconds(self, model, strategy, devices, op, tokens, groups=0, codebook=0):
+        return 1e-3
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_every_strategy_builds_every_zoo_model(name):
+    """Each strategy that applies builds prefill + decode graphs, analytic costs and memory for each zoo
+    model at N = 2 (ASTRA at G = 32 divides every zoo model's hidden size)."""
+    from astrasim.strategies import STRATEGIES, BuildOptions, build_graph
+
+    spec = get_model(name)
+    for s in STRATEGIES.values():
+        if not s.applies(spec):
+            continue
+        knobs = s.knobs(**({"groups": 32} if "groups" in s.Knobs.model_fields else {}))
+        g = build_graph(s, spec, Flat(), 2, 64, knobs, BuildOptions(weight_bits=4), output_tokens=3)
+        assert g.ops
+        n = 1 if s.single_device else 2
+        for cost in [*s.op_costs(spec, n, 64, knobs).values(), *s.decode_op_costs(spec, n, 64, knobs).values()]:
+            assert cost.flops > 0 and cost.bytes > 0
+        assert all(m.total > 0 for m in s.memory(spec, n, 64, knobs, BuildOptions(weight_bits=4), output_tokens=3))
