@@ -106,9 +106,7 @@ class ExpertParallel(Strategy):
             out.append(Memory(weights=(spec.layers * layer_weights(sh) + outer_weights(spec)) * options.weight_bits / 8,
                               kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim, sh),
                               activations=max(activation_bytes(sh, tokens, own[d], tokens, own[d]),
-                                              activation_bytes(replace(sh, experts=sh.experts_per_token,
-                                                                       local_experts=sh.experts_per_token),
-                                                               0, 0, 0, received))))
+                                              activation_bytes(replace(sh, experts=0), 0, 0, 0, received))))
         return out
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
