@@ -85,12 +85,20 @@ class ExpertParallel(Strategy):
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         """Device 0: attention of its own tokens plus their norm2 and routing; its experts over the batch."""
-        s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
         a, b = token_bounds(tokens, n)[0]
-        own = b - a
+        return self._layer_costs(spec, n, tokens, b - a, 0, DTYPE_BYTES[dtype])
+
+    def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
+        """Device `device`: its share of the tokens (parts) and its range of the experts."""
+        return self._layer_costs(spec, n, tokens, parts[device], device, 4)
+
+    @staticmethod
+    def _layer_costs(spec, n, tokens, own, device, s):
+        sh = LayerShape.of(spec)
         return {"attn": attn_block(sh, own, tokens, s, square_causal=False) + norm(own, sh.hidden, sh.norm, s)
                 + routing(sh, own, sh.hidden, s),
-                "experts": held_experts_cost(held_shape(spec, n), tokens, sh.hidden, s) + residual(own, sh.hidden, s)}
+                "experts": held_experts_cost(held_shape(spec, n, device), tokens, sh.hidden, s)
+                + residual(own, sh.hidden, s)}
 
     # -- memory ---------------------------------------------------------------------------------
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
