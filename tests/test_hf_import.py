@@ -66,6 +66,17 @@ def test_zoo_architecture_details():
     assert set(ZOO) >= {"llama3.2-1b", "tinyllama-1.1b", "smollm2-1.7b", "qwen2.5-3b"}
 
 
+def test_gemma_v1_and_llama1_defaults(tmp_path):
+    gemma = {**LLAMA, "model_type": "gemma", "head_dim": 32, "hidden_act": "gelu", "hidden_activation": None}
+    gemma.pop("tie_word_embeddings")
+    spec = load_hf_config(write(tmp_path, gemma, "tiny-gemma"))
+    assert (spec.activation, spec.head_dim, spec.q_width, spec.tied_embeddings) == ("geglu", 32, 128, True)
+    llama1 = {k: v for k, v in LLAMA.items() if k not in ("max_position_embeddings", "num_key_value_heads",
+                                                          "tie_word_embeddings")}
+    spec = load_hf_config(write(tmp_path, llama1, "tiny-llama1"))
+    assert (spec.max_tokens, spec.kv_heads, spec.tied_embeddings) == (2048, 4, False)  # LlamaConfig's defaults
+
+
 def test_qwen2_moe_shared_expert_and_sliding_layers(tmp_path):
     data = {**LLAMA, "model_type": "qwen2_moe", "num_experts": 4, "num_experts_per_tok": 2,
             "moe_intermediate_size": 32, "shared_expert_intermediate_size": 96, "use_sliding_window": True,

@@ -35,6 +35,9 @@ from astrasim.models import CUSTOM_MODEL_FILES, ModelSpec, _check_name
 # HF's own class defaults of tie_word_embeddings, per model_type
 _TIED_DEFAULT = {"llama": False, "mistral": False, "qwen2": False, "qwen3": False, "phi3": False, "gemma": True,
                  "gemma2": True, "mixtral": False, "qwen2_moe": False, "qwen3_moe": False, "gpt2": True}
+# HF's own class defaults of max_position_embeddings (a config may leave it out; Llama 1 conversions did)
+_CONTEXT_DEFAULT = {"llama": 2048, "mistral": 4096 * 32, "qwen2": 32768, "qwen3": 32768, "phi3": 4096,
+                    "gemma": 8192, "gemma2": 8192, "mixtral": 4096 * 32, "qwen2_moe": 32768, "qwen3_moe": 32768}
 _GATED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "mixtral", "qwen2_moe", "qwen3_moe")
 SUPPORTED_TYPES = (*_GATED, "gpt2", "vit")
 _GELU = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python")
@@ -175,7 +178,7 @@ def _decoder(c: _Config, mtype: str) -> dict:
     layers, hidden = c.int("num_hidden_layers"), c.int("hidden_size")
     heads = c.int("num_attention_heads")
     kv_heads = c.int("num_key_value_heads", heads)
-    max_tokens = c.int("max_position_embeddings")
+    max_tokens = c.int("max_position_embeddings", _CONTEXT_DEFAULT[mtype])
     qwen3 = mtype in ("qwen3", "qwen3_moe")
     out: dict[str, Any] = dict(
         family=mtype, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
