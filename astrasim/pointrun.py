@@ -28,8 +28,30 @@ class EngineInputs:
 
 
 def point_costs(point: Point, device: str | None, inputs: Inputs = FILES):
-    """The per-op costs of a point: the table it carries, else its profile (from `inputs`)."""
-    return point.costs if point.costs is not None else inputs.costs_for(point.profile_path, device)
+    """The per-op costs of a point: the table it carries; its profile's rows (from `inputs`, roofline-
+    scaled to `device`) on the measured path; else the calibrated device model (compute.hardware)."""
+    from astrasim.compute.hardware import calibrated_costs, compute_mode
+
+    if point.costs is not None:
+        return point.costs
+    if compute_mode(point) == "measured":
+        return inputs.costs_for(point.profile_path, device)
+    return calibrated_costs(point)
+
+
+def message_seconds(point: Point) -> float:
+    """Host CPU per message: the scenario's, else (calibrated model) the largest catalog message_us of the
+    point's devices, else 0."""
+    from astrasim.compute.hardware import compute_mode, point_models
+
+    if point.message_cpu_s is not None:
+        return point.message_cpu_s
+    if point.costs is not None or compute_mode(point) == "measured" or point.devices == 1:
+        return 0.0
+    from astrasim.compute.catalog import load_catalog
+
+    catalog = load_catalog()
+    return max(catalog[m.name].message_us for m in point_models(point)) * 1e-6
 
 
 def build_point_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
@@ -52,7 +74,7 @@ def engine_inputs(point: Point, inputs: Inputs = FILES) -> EngineInputs:
     graph = build_point_graph(point, inputs)
     return EngineInputs(graph, build_network(point, inputs), point.device_speeds(),
                         Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
-                        point.message_cpu_s)
+                        message_seconds(point))
 
 
 JITTER_DRAWS = 31  # seeded draws of the devices' speeds per point when hardware.speed_jitter > 0
@@ -125,9 +147,18 @@ def result_row(point: Point, result, inputs: Inputs = FILES) -> dict[str, Any]:
         "single_latency_s": single,
         "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
         **memory_columns(point),
+        "compute_source": compute_source_of(point),
     }
     row.update(generation_columns(point, result.latency_s, inputs))  # generation (output_tokens > 0)
     return row
+
+
+def compute_source_of(point: Point) -> str:
+    """measured | calibrated | datasheet (astrasim.compute.hardware.compute_source; a point carrying its
+    own costs table: measured)."""
+    from astrasim.compute.hardware import compute_source
+
+    return "measured" if point.costs is not None else compute_source(point)
 
 
 def memory_columns(point: Point) -> dict[str, Any]:
@@ -170,22 +201,27 @@ def check_generation(point: Point, inputs: Inputs = FILES) -> None:
 
 
 def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES) -> dict[str, Any]:
-    """ttft_s: the prefill's latency (the prompt's last position yields the first token; the LM head is
-    not modelled); e2e_s: the whole request (prefill + decode steps, one engine run); tpot_s: the mean
-    time per output token after the first, (e2e - ttft) / (output_tokens - 1). All empty when
-    output_tokens = 0; tpot_s empty when it is 1."""
+    """ttft_s: the prefill's latency plus the first token's LM head (the prompt's last position yields
+    the first token); e2e_s: the whole request (prefill + decode steps, each with its head, one engine run
+    with the point's placement, dispatch and message costs); tpot_s: the mean time per output token after
+    the first, (e2e - ttft) / (output_tokens - 1). All empty when output_tokens = 0; tpot_s empty when it
+    is 1."""
     from astrasim.results import GENERATION_COLUMNS
 
     n = point.output_tokens
     if n <= 0:
         return dict.fromkeys(GENERATION_COLUMNS)
-    e2e = prefill_s
+    ttft = prefill_s + max(point.options().head_s, default=0.0) / min(point.device_speeds())
+    e2e = ttft
     if n > 1:
         from astrasim.engine import simulate
+        from astrasim.engine.cores import Placement
 
         graph = build_generation_graph(point, inputs)
-        e2e = simulate(graph, build_network(point, inputs), speeds=point.device_speeds()).latency_s
-    return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}
+        e2e = simulate(graph, build_network(point, inputs), speeds=point.device_speeds(),
+                       placement=Placement.of(graph.n_devices, point.hosts, point.cores_per_host),
+                       op_overhead_s=point.op_overhead_s, message_cpu_s=message_seconds(point)).latency_s
+    return {"ttft_s": ttft, "tpot_s": (e2e - ttft) / (n - 1) if n > 1 else None, "e2e_s": e2e}
 
 
 # ---------------------------------------------------------------- request streams (astrasim/streams.py)

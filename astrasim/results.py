@@ -27,6 +27,7 @@ IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "de
                     "weight_bits", "partition")  # = Point.identity() keys
 IDENTITY_COLUMNS += ("output_tokens",)  # generation
 IDENTITY_COLUMNS += ("arrival", "rate_per_s", "requests", "seed", "workload_trace")  # streams: WorkloadPoint
+IDENTITY_COLUMNS += ("weight_format",)  # astrasim.compute.formats
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
 RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
                   "n_messages", "single_latency_s", "speedup_vs_single")
@@ -36,6 +37,7 @@ GENERATION_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")  # empty when output_tokens =
 RESULT_COLUMNS += GENERATION_COLUMNS
 STREAM_COLUMNS = ("throughput_per_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "utilization", "stable")
 RESULT_COLUMNS += STREAM_COLUMNS  # streams: astrasim.streams.StreamStats.columns
+RESULT_COLUMNS += ("compute_source",)  # measured | calibrated | datasheet (astrasim.compute.hardware.compute_source)
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

@@ -437,7 +437,7 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
     if unknown:
         raise UserError(f"hardware {unknown} not in the device catalog {sorted(devices)}", field="hardware")
     # a mixed fleet: the sum of its prices; its power is the mean over its devices (busy_s is a sum)
-    power = pd.Series([sum(devices[d].power_w for d in f) / len(f) for f in fleets], index=df.index, dtype=float)
+    power = pd.Series([sum(devices[d].active_power_w for d in f) / len(f) for f in fleets], index=df.index, dtype=float)
     df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
     df["network_cost_usd"] = [0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
                               for name, n in zip(df["network_option"], df["devices"])]

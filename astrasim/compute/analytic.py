@@ -18,6 +18,8 @@ expectation (one decode token: k; a 1024-token prefill of Mixtral or Qwen3-MoE: 
 `bytes` is the minimal traffic: weights read once, activations read and written once (attention
 as a fused kernel: Q, K, V read, output written; VQ: embeddings, codebook, norms read, int64 codes
 written), in the element size of the dtype. Both are used for roofline scaling to other hardware.
+`kernels` counts the kernels an op launches (one per linear, norm, residual, activation and fused
+attention), each paying the device's dispatch cost in the calibrated model (astrasim.compute.calibrated).
 `weights` is the part of `bytes` that is weights (linear layers and norms), so a weight precision
 other than the profiled dtype can rescale the memory-bound part (astrasim.compute.roofline.Fleet).
 """
@@ -37,9 +39,11 @@ class Cost:
     flops: float = 0.0
     bytes: float = 0.0
     weights: float = 0.0  # bytes of weights among `bytes`
+    kernels: float = 0.0  # kernels launched (each pays the device's dispatch cost in the calibrated model)
 
     def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.flops + other.flops, self.bytes + other.bytes, self.weights + other.weights)
+        return Cost(self.flops + other.flops, self.bytes + other.bytes, self.weights + other.weights,
+                    self.kernels + other.kernels)
 
 
 @dataclass(frozen=True)
@@ -121,21 +125,22 @@ def expected_experts(held: int, experts: int, per_token: int, tokens: float) -> 
 
 def linear(m: int, din: int, dout: int, s: int, bias: bool) -> Cost:
     w = s * (din * dout + (dout if bias else 0))
-    return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (m * din + m * dout) + w, w)
+    return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (m * din + m * dout) + w, w, 1.0)
 
 
 def norm(m: int, d: int, kind: str, s: int) -> Cost:
-    return Cost((8.0 if kind == "layernorm" else 5.0) * m * d, s * (2.0 * m * d + 2 * d), s * 2.0 * d)
+    return Cost((8.0 if kind == "layernorm" else 5.0) * m * d, s * (2.0 * m * d + 2 * d), s * 2.0 * d, 1.0)
 
 
 def residual(m: int, d: int, s: int) -> Cost:
-    return Cost(float(m * d), 3.0 * s * m * d)
+    return Cost(float(m * d), 3.0 * s * m * d, 0.0, 1.0)
 
 
 def attention_core(heads: int, kv_heads: int, hd: int, tq: float, tk: float, pairs: float, s: int,
                    softcap: bool = False) -> Cost:
     score = 5.0 + (SOFTCAP_FLOPS if softcap else 0.0)
-    return Cost(4.0 * heads * pairs * hd + score * heads * pairs, s * (2.0 * heads * tq * hd + 2.0 * kv_heads * tk * hd))
+    return Cost(4.0 * heads * pairs * hd + score * heads * pairs, s * (2.0 * heads * tq * hd + 2.0 * kv_heads * tk * hd),
+                0.0, 1.0)
 
 
 def attention_pairs(sh: LayerShape, tq: int, tk: int, square_causal: bool) -> float:
@@ -197,20 +202,20 @@ def mlp_body(sh: LayerShape, m: float, width: int, d_out: int, s: int, copies: f
     """A dense MLP `width` wide over m tokens (gated: up and gate in one [D, 2F] matmul); `copies`: how
     many such weight sets are read (the distinct experts a batch touches)."""
     up = 2 * width if sh.gated else width
-    act = Cost(ACTIVATION_FLOPS[sh.activation] * m * width, (3.0 if sh.gated else 2.0) * s * m * width)
+    act = Cost(ACTIVATION_FLOPS[sh.activation] * m * width, (3.0 if sh.gated else 2.0) * s * m * width, 0.0, 1.0)
     body = linear(m, sh.hidden, up, s, sh.bias) + act + linear(m, width, d_out, s, sh.bias)
     extra = (copies - 1.0) * body.weights
-    return Cost(body.flops, body.bytes + extra, body.weights + extra)
+    return Cost(body.flops, body.bytes + extra, body.weights + extra, body.kernels)
 
 
 def routing(sh: LayerShape, m: float, d_out: int, s: int) -> Cost:
     """What an MoE layer runs on a token's own device: the router over its m tokens (a [D, E] matmul,
     softmax and top-k) and the shared experts (with their sigmoid gate)."""
-    out = linear(m, sh.hidden, sh.experts, s, False) + Cost(5.0 * m * sh.experts, s * m * sh.experts)
+    out = linear(m, sh.hidden, sh.experts, s, False) + Cost(5.0 * m * sh.experts, s * m * sh.experts, 0.0, 1.0)
     if sh.shared_mlp_hidden:
         out += mlp_body(sh, m, sh.shared_mlp_hidden, d_out, s)
         if sh.shared_gate:
-            out += linear(m, sh.hidden, 1, s, False) + Cost(5.0 * m * d_out, s * 2.0 * m * d_out)
+            out += linear(m, sh.hidden, 1, s, False) + Cost(5.0 * m * d_out, s * 2.0 * m * d_out, 0.0, 2.0)
     return out
 
 
@@ -222,7 +227,7 @@ def held_experts_cost(sh: LayerShape, batch: float, d_out: int, s: int) -> Cost:
     e, k, held = sh.experts, sh.experts_per_token, sh.held_experts
     assignments = batch * k * held / e
     out = mlp_body(sh, assignments, sh.mlp_hidden, d_out, s, expected_experts(held, e, k, batch))
-    return out + Cost(2.0 * assignments * d_out, s * 2.0 * assignments * d_out)
+    return out + Cost(2.0 * assignments * d_out, s * 2.0 * assignments * d_out, 0.0, 1.0)
 
 
 def moe_body(sh: LayerShape, m: float, d_out: int, s: int) -> Cost:
@@ -239,3 +244,10 @@ def mlp_block(sh: LayerShape, m: int, s: int, *, out_dim: int | None = None) -> 
 
 def full_layer(sh: LayerShape, t: int, s: int) -> Cost:
     return attn_block(sh, t, t, s, square_causal=sh.causal) + mlp_block(sh, t, s)
+
+
+def lm_head(hidden: int, vocab: int, norm_kind: str, s: int, rows: int = 1) -> Cost:
+    """The final norm and the output projection (LM head) of `rows` positions over a `vocab`-wide shard,
+    plus the embedding lookup of the next token (one row of hidden elements read and written)."""
+    return norm(rows, hidden, norm_kind, s) + linear(rows, hidden, vocab, s, False) \
+        + Cost(0.0, 2.0 * s * hidden, 0.0, 1.0)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
+from astrasim.compute.formats import FORMATS
 from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import knob_columns, single_device_strategy
@@ -74,15 +75,19 @@ class Point:
     hosts: int | None = None        # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
-    message_cpu_s: float = 0.0      # hardware.message_cpu_s: host CPU per message sent or received
+    message_cpu_s: float | None = None  # hardware.message_cpu_s: host CPU per message (None: the catalog's)
     speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
     costs: Any = None               # a ProfileCosts given in memory instead of profile_path's file (validation)
+    weight_format: str = "fp32"     # astrasim.compute.formats (weight_bits is its shorthand)
+    compute: str = "auto"           # hardware.compute (astrasim.compute.hardware.compute_mode)
 
     def options(self) -> BuildOptions:
-        from astrasim.compute.hardware import point_fleet
+        from astrasim.compute.formats import weight_format
+        from astrasim.compute.hardware import head_seconds, point_fleet
 
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
-                            weight_bits=self.weight_bits, fleet=point_fleet(self))
+                            weight_bits=weight_format(self.weight_format).bits, fleet=point_fleet(self),
+                            head_s=head_seconds(self) if self.output_tokens > 0 else ())
 
     @property
     def single_device(self) -> bool:
@@ -114,6 +119,7 @@ class Point:
             "weight_bits": self.weight_bits, "partition": self.partition,
             "output_tokens": self.output_tokens,  # generation
             **self.workload.identity(),  # request streams
+            "weight_format": self.weight_format,
         }
         return row
 
@@ -131,7 +137,8 @@ class Point:
         if self.fleet is not None:
             from astrasim.compute.hardware import fastest
 
-            i = fastest(list(self.fleet), self.model, self.tokens, list(self.speeds) if self.speeds else None)
+            i = fastest(list(self.fleet), self.model, self.tokens, list(self.speeds) if self.speeds else None,
+                        self.weight_format)
             return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=self.fleet[i],
                            workload=SINGLE, hardware=self.fleet[i], speeds=(self.speeds[i],) if self.speeds else None)
         return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, workload=SINGLE)
@@ -158,12 +165,12 @@ def iter_points(sc) -> Iterator[Point]:
         for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
             for device in hw.device:
                 first = fleet_all[0] if fleet_all else device
-                profile = hw.profile or (catalog_device(first).profile if first else "cpu")
+                profile = hw.profile or ((catalog_device(first).profile or "cpu") if first else "cpu")
                 ppath = resolve_profile_path(profile, sc._base_dir)
                 hardware = device or profile_id(ppath)
                 axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
-                                         net.loss_rate, sc.element_bits, sc.weight_bits, sc.devices)
-                for speed, topo, bw, alpha, eff, loss, bits, wbits, n in axes:
+                                         net.loss_rate, sc.element_bits, sc.weight_formats(), sc.devices)
+                for speed, topo, bw, alpha, eff, loss, bits, wfmt, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom, wifi)
                     for (name, strategy, knobs), workload in itertools.product(variants, workloads):
@@ -171,10 +178,11 @@ def iter_points(sc) -> Iterator[Point]:
                             continue
                         p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
                                   hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
+                                  sc.causal_skip, sc.algorithm, FORMATS[wfmt].nominal_bits, hw.partition, None,
+                                  sc.memory.headroom_gb, weight_format=wfmt, compute=hw.compute,
                                   output_tokens=out_tokens, workload=workload,
                                   hosts=hw.hosts, cores_per_host=hw.cores_per_host,
-                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=float(hw.message_cpu_s),
+                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=_opt_float(hw.message_cpu_s),
                                   speed_jitter=float(hw.speed_jitter))
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
@@ -202,7 +210,7 @@ def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
     from astrasim.scenario.fleet import fleet_text
 
     if p.single_device:
-        i = fastest(list(fleet), p.model, p.tokens, list(p.speeds) if p.speeds else None)
+        i = fastest(list(fleet), p.model, p.tokens, list(p.speeds) if p.speeds else None, p.weight_format)
         return replace(p, device=fleet[i], hardware=fleet[i], speeds=(p.speeds[i],) if p.speeds else None)
     used = fleet[: p.devices]
     if len(set(used)) == 1:  # a uniform fleet is an ordinary catalog device
@@ -224,7 +232,7 @@ def count_points(sc) -> int:
     hw, net = sc.hardware, sc.network
     per_network = 1
     for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
-                 sc.element_bits, sc.weight_bits, sc.output_tokens):
+                 sc.element_bits, sc.weight_formats(), sc.output_tokens):
         per_network *= distinct(axis)
     variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
                 for entry in sc.strategies for knobs in entry.variants()}

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from astrasim.compute.formats import FORMATS, SHORTHAND
+from astrasim.compute.hardware import MODES as COMPUTE_MODES
 from astrasim.network.topology import KINDS
 from astrasim.network.wifi_config import WifiConfig
 from astrasim.strategies import STRATEGIES, get
@@ -127,9 +129,16 @@ class HardwareConfig(_Strict):
                                                         "share them (processor sharing, at most one core each)")
     op_overhead_s: Seconds = Field(0.0, description="per-op dispatch / launch cost in seconds, added to every "
                                                     "compute; 0 = none")
-    message_cpu_s: Seconds = Field(0.0, description="host CPU seconds each message costs its sender and each "
-                                                    "receiver, shared with the computes there (a computing device "
-                                                    "slows down); 0 = communication costs no CPU")
+    message_cpu_s: Seconds | None = Field(None, description="host CPU seconds each message costs its sender and "
+                                                    "each receiver, shared with the computes there (a computing "
+                                                    "device slows down); 0 = communication costs no CPU; null = the "
+                                                    "catalog device's message_us on the calibrated model, 0 on "
+                                                    "measured profiles")
+    compute: Annotated[str, AfterValidator(_one_of(COMPUTE_MODES))] = Field(
+        "auto", description="where op times come from: auto (the measured profile's rows where they measure what "
+                            "is asked: its own hardware, fp32 weights, no mixed fleet; else the calibrated model), "
+                            "measured (profile rows, roofline-scaled by datasheet peaks to other devices), "
+                            "calibrated (the catalog's sustained figures) or datasheet (datasheet peaks)")
     speed_jitter: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0, description="coefficient of variation of each device's (with hosts: each host's) compute speed from "
                          "one pass to the next (0 = none): the latency is then the median over 31 seeded draws, so stragglers of synchronized "
@@ -229,8 +238,11 @@ class Scenario(_Strict):
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
         "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
     weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
-        [32], description="bits per stored weight (32, 16, 8, 4): weight memory and the weight bytes of the roofline "
-                          "compute model (not what crosses the network: element_bits); one value or a list")
+        [32], description="shorthand for weight_format: 32 = fp32, 16 = fp16, 8 = q8_0, 4 = q4_0; one value or a list")
+    weight_format: list[Annotated[str, AfterValidator(_one_of(tuple(FORMATS)))]] | None = Field(
+        None, description="how weights are stored and computed (astrasim/compute/formats.py): fp32, fp16, bf16, "
+                          "q8_0, q4_0, q4_k_m, int4 (w4a16); weight memory, bytes read per token and the matmul "
+                          "precision; one value or a list; excludes weight_bits")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="memory fit")
     workload: list[WorkloadConfig] = Field([WorkloadConfig()], description="request stream(s); one mapping or a "
                                                                           "list (a grid axis)")
@@ -244,7 +256,19 @@ class Scenario(_Strict):
         [0], description="tokens generated after the prompt: 0 = prefill only; n > 0 also simulates the n - 1 decode "
                          "steps after the first token (result columns ttft_s, tpot_s, e2e_s); one value or a list")
 
-    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", "output_tokens", mode="before")
+    @model_validator(mode="after")
+    def _one_weight_axis(self) -> "Scenario":
+        if self.weight_format is not None and self.weight_bits != [32]:
+            raise ValueError("weight_format and weight_bits both given; keep weight_format (weight_bits is its "
+                             "shorthand)")
+        return self
+
+    def weight_formats(self) -> list[str]:
+        """The grid's weight formats (weight_bits as shorthand)."""
+        return list(self.weight_format) if self.weight_format is not None else [SHORTHAND[b] for b in self.weight_bits]
+
+    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", "weight_format", "output_tokens",
+                     mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return v if v is None else _as_list(v)
