@@ -244,8 +244,8 @@ def test_missing_profile_key_names_the_key_and_the_command():
         _costs().seconds("m", "astra", 8, "vq_encode", 1024, 16, 1024)
     msg = str(exc.value)
     assert "hardware.profile" in msg and "model=m" in msg and "devices=8" in msg and "groups=16" in msg
-    # m is neither built in nor read from a YAML file: the command asks for the model's YAML file
-    assert ("astrasim profile --models <YAML file of m> --strategies astra --devices 8 --tokens 1024 --groups 16 "
+    # m is neither built in nor read from a file: the command asks for the model's file (YAML or config.json)
+    assert ("astrasim profile --models <model file of m> --strategies astra --devices 8 --tokens 1024 --groups 16 "
             "--codebook 1024 --out profiles/x.m-astra-n8-g16-k1024-t1024.csv") in msg
 
 

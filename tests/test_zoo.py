@@ -80,3 +80,22 @@ def test_every_strategy_builds_every_zoo_model(name):
         for cost in [*s.op_costs(spec, n, 64, knobs).values(), *s.decode_op_costs(spec, n, 64, knobs).values()]:
             assert cost.flops > 0 and cost.bytes > 0
         assert all(m.total > 0 for m in s.memory(spec, n, 64, knobs, BuildOptions(weight_bits=4), output_tokens=3))
+
+
+def test_models_command_lists_the_zoo_with_weight_bytes_per_format():
+    import json
+
+    from typer.testing import CliRunner
+
+    from astrasim.cli import app
+    from astrasim.compute.formats import FORMATS
+
+    r = CliRunner().invoke(app, ["models", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.output)}
+    assert set(ZOO) | {"llama3-8b", "gpt2-s"} <= set(rows)
+    m = rows["mixtral-8x7b"]
+    assert (m["layers"], m["hidden"], m["kv_heads"], m["context"], m["experts"]) == (32, 4096, 8, 32768, "2/8")
+    assert m["q4_0_gb"] == pytest.approx(46_702_792_704 * FORMATS["q4_0"].bits / 8 / 1e9)
+    assert rows["llama3.2-1b"]["fp16_gb"] == pytest.approx(1_235_814_400 * 2 / 1e9)
+    assert CliRunner().invoke(app, ["models"]).exit_code == 0

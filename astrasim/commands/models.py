@@ -23,13 +23,15 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from astrasim.compute.formats import FORMATS
         from astrasim.models.catalog import LISTED_FORMATS, model_rows
 
         rows = model_rows()
         if as_json:
             typer.echo(json.dumps(rows, indent=1))
             return
-        table = Table(title="models (GB = 10^9 bytes of weights; q8_0 8.5, q4_0 4.5 bits per weight)")
+        bits = ", ".join(f"{f} {FORMATS[f].bits:g}" for f in LISTED_FORMATS)
+        table = Table(title=f"models (GB = 10^9 bytes of weights; bits per weight: {bits})")
         for col in ("model", "params", "active", "layers", "hidden", "heads/KV", "experts", "context",
                     *(f"{f} GB" for f in LISTED_FORMATS), "source"):
             table.add_column(col, justify="left" if col in ("model", "source") else "right")

@@ -246,8 +246,10 @@ def full_layer(sh: LayerShape, t: int, s: int) -> Cost:
     return attn_block(sh, t, t, s, square_causal=sh.causal) + mlp_block(sh, t, s)
 
 
-def lm_head(hidden: int, vocab: int, norm_kind: str, s: int, rows: int = 1) -> Cost:
+def lm_head(hidden: int, vocab: int, norm_kind: str, s: int, rows: int = 1, softcap: bool = False) -> Cost:
     """The final norm and the output projection (LM head) of `rows` positions over a `vocab`-wide shard,
-    plus the embedding lookup of the next token (one row of hidden elements read and written)."""
+    plus the embedding lookup of the next token (one row of hidden elements read and written);
+    `softcap`: the logits' tanh soft-capping (Gemma 2's final_softcap)."""
+    capped = Cost(SOFTCAP_FLOPS * rows * vocab, 2.0 * s * rows * vocab, 0.0, 1.0) if softcap else Cost()
     return norm(rows, hidden, norm_kind, s) + linear(rows, hidden, vocab, s, False) \
-        + Cost(0.0, 2.0 * s * hidden, 0.0, 1.0)
+        + Cost(0.0, 2.0 * s * hidden, 0.0, 1.0) + capped

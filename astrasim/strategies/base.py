@@ -297,7 +297,7 @@ class Strategy:
     def head_cost(self, spec: "ModelSpec", n: int) -> Cost:
         """One token's final norm, LM head and next-token embedding lookup on a device computing it
         (default: the whole vocabulary on one device)."""
-        return lm_head(spec.hidden, spec.vocab, spec.norm, 4)
+        return lm_head(spec.hidden, spec.vocab, spec.norm, 4, softcap=spec.final_softcap > 0)
 
     def head_devices(self, n: int) -> tuple[int, ...]:
         """The devices computing the LM head (default: the last, which holds the last position)."""

@@ -118,7 +118,7 @@ class TensorParallel(Strategy):
 
     # -- LM head: vocab-parallel, every device its 1/N of the vocabulary --------------------------
     def head_cost(self, spec, n):
-        return lm_head(spec.hidden, -(-spec.vocab // n), spec.norm, 4)
+        return lm_head(spec.hidden, -(-spec.vocab // n), spec.norm, 4, softcap=spec.final_softcap > 0)
 
     def head_devices(self, n):
         return tuple(range(n))
