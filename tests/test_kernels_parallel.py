@@ -58,10 +58,12 @@ def test_every_strategy_maps_each_profile_op_to_a_real_kernel_call():
     spec = model_from_dict({"name": "tiny", "layers": 2, "hidden": 64, "heads": 4, "mlp_hidden": 128,
                             "tokens": 16, "causal": False, "cls_token": True})
     block = ReferenceBlock(spec).eval()
+    moe = model_from_dict({**spec.to_dict(), "name": "tiny-moe", "experts": 4, "experts_per_token": 2})
     with torch.inference_mode():
         for name, s in STRATEGIES.items():
             knobs = s.knobs(**({"groups": 4} if "groups" in s.Knobs.model_fields else {}))
-            calls = s.kernel_calls(block, 2, spec.tokens, knobs, spec.cls_token)
+            b = block if s.applies(spec) else ReferenceBlock(moe).eval()  # ep: the same shape with experts
+            calls = s.kernel_calls(b, 2, spec.tokens, knobs, spec.cls_token)
             extra = ("cls_pool",) if name == "astra" else ()
             if s.ops:  # a strategy without profile rows of its own (pp) runs another's kernels
                 assert tuple(calls) == s.ops + extra, name

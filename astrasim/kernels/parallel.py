@@ -212,13 +212,15 @@ def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int, mlp: str =
         w0, w1 = split_bounds(block.head_dim, n_devices, what="head dims")[rank]
         heads, kv_heads, cols = block.heads, block.kv_heads, (0, block.mlp_hidden)
         kv_slice = (block.kv_heads * w0, block.kv_heads * w1)
+        head_dim = w1 - w0
     else:
         (h0, h1), (k0, k1) = (b[rank] for b in head_bounds(block.heads, block.kv_heads, n_devices))
         heads, kv_heads = h1 - h0, k1 - k0
         kv_slice = (k0 * block.head_dim, k1 * block.head_dim)
         cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
+        head_dim = block.head_dim
     spec = dataclasses.replace(block.spec, hidden=d_slice[1] - d_slice[0], heads=heads, kv_heads=kv_heads,
-                               mlp_hidden=cols[1] - cols[0])
+                               mlp_hidden=cols[1] - cols[0], head_dim=head_dim)
     sub = ReferenceBlock(spec, dtype=block.dtype).to(block.q_proj.weight.device)
     with torch.no_grad():
         for norm in ("norm1", "norm2"):
