@@ -92,3 +92,20 @@ def test_ep_memory_spreads_the_experts():
         4 * EXPERT)  # expected k/N = 1 of the token's experts per device
     assert not ep.applies(get_model("llama3.2-1b")) and ep.applies(MIXTRAL)
     assert math.isclose(model_weights(MIXTRAL) / 46.7e9, 1, rel_tol=0.005)
+
+
+def test_ep_runs_on_a_mixed_fleet():
+    """A Jetson and a Pi: each device's expert ops are timed on its own hardware (calibrated model)."""
+    from astrasim.scenario.loading import from_dict
+
+    sc = from_dict({"models": ["mixtral-8x7b"], "tokens": 64, "output_tokens": 3, "devices": 2, "strategies": ["ep"],
+                    "weight_bits": 4, "hardware": {"devices": ["jetson-agx-orin", "raspberry-pi-5"]}}, name="mix")
+    from astrasim.pointrun import build_generation_graph, result_row, run_point
+
+    (p,) = sc.points()
+    result, graph = run_point(p)
+    row = result_row(p, result)
+    assert row["ttft_s"] > 0 and row["tpot_s"] > 0
+    prefill = {op.device: op.seconds for op in graph.ops if op.id.startswith("L0.experts.")}
+    decode = {op.device: op.seconds for op in build_generation_graph(p).ops if op.id.startswith("tok1.L0.experts_decode")}
+    assert prefill[1] > 3 * prefill[0] and decode[1] > 3 * decode[0]  # the same expert share is slower on the Pi

@@ -143,25 +143,35 @@ class ExpertParallel(Strategy):
 
     # -- decode ---------------------------------------------------------------------------------
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
-        t = self.decode_seconds(costs, spec, n, knobs)
+        t = self.decode_device_seconds(costs, spec, n, knobs, options)
         last, devs = n - 1, tuple(range(n))
         bits = spec.hidden * options.element_bits
         prev = b.sinks(last)
         for k in range(1, steps + 1):
             b.step(k)
             cache = prompt + k - 1
-            attn, experts = t("attn_decode", cache), t("experts_decode", cache)
+            attn, experts = t(last, "attn_decode", cache), [t(d, "experts_decode", cache) for d in devs]
             for layer in range(spec.layers):
                 a = b.compute(last, "attn_decode", layer, attn, prev)
                 out = b.comm("to_experts", layer, "broadcast", devs, bits, [a], root=last)
-                e = [b.compute(d, "experts_decode", layer, experts, [out]) for d in devs]
+                e = [b.compute(d, "experts_decode", layer, experts[d], [out]) for d in devs]
                 prev = [b.comm("from_experts", layer, "gather", devs, bits, e, root=last)]
 
     def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
-        s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
+        return self._decode_costs(spec, n, cache, 0, DTYPE_BYTES[dtype])
+
+    def device_decode_op_costs(self, spec, n, cache, knobs, device, options):
+        return self._decode_costs(spec, n, cache, device, 4)
+
+    @staticmethod
+    def _decode_costs(spec, n, cache, device, s):
+        """attn_decode (with the token's routing) on the last device; device `device`'s expected share of the
+        token's experts (k x held / E of them)."""
+        sh = LayerShape.of(spec)
         return {"attn_decode": attn_decode_block(sh, cache, s) + norm(1, sh.hidden, sh.norm, s)
                 + routing(sh, 1, sh.hidden, s),
-                "experts_decode": held_experts_cost(held_shape(spec, n), 1, sh.hidden, s) + residual(1, sh.hidden, s)}
+                "experts_decode": held_experts_cost(held_shape(spec, n, device), 1, sh.hidden, s)
+                + residual(1, sh.hidden, s)}
 
 
 STRATEGY = ExpertParallel()
