@@ -234,8 +234,8 @@ def _check_name(spec: ModelSpec) -> None:
     named = BUILTIN_MODELS.get(spec.name) or (zoo_model(spec.name) if spec.name in ZOO else None)
     if named is not None and named != spec:
         raise UserError(f"'{spec.name}' is a built-in (or zoo) model with another shape; give the custom model its own "
-                        f"name (e.g. {spec.name}-custom) so its compute is profiled for its own shape",
-                        field="model.name")
+                        f"name (e.g. {spec.name}-custom; an imported config.json takes its folder's name) so its "
+                        f"compute is profiled for its own shape", field="model.name")
 
 
 def load_model_yaml(path: str | Path) -> ModelSpec:
@@ -251,21 +251,18 @@ def load_model_yaml(path: str | Path) -> ModelSpec:
     return spec
 
 
-def is_hf_path(text: str) -> bool:
-    """A `models:` entry naming a Hugging Face config: a .json file or a folder."""
-    return text.endswith(".json") or Path(text).is_dir()
-
-
 def load_model(text: str, base_dir: Path | None = None) -> ModelSpec:
-    """A model from what a user wrote: a short name, a custom YAML, or a config.json (or its folder);
-    relative paths are tried against `base_dir` (the scenario's folder) first."""
-    if text.endswith((".yaml", ".yml")) or is_hf_path(text) or (base_dir is not None and is_hf_path(
-            str(Path(base_dir) / text))):
-        p = Path(text)
-        if not p.is_absolute() and base_dir is not None and (Path(base_dir) / p).exists():
-            p = Path(base_dir) / p
-        if text.endswith((".yaml", ".yml")):
-            return load_model_yaml(p)
+    """A model from what a user wrote: a built-in or zoo name (names win over same-named folders), a
+    custom YAML, or a Hugging Face config.json or the folder holding one; relative paths are tried
+    against `base_dir` (the scenario's folder) first."""
+    if text in BUILTIN_MODELS or text in known_names():
+        return get_model(text)
+    p = Path(text)
+    if not p.is_absolute() and base_dir is not None and (Path(base_dir) / p).exists():
+        p = Path(base_dir) / p
+    if text.endswith((".yaml", ".yml")):
+        return load_model_yaml(p)
+    if text.endswith(".json") or p.is_dir():
         from astrasim.models.hf import load_hf_config
 
         return load_hf_config(p)
