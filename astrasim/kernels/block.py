@@ -103,7 +103,9 @@ class ReferenceBlock(nn.Module):
         self.spec = spec
         self.hidden, self.heads, self.kv_heads = spec.hidden, spec.heads, spec.kv_heads
         self.head_dim = spec.head_dim
-        self.mlp_hidden, self.causal = spec.mlp_hidden, spec.causal
+        # the MLP width the column splits (tp, bp) cut: each expert's in an MoE model
+        self.mlp_hidden = spec.expert_mlp_hidden if spec.moe else spec.mlp_hidden
+        self.causal = spec.causal
         self.activation, self.norm_kind = spec.activation, spec.norm
         self.bias = bool(spec.bias)
         qkv_bias = bool(spec.qkv_bias)
