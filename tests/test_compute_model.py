@@ -146,3 +146,45 @@ def test_calibrate_device_refuses_an_unwritable_catalog_before_measuring(tmp_pat
     res = CliRunner().invoke(app, ["calibrate-device", "cpu", "--catalog", str(blocker / "devices.yaml")])
     assert res.exit_code == 2 and "--catalog" in res.output
     assert blocker.read_text() == "x"
+
+
+def test_a_fleet_decodes_on_the_hardware_of_its_decoding_device(tmp_path):
+    """sp decodes on its last device: a Pi 5 behind a Jetson decodes at a lone Pi 5's pace."""
+    fleet = ["jetson-orin-nano", "raspberry-pi-5", "raspberry-pi-5", "raspberry-pi-5"]
+    sc = _sc(tmp_path, models=["gpt2-s"], devices=[4], strategies=["sp"], weight_format="q8_0",
+             hardware={"devices": fleet}, network={"topology": "ideal", "bandwidth_mbps": 1000})
+    sp = simulate_point(next(iter(sc.points())))
+    pi = simulate_point(next(iter(_sc(tmp_path, models=["gpt2-s"], weight_format="q8_0").points())))
+    assert sp["tpot_s"] == pytest.approx(pi["tpot_s"], rel=1e-9)
+
+
+def test_calibrate_device_writes_a_valid_entry_and_keeps_the_rest_of_the_catalog(tmp_path):
+    from astrasim.compute import calibrate_device as cd
+
+    text = cd.replace_entry("# header kept\ndevices:\n", "other", _entry(name="other"))
+    measured = {"threads": 2, "mem_read_gbs": 7.5, "matmul_gflops": {"fp32": 80.0, "int8": 300.0},
+                "dispatch_us": 12.0, "message_us": 4.0}
+    with pytest.raises(UserError, match="--price-usd"):
+        cd.check_new_entry("box2", False, None, 1.0, 2.0)
+    new = cd.entry_for("box2", measured, None, 99.0, 1.0, 2.0)
+    out = cd.replace_entry(text, "box2", new)
+    p = tmp_path / "devices.yaml"
+    p.write_text(out)
+    cat = load_catalog(p)
+    assert out.startswith("# header kept") and set(cat) == {"other", "box2"}
+    box = cat["box2"]
+    assert box.mem_read_gbs == 7.5 and box.matmul_gflops == {"fp32": 80.0, "int8": 300.0}
+    assert box.source_kind("mem_read_gbs") == "measured" and box.source_kind("price_usd") == "estimate"
+    # re-calibrating an existing entry replaces its sustained figures only
+    again = cd.entry_for("box2", {**measured, "mem_read_gbs": 9.0}, box.model_dump(), None, None, None)
+    p.write_text(cd.replace_entry(out, "box2", again))
+    cat = load_catalog(p)
+    assert cat["box2"].mem_read_gbs == 9.0 and cat["box2"].price_usd == 99.0 and cat["other"] == CatalogDevice(
+        **_entry(name="other"))
+
+
+def test_weight_format_and_its_shorthand_together_are_refused():
+    from astrasim.scenario.loading import from_dict
+
+    with pytest.raises(UserError, match="weight_format and weight_bits both given"):
+        from_dict({"models": ["gpt2-s"], "weight_format": "q4_0", "weight_bits": 8})

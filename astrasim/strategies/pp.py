@@ -112,7 +112,7 @@ class PipelineParallel(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         one = self._one_device()
-        t = one.layer_decode_seconds(costs, spec)
+        t = one.layer_decode_seconds(costs, spec, options)
         stages = self.stages(spec, n)
         bits = spec.hidden * options.element_bits
         prev = b.sinks(n - 1)
