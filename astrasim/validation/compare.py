@@ -49,10 +49,11 @@ __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict"
 
 
 def default_strategies() -> list[str]:
-    """Every registered strategy at its default knobs, by its registry label."""
+    """Every registered strategy that exists for the validation model (ep: MoE models only) at its
+    default knobs, by its registry label."""
     from astrasim.strategies import STRATEGIES
 
-    return [s.label() for s in STRATEGIES.values()]
+    return [s.label() for s in STRATEGIES.values() if s.applies(VALIDATION_MODEL)]
 
 
 @dataclass
