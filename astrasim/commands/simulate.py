@@ -61,9 +61,9 @@ def register(app: typer.Typer) -> None:
 def _add_memory(point, per_device: list[dict]) -> None:
     """Each device's hardware and footprint (GB): weights, codebooks, KV cache, activations, total."""
     from astrasim.compute.hardware import GB, hardware_of
-    from astrasim.strategies import get
+    from astrasim.scenario.fleet import point_memory
 
-    use = get(point.strategy).memory(point.model, point.devices, point.tokens, point.knobs, point.options())
+    use = point_memory(point)
     for d, m in zip(per_device, use):
         d["hardware"] = hardware_of(point, d["device"]) or point.hardware
         d["memory_gb"] = {"weights": m.weights / GB, "codebooks": m.codebooks / GB, "kv_cache": m.kv_cache / GB,

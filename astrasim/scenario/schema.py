@@ -92,7 +92,12 @@ class StrategyEntry(_Strict):
         for k in data:
             if k not in allowed:
                 raise KnobError(k, f"strategy '{name}' has no knob '{k}'; its knobs: {', '.join(allowed) or 'none'}")
-        return {"name": name, "knobs": {k: _as_list(v) for k, v in data.items()}}
+        knobs = {k: _as_list(v) for k, v in data.items()}
+        for k, values in knobs.items():
+            if not values:
+                raise KnobError(k, f"an empty list gives strategy '{name}' no variant; give at least one value, or "
+                                   f"leave '{k}' out for its default")
+        return {"name": name, "knobs": knobs}
 
     def variants(self):
         """The typed knobs of every variant (pydantic ValidationError on a bad value)."""
@@ -110,12 +115,13 @@ class HardwareConfig(_Strict):
     speed: list[PositiveFloat] = Field([1.0], description="speed factor of every device (2.0 = twice as fast as "
                                                           "the profile); one value or a list")
     speeds: list[PositiveFloat] | None = Field(None, description="heterogeneous devices: per-device speed factors "
-                                                                 "(device i uses speeds[i], times `speed`); needs at "
-                                                                 "least as many entries as the largest device count")
+                                                                 "(device i uses speeds[i], times `speed`); exactly "
+                                                                 "one per device of the largest device count; single "
+                                                                 "runs at the fastest of them")
     # mixed fleets (astrasim/compute/hardware.py)
     devices: list[str] | None = Field(None, description="mixed fleet: per-device catalog devices (device i is "
-                                                        "devices[i], with its own roofline, memory and price); needs "
-                                                        "at least as many entries as the largest device count; "
+                                                        "devices[i], with its own roofline, memory and price); "
+                                                        "exactly one per device of the largest device count; "
                                                         "single runs on the fastest of them; excludes hardware.device")
     partition: Annotated[str, AfterValidator(_one_of(PARTITIONS))] = Field(
         "proportional", description="proportional: each device's share (tokens for sp/astra, KV heads and MLP "
@@ -193,7 +199,9 @@ class WorkloadConfig(_Strict):
         "single", description="single (one request on an idle cluster), periodic, poisson or trace")
     rate_per_s: PositiveFloat | None = Field(None, description="requests per second (periodic, poisson)")
     requests: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
-        200, description="requests in the stream (single: always 1)")
+        200, description="requests in the stream (single: always 1); a stream holds at most 1,000,000 ops in all "
+                         "(requests x the ops of one request: about 2.5 GB of memory), so the most requests a point "
+                         "may have depends on its graph (e.g. 8,849 for vit-base sp on 4 devices)")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="random seed of poisson arrivals")
     trace: str | None = Field(None, description="arrival: trace: CSV with a column arrival_s, relative to the "
                                                 "scenario file; its first `requests` rows")
@@ -236,7 +244,7 @@ class Scenario(_Strict):
     causal_skip: bool = Field(True, description="ASTRA on causal models: device i sends its codes only to later "
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
-        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring, direct or star (through a root)")
     weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
         [32], description="shorthand for weight_format: 32 = fp32, 16 = fp16, 8 = q8_0, 4 = q4_0; one value or a list")
     weight_format: list[Annotated[str, AfterValidator(_one_of(tuple(FORMATS)))]] | None = Field(

@@ -24,13 +24,14 @@ from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_we
 from astrasim.compute.partition import proportional_split
 from astrasim.compute.formats import SHORTHAND
 from astrasim.compute.roofline import Fleet
+from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
 
 ELEMENT_BITS = (8, 16, 32)
-ALGORITHMS = ("auto", "ring", "direct")
+ALGORITHMS = ("auto", *COLLECTIVE_ALGORITHMS)
 WEIGHT_BITS = tuple(sorted(SHORTHAND))  # the `weight_bits` shorthand of a weight format
 
 
@@ -106,6 +107,7 @@ class Strategy:
     marker: ClassVar[str] = "o"
     exact: ClassVar[bool] = True                # same accuracy as the original model, no retraining
     single_device: ClassVar[bool] = False       # always runs on one device, whatever N
+    splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
     rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)

@@ -59,6 +59,7 @@ class PipelineParallel(Strategy):
     paper_role = ""
     color, marker = "#CC79A7", "P"
     label_knobs = {"chunks": "C"}
+    splits_tokens = False  # the layers are split; chunks (<= T, checked below) split the prompt
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:

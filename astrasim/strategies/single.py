@@ -25,6 +25,7 @@ class Single(Strategy):
     paper_role = "reference"
     color, marker = "#000000", "o"
     single_device = True
+    splits_tokens = False
     decode_ops = ("attn_decode", "mlp_decode")
 
     def build(self, spec, costs, n, tokens, knobs, options):

@@ -36,6 +36,7 @@ class TensorParallel(Strategy):
     ops = ("attn", "mlp")
     rank = 10
     paper_role = "baseline"
+    splits_tokens = False  # every device sees every token (heads and MLP columns are split)
     color, marker = "#0072B2", "s"
     decode_ops = ("attn_decode", "mlp_decode")
 
