@@ -118,11 +118,13 @@ def _mean(xs: Iterable[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-def result_row(point: Point, result) -> dict[str, Any]:
+def result_row(point: Point, result, graph: OpGraph | None = None) -> dict[str, Any]:
     """The tidy row of a point: its identity, then the breakdown.
 
     compute_s, exposed_comm_s, idle_s are means over the devices (each device: latency =
-    compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s."""
+    compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s. Energy
+    (astrasim.placement.energy) is of the whole request: the prefill run (`graph`), or the
+    generation's run when output_tokens > 1."""
     single = result.latency_s if point.single_device else single_latency(point)
     exposed = _mean(result.exposed_comm_s)
     row = {
@@ -138,8 +140,20 @@ def result_row(point: Point, result) -> dict[str, Any]:
         "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
         **memory_columns(point),
     }
-    row.update(generation_columns(point, result.latency_s))  # generation (output_tokens > 0)
+    run: list = []  # the generation's (SimResult, graph) when it simulates one
+    row.update(generation_columns(point, result.latency_s, run))  # generation (output_tokens > 0)
+    row.update(energy_of(point, *(run[0] if run else (result, graph))))
     return row
+
+
+def energy_of(point: Point, result, graph: OpGraph | None) -> dict[str, Any]:
+    """ENERGY_COLUMNS of a run (empty without its graph or without power figures in the catalog)."""
+    from astrasim.placement.energy import energy_columns
+    from astrasim.results import ENERGY_COLUMNS
+
+    if graph is None or point.workload.is_stream:
+        return dict.fromkeys(ENERGY_COLUMNS)
+    return energy_columns(point, result, graph)
 
 
 def memory_columns(point: Point) -> dict[str, Any]:
@@ -157,8 +171,8 @@ def simulate_point(point: Point) -> dict[str, Any]:
     """One result row (see `result_row`; a request stream: `stream_row`)."""
     if point.workload.is_stream:
         return stream_row(point)
-    result = run_point(point)[0]
-    return {**result_row(point, result), **single_columns(result.latency_s, result.compute_s)}
+    result, graph = run_point(point)
+    return {**result_row(point, result, graph), **single_columns(result.latency_s, result.compute_s)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +194,7 @@ def check_generation(point: Point) -> None:
                     output_tokens=2)
 
 
-def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
+def generation_columns(point: Point, prefill_s: float, run: list | None = None) -> dict[str, Any]:
     """ttft_s: the prefill's latency (the prompt's last position yields the first token; the LM head is
     not modelled); e2e_s: the whole request (prefill + decode steps, one engine run); tpot_s: the mean
     time per output token after the first, (e2e - ttft) / (output_tokens - 1). All empty when
@@ -195,7 +209,10 @@ def generation_columns(point: Point, prefill_s: float) -> dict[str, Any]:
         from astrasim.engine import simulate
 
         graph = build_generation_graph(point)
-        e2e = simulate(graph, build_network(point), speeds=point.device_speeds()).latency_s
+        res = simulate(graph, build_network(point), speeds=point.device_speeds())
+        e2e = res.latency_s
+        if run is not None:
+            run.append((res, graph))
     return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}
 
 

@@ -36,6 +36,8 @@ GENERATION_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")  # empty when output_tokens =
 RESULT_COLUMNS += GENERATION_COLUMNS
 STREAM_COLUMNS = ("throughput_per_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "utilization", "stable")
 RESULT_COLUMNS += STREAM_COLUMNS  # streams: astrasim.streams.StreamStats.columns
+ENERGY_COLUMNS = ("energy_j", "energy_per_token_j", "avg_power_w")  # astrasim.placement.energy
+RESULT_COLUMNS += ENERGY_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

@@ -1,0 +1,180 @@
+"""Cheap lower bounds on a candidate's latency, from its op graph and network, without the engine.
+
+A run cannot end before any of (each a relaxation of the engine's semantics, astrasim/opgraph.py):
+
+* compute: the busiest device's compute, sum of its Computes' seconds / speed (a device runs one
+  Compute at a time);
+* link: the busiest network resource's load, bits x crossings of every message over its capacity (for
+  a Wi-Fi medium the PHY rate, above any 802.11 efficiency; with a bandwidth trace its highest rate);
+* critical path: Computes run as soon as their deps are done, on as many processors as they like;
+  a Comm completes at a participant no earlier than that participant joined (its own deps done) plus
+  the quickest message it takes part in (route latency + bits at the route's fastest capacity), and,
+  for the collectives whose result needs everyone's data (all_gather, all_reduce, reduce_scatter,
+  all_to_all, a gather's root, a p2p's receiver, a broadcast's receivers), no earlier than the
+  contributors joined plus that message.
+
+Generation (output_tokens = n > 1): e2e >= ttft bound + (n - 1) x the bound of the first decode step
+(its cache is the shortest, so it is the cheapest step; every step starts from the token the
+previous one produced). The tests check bound <= simulated latency on every candidate they run.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+
+from astrasim.network.collectives import plan as collective_plan, resolve_algorithm
+from astrasim.opgraph import Comm, Compute
+
+WHOLE = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Lower bounds (s) of one run: the largest of compute, link and critical path is `latency`."""
+
+    compute: float
+    link: float
+    path: float
+
+    @property
+    def latency(self) -> float:
+        return max(self.compute, self.link, self.path)
+
+
+@dataclass(frozen=True)
+class WorkloadBound:
+    """Bounds of a candidate's metrics (s): ttft (the prefill), tpot (a decode step), e2e."""
+
+    ttft: Bound
+    step: Bound | None
+    output_tokens: int
+
+    def metric(self, name: str) -> float:
+        if name == "tpot":
+            return self.step.latency if self.step is not None else 0.0
+        if name == "e2e" and self.step is not None:
+            return self.ttft.latency + (self.output_tokens - 1) * self.step.latency
+        return self.ttft.latency  # latency / ttft / p99 (no request is faster than one alone)
+
+
+class NetworkBound:
+    """What a bound needs of a topology: routes, per-resource capacities (PHY rates for media)."""
+
+    def __init__(self, topology):
+        from astrasim.network.topology import Fabric
+
+        self.fabric = Fabric(topology)
+        media = topology.graph.get("media", {})
+        caps = []
+        for r in self.fabric.resources:
+            cap = r.capacity_bps
+            if r.name in {str(m) for m in media}:
+                cap = max(cap, media[next(m for m in media if str(m) == r.name)]["bandwidth_mbps"] * 1e6)
+            if r.trace:
+                cap = max(cap, max(rate for _, rate in r.trace))
+            caps.append(cap)
+        self.capacity = caps
+        self._message: dict = {}
+
+    def message(self, src: int, dsts: tuple[int, ...]) -> tuple[tuple[tuple[int, int], ...], float, float]:
+        """(resource, crossings) pairs of a message, its route latency, its route's fastest capacity."""
+        key = (src, dsts)
+        got = self._message.get(key)
+        if got is None:
+            route = self.fabric.route(src, dsts)
+            use = tuple((rid, crossings) for rid, _, crossings in route.usage)
+            fastest = min((self.capacity[rid] for rid, _ in use), default=float("inf"))
+            got = self._message[key] = (use, route.alpha, fastest)
+        return got
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(collective: str, n: int, algorithm: str, root: int, multicast: bool):
+    return collective_plan(collective, n, algorithm, root, multicast)
+
+
+def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, skip: str | None = None) -> Bound:
+    """The bound of `graph`'s ops (only those whose id starts with `only`, none that start with `skip`;
+    the ops left out count as done at time 0)."""
+    n = graph.n_devices
+    busy = [0.0] * n
+    load = [0.0] * len(net.capacity)
+    done: dict[str, object] = {}  # compute id -> finish; comm id -> {device: completion}
+    end = 0.0
+    default = net.fabric.default_algorithm
+    multicast = net.fabric.broadcast
+    index = {op.id: op for op in graph.ops}
+
+    def at(dep: str, device: int) -> float:
+        v = done.get(dep)
+        if v is None:
+            return 0.0
+        if isinstance(v, dict):
+            return v.get(device, 0.0)
+        return v
+
+    for op in graph.ops:
+        if (only is not None and not op.id.startswith(only)) or (skip is not None and op.id.startswith(skip)):
+            continue
+        if isinstance(op, Compute):
+            t = op.seconds / speeds[op.device]
+            busy[op.device] += t
+            ready = max((at(d, op.device) for d in op.deps), default=0.0)
+            done[op.id] = ready + t
+            end = max(end, ready + t)
+            continue
+        devs = op.devices
+        join = {p: max((at(d, p) for d in op.deps if _belongs(index, d, p)), default=0.0) for p in devs}
+        if len(devs) < 2:
+            done[op.id] = join
+            continue
+        algo = resolve_algorithm(op.collective, op.algorithm, default)
+        root = devs.index(op.root) if op.root is not None and op.root in devs else 0
+        plan = _plan(op.collective, len(devs), algo, root, multicast)
+        quickest = {p: float("inf") for p in devs}
+        for src, dsts, frac in zip(plan.src, plan.dsts, plan.frac):
+            bits = op.bits * frac
+            use, alpha, fastest = net.message(devs[src], tuple(devs[d] for d in dsts))
+            for rid, crossings in use:
+                load[rid] += bits * crossings / net.capacity[rid]
+            t = alpha + bits / fastest
+            for p in (src, *dsts):
+                quickest[devs[p]] = min(quickest[devs[p]], t)
+        everyone = max(join.values())
+        out = {}
+        for p in devs:
+            base = join[p]
+            if op.collective in WHOLE or (op.collective == "gather" and p == devs[root]):
+                base = max(base, everyone)
+            elif op.collective == "p2p" and p == devs[1]:
+                base = max(base, join[devs[0]])
+            elif op.collective == "broadcast" and p != devs[root]:
+                base = max(base, join[devs[root]])
+            out[p] = base + (quickest[p] if quickest[p] != float("inf") else 0.0)
+            end = max(end, out[p])
+        done[op.id] = out
+    return Bound(max(busy, default=0.0), max(load, default=0.0), end)
+
+
+def _belongs(index: dict, dep: str, device: int) -> bool:
+    """Whether a dep gates `device` (a Compute on it, a Comm it takes part in)."""
+    op = index.get(dep)
+    if op is None:
+        return True
+    if isinstance(op, Compute):
+        return op.device == device
+    return device in op.devices
+
+
+def point_bound(point, net: NetworkBound | None = None) -> WorkloadBound:
+    """Bounds of a scenario point's ttft, decode step and e2e (astrasim.pointrun builds its graphs)."""
+    from astrasim.pointrun import build_generation_graph, build_network, build_point_graph
+
+    net = net or NetworkBound(build_network(point))
+    speeds = point.device_speeds()
+    if point.output_tokens <= 1:
+        return WorkloadBound(graph_bound(build_point_graph(point), speeds, net), None, point.output_tokens)
+    graph = build_generation_graph(replace(point, output_tokens=2))
+    return WorkloadBound(graph_bound(graph, speeds, net, skip="tok1."), graph_bound(graph, speeds, net, only="tok1."),
+                         point.output_tokens)

@@ -1,0 +1,353 @@
+"""The placement search over owned devices (astrasim plan with `inventory:`).
+
+1. Enumerate candidates (candidates.py): single on each kind, and every sub-multiset of two or
+   more owned devices in every distinct order, on every network, with every strategy variant;
+   pp's layer ranges by dynamic programming (stages.py).
+2. Drop, without simulating, what cannot run (a strategy's check), what does not fit in memory
+   (the strategy's memory formula against each device) and what misses the accuracy floor.
+3. Bound each remaining candidate's objective from its op graph (bounds.py: compute, link,
+   critical path). A candidate whose bound already misses the latency target is pruned.
+4. Exhaustive when at most `search.exhaustive_max` remain: simulate all. Otherwise simulate in
+   order of the bound, a batch at a time on the sweep's executors (serial, --workers, --dask),
+   and prune every candidate whose bound exceeds the best simulated objective so far: it cannot
+   win. The devices in the order the user wrote them are always simulated (the reference).
+5. Rank the feasible simulated candidates by the objective, then the tie-breakers (energy_j,
+   price of the devices used plus the network); mark the Pareto front over (objective, energy,
+   price). If none is feasible, say which constraint binds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from astrasim.errors import UserError
+from astrasim.placement.candidates import (
+    NO_NETWORK, Candidate, base_point, enumerate_candidates, to_point,
+)
+
+STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "cannot run")
+
+
+@dataclass
+class SearchResult:
+    plan: object
+    metric: str
+    table: pd.DataFrame                 # one row per candidate (simulated ones with their result columns)
+    counts: dict[str, int]
+    seconds: float
+    exhaustive: bool
+    binding: list[str] = field(default_factory=list)
+    points: dict = field(default_factory=dict)  # candidate label -> Point (pictures, what-if)
+
+    @property
+    def feasible(self) -> pd.DataFrame:
+        t = self.table
+        return t[t["feasible"]] if "feasible" in t.columns else t.iloc[0:0]
+
+    @property
+    def best(self) -> pd.Series | None:
+        f = self.feasible
+        return None if f.empty else f.iloc[0]
+
+    @property
+    def given(self) -> pd.Series | None:
+        """The best simulated candidate on all devices in the order the user wrote them."""
+        t = self.table
+        g = t[t["given_order"] & (t["status"] == "simulated") & t["fits"].astype(bool)]
+        return None if g.empty else g.sort_values(self.metric, kind="stable").iloc[0]
+
+
+def speed_ranks(plan) -> dict[str, float]:
+    """Roofline seconds of one layer per kind (lower is faster)."""
+    from astrasim.models import get_model
+    from astrasim.scenario.fleet import catalog_rate, layer_seconds
+
+    try:
+        spec = get_model(plan.model)
+    except Exception:  # noqa: BLE001 - a custom model: the base point resolves it
+        return {}
+    T = plan.tokens or spec.tokens
+    return {k: layer_seconds(spec, T, catalog_rate(k)) for k in plan.inventory}
+
+
+def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
+    """Accuracy of each (strategy, knobs) variant, joined from the accuracy tables."""
+    from astrasim.analysis.accuracy_data import join_accuracy
+    from astrasim.strategies.registry import knob_columns
+
+    keys = sorted({(c.strategy, c.knobs, c.devices) for c in cands}, key=repr)
+    if not keys:
+        return {}
+    df = pd.DataFrame([{"model": plan.model, "strategy": s, **knob_columns(s, k), "devices": n,
+                        "weight_bits": plan.sweep.get("weight_bits", 32)} for s, k, n in keys])
+    joined = join_accuracy(df, accuracy.table, task=accuracy.task and {plan.model: accuracy.task})
+    return {key: joined["accuracy"].iloc[i] for i, key in enumerate(keys)}
+
+
+def prepare(plan, networks: dict, devices: dict):
+    """(base point, [(candidate, point, status)]) before any bound or simulation."""
+    from astrasim.errors import UserError as _UE
+    from astrasim.placement.stages import pp_stages
+    from astrasim.scenario.fleet import memory_check
+    from astrasim.strategies import get
+
+    ranks = speed_ranks(plan)
+    base = base_point(plan, min(plan.inventory, key=lambda k: (ranks.get(k, 0.0), k)))
+    given = tuple(plan.owned())
+    objective = "max" if plan.rate_per_s else "sum"
+    out = []
+    seen_given_pp = set()
+    for cand in enumerate_candidates(plan, networks, ranks):
+        point = to_point(base, cand, networks)
+        s = get(cand.strategy)
+        status = ""
+        try:
+            s.check(point.model, point.devices, point.tokens, point.knobs)
+            if cand.strategy == "pp" and not point.knobs.stages:
+                if cand.order == given and (cand.network, point.knobs) not in seen_given_pp:
+                    seen_given_pp.add((cand.network, point.knobs))
+                    out.append((cand, point, ""))  # the tensor_split rule on the given order: a reference
+                stages = pp_stages(point, objective)
+                if stages is not None:
+                    knobs = s.knobs(**{**point.knobs.model_dump(), "stages": stages})
+                    cand = replace(cand, knobs=knobs)
+                    point = replace(point, knobs=knobs)
+        except (_UE, ValueError):
+            status = "cannot run"
+        if not status and not memory_check(point, point.output_tokens).fits:
+            status = "does not fit"
+        out.append((cand, point, status))
+    return base, out
+
+
+def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progress: bool = True,
+               exhaustive: bool | None = None, networks_path=None, devices_path=None) -> SearchResult:
+    """Search the plan's placements; UserError on bad input (before any simulation)."""
+    from astrasim.analysis.planning import load_devices, load_networks, plan_accuracy
+    from astrasim.placement.bounds import NetworkBound, point_bound
+    from astrasim.placement.inventory import check_inventory
+    from astrasim.pointrun import build_network
+    from astrasim.scenario import point_key
+    from astrasim.sweep import check_workers, simulate_points
+
+    check_workers(workers)
+    devices = load_devices(devices_path)
+    networks = load_networks(networks_path)
+    check_inventory(plan, devices, networks)
+    metric = plan.metric()
+    accuracy = plan_accuracy(plan)
+    client = None
+    if dask_address:
+        from astrasim.sweep import _dask_client
+
+        client = _dask_client(dask_address)
+    t0 = time.perf_counter()
+    base, prepared = prepare(plan, networks, devices)
+    acc = accuracy_of(plan, accuracy, [c for c, _, _ in prepared])
+    floor = plan.accuracy.floor
+    given = tuple(plan.owned())
+    records = []
+    nets: dict = {}
+    with _Bar(progress, len(prepared)) as bar:
+        for cand, point, status in prepared:
+            a = acc.get((cand.strategy, cand.knobs, cand.devices))
+            if not status and floor is not None:
+                ok = a is not None and a == a and (a >= floor if accuracy.higher_is_better else a <= floor)
+                status = "" if ok else "below accuracy floor"
+            bound = float("nan")
+            if not status:
+                key = (point.network, point.devices)
+                if key not in nets:
+                    nets[key] = NetworkBound(build_network(point))
+                try:  # building the graph reads the profile: rows missing for this device count -> cannot run
+                    bound = point_bound(point, nets[key]).metric(metric.removesuffix("_s").replace("latency_p99", "p99"))
+                except UserError:
+                    status = "cannot run"
+                if not status and plan.latency_target_s is not None and bound > plan.latency_target_s:
+                    status = "misses target"
+            records.append({"candidate": cand, "point": point, "status": status, "bound_s": bound, "accuracy": a,
+                            "given_order": cand.order == given or (cand.devices == 1 and len(given) == 1)})
+            bar.advance()
+        live = [r for r in records if not r["status"]]
+        do_all = exhaustive if exhaustive is not None else len(live) <= plan.search.exhaustive_max
+        live.sort(key=lambda r: (not r["given_order"], r["bound_s"]))
+        best = float("inf")
+        bar.restart("simulating", len(live))
+        by_key = {point_key(r["point"]): r for r in live}
+        batch = max(1, plan.search.batch * max(1, workers))
+        i = 0
+        while i < len(live):
+            chunk = []
+            while i < len(live) and len(chunk) < batch:
+                r = live[i]
+                i += 1
+                if not do_all and not r["given_order"] and r["bound_s"] > best:
+                    r["status"] = "pruned"
+                    bar.advance()
+                    continue
+                chunk.append(r)
+            if not chunk:
+                continue
+            for row in simulate_points([r["point"] for r in chunk], workers=workers, client=client):
+                r = by_key[point_key_of_row(row)]
+                r["row"] = row
+                r["status"] = "simulated"
+                value = row.get(metric)
+                if value is not None and value == value and bool(row.get("fits", True)):
+                    if plan.latency_target_s is None or value <= plan.latency_target_s:
+                        best = min(best, float(value))
+                bar.advance()
+            if client is not None and i < len(live):  # the dask executor closes its client after a batch
+                from astrasim.sweep import _dask_client
+
+                client = _dask_client(dask_address)
+    seconds = time.perf_counter() - t0
+    table = _table(records, plan, metric, devices, networks, accuracy)
+    counts = {s: int((table["status"] == s).sum()) for s in STATUS}
+    counts["candidates"] = len(table)
+    result = SearchResult(plan, metric, table, counts, seconds, do_all,
+                          points={r["candidate"].label(): r["point"] for r in records})
+    if result.best is None:
+        result.binding = binding(result, accuracy)
+    return result
+
+
+def point_key_of_row(row: dict) -> tuple[str, ...]:
+    from astrasim.results import row_key
+
+    return row_key(row)
+
+
+def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
+    from astrasim.analysis.pareto import mark_pareto
+
+    rows = []
+    for r in records:
+        c: Candidate = r["candidate"]
+        price = sum(devices[d].price_usd for d in c.order)
+        net_cost = 0.0 if c.network == NO_NETWORK else networks[c.network].cost(c.devices)
+        base = {"placement": c.label(), "order": " > ".join(c.order), "devices": c.devices, "strategy": c.strategy,
+                "variant": c.label().split(", ", 1)[1], "network_option": c.network, "status": r["status"],
+                "bound_s": r["bound_s"], "accuracy": r["accuracy"], "price_usd": price + net_cost,
+                "given_order": r["given_order"]}
+        row = r.get("row") or {}
+        base.update({k: v for k, v in row.items() if k not in base and k not in ("devices", "strategy")})
+        rows.append(base)
+    df = pd.DataFrame(rows)
+    for col in (metric, "energy_j", "energy_per_token_j", "avg_power_w", "fits", "latency_s"):
+        if col not in df.columns:
+            df[col] = float("nan") if col != "fits" else True
+    df["fits"] = df["fits"].fillna(True).astype(bool) & (df["status"] != "does not fit")
+    sim = df["status"] == "simulated"
+    ok = sim & df["fits"] & df[metric].notna()
+    if plan.latency_target_s is not None:
+        ok &= df[metric] <= plan.latency_target_s
+    df["feasible"] = ok
+    df["pareto"] = ""
+    if ok.any():
+        objectives = {metric: "min", "price_usd": "min"}
+        if df.loc[ok, "energy_j"].notna().all():
+            objectives["energy_j"] = "min"
+        df.loc[ok, "pareto"] = mark_pareto(df[ok], objectives)["pareto"]
+    ties = {"energy": "energy_j", "price": "price_usd"}
+    keys = ["feasible", metric] + [ties[t] for t in plan.tie_breakers] + ["bound_s"]
+    df = df.sort_values(keys, ascending=[False] + [True] * (len(keys) - 1), kind="stable", na_position="last")
+    return df.reset_index(drop=True)
+
+
+def binding(result: SearchResult, accuracy) -> list[str]:
+    """Why no placement is feasible: the constraint that binds, with the closest miss."""
+    t, plan, metric = result.table, result.plan, result.metric
+    out = []
+    if not (t["status"] != "does not fit").any() or t[t["status"] != "cannot run"]["status"].eq("does not fit").all():
+        out.append("memory binds: no placement of the owned devices holds the model")
+    if plan.accuracy.floor is not None and t["status"].eq("below accuracy floor").any() and \
+            not t["status"].isin(["simulated", "pruned", "misses target"]).any():
+        out.append(f"accuracy floor binds: no strategy reaches {plan.accuracy.floor:g}")
+    if plan.latency_target_s is not None:
+        sim = t[(t["status"] == "simulated") & t["fits"]]
+        bounds = t[t["status"] == "misses target"]["bound_s"]
+        best = sim[metric].min() if not sim.empty else float("inf")
+        best_bound = bounds.min() if not bounds.empty else float("inf")
+        fastest = min(best, best_bound)
+        if fastest < float("inf"):
+            row = sim.loc[sim[metric].idxmin()] if best <= best_bound and not sim.empty else None
+            what = (f"the fastest placement ({row['placement']}) takes {best:.3g} s" if row is not None else
+                    f"no placement can beat {best_bound:.3g} s (analytic bound)")
+            out.append(f"latency target binds: {what}, over the {plan.latency_target_s:g} s target by "
+                       f"{100 * (fastest - plan.latency_target_s) / plan.latency_target_s:.0f} %")
+    return out or ["nothing simulated meets every constraint"]
+
+
+class _Bar:
+    """The progress bar of the search: bounding, then simulating (rich, on stderr)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.bar, self.task = enabled, total, None, None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task("bounding", total=self.total)
+        return self
+
+    def advance(self):
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def restart(self, description: str, total: int):
+        if self.bar is not None:
+            self.bar.reset(self.task, total=total, completed=0, description=description)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def format_search(result: SearchResult, top: int = 8) -> str:
+    """The search's report: counts, the best placement, the user's order, the ranking."""
+    plan, metric, t, c = result.plan, result.metric, result.table, result.counts
+    inv = ", ".join(f"{n} x {k}" for k, n in plan.inventory.items())
+    work = (f"{plan.tokens or 'default'}-token prompt" + (f", {plan.output_tokens} generated tokens"
+                                                          if plan.output_tokens else "")
+            + (f", {plan.rate_per_s:g} requests/s" if plan.rate_per_s else ""))
+    lines = [f"placement '{plan.name}': {plan.model}, {work}; owned: {inv}; objective {metric}"
+             + (f" <= {plan.latency_target_s:g} s" if plan.latency_target_s else ""),
+             f"{c['candidates']} candidates: {c['simulated']} simulated, {c['pruned']} pruned by the analytic bound, "
+             f"{c['misses target']} miss the target by their bound, {c['does not fit']} do not fit, "
+             f"{c['below accuracy floor']} below the accuracy floor, {c['cannot run']} cannot run "
+             f"({'exhaustive' if result.exhaustive else 'pruned search'}, {result.seconds:.1f} s)"]
+    best, given = result.best, result.given
+
+    def describe(r) -> str:
+        e = r.get("energy_per_token_j")
+        energy = "" if e is None or e != e else f", {e:.3g} J/token ({r['energy_j']:.3g} J)"
+        extra = "".join(f", {k.removesuffix('_s')} {r[k]:.3g} s" for k in ("ttft_s", "tpot_s", "e2e_s")
+                        if k != metric and k in r.index and r[k] == r[k] and r[k] is not None)
+        return f"{r['placement']}: {metric} {r[metric]:.4g} s{extra}{energy}, ${r['price_usd']:,.0f}"
+
+    if best is not None:
+        lines += ["", f"best: {describe(best)}"]
+        if given is not None:
+            gain = given[metric] / best[metric] if best[metric] > 0 else float("nan")
+            lines.append(f"your order ({' > '.join(plan.owned())}), best strategy: {describe(given)} "
+                         f"-> the search is {gain:.2f}x faster")
+    else:
+        lines += ["", "no placement meets every constraint:"] + [f"- {b}" for b in result.binding]
+    shown = t[t["status"] == "simulated"].head(top)
+    if not shown.empty:
+        cols = ["placement", metric, "bound_s", "energy_per_token_j", "price_usd", "memory_gb", "pareto"]
+        lines += ["", f"simulated, best first (top {len(shown)}):",
+                  shown[[x for x in cols if x in shown.columns]].to_string(index=False, na_rep="n/a", formatters={
+                      metric: lambda v: f"{v:.4g}", "bound_s": lambda v: f"{v:.4g}",
+                      "energy_per_token_j": lambda v: f"{v:.3g}", "price_usd": lambda v: f"${v:,.0f}",
+                      "memory_gb": lambda v: f"{v:.2f}"})]
+    return "\n".join(lines)
