@@ -46,6 +46,18 @@ def test_registry_names():
         build_graph("no-such-strategy", GPT2, FixedCosts(), 2, 1024)
 
 
+def test_registry_refuses_a_shared_colour_or_marker():
+    from astrasim.strategies.registry import check_distinct
+
+    check_distinct(list(STRATEGIES.values()))  # the shipped strategies are told apart
+    tp, pp = STRATEGIES["tp"], STRATEGIES["pp"]
+    for attr in ("color", "marker"):
+        own = {"name": "clash", "color": "#123456", "marker": "X"}
+        clash = type("Clash", (type(pp),), {**own, attr: getattr(tp, attr)})()
+        with pytest.raises(RuntimeError, match=f"'tp' and 'clash' share the {attr}"):
+            check_distinct([tp, pp, clash])
+
+
 def test_single_runs_every_layer_on_one_device_with_n1_rows():
     costs = FixedCosts()
     g = build_graph("single", GPT2, costs, 8, 1024)

@@ -27,10 +27,21 @@ def _discover() -> dict[str, Strategy]:
         if isinstance(strategy, Strategy):
             found.append(strategy)
     found.sort(key=lambda s: (s.rank, s.name))
-    names = [s.name for s in found]
-    if len(set(names)) != len(names):
-        raise RuntimeError(f"two strategy modules share a name: {names}")
+    check_distinct(found)
     return {s.name: s for s in found}
+
+
+def check_distinct(strategies: list[Strategy]) -> None:
+    """Names, colours and markers tell strategies apart in every table and plot: two strategies
+    sharing one is a programming error (RuntimeError naming both)."""
+    for attr in ("name", "color", "marker"):
+        seen: dict[str, str] = {}
+        for s in strategies:
+            value = getattr(s, attr)
+            if value in seen:
+                raise RuntimeError(f"strategies '{seen[value]}' and '{s.name}' share the {attr} {value!r}; "
+                                   f"give each its own")
+            seen[value] = s.name
 
 
 STRATEGIES: dict[str, Strategy] = _discover()

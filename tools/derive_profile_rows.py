@@ -10,7 +10,7 @@ TFLOP at 1024 tokens) still gets rows of the measured machine's character. The r
 derived in their `hardware` column. The shipped profiles/cpu.llama3-8b.csv is measured, not
 derived (docs/kernels.md); compare with it, do not overwrite it:
 
-    python bench/derive_profile_rows.py --target llama3-8b --reference gpt2-m --tokens 1024 \
+    python tools/derive_profile_rows.py --target llama3-8b --reference gpt2-m --tokens 1024 \
         --out /tmp/llama3-8b.derived.csv
 """
 

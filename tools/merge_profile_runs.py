@@ -3,7 +3,7 @@ strategy, devices, G, K, tokens, op) the row of the run with the lowest `median_
 shared with other work preemption only ever adds time, so the lowest estimate over runs is the
 op's own time (profiles/cpu.decode.csv: several `--decode --threads 1 --statistic p10` runs).
 
-    python bench/merge_profile_runs.py --out profiles/cpu.decode.csv run1.csv run2.csv ...
+    python tools/merge_profile_runs.py --out profiles/cpu.decode.csv run1.csv run2.csv ...
 """
 
 from __future__ import annotations
