@@ -103,8 +103,10 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
     return tx, rx
 
 
-def run_energy(point, result, graph) -> list[DeviceEnergy]:
-    """Per-device energy of a SimResult of `point` built from `graph` (UserError: powers unknown)."""
+def run_energy(point, result, graph, power=None) -> list[DeviceEnergy]:
+    """Per-device energy of a SimResult of `point` built from `graph` (UserError: powers unknown).
+    `power`: name -> (idle W, active W) (default: the catalog's, device_power)."""
+    power = power or device_power
     names = device_names(point)
     latency = float(result.latency_s)
     tx, rx = airtime(point, graph)
@@ -115,7 +117,7 @@ def run_energy(point, result, graph) -> list[DeviceEnergy]:
         radio = parse_wifi(json.loads(point.network.wifi) if point.network.wifi else None)
     out = []
     for d, busy in enumerate(result.compute_s):
-        idle_w, active_w = device_power(names[d])
+        idle_w, active_w = power(names[d])
         busy = min(float(busy), latency)
         radio_j = 0.0
         if radio is not None:

@@ -65,6 +65,7 @@ class PipelineParallel(Strategy):
     paper_role = ""
     color, marker = "#CC79A7", "P"
     label_knobs = {"chunks": "C", "stages": "L"}
+    splits = "layers"
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:
@@ -96,6 +97,10 @@ class PipelineParallel(Strategy):
                 start += size
             return out
         return [range(a, b) for a, b in split_bounds(spec.layers, n, what="layers")]
+
+    def parts(self, spec, n, tokens, knobs, options):
+        """Layers per stage."""
+        return [len(r) for r in self.stages(spec, n, knobs)]
 
     def device_factor(self, spec, options, device: int, op: str, tokens: int, decode: bool = False) -> float:
         """Time of a whole layer's `op` on `device`'s hardware over its profiled time (1 without a fleet)."""
