@@ -28,7 +28,8 @@ from astrasim.placement.candidates import (
     NO_NETWORK, Candidate, base_point, enumerate_candidates, to_point,
 )
 
-STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "cannot run")
+STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "cannot run",
+          "inconsistent")
 
 
 @dataclass
@@ -194,7 +195,10 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
             for row in simulate_points([r["point"] for r in chunk], workers=workers, client=client):
                 r = by_key[point_key_of_row(row)]
                 r["row"] = row
-                r["status"] = "simulated"
+                r["status"] = "inconsistent" if _inconsistent(row) else "simulated"
+                if r["status"] != "simulated":
+                    bar.advance()
+                    continue
                 value = row.get(metric)
                 if value is not None and value == value and bool(row.get("fits", True)):
                     if plan.latency_target_s is None or value <= plan.latency_target_s:
@@ -213,6 +217,15 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
     if result.best is None:
         result.binding = binding(result, accuracy)
     return result
+
+
+def _inconsistent(row: dict) -> bool:
+    """A generation row whose whole request is faster than its prefill (tpot < 0): the decode path
+    scaled the prefill differently (issue 25/26: one point path, decode honouring every option);
+    never ranked, counted apart."""
+    tpot, e2e, ttft = row.get("tpot_s"), row.get("e2e_s"), row.get("ttft_s")
+    return (tpot is not None and tpot == tpot and tpot < 0) or (
+        e2e is not None and ttft is not None and e2e == e2e and ttft == ttft and e2e < ttft)
 
 
 def point_key_of_row(row: dict) -> tuple[str, ...]:
@@ -323,7 +336,8 @@ def format_search(result: SearchResult, top: int = 8) -> str:
              + (f" <= {plan.latency_target_s:g} s" if plan.latency_target_s else ""),
              f"{c['candidates']} candidates: {c['simulated']} simulated, {c['pruned']} pruned by the analytic bound, "
              f"{c['misses target']} miss the target by their bound, {c['does not fit']} do not fit, "
-             f"{c['below accuracy floor']} below the accuracy floor, {c['cannot run']} cannot run "
+             f"{c['below accuracy floor']} below the accuracy floor, {c['cannot run']} cannot run"
+             + (f", {c['inconsistent']} inconsistent (e2e < ttft) left out" if c["inconsistent"] else "") + " "
              f"({'exhaustive' if result.exhaustive else 'pruned search'}, {result.seconds:.1f} s)"]
     best, given = result.best, result.given
 
