@@ -60,8 +60,9 @@ def test_plan_ranks_by_cost_with_energy_and_frontier(profiles, tmp_path):
     for _, r in t.iterrows():
         net = 0.0 if r["network_option"] == "none" else nets[r["network_option"]].cost(r["devices"])
         assert r["cost_usd"] == pytest.approx(r["devices"] * devices[r["hardware"]].price_usd + net)
-        # energy = power x busy time summed over devices (compute_s is the per-device mean)
-        assert r["energy_j"] == pytest.approx(devices[r["hardware"]].power_w * r["compute_s"] * r["devices"])
+        # energy comes with the rows (astrasim.placement.energy; tested in tests/test_placement.py):
+        # empty where the catalog has no idle/active power, else more than idle power alone would give
+        assert pd.isna(r["energy_j"]) or r["energy_j"] > 0
     assert set(t.loc[t["strategy"] == "single", "network_option"]) == {"none"}
     feasible = t[(t["latency_s"] <= 1.0) & (t["accuracy"] <= 80)]
     assert set(feasible.index) == set(result.feasible.index)

@@ -43,6 +43,7 @@ from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_a
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
 from astrasim.fileio import read_yaml_file
+from astrasim.results import ENERGY_COLUMNS
 from astrasim.scenario.schema import MemoryConfig, StrategyEntry
 from astrasim.strategies import STRATEGIES, get, label_of
 NO_NETWORK = "none"
@@ -437,13 +438,14 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
     unknown = sorted({name for f in fleets for name in f} - set(devices))
     if unknown:
         raise UserError(f"hardware {unknown} not in the device catalog {sorted(devices)}", field="hardware")
-    # a mixed fleet: the sum of its prices    df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
+    # a mixed fleet: the sum of its prices
+    df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
     df["network_cost_usd"] = [0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
                               for name, n in zip(df["network_option"], df["devices"])]
     df["cost_usd"] = df["device_cost_usd"] + df["network_cost_usd"]
     df["busy_s"] = busy_seconds(df)
-    if "energy_j" not in df.columns:  # rows of an older result file
-        df["energy_j"] = np.nan
+    for col in ENERGY_COLUMNS:  # empty where a device has no power figures (or rows of an older file)
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     return df
 
 
