@@ -93,7 +93,6 @@ def best_stages(layer_cost: Sequence[float], transfer: Sequence[float], capacity
 def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
     """The `stages` knob ('14,6,6,6') for a pp point on its devices in order (None: nothing fits).
     Per-layer times are the pp strategy's own (the single device's profile rows scaled to each device)."""
-    from astrasim.pointrun import build_network
     from astrasim.scenario.fleet import device_memory, hardware_of
     from astrasim.strategies import get
     from astrasim.strategies.costs import costs_for, profile_id
@@ -116,8 +115,7 @@ def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
             c += steps * sum(dec(op, T) * pp.device_factor(spec, options, s, op, T, decode=True)
                              for op in ("attn_decode", "mlp_decode"))
         cost.append(c / speeds[s])
-    topo = build_network(point)
-    rate = _rate_bps(topo)
+    rate = _rate_bps(point.network, n)
     bits = (T + steps) * spec.hidden * point.element_bits
     transfer = [bits / rate if s < n - 1 else 0.0 for s in range(n)]
     measured = profile_id(point.profile_path)
@@ -130,9 +128,10 @@ def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
     return None if sizes is None else ",".join(map(str, sizes))
 
 
-def _rate_bps(topology) -> float:
+@lru_cache(maxsize=256)
+def _rate_bps(network, n: int) -> float:
     """The slowest capacity a stage's activation meets (the medium or a port), bit/s."""
     from astrasim.network.topology import Fabric
 
-    caps = [r.capacity_bps for r in Fabric(topology).resources if r.capacity_bps > 0]
+    caps = [r.capacity_bps for r in Fabric(network.build(n)).resources if r.capacity_bps > 0]
     return min(caps) if caps else math.inf

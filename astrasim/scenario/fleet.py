@@ -87,9 +87,23 @@ def partition_weights(point) -> tuple[float, ...] | None:
     return tuple(w / top for w in weights)
 
 
-@functools.lru_cache(maxsize=4096)
 def point_fleet(point) -> Fleet | None:
-    """The per-device scaling of a point, or None for today's uniform path."""
+    """The per-device scaling of a point, or None for today's uniform path. Cached on the fields it
+    reads (points differing only in knobs, network, generation or workload share one Fleet)."""
+    from dataclasses import replace
+
+    from astrasim.strategies import STRATEGIES
+    from astrasim.streams import SINGLE
+
+    kind = single_device_strategy() if point.single_device else next(
+        s for s in STRATEGIES.values() if not s.single_device)
+    return _point_fleet(replace(point, scenario="", knobs=None, network=None, output_tokens=0, workload=SINGLE,
+                                strategy=kind.name,
+                                element_bits=32, causal_skip=True, algorithm="auto", speed_jitter=0.0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _point_fleet(point) -> Fleet | None:
     shares = partition_weights(point)
     if point.fleet is None and shares is None and point.weight_bits == 32:
         return None
