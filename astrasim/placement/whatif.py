@@ -2,18 +2,16 @@
 placement before and after a change of the inventory or of the network, the change of each metric,
 and why, in one line, from the simulation's breakdown.
 
-The reason compares the two placements that matter: the best after the change and, when that
-best does not use what was added (or the change made things worse), the best placement that does
-use it. Their per-device compute, exposed communication and idle time (of the objective's part of
-the request: the prefill for latency/ttft, the decode steps for tpot/e2e) and their messages per
-token say what binds: "adding 1 x raspberry-pi-5 raises tpot from 0.33 s to 0.36 s: 4 more
-messages per token on the link cost more (+0.05 s exposed communication per device) than the
-compute they save (-0.02 s)".
+The reason compares the two placements that matter: the best before and the best after the change
+or, when that best leaves what was added unused, the best placement that does use it. Their
+critical paths (critical.py: compute, communication and waiting on the path, and its messages; of
+the objective's part of the request: the prefill for latency / ttft, the decode steps per token for
+tpot / e2e) say what binds: "adding 1 x raspberry-pi-5 ... takes 0.171 s: compute on the critical
+path grows by 0.0345 s (its work falls to fewer or slower devices) while communication changes by
++0.0007 s (+3 messages per token on the critical path)".
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import pandas as pd
 
@@ -79,36 +77,24 @@ def describe_change(add, remove, network) -> str:
     return " and ".join(parts)
 
 
-@dataclass
-class Breakdown:
-    """Per-device means (s) of the objective's part of a request, and its messages."""
+def breakdown(point, metric: str):
+    """The critical path (critical.py) of the objective's part of a request, per token: the prefill
+    run, or (tpot, e2e) the decode steps of the generation run."""
+    from dataclasses import replace as _replace
 
-    compute: float
-    exposed: float
-    idle: float
-    messages: int
-    per: int  # tokens the part covers (1: the prefill)
-
-
-def breakdown(point, metric: str) -> Breakdown:
-    """The engine's breakdown of the objective's part of a request: the prefill run, or (tpot, e2e)
-    the decode steps (the generation run minus the prefill run)."""
     from astrasim.engine import simulate
+    from astrasim.placement.critical import CriticalPath, critical_path
     from astrasim.pointrun import build_generation_graph, build_network, run_point
 
-    pre = run_point(point)[0]
-
-    def mean(xs):
-        return sum(xs) / len(xs)
-
     if metric in ("tpot_s", "e2e_s") and point.output_tokens > 1:
-        gen = simulate(build_generation_graph(point), build_network(point), speeds=point.device_speeds())
+        graph = build_generation_graph(point)
+        run = simulate(graph, build_network(point), speeds=point.device_speeds(), record_timeline=True)
         steps = point.output_tokens - 1
-        return Breakdown((mean(gen.compute_s) - mean(pre.compute_s)) / steps,
-                         (mean(gen.exposed_comm_s) - mean(pre.exposed_comm_s)) / steps,
-                         (mean(gen.idle_s) - mean(pre.idle_s)) / steps,
-                         gen.n_messages - pre.n_messages, steps)
-    return Breakdown(mean(pre.compute_s), mean(pre.exposed_comm_s), mean(pre.idle_s), pre.n_messages, 1)
+        cp = critical_path(graph, run, only="tok")
+        return CriticalPath(cp.compute_s / steps, cp.comm_s / steps, cp.wait_s / steps, 0), cp.messages / steps
+    run, graph = run_point(_replace(point, speed_jitter=0.0), record_timeline=True)
+    cp = critical_path(graph, run)
+    return cp, float(cp.messages)
 
 
 def _uses(row, name: str, at_least: int) -> bool:
@@ -139,23 +125,27 @@ def reason(before: SearchResult, after: SearchResult, change: str, added: list[t
             compare = using.sort_values(metric, kind="stable").iloc[0]
             note = (f"; the best placement leaves it unused, the best that uses it ({compare['placement']}) "
                     f"takes {compare[metric]:.3g} s")
-    bp, cp = before.points[b["placement"]], after.points[compare["placement"]]
-    x, y = breakdown(bp, metric), breakdown(cp, metric)
-    d_comp, d_comm, d_idle = y.compute - x.compute, y.exposed - x.exposed, y.idle - x.idle
-    msgs = (y.messages / y.per) - (x.messages / x.per)
-    unit = "per token" if y.per > 1 else "per request"
-    if d_comm > 0 and d_comm + d_idle > -d_comp:
-        why = (f"{msgs:+.0f} messages {unit} cost more on the link (exposed communication {d_comm:+.3g} s per "
-               f"device) than the compute they save ({d_comp:+.3g} s)")
-    elif d_comp < 0 and -d_comp >= abs(d_comm):
-        why = (f"compute per device falls by {-d_comp:.3g} s, more than exposed communication changes "
-               f"({d_comm:+.3g} s, {msgs:+.0f} messages {unit})")
-    elif d_idle > 0 and d_idle >= abs(d_comm):
-        why = (f"devices wait {d_idle:+.3g} s more each (idle: the slowest one binds) while compute "
-               f"changes by {d_comp:+.3g} s")
-    else:
-        why = (f"compute {d_comp:+.3g} s, exposed communication {d_comm:+.3g} s, idle {d_idle:+.3g} s per device "
-               f"({msgs:+.0f} messages {unit})")
+    (x, xm), (y, ym) = breakdown(before.points[b["placement"]], metric), breakdown(after.points[compare["placement"]], metric)
+    d_comp, d_comm, d_wait = y.compute_s - x.compute_s, y.comm_s - x.comm_s, y.wait_s - x.wait_s
+    unit = "per token" if metric in ("tpot_s", "e2e_s") and after.plan.output_tokens > 1 else "per request"
+    msgs = f"{ym - xm:+.0f} messages {unit} on the critical path"
+    path = (f"critical path {unit}: compute {x.compute_s:.3g} -> {y.compute_s:.3g} s, communication "
+            f"{x.comm_s:.3g} -> {y.comm_s:.3g} s, waiting {x.wait_s:.3g} -> {y.wait_s:.3g} s")
+    delta = {"compute": d_comp, "communication": d_comm, "waiting": d_wait}
+    if y.total_s >= x.total_s:  # slower (or no faster): the term that grew most binds
+        main = max(delta, key=delta.get)
+        why = {"compute": f"compute on the critical path grows by {d_comp:.3g} s (its work falls to fewer or slower "
+                          f"devices) while communication changes by {d_comm:+.3g} s ({msgs})",
+               "communication": f"the extra communication ({msgs}, {d_comm:+.3g} s) costs more than the compute "
+                                f"it saves ({d_comp:+.3g} s)",
+               "waiting": f"devices wait {d_wait:.3g} s longer for each other (the slowest binds)"}[main]
+    else:  # faster: the term that fell most
+        main = min(delta, key=delta.get)
+        why = {"compute": f"compute on the critical path falls by {-d_comp:.3g} s, more than communication "
+                          f"changes ({d_comm:+.3g} s, {msgs})",
+               "communication": f"communication on the critical path falls by {-d_comm:.3g} s ({msgs})",
+               "waiting": f"devices wait {-d_wait:.3g} s less for each other"}[main]
+    why += f" [{path}]"
     return f"{head}{note}: {why}"
 
 
@@ -164,6 +154,8 @@ def metric_changes(before: SearchResult, after: SearchResult) -> pd.DataFrame:
     b, a = before.best, after.best
     rows = []
     for m in METRICS:
+        if m == "latency_p99_s" and not after.plan.rate_per_s:
+            continue
         vb = None if b is None else b.get(m)
         va = None if a is None else a.get(m)
         if (vb is None or vb != vb) and (va is None or va != va):
