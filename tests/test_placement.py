@@ -208,3 +208,19 @@ def test_a_target_nothing_meets_exits_0_with_the_verdict(tmp_path):
     plan.write_text(yaml.safe_dump({**SMALL, "latency_target_s": 0.01, "strategies": ["single", "sp"]}))
     r = _cli("plan", str(plan), "--no-progress")
     assert r.returncode == 0 and "latency target binds" in r.stdout
+
+
+def test_critical_path_splits_a_chain_into_compute_and_communication():
+    """d0 computes 1 s, sends 1e8 bits over an ideal 100 Mbps link (1 s), d1 computes 2 s: 3 s of
+    compute and 1 s of communication on the path, nothing waiting; the path is the latency."""
+    from astrasim.engine import simulate
+    from astrasim.network.topology import build_topology
+    from astrasim.opgraph import Comm, Compute, OpGraph
+    from astrasim.placement.critical import critical_path
+
+    g = OpGraph(2, [Compute("a", 0, 1.0), Comm("m", "p2p", (0, 1), 1e8, ("a",)), Compute("b", 1, 2.0, ("m",)),
+                    Compute("side", 0, 0.5)])
+    res = simulate(g, build_topology("ideal", 2, 100.0), record_timeline=True)
+    cp = critical_path(g, res)
+    assert (cp.compute_s, cp.comm_s, cp.wait_s, cp.messages) == pytest.approx((3.0, 1.0, 0.0, 1))
+    assert cp.total_s == pytest.approx(res.latency_s)
