@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from astrasim.opgraph import OpGraph
 from astrasim.scenario.grid import Point
 from astrasim.strategies import build_graph
-from astrasim.strategies.costs import costs_for
+from astrasim.compute.sources import FILES, Inputs
 from astrasim.streams import arrival_times, run_stream, single_columns
 
 
@@ -28,41 +27,30 @@ class EngineInputs:
     message_cpu_s: float = 0.0
 
 
-def build_point_graph(point: Point) -> OpGraph:
+def point_costs(point: Point, device: str | None, inputs: Inputs = FILES):
+    """The per-op costs of a point: the table it carries, else its profile (from `inputs`)."""
+    return point.costs if point.costs is not None else inputs.costs_for(point.profile_path, device)
+
+
+def build_point_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
     """The op graph of a point (profile lookups happen here: a missing key is a UserError)."""
     options = point.options()
     # a Fleet scales every device's ops itself, from the profile's own (unscaled) times
-    costs = costs_for(point.profile_path, point.device if options.fleet is None else None)
+    costs = point_costs(point, point.device if options.fleet is None else None, inputs)
     return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options)
 
 
-PRELOADED_TRACES: dict[str, list] = {}
-
-
-@functools.lru_cache(maxsize=16)
-def _trace_cached(path: str, mtime: float) -> list[tuple[float, float]]:
-    from astrasim.network.topology import load_bandwidth_trace
-
-    return load_bandwidth_trace(path)
-
-
-def load_trace(path: str) -> list[tuple[float, float]]:
-    if path in PRELOADED_TRACES:
-        return PRELOADED_TRACES[path]
-    return _trace_cached(path, os.path.getmtime(path))
-
-
-def build_network(point: Point):
+def build_network(point: Point, inputs: Inputs = FILES):
     """The networkx topology of a point (astrasim.network.topology)."""
     net = point.network
-    return net.build(point.devices, load_trace(net.trace_path) if net.trace_path else None)
+    return net.build(point.devices, inputs.trace(net.trace_path) if net.trace_path else None)
 
 
-def engine_inputs(point: Point) -> EngineInputs:
+def engine_inputs(point: Point, inputs: Inputs = FILES) -> EngineInputs:
     from astrasim.engine.cores import Placement
 
-    graph = build_point_graph(point)
-    return EngineInputs(graph, build_network(point), point.device_speeds(),
+    graph = build_point_graph(point, inputs)
+    return EngineInputs(graph, build_network(point, inputs), point.device_speeds(),
                         Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
                         point.message_cpu_s)
 
@@ -86,31 +74,31 @@ def jittered_speeds(speeds: list[float], jitter: float, draw: int, host_of: tupl
     return [s / float(factors[index[g]]) for s, g in zip(speeds, groups)]
 
 
-def run_point(point: Point, *, record_timeline: bool = False):
+def run_point(point: Point, *, record_timeline: bool = False, inputs: Inputs = FILES):
     """Simulate one point; returns (SimResult, OpGraph). With hardware.speed_jitter, the run of
     median latency among JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass
     waits for its slowest device, which the mean speeds hide (stragglers)."""
     from astrasim.engine import simulate
 
-    inputs = engine_inputs(point)
+    ei = engine_inputs(point, inputs)
 
     def once(speeds):
-        return simulate(inputs.graph, inputs.topology, speeds=speeds, record_timeline=record_timeline,
-                        placement=inputs.placement, op_overhead_s=inputs.op_overhead_s,
-                        message_cpu_s=inputs.message_cpu_s)
+        return simulate(ei.graph, ei.topology, speeds=speeds, record_timeline=record_timeline,
+                        placement=ei.placement, op_overhead_s=ei.op_overhead_s,
+                        message_cpu_s=ei.message_cpu_s)
 
     if point.speed_jitter <= 0:
-        return once(inputs.speeds), inputs.graph
-    host_of = inputs.placement.host_of if inputs.placement is not None else None
-    runs = sorted((once(jittered_speeds(inputs.speeds, point.speed_jitter, k, host_of)) for k in range(JITTER_DRAWS)),
+        return once(ei.speeds), ei.graph
+    host_of = ei.placement.host_of if ei.placement is not None else None
+    runs = sorted((once(jittered_speeds(ei.speeds, point.speed_jitter, k, host_of)) for k in range(JITTER_DRAWS)),
                   key=lambda r: r.latency_s)
-    return runs[len(runs) // 2], inputs.graph
+    return runs[len(runs) // 2], ei.graph
 
 
 @functools.lru_cache(maxsize=256)
-def single_latency(point: Point) -> float:
+def single_latency(point: Point, inputs: Inputs = FILES) -> float:
     """Latency of the single-device point of the same model, tokens, hardware (cached per process)."""
-    return run_point(point.single())[0].latency_s
+    return run_point(point.single(), inputs=inputs)[0].latency_s
 
 
 def _mean(xs: Iterable[float]) -> float:
@@ -118,14 +106,14 @@ def _mean(xs: Iterable[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-def result_row(point: Point, result, graph: OpGraph | None = None) -> dict[str, Any]:
+def result_row(point: Point, result, inputs: Inputs = FILES, graph: OpGraph | None = None) -> dict[str, Any]:
     """The tidy row of a point: its identity, then the breakdown.
 
     compute_s, exposed_comm_s, idle_s are means over the devices (each device: latency =
     compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s. Energy
     (astrasim.placement.energy) is of the whole request: the prefill run (`graph`), or the
     generation's run when output_tokens > 1."""
-    single = result.latency_s if point.single_device else single_latency(point)
+    single = result.latency_s if point.single_device else single_latency(point, inputs)
     exposed = _mean(result.exposed_comm_s)
     row = {
         **point.identity(),
@@ -141,7 +129,7 @@ def result_row(point: Point, result, graph: OpGraph | None = None) -> dict[str, 
         **memory_columns(point),
     }
     run: list = []  # the generation's (SimResult, graph) when it simulates one
-    row.update(generation_columns(point, result.latency_s, run))  # generation (output_tokens > 0)
+    row.update(generation_columns(point, result.latency_s, inputs, run))  # generation (output_tokens > 0)
     row.update(energy_of(point, *(run[0] if run else (result, graph))))
     return row
 
@@ -167,34 +155,36 @@ def memory_columns(point: Point) -> dict[str, Any]:
             "single_fits": single.fits}
 
 
-def simulate_point(point: Point) -> dict[str, Any]:
-    """One result row (see `result_row`; a request stream: `stream_row`)."""
+def simulate_point(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
+    """One result row (see `result_row`; a request stream: `stream_row`). `inputs`: where its
+    costs and traces come from (default: their files)."""
     if point.workload.is_stream:
-        return stream_row(point)
-    result, graph = run_point(point)
-    return {**result_row(point, result, graph), **single_columns(result.latency_s, result.compute_s)}
+        return stream_row(point, inputs)
+    result, graph = run_point(point, inputs=inputs)
+    return {**result_row(point, result, inputs, graph), **single_columns(result.latency_s, result.compute_s)}
 
 
 # ---------------------------------------------------------------------------------------------
 # Generation (output_tokens > 0): the prefill, then the decode steps, in one graph
 
 
-def build_generation_graph(point: Point) -> OpGraph:
+def build_generation_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
     """The prefill followed by the output_tokens - 1 decode steps of a point."""
-    costs = costs_for(point.profile_path, point.device)
+    costs = point_costs(point, point.device, inputs)
     return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs,
                        point.options(), output_tokens=point.output_tokens)
 
 
-def check_generation(point: Point) -> None:
+def check_generation(point: Point, inputs: Inputs = FILES) -> None:
     """What a generation point can lack before it runs (decode profile rows): one decode step built."""
     if point.output_tokens > 1:
-        costs = costs_for(point.profile_path, point.device)
+        costs = point_costs(point, point.device, inputs)
         build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, point.options(),
                     output_tokens=2)
 
 
-def generation_columns(point: Point, prefill_s: float, run: list | None = None) -> dict[str, Any]:
+def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES, run: list | None = None
+                       ) -> dict[str, Any]:
     """ttft_s: the prefill's latency (the prompt's last position yields the first token; the LM head is
     not modelled); e2e_s: the whole request (prefill + decode steps, one engine run); tpot_s: the mean
     time per output token after the first, (e2e - ttft) / (output_tokens - 1). All empty when
@@ -208,8 +198,8 @@ def generation_columns(point: Point, prefill_s: float, run: list | None = None) 
     if n > 1:
         from astrasim.engine import simulate
 
-        graph = build_generation_graph(point)
-        res = simulate(graph, build_network(point), speeds=point.device_speeds())
+        graph = build_generation_graph(point, inputs)
+        res = simulate(graph, build_network(point, inputs), speeds=point.device_speeds())
         e2e = res.latency_s
         if run is not None:
             run.append((res, graph))
@@ -217,20 +207,20 @@ def generation_columns(point: Point, prefill_s: float, run: list | None = None) 
 
 
 # ---------------------------------------------------------------- request streams (astrasim/streams.py)
-def run_stream_point(point: Point):
+def run_stream_point(point: Point, inputs: Inputs = FILES):
     """Simulate the point's request stream; (SimResult without the clock device, StreamStats)."""
-    inputs = engine_inputs(point)
-    return run_stream(inputs.graph, inputs.topology, inputs.speeds, arrival_times(point.workload),
+    ei = engine_inputs(point, inputs)
+    return run_stream(ei.graph, ei.topology, ei.speeds, arrival_times(point.workload),
                       point.workload.rate_per_s)
 
 
-def stream_row(point: Point) -> dict[str, Any]:
+def stream_row(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
     """A stream's row: latency_s = the mean request latency (arrival to completion); compute_s,
     exposed_comm_s, idle_s, comm_bits, n_messages = the run's totals per request; comm_fraction =
     exposed / (compute + exposed + idle); then STREAM_COLUMNS."""
-    result, stats = run_stream_point(point)
+    result, stats = run_stream_point(point, inputs)
     n = len(stats.latencies)
-    row = {**result_row(point, result), "single_latency_s": single_latency(point)}
+    row = {**result_row(point, result, inputs), "single_latency_s": single_latency(point, inputs)}
     mean = math.fsum(stats.latencies) / n
     per = {k: row[k] / n for k in ("compute_s", "exposed_comm_s", "idle_s", "comm_bits")}
     total = per["compute_s"] + per["exposed_comm_s"] + per["idle_s"]

@@ -162,7 +162,8 @@ class InputDigests:
 
     def files_of(self, point) -> list[Path]:
         """The files a point's row depends on."""
-        from astrasim.strategies.costs import catalog_path, profile_files
+        from astrasim.compute.profiles import profile_files
+        from astrasim.compute.catalog import catalog_path
 
         files = profile_files(point.profile_path)
         if point.network.trace_path:

@@ -26,14 +26,15 @@ import pandas as pd
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path, check_output_path
 from astrasim.models import CUSTOM_MODEL_FILES
-from astrasim.pointrun import PRELOADED_TRACES, build_network, build_point_graph, check_generation, load_trace, simulate_point
+from astrasim.compute.sources import Inputs, costs_for, load_trace
+from astrasim.pointrun import build_network, build_point_graph, check_generation, simulate_point
 from astrasim.results import (
     COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, InputDigests, Journal, fingerprint_path, header_line,
     key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
 )
 from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
 from astrasim.scenario.grid import count_points
-from astrasim.strategies.costs import costs_for
+from astrasim.compute.sources import costs_for
 from astrasim.strategies.registry import label_of, single_device_strategy
 
 __all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
@@ -96,20 +97,6 @@ def _local(points: Iterable[Point], workers: int, n_points: int) -> Iterator[dic
                 fut.cancel()
 
 
-def _preload(costs: dict, traces: dict[str, list]) -> None:
-    """Dask workers: install the client's costs and traces in this process's caches, so workers
-    need not see the client's files."""
-    from astrasim.strategies import costs as costs_mod
-
-    costs_mod.PRELOADED.update(costs)
-    PRELOADED_TRACES.update(traces)
-
-
-def _simulate_with(point: Point, shared) -> dict[str, Any]:
-    _preload(*shared)
-    return simulate_point(point)
-
-
 def _probe_scheduler(address: str, timeout: float) -> None:
     """A tcp:// scheduler greets first: refuse an address where nothing listens, or where
     something accepts but never answers (Client would hang there)."""
@@ -165,11 +152,13 @@ def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
     from distributed import as_completed
 
     points = list(points)
-    costs = {(p, d): costs_for(p, d) for p, d in {(pt.profile_path, pt.device) for pt in points}}
+    # the client's costs and traces travel with the work, so workers need not see the client's files
+    keys = {(pt.profile_path, d) for pt in points if pt.costs is None for d in (pt.device, None)}
+    costs = {(p, d): costs_for(p, d) for p, d in keys}
     traces = {t: load_trace(t) for t in sorted({pt.network.trace_path for pt in points if pt.network.trace_path})}
     try:
-        shared = client.scatter([(costs, traces)], broadcast=True)[0]
-        futures = client.map(_simulate_with, points, shared=shared, pure=False)
+        shared = client.scatter([Inputs(costs, traces)], broadcast=True)[0]
+        futures = client.map(simulate_point, points, inputs=shared, pure=False)
         for fut in as_completed(futures, loop=client.loop):
             yield fut.result()
     finally:

@@ -37,7 +37,7 @@ PROFILE = '''\
 # Compute times come from the measured CPU profile (profiles/cpu.csv). On a checkout without it,
 # fall back to the analytic roofline profile, and say so: its numbers are not measurements.
 from astrasim.errors import UserError
-from astrasim.strategies.costs import resolve_profile_path
+from astrasim.compute.profiles import resolve_profile_path
 
 try:
     PROFILE_NOTE = f"measured profile {resolve_profile_path('cpu')}"

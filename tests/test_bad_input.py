@@ -113,7 +113,7 @@ def _cell(rows, col, value):
 
 @pytest.mark.parametrize("what, fault, words", PROFILE_FAULTS, ids=[f[0] for f in PROFILE_FAULTS])
 def test_corrupt_profile_is_one_line_naming_file_row_and_column(env, what, fault, words):
-    from astrasim.strategies.costs import read_profile_table
+    from astrasim.compute.profiles import read_profile_table
 
     rows = synthetic_profile([get_model("gpt2-s")], devices=(2,)).to_csv(index=False).splitlines()
     rows = [r for r in rows if '"' not in r]  # keep the naive CSV edit simple
@@ -138,7 +138,7 @@ def test_profiler_reads_through_the_same_reader(env):
 
 
 def test_extra_optional_profile_columns_are_kept(env):
-    from astrasim.strategies.costs import read_profile_table
+    from astrasim.compute.profiles import read_profile_table
 
     df = synthetic_profile([get_model("gpt2-s")], devices=(2,))
     df["noise_flag"] = "ok"
@@ -162,7 +162,7 @@ YAML_FAULTS = [
 def test_yaml_faults_in_every_reader(env, what, text, words):
     from astrasim.analysis.planning import load_plan, load_networks
     from astrasim.models import load_model_yaml
-    from astrasim.strategies.costs import load_catalog
+    from astrasim.compute.catalog import load_catalog
 
     f = env / "f.yaml"
     f.write_text(text)

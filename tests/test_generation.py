@@ -8,7 +8,7 @@ import yaml
 
 from astrasim.engine import simulate
 from astrasim.errors import UserError
-from astrasim.layer_costs import LayerShape, mlp_block
+from astrasim.compute.analytic import LayerShape, mlp_block
 from astrasim.models import get_model
 from astrasim.network.topology import build_topology
 from astrasim.opgraph import Comm
@@ -16,7 +16,8 @@ from astrasim.pointrun import simulate_point
 from astrasim.results import COLUMNS, row_line
 from astrasim.scenario import load_scenario
 from astrasim.strategies import STRATEGIES, build_graph
-from astrasim.strategies.costs import ProfileCosts, load_catalog
+from astrasim.compute.profiles import ProfileCosts
+from astrasim.compute.catalog import load_catalog
 from astrasim.strategies.synthetic import synthetic_profile
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,11 @@ from astrasim.models import get_model
 from astrasim.pointrun import simulate_point
 from astrasim.scenario import load_scenario
 from astrasim.strategies import get
-from astrasim.strategies.base import (
-    BuildOptions, Fleet, layer_weights, model_weights, proportional_split, split_tokens,
-)
-from astrasim.layer_costs import LayerShape
+from astrasim.strategies.base import BuildOptions, split_tokens
+from astrasim.compute.memory import layer_weights, model_weights
+from astrasim.compute.partition import proportional_split
+from astrasim.compute.roofline import Fleet
+from astrasim.compute.analytic import LayerShape
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.sweep import NOTHING_FITS, best_strategies, run_sweep
 
@@ -208,7 +209,7 @@ def test_simulate_prints_memory_per_device(profiles, tmp_path):
 
 
 def test_catalog_has_memory_for_every_device():
-    from astrasim.strategies.costs import load_catalog
+    from astrasim.compute.catalog import load_catalog
 
     cat = load_catalog()
     assert {d.name: d.memory_gb for d in cat.values() if d.name != "cpu"} == {

@@ -88,7 +88,7 @@ def test_pp_stages_knob_places_layers():
     from astrasim.strategies import build_graph, get
     from astrasim.strategies.base import KnobError
     from astrasim.strategies.synthetic import synthetic_profile  # noqa: F401 - the strategies load
-    from astrasim.strategies.costs import costs_for
+    from astrasim.compute.sources import costs_for
 
     spec, pp = get_model("gpt2-s"), get("pp")
     g = build_graph("pp", spec, costs_for("profiles/cpu.csv", None), 2, 1024, pp.knobs(stages="3,9"))

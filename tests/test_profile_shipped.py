@@ -9,7 +9,8 @@ import pytest
 from astrasim.models import get_model
 from astrasim.profiling.profiler import read_profile
 from astrasim.strategies import STRATEGIES
-from astrasim.strategies.costs import ProfileCosts, load_catalog, profile_files
+from astrasim.compute.profiles import ProfileCosts, profile_files
+from astrasim.compute.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = sorted(p for p in (ROOT / "profiles").glob("*.csv") if "." not in p.stem and p.stem in load_catalog())

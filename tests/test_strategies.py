@@ -14,7 +14,10 @@ from astrasim.strategies.registry import single_device_strategy
 from astrasim.strategies import STRATEGIES, BuildOptions, build_graph, get
 from astrasim.strategies.astra import remote_tokens, sent_tokens
 from astrasim.strategies.base import split_tokens
-from astrasim.strategies.costs import PROFILE_COLUMNS, ProfileCosts, Roofline, costs_for, interpolate, load_catalog
+from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, interpolate
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.sources import costs_for
+from astrasim.compute.roofline import Roofline
 from astrasim.strategies.synthetic import synthetic_profile
 
 VIT, GPT2 = get_model("vit-base"), get_model("gpt2-s")

@@ -8,9 +8,9 @@ from astrasim.models import get_model
 from astrasim.network.topology import build_topology
 from astrasim.opgraph import Comm, Compute
 from astrasim.strategies import STRATEGIES, KNOB_FIELDS, build_graph, parse_label
-from astrasim.strategies.costs import ProfileCosts
+from astrasim.compute.profiles import ProfileCosts
 from astrasim.strategies.pp import chunk_attn_cost
-from astrasim.layer_costs import LayerShape
+from astrasim.compute.analytic import LayerShape
 from astrasim.strategies.synthetic import synthetic_profile
 
 GPT2S = get_model("gpt2-s")

@@ -22,7 +22,8 @@ import math
 import pandas as pd
 
 from astrasim.models import get_model
-from astrasim.strategies.costs import PROFILE_COLUMNS, ProfileCosts, load_catalog, profile_files, read_profile_table
+from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, profile_files, read_profile_table
+from astrasim.compute.catalog import load_catalog
 from astrasim.strategies.synthetic import synthetic_profile
 
 KEY = ["strategy", "devices", "groups", "codebook", "op"]

@@ -81,7 +81,7 @@ def _pydantic_message(exc: ValidationError, prefix: str) -> UserError:
 def _find_profile_file(name: str) -> Path:
     """profiles/<name> looked up where profiles and the device catalog are ($ASTRASIM_PROFILES,
     ./profiles, the source tree's profiles/)."""
-    from astrasim.strategies.costs import profiles_dirs
+    from astrasim.compute.profiles import profiles_dirs
 
     for d in profiles_dirs():
         if (d / name).is_file():
@@ -111,7 +111,7 @@ def load_networks(path: str | Path | None = None) -> dict[str, NetworkOption]:
 
 def load_devices(path: str | Path | None = None) -> dict:
     """The device catalog (owned by the strategies layer): name -> CatalogDevice."""
-    from astrasim.strategies.costs import load_catalog
+    from astrasim.compute.catalog import load_catalog
 
     return load_catalog(path)
 

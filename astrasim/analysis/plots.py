@@ -177,7 +177,7 @@ def _latency_bars(df: pd.DataFrame, path: str | Path, slower_than_single: float)
 def published_accuracy() -> pd.DataFrame | None:
     """The shipped accuracy table (profiles/accuracy.csv), or None where it cannot be found."""
     from astrasim.analysis.accuracy_data import load_accuracy
-    from astrasim.strategies.costs import profiles_dirs
+    from astrasim.compute.profiles import profiles_dirs
 
     for d in profiles_dirs():
         if (d / "accuracy.csv").is_file():

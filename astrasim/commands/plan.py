@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         if dask is not None or draw is not None:
             raise UserError("--dask and --draw apply to plans with an `inventory:`", field="--dask" if dask else "--draw")
         if out is not None:  # the plan reads the catalogs, profiles and accuracy tables of profiles/
-            from astrasim.strategies.costs import profiles_dirs
+            from astrasim.compute.profiles import profiles_dirs
 
             shipped = [f for d in profiles_dirs() if d.is_dir() for f in d.iterdir()]
             check_output_path(out, "--out", [scenario, *(accuracy or []), *([networks] if networks else []), *shipped])

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
 def _add_memory(point, per_device: list[dict]) -> None:
     """Each device's hardware and footprint (GB): weights, codebooks, KV cache, activations, total."""
-    from astrasim.scenario.fleet import GB, hardware_of
+    from astrasim.compute.hardware import GB, hardware_of
     from astrasim.strategies import get
 
     use = get(point.strategy).memory(point.model, point.devices, point.tokens, point.knobs, point.options())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def _check_outputs(scenario: Path, networks: Path | None, outputs: dict[str, Path | None]) -> None:
     from astrasim.fileio import check_output_path
-    from astrasim.strategies.costs import profiles_dirs
+    from astrasim.compute.profiles import profiles_dirs
 
     shipped = [f for d in profiles_dirs() if d.is_dir() for f in d.iterdir()]
     protected = [scenario, *([networks] if networks else []), *shipped]

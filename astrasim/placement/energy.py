@@ -48,7 +48,7 @@ class DeviceEnergy:
 
 def device_power(name: str, catalog: dict | None = None) -> tuple[float, float]:
     """(idle W, active W) of a catalog device; UserError naming the missing field."""
-    from astrasim.scenario.fleet import load_catalog
+    from astrasim.compute.catalog import load_catalog
 
     dev = (catalog or load_catalog()).get(name)
     if dev is None:
@@ -64,8 +64,8 @@ def device_power(name: str, catalog: dict | None = None) -> tuple[float, float]:
 
 def device_names(point) -> list[str]:
     """Catalog name of each device of a point (the measured profile's id where it has none)."""
-    from astrasim.scenario.fleet import hardware_of
-    from astrasim.strategies.costs import profile_id
+    from astrasim.compute.hardware import hardware_of
+    from astrasim.compute.profiles import profile_id
 
     measured = profile_id(point.profile_path)
     return [hardware_of(point, d) or measured for d in range(point.devices)]

@@ -64,7 +64,7 @@ class SearchResult:
 def speed_ranks(plan) -> dict[str, float]:
     """Roofline seconds of one layer per kind (lower is faster)."""
     from astrasim.models import get_model
-    from astrasim.scenario.fleet import catalog_rate, layer_seconds
+    from astrasim.compute.hardware import catalog_rate, layer_seconds
 
     try:
         spec = get_model(plan.model)

@@ -93,16 +93,17 @@ def best_stages(layer_cost: Sequence[float], transfer: Sequence[float], capacity
 def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
     """The `stages` knob ('14,6,6,6') for a pp point on its devices in order (None: nothing fits).
     Per-layer times are the pp strategy's own (the single device's profile rows scaled to each device)."""
-    from astrasim.scenario.fleet import device_memory, hardware_of
+    from astrasim.compute.hardware import device_memory, hardware_of
     from astrasim.strategies import get
-    from astrasim.strategies.costs import costs_for, profile_id
+    from astrasim.compute.profiles import profile_id
+    from astrasim.pointrun import point_costs
 
     spec, n, T = point.model, point.devices, point.tokens
     if n < 2 or n > spec.layers:
         return None
     pp, one = get("pp"), get("single")
     options = point.options()
-    costs = costs_for(point.profile_path, point.device if options.fleet is None else None)
+    costs = point_costs(point, point.device if options.fleet is None else None)
     attn = costs.seconds(spec.name, one.name, 1, "attn", T)
     mlp = costs.seconds(spec.name, one.name, 1, "mlp", T)
     steps = max(0, point.output_tokens - 1)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from astrasim.models import get_model
 from astrasim.strategies import STRATEGIES
-from astrasim.strategies.costs import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
+from astrasim.compute.profiles import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
 
 
 def scaled_rows(table: pd.DataFrame, source_op: str, op: str, spec_of=get_model) -> pd.DataFrame:

@@ -31,12 +31,12 @@ import torch
 
 from astrasim.errors import UserError
 from astrasim.kernels.block import ReferenceBlock
-from astrasim.layer_costs import DTYPE_BYTES
+from astrasim.compute.analytic import DTYPE_BYTES
 from astrasim.models import ModelSpec
 from astrasim.profiling.timing import CLOCKS, time_until_stable
 from astrasim.strategies import STRATEGIES, Knobs, get
 from astrasim.strategies.base import KnobError
-from astrasim.strategies.costs import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
+from astrasim.compute.profiles import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
 
 COLUMNS = [*PROFILE_COLUMNS, *PROFILE_NOISE_COLUMNS]
 MAX_NOISE = 0.5   # a row whose (p90 - p10) / median or drift exceeds this is re-measured, then flagged
@@ -249,8 +249,8 @@ def _progress(enabled: bool, total: int):
 
 
 def read_profile(path: str | Path) -> pd.DataFrame:
-    """Read and validate a profile CSV (the one reader: astrasim.strategies.costs.read_profile_table)."""
-    from astrasim.strategies.costs import read_profile_table
+    """Read and validate a profile CSV (the one reader: astrasim.compute.profiles.read_profile_table)."""
+    from astrasim.compute.profiles import read_profile_table
 
     return read_profile_table(path, field="profile")
 

@@ -64,7 +64,7 @@ class Point:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
-    # memory and mixed fleets (astrasim/scenario/fleet.py)
+    # memory and mixed fleets (astrasim/compute/hardware.py)
     weight_bits: int = 32
     partition: str = "proportional"
     fleet: tuple[str, ...] | None = None  # per-device catalog names of a mixed fleet (then device is None)
@@ -76,9 +76,10 @@ class Point:
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
     message_cpu_s: float = 0.0      # hardware.message_cpu_s: host CPU per message sent or received
     speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
+    costs: Any = None               # a ProfileCosts given in memory instead of profile_path's file (validation)
 
     def options(self) -> BuildOptions:
-        from astrasim.scenario.fleet import point_fleet
+        from astrasim.compute.hardware import point_fleet
 
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
                             weight_bits=self.weight_bits, fleet=point_fleet(self))
@@ -128,7 +129,7 @@ class Point:
         its fastest device alone)."""
         s = single_device_strategy()
         if self.fleet is not None:
-            from astrasim.scenario.fleet import fastest
+            from astrasim.compute.hardware import fastest
 
             i = fastest(list(self.fleet), self.model, self.tokens, list(self.speeds) if self.speeds else None)
             return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=self.fleet[i],
@@ -140,7 +141,8 @@ def iter_points(sc) -> Iterator[Point]:
     """The grid lazily, in a fixed order (models, tokens, output tokens, hardware, network, bits, devices,
     strategies); points that coincide (single at every N) appear once."""
     from astrasim.scenario.loading import resolve_file, resolve_model
-    from astrasim.strategies.costs import catalog_device, profile_id, resolve_profile_path
+    from astrasim.compute.profiles import profile_id, resolve_profile_path
+    from astrasim.compute.catalog import catalog_device
 
     specs = sc._specs or [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
     hw, net = sc.hardware, sc.network
@@ -194,7 +196,8 @@ def workload_point(w, base_dir) -> WorkloadPoint:
 
 def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
     """A point on the first N devices of a mixed fleet (single: the fastest of them)."""
-    from astrasim.scenario.fleet import fastest, fleet_text
+    from astrasim.compute.hardware import fastest
+    from astrasim.scenario.fleet import fleet_text
 
     if p.single_device:
         i = fastest(list(fleet), p.model, p.tokens, list(p.speeds) if p.speeds else None)

@@ -43,7 +43,8 @@ def resolve_model(m: str | dict, i: int, base_dir: Path | None) -> ModelSpec:
 
 def check(sc: Scenario) -> None:
     """Reject grid points that cannot exist; each UserError names the field and the fix."""
-    from astrasim.strategies.costs import catalog_device, resolve_profile_path
+    from astrasim.compute.profiles import resolve_profile_path
+    from astrasim.compute.catalog import catalog_device
 
     specs = sc._specs
     if not specs:
@@ -117,7 +118,7 @@ def _check_custom_graph(sc: Scenario) -> None:
 
 def _check_fleet(sc: Scenario) -> None:
     """hardware.devices: known catalog names, one per device of the largest count, not with hardware.device."""
-    from astrasim.strategies.costs import catalog_device
+    from astrasim.compute.catalog import catalog_device
 
     hw = sc.hardware
     if hw.devices is None:

@@ -110,7 +110,7 @@ class HardwareConfig(_Strict):
     speeds: list[PositiveFloat] | None = Field(None, description="heterogeneous devices: per-device speed factors "
                                                                  "(device i uses speeds[i], times `speed`); needs at "
                                                                  "least as many entries as the largest device count")
-    # mixed fleets (astrasim/scenario/fleet.py)
+    # mixed fleets (astrasim/compute/hardware.py)
     devices: list[str] | None = Field(None, description="mixed fleet: per-device catalog devices (device i is "
                                                         "devices[i], with its own roofline, memory and price); needs "
                                                         "at least as many entries as the largest device count; "

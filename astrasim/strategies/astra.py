@@ -36,13 +36,12 @@ from __future__ import annotations
 from pydantic import Field
 
 from astrasim.kernels.split import astra_token_bounds
-from astrasim.layer_costs import (
+from astrasim.compute.analytic import (
     DTYPE_BYTES, INDEX_BYTES, Cost, LayerShape, attention_core, linear, mlp_block, norm, qkv, residual,
 )
-from astrasim.strategies.base import (
-    KnobError, Knobs, Memory, Strategy, activation_bytes, bounded_split, code_bits, kv_bytes, model_weights,
-    proportional_split, split_tokens,
-)
+from astrasim.strategies.base import KnobError, Knobs, Strategy, code_bits, split_tokens
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
+from astrasim.compute.partition import bounded_split, proportional_split
 from astrasim.strategies.sp import DECODE_KV_HELP, DecodeKV, decode_on_last_device
 
 

@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from astrasim.layer_costs import Cost, LayerShape
+from astrasim.compute.analytic import Cost, LayerShape
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
+from astrasim.compute.partition import proportional_split
+from astrasim.compute.roofline import PROFILED_WEIGHT_BITS, Fleet
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,8 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 ELEMENT_BITS = (8, 16, 32)
 ALGORITHMS = ("auto", "ring", "direct")
 WEIGHT_BITS = (4, 8, 16, 32)
-PROFILED_WEIGHT_BITS = 32       # profiles are measured in float32 (op_costs' default dtype)
-ACTIVATION_BYTES = 4            # activations and the KV cache stay in the profiled dtype (float32)
 
 
 class Costs(Protocol):
@@ -73,7 +74,7 @@ class BuildOptions:
     algorithm: str = "auto"
     # memory and fleets (see Fleet): bits per stored weight; per-device hardware and partition weights
     weight_bits: int = 32
-    fleet: "Fleet | None" = None
+    fleet: Fleet | None = None
 
     @property
     def uniform(self) -> bool:
@@ -318,164 +319,3 @@ class Builder:
         return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),  # type: ignore[arg-type]
                                    tuple(d for d in deps if d), root=root, algorithm=algorithm,  # type: ignore[arg-type]
                                    name=name, layer=layer))
-
-
-# ---------------------------------------------------------------------------------------------
-# Memory, weight precision and uneven partitions (docs/strategies.md, "Memory and fleets")
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Bytes one device holds for one inference."""
-
-    weights: float = 0.0
-    codebooks: float = 0.0
-    kv_cache: float = 0.0
-    activations: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.weights + self.codebooks + self.kv_cache + self.activations
-
-
-def layer_weights(sh: LayerShape, out_dim: int | None = None) -> int:
-    """Weight elements of one layer of shape `sh` (a full layer, a tp shard with `out_dim` = D, or a
-    bp slice): the two norms, Q/K/V/out projections and the MLP, biases where the model has them."""
-    d, hd, f = sh.hidden, sh.head_dim, sh.mlp_hidden
-    out = out_dim or d
-    b = 1 if sh.bias else 0
-    norms = 2 * d * (2 if sh.norm == "layernorm" else 1)
-    attn = d * (sh.heads + 2 * sh.kv_heads) * hd + b * (sh.heads + 2 * sh.kv_heads) * hd + sh.heads * hd * out + b * out
-    up = 2 * f if sh.activation == "swiglu" else f
-    mlp = d * up + b * up + f * out + b * out
-    return norms + attn + mlp
-
-
-def outer_weights(spec: "ModelSpec") -> int:
-    """Weight elements outside the layers: token embedding (and head unless tied), learned position
-    embeddings, the final norm."""
-    emb = spec.vocab * spec.hidden * (1 if spec.tied_embeddings else 2)
-    pos = spec.max_tokens * spec.hidden if spec.learned_positions else 0
-    return emb + pos + spec.hidden * (2 if spec.norm == "layernorm" else 1)
-
-
-def model_weights(spec: "ModelSpec", sh: LayerShape | None = None) -> int:
-    """Every weight element of the model (gpt2-s: 124,439,808; llama3-8b: 8,030,261,248)."""
-    return spec.layers * layer_weights(sh or LayerShape.of(spec)) + outer_weights(spec)
-
-
-def kv_bytes(layers: int, tokens: int, kv_heads: int, head_dim: int) -> float:
-    """The KV cache of `tokens` tokens over `layers` layers and `kv_heads` heads (ACTIVATION_BYTES each)."""
-    return float(layers * tokens * 2 * kv_heads * head_dim * ACTIVATION_BYTES)
-
-
-def activation_bytes(sh: LayerShape, inputs: int, queries: int, keys: int, mlp_tokens: int) -> float:
-    """Peak live activations of one layer (fused attention: no T x T score matrix): the larger of the
-    attention phase (block input of `inputs` tokens, its norm, Q of `queries`, K/V of `keys`, output)
-    and the MLP phase (input, norm, hidden units, output of `mlp_tokens`)."""
-    d, hd = sh.hidden, sh.head_dim
-    attn = 2 * inputs * d + queries * sh.heads * hd + 2 * keys * sh.kv_heads * hd + queries * d
-    up = 2 * sh.mlp_hidden if sh.activation == "swiglu" else sh.mlp_hidden
-    mlp = 3 * mlp_tokens * d + mlp_tokens * up
-    return float(max(attn, mlp) * ACTIVATION_BYTES)
-
-
-def proportional_split(total: int, weights: list[float], minimum: int = 1,
-                       maximum: list[int] | None = None) -> list[int]:
-    """Split `total` items (tokens, heads, columns, layers) in proportion to `weights`, each part at
-    least `minimum` and at most maximum[i] (memory bound; the excess goes to the others). Largest
-    remainder, ties to the lower index, so equal weights give torch.tensor_split's split exactly."""
-    n = len(weights)
-    if n == 0 or any(w <= 0 for w in weights):
-        raise ValueError("partition weights must be positive, one per device")
-    cap = list(maximum) if maximum is not None else [total] * n
-    if total < minimum * n or sum(cap) < total or any(c < minimum for c in cap):
-        raise ValueError(f"cannot split {total} into {n} parts of {minimum}..{cap}")
-    parts = [0] * n
-    free = list(range(n))
-    left = total
-    while True:  # water-filling: clamp parts over their cap, share the rest among the others
-        wsum = sum(weights[i] for i in free)
-        ideal = {i: left * weights[i] / wsum for i in free}
-        over = [i for i in free if max(minimum, ideal[i]) > cap[i]]
-        if not over:
-            break
-        for i in over:
-            parts[i] = cap[i]
-            left -= cap[i]
-            free.remove(i)
-    base = {i: max(minimum, int(math.floor(ideal[i]))) for i in free}
-    # give back what the minimum took from the largest ideal shares, then hand out the remainder
-    while sum(base.values()) > left:
-        j = max((i for i in free if base[i] > minimum), key=lambda i: (base[i] - ideal[i], -i))
-        base[j] -= 1
-    order = sorted(free, key=lambda i: (-(ideal[i] - base[i]), i))
-    k = 0
-    while sum(base.values()) < left:
-        i = order[k % len(order)]
-        if base[i] < cap[i]:
-            base[i] += 1
-        k += 1
-    for i in free:
-        parts[i] = base[i]
-    return parts
-
-
-@dataclass(frozen=True)
-class Rate:
-    """Roofline of one device: peak FLOP/s and memory bytes/s."""
-
-    peak_flops: float
-    bytes_per_s: float
-
-    def seconds(self, flops: float, nbytes: float) -> float:
-        return max(flops / self.peak_flops, nbytes / self.bytes_per_s)
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """Per-device hardware of a point: `measured` is the profiled hardware (None: not in the catalog,
-    so only FLOP ratios are used), devices[i] device i's (None: the measured hardware), `shares` the
-    partition weights (None: even), `capacity` what each device's memory can take (bounds the split)."""
-
-    measured: Rate | None = None
-    devices: tuple[Rate | None, ...] = ()
-    shares: tuple[float, ...] | None = None
-    capacity: tuple[float | None, ...] = ()  # bytes each device may fill (memory less headroom; None: unknown)
-
-    def factor(self, device: int, ref: Cost | None, mine: Cost | None, weight_bits: int) -> float:
-        """t_device / t_profiled = roofline(device hardware, its op at weight_bits) /
-        roofline(measured hardware, the profiled op at the profiled precision)."""
-        if ref is None or mine is None:
-            return 1.0
-        nbytes = mine.bytes - mine.weights * (1 - weight_bits / PROFILED_WEIGHT_BITS)
-        if self.measured is None:
-            return mine.flops / ref.flops if ref.flops > 0 else 1.0
-        target = (self.devices[device] if device < len(self.devices) else None) or self.measured
-        base = self.measured.seconds(ref.flops, ref.bytes)
-        return target.seconds(mine.flops, nbytes) / base if base > 0 else 1.0
-
-
-def bounded_split(total: int, n: int, options: BuildOptions, bytes_at: Callable[[int, int], float],
-                  minimum: int = 1) -> list[int]:
-    """`total` items over n devices in proportion to the fleet's shares (even without), each device's
-    part capped so that its footprint bytes_at(device, part) stays within its capacity. When the
-    capacities cannot hold everything the uncapped split is returned (the point then does not fit)."""
-    fleet = options.fleet
-    if fleet is None or not fleet.shares:
-        return proportional_split(total, [1] * n, minimum)
-    weights = list(fleet.shares)
-    caps = []
-    for d in range(n):
-        cap = fleet.capacity[d] if d < len(fleet.capacity) else None
-        if cap is None:
-            caps.append(total)
-            continue
-        lo, hi = minimum - 1, total  # the largest part whose footprint fits: bytes_at grows with the part
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if bytes_at(d, mid) <= cap else (lo, mid - 1)
-        caps.append(lo)
-    if sum(caps) < total or min(caps) < minimum:
-        return proportional_split(total, weights, minimum)
-    return proportional_split(total, weights, minimum, caps)

@@ -31,10 +31,9 @@ from pydantic import Field
 
 from astrasim.errors import UserError
 from astrasim.kernels.split import head_bounds, split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
-from astrasim.strategies.base import (
-    KnobError, Builder, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights,
-)
+from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
+from astrasim.strategies.base import KnobError, Builder, Knobs, Strategy
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 
 DECOUPLED_OPS = {"full": "decoupled_layer", "sliced": "decoupled_layer_sliced"}  # knob value -> profile op
 

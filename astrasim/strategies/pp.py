@@ -6,7 +6,8 @@ Stages: the tensor_split rule over the L layers (device 0 gets the first L/N lay
 while L mod N is not used up), or the layer counts of the `stages` knob ("14,6,6,6": what a
 placement search chooses by dynamic programming over per-layer cost, memory and the activation
 transfer, astrasim/placement/stages.py). On a mixed fleet each stage's ops are scaled to its
-device (Fleet.factor of the single device's op on that hardware). Prefill with `chunks` = C (default 1): the prompt is split into C
+device (Fleet.factor of the single device's op on that hardware).
+Prefill with `chunks` = C (default 1): the prompt is split into C
 chunks (the tensor_split rule over the T tokens) that flow through the stages, so stage s works
 on chunk j while stage s+1 works on chunk j-1 (chunked prefill). Per chunk and stage: attn -> mlp
 for each of its layers, then a `p2p` of the chunk's activation (T_j x D x b bits) to the next
@@ -31,10 +32,9 @@ from pydantic import Field
 
 from astrasim.errors import UserError
 from astrasim.kernels.split import split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
-from astrasim.strategies.base import (
-    KnobError, Knobs, Memory, Strategy, activation_bytes, kv_bytes, layer_weights, outer_weights, split_tokens,
-)
+from astrasim.compute.analytic import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
+from astrasim.strategies.base import KnobError, Knobs, Strategy, split_tokens
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 
 TOKEN_BITS = 32  # a sampled token id sent back to stage 0 in decode
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from astrasim.strategies.base import Knobs, Strategy
 
-_SKIP = {"base", "registry", "costs", "synthetic"}
+_SKIP = {"base", "registry", "synthetic"}
 
 
 def _discover() -> dict[str, Strategy]:

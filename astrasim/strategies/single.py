@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
+from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
 from astrasim.strategies.base import Builder, Strategy
 
 

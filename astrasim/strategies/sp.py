@@ -23,10 +23,10 @@ from typing import Literal
 from pydantic import Field
 
 from astrasim.kernels.split import token_bounds
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import (
-    Builder, Knobs, Memory, Strategy, activation_bytes, bounded_split, kv_bytes, model_weights, split_tokens,
-)
+from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, mlp_block
+from astrasim.strategies.base import Builder, Knobs, Strategy, split_tokens
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
+from astrasim.compute.partition import bounded_split
 
 DecodeKV = Literal["local", "sent"]
 DECODE_KV_HELP = ("generation: the decoding (last) device's KV cache of the other devices' prompt tokens: "

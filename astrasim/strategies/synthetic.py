@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from astrasim.models import ModelSpec
-from astrasim.strategies.costs import PROFILE_COLUMNS
+from astrasim.compute.profiles import PROFILE_COLUMNS
 from astrasim.strategies.registry import STRATEGIES
 
 STRATEGY_NAMES = tuple(STRATEGIES)

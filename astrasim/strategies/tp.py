@@ -13,10 +13,10 @@ Profile rows: strategy=tp, devices=N, `tokens` = cache length.
 from __future__ import annotations
 
 from astrasim.kernels.split import head_bounds, split_bounds
-from astrasim.layer_costs import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
-from astrasim.strategies.base import (
-    Memory, Strategy, activation_bytes, bounded_split, kv_bytes, layer_weights, outer_weights, proportional_split,
-)
+from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
+from astrasim.strategies.base import Strategy
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
+from astrasim.compute.partition import bounded_split, proportional_split
 
 
 def tp_shard(spec, kv: int, columns: int) -> LayerShape:

@@ -141,9 +141,10 @@ PROFILE_KEY = "validation-microbenchmark-profile"
 
 
 def point_for(settings: Settings, label: str, n: int, topology: str | None, bandwidth_mbps: float,
-              cal: Calibration | None, host_setup: dict | None = None, profile_key: str = PROFILE_KEY):
-    """The scenario Point of one validation point (costs: the microbenchmark profile installed
-    under `profile_key`; network: the testbed's simulator kind with the calibrated alpha and
+              cal: Calibration | None, host_setup: dict | None = None, profile_key: str = PROFILE_KEY,
+              costs=None):
+    """The scenario Point of one validation point (costs: `costs`, the microbenchmark profile
+    named `profile_key`; network: the testbed's simulator kind with the calibrated alpha and
     efficiency; `host_setup`: the testbed machine's hosts and cores, see `machine_hosts`)."""
     from astrasim.scenario.grid import NetworkPoint, Point
     from astrasim.strategies import parse_label
@@ -152,7 +153,8 @@ def point_for(settings: Settings, label: str, n: int, topology: str | None, band
     net = NetworkPoint("ideal", 1.0) if topology is None else calibrated_network(topology, bandwidth_mbps, cal)
     return Point(scenario="validate", model=settings.model, tokens=settings.model.tokens, strategy=strategy.name,
                  knobs=knobs, devices=1 if strategy.single_device else n, hardware="validation host",
-                 profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, **(host_setup or {}))
+                 profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, costs=costs,
+                 **(host_setup or {}))
 
 
 def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
@@ -169,7 +171,6 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     windows replace (`install_point_costs`)."""
     from astrasim.profiling import profile_ops
     from astrasim.strategies import parse_label
-    from astrasim.strategies.costs import PRELOADED, ProfileCosts
 
     tables, seen = [], set()
     for label in settings.strategies:
@@ -185,7 +186,6 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
                                       repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
-    PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(table, source="validation microbenchmark profile")
     log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
     return table
 
@@ -195,11 +195,18 @@ def point_key(topology: str | None, n: int, bandwidth_mbps: float, label: str) -
     return f"{PROFILE_KEY}:{topology or 'none'}:{n}:{bandwidth_mbps:g}:{label}"
 
 
-def install_point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float], key: str) -> pd.DataFrame:
-    """Install the alone profile with `label`'s N-device rows re-timed by its co-run windows under
-    `key`; returns the re-timed rows."""
+def alone_costs(alone: pd.DataFrame, source: str = "validation microbenchmark profile"):
+    """The alone profile as per-op costs (what every point is built from before its own windows)."""
+    from astrasim.compute.profiles import ProfileCosts
+
+    return ProfileCosts(alone, source=source)
+
+
+def point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float], key: str):
+    """(the alone profile with `label`'s N-device rows re-timed by its co-run windows, as per-op costs
+    named `key`; the re-timed rows)."""
+    from astrasim.compute.profiles import ProfileCosts
     from astrasim.strategies import parse_label
-    from astrasim.strategies.costs import PRELOADED, ProfileCosts
 
     strategy, knobs = parse_label(label)
     g, k = strategy.profile_key(knobs)
@@ -210,8 +217,7 @@ def install_point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str
     if not rows.any():
         raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
     table.loc[rows, "median_s"] = [costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
-    PRELOADED[(key, None)] = ProfileCosts(table, source=f"validation co-run windows ({key})")
-    return table[rows]
+    return ProfileCosts(table, source=f"validation co-run windows ({key})"), table[rows]
 
 
 def core_shares(n: int, cores: int) -> list[float]:
@@ -295,6 +301,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
+    base = alone_costs(alone)
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
            "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS, "trace": trace_dir is not None}
@@ -306,7 +313,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     cal_tables: list[pd.DataFrame] = []
 
     def run(bed, labels, n, topo, bw, algorithm, setup, cal=None):
-        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup) for lb in labels}
+        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=base) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
         def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
@@ -322,11 +329,11 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             key = point_key(topo, n, bw, lb)
             windows = point_rounds(res, lb)
             costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
-            timed = install_point_costs(alone, lb, p.devices, costs, key)
+            retimed, timed = point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
                          "strategy": lb, **measured_row(res, lb), "job_stolen": stolen,
-                         "_point": replace(p, profile_path=key, speed_jitter=round_spread(windows))})
+                         "_point": replace(p, profile_path=key, costs=retimed, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
             + ", ".join(parts) + " ms")

@@ -53,8 +53,7 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     Calibration}, the raw calibration table) of an earlier campaign; its profiles are installed
     under the keys the campaign used."""
     from astrasim.strategies import parse_label
-    from astrasim.strategies.costs import PRELOADED, ProfileCosts
-    from astrasim.validation.compare import PROFILE_KEY, install_point_costs, point_for, point_key
+    from astrasim.validation.compare import point_costs, point_for, point_key
 
     folder = Path(folder)
     results = _read(folder, "results.csv", MEASURED_COLUMNS + SETUP_COLUMNS)
@@ -73,7 +72,6 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
                         f"give the scenario they were measured with", field="model")
     alone = profile[profile["topology"] == "alone"].drop(columns=["topology", "hosts", "bandwidth_mbps", "label"])
     alone = alone.reset_index(drop=True)
-    PRELOADED[(PROFILE_KEY, None)] = ProfileCosts(alone, source=f"{folder}/profile.csv")
     timed = {}  # point_key -> {op: seconds} of that point's co-run windows
     for (topo, n, bw, label), rows in profile[profile["topology"] != "alone"].groupby(
             ["topology", "hosts", "bandwidth_mbps", "label"], dropna=False):
@@ -99,7 +97,7 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
         if key not in timed:
             raise UserError(f"profile.csv has no co-run rows of point ({row['topology']}, N={n}, {bw:g} Mbps, "
                             f"{label}); measure again", field="reuse_measurements")
-        install_point_costs(alone, label, n, timed[key], key)
+        costs, _ = point_costs(alone, label, n, timed[key], key)
         setup = {"hosts": int(row["hosts_on_machine"]), "cores_per_host": int(row["cores"]),
                  "op_overhead_s": float(row["op_overhead_s"]), "message_cpu_s": float(row["message_cpu_s"]),
                  "speed_jitter": float(row["speed_jitter"])}
@@ -107,7 +105,7 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
         if topo is not None and cal is None:
             raise UserError(f"calibration.csv has no calibration of testbed ({topo}, N={n}) at {bw:g} Mbps; "
                             f"measure again", field="reuse_measurements")
-        point = point_for(settings, label, n, topo, bw, cal, setup, key)
+        point = point_for(settings, label, n, topo, bw, cal, setup, key, costs)
         measured.append({c: row[c] for c in MEASURED_COLUMNS + OPTIONAL_COLUMNS if c in row} | {"_point": point})
     raw_cal = cal_table.drop(columns=[c for c in ("alpha_s", "efficiency", "max_rel_residual", "points")
                                       if c in cal_table.columns])

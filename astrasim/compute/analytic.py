@@ -12,7 +12,7 @@ all T keys) the full rectangle.
 as a fused kernel: Q, K, V read, output written; VQ: embeddings, codebook, norms read, int64 codes
 written), in the element size of the dtype. Both are used for roofline scaling to other hardware.
 `weights` is the part of `bytes` that is weights (linear layers and norms), so a weight precision
-other than the profiled dtype can rescale the memory-bound part (astrasim.strategies.base.Fleet).
+other than the profiled dtype can rescale the memory-bound part (astrasim.compute.roofline.Fleet).
 """
 
 from __future__ import annotations

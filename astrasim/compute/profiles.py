@@ -21,16 +21,16 @@ Rules (documented in docs/strategies.md):
 from __future__ import annotations
 
 import bisect
-import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astrasim.errors import UserError
-from astrasim.fileio import read_yaml_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astrasim.compute.roofline import Roofline
 
 PROFILE_COLUMNS = (
     "model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
@@ -79,82 +79,6 @@ def resolve_profile_path(profile: str, base_dir: Path | None = None, field: str 
 def profile_id(path: Path) -> str:
     """The hardware id of a profile file is its file name without .csv."""
     return Path(path).stem
-
-
-# ---------------------------------------------------------------------------------------------
-# Device catalog
-
-
-class CatalogDevice(BaseModel):
-    """One entry of profiles/devices.yaml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(description="catalog id used in scenarios (hardware.device)")
-    description: str = Field("", description="human-readable name")
-    peak_flops: float = Field(gt=0, description="published peak FP32 FLOP/s")
-    mem_bandwidth_gbs: float = Field(gt=0, description="published memory bandwidth, GB/s (10^9 bytes/s)")
-    power_w: float = Field(gt=0, description="typical/maximum board power, W")
-    price_usd: float = Field(ge=0, description="list price, USD")
-    source: str = Field(description="where the figures come from")
-    profile: str = Field("cpu", description="id of the measured profile this device is scaled from")
-    memory_gb: float = Field(gt=0, description="memory the device has (GB = 10^9 bytes; shared CPU/GPU memory on "
-                                               "the Jetsons and the Pi), from its datasheet")
-    memory_source: str = Field("", description="where the memory figure comes from")
-
-    def rate(self) -> "Rate":
-        """This device's roofline (astrasim.strategies.base.Rate)."""
-        from astrasim.strategies.base import Rate
-
-        return Rate(self.peak_flops, self.mem_bandwidth_gbs * 1e9)
-
-
-def catalog_path() -> Path:
-    for d in profiles_dirs():
-        if (d / "devices.yaml").is_file():
-            return d / "devices.yaml"
-    raise UserError("device catalog profiles/devices.yaml not found; run from the repository root or set "
-                    "ASTRASIM_PROFILES", field="hardware.device")
-
-
-@functools.lru_cache(maxsize=8)
-def _load_catalog_cached(path: str, mtime: float) -> dict[str, CatalogDevice]:
-    try:
-        data = read_yaml_file(path, "hardware.device")
-        entries = data["devices"]
-        devices = [CatalogDevice(**e) for e in entries]
-    except (KeyError, TypeError, ValidationError) as exc:
-        raise UserError(f"malformed device catalog '{path}': {str(exc).splitlines()[0]}; fix the file",
-                        field="hardware.device") from None
-    return {d.name: d for d in devices}
-
-
-def load_catalog(path: str | Path | None = None) -> dict[str, CatalogDevice]:
-    """The device catalog, name -> CatalogDevice (default: profiles/devices.yaml)."""
-    p = Path(path) if path else catalog_path()
-    return _load_catalog_cached(str(p), p.stat().st_mtime)
-
-
-def catalog_device(name: str, field: str = "hardware.device") -> CatalogDevice:
-    catalog = load_catalog()
-    if name not in catalog:
-        raise UserError(f"unknown catalog device '{name}'; use one of {', '.join(catalog)} "
-                        f"(profiles/devices.yaml)", field=field)
-    return catalog[name]
-
-
-@dataclass(frozen=True)
-class Roofline:
-    """Scales a measured op time from `measured` hardware to `target` hardware (module docstring)."""
-
-    measured: CatalogDevice
-    target: CatalogDevice
-
-    def factor(self, flops: float, nbytes: float) -> float:
-        m, t = self.measured, self.target
-        if flops <= 0 and nbytes <= 0:
-            return m.peak_flops / t.peak_flops
-        bw_m, bw_t = m.mem_bandwidth_gbs * 1e9, t.mem_bandwidth_gbs * 1e9
-        return max(flops / t.peak_flops, nbytes / bw_t) / max(flops / m.peak_flops, nbytes / bw_m)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +169,7 @@ def profile_command(model: str, strategy: str, devices: int, groups: int, codebo
 class ProfileCosts:
     """Answers per-op seconds at speed 1.0 of the target hardware (see module docstring)."""
 
-    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: Roofline | None = None):
+    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: "Roofline | None" = None):
         self.source = source
         self.roofline = roofline
         self._index: dict[tuple, tuple[list[int], list[float], list[float], list[float]]] = {}
@@ -268,7 +192,7 @@ class ProfileCosts:
             )
 
     @classmethod
-    def from_file(cls, path: str | Path, *, roofline: Roofline | None = None) -> "ProfileCosts":
+    def from_file(cls, path: str | Path, *, roofline: "Roofline | None" = None) -> "ProfileCosts":
         """A profile file together with its extension files (profile_files)."""
         table = pd.concat([read_profile_table(f) for f in profile_files(path)], ignore_index=True)
         return cls(table, source=str(path), roofline=roofline)
@@ -316,33 +240,3 @@ def interpolate(entry: tuple[list[int], list[float], list[float], list[float]], 
     j = 0 if i == 0 else len(ts) - 1
     s = tokens / ts[j]
     return times[j] * s, flops[j] * s, nbytes[j] * s
-
-
-@functools.lru_cache(maxsize=32)
-def _costs_cached(path: str, stamp: tuple, measured: str | None, target: str | None) -> ProfileCosts:
-    roofline = None
-    if target is not None and target != measured:
-        catalog = load_catalog()
-        if measured not in catalog:
-            raise UserError(f"profile id '{measured}' has no entry in profiles/devices.yaml, so it cannot be scaled "
-                            f"to '{target}'; add its peak_flops and mem_bandwidth_gbs there",
-                            field="hardware.device")
-        roofline = Roofline(catalog[measured], catalog[target])
-    return ProfileCosts.from_file(path, roofline=roofline)
-
-
-def costs_for(profile_path: str | Path, target_device: str | None = None) -> ProfileCosts:
-    """Cached ProfileCosts for a profile file, optionally roofline-scaled to a catalog device."""
-    p = Path(profile_path)
-    hit = PRELOADED.get((str(p), target_device))
-    if hit is not None:
-        return hit
-    if target_device is not None:
-        catalog_device(target_device)
-    stamp = tuple((str(f), f.stat().st_mtime) for f in profile_files(p))
-    return _costs_cached(str(p), stamp, profile_id(p), target_device)
-
-
-# (profile path, target device) -> costs, installed by the sweep on Dask workers, which need not
-# see the client's files
-PRELOADED: dict[tuple[str, str | None], ProfileCosts] = {}
