@@ -188,11 +188,26 @@ def test_bad_inventory_is_one_line_and_writes_nothing(tmp_path, change, field):
     assert not out.exists()
 
 
-def test_whatif_add_unknown_device_is_refused(tmp_path):
+@pytest.mark.parametrize("args, field", [
+    (["--add", "no-such-board"], "--add"), (["--add", "raspberry-pi-5=0"], "--add"),
+    (["--remove", "raspberry-pi-5=4"], "--remove"), (["--remove", "jetson-orin-nano", "--remove", "raspberry-pi-5=3"],
+                                                     "--remove"),
+    ([], "whatif"), (["--network", "no-such-net"], "--network"),
+])
+def test_whatif_bad_change_is_refused(tmp_path, args, field):
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump(SMALL))
-    r = _cli("whatif", str(plan), "--add", "no-such-board", "--no-progress")
-    assert r.returncode == 2 and r.stderr.strip().startswith("error: --add")
+    out = tmp_path / "after.csv"
+    r = _cli("whatif", str(plan), *args, "--out", str(out), "--no-progress")
+    assert r.returncode == 2 and r.stderr.strip().startswith(f"error: {field}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_search_on_local_workers_matches_serial():
+    data = {**SMALL, "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 1}, "strategies": ["single", "sp", "pp"]}
+    one, two = _search(data), _search(data, workers=2)
+    assert one.best["placement"] == two.best["placement"] and one.best["latency_s"] == two.best["latency_s"]
+    assert one.counts == two.counts
 
 
 def test_whatif_reports_before_after_and_a_reason(tmp_path):

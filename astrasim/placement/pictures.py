@@ -34,7 +34,7 @@ def holdings(point) -> list[str]:
     if s.splits == "layers":
         out, start = [], 0
         for p in parts:
-            out.append(f"layers {start}-{start + p - 1}")
+            out.append(f"layer {start}" if p == 1 else f"layers {start}-{start + p - 1}")
             start += p
         return out
     return [f"{100 * p / total:.0f} % of {s.splits}\n({p} of {total})" for p in parts]
