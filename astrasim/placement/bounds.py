@@ -13,9 +13,16 @@ A run cannot end before any of (each a relaxation of the engine's semantics, ast
   all_to_all, a gather's root, a p2p's receiver, a broadcast's receivers), no earlier than the
   contributors joined plus that message.
 
-Generation (output_tokens = n > 1): e2e >= ttft bound + (n - 1) x the bound of the first decode step
-(its cache is the shortest, so it is the cheapest step; every step starts from the token the
-previous one produced). The tests check bound <= simulated latency on every candidate they run.
+Generation (output_tokens = n > 1), from the graph of the prefill and the first decode step (its
+cache is the shortest, so it is the cheapest step; decode costs grow with the cache):
+* e2e >= the critical path of prefill + step 1, plus (n - 2) x step 1's own critical path (each later
+  step starts from the token the previous one produced); and >= each device's prefill busy time +
+  (n - 1) x its busy time in a step (likewise for each link's load);
+* tpot = (e2e - ttft) / (n - 1) >= (n - 2) / (n - 1) x step 1's critical path: step 1 may overlap the
+  prefill's tail on other devices (ASTRA's last device decodes while the first still finishes its
+  last MLP), the later steps cannot (assumed: the prefill has ended before step 1 does).
+The step terms keep a 1 % margin (STEP_SLACK). The tests and bench/bench_placement.py check
+bound <= simulated value on every candidate they run.
 """
 
 from __future__ import annotations
@@ -27,15 +34,26 @@ from astrasim.network.collectives import plan as collective_plan, resolve_algori
 from astrasim.opgraph import Comm, Compute
 
 WHOLE = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all")
+STEP_SLACK = 0.99  # later decode steps may cost a hair less than the first (profile interpolation, roofline
+                   # factors per cache length): the step terms keep a 1 % margin
 
 
 @dataclass(frozen=True)
 class Bound:
-    """Lower bounds (s) of one run: the largest of compute, link and critical path is `latency`."""
+    """Lower bounds (s) of one run: the largest of compute, link and critical path is `latency`.
+    `busy` per device and `load` per network resource are kept to add runs up."""
 
-    compute: float
-    link: float
+    busy: tuple[float, ...]
+    load: tuple[float, ...]
     path: float
+
+    @property
+    def compute(self) -> float:
+        return max(self.busy, default=0.0)
+
+    @property
+    def link(self) -> float:
+        return max(self.load, default=0.0)
 
     @property
     def latency(self) -> float:
@@ -44,18 +62,25 @@ class Bound:
 
 @dataclass(frozen=True)
 class WorkloadBound:
-    """Bounds of a candidate's metrics (s): ttft (the prefill), tpot (a decode step), e2e."""
+    """Bounds of a candidate's metrics (s). ttft: the prefill; step: the first decode step alone (from
+    its token); two: the prefill and the first decode step together (the 2-token request)."""
 
     ttft: Bound
-    step: Bound | None
-    output_tokens: int
+    step: Bound | None = None
+    two: Bound | None = None
+    output_tokens: int = 0
 
     def metric(self, name: str) -> float:
-        if name == "tpot":
-            return self.step.latency if self.step is not None else 0.0
-        if name == "e2e" and self.step is not None:
-            return self.ttft.latency + (self.output_tokens - 1) * self.step.latency
-        return self.ttft.latency  # latency / ttft / p99 (no request is faster than one alone)
+        n = self.output_tokens
+        if self.step is None or n <= 1 or name not in ("tpot", "e2e"):
+            return self.ttft.latency  # latency / ttft / p99 (no request is faster than one alone)
+        k = STEP_SLACK
+        if name == "tpot":  # steps 2..n-1 follow each other's token; step 1 may overlap the prefill's tail
+            return (n - 2) / (n - 1) * k * self.step.path
+        chain = self.two.path + (n - 2) * k * self.step.path
+        work = max((a + (n - 1) * k * b for a, b in zip(self.ttft.busy, self.step.busy)), default=0.0)
+        link = max((a + (n - 1) * k * b for a, b in zip(self.ttft.load, self.step.load)), default=0.0)
+        return max(chain, work, link, self.ttft.latency)
 
 
 class NetworkBound:
@@ -154,7 +179,7 @@ def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, skip:
             out[p] = base + (quickest[p] if quickest[p] != float("inf") else 0.0)
             end = max(end, out[p])
         done[op.id] = out
-    return Bound(max(busy, default=0.0), max(load, default=0.0), end)
+    return Bound(tuple(busy), tuple(load), end)
 
 
 def _belongs(index: dict, dep: str, device: int) -> bool:
@@ -174,7 +199,7 @@ def point_bound(point, net: NetworkBound | None = None) -> WorkloadBound:
     net = net or NetworkBound(build_network(point))
     speeds = point.device_speeds()
     if point.output_tokens <= 1:
-        return WorkloadBound(graph_bound(build_point_graph(point), speeds, net), None, point.output_tokens)
+        return WorkloadBound(graph_bound(build_point_graph(point), speeds, net), output_tokens=point.output_tokens)
     graph = build_generation_graph(replace(point, output_tokens=2))
     return WorkloadBound(graph_bound(graph, speeds, net, skip="tok1."), graph_bound(graph, speeds, net, only="tok1."),
-                         point.output_tokens)
+                         graph_bound(graph, speeds, net), point.output_tokens)
