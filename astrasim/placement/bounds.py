@@ -119,14 +119,15 @@ def _plan(collective: str, n: int, algorithm: str, root: int, multicast: bool):
     return collective_plan(collective, n, algorithm, root, multicast)
 
 
-def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, skip: str | None = None) -> Bound:
-    """The bound of `graph`'s ops (only those whose id starts with `only`, none that start with `skip`;
-    the ops left out count as done at time 0)."""
+def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, split: str | None = None):
+    """The bound of `graph`'s ops (only those whose id starts with `only`; the others count as done at
+    time 0). With `split`: (the bound of the ops whose id does not start with it, the bound of all),
+    in one pass (the ops left out by the first never feed it)."""
     n = graph.n_devices
-    busy = [0.0] * n
-    load = [0.0] * len(net.capacity)
+    busy, busy_pre = [0.0] * n, [0.0] * n
+    load, load_pre = [0.0] * len(net.capacity), [0.0] * len(net.capacity)
     done: dict[str, object] = {}  # compute id -> finish; comm id -> {device: completion}
-    end = 0.0
+    end = end_pre = 0.0
     default = net.fabric.default_algorithm
     multicast = net.fabric.broadcast
     index = {op.id: op for op in graph.ops}
@@ -140,14 +141,18 @@ def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, skip:
         return v
 
     for op in graph.ops:
-        if (only is not None and not op.id.startswith(only)) or (skip is not None and op.id.startswith(skip)):
+        if only is not None and not op.id.startswith(only):
             continue
+        pre = split is not None and not op.id.startswith(split)
         if isinstance(op, Compute):
             t = op.seconds / speeds[op.device]
             busy[op.device] += t
             ready = max((at(d, op.device) for d in op.deps), default=0.0)
             done[op.id] = ready + t
             end = max(end, ready + t)
+            if pre:
+                busy_pre[op.device] += t
+                end_pre = max(end_pre, ready + t)
             continue
         devs = op.devices
         join = {p: max((at(d, p) for d in op.deps if _belongs(index, d, p)), default=0.0) for p in devs}
@@ -163,6 +168,8 @@ def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, skip:
             use, alpha, fastest = net.message(devs[src], tuple(devs[d] for d in dsts))
             for rid, crossings in use:
                 load[rid] += bits * crossings / net.capacity[rid]
+                if pre:
+                    load_pre[rid] += bits * crossings / net.capacity[rid]
             t = alpha + bits / fastest
             for p in (src, *dsts):
                 quickest[devs[p]] = min(quickest[devs[p]], t)
@@ -178,8 +185,11 @@ def graph_bound(graph, speeds, net: NetworkBound, only: str | None = None, skip:
                 base = max(base, join[devs[root]])
             out[p] = base + (quickest[p] if quickest[p] != float("inf") else 0.0)
             end = max(end, out[p])
+            if pre:
+                end_pre = max(end_pre, out[p])
         done[op.id] = out
-    return Bound(tuple(busy), tuple(load), end)
+    whole = Bound(tuple(busy), tuple(load), end)
+    return whole if split is None else (Bound(tuple(busy_pre), tuple(load_pre), end_pre), whole)
 
 
 def _belongs(index: dict, dep: str, device: int) -> bool:
@@ -201,5 +211,5 @@ def point_bound(point, net: NetworkBound | None = None) -> WorkloadBound:
     if point.output_tokens <= 1:
         return WorkloadBound(graph_bound(build_point_graph(point), speeds, net), output_tokens=point.output_tokens)
     graph = build_generation_graph(replace(point, output_tokens=2))
-    return WorkloadBound(graph_bound(graph, speeds, net, skip="tok1."), graph_bound(graph, speeds, net, only="tok1."),
-                         graph_bound(graph, speeds, net), point.output_tokens)
+    ttft, two = graph_bound(graph, speeds, net, split="tok1.")
+    return WorkloadBound(ttft, graph_bound(graph, speeds, net, only="tok1."), two, point.output_tokens)

@@ -7,6 +7,7 @@
    (the strategy's memory formula against each device) and what misses the accuracy floor.
 3. Bound each remaining candidate's objective from its op graph (bounds.py: compute, link,
    critical path). A candidate whose bound already misses the latency target is pruned.
+   Steps 2-3 run on local worker processes with --workers (they are cheap but many).
 4. Exhaustive when at most `search.exhaustive_max` remain: simulate all. Otherwise simulate in
    order of the bound, a batch at a time on the sweep's executors (serial, --workers, --dask),
    and prune every candidate whose bound exceeds the best simulated objective so far: it cannot
@@ -88,49 +89,107 @@ def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
     return {key: joined["accuracy"].iloc[i] for i, key in enumerate(keys)}
 
 
-def prepare(plan, networks: dict, devices: dict):
-    """(base point, [(candidate, point, status)]) before any bound or simulation."""
-    from astrasim.errors import UserError as _UE
-    from astrasim.placement.stages import pp_stages
-    from astrasim.scenario.fleet import memory_check
-    from astrasim.strategies import get
+@dataclass(frozen=True)
+class Context:
+    """What evaluating a candidate needs besides itself (sent once to each worker process)."""
 
+    objective: str                  # the stage DP's: "sum" (one request) or "max" (a stream)
+    bound_of: str                   # the bound's metric: latency, ttft, tpot, e2e, p99
+    target: float | None
+    floor: float | None
+    higher_is_better: bool
+    accuracy: dict                  # (strategy, knobs, devices) -> accuracy
+
+
+def candidates(plan, networks: dict):
+    """(base point, [(candidate, point, reference)]): every candidate with its Point; pp on the order
+    written in the plan also appears with the tensor_split stages (reference = True: kept as is)."""
     ranks = speed_ranks(plan)
     base = base_point(plan, min(plan.inventory, key=lambda k: (ranks.get(k, 0.0), k)))
     given = tuple(plan.owned())
-    objective = "max" if plan.rate_per_s else "sum"
     out = []
-    seen_given_pp = set()
     for cand in enumerate_candidates(plan, networks, ranks):
         point = to_point(base, cand, networks)
-        s = get(cand.strategy)
-        status = ""
-        try:
-            s.check(point.model, point.devices, point.tokens, point.knobs)
-            if cand.strategy == "pp" and not point.knobs.stages:
-                if cand.order == given and (cand.network, point.knobs) not in seen_given_pp:
-                    seen_given_pp.add((cand.network, point.knobs))
-                    out.append((cand, point, ""))  # the tensor_split rule on the given order: a reference
-                stages = pp_stages(point, objective)
-                if stages is not None:
-                    knobs = s.knobs(**{**point.knobs.model_dump(), "stages": stages})
-                    cand = replace(cand, knobs=knobs)
-                    point = replace(point, knobs=knobs)
-        except (_UE, ValueError):
-            status = "cannot run"
-        if not status and not memory_check(point, point.output_tokens).fits:
-            status = "does not fit"
-        out.append((cand, point, status))
+        if cand.strategy == "pp" and cand.order == given:
+            out.append((cand, point, True))
+        out.append((cand, point, False))
     return base, out
+
+
+_NETS: dict = {}  # (network, devices) -> NetworkBound, per process
+
+
+def evaluate(item, ctx: Context):
+    """(candidate, point, status, bound) of one candidate: can it run, pp's stages by the DP, does it
+    fit, does it meet the accuracy floor, its analytic bound, can that bound meet the target."""
+    from astrasim.placement.bounds import NetworkBound, point_bound
+    from astrasim.placement.stages import pp_stages
+    from astrasim.pointrun import build_network
+    from astrasim.scenario.fleet import memory_check
+    from astrasim.strategies import get
+
+    cand, point, reference = item
+    s = get(cand.strategy)
+    bound = float("nan")
+    try:
+        s.check(point.model, point.devices, point.tokens, point.knobs)
+        if cand.strategy == "pp" and not point.knobs.stages and not reference:
+            stages = pp_stages(point, ctx.objective)
+            if stages is not None:
+                knobs = s.knobs(**{**point.knobs.model_dump(), "stages": stages})
+                cand, point = replace(cand, knobs=knobs), replace(point, knobs=knobs)
+        if not memory_check(point, point.output_tokens).fits:
+            return cand, point, "does not fit", bound
+    except (UserError, ValueError):
+        return cand, point, "cannot run", bound
+    if ctx.floor is not None:
+        a = ctx.accuracy.get((cand.strategy, cand.knobs, cand.devices))
+        if a is None or a != a or (a < ctx.floor if ctx.higher_is_better else a > ctx.floor):
+            return cand, point, "below accuracy floor", bound
+    key = (point.network, point.devices)
+    if key not in _NETS:
+        _NETS[key] = NetworkBound(build_network(point))
+    try:  # building the graph reads the profile: rows missing for this device count -> cannot run
+        bound = point_bound(point, _NETS[key]).metric(ctx.bound_of)
+    except UserError:
+        return cand, point, "cannot run", bound
+    if ctx.target is not None and bound > ctx.target:
+        return cand, point, "misses target", bound
+    return cand, point, "", bound
+
+
+def _evaluate_many(items, ctx: Context):
+    return [evaluate(item, ctx) for item in items]
+
+
+def evaluate_all(items, ctx: Context, workers: int, advance):
+    """evaluate() of every item, in order: serially, or in batches on local worker processes."""
+    if workers <= 1 or len(items) < 64:
+        out = []
+        for item in items:
+            out.append(evaluate(item, ctx))
+            advance()
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx_mp = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    size = max(16, len(items) // (workers * 8))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    out = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp) as pool:
+        for part in pool.map(_evaluate_many, chunks, [ctx] * len(chunks)):
+            out.extend(part)
+            for _ in part:
+                advance()
+    return out
 
 
 def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progress: bool = True,
                exhaustive: bool | None = None, networks_path=None, devices_path=None) -> SearchResult:
     """Search the plan's placements; UserError on bad input (before any simulation)."""
     from astrasim.analysis.planning import load_devices, load_networks, plan_accuracy
-    from astrasim.placement.bounds import NetworkBound, point_bound
     from astrasim.placement.inventory import check_inventory
-    from astrasim.pointrun import build_network
     from astrasim.scenario import point_key
     from astrasim.sweep import check_workers, simulate_points
 
@@ -146,32 +205,17 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
 
         client = _dask_client(dask_address)
     t0 = time.perf_counter()
-    base, prepared = prepare(plan, networks, devices)
-    acc = accuracy_of(plan, accuracy, [c for c, _, _ in prepared])
-    floor = plan.accuracy.floor
+    base, items = candidates(plan, networks)
+    acc = accuracy_of(plan, accuracy, [c for c, _, _ in items])
+    ctx = Context("max" if plan.rate_per_s else "sum", metric.removesuffix("_s").replace("latency_p99", "p99"),
+                  plan.latency_target_s, plan.accuracy.floor, accuracy.higher_is_better, acc)
     given = tuple(plan.owned())
     records = []
-    nets: dict = {}
-    with _Bar(progress, len(prepared)) as bar:
-        for cand, point, status in prepared:
-            a = acc.get((cand.strategy, cand.knobs, cand.devices))
-            if not status and floor is not None:
-                ok = a is not None and a == a and (a >= floor if accuracy.higher_is_better else a <= floor)
-                status = "" if ok else "below accuracy floor"
-            bound = float("nan")
-            if not status:
-                key = (point.network, point.devices)
-                if key not in nets:
-                    nets[key] = NetworkBound(build_network(point))
-                try:  # building the graph reads the profile: rows missing for this device count -> cannot run
-                    bound = point_bound(point, nets[key]).metric(metric.removesuffix("_s").replace("latency_p99", "p99"))
-                except UserError:
-                    status = "cannot run"
-                if not status and plan.latency_target_s is not None and bound > plan.latency_target_s:
-                    status = "misses target"
-            records.append({"candidate": cand, "point": point, "status": status, "bound_s": bound, "accuracy": a,
+    with _Bar(progress, len(items)) as bar:
+        for cand, point, status, bound in evaluate_all(items, ctx, workers, bar.advance):
+            records.append({"candidate": cand, "point": point, "status": status, "bound_s": bound,
+                            "accuracy": acc.get((cand.strategy, cand.knobs, cand.devices)),
                             "given_order": cand.order == given or (cand.devices == 1 and len(given) == 1)})
-            bar.advance()
         live = [r for r in records if not r["status"]]
         do_all = exhaustive if exhaustive is not None else len(live) <= plan.search.exhaustive_max
         live.sort(key=lambda r: (not r["given_order"], r["bound_s"]))
