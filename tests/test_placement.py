@@ -242,3 +242,14 @@ def test_critical_path_splits_a_chain_into_compute_and_communication():
     cp = critical_path(g, res)
     assert (cp.compute_s, cp.comm_s, cp.wait_s, cp.messages) == pytest.approx((3.0, 1.0, 0.0, 1))
     assert cp.total_s == pytest.approx(res.latency_s)
+
+
+def test_stream_plan_ranks_by_p99_and_its_bound_holds():
+    data = {**SMALL, "rate_per_s": 1.0, "stream": {"requests": 12}, "inventory": {"jetson-orin-nano": 1,
+            "raspberry-pi-5": 1}, "strategies": ["single", "pp", {"name": "astra", "groups": 32}],
+            "networks": ["ethernet-1g"]}
+    res = _search(data, exhaustive=True)
+    assert res.metric == "latency_p99_s"
+    sim = res.table[res.table["status"] == "simulated"]
+    assert (sim["bound_s"] <= sim["latency_p99_s"]).all()
+    assert res.best["latency_p99_s"] == sim["latency_p99_s"].min()

@@ -297,6 +297,8 @@ def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
     for col in (metric, "energy_j", "energy_per_token_j", "avg_power_w", "fits", "latency_s"):
         if col not in df.columns:
             df[col] = float("nan") if col != "fits" else True
+        elif col != "fits":
+            df[col] = pd.to_numeric(df[col], errors="coerce")
     df["fits"] = df["fits"].fillna(True).astype(bool) & (df["status"] != "does not fit")
     sim = df["status"] == "simulated"
     ok = sim & df["fits"] & df[metric].notna()
