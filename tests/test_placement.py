@@ -253,3 +253,15 @@ def test_stream_plan_ranks_by_p99_and_its_bound_holds():
     sim = res.table[res.table["status"] == "simulated"]
     assert (sim["bound_s"] <= sim["latency_p99_s"]).all()
     assert res.best["latency_p99_s"] == sim["latency_p99_s"].min()
+
+
+def test_search_on_dask_matches_serial():
+    from distributed import LocalCluster
+
+    data = {**SMALL, "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 2}, "networks": ["ethernet-1g"],
+            "strategies": ["single", "sp", "pp"], "search": {"exhaustive_max": 0, "batch": 4}}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        on_dask = _search(data, dask_address=cluster.scheduler_address)
+    serial = _search(data)
+    assert on_dask.best["placement"] == serial.best["placement"]
+    assert on_dask.best["latency_s"] == serial.best["latency_s"] and on_dask.counts == serial.counts

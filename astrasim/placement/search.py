@@ -135,9 +135,10 @@ def evaluate(item, ctx: Context):
         s.check(point.model, point.devices, point.tokens, point.knobs)
         if cand.strategy == "pp" and not point.knobs.stages and not reference:
             stages = pp_stages(point, ctx.objective)
-            if stages is not None:
-                knobs = s.knobs(**{**point.knobs.model_dump(), "stages": stages})
-                cand, point = replace(cand, knobs=knobs), replace(point, knobs=knobs)
+            if stages is None:  # no contiguous split fits these devices' memory
+                return cand, point, "does not fit", bound
+            knobs = s.knobs(**{**point.knobs.model_dump(), "stages": stages})
+            cand, point = replace(cand, knobs=knobs), replace(point, knobs=knobs)
         if not memory_check(point, point.output_tokens).fits:
             return cand, point, "does not fit", bound
     except (UserError, ValueError):
@@ -199,11 +200,9 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
     check_inventory(plan, devices, networks)
     metric = plan.metric()
     accuracy = plan_accuracy(plan)
-    client = None
-    if dask_address:
-        from astrasim.sweep import _dask_client
+    from astrasim.sweep import _dask_client
 
-        client = _dask_client(dask_address)
+    client = _dask_client(dask_address) if dask_address else None  # an unreachable scheduler fails here
     t0 = time.perf_counter()
     base, items = candidates(plan, networks)
     acc = accuracy_of(plan, accuracy, [c for c, _, _ in items])
@@ -248,10 +247,10 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
                     if plan.latency_target_s is None or value <= plan.latency_target_s:
                         best = min(best, float(value))
                 bar.advance()
-            if client is not None and i < len(live):  # the dask executor closes its client after a batch
-                from astrasim.sweep import _dask_client
-
-                client = _dask_client(dask_address)
+            if client is not None:  # the dask executor closes its client after a batch
+                client = _dask_client(dask_address) if i < len(live) else None
+    if client is not None:
+        client.close()
     seconds = time.perf_counter() - t0
     table = _table(records, plan, metric, devices, networks, accuracy)
     counts = {s: int((table["status"] == s).sum()) for s in STATUS}
