@@ -8,7 +8,8 @@ catalog's `idle_power_w` / `active_power_w` of the device's hardware (profiles/d
 its source). The radio terms apply on the Wi-Fi kinds only (a wired port's power is left out): tx_d
 and rx_d are the airtime d transmits and receives, each message charged what the engine charges it
 on the medium (payload at the channel's capacity plus its per-message 802.11 overhead,
-network/wifi_config.py WifiMedium.extra_bits), per crossing: in infrastructure mode the sender
+network/wifi_config.py WifiMedium.extra_bits; with a fixed `efficiency`, payload at rate x
+efficiency; with a loss rate, the retransmissions too), per crossing: in infrastructure mode the sender
 transmits to the access point and the AP transmits to each receiver (the receiver's rx), ad hoc the
 sender transmits once and each receiver receives it. The radio powers are the network's
 `network.wifi.radio_*_w` (defaults with their sources in wifi_config.py). The board's idle power is
@@ -76,15 +77,20 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
     n = graph.n_devices
     tx, rx = [0.0] * n, [0.0] * n
     net = point.network
-    if net.kind not in ("wifi", "wifi-adhoc") or n < 2 or net.efficiency is not None:
+    if net.kind not in ("wifi", "wifi-adhoc") or n < 2:
         return tx, rx
     from astrasim.network.collectives import plan as collective_plan, resolve_algorithm
     from astrasim.network.wifi_config import wifi_medium
     from astrasim.opgraph import Comm
 
     infrastructure = net.kind == "wifi"
-    medium = wifi_medium(json.loads(net.wifi) if net.wifi else None, net.bandwidth_mbps, n, infrastructure)
-    cap = medium.capacity_bps
+    medium = None
+    if net.efficiency is None:  # the 802.11 airtime model
+        medium = wifi_medium(json.loads(net.wifi) if net.wifi else None, net.bandwidth_mbps, n, infrastructure)
+        cap = medium.capacity_bps
+    else:  # a fixed efficiency: payload at rate x efficiency, nothing per message
+        cap = net.bandwidth_mbps * 1e6 * net.efficiency
+    cap *= 1.0 - net.loss_rate  # lost frames are sent again
     from astrasim.network.topology import DEFAULTS
 
     default = DEFAULTS[net.kind]["default_algorithm"]
@@ -96,7 +102,7 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
         plan = collective_plan(op.collective, len(op.devices), algo, root, net.broadcast)
         for m, (src, dsts, frac, level) in enumerate(zip(plan.src, plan.dsts, plan.frac, plan.levels())):
             bits = op.bits * frac
-            seconds = (bits + medium.extra_bits(bits, *level)) / cap
+            seconds = (bits + (medium.extra_bits(bits, *level) if medium is not None else 0.0)) / cap
             tx[op.devices[src]] += seconds
             for dst in dsts:  # infrastructure: the AP's relay to dst is dst's rx; ad hoc: the same airtime
                 rx[op.devices[dst]] += seconds
