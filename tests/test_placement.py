@@ -265,3 +265,14 @@ def test_search_on_dask_matches_serial():
     serial = _search(data)
     assert on_dask.best["placement"] == serial.best["placement"]
     assert on_dask.best["latency_s"] == serial.best["latency_s"] and on_dask.counts == serial.counts
+
+
+def test_devices_to_buy_next_to_the_owned_ones_within_a_budget():
+    data = {**SMALL, "inventory": {"raspberry-pi-5": 1}, "buy": {"jetson-orin-nano": 1}, "networks": ["ethernet-1g"],
+            "strategies": ["single", "sp", {"name": "astra", "groups": 32}]}
+    tight = _search({**data, "budget_usd": 100})
+    assert tight.counts["over budget"] > 0
+    assert "jetson-orin-nano" not in tight.best["order"] and tight.best["buy_usd"] == 0
+    ample = _search({**data, "budget_usd": 600})
+    assert ample.counts["over budget"] == 0 and ample.best["buy"] == "1 x jetson-orin-nano"
+    assert ample.best["latency_s"] < tight.best["latency_s"]

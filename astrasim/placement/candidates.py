@@ -118,8 +118,9 @@ def enumerate_candidates(plan, networks: dict, speed_rank: dict[str, float]) -> 
     """Every candidate of the plan: single on each kind; each sub-multiset of two or more devices in
     each distinct order, on each network serving that many, with each multi-device variant. Kinds
     are taken fastest first (speed_rank: lower is faster) so the first order is the usual one."""
-    kinds = sorted(plan.inventory, key=lambda k: (speed_rank.get(k, 0.0), k))
-    inv = {k: plan.inventory[k] for k in kinds}
+    avail = plan.available()
+    kinds = sorted(avail, key=lambda k: (speed_rank.get(k, 0.0), k))
+    inv = {k: avail[k] for k in kinds}
     variants = strategy_variants(plan)
     singles = [(n, k) for n, k in variants if get(n).single_device]
     multis = [(n, k) for n, k in variants if not get(n).single_device]

@@ -6,6 +6,8 @@
     output_tokens: 0             # > 0: generation (ttft, tpot, e2e)
     rate_per_s: null             # a request stream: p99 at this rate (stream: arrival, requests, seed)
     inventory: {jetson-orin-nano: 1, raspberry-pi-5: 3}   # catalog names (incl. calibrate-device entries)
+    buy: {raspberry-pi-5: 2}     # next to what you own: up to this many more may be bought ...
+    budget_usd: 200              # ... for at most this much (the devices bought)
     networks: [wifi5-1x1-80mhz, ethernet-1g]             # what can join them (profiles/networks.yaml)
     objective: auto              # latency | ttft | tpot | e2e | p99; auto: ttft, e2e when generating, p99 at a rate
     tie_breakers: [energy, price]
@@ -54,6 +56,9 @@ class InventoryPlan(BaseModel):
     rate_per_s: float | None = Field(None, gt=0)
     stream: StreamPlan = Field(default_factory=StreamPlan)
     inventory: dict[str, int] = Field(description="catalog device name -> how many you own")
+    buy: dict[str, int] = Field(default_factory=dict, description="catalog device name -> how many more may be "
+                                                                  "bought (at the catalog's price)")
+    budget_usd: float | None = Field(None, ge=0, description="most to spend on devices bought")
     networks: list[str] = Field(default_factory=lambda: ["wifi5-1x1-80mhz"], min_length=1)
     objective: Literal["auto", "latency", "ttft", "tpot", "e2e", "p99"] = "auto"
     tie_breakers: list[Literal["energy", "price"]] = Field(default_factory=lambda: ["energy", "price"])
@@ -64,10 +69,10 @@ class InventoryPlan(BaseModel):
     search: SearchSettings = Field(default_factory=SearchSettings)
     base_dir: Path | None = Field(None, exclude=True)
 
-    @field_validator("inventory")
+    @field_validator("inventory", "buy")
     @classmethod
-    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
-        if not v:
+    def _counts(cls, v: dict[str, int], info) -> dict[str, int]:
+        if not v and info.field_name == "inventory":
             raise ValueError("the inventory is empty; list the devices you own, e.g. {raspberry-pi-5: 3}")
         for name, count in v.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -90,6 +95,22 @@ class InventoryPlan(BaseModel):
     def owned(self) -> list[str]:
         """Every owned device, one name per unit."""
         return [name for name, count in self.inventory.items() for _ in range(count)]
+
+    def available(self) -> dict[str, int]:
+        """What a placement may use: the inventory plus what may be bought."""
+        out = dict(self.inventory)
+        for name, n in self.buy.items():
+            out[name] = out.get(name, 0) + n
+        return out
+
+    def bought(self, order) -> dict[str, int]:
+        """The devices of `order` beyond the inventory (to be bought), per kind."""
+        out = {}
+        for name in set(order):
+            extra = list(order).count(name) - self.inventory.get(name, 0)
+            if extra > 0:
+                out[name] = extra
+        return out
 
 
 def is_inventory_plan(data) -> bool:
@@ -119,10 +140,10 @@ def load_inventory_plan(path: str | Path) -> InventoryPlan:
 
 def check_inventory(plan: InventoryPlan, devices: dict, networks: dict) -> None:
     """Unknown device or network names: UserError listing the known ones."""
-    for name in plan.inventory:
-        if name not in devices:
-            raise UserError(f"unknown device '{name}'; profiles/devices.yaml has {sorted(devices)}",
-                            field="plan.inventory")
+    for field, names in (("plan.inventory", plan.inventory), ("plan.buy", plan.buy)):
+        for name in names:
+            if name not in devices:
+                raise UserError(f"unknown device '{name}'; profiles/devices.yaml has {sorted(devices)}", field=field)
     for name in plan.networks:
         if name not in networks:
             raise UserError(f"unknown network '{name}'; profiles/networks.yaml has {sorted(networks)}",

@@ -29,8 +29,8 @@ from astrasim.placement.candidates import (
     NO_NETWORK, Candidate, base_point, enumerate_candidates, to_point,
 )
 
-STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "cannot run",
-          "inconsistent")
+STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "over budget",
+          "cannot run", "inconsistent")
 
 
 @dataclass
@@ -72,7 +72,7 @@ def speed_ranks(plan) -> dict[str, float]:
     except Exception:  # noqa: BLE001 - a custom model: the base point resolves it
         return {}
     T = plan.tokens or spec.tokens
-    return {k: layer_seconds(spec, T, catalog_rate(k)) for k in plan.inventory}
+    return {k: layer_seconds(spec, T, catalog_rate(k)) for k in plan.available()}
 
 
 def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
@@ -105,7 +105,7 @@ def candidates(plan, networks: dict):
     """(base point, [(candidate, point, reference)]): every candidate with its Point; pp on the order
     written in the plan also appears with the tensor_split stages (reference = True: kept as is)."""
     ranks = speed_ranks(plan)
-    base = base_point(plan, min(plan.inventory, key=lambda k: (ranks.get(k, 0.0), k)))
+    base = base_point(plan, min(plan.available(), key=lambda k: (ranks.get(k, 0.0), k)))
     given = tuple(plan.owned())
     out = []
     for cand in enumerate_candidates(plan, networks, ranks):
@@ -210,8 +210,17 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
                   plan.latency_target_s, plan.accuracy.floor, accuracy.higher_is_better, acc)
     given = tuple(plan.owned())
     records = []
+    if plan.budget_usd is not None:  # what must be bought costs more than the budget: never evaluated
+        priced = []
+        for item in items:
+            spend = sum(devices[k].price_usd * n for k, n in plan.bought(item[0].order).items())
+            priced.append((item, spend > plan.budget_usd))
+        over = [(c, p, "over budget", float("nan")) for (c, p, _), o in priced if o]
+        items = [item for item, o in priced if not o]
+    else:
+        over = []
     with _Bar(progress, len(items)) as bar:
-        for cand, point, status, bound in evaluate_all(items, ctx, workers, bar.advance):
+        for cand, point, status, bound in over + evaluate_all(items, ctx, workers, bar.advance):
             records.append({"candidate": cand, "point": point, "status": status, "bound_s": bound,
                             "accuracy": acc.get((cand.strategy, cand.knobs, cand.devices)),
                             "given_order": cand.order == given or (cand.devices == 1 and len(given) == 1)})
@@ -285,7 +294,10 @@ def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
         c: Candidate = r["candidate"]
         price = sum(devices[d].price_usd for d in c.order)
         net_cost = 0.0 if c.network == NO_NETWORK else networks[c.network].cost(c.devices)
+        buy = plan.bought(c.order)
         base = {"placement": c.label(), "order": " > ".join(c.order), "devices": c.devices, "strategy": c.strategy,
+                "buy": ", ".join(f"{n} x {k}" for k, n in sorted(buy.items())),
+                "buy_usd": float(sum(devices[k].price_usd * n for k, n in buy.items())),
                 "variant": c.label().split(", ", 1)[1], "network_option": c.network, "status": r["status"],
                 "bound_s": r["bound_s"], "accuracy": r["accuracy"], "price_usd": price + net_cost,
                 "given_order": r["given_order"]}
@@ -374,6 +386,9 @@ def format_search(result: SearchResult, top: int = 8) -> str:
     """The search's report: counts, the best placement, the user's order, the ranking."""
     plan, metric, t, c = result.plan, result.metric, result.table, result.counts
     inv = ", ".join(f"{n} x {k}" for k, n in plan.inventory.items())
+    if plan.buy:
+        inv += "; may buy: " + ", ".join(f"{n} x {k}" for k, n in plan.buy.items()) + (
+            f" (budget ${plan.budget_usd:,.0f})" if plan.budget_usd is not None else "")
     work = (f"{plan.tokens or 'default'}-token prompt" + (f", {plan.output_tokens} generated tokens"
                                                           if plan.output_tokens else "")
             + (f", {plan.rate_per_s:g} requests/s" if plan.rate_per_s else ""))
@@ -381,7 +396,8 @@ def format_search(result: SearchResult, top: int = 8) -> str:
              + (f" <= {plan.latency_target_s:g} s" if plan.latency_target_s else ""),
              f"{c['candidates']} candidates: {c['simulated']} simulated, {c['pruned']} pruned by the analytic bound, "
              f"{c['misses target']} miss the target by their bound, {c['does not fit']} do not fit, "
-             f"{c['below accuracy floor']} below the accuracy floor, {c['cannot run']} cannot run"
+             f"{c['below accuracy floor']} below the accuracy floor, "
+             + (f"{c['over budget']} over budget, " if plan.budget_usd is not None else "") + f"{c['cannot run']} cannot run"
              + (f", {c['inconsistent']} inconsistent (e2e < ttft) left out" if c["inconsistent"] else "") + " "
              f"({'exhaustive' if result.exhaustive else 'pruned search'}, {result.seconds:.1f} s)"]
     best, given = result.best, result.given
@@ -391,7 +407,8 @@ def format_search(result: SearchResult, top: int = 8) -> str:
         energy = "" if e is None or e != e else f", {e:.3g} J/token ({r['energy_j']:.3g} J)"
         extra = "".join(f", {k.removesuffix('_s')} {r[k]:.3g} s" for k in ("ttft_s", "tpot_s", "e2e_s")
                         if k != metric and k in r.index and r[k] == r[k] and r[k] is not None)
-        return f"{r['placement']}: {metric} {r[metric]:.4g} s{extra}{energy}, ${r['price_usd']:,.0f}"
+        buy = f", buy {r['buy']} (${r['buy_usd']:,.0f})" if r.get("buy") else ""
+        return f"{r['placement']}: {metric} {r[metric]:.4g} s{extra}{energy}, ${r['price_usd']:,.0f}{buy}"
 
     if best is not None:
         lines += ["", f"best: {describe(best)}"]
