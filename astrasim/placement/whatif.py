@@ -132,7 +132,10 @@ def reason(before: SearchResult, after: SearchResult, change: str, added: list[t
     path = (f"critical path {unit}: compute {x.compute_s:.3g} -> {y.compute_s:.3g} s, communication "
             f"{x.comm_s:.3g} -> {y.comm_s:.3g} s, waiting {x.wait_s:.3g} -> {y.wait_s:.3g} s")
     delta = {"compute": d_comp, "communication": d_comm, "waiting": d_wait}
-    if y.total_s >= x.total_s:  # slower (or no faster): the term that grew most binds
+    if abs(y.total_s - x.total_s) <= 0.01 * max(x.total_s, 1e-12):
+        why = (f"the critical path barely changes (compute {d_comp:+.3g} s, communication {d_comm:+.3g} s, "
+               f"waiting {d_wait:+.3g} s; {msgs})")
+    elif y.total_s >= x.total_s:  # slower (or no faster): the term that grew most binds
         main = max(delta, key=delta.get)
         why = {"compute": f"compute on the critical path grows by {d_comp:.3g} s (its work falls to fewer or slower "
                           f"devices) while communication changes by {d_comm:+.3g} s ({msgs})",
