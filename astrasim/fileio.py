@@ -144,7 +144,38 @@ def check_output_path(path: str | Path, field: str, inputs: Iterable[str | Path]
         if same_file(target, item):
             raise UserError(f"'{target}' is an input of this run ('{item}'); writing it would destroy it; "
                             "choose another output path", field=field)
+    probe_output(target, field)
     return target
+
+
+def check_output_folder(folder: str | Path, names: Iterable[str], field: str,
+                        inputs: Iterable[str | Path] = ()) -> Path:
+    """`check_output_path` for every file a command writes in `folder` (which need not exist yet)."""
+    inputs = list(inputs)
+    for name in names:
+        check_output_path(Path(folder) / name, field, inputs)
+    return Path(folder)
+
+
+def probe_output(path: str | Path, field: str) -> None:
+    """Create and remove a file where `path` will be written (as `atomic_path` will: a temporary
+    file beside it; a folder still to be made: a temporary folder in its nearest existing
+    ancestor), so a folder that passes the permission checks but refuses files (/proc, /sys, a
+    read-only or full filesystem) is one line before any work, and nothing is left behind."""
+    target = Path(path)
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if existing == target.parent:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=existing)
+            os.close(fd)
+            os.unlink(tmp)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".astrasim-probe.", dir=existing))
+    except OSError as exc:
+        raise UserError(f"cannot create '{target}' ({exc.strerror or type(exc).__name__} in '{existing}'); "
+                        "choose a folder where files can be written", field=field) from None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -31,7 +31,8 @@ Semantics (the engine implements exactly these; strategies rely on them):
                         `devices` is a subset; on a shared medium with broadcast enabled it
                         may cost one airtime)
     - "p2p":            bits from devices[0] to devices[1]
-* `algorithm`: "ring" or "direct" for all_gather / all_reduce / reduce_scatter;
+* `algorithm`: "ring", "direct" or "star" (through `root`, default the first participant) for
+  all_gather / all_reduce / reduce_scatter;
   "auto" lets the engine pick its documented default.
 """
 
@@ -66,7 +67,7 @@ class Comm:
     bits: float
     deps: tuple[str, ...] = ()
     root: int | None = None
-    algorithm: Literal["auto", "ring", "direct"] = "auto"
+    algorithm: Literal["auto", "ring", "direct", "star"] = "auto"
     name: str = ""
     layer: int = -1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from astrasim.opgraph import OpGraph
@@ -17,27 +17,91 @@ from astrasim.streams import arrival_times, run_stream, single_columns
 
 @dataclass
 class EngineInputs:
-    """What astrasim.engine.simulate takes for one point."""
+    """What astrasim.engine.simulate takes for one point, every hardware option included; `run`
+    is the only call of the engine for a point (prefill, generation, streams: every command).
+    The graph and topology are built once and may be reused across runs."""
 
     graph: OpGraph
-    topology: Any  # networkx graph
+    topology: Any  # networkx graph (or an engine Fabric compiled from one)
     speeds: list[float]
     placement: Any = None  # astrasim.engine.cores.Placement, or None: every device its own processor
     op_overhead_s: float = 0.0
     message_cpu_s: float = 0.0
+    speed_jitter: float = 0.0
+    clock_devices: int = 0  # trailing devices that are not hardware (a stream's arrival clock): exact, free
+
+    def run(self, *, record_timeline: bool = False):
+        """The SimResult of the point. With speed_jitter, the run of median latency among
+        JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass waits for its slowest
+        device, which the mean speeds hide (stragglers); only that run is kept (and recorded)."""
+        if self.speed_jitter <= 0:
+            return self._once(self.speeds, record_timeline)
+        latency = sorted((self._once(self._draw(k), False).latency_s, k) for k in range(JITTER_DRAWS))
+        return self._once(self._draw(latency[len(latency) // 2][1]), record_timeline)
+
+    def _draw(self, k: int) -> list[float]:
+        real = len(self.speeds) - self.clock_devices
+        host_of = self.placement.host_of[:real] if self.placement is not None else None
+        return [*jittered_speeds(self.speeds[:real], self.speed_jitter, k, host_of), *self.speeds[real:]]
+
+    def _once(self, speeds: list[float], record_timeline: bool):
+        from astrasim.engine import simulate
+
+        real = len(speeds) - self.clock_devices
+        overhead = self.op_overhead_s if not self.clock_devices else [self.op_overhead_s] * real + [0.0] * self.clock_devices
+        return simulate(self.graph, self.topology, speeds=speeds, record_timeline=record_timeline,
+                        placement=self.placement, op_overhead_s=overhead, message_cpu_s=self.message_cpu_s)
+
+    def with_clock(self, graph: OpGraph, topology) -> "EngineInputs":
+        """The same hardware running `graph`, which adds one clock device after the real ones (a
+        request stream, astrasim/streams.py): speed 1, no dispatch cost, no jitter, a host of its own."""
+        from astrasim.engine.cores import Placement
+
+        placement = self.placement
+        if placement is not None:
+            placement = Placement((*placement.host_of, len(placement.cores)), (*placement.cores, 1))
+        return replace(self, graph=graph, topology=topology, speeds=[*self.speeds, 1.0], placement=placement,
+                       clock_devices=self.clock_devices + 1)
 
 
 def point_costs(point: Point, device: str | None, inputs: Inputs = FILES):
-    """The per-op costs of a point: the table it carries, else its profile (from `inputs`)."""
-    return point.costs if point.costs is not None else inputs.costs_for(point.profile_path, device)
+    """The per-op costs of a point: the table it carries; its profile's rows (from `inputs`, roofline-
+    scaled to `device`) on the measured path; else the calibrated device model (compute.hardware)."""
+    from astrasim.compute.hardware import calibrated_costs, compute_mode
+
+    if point.costs is not None:
+        return point.costs
+    if compute_mode(point) == "measured":
+        return inputs.costs_for(point.profile_path, device)
+    return calibrated_costs(point)
+
+
+def message_seconds(point: Point) -> float:
+    """Host CPU per message: the scenario's, else (calibrated model) the largest catalog message_us of the
+    point's devices, else 0."""
+    from astrasim.compute.hardware import compute_mode, point_models
+
+    if point.message_cpu_s is not None:
+        return point.message_cpu_s
+    if point.costs is not None or compute_mode(point) == "measured" or point.devices == 1:
+        return 0.0
+    from astrasim.compute.catalog import load_catalog
+
+    catalog = load_catalog()
+    return max(catalog[m.name].message_us for m in point_models(point)) * 1e-6
 
 
 def build_point_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
     """The op graph of a point (profile lookups happen here: a missing key is a UserError)."""
+    return _build(point, 0, inputs)
+
+
+def _build(point: Point, output_tokens: int, inputs: Inputs = FILES) -> OpGraph:
     options = point.options()
     # a Fleet scales every device's ops itself, from the profile's own (unscaled) times
     costs = point_costs(point, point.device if options.fleet is None else None, inputs)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options)
+    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options,
+                       output_tokens=output_tokens)
 
 
 def build_network(point: Point, inputs: Inputs = FILES):
@@ -46,13 +110,15 @@ def build_network(point: Point, inputs: Inputs = FILES):
     return net.build(point.devices, inputs.trace(net.trace_path) if net.trace_path else None)
 
 
-def engine_inputs(point: Point, inputs: Inputs = FILES) -> EngineInputs:
+def engine_inputs(point: Point, inputs: Inputs = FILES, *, generation: bool = False) -> EngineInputs:
+    """The engine inputs of a point: its prefill graph, or with `generation` the prefill followed by
+    its output_tokens - 1 decode steps (build_generation_graph); the same hardware either way."""
     from astrasim.engine.cores import Placement
 
-    graph = build_point_graph(point, inputs)
+    graph = build_generation_graph(point, inputs) if generation else build_point_graph(point, inputs)
     return EngineInputs(graph, build_network(point, inputs), point.device_speeds(),
                         Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
-                        point.message_cpu_s)
+                        message_seconds(point), point.speed_jitter)
 
 
 JITTER_DRAWS = 31  # seeded draws of the devices' speeds per point when hardware.speed_jitter > 0
@@ -75,24 +141,9 @@ def jittered_speeds(speeds: list[float], jitter: float, draw: int, host_of: tupl
 
 
 def run_point(point: Point, *, record_timeline: bool = False, inputs: Inputs = FILES):
-    """Simulate one point; returns (SimResult, OpGraph). With hardware.speed_jitter, the run of
-    median latency among JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass
-    waits for its slowest device, which the mean speeds hide (stragglers)."""
-    from astrasim.engine import simulate
-
+    """Simulate one point's prefill; returns (SimResult, OpGraph) (EngineInputs.run)."""
     ei = engine_inputs(point, inputs)
-
-    def once(speeds):
-        return simulate(ei.graph, ei.topology, speeds=speeds, record_timeline=record_timeline,
-                        placement=ei.placement, op_overhead_s=ei.op_overhead_s,
-                        message_cpu_s=ei.message_cpu_s)
-
-    if point.speed_jitter <= 0:
-        return once(ei.speeds), ei.graph
-    host_of = ei.placement.host_of if ei.placement is not None else None
-    runs = sorted((once(jittered_speeds(ei.speeds, point.speed_jitter, k, host_of)) for k in range(JITTER_DRAWS)),
-                  key=lambda r: r.latency_s)
-    return runs[len(runs) // 2], ei.graph
+    return ei.run(record_timeline=record_timeline), ei.graph
 
 
 @functools.lru_cache(maxsize=256)
@@ -127,6 +178,7 @@ def result_row(point: Point, result, inputs: Inputs = FILES, graph: OpGraph | No
         "single_latency_s": single,
         "speedup_vs_single": single / result.latency_s if result.latency_s > 0 else float("nan"),
         **memory_columns(point),
+        "compute_source": compute_source_of(point),
     }
     run: list = []  # the generation's (SimResult, graph) when it simulates one
     row.update(generation_columns(point, result.latency_s, inputs, run))  # generation (output_tokens > 0)
@@ -142,6 +194,14 @@ def energy_of(point: Point, result, graph: OpGraph | None) -> dict[str, Any]:
     if graph is None or point.workload.is_stream:
         return dict.fromkeys(ENERGY_COLUMNS)
     return energy_columns(point, result, graph)
+
+
+def compute_source_of(point: Point) -> str:
+    """measured | calibrated | datasheet (astrasim.compute.hardware.compute_source; a point carrying its
+    own costs table: measured)."""
+    from astrasim.compute.hardware import compute_source
+
+    return "measured" if point.costs is not None else compute_source(point)
 
 
 def memory_columns(point: Point) -> dict[str, Any]:
@@ -170,48 +230,42 @@ def simulate_point(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
 
 def build_generation_graph(point: Point, inputs: Inputs = FILES) -> OpGraph:
     """The prefill followed by the output_tokens - 1 decode steps of a point."""
-    costs = point_costs(point, point.device, inputs)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs,
-                       point.options(), output_tokens=point.output_tokens)
+    return _build(point, point.output_tokens, inputs)
 
 
 def check_generation(point: Point, inputs: Inputs = FILES) -> None:
     """What a generation point can lack before it runs (decode profile rows): one decode step built."""
     if point.output_tokens > 1:
-        costs = point_costs(point, point.device, inputs)
-        build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, point.options(),
-                    output_tokens=2)
+        _build(point, 2, inputs)
 
 
 def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES, run: list | None = None
                        ) -> dict[str, Any]:
-    """ttft_s: the prefill's latency (the prompt's last position yields the first token; the LM head is
-    not modelled); e2e_s: the whole request (prefill + decode steps, one engine run); tpot_s: the mean
-    time per output token after the first, (e2e - ttft) / (output_tokens - 1). All empty when
-    output_tokens = 0; tpot_s empty when it is 1."""
+    """ttft_s: the prefill's latency plus the first token's LM head (the prompt's last position yields
+    the first token); e2e_s: the whole request (prefill + decode steps, each with its head, one engine run
+    with the point's placement, dispatch and message costs); tpot_s: the mean time per output token after
+    the first, (e2e - ttft) / (output_tokens - 1). All empty when output_tokens = 0; tpot_s empty when it
+    is 1. `run` (a list) receives the generation's (SimResult, graph) when one is simulated."""
     from astrasim.results import GENERATION_COLUMNS
 
     n = point.output_tokens
     if n <= 0:
         return dict.fromkeys(GENERATION_COLUMNS)
-    e2e = prefill_s
+    ttft = prefill_s + max(point.options().head_s, default=0.0) / min(point.device_speeds())
+    e2e = ttft
     if n > 1:
-        from astrasim.engine import simulate
-
-        graph = build_generation_graph(point, inputs)
-        res = simulate(graph, build_network(point, inputs), speeds=point.device_speeds())
+        ei = engine_inputs(point, inputs, generation=True)
+        res = ei.run()
         e2e = res.latency_s
         if run is not None:
-            run.append((res, graph))
-    return {"ttft_s": prefill_s, "tpot_s": (e2e - prefill_s) / (n - 1) if n > 1 else None, "e2e_s": e2e}
+            run.append((res, ei.graph))
+    return {"ttft_s": ttft, "tpot_s": (e2e - ttft) / (n - 1) if n > 1 else None, "e2e_s": e2e}
 
 
 # ---------------------------------------------------------------- request streams (astrasim/streams.py)
 def run_stream_point(point: Point, inputs: Inputs = FILES):
     """Simulate the point's request stream; (SimResult without the clock device, StreamStats)."""
-    ei = engine_inputs(point, inputs)
-    return run_stream(ei.graph, ei.topology, ei.speeds, arrival_times(point.workload),
-                      point.workload.rate_per_s)
+    return run_stream(engine_inputs(point, inputs), arrival_times(point.workload), point.workload.rate_per_s)
 
 
 def stream_row(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:

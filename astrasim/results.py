@@ -8,6 +8,7 @@ kill -9) loses at most the line being written; resuming drops a torn last line.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -19,14 +20,8 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.fileio import atomic_path
-from astrasim.strategies.registry import KNOB_FIELDS
+from astrasim.scenario.grid import IDENTITY_COLUMNS  # the one definition of a point's identity (grid.IDENTITY)
 
-IDENTITY_COLUMNS = ("scenario", "model", "tokens", "strategy", *KNOB_FIELDS, "devices", "hardware", "speed",
-                    "speeds", "network", "bandwidth_mbps", "latency_param_s", "efficiency", "loss_rate", "trace",
-                    "broadcast", "wifi", "element_bits", "causal_skip", "algorithm",
-                    "weight_bits", "partition")  # = Point.identity() keys
-IDENTITY_COLUMNS += ("output_tokens",)  # generation
-IDENTITY_COLUMNS += ("arrival", "rate_per_s", "requests", "seed", "workload_trace")  # streams: WorkloadPoint
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
 RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
                   "n_messages", "single_latency_s", "speedup_vs_single")
@@ -36,6 +31,7 @@ GENERATION_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")  # empty when output_tokens =
 RESULT_COLUMNS += GENERATION_COLUMNS
 STREAM_COLUMNS = ("throughput_per_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "utilization", "stable")
 RESULT_COLUMNS += STREAM_COLUMNS  # streams: astrasim.streams.StreamStats.columns
+RESULT_COLUMNS += ("compute_source",)  # measured | calibrated | datasheet (astrasim.compute.hardware.compute_source)
 ENERGY_COLUMNS = ("energy_j", "energy_per_token_j", "avg_power_w")  # astrasim.placement.energy
 RESULT_COLUMNS += ENERGY_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
@@ -146,10 +142,32 @@ def key_digest(key: tuple[str, ...]) -> str:
     return hashlib.sha256("\x1f".join(key).encode()).hexdigest()[:32]
 
 
+PACKAGE = Path(__file__).resolve().parent
+SOURCE_SUFFIXES = (".py", ".c", ".cc", ".h", ".yaml", ".json", ".csv")  # the package's code and data, no build output
+
+
+def source_digest(root: Path = PACKAGE) -> str:
+    """A hash of the simulator's code: every source file of the package (its path and content). A row computed by other code never passes for this code's (the version number
+    stays the same across many behaviour-changing commits)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
+                    and "__pycache__" not in p.parts):
+        h.update(f"{f.relative_to(root).as_posix()}\0".encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """`source_digest` of this package (hashed once per process)."""
+    return source_digest(PACKAGE)
+
+
 class InputDigests:
     """Fingerprints of points: their full description (model shape, knobs, custom graph, every
     option) and the content of every file they read (profile and its extension files, trace,
-    device catalog), plus the astrasim version. File contents are hashed once per run."""
+    device catalog), plus the simulator's code (`code_digest`). File contents are hashed once
+    per run."""
 
     def __init__(self):
         self._files: dict[str, str] = {}
@@ -175,10 +193,8 @@ class InputDigests:
     def point(self, point) -> str:
         from dataclasses import replace
 
-        from astrasim import __version__
-
         described = replace(point, profile_path="", network=replace(point.network, trace_path=None))
-        h = hashlib.sha256(f"astrasim {__version__}\n{described!r}\n".encode())
+        h = hashlib.sha256(f"astrasim {code_digest()}\n{described!r}\n".encode())
         for f in self.files_of(point):
             h.update(f"{Path(f).name} {self.file(f)}\n".encode())
         return h.hexdigest()[:32]

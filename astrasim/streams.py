@@ -32,6 +32,11 @@ from astrasim.errors import UserError
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 ARRIVALS = ("single", "periodic", "poisson", "trace")
+WORKLOAD_COLUMNS = ("arrival", "rate_per_s", "requests", "seed", "workload_trace")  # WorkloadPoint.identity
+# The whole stream is one op graph held in memory with the engine's state and per-op finish times:
+# about 1.5-2.5 kB per op (measured: bench/bench_stream_memory.py). Streams are capped so one
+# fits in about 2.5 GB; longer ones are refused before any point runs (`check_stream_size`).
+MAX_STREAM_OPS = 1_000_000
 STABLE_GROWTH = 1.5  # last-quarter median latency may be at most this x the first quarter's (+ the shortest)
 
 
@@ -51,8 +56,8 @@ class WorkloadPoint:
         return self.arrival != "single"
 
     def identity(self) -> dict:
-        return {"arrival": self.arrival, "rate_per_s": self.rate_per_s, "requests": self.requests,
-                "seed": self.seed, "workload_trace": self.trace or ""}
+        """WORKLOAD_COLUMNS of a result row."""
+        return dict(zip(WORKLOAD_COLUMNS, (self.arrival, self.rate_per_s, self.requests, self.seed, self.trace or "")))
 
     def at_rate(self, rate_per_s: float) -> "WorkloadPoint":
         return replace(self, rate_per_s=float(rate_per_s))
@@ -92,10 +97,20 @@ def arrival_times(w: WorkloadPoint) -> list[float]:
     return [t - times[0] for t in times[: w.requests]]
 
 
+def check_stream_size(ops_per_request: int, requests: int, field: str = "workload.requests") -> None:
+    """Refuse a stream of more than MAX_STREAM_OPS ops in all (it would not fit in memory)."""
+    if ops_per_request * requests > MAX_STREAM_OPS:
+        most = max(1, MAX_STREAM_OPS // ops_per_request)
+        raise UserError(f"{requests:,} requests of {ops_per_request} ops each make {ops_per_request * requests:,} ops, "
+                        f"more than the {MAX_STREAM_OPS:,} one stream may hold in memory (about 2.5 GB); use at most "
+                        f"{most:,} requests for this point", field=field)
+
+
 def stream_graph(one: OpGraph, arrivals: list[float]) -> tuple[OpGraph, dict[str, int]]:
     """The per-request graph `one` copied per request behind the arrival clock (device one.n_devices).
 
     Returns the graph and op id -> request index (clock ops map to their request too)."""
+    check_stream_size(stream_ops_per_request(one), len(arrivals))
     clock = one.n_devices
     g = OpGraph(clock + 1, meta={**one.meta, "stream_requests": len(arrivals), "clock_device": clock})
     owner: dict[str, int] = {}
@@ -134,6 +149,11 @@ def stream_graph(one: OpGraph, arrivals: list[float]) -> tuple[OpGraph, dict[str
         if collect:
             gc.enable()
     return g, owner
+
+
+def stream_ops_per_request(one: OpGraph) -> int:
+    """Ops one request adds to a stream: its own, its clock op, an `arrive` op per participant of a root Comm."""
+    return 1 + sum(1 if isinstance(op, Compute) or op.deps else 1 + len(op.devices) for op in one.ops)
 
 
 @dataclass
@@ -185,17 +205,16 @@ class StreamStats:
         return backlog < q and last <= STABLE_GROWTH * first + min(self.latencies)
 
 
-def run_stream(graph: OpGraph, topology, speeds: list[float], arrivals: list[float],
-               rate_per_s: float | None = None):
-    """Simulate the stream of `graph` (one request) arriving at `arrivals`; (SimResult, StreamStats).
+def run_stream(inputs, arrivals: list[float], rate_per_s: float | None = None):
+    """Simulate the stream of one request's engine inputs (astrasim.pointrun.EngineInputs: the
+    graph and every hardware option) arriving at `arrivals`; (SimResult, StreamStats).
 
     The SimResult's per-device lists exclude the clock device."""
-    from astrasim.engine import simulate
-
+    graph = inputs.graph
     g, owner = stream_graph(graph, arrivals)
-    topo = topology.copy()
+    topo = inputs.topology.copy()
     topo.add_node(g.meta["clock_device"])  # isolated: the clock sends nothing
-    res = simulate(g, topo, speeds=[*speeds, 1.0], record_timeline=True)
+    res = inputs.with_clock(g, topo).run(record_timeline=True)
     n = len(arrivals)
     arrived = [0.0] * n
     done = [0.0] * n

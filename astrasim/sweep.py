@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 from astrasim.errors import UserError
-from astrasim.fileio import atomic_path, check_output_path
+from astrasim.fileio import atomic_path, check_output_path, probe_output
 from astrasim.models import CUSTOM_MODEL_FILES
 from astrasim.compute.sources import Inputs, costs_for, load_trace
 from astrasim.pointrun import build_network, build_point_graph, check_generation, simulate_point
@@ -33,8 +33,9 @@ from astrasim.results import (
     key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
 )
 from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
-from astrasim.scenario.grid import count_points
+from astrasim.scenario.grid import VARIANT_COLUMNS, count_points
 from astrasim.compute.sources import costs_for
+from astrasim.streams import check_stream_size, stream_ops_per_request
 from astrasim.strategies.registry import label_of, single_device_strategy
 
 __all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
@@ -131,9 +132,14 @@ def _dask_client(address: str, timeout: float | None = None):
     _probe_scheduler(address, timeout)
     result: dict[str, Any] = {}
 
+    class _Held(Client):  # the instance is kept before it connects, so a failed one can be closed
+        def __init__(self, *args, **kwargs):
+            result["made"] = self
+            super().__init__(*args, **kwargs)
+
     def connect() -> None:
         try:
-            result["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
+            result["client"] = _Held(address, timeout=f"{timeout}s", set_as_default=False)
         except BaseException as exc:  # noqa: BLE001 - reported below, in the caller's thread
             result["error"] = exc
 
@@ -142,10 +148,29 @@ def _dask_client(address: str, timeout: float | None = None):
     thread.join(timeout + 5.0)
     if "client" in result:
         return result["client"]
+    if "made" in result:
+        close_client(result["made"], at_once=True)
     exc = result.get("error")
     why = "no answer" if exc is None else " ".join(str(exc).split()) or type(exc).__name__
     raise UserError(f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s ({why}); start one "
                     f"with `dask scheduler` and give its tcp://host:port", field="--dask")
+
+
+def close_client(client, *, at_once: bool = False) -> None:
+    """Close a Dask client now. `at_once` (a client that never reached a scheduler): mark it closed
+    and stop its event loop; its own close (also run by its destructor, at exit) would wait 20 s
+    for an answer that never comes and then print a traceback."""
+    import contextlib
+
+    if not at_once:
+        try:
+            client.close(timeout=DASK_TIMEOUT_S)
+            return
+        except Exception:  # noqa: BLE001 - a scheduler that stopped answering: as below
+            pass
+    with contextlib.suppress(Exception):
+        client.status = "closed"  # Client.close and Client.__del__: nothing left to do
+        client._loop_runner.stop()
 
 
 def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
@@ -162,7 +187,7 @@ def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
         for fut in as_completed(futures, loop=client.loop):
             yield fut.result()
     finally:
-        client.close()
+        close_client(client)
 
 
 def simulate_points(points: list[Point], *, workers: int = 1, dask_address: str | None = None,
@@ -186,17 +211,18 @@ def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], Non
     """Everything that can fail before any simulation, for every point: profile keys (the op
     graph), the network (topology parameters, trace) and the files read. Graphs and networks
     shared by many points are built once. Returns the input files."""
-    graphs: set[tuple] = set()
+    graphs: dict[tuple, int] = {}  # -> ops one request adds to a stream
     networks: set[tuple] = set()
     files: set[Path] = set()
     for p in iter_points(sc):
         graph_key = (p.profile_path, p.device, p.model, p.strategy, p.knobs, p.devices, p.tokens,
                      p.element_bits, p.causal_skip, p.algorithm)
         if graph_key not in graphs:
-            graphs.add(graph_key)
-            build_point_graph(p)
+            graphs[graph_key] = stream_ops_per_request(build_point_graph(p))
             check_generation(p)
             files.update(digests.files_of(p))
+        if p.workload.is_stream:
+            check_stream_size(graphs[graph_key], p.workload.requests)
         if (p.network, p.devices) not in networks:
             networks.add((p.network, p.devices))
             build_network(p)
@@ -226,6 +252,8 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     out_path = Path(out) if out is not None else Path("results") / f"{sc.name}.csv"
     final, journal_path = _output_paths(out_path)
     prints_path = fingerprint_path(final)
+    for path in (final, journal_path, prints_path):  # a folder that refuses files: before any work
+        probe_output(path, "--out")
     digests = InputDigests()
     with _progress(progress, total) as bar:
         files = _check_points(sc, digests, bar.advance)
@@ -234,37 +262,12 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
         for path in dict.fromkeys((final, journal_path, prints_path)):
             check_output_path(path, "--out", protected)
         client = _dask_client(dask_address) if dask_address else None
-
-        done: dict[tuple[str, ...], str] = {}
-        expected: dict[str, str] = {}
-        if resume:
-            done, expected = _resumable(sc, final, journal_path, prints_path, digests)
-        bar.restart("simulating", len(done))
-        journal = Journal(journal_path, prints_path, done, expected)
-        in_flight: dict[tuple[str, ...], str] = {}
-
-        def todo() -> Iterator[Point]:
-            for p in iter_points(sc):
-                key = point_key(p)
-                if key not in done:
-                    in_flight[key] = expected.get(key_digest(key)) or digests.point(p)
-                    yield p
         try:
-            if client is not None:
-                rows = _dask(todo(), client)
-            elif workers > 1 and total - len(done) > 1:
-                rows = _local(todo(), workers, total - len(done))
-            else:
-                rows = _serial(todo())
-            for row in rows:
-                line, key = row_line(row), row_key(row)
-                journal.append(line, key, in_flight.pop(key))
-                done[key] = line
-                if on_row:
-                    on_row(row)
-                bar.advance()
+            done = _simulate_grid(sc, total, workers, client, resume, final, journal_path, prints_path, digests,
+                                  bar, on_row)
         finally:
-            journal.close()
+            if client is not None:  # every path, a failure before the first point included
+                close_client(client)
 
     order = [point_key(p) for p in iter_points(sc)]
     text = header_line() + "".join(done[k] for k in order)
@@ -277,6 +280,43 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
             df.to_parquet(tmp, index=False)
         journal_path.unlink(missing_ok=True)
     return df
+
+
+def _simulate_grid(sc: Scenario, total: int, workers: int, client, resume: bool, final: Path, journal_path: Path,
+                   prints_path: Path, digests: InputDigests, bar: "_progress",
+                   on_row: Callable[[dict[str, Any]], None] | None) -> dict[tuple[str, ...], str]:
+    """Journal every point's row (kept rows of a resume first); returns key -> line."""
+    done: dict[tuple[str, ...], str] = {}
+    expected: dict[str, str] = {}
+    if resume:
+        done, expected = _resumable(sc, final, journal_path, prints_path, digests)
+    bar.restart("simulating", len(done))
+    journal = Journal(journal_path, prints_path, done, expected)
+    in_flight: dict[tuple[str, ...], str] = {}
+
+    def todo() -> Iterator[Point]:
+        for p in iter_points(sc):
+            key = point_key(p)
+            if key not in done:
+                in_flight[key] = expected.get(key_digest(key)) or digests.point(p)
+                yield p
+    try:
+        if client is not None:
+            rows = _dask(todo(), client)
+        elif workers > 1 and total - len(done) > 1:
+            rows = _local(todo(), workers, total - len(done))
+        else:
+            rows = _serial(todo())
+        for row in rows:
+            line, key = row_line(row), row_key(row)
+            journal.append(line, key, in_flight.pop(key))
+            done[key] = line
+            if on_row:
+                on_row(row)
+            bar.advance()
+    finally:
+        journal.close()
+    return done
 
 
 def _resumable(sc: Scenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests
@@ -352,17 +392,16 @@ NOTHING_FITS = "nothing fits"
 
 
 def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
-    """The fastest strategy per (model, tokens, hardware, network, devices, bandwidth, weight bits,
-    workload), among the points that fit in memory (a stream: the lowest mean request latency).
-    A split that is not faster than one device is never recommended: then the answer is the
-    single-device strategy (if it fits), else NOTHING_FITS."""
+    """The fastest strategy per setting: every identity column but the strategy variant
+    (scenario/grid.py IDENTITY, so two points that differ in any input are never merged), among
+    the points that fit in memory (a stream: the lowest mean request latency). A split that is not
+    faster than one device is never recommended: then the answer is the single-device strategy
+    (if it fits), else NOTHING_FITS."""
     multi = df[df["devices"] > 1].copy()
     if multi.empty:
         return multi
     multi["label"] = [label_of(r) for r in multi.to_dict("records")]
-    group = [c for c in ("model", "tokens", "hardware", "network", "devices", "bandwidth_mbps", "weight_bits")
-             if c in multi.columns]
-    group += [c for c in ("arrival", "rate_per_s") if c in multi.columns]  # streams: per workload
+    group = [c for c in IDENTITY_COLUMNS if c not in VARIANT_COLUMNS and c in multi.columns]
     cols = ["latency_s", "speedup_vs_single", "comm_fraction", "memory_gb"]
     single = single_device_strategy().name
     fits = multi["fits"].astype(str).str.lower().isin(["true", "1"]) if "fits" in multi.columns else True

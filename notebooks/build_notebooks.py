@@ -185,7 +185,7 @@ wifi = load_scenario("scenarios/wifi.yaml")
 strategies = [{"name": e.name, **{k: (v[-1:] if QUICK else v) for k, v in e.knobs.items()}} for e in wifi.strategies]
 catalog = load_devices()
 candidates = ["raspberry-pi-5", "jetson-orin-nano"] if QUICK else ["raspberry-pi-5", "jetson-orin-nano", "jetson-agx-orin"]
-print(pd.DataFrame([catalog[d].model_dump() for d in candidates])[["name", "price_usd", "power_w", "peak_flops", "source"]])
+print(pd.DataFrame([catalog[d].model_dump() for d in candidates])[["name", "price_usd", "active_power_w", "mem_read_gbs", "matmul_gflops"]])
 
 plan = PlanScenario(name="gpt2s-prefill-20mbps", model="gpt2-s", tokens=1024, latency_target_s=1.0,
                     accuracy={"floor": 80, "task": "zeroshot"}, devices=candidates,

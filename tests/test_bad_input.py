@@ -10,7 +10,7 @@ from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.cli import app
-from hostile import CUSTOM_OK, env, nothing_written, refused, runner, scenario  # noqa: F401 - env is a fixture
+from hostile import CUSTOM_OK, ROOT as ROOT_DIR, env, nothing_written, refused, runner, scenario  # noqa: F401 - env: a fixture
 
 # ----------------------------------------------------------------------------- networks and traces
 BAD_GRAPHS = [
@@ -209,3 +209,157 @@ def test_missing_custom_profile_names_the_model_file(env):
     (env / "mine.yaml").write_text("name: mine\nlayers: 2\nhidden: 64\nheads: 4\nmlp_hidden: 128\ntokens: 32\n")
     line = refused(["sweep", scenario(env, models=["mine.yaml"]), "--no-progress"], "hardware.profile")
     assert "--models " + str(env / "mine.yaml") in line or "--models mine.yaml" in line
+
+
+# ----------------------------------------------------------------------------- issue 25
+VIRTUAL = [p for p in ("/proc", "/sys") if __import__("os").path.isdir(p)]
+
+
+@pytest.mark.skipif(not VIRTUAL, reason="no /proc or /sys here")
+@pytest.mark.parametrize("root", VIRTUAL)
+def test_outputs_in_a_folder_that_refuses_files_are_one_line_before_any_work(env, root, monkeypatch):
+    """/proc and /sys pass the permission checks but refuse new files: every writing command says
+    so in one line, exit 2, before any work (the work would raise here), nothing left."""
+    import astrasim.pointrun
+    import astrasim.profiling.profiler
+
+    def no_work(*a, **k):
+        raise AssertionError("worked before checking its output")
+
+    monkeypatch.setattr(astrasim.pointrun, "simulate_point", no_work)
+    monkeypatch.setattr(astrasim.pointrun.EngineInputs, "run", no_work)
+    plan = env / "plan.yaml"
+    plan.write_text("model: gpt2-s\nlatency_target_s: 1\ndevices: [raspberry-pi-5]\nnetworks: [wifi-20mbps]\n")
+    p = scenario(env)
+    runs = ROOT_DIR / "validation" / "ns3" / "runs.csv"
+    for args, field in [(["sweep", p, "--out", f"{root}/r.csv", "--no-progress"], "--out"),
+                        (["sweep", p, "--out", f"{root}/a/b/r.parquet", "--no-progress"], "--out"),
+                        (["simulate", p, "--trace", f"{root}/t.json"], "--trace"),
+                        (["plan", plan, "--out", f"{root}/p.csv", "--no-progress"], "--out"),
+                        (["plan", plan, "--plot", f"{root}/p.png", "--no-progress"], "--plot"),
+                        (["profile", "--models", "gpt2-s", "--out", f"{root}/p.csv"], "--out"),
+                        (["accuracy", "--out", f"{root}/a.csv"], "--out"),
+                        (["crosscheck", "--quick", "--reuse-runs", runs, "--out", f"{root}/cc"], "--out"),
+                        (["validate", "--reuse-measurements", ROOT_DIR / "validation", "--out", f"{root}/v"],
+                         "--out")]:
+        line = refused(args, field)
+        assert "cannot create" in line, line
+    assert nothing_written(env)
+
+
+def test_probe_leaves_nothing_behind(tmp_path):
+    from astrasim.fileio import check_output_path
+
+    check_output_path(tmp_path / "r.csv", "--out")
+    check_output_path(tmp_path / "new" / "deeper" / "r.csv", "--out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crosscheck_reuse_runs_of_another_grid_is_one_line(env):
+    import pandas as pd
+
+    runs = pd.read_csv(ROOT_DIR / "validation" / "ns3" / "runs.csv")
+    runs["key"] = "another grid " + runs["key"].astype(str)
+    runs.to_csv(env / "runs.csv", index=False)
+    line = refused(["crosscheck", "--quick", "--reuse-runs", env / "runs.csv", "--out", env / "cc"], "reuse-runs")
+    assert "no complete run of this grid" in line and not (env / "cc").exists()
+
+
+@pytest.mark.parametrize("field, hardware", [
+    ("hardware.devices", {"devices": ["jetson-orin-nano", "raspberry-pi-5", "jetson-agx-orin"]}),
+    ("hardware.speeds", {"speeds": [1.0, 0.5, 4.0]}),
+])
+def test_per_device_lists_longer_than_the_device_count_are_refused(env, field, hardware):
+    """An extra listed device would be single's baseline while no other row uses it (the file
+    contradicted itself); the list names exactly the devices of the largest count."""
+    line = refused(["sweep", scenario(env, hardware=hardware), "--no-progress"], field)
+    assert "exactly one" in line and nothing_written(env)
+
+
+def test_the_single_baseline_is_the_same_in_every_row(env):
+    """A mixed fleet swept over N = 2 and 4: every row's single_latency_s is the single row's (the
+    fastest listed device), not the fastest of the row's own first N."""
+    from astrasim.scenario import load_scenario
+    from astrasim.sweep import run_sweep
+
+    fleet = ["raspberry-pi-5", "raspberry-pi-5", "jetson-orin-nano", "raspberry-pi-5"]
+    sc = load_scenario(scenario(env, devices=[2, 4], hardware={"devices": fleet}))
+    df = run_sweep(sc, out=env / "r.csv", progress=False)
+    single = df.loc[df["strategy"] == "single"]
+    assert len(single) == 1 and single["hardware"].iloc[0] == "jetson-orin-nano"
+    assert (df["single_latency_s"] == single["latency_s"].iloc[0]).all()
+
+
+def test_headroom_above_a_devices_memory_is_refused(env):
+    line = refused(["sweep", scenario(env, hardware={"device": "raspberry-pi-5"}, memory={"headroom_gb": 8}),
+                    "--no-progress"], "memory.headroom_gb")
+    assert "raspberry-pi-5" in line and nothing_written(env)
+
+
+def test_an_empty_knob_list_is_refused_in_a_sweep_and_a_plan(env):
+    refused(["sweep", scenario(env, strategies=[{"name": "astra", "groups": []}]), "--no-progress"],
+            "strategies[0].groups")
+    plan = env / "plan.yaml"
+    plan.write_text("model: gpt2-s\nlatency_target_s: 1\ndevices: [raspberry-pi-5]\nnetworks: [wifi-20mbps]\n"
+                    "strategies: [single, {name: astra, groups: []}]\n")
+    line = refused(["plan", plan, "--no-progress"], "plan.strategies")
+    assert "no variant" in line
+
+
+def test_dask_address_of_a_server_that_is_not_dask_is_one_line_at_once(env):
+    """Something answers, but not as Dask (an SSH banner): one line, no traceback from the Dask
+    client's destructor 20 s later (the client is closed at once); run in a child process so the
+    destructor runs at its exit."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+    conns = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = server.accept()
+            except OSError:
+                continue
+            conns.append(c)
+            c.sendall(b"SSH-2.0-OpenSSH_9.0\r\n")
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "astrasim", "sweep", str(scenario(env)), "--no-progress",
+                              "--dask", f"tcp://127.0.0.1:{server.getsockname()[1]}"],
+                             capture_output=True, text=True, timeout=120, cwd=env,
+                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT_DIR)})
+        took = time.perf_counter() - t0
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        for c in conns:
+            c.close()
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --dask"), res.stderr
+    assert took < 15 and nothing_written(env)
+
+
+def test_a_stream_too_large_for_memory_is_refused_before_any_point_runs(env):
+    """The schema's 10^6 requests exhausted 4 GB within 35 s: a stream may hold MAX_STREAM_OPS ops
+    (measured 1.5-2.5 GB at the cap: bench/bench_stream_memory.py); one line names the most
+    requests the point allows, nothing written."""
+    from astrasim.streams import MAX_STREAM_OPS, check_stream_size
+
+    line = refused(["sweep", scenario(env, workload={"arrival": "periodic", "rate_per_s": 1, "requests": 1_000_000}),
+                    "--no-progress"], "workload.requests")
+    assert "use at most" in line and nothing_written(env)
+    check_stream_size(100, MAX_STREAM_OPS // 100)  # at the cap: accepted
+    with pytest.raises(UserError, match=f"at most {MAX_STREAM_OPS // 100:,} requests"):
+        check_stream_size(100, MAX_STREAM_OPS // 100 + 1)

@@ -100,6 +100,7 @@ def test_single_participant_sends_nothing():
     ("all_gather", "ring", 12, 12.0), ("all_gather", "direct", 12, 12.0),
     ("reduce_scatter", "ring", 12, 3.0), ("reduce_scatter", "direct", 12, 3.0),
     ("all_reduce", "ring", 24, 6.0), ("all_reduce", "direct", 24, 6.0),
+    ("all_gather", "star", 6, 12.0), ("reduce_scatter", "star", 6, 3.75), ("all_reduce", "star", 6, 6.0),
     ("all_to_all", "direct", 12, 12.0), ("gather", "direct", 3, 3.0), ("broadcast", "direct", 3, 3.0),
 ])
 def test_plan_sizes(collective, algorithm, count, sent):
@@ -121,7 +122,7 @@ def test_ring_dependencies_forward_what_was_received_one_message_at_a_time():
 
 
 @pytest.mark.parametrize("collective, algorithm", [(c, a) for c in ("all_gather", "all_reduce", "reduce_scatter")
-                                                   for a in ("ring", "direct")])
+                                                   for a in ("ring", "direct", "star")])
 def test_a_pair_carries_one_message_of_a_collective_at_a_time(collective, algorithm):
     """Every message waits for the sender's previous message to any of its receivers."""
     for multicast in (False, True):
@@ -149,3 +150,82 @@ def test_auto_resolution():
         resolve_algorithm("all_gather", "tree", "ring")
     assert build_topology("switch", 2, 1.0).graph["default_algorithm"] == "ring"
     assert build_topology("wifi", 2, 1.0).graph["default_algorithm"] == "direct"
+
+
+# ------------------------------------------------------------------ star: everything through a root
+@pytest.mark.parametrize("n", [2, 3, 4, 8])
+def test_star_all_reduce_on_a_switch(n):
+    """Gather: n-1 full tensors share the root's downlink; then n-1 copies share its uplink."""
+    s = 4e6
+    r = run("all_reduce", n, s, algorithm="star")
+    assert r.latency_s == pytest.approx(2 * (ALPHA + (n - 1) * s / B), rel=1e-12)
+    assert r.n_messages == 2 * (n - 1) and r.comm_bits == pytest.approx(2 * (n - 1) * s)
+    assert r.link_bits["switch->0"] == pytest.approx((n - 1) * s)  # everything goes through the root
+
+
+@pytest.mark.parametrize("n", [3, 4, 6])
+def test_star_all_reduce_on_a_switch_with_multicast_sends_the_result_once(n):
+    s = 4e6
+    r = run("all_reduce", n, s, algorithm="star", broadcast=True)
+    assert r.latency_s == pytest.approx(ALPHA + (n - 1) * s / B + ALPHA + s / B, rel=1e-12)
+    assert r.n_messages == n
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_star_all_gather_and_reduce_scatter_on_a_switch(n):
+    c = 1e6
+    ag = run("all_gather", n, c, algorithm="star")  # up: n-1 chunks; down: n-1 messages of (n-1) chunks
+    assert ag.latency_s == pytest.approx(2 * ALPHA + (n - 1) * c / B + (n - 1) ** 2 * c / B, rel=1e-12)
+    assert ag.comm_bits == pytest.approx((n - 1) * c + (n - 1) ** 2 * c)
+    s = 4e6
+    rs = run("reduce_scatter", n, s, algorithm="star")  # up: full tensors; down: one chunk each
+    assert rs.latency_s == pytest.approx(2 * ALPHA + (n - 1) * s / B + (n - 1) * s / n / B, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 4, 7])
+def test_star_on_the_ideal_network(n):
+    """Every pair its own link, no alpha: the root's n-1 links carry the uploads side by side."""
+    s = 3e6
+    assert run("all_reduce", n, s, kind="ideal", algorithm="star", latency_s=None).latency_s == pytest.approx(2 * s / B)
+    assert run("all_gather", n, s, kind="ideal", algorithm="star", latency_s=None).latency_s == pytest.approx(n * s / B)
+    # direct all-reduce moves 1/n of the tensor per pair: star is n times slower where links are private
+    direct = run("all_reduce", n, s, kind="ideal", algorithm="direct", latency_s=None).latency_s
+    assert direct == pytest.approx(2 * s / n / B)
+
+
+def test_star_root_is_the_comms_root():
+    n, s = 4, 1e6
+    r = run("all_reduce", n, s, algorithm="star", root=2)
+    assert r.link_bits["switch->2"] == pytest.approx((n - 1) * s) and r.link_bits["switch->0"] == pytest.approx(s)
+    p = plan("all_reduce", n, "star", root=2)
+    assert [p.src[m] for m in range(n - 1)] == [0, 1, 3] and all(p.dsts[m] == (2,) for m in range(n - 1))
+    assert all(set(p.deps[m]) >= {0, 1, 2} for m in range(n - 1, len(p)))  # root sends after every upload
+    with pytest.raises(ValueError):
+        plan("all_reduce", 3, "star", root=3)
+
+
+def test_star_on_wifi_moves_the_same_air_bits_as_direct_in_fewer_frames():
+    """On one shared channel a star all-reduce carries exactly direct's bits over the air (both move
+    2(n-1) tensors' worth, each crossing twice via the AP) in 2(n-1) frames instead of 2n(n-1): with a
+    constant efficiency it is 4 alphas + 4(n-1)s/c; with the 802.11 airtime model (per-frame overhead)
+    it is no slower than direct."""
+    n, s = 4, 1e6
+    star = run("all_reduce", n, s, kind="wifi", algorithm="star")
+    direct = run("all_reduce", n, s, kind="wifi", algorithm="direct")
+    assert star.latency_s == pytest.approx(4 * ALPHA + 4 * (n - 1) * s / B, rel=1e-12)
+    assert star.link_bits["wifi"] == pytest.approx(direct.link_bits["wifi"])
+    g_star, g_direct = OpGraph(n), OpGraph(n)
+    g_star.add(Comm("c", "all_reduce", tuple(range(n)), s, algorithm="star"))
+    g_direct.add(Comm("c", "all_reduce", tuple(range(n)), s, algorithm="direct"))
+    air = build_topology("wifi", n, 100.0)  # the 802.11 airtime model
+    t_star, t_direct = simulate(g_star, air).latency_s, simulate(g_direct, air).latency_s
+    assert t_star <= t_direct
+    assert t_star > 4 * (n - 1) * s / 100e6  # never faster than the bare air bits at the PHY rate
+    assert resolve_algorithm("all_reduce", "star", "ring") == "star"
+    assert resolve_algorithm("gather", "star", "ring") == "direct"
+
+
+def test_star_levels_for_wifi_contention():
+    """Uploads: the n-1 workers send at once, one message each; then the root alone sends n-1."""
+    assert plan("all_reduce", 4, "star").levels() == ((3, 1),) * 3 + ((1, 3),) * 3
+    assert plan("all_reduce", 4, "star", multicast=True).levels() == ((3, 1),) * 3 + ((1, 1),)

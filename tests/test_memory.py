@@ -94,6 +94,8 @@ def test_proportional_split_sums_and_follows_weights(total, weights):
 def test_split_caps_move_the_excess():
     assert proportional_split(100, [10, 1, 1, 1]) == [77, 8, 8, 7]
     assert proportional_split(100, [10, 1, 1, 1], maximum=[40, 100, 100, 100]) == [40, 20, 20, 20]
+    # a clamped part leaves every other device its minimum
+    assert proportional_split(8, [1, 0.01, 0.01, 0.01], maximum=[7, 8, 8, 8]) == [5, 1, 1, 1]
     with pytest.raises(ValueError):
         proportional_split(3, [1, 1, 1, 1])
 
@@ -213,8 +215,9 @@ def test_catalog_has_memory_for_every_device():
 
     cat = load_catalog()
     assert {d.name: d.memory_gb for d in cat.values() if d.name != "cpu"} == {
-        "jetson-orin-nano": 8.0, "jetson-agx-orin": 64.0, "raspberry-pi-5": 8.0, "gtx-1660-ti-laptop": 6.0}
-    assert all(d.memory_source for d in cat.values())
+        "jetson-orin-nano": 8.0, "jetson-orin-nano-super": 8.0, "jetson-agx-orin": 64.0, "raspberry-pi-4b": 8.0,
+        "raspberry-pi-5": 8.0, "gtx-1660-ti-laptop": 6.0, "intel-n150-minipc": 16.0}
+    assert all(d.sources["memory_gb"] for d in cat.values())
 
 
 def test_plan_says_why_a_candidate_does_not_fit_and_proposes_mixed_fleets(profiles, tmp_path):

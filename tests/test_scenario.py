@@ -150,7 +150,7 @@ BAD = [
     ({"hardware": {"profile": "h100"}}, "hardware.profile", "astrasim profile"),
     ({"hardware": {"profile": "missing.csv"}}, "hardware.profile", "not found"),
     ({"hardware": {"device": "cray-1"}}, "hardware.device", "jetson-orin-nano"),
-    ({"hardware": {"speeds": [1, 1]}, "devices": 4}, "hardware.speeds", "at least 4"),
+    ({"hardware": {"speeds": [1, 1]}, "devices": 4}, "hardware.speeds", "largest device count is 4"),
     ({"element_bits": 12}, "element_bits[0]", "8, 16, 32"),
     ({"algorithm": "tree"}, "algorithm", "ring"),
     ("- just\n- a list\n", "scenario", "mapping"),
@@ -182,3 +182,23 @@ def test_docs_list_every_field():
     text = (ROOT / "docs" / "scenarios.md").read_text()
     for name, default, desc in describe():
         assert f"| `{name}` | `{default}` | {desc} |" in text, name
+
+
+def test_star_algorithm_reaches_the_graphs_collectives(profile):
+    from astrasim.opgraph import Comm
+
+    sc = from_dict({"devices": 4, "strategies": ["tp"], "algorithm": "star"}, name="x")
+    (p,) = [p for p in sc.points()]
+    comms = [op for op in build_point_graph(p).ops if isinstance(op, Comm)]
+    assert comms and all(c.algorithm == "star" for c in comms)
+
+
+def test_more_devices_than_prompt_tokens_only_for_strategies_that_keep_every_token(profile):
+    """tp (heads split) decodes a one-token prompt on 4 devices (distributed-llama's benchmark);
+    sp, which splits the tokens, is refused and the message names it."""
+    sc = from_dict({"models": ["llama3-8b"], "devices": 4, "tokens": 1, "strategies": ["tp"],
+                    "hardware": {"device": "raspberry-pi-5"}}, name="x")
+    assert [p.devices for p in sc.points()] == [4]
+    with pytest.raises(UserError, match="devices: N=4 devices is larger than the 1 tokens of llama3-8b that sp split"):
+        from_dict({"models": ["llama3-8b"], "devices": 4, "tokens": 1, "strategies": ["tp", "sp"],
+                   "hardware": {"device": "raspberry-pi-5"}}, name="x")

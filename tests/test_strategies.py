@@ -273,10 +273,12 @@ def test_roofline_scales_compute_bound_by_peak_and_memory_bound_by_bandwidth():
 
 def test_catalog_has_the_required_devices_with_sources():
     cat = load_catalog()
-    for name in ("cpu", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-5", "gtx-1660-ti-laptop"):
+    for name in ("cpu", "raspberry-pi-4b", "raspberry-pi-5", "jetson-orin-nano", "jetson-orin-nano-super",
+                 "jetson-agx-orin", "gtx-1660-ti-laptop", "intel-n150-minipc"):
         d = cat[name]
-        assert d.peak_flops > 0 and d.mem_bandwidth_gbs > 0 and d.power_w > 0 and d.price_usd > 0 and d.source
-        assert d.profile == "cpu"
+        assert d.peak_flops > 0 and d.mem_bandwidth_gbs > 0 and d.active_power_w > 0 and d.price_usd > 0 and d.sources
+        assert (d.mem_read_gbs <= d.mem_bandwidth_gbs or d.profile) and "fp32" in d.matmul_gflops
+        assert d.profile == ("cpu" if name == "cpu" else None)
 
 
 def test_synthetic_profile_is_a_valid_profile_for_every_builder():

@@ -28,7 +28,9 @@ def lone_device() -> nx.Graph:
 
 
 def stream(graph, topology, w: WorkloadPoint, speeds=None):
-    return run_stream(graph, topology, speeds or [1.0] * graph.n_devices, arrival_times(w))[1]
+    from astrasim.pointrun import EngineInputs
+
+    return run_stream(EngineInputs(graph, topology, speeds or [1.0] * graph.n_devices), arrival_times(w))[1]
 
 
 def test_periodic_slower_than_service_gives_the_single_request_latency():

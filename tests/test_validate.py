@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from astrasim.errors import UserError
 from astrasim.models import ModelSpec
-from astrasim.network.collectives import RING_CAPABLE, plan, resolve_algorithm
+from astrasim.network.collectives import ALGORITHMS, RING_CAPABLE, plan, resolve_algorithm
 from astrasim.opgraph import COLLECTIVES, Comm, Compute
 from astrasim.strategies.base import Builder
 from astrasim.validation.calibrate import fit, transfer_factor
@@ -78,7 +78,7 @@ def _collective_graph(n: int):
     for collective in COLLECTIVES:
         if collective == "p2p" and n != 2:
             continue
-        for algorithm in ("ring", "direct") if collective in RING_CAPABLE else ("auto",):
+        for algorithm in ALGORITHMS if collective in RING_CAPABLE else ("auto",):
             c = [b.compute(d, "op", k, 0.0, [prev[d]]) for d in range(n)]
             root = 1 % n if collective in ("gather", "broadcast") else None
             cid = b.comm(f"{collective}-{algorithm}", k, collective, range(n), 8 * 1000 * n, c, root=root,
@@ -189,7 +189,7 @@ def _check_collectives(n: int, labels: list[str]) -> None:
 
 
 def test_harness_runs_the_engine_plans_on_three_ranks():
-    """Real gloo processes: every collective, ring and direct, and every strategy's graph run
+    """Real gloo processes: every collective, ring, direct and star, and every strategy's graph run
     message by message exactly as collectives.plan() decomposes them (3 ranks: odd ring, forwarding)."""
     _check_collectives(3, ["tp", "astra G=32", "bp-sp Nb=2"])  # all-reduce, all-gather, all-to-all inside graphs
 

@@ -22,12 +22,17 @@ import matplotlib.colors as mcolors  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
+from astrasim.scenario.grid import IDENTITY_COLUMNS, VARIANT_COLUMNS  # noqa: E402
 from astrasim.strategies import STRATEGIES, label_of  # noqa: E402
 from astrasim.strategies.registry import knobs_from_row  # noqa: E402
 
-# scenario columns that, when they vary in a frame, make separate lines (added to the label)
-EXTRA_KNOBS = ["element_bits", "loss_rate", "speed", "speeds", "efficiency", "latency_param_s", "trace",
-               "broadcast", "causal_skip", "algorithm"]
+# The columns a figure draws itself: as panels (model, tokens, hardware, network), axes (devices,
+# bandwidth, the offered rate of a stream) or the variant's look (strategy, knobs).
+DRAWN_COLUMNS = ("scenario", "model", "tokens", *VARIANT_COLUMNS, "devices", "hardware", "network", "bandwidth_mbps",
+                 "arrival", "rate_per_s")
+# every other identity column (scenario/grid.py IDENTITY), when it varies in a frame, makes separate
+# lines (added to the label): two points differing in it are never drawn as one
+EXTRA_KNOBS = [c for c in IDENTITY_COLUMNS if c not in DRAWN_COLUMNS]
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_LIGHTEN = 0.5  # the last variant of a strategy mixes this much white into the strategy's colour
 

@@ -36,6 +36,10 @@ def register(app: typer.Typer) -> None:
         from astrasim.crosscheck.campaign import QUICK, Grid, run_crosscheck, verdict
         from astrasim.errors import UserError
 
+        from astrasim.crosscheck.campaign import OUTPUT_FILES
+        from astrasim.fileio import check_output_folder
+
+        check_output_folder(out, OUTPUT_FILES, "--out")  # runs.csv may be --reuse-runs itself: rewritten whole
         reason = None if reuse_runs is not None else unavailable_reason()
         if reason:
             print(f"error: {reason}", file=sys.stderr)

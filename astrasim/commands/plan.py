@@ -57,11 +57,14 @@ def register(app: typer.Typer) -> None:
             return
         if dask is not None or draw is not None:
             raise UserError("--dask and --draw apply to plans with an `inventory:`", field="--dask" if dask else "--draw")
-        if out is not None:  # the plan reads the catalogs, profiles and accuracy tables of profiles/
+        if out is not None or plot is not None:  # the plan reads the catalogs, profiles, accuracy tables of profiles/
             from astrasim.compute.profiles import profiles_dirs
 
             shipped = [f for d in profiles_dirs() if d.is_dir() for f in d.iterdir()]
-            check_output_path(out, "--out", [scenario, *(accuracy or []), *([networks] if networks else []), *shipped])
+            inputs = [scenario, *(accuracy or []), *([networks] if networks else []), *shipped]
+            for path, field in ((out, "--out"), (plot, "--plot")):
+                if path is not None:
+                    check_output_path(path, field, inputs)
         p = load_plan(scenario)
         if accuracy:
             p = p.model_copy(update={"accuracy": p.accuracy.model_copy(

@@ -61,9 +61,9 @@ def register(app: typer.Typer) -> None:
 def _add_memory(point, per_device: list[dict]) -> None:
     """Each device's hardware and footprint (GB): weights, codebooks, KV cache, activations, total."""
     from astrasim.compute.hardware import GB, hardware_of
-    from astrasim.strategies import get
+    from astrasim.scenario.fleet import point_memory
 
-    use = get(point.strategy).memory(point.model, point.devices, point.tokens, point.knobs, point.options())
+    use = point_memory(point)
     for d, m in zip(per_device, use):
         d["hardware"] = hardware_of(point, d["device"]) or point.hardware
         d["memory_gb"] = {"weights": m.weights / GB, "codebooks": m.codebooks / GB, "kv_cache": m.kv_cache / GB,
@@ -92,13 +92,14 @@ def _print_table(row: dict, per_device: list[dict], result, trace, point) -> Non
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(t)
     console.print(f"latency          {lat:.4f} s")
+    console.print(f"compute source   {row['compute_source']} ({row['weight_format']} weights)")
     console.print(f"one device       {row['single_latency_s']:.4f} s  (speedup {format_ratio(row['speedup_vs_single'])})")
     console.print(f"exposed comm     {100 * row['comm_fraction']:.1f} % of latency (mean over devices)")
     console.print(f"bits sent        {row['comm_bits'] / 1e6:.3f} Mbit in {row['n_messages']} messages")
     m = per_device[0]["memory_gb"]
     console.print(f"memory           {row['memory_gb']:.3f} GB on the fullest device (device 0: weights "
                   f"{m['weights']:.3f}, codebooks {m['codebooks']:.3f}, KV cache {m['kv_cache']:.3f}, activations "
-                  f"{m['activations']:.3f} GB; {row['weight_bits']}-bit weights)")
+                  f"{m['activations']:.3f} GB; {row['weight_format']} weights)")
     limit = row["memory_limit_gb"]
     console.print("fits             " + ("yes" if row["fits"] else f"NO: {memory_check(point).reason()}") +
                   (f" (tightest device has {limit:g} GB)" if limit is not None else " (device memory unknown)"))

@@ -55,8 +55,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"{len(df)} points -> {target}")
         best = best_strategies(df)
         if not best.empty:
-            t = Table(title="Best strategy per (model, devices, bandwidth) among the points that fit in memory")
-            varying = [c for c in ("tokens", "hardware", "network", "weight_bits") if best[c].nunique() > 1]
+            t = Table(title="Best strategy per setting among the points that fit in memory")
+            setting = list(best.columns[: list(best.columns).index("best")])
+            varying = [c for c in setting if c not in ("model", "devices", "bandwidth_mbps")
+                       and best[c].astype(str).nunique() > 1]  # every other input that differs between rows
             for col in ["model", *varying, "N", "Mbps", "best", "latency (s)", "speedup", "comm %", "GB"]:
                 t.add_column(col, justify="left" if col in ("model", "best") else "right", no_wrap=True)
             for r in best.itertuples():

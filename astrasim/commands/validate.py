@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         (gloo), and compare the measured latencies with the simulator's predictions (network
         calibrated by a separate point-to-point benchmark, kernels profiled on the spot).
         Needs root and `ip netns`; elsewhere it says so in one line and exits 2."""
+        from astrasim.fileio import check_output_folder
+
+        check_output_folder(out, ("results.csv", "summary.md", "predicted_vs_measured.png"), "--out")  # before any work
         command = "astrasim validate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if reuse_measurements is not None:
             from astrasim.validation.compare import load_settings, repredict, verdict

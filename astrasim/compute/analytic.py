@@ -11,6 +11,8 @@ all T keys) the full rectangle.
 `bytes` is the minimal traffic: weights read once, activations read and written once (attention
 as a fused kernel: Q, K, V read, output written; VQ: embeddings, codebook, norms read, int64 codes
 written), in the element size of the dtype. Both are used for roofline scaling to other hardware.
+`kernels` counts the kernels an op launches (one per linear, norm, residual, activation and fused
+attention), each paying the device's dispatch cost in the calibrated model (astrasim.compute.calibrated).
 `weights` is the part of `bytes` that is weights (linear layers and norms), so a weight precision
 other than the profiled dtype can rescale the memory-bound part (astrasim.compute.roofline.Fleet).
 """
@@ -30,9 +32,11 @@ class Cost:
     flops: float = 0.0
     bytes: float = 0.0
     weights: float = 0.0  # bytes of weights among `bytes`
+    kernels: float = 0.0  # kernels launched (each pays the device's dispatch cost in the calibrated model)
 
     def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.flops + other.flops, self.bytes + other.bytes, self.weights + other.weights)
+        return Cost(self.flops + other.flops, self.bytes + other.bytes, self.weights + other.weights,
+                    self.kernels + other.kernels)
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,20 @@ class LayerShape:
 
 def linear(m: int, din: int, dout: int, s: int, bias: bool) -> Cost:
     w = s * (din * dout + (dout if bias else 0))
-    return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (m * din + m * dout) + w, w)
+    return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (m * din + m * dout) + w, w, 1.0)
 
 
 def norm(m: int, d: int, kind: str, s: int) -> Cost:
-    return Cost((8.0 if kind == "layernorm" else 5.0) * m * d, s * (2.0 * m * d + 2 * d), s * 2.0 * d)
+    return Cost((8.0 if kind == "layernorm" else 5.0) * m * d, s * (2.0 * m * d + 2 * d), s * 2.0 * d, 1.0)
 
 
 def residual(m: int, d: int, s: int) -> Cost:
-    return Cost(float(m * d), 3.0 * s * m * d)
+    return Cost(float(m * d), 3.0 * s * m * d, 0.0, 1.0)
 
 
 def attention_core(heads: int, kv_heads: int, hd: int, tq: int, tk: int, pairs: float, s: int) -> Cost:
-    return Cost(4.0 * heads * pairs * hd + 5.0 * heads * pairs, s * (2.0 * heads * tq * hd + 2.0 * kv_heads * tk * hd))
+    return Cost(4.0 * heads * pairs * hd + 5.0 * heads * pairs, s * (2.0 * heads * tq * hd + 2.0 * kv_heads * tk * hd),
+                0.0, 1.0)
 
 
 def qkv(m: int, sh: LayerShape, s: int, *, q: bool = True, kv: bool = True) -> Cost:
@@ -102,12 +107,19 @@ def mlp_block(sh: LayerShape, m: int, s: int, *, out_dim: int | None = None) -> 
     d_out = out_dim or sh.hidden
     f = sh.mlp_hidden
     if sh.activation == "swiglu":
-        body = linear(m, sh.hidden, 2 * f, s, sh.bias) + Cost(6.0 * m * f, 3.0 * s * m * f)
+        body = linear(m, sh.hidden, 2 * f, s, sh.bias) + Cost(6.0 * m * f, 3.0 * s * m * f, 0.0, 1.0)
     else:
-        body = linear(m, sh.hidden, f, s, sh.bias) + Cost(8.0 * m * f, 2.0 * s * m * f)
+        body = linear(m, sh.hidden, f, s, sh.bias) + Cost(8.0 * m * f, 2.0 * s * m * f, 0.0, 1.0)
     body += linear(m, f, d_out, s, sh.bias)
     return norm(m, sh.hidden, sh.norm, s) + body + residual(m, d_out, s)
 
 
 def full_layer(sh: LayerShape, t: int, s: int) -> Cost:
     return attn_block(sh, t, t, s, square_causal=sh.causal) + mlp_block(sh, t, s)
+
+
+def lm_head(hidden: int, vocab: int, norm_kind: str, s: int, rows: int = 1) -> Cost:
+    """The final norm and the output projection (LM head) of `rows` positions over a `vocab`-wide shard,
+    plus the embedding lookup of the next token (one row of hidden elements read and written)."""
+    return norm(rows, hidden, norm_kind, s) + linear(rows, hidden, vocab, s, False) \
+        + Cost(0.0, 2.0 * s * hidden, 0.0, 1.0)

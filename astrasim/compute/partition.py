@@ -30,9 +30,9 @@ def proportional_split(total: int, weights: list[float], minimum: int = 1,
         over = [i for i in free if max(minimum, ideal[i]) > cap[i]]
         if not over:
             break
-        for i in over:
-            parts[i] = cap[i]
-            left -= cap[i]
+        for i in over:  # the clamped part still leaves every other free device its minimum
+            parts[i] = min(cap[i], left - minimum * (len(free) - 1))
+            left -= parts[i]
             free.remove(i)
     base = {i: max(minimum, int(math.floor(ideal[i]))) for i in free}
     # give back what the minimum took from the largest ideal shares, then hand out the remainder

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from astrasim.compute.analytic import Cost
 
 if TYPE_CHECKING:  # pragma: no cover
+    from astrasim.compute.calibrated import DeviceModel
     from astrasim.compute.catalog import CatalogDevice
+    from astrasim.compute.formats import WeightFormat
 
 PROFILED_WEIGHT_BITS = 32       # profiles are measured in float32 (op_costs' default dtype)
 
@@ -28,20 +30,27 @@ class Rate:
 
 @dataclass(frozen=True)
 class Fleet:
-    """Per-device hardware of a point: `measured` is the profiled hardware (None: not in the catalog,
-    so only FLOP ratios are used), devices[i] device i's (None: the measured hardware), `shares` the
-    partition weights (None: even), `capacity` what each device's memory can take (bounds the split)."""
+    """Per-device hardware of a point. Measured path: `measured` is the profiled hardware's datasheet
+    roofline (None: not in the catalog, so only FLOP ratios are used), devices[i] device i's (None: the
+    measured hardware). Calibrated path: `models[i]` device i's model and `fmt` the weight format.
+    `shares`: the partition weights (None: even), `capacity`: what each device's memory can take."""
 
     measured: Rate | None = None
     devices: tuple[Rate | None, ...] = ()
     shares: tuple[float, ...] | None = None
     capacity: tuple[float | None, ...] = ()  # bytes each device may fill (memory less headroom; None: unknown)
+    models: tuple["DeviceModel", ...] = ()
+    fmt: "WeightFormat | None" = None
 
-    def factor(self, device: int, ref: Cost | None, mine: Cost | None, weight_bits: int) -> float:
-        """t_device / t_profiled = roofline(device hardware, its op at weight_bits) /
-        roofline(measured hardware, the profiled op at the profiled precision)."""
+    def factor(self, device: int, ref: Cost | None, mine: Cost | None, weight_bits: float) -> float:
+        """t_device / t(costs) for an op: calibrated, model_device(its own op) / model_0(device 0's op);
+        measured, roofline(device hardware, its op at weight_bits) / roofline(measured hardware, the
+        profiled op at the profiled precision)."""
         if ref is None or mine is None:
             return 1.0
+        if self.models:
+            base = self.models[0].seconds(ref, self.fmt)
+            return self.models[device].seconds(mine, self.fmt) / base if base > 0 else 1.0
         nbytes = mine.bytes - mine.weights * (1 - weight_bits / PROFILED_WEIGHT_BITS)
         if self.measured is None:
             return mine.flops / ref.flops if ref.flops > 0 else 1.0

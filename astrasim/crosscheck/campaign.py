@@ -188,8 +188,9 @@ def combine(points: list[dict], runs: pd.DataFrame, grid: Grid) -> pd.DataFrame:
                        abs_error=abs(pred / med - 1))
         out.append(row)
     df = pd.DataFrame(out)
-    if "spread" not in df:
-        df["spread"] = float("nan")
+    for col in ("measured_s", "measured_min_s", "measured_max_s", "spread", "predicted_s", "error", "abs_error"):
+        if col not in df:  # no point has a complete run
+            df[col] = float("nan")
     df["steady"] = (df["seeds"] >= 2) & (df["spread"] < SPREAD_LIMIT)  # NaN spread (no runs): not steady
     df["role"] = ["calibration" if c == "p2p" else "prediction" for c in df["collective"]]
     return df
@@ -248,10 +249,18 @@ def load_runs(path: Path, points: list[dict], grid: Grid, log=print) -> pd.DataF
     index = {run_key(pt, grid): i for i, pt in enumerate(points)}
     runs["point"] = runs["key"].map(index)
     stale = int(runs["point"].isna().sum())
+    if not runs.loc[runs["point"].notna(), "complete"].astype(bool).any():
+        raise UserError(f"'{p}' holds no complete run of this grid ({stale} of its {len(runs)} runs are of another "
+                        "schedule or network); give the runs.csv of a campaign with the same grid (--quick or not), "
+                        "or run without --reuse-runs", field="reuse-runs")
     if stale:
         log(f"  {stale} of {len(runs)} runs in {p} are of another schedule or network: not reused")
     runs = runs.dropna(subset=["point"]).astype({"point": int})
     return runs.drop_duplicates(["point", "seed"], keep="last").reset_index(drop=True)
+
+
+OUTPUT_FILES = ("results.csv", "runs.csv", "summary.csv", "summary.md", "predicted_vs_measured.png",
+                "runs.partial.csv")  # what run_crosscheck writes in its folder
 
 
 def run_crosscheck(grid: Grid, out_dir: Path | None, *, command: str = "", reuse_runs: Path | None = None,

@@ -4,7 +4,8 @@ messages on a FlowNetwork.
 * Each device runs one Compute at a time; among its ready ops it starts the first in program
   order (if that is not its earliest unstarted op, it waits for the rest of the current instant
   before choosing, so ops that become ready at the same instant compete fairly). A Compute of
-  `seconds` takes `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0) on a
+  `seconds` takes `seconds / speed[device]` (plus `op_overhead_s`, a per-op dispatch cost, default 0, for a
+  Compute of more than zero seconds) on a
   processor of its own; with a `placement` (hosts with a number of cores, astrasim/engine/cores.py)
   the computes of a host with more devices than cores share its cores (processor sharing).
   With `message_cpu_s` > 0 every message costs its sender's and each receiver's host that many
@@ -60,12 +61,13 @@ from astrasim.opgraph import Compute, OpGraph
 
 def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
              record_timeline: bool = False, placement: Placement | None = None,
-             op_overhead_s: float = 0.0, message_cpu_s: float = 0.0) -> SimResult:
+             op_overhead_s: float | Sequence[float] = 0.0, message_cpu_s: float = 0.0) -> SimResult:
     """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
     routes across runs); see the module docstring for the semantics. `placement`: devices on
     hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
-    every Compute (dispatch / launch cost); `message_cpu_s`: host CPU seconds per message sent or
-    received."""
+    every Compute of more than zero seconds (dispatch / launch cost; a zero-second Compute is
+    bookkeeping, no kernel), one value or one per device; `message_cpu_s`: host CPU seconds per
+    message sent or received."""
     graph.validate()
     n = graph.n_devices
     if speeds is None:
@@ -183,11 +185,16 @@ class _Run:
         """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
         a shared HostCores (the others keep a processor of their own: the fixed-duration path),
         and every device on one when messages cost CPU (a device of no placement: a 1-core host)."""
-        for name, value in (("op_overhead_s", op_overhead_s), ("message_cpu_s", message_cpu_s)):
+        per_device = [op_overhead_s] * self.n if isinstance(op_overhead_s, (int, float)) else list(op_overhead_s)
+        if len(per_device) != self.n:
+            raise UserError(f"needs one op_overhead_s per device ({self.n}), got {len(per_device)}",
+                            "hardware.op_overhead_s")
+        for name, value in (*(("op_overhead_s", v) for v in per_device), ("message_cpu_s", message_cpu_s)):
             if value < 0 or not math.isfinite(value):
                 raise UserError(f"{name} must be a finite number >= 0, got {value!r}", f"hardware.{name}")
-        if op_overhead_s:
-            self.duration = [t + op_overhead_s if self.device_of[k] >= 0 else t for k, t in enumerate(self.duration)]
+        if any(per_device):
+            self.duration = [t + per_device[self.device_of[k]] if self.device_of[k] >= 0 and t > 0 else t
+                             for k, t in enumerate(self.duration)]
         self.host_cores: list[HostCores | None] = [None] * self.n
         self.message_cpu_s = message_cpu_s
         if placement is None:

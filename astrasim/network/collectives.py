@@ -10,7 +10,7 @@ One connection per pair, one message at a time: a message also waits for its sen
 message (in this plan) to any of its receivers to be delivered, as a TCP stream delivers in
 order and MPI's sendrecv steps do. Without it a late joiner's ring steps, all ready at once,
 would share its link and delay the step the ring waits for (issue 15: latency jumped 3x with
-bandwidth). Only ring plans and the direct all-reduce send twice over a pair.
+bandwidth). Only ring plans, the direct all-reduce and star plans send twice over a pair.
 
 Algorithms (``bits`` = Comm.bits, see astrasim/opgraph.py for its meaning per collective):
 
@@ -24,13 +24,25 @@ Algorithms (``bits`` = Comm.bits, see astrasim/opgraph.py for its meaning per co
               direct: reduce-scatter direct, then each position sends its reduced chunk
                       (bits/n) to every other (multicast with ``multicast``) once it has
                       received all n-1 partial chunks.
+  star:   through `root` (how distributed-llama and TPI-LLM run tensor parallelism on Pi
+                      clusters: workers talk only to the root node). Every other position
+                      sends the root its full tensor (bits); once the root has all n-1, it
+                      sends each other position the reduced tensor (bits; one multicast with
+                      ``multicast``): 2(n-1) messages of bits.
+* all_gather  star:   every other position sends its chunk (bits) to the root; once the root
+                      has them all it sends each other position the n-1 chunks it lacks, one
+                      message of (n-1)*bits (with ``multicast``: one multicast of the whole
+                      n*bits, a receiver's own chunk included, as one frame serves everyone).
+* reduce_scatter star: every other position sends its full tensor (bits) to the root; once
+                      it has them all the root sends each other position its reduced chunk
+                      (bits/n).
 * all_to_all: every position sends bits to every other (no dependencies).
 * gather:     every non-root sends bits to the root.
 * broadcast:  the root sends bits to every other position (one multicast with ``multicast``).
 * p2p:        position 0 sends bits to position 1.
 
 A single participant sends nothing. "auto" is resolved by the caller (the topology's
-``default_algorithm``); ring/direct only differ for all_gather, all_reduce, reduce_scatter.
+``default_algorithm``); ring/direct/star only differ for all_gather, all_reduce, reduce_scatter.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 RING_CAPABLE = ("all_gather", "all_reduce", "reduce_scatter")
+ALGORITHMS = ("ring", "direct", "star")  # the algorithms of RING_CAPABLE collectives (one home: schemas import it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +120,29 @@ def _fan_out(b: _Builder, n: int, src: int, frac: float, multicast: bool, deps: 
     return [b.add(src, (j,), frac, deps) for j in others]
 
 
+def _star(b: _Builder, n: int, root: int, up: float, down: float, multicast: bool) -> None:
+    """Every other position sends `up` to the root; then the root sends `down` to each of them
+    (one multicast with `multicast`), after all of the uploads."""
+    ups = tuple(b.add(i, (root,), up) for i in range(n) if i != root)
+    _fan_out(b, n, root, down, multicast, ups)
+
+
 @lru_cache(maxsize=4096)
 def plan(collective: str, n: int, algorithm: str = "direct", root: int = 0, multicast: bool = False) -> Plan:
     """The messages of `collective` over n positions (`root` is a position)."""
-    if algorithm not in ("ring", "direct"):
-        raise ValueError(f"algorithm must be ring or direct (resolve auto first), got {algorithm!r}")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS} (resolve auto first), got {algorithm!r}")
     b = _Builder()
     if n < 2:
         return b.plan(n)
     ring = algorithm == "ring"
-    if collective == "all_gather":
+    if algorithm == "star" and collective in RING_CAPABLE:
+        if not 0 <= root < n:
+            raise ValueError(f"root position {root} outside 0..{n - 1}")
+        cast = multicast and n > 2 and collective != "reduce_scatter"
+        down = {"all_gather": float(n if cast else n - 1), "all_reduce": 1.0, "reduce_scatter": 1.0 / n}[collective]
+        _star(b, n, root, 1.0, down, cast)
+    elif collective == "all_gather":
         if ring:
             _ring(b, n, n - 1, 1.0)
         else:
@@ -162,6 +188,6 @@ def resolve_algorithm(collective: str, algorithm: str, default: str) -> str:
         return "direct"
     if algorithm == "auto":
         return default
-    if algorithm not in ("ring", "direct"):
-        raise ValueError(f"unknown algorithm {algorithm!r}; use auto, ring or direct")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; use auto, {', '.join(ALGORITHMS)}")
     return algorithm

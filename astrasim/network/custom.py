@@ -53,7 +53,7 @@ class CustomGraph(_Strict):
     media: dict[str, CustomMedium] = {}
     edges: list[CustomEdge]
     broadcast: bool = False
-    default_algorithm: Literal["ring", "direct"] = "direct"
+    default_algorithm: Literal["ring", "direct", "star"] = "direct"
     name: str = "custom"
 
 
@@ -87,7 +87,7 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
              efficiency: 0.94, loss_rate: 0.0, bandwidth_trace: null}
           - {u: 2, v: edge-server, medium: air}                  # a crossing of the medium
         broadcast: false                       # multicast flows (one airtime per transmitter)
-        default_algorithm: direct              # what algorithm "auto" means (ring | direct)
+        default_algorithm: direct              # what algorithm "auto" means (ring | direct | star)
 
     Edge defaults: latency_s 0 (on a medium: the medium's), duplex "full", efficiency 1,
     loss_rate 0, no trace. An edge on a medium takes its capacity from the medium; it may name

@@ -45,15 +45,21 @@ class FlowClass:
 
 
 def sized_usage(usage: Usage, bits: float, resources: Sequence[Resource],
-                level: tuple[int, int] | None = None) -> Usage:
+                level: tuple[int, int] | None = None, rows: dict[int, int] | None = None) -> Usage:
     """The loads of a message of `bits` where resources charge per-message overhead: a crossing
     with coefficient a of a resource with `overhead_s` loads it a * (1 + overhead_s(bits, level) *
     C / bits) (the overhead's seconds at the nominal capacity C, scaled like the payload's airtime;
-    `level`: the message's (senders, share) in its collective step, or None)."""
+    `level`: the message's (senders, share) in its collective step, or None). A resource whose
+    overhead follows its trace (`trace_overhead_s`: a Wi-Fi PHY rate that changes) uses the trace
+    row in force when the message starts, `rows[rid]` (-1: before the trace, the nominal)."""
     out = []
     for rid, a, x in usage:
-        f = resources[rid].overhead_s
-        out.append((rid, a if f is None else a * (1.0 + f(bits, level) * resources[rid].capacity_bps / bits), x))
+        r = resources[rid]
+        f, cap = r.overhead_s, r.capacity_bps
+        k = -1 if rows is None else rows.get(rid, -1)
+        if k >= 0 and r.trace_overhead_s is not None:
+            f, cap = r.trace_overhead_s[k], r.trace[k][1]
+        out.append((rid, a if f is None or cap <= 0 else a * (1.0 + f(bits, level) * cap / bits), x))
     return tuple(out)
 
 

@@ -15,7 +15,9 @@ it (at its nominal capacity) that each crossing of a message occupies, e.g. per-
 a medium; `level` is the flow class's (senders, share) of its collective step (Plan.levels: on
 Wi-Fi, who contends for the channel and how many of its sender's messages share an A-MPDU), or
 None. A message of b bits then loads r with a_fr * (1 + overhead_s(b, level) * C_r / b)
-instead of a_fr: its class depends on its size. Without the hook nothing changes.
+instead of a_fr: its class depends on its size. Without the hook nothing changes. With a trace,
+a resource may carry one overhead per trace row (`trace_overhead_s`: Wi-Fi's airtime at each
+row's PHY rate); a message's load then uses the row in force when it starts (and keeps it).
 
 Speed.
 * Flows with the same loads form a class; max-min rates depend only on per-class flow
@@ -79,6 +81,8 @@ class FlowNetwork:
                 groups.setdefault(r.trace, []).append(rid)
         self._tgroups = [[tr, rids, -1, 0] for tr, rids in groups.items()]
         self._tgroup_of = {rid: g for g in self._tgroups for rid in g[1]}
+        self._trace_overhead = {rid for rid, r in enumerate(self.resources)
+                                if r.trace and getattr(r, "trace_overhead_s", None) is not None}
         self._classes: dict[Usage, FlowClass] = {}
         self._all: list[FlowClass] = []  # every class, bundles and sized ones included
         self._sized: dict[tuple[int, float], FlowClass] = {}
@@ -153,7 +157,7 @@ class FlowNetwork:
         if len(parts) == 1:
             c, k, p = parts[0]
             return ((self._sized_class(c, bits), k, p),) if c.sized else parts
-        key = (id(parts), bits)
+        key = (id(parts), bits, *(g[2] for g in self._tgroups)) if self._trace_overhead else (id(parts), bits)
         seen = self._sized_parts_of.get(key)
         if seen is None or seen[0] is not parts:
             sized = tuple((self._sized_class(c, bits) if c.sized else c, k, p) for c, k, p in parts)
@@ -161,11 +165,18 @@ class FlowNetwork:
         return seen[1]
 
     def _sized_class(self, c: FlowClass, bits: float) -> FlowClass:
-        key = (c.id, bits)
+        rows = self._overhead_rows(c)
+        key = (c.id, bits, *rows.values()) if rows else (c.id, bits)
         s = self._sized.get(key)
         if s is None:
-            s = self._sized[key] = self._new(sized_usage(c.usage, bits, self.resources, c.level))
+            s = self._sized[key] = self._new(sized_usage(c.usage, bits, self.resources, c.level, rows))
         return s
+
+    def _overhead_rows(self, c: FlowClass) -> dict[int, int]:
+        """The trace row in force on each of c's resources whose overhead follows its trace."""
+        if not self._trace_overhead:
+            return {}
+        return {rid: self._tgroup_of[rid][2] for rid, _, _ in c.usage if rid in self._trace_overhead}
 
     def _bundle_of(self, parts: Sequence[Part]) -> FlowClass | None:
         """The lockstep class of these parts, or None when its members would not all get the

@@ -4,7 +4,7 @@ A topology is a ``networkx.Graph``. Device nodes are the ints ``0..n-1``; other 
 ("switch", "ap", anything in a custom graph) only forward. Attributes:
 
 * ``G.graph``: ``kind``, ``n_devices``, ``broadcast`` (multicast flows on), ``default_algorithm``
-  ("ring" or "direct": what ``algorithm="auto"`` means for all-gather / all-reduce /
+  ("ring", "direct" or "star": what ``algorithm="auto"`` means for all-gather / all-reduce /
   reduce-scatter) and ``media``: ``{name: {bandwidth_mbps, latency_s, efficiency, loss_rate,
   bandwidth_trace, airtime}}`` for shared half-duplex channels (Wi-Fi); ``airtime`` is a
   ``WifiMedium`` (wifi_config.py) on the wifi presets: the efficiency comes from the 802.11
@@ -38,7 +38,6 @@ import networkx as nx
 from astrasim.errors import UserError
 
 KINDS = ("mesh", "switch", "wifi", "wifi-adhoc", "ideal")
-ALGORITHMS = ("ring", "direct")
 
 # Per-kind defaults (docs/network.md explains each). latency_s is the alpha of one
 # device-to-device message, except on "wifi" where it is per crossing of the air (a
@@ -212,6 +211,8 @@ def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, l
     else:
         g.graph["media"][MEDIUM] = {"bandwidth_mbps": bw, "latency_s": lat, "efficiency": eff,
                                    "loss_rate": loss, "bandwidth_trace": trace, "airtime": airtime}
+        if airtime is not None and trace:  # the airtime model at each row's PHY rate
+            g.graph["media"][MEDIUM]["airtime_trace"] = _airtime_trace(wifi, trace, n_devices, kind)
         air = {"bandwidth_mbps": None, "latency_s": lat, "efficiency": None, "loss_rate": None,
                "bandwidth_trace": None, "duplex": "half", "medium": MEDIUM}
         if kind == "wifi":
@@ -223,6 +224,21 @@ def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, l
                 for v in range(u + 1, n_devices):
                     g.add_edge(u, v, **air)
     return g
+
+
+def _airtime_trace(wifi: Any, trace: Trace | None, n_devices: int, kind: str) -> tuple | None:
+    """The Wi-Fi medium at each trace row's PHY rate (None at 0 Mbps): a trace of the PHY rate
+    changes the channel's efficiency and every message's airtime with it, not only its capacity
+    (one row at b Mbps from 0 s is then exactly the static network at b Mbps). An MCS in the
+    settings gives way to the trace's rates (rate adaptation)."""
+    if not trace:
+        return None
+    from astrasim.network.wifi_config import parse_wifi, wifi_medium
+
+    cfg = parse_wifi(wifi)
+    if cfg.mcs is not None:
+        cfg = cfg.model_copy(update={"mcs": None})
+    return tuple(None if b <= 0 else wifi_medium(cfg, b, n_devices, infrastructure=kind == "wifi") for _, b in trace)
 
 
 def _node(value: Any, field: str) -> Any:
@@ -249,10 +265,19 @@ class Resource:
     # extra seconds of this resource (at capacity_bps) each crossing of a message of `payload_bits`
     # occupies, e.g. per-frame airtime on a medium (network/flows.py); None: none
     overhead_s: Callable[..., float] | None = None  # (payload_bits, level=None) -> seconds
+    # per trace row, the overhead at that row's rate (a Wi-Fi PHY rate that changes: the airtime
+    # model at each rate, network/wifi_config.py); None: overhead_s at every row
+    trace_overhead_s: tuple[Callable[..., float] | None, ...] | None = None
 
 
 def _goodput(bw_mbps: float, eff: float, loss: float) -> float:
     return bw_mbps * 1e6 * eff * (1.0 - loss)
+
+
+def _per_message(extra_bits: Callable[..., float], capacity: float) -> Callable[..., float]:
+    """Seconds a message occupies a medium beyond its payload: its extra airtime bits at the
+    medium's loss-free capacity (the one extra_bits is counted at)."""
+    return lambda bits, level=None: extra_bits(bits, *(level or (1, 1))) / capacity
 
 
 class Route(NamedTuple):
@@ -275,7 +300,8 @@ class Fabric:
         for name, m in media.items():
             airtime = m.get("airtime")
             self._add(("medium", name), str(name), m["bandwidth_mbps"], m["efficiency"], m["loss_rate"],
-                      m.get("bandwidth_trace"), None if airtime is None else airtime.extra_bits)
+                      m.get("bandwidth_trace"), None if airtime is None else airtime.extra_bits,
+                      m.get("airtime_trace"))
         # directed hop (u, v) -> (resource, airtime coefficient, latency, dedup key for multicast)
         self._hop: dict[tuple[Any, Any], tuple[int, float, float, Any]] = {}
         for u, v, a in graph.edges(data=True):
@@ -302,17 +328,23 @@ class Fabric:
         self._routes: dict[tuple[Any, tuple], Route] = {}
 
     def _add(self, key: Any, name: str, bw: float, eff: float, loss: float, trace: Trace | None,
-             extra_bits: Callable[..., float] | None = None) -> int:
+             extra_bits: Callable[..., float] | None = None, airtime_trace: tuple | None = None) -> int:
         """extra_bits(payload_bits, level): a medium's per-message airtime in bits at its capacity
         (Wi-Fi, network/wifi_config.py), charged through the engine's overhead_s hook per message;
         level = (senders, share) of the message's collective step (Plan.levels) or None (a lone
-        message)."""
+        message). airtime_trace: the medium (a WifiMedium, None at 0 Mbps) at each trace row's
+        PHY rate: each row's goodput and per-message airtime are then that rate's, exactly as
+        a static network at that rate."""
         rid = len(self.resources)
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
-        capacity = _goodput(bw, eff, 0.0) if extra_bits else 0.0  # the loss-free capacity extra_bits is counted at
-        overhead_s = None if extra_bits is None else (
-            lambda bits, level=None: extra_bits(bits, *(level or (1, 1))) / capacity)
-        self.resources.append(Resource(name, _goodput(bw, eff, loss), tr, overhead_s))
+        per_row = None
+        if tr and airtime_trace is not None:
+            tr = tuple((t, 0.0 if m is None else _goodput(b, m.efficiency, loss))
+                       for (t, b), m in zip(trace, airtime_trace))
+            per_row = tuple(None if m is None else _per_message(m.extra_bits, _goodput(b, m.efficiency, 0.0))
+                            for (_, b), m in zip(trace, airtime_trace))
+        overhead_s = None if extra_bits is None else _per_message(extra_bits, _goodput(bw, eff, 0.0))
+        self.resources.append(Resource(name, _goodput(bw, eff, loss), tr, overhead_s, per_row))
         self._rid[key] = rid
         return rid
 

@@ -50,7 +50,7 @@ def draw_placement(result, path: str | Path) -> Path:
     point = result.points[best["placement"]]
     names = list(point.fleet) if point.fleet else [point.hardware] * point.devices
     held = holdings(point)
-    mem = memory_check(point, point.output_tokens)
+    mem = memory_check(point)
     n = len(names)
     fig, ax = plt.subplots(figsize=(max(6.0, 2.6 * n), 4.2))
     w, gap = 2.0, 0.6

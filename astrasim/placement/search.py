@@ -139,7 +139,7 @@ def evaluate(item, ctx: Context):
                 return cand, point, "does not fit", bound
             knobs = s.knobs(**{**point.knobs.model_dump(), "stages": stages})
             cand, point = replace(cand, knobs=knobs), replace(point, knobs=knobs)
-        if not memory_check(point, point.output_tokens).fits:
+        if not memory_check(point).fits:
             return cand, point, "does not fit", bound
     except (UserError, ValueError):
         return cand, point, "cannot run", bound

@@ -24,7 +24,7 @@ GB = 1e9
 
 
 @lru_cache(maxsize=256)
-def stage_memory(spec, n: int, tokens: int, output_tokens: int, weight_bits: int) -> tuple[float, float, float]:
+def stage_memory(spec, n: int, tokens: int, output_tokens: int, weight_bits: float) -> tuple[float, float, float]:
     """(bytes per layer, fixed bytes of an end stage, fixed bytes of a middle stage) of pp's memory."""
     from astrasim.strategies import BuildOptions, get
 
@@ -108,13 +108,12 @@ def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
     mlp = costs.seconds(spec.name, one.name, 1, "mlp", T)
     steps = max(0, point.output_tokens - 1)
     speeds = point.device_speeds()
-    dec = one.layer_decode_seconds(costs, spec) if steps else None
+    dec = one.layer_decode_seconds(costs, spec, options) if steps else None  # (op, cache, device)
     cost = []
     for s in range(n):
         c = attn * pp.device_factor(spec, options, s, "attn", T) + mlp * pp.device_factor(spec, options, s, "mlp", T)
         if steps:
-            c += steps * sum(dec(op, T) * pp.device_factor(spec, options, s, op, T, decode=True)
-                             for op in ("attn_decode", "mlp_decode"))
+            c += steps * sum(dec(op, T, s) for op in ("attn_decode", "mlp_decode"))
         cost.append(c / speeds[s])
     rate = _rate_bps(point.network, n)
     bits = (T + steps) * spec.hidden * point.element_bits
@@ -124,7 +123,7 @@ def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
     for s in range(n):
         mem = device_memory(hardware_of(point, s), measured)
         capacity.append(None if mem is None else (mem - point.headroom_gb) * GB)
-    per_layer, end_fixed, mid_fixed = stage_memory(spec, n, T, point.output_tokens, point.weight_bits)
+    per_layer, end_fixed, mid_fixed = stage_memory(spec, n, T, point.output_tokens, options.weight_bits)
     sizes = best_stages(cost, transfer, capacity, per_layer, end_fixed, mid_fixed, spec.layers, objective)
     return None if sizes is None else ",".join(map(str, sizes))
 

@@ -74,11 +74,17 @@ def fit_reason(need_gb: float, have_gb: float, headroom_gb: float, where: str = 
     return f"needs {need_gb:.1f} GB {where}, has {have_gb:g} GB ({headroom_gb:g} GB kept for the OS and runtime)"
 
 
+def point_memory(point) -> list:
+    """Each device's footprint (the strategy's `memory`): the prompt's and every generated token's
+    KV cache included (output_tokens)."""
+    return get(point.strategy).memory(point.model, point.devices, point.tokens, point.knobs, point.options(),
+                                      point.output_tokens)
+
+
 @functools.lru_cache(maxsize=4096)
-def memory_check(point, output_tokens: int = 0) -> MemoryCheck:
-    """Each device's footprint (the strategy's `memory`) against its catalog memory."""
-    strategy = get(point.strategy)
-    use = strategy.memory(point.model, point.devices, point.tokens, point.knobs, point.options(), output_tokens)
+def memory_check(point) -> MemoryCheck:
+    """Each device's footprint (`point_memory`) against its catalog memory."""
+    use = point_memory(point)
     measured_id, catalog = profile_id(point.profile_path), load_catalog()
     have = tuple(device_memory(hardware_of(point, d), measured_id, catalog) for d in range(point.devices))
     return MemoryCheck(tuple(m.total / GB for m in use), have, point.headroom_gb)

@@ -8,15 +8,18 @@ plan and validate).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from operator import attrgetter
+from typing import Any, Callable, Iterator
 
+from astrasim.compute.formats import FORMATS
 from astrasim.models import ModelSpec
 from astrasim.strategies import BuildOptions, Knobs, get
-from astrasim.strategies.registry import knob_columns, single_device_strategy
-from astrasim.streams import SINGLE, WorkloadPoint
+from astrasim.strategies.registry import KNOB_FIELDS, knob_columns, single_device_strategy
+from astrasim.streams import SINGLE, WORKLOAD_COLUMNS, WorkloadPoint
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,10 @@ class NetworkPoint:
                               broadcast=self.broadcast, wifi=json.loads(self.wifi) if self.wifi else None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Point:
-    """One simulation of a scenario's grid."""
+    """One simulation of a scenario's grid (built by keyword only: its fields are many and typed
+    alike). Its result columns are `IDENTITY` below."""
 
     scenario: str
     model: ModelSpec
@@ -68,21 +72,26 @@ class Point:
     weight_bits: int = 32
     partition: str = "proportional"
     fleet: tuple[str, ...] | None = None  # per-device catalog names of a mixed fleet (then device is None)
+    listed: tuple[str, ...] | None = None  # hardware.devices as written: single's baseline is its fastest
     headroom_gb: float = 1.0
     output_tokens: int = 0  # generation: tokens produced after the prompt (0 = prefill only)
     workload: WorkloadPoint = SINGLE  # the request stream (astrasim/streams.py)
     hosts: int | None = None        # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
     op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
-    message_cpu_s: float = 0.0      # hardware.message_cpu_s: host CPU per message sent or received
+    message_cpu_s: float | None = None  # hardware.message_cpu_s: host CPU per message (None: the catalog's)
     speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
     costs: Any = None               # a ProfileCosts given in memory instead of profile_path's file (validation)
+    weight_format: str = "fp32"     # astrasim.compute.formats (weight_bits is its shorthand)
+    compute: str = "auto"           # hardware.compute (astrasim.compute.hardware.compute_mode)
 
     def options(self) -> BuildOptions:
-        from astrasim.compute.hardware import point_fleet
+        from astrasim.compute.formats import weight_format
+        from astrasim.compute.hardware import head_seconds, point_fleet
 
         return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
-                            weight_bits=self.weight_bits, fleet=point_fleet(self))
+                            weight_bits=weight_format(self.weight_format).bits, fleet=point_fleet(self),
+                            head_s=head_seconds(self) if self.output_tokens > 0 else ())
 
     @property
     def single_device(self) -> bool:
@@ -100,22 +109,8 @@ class Point:
         return [self.speed * s for s in self.speeds[: self.devices]]
 
     def identity(self) -> dict[str, Any]:
-        """The identity columns of this point's result row, in order."""
-        net = self.network
-        row = {
-            "scenario": self.scenario, "model": self.model.name, "tokens": self.tokens,
-            "strategy": self.strategy, **knob_columns(self.strategy, self.knobs),
-            "devices": self.devices, "hardware": self.hardware, "speed": self.speed,
-            "speeds": self._speeds_text(),
-            "network": net.kind, "bandwidth_mbps": net.bandwidth_mbps,
-            "latency_param_s": net.latency_s, "efficiency": net.efficiency, "loss_rate": net.loss_rate,
-            "trace": net.trace or "", "broadcast": net.broadcast, "wifi": net.wifi or "", "element_bits": self.element_bits,
-            "causal_skip": self.causal_skip, "algorithm": self.algorithm,
-            "weight_bits": self.weight_bits, "partition": self.partition,
-            "output_tokens": self.output_tokens,  # generation
-            **self.workload.identity(),  # request streams
-        }
-        return row
+        """The identity columns of this point's result row, in order (`IDENTITY`)."""
+        return {name: value(self) for name, value in IDENTITY}
 
     def _speeds_text(self) -> str:
         """Per-device speeds as written in results ("1.0;0.5"); single lists all it chose from."""
@@ -126,15 +121,61 @@ class Point:
 
     def single(self) -> "Point":
         """The single-device point of the same model, tokens, hardware and network (a mixed fleet:
-        its fastest device alone)."""
+        the fastest of every listed device, `hardware.devices`, the same baseline in every row)."""
         s = single_device_strategy()
-        if self.fleet is not None:
+        if self.listed is not None:
             from astrasim.compute.hardware import fastest
 
-            i = fastest(list(self.fleet), self.model, self.tokens, list(self.speeds) if self.speeds else None)
-            return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=self.fleet[i],
-                           workload=SINGLE, hardware=self.fleet[i], speeds=(self.speeds[i],) if self.speeds else None)
+            listed = self.listed
+            i = fastest(list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None,
+                        self.weight_format)
+            return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=listed[i],
+                           workload=SINGLE, hardware=listed[i], speeds=(self.speeds[i],) if self.speeds else None)
         return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, workload=SINGLE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _knob_values(strategy: str, knobs: Knobs) -> dict[str, Any]:
+    return knob_columns(strategy, knobs)
+
+
+def _knob(name: str) -> Callable[[Point], Any]:
+    return lambda p: _knob_values(p.strategy, p.knobs)[name]
+
+
+def _net(name: str) -> Callable[[Point], Any]:
+    return lambda p: getattr(p.network, name)
+
+
+def _workload(name: str) -> Callable[[Point], Any]:
+    return lambda p: p.workload.identity()[name]
+
+
+# The one definition of a point's identity: (result column, its value for a point), in column
+# order. Every input that can change a result row is here (a scenario-wide input too, so rows of
+# two runs never look alike). results.IDENTITY_COLUMNS (the file's key and resume key),
+# sweep.best_strategies' groups and the plots' line labels (analysis/style.py) derive from it.
+IDENTITY: tuple[tuple[str, Callable[[Point], Any]], ...] = (
+    ("scenario", attrgetter("scenario")), ("model", lambda p: p.model.name), ("tokens", attrgetter("tokens")),
+    ("strategy", attrgetter("strategy")), *((k, _knob(k)) for k in KNOB_FIELDS),
+    ("devices", attrgetter("devices")), ("hardware", attrgetter("hardware")), ("speed", attrgetter("speed")),
+    ("speeds", lambda p: p._speeds_text()),
+    ("hosts", attrgetter("hosts")), ("cores_per_host", attrgetter("cores_per_host")),
+    ("op_overhead_s", attrgetter("op_overhead_s")), ("message_cpu_s", attrgetter("message_cpu_s")),
+    ("speed_jitter", attrgetter("speed_jitter")), ("headroom_gb", attrgetter("headroom_gb")),
+    ("network", _net("kind")), ("bandwidth_mbps", _net("bandwidth_mbps")), ("latency_param_s", _net("latency_s")),
+    ("efficiency", _net("efficiency")), ("loss_rate", _net("loss_rate")), ("trace", lambda p: p.network.trace or ""),
+    ("broadcast", _net("broadcast")), ("wifi", lambda p: p.network.wifi or ""),
+    ("element_bits", attrgetter("element_bits")), ("causal_skip", attrgetter("causal_skip")),
+    ("algorithm", attrgetter("algorithm")), ("weight_bits", attrgetter("weight_bits")),
+    ("partition", attrgetter("partition")),
+    ("output_tokens", attrgetter("output_tokens")),  # generation
+    *((k, _workload(k)) for k in WORKLOAD_COLUMNS),  # request streams
+    ("weight_format", attrgetter("weight_format")),  # astrasim.compute.formats (weight_bits: its width)
+    ("compute", attrgetter("compute")),  # hardware.compute: measured profile, calibrated or datasheet roofline
+)
+IDENTITY_COLUMNS: tuple[str, ...] = tuple(name for name, _ in IDENTITY)
+VARIANT_COLUMNS: tuple[str, ...] = ("strategy", *KNOB_FIELDS)  # a point's strategy variant; the rest: its setting
 
 
 def iter_points(sc) -> Iterator[Point]:
@@ -158,21 +199,25 @@ def iter_points(sc) -> Iterator[Point]:
         for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
             for device in hw.device:
                 first = fleet_all[0] if fleet_all else device
-                profile = hw.profile or (catalog_device(first).profile if first else "cpu")
+                profile = hw.profile or ((catalog_device(first).profile or "cpu") if first else "cpu")
                 ppath = resolve_profile_path(profile, sc._base_dir)
                 hardware = device or profile_id(ppath)
                 axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
-                                         net.loss_rate, sc.element_bits, sc.weight_bits, sc.devices)
-                for speed, topo, bw, alpha, eff, loss, bits, wbits, n in axes:
+                                         net.loss_rate, sc.element_bits, sc.weight_formats(), sc.devices)
+                for speed, topo, bw, alpha, eff, loss, bits, wfmt, n in axes:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom, wifi)
                     for (name, strategy, knobs), workload in itertools.product(variants, workloads):
-                        p = Point(sc.name, spec, tokens, name, knobs, 1 if strategy.single_device else n,
-                                  hardware, str(ppath), device, float(speed), speeds, network, bits,
-                                  sc.causal_skip, sc.algorithm, wbits, hw.partition, None, sc.memory.headroom_gb,
+                        p = Point(scenario=sc.name, model=spec, tokens=tokens, strategy=name, knobs=knobs,
+                                  devices=1 if strategy.single_device else n, hardware=hardware,
+                                  profile_path=str(ppath), device=device, speed=float(speed), speeds=speeds,
+                                  network=network, element_bits=bits, causal_skip=sc.causal_skip,
+                                  algorithm=sc.algorithm, weight_bits=FORMATS[wfmt].nominal_bits,
+                                  partition=hw.partition, listed=fleet_all, headroom_gb=sc.memory.headroom_gb,
+                                  weight_format=wfmt, compute=hw.compute,
                                   output_tokens=out_tokens, workload=workload,
                                   hosts=hw.hosts, cores_per_host=hw.cores_per_host,
-                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=float(hw.message_cpu_s),
+                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=_opt_float(hw.message_cpu_s),
                                   speed_jitter=float(hw.speed_jitter))
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
@@ -195,13 +240,12 @@ def workload_point(w, base_dir) -> WorkloadPoint:
 
 
 def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
-    """A point on the first N devices of a mixed fleet (single: the fastest of them)."""
-    from astrasim.compute.hardware import fastest
+    """A point on the first N devices of a mixed fleet (single: the fastest of them all, as
+    `Point.single`)."""
     from astrasim.scenario.fleet import fleet_text
 
     if p.single_device:
-        i = fastest(list(fleet), p.model, p.tokens, list(p.speeds) if p.speeds else None)
-        return replace(p, device=fleet[i], hardware=fleet[i], speeds=(p.speeds[i],) if p.speeds else None)
+        return p.single()
     used = fleet[: p.devices]
     if len(set(used)) == 1:  # a uniform fleet is an ordinary catalog device
         return replace(p, device=used[0], hardware=used[0])
@@ -222,7 +266,7 @@ def count_points(sc) -> int:
     hw, net = sc.hardware, sc.network
     per_network = 1
     for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
-                 sc.element_bits, sc.weight_bits, sc.output_tokens):
+                 sc.element_bits, sc.weight_formats(), sc.output_tokens):
         per_network *= distinct(axis)
     variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
                 for entry in sc.strategies for knobs in entry.variants()}

@@ -53,28 +53,32 @@ def check(sc: Scenario) -> None:
         raise UserError("list at least one device count", field="devices")
     if not sc.strategies:
         raise UserError("list at least one strategy", field="strategies")
+    splitting = [e.name for e in sc.strategies if get(e.name).splits_tokens]
     for spec in specs:
         for t in sc.tokens or [spec.tokens]:
             if t > spec.max_tokens:
                 raise UserError(f"tokens={t} outside 1..{spec.max_tokens} for {spec.name}; lower it", field="tokens")
             parts = t - 1 if spec.cls_token else t
             for n in sc.devices:
-                if n > parts:
-                    raise UserError(f"N={n} devices is larger than the {parts} tokens of {spec.name} to split; "
-                                    f"use at most {parts} devices or more tokens", field="devices")
+                if splitting and n > parts:
+                    raise UserError(f"N={n} devices is larger than the {parts} tokens of {spec.name} that "
+                                    f"{', '.join(splitting)} split; use at most {parts} devices or more tokens",
+                                    field="devices")
     for i, entry in enumerate(sc.strategies):
         _check_entry(entry, f"strategies[{i}]", specs, sc)
     _check_generation(sc, specs)
     hw, net = sc.hardware, sc.network
-    if hw.speeds is not None and len(hw.speeds) < max(sc.devices):
-        raise UserError(f"give at least {max(sc.devices)} positive per-device speeds (one per device of the "
-                        f"largest device count)", field="hardware.speeds")
+    if hw.speeds is not None and len(hw.speeds) != max(sc.devices):
+        raise UserError(f"lists {len(hw.speeds)} speed(s) but the largest device count is {max(sc.devices)}; give "
+                        f"exactly one positive speed per device (single, the baseline of every row, runs on the "
+                        f"fastest of them)", field="hardware.speeds")
     for d in hw.device:
         if d is not None:
             catalog_device(d)
     _check_fleet(sc)
     if hw.profile is not None:
         resolve_profile_path(hw.profile, sc._base_dir)
+    _check_headroom(sc)
     if "custom" in net.topology and net.custom is None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
     if "custom" in net.topology:
@@ -117,7 +121,9 @@ def _check_custom_graph(sc: Scenario) -> None:
 
 
 def _check_fleet(sc: Scenario) -> None:
-    """hardware.devices: known catalog names, one per device of the largest count, not with hardware.device."""
+    """hardware.devices: known catalog names, exactly one per device of the largest count (single, the
+    baseline of every row, runs on the fastest listed: an extra device would be a baseline no row
+    uses), not with hardware.device."""
     from astrasim.compute.catalog import catalog_device
 
     hw = sc.hardware
@@ -126,11 +132,29 @@ def _check_fleet(sc: Scenario) -> None:
     if any(d is not None for d in hw.device):
         raise UserError("give either hardware.device (one device type, or a list to sweep) or hardware.devices "
                         "(a per-device mixed fleet), not both", field="hardware.devices")
-    if len(hw.devices) < max(sc.devices):
+    if len(hw.devices) != max(sc.devices):
         raise UserError(f"lists {len(hw.devices)} device(s) but the largest device count is {max(sc.devices)}; give "
-                        f"one catalog device per device", field="hardware.devices")
+                        f"exactly one catalog device per device (single, the baseline of every row, runs on the "
+                        f"fastest of them)", field="hardware.devices")
     for i, name in enumerate(hw.devices):
         catalog_device(name, field=f"hardware.devices[{i}]")
+
+
+def _check_headroom(sc: Scenario) -> None:
+    """memory.headroom_gb below the memory of every device it applies to (catalog devices, or the
+    measured hardware when the catalog knows it): else nothing could ever fit."""
+    from astrasim.compute.hardware import device_memory
+    from astrasim.compute.profiles import profile_id, resolve_profile_path
+
+    hw, headroom = sc.hardware, sc.memory.headroom_gb
+    names = [d for d in (hw.devices or hw.device) if d is not None]
+    if not hw.devices and None in hw.device:  # device: null, the measured hardware
+        names.append(profile_id(resolve_profile_path(hw.profile or "cpu", sc._base_dir)))
+    for name in dict.fromkeys(names):
+        memory = device_memory(name, name)
+        if memory is not None and headroom >= memory:
+            raise UserError(f"{headroom:g} GB kept free is not less than {name}'s {memory:g} GB of memory, so nothing "
+                            f"could fit; lower it", field="memory.headroom_gb")
 
 
 def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:

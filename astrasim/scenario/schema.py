@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from astrasim.compute.formats import FORMATS, SHORTHAND
+from astrasim.compute.hardware import MODES as COMPUTE_MODES
 from astrasim.network.topology import KINDS
 from astrasim.network.wifi_config import WifiConfig
 from astrasim.strategies import STRATEGIES, get
@@ -90,7 +92,12 @@ class StrategyEntry(_Strict):
         for k in data:
             if k not in allowed:
                 raise KnobError(k, f"strategy '{name}' has no knob '{k}'; its knobs: {', '.join(allowed) or 'none'}")
-        return {"name": name, "knobs": {k: _as_list(v) for k, v in data.items()}}
+        knobs = {k: _as_list(v) for k, v in data.items()}
+        for k, values in knobs.items():
+            if not values:
+                raise KnobError(k, f"an empty list gives strategy '{name}' no variant; give at least one value, or "
+                                   f"leave '{k}' out for its default")
+        return {"name": name, "knobs": knobs}
 
     def variants(self):
         """The typed knobs of every variant (pydantic ValidationError on a bad value)."""
@@ -108,12 +115,13 @@ class HardwareConfig(_Strict):
     speed: list[PositiveFloat] = Field([1.0], description="speed factor of every device (2.0 = twice as fast as "
                                                           "the profile); one value or a list")
     speeds: list[PositiveFloat] | None = Field(None, description="heterogeneous devices: per-device speed factors "
-                                                                 "(device i uses speeds[i], times `speed`); needs at "
-                                                                 "least as many entries as the largest device count")
+                                                                 "(device i uses speeds[i], times `speed`); exactly "
+                                                                 "one per device of the largest device count; single "
+                                                                 "runs at the fastest of them")
     # mixed fleets (astrasim/compute/hardware.py)
     devices: list[str] | None = Field(None, description="mixed fleet: per-device catalog devices (device i is "
-                                                        "devices[i], with its own roofline, memory and price); needs "
-                                                        "at least as many entries as the largest device count; "
+                                                        "devices[i], with its own roofline, memory and price); "
+                                                        "exactly one per device of the largest device count; "
                                                         "single runs on the fastest of them; excludes hardware.device")
     partition: Annotated[str, AfterValidator(_one_of(PARTITIONS))] = Field(
         "proportional", description="proportional: each device's share (tokens for sp/astra, KV heads and MLP "
@@ -127,9 +135,16 @@ class HardwareConfig(_Strict):
                                                         "share them (processor sharing, at most one core each)")
     op_overhead_s: Seconds = Field(0.0, description="per-op dispatch / launch cost in seconds, added to every "
                                                     "compute; 0 = none")
-    message_cpu_s: Seconds = Field(0.0, description="host CPU seconds each message costs its sender and each "
-                                                    "receiver, shared with the computes there (a computing device "
-                                                    "slows down); 0 = communication costs no CPU")
+    message_cpu_s: Seconds | None = Field(None, description="host CPU seconds each message costs its sender and "
+                                                    "each receiver, shared with the computes there (a computing "
+                                                    "device slows down); 0 = communication costs no CPU; null = the "
+                                                    "catalog device's message_us on the calibrated model, 0 on "
+                                                    "measured profiles")
+    compute: Annotated[str, AfterValidator(_one_of(COMPUTE_MODES))] = Field(
+        "auto", description="where op times come from: auto (the measured profile's rows where they measure what "
+                            "is asked: its own hardware, fp32 weights, no mixed fleet; else the calibrated model), "
+                            "measured (profile rows, roofline-scaled by datasheet peaks to other devices), "
+                            "calibrated (the catalog's sustained figures) or datasheet (datasheet peaks)")
     speed_jitter: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0, description="coefficient of variation of each device's (with hosts: each host's) compute speed from "
                          "one pass to the next (0 = none): the latency is then the median over 31 seeded draws, so stragglers of synchronized "
@@ -184,7 +199,9 @@ class WorkloadConfig(_Strict):
         "single", description="single (one request on an idle cluster), periodic, poisson or trace")
     rate_per_s: PositiveFloat | None = Field(None, description="requests per second (periodic, poisson)")
     requests: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
-        200, description="requests in the stream (single: always 1)")
+        200, description="requests in the stream (single: always 1); a stream holds at most 1,000,000 ops in all "
+                         "(requests x the ops of one request: about 2.5 GB of memory), so the most requests a point "
+                         "may have depends on its graph (e.g. 8,849 for vit-base sp on 4 devices)")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="random seed of poisson arrivals")
     trace: str | None = Field(None, description="arrival: trace: CSV with a column arrival_s, relative to the "
                                                 "scenario file; its first `requests` rows")
@@ -225,10 +242,13 @@ class Scenario(_Strict):
     causal_skip: bool = Field(True, description="ASTRA on causal models: device i sends its codes only to later "
                                                 "devices (true) instead of all-gathering them (false)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
-        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring or direct")
+        "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring, direct or star (through a root)")
     weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
-        [32], description="bits per stored weight (32, 16, 8, 4): weight memory and the weight bytes of the roofline "
-                          "compute model (not what crosses the network: element_bits); one value or a list")
+        [32], description="shorthand for weight_format: 32 = fp32, 16 = fp16, 8 = q8_0, 4 = q4_0; one value or a list")
+    weight_format: list[Annotated[str, AfterValidator(_one_of(tuple(FORMATS)))]] | None = Field(
+        None, description="how weights are stored and computed (astrasim/compute/formats.py): fp32, fp16, bf16, "
+                          "q8_0, q4_0, q4_k_m, int4 (w4a16); weight memory, bytes read per token and the matmul "
+                          "precision; one value or a list; excludes weight_bits")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="memory fit")
     workload: list[WorkloadConfig] = Field([WorkloadConfig()], description="request stream(s); one mapping or a "
                                                                           "list (a grid axis)")
@@ -242,7 +262,19 @@ class Scenario(_Strict):
         [0], description="tokens generated after the prompt: 0 = prefill only; n > 0 also simulates the n - 1 decode "
                          "steps after the first token (result columns ttft_s, tpot_s, e2e_s); one value or a list")
 
-    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", "output_tokens", mode="before")
+    @model_validator(mode="after")
+    def _one_weight_axis(self) -> "Scenario":
+        if self.weight_format is not None and self.weight_bits != [32]:
+            raise ValueError("weight_format and weight_bits both given; keep weight_format (weight_bits is its "
+                             "shorthand)")
+        return self
+
+    def weight_formats(self) -> list[str]:
+        """The grid's weight formats (weight_bits as shorthand)."""
+        return list(self.weight_format) if self.weight_format is not None else [SHORTHAND[b] for b in self.weight_bits]
+
+    @field_validator("models", "tokens", "devices", "element_bits", "weight_bits", "weight_format", "output_tokens",
+                     mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return v if v is None else _as_list(v)

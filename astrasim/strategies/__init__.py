@@ -7,10 +7,12 @@ validated OpGraph. Each strategy module's docstring states its per-layer ops and
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 from astrasim.models import ModelSpec
-from astrasim.opgraph import OpGraph
+from astrasim.opgraph import Compute, OpGraph
 from astrasim.errors import UserError
 from astrasim.strategies.base import Builder, BuildOptions, Costs, Knobs, Strategy
 from astrasim.strategies.registry import KNOB_FIELDS, STRATEGIES, get, label_of, parse_label
@@ -37,8 +39,37 @@ def build_graph(strategy: str | Strategy, spec: ModelSpec, costs: Costs, n_devic
         check_decoding(s, spec)
         s.build_decode(Builder.on(graph), spec, costs, n, tokens, output_tokens - 1, knobs, opts)
         graph.meta["output_tokens"] = output_tokens
+    if output_tokens > 0 and any(opts.head_s):
+        graph = with_heads(graph, opts.head_s)
     graph.validate()
     return graph
+
+
+def _step(op_id: str) -> int:
+    m = re.match(r"tok(\d+)\.", op_id)
+    return int(m.group(1)) if m else 0
+
+
+def with_heads(graph: OpGraph, head_s: tuple[float, ...]) -> OpGraph:
+    """The graph with the LM head of every produced token: after the prefill and after each decode step,
+    a `head` compute on each device with head_s[device] > 0, after everything of that step; the next
+    step's ops that wait on the previous step also wait on its heads (a token is sampled before the next
+    step starts)."""
+    steps: dict[int, list] = {}
+    for op in graph.ops:
+        steps.setdefault(_step(op.id), []).append(op)
+    out, heads = [], ()
+    for k in sorted(steps):
+        ops, ids = steps[k], {op.id for op in steps[k]}
+        if heads:
+            ops = [replace(op, deps=op.deps + heads) if any(d not in ids for d in op.deps) else op for op in ops]
+        used = {d for op in ops for d in op.deps}
+        sinks = tuple(op.id for op in ops if op.id not in used)
+        prefix = f"tok{k}." if k else ""
+        heads = tuple(f"{prefix}final.head.d{d}" for d, s in enumerate(head_s) if s > 0)
+        out += ops + [Compute(f"{prefix}final.head.d{d}", d, float(s), sinks, name="head", layer=-1)
+                      for d, s in enumerate(head_s) if s > 0]
+    return replace(graph, ops=out)
 
 
 def check_decoding(strategy: Strategy, spec: ModelSpec, field: str = "output_tokens") -> None:

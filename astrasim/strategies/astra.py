@@ -232,7 +232,7 @@ class Astra(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,
-                              "local_attn" if knobs.decode_kv == "sent" else None)
+                              "local_attn" if knobs.decode_kv == "sent" else None, options=options)
 
 
 STRATEGY = Astra()

@@ -19,18 +19,20 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from astrasim.compute.analytic import Cost, LayerShape
+from astrasim.compute.analytic import Cost, LayerShape, lm_head
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import proportional_split
-from astrasim.compute.roofline import PROFILED_WEIGHT_BITS, Fleet
+from astrasim.compute.formats import SHORTHAND
+from astrasim.compute.roofline import Fleet
+from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
 
 ELEMENT_BITS = (8, 16, 32)
-ALGORITHMS = ("auto", "ring", "direct")
-WEIGHT_BITS = (4, 8, 16, 32)
+ALGORITHMS = ("auto", *COLLECTIVE_ALGORITHMS)
+WEIGHT_BITS = tuple(sorted(SHORTHAND))  # the `weight_bits` shorthand of a weight format
 
 
 class Costs(Protocol):
@@ -72,20 +74,22 @@ class BuildOptions:
     element_bits: int = 32
     causal_skip: bool = True
     algorithm: str = "auto"
-    # memory and fleets (see Fleet): bits per stored weight; per-device hardware and partition weights
-    weight_bits: int = 32
+    # memory and fleets (see Fleet): bits per stored weight (the weight format's, scales included);
+    # per-device hardware and partition weights
+    weight_bits: float = 32
     fleet: Fleet | None = None
+    head_s: tuple[float, ...] = ()  # generation: seconds of one token's LM head on each device (0: none there)
 
     @property
     def uniform(self) -> bool:
-        """Every device runs the profiled time as is (today's model: no fleet, profiled weight bits)."""
-        return self.fleet is None and self.weight_bits == PROFILED_WEIGHT_BITS
+        """Every device runs the given per-op time as is (no fleet: one hardware type, even split)."""
+        return self.fleet is None
 
     def check(self) -> None:
         if self.element_bits not in ELEMENT_BITS:
             raise ValueError(f"element_bits must be one of {ELEMENT_BITS}")
-        if self.weight_bits not in WEIGHT_BITS:
-            raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}")
+        if not self.weight_bits > 0:
+            raise ValueError("weight_bits must be positive")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}")
 
@@ -103,6 +107,7 @@ class Strategy:
     marker: ClassVar[str] = "o"
     exact: ClassVar[bool] = True                # same accuracy as the original model, no retraining
     single_device: ClassVar[bool] = False       # always runs on one device, whatever N
+    splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
     rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
@@ -216,6 +221,30 @@ class Strategy:
                                 f"--out {out}`", field="hardware.profile")
         return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, g, k)
 
+    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, device: int,
+                               options: BuildOptions) -> dict[str, "Cost"]:
+        """Analytic cost of one decode step's ops on `device` (default: device 0's, on its own hardware)."""
+        return self.decode_op_costs(spec, n, cache, knobs)
+
+    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs, options: BuildOptions
+                              ) -> Callable[[int, str, int], float]:
+        """(device, op, cache) -> seconds of a decode-step op on that device: decode_seconds scaled like
+        device_seconds (the device's own share and hardware) when the point has a fleet."""
+        t = self.decode_seconds(costs, spec, n, knobs)
+        if options.uniform:
+            return lambda d, op, cache: t(op, cache)
+        fleet = options.fleet or Fleet()
+        memo: dict[tuple, float] = {}
+
+        def seconds(d: int, op: str, cache: int) -> float:
+            key = (d, op, cache)
+            if key not in memo:
+                ref = self.decode_op_costs(spec, n, cache, knobs).get(op)
+                mine = self.device_decode_op_costs(spec, n, cache, knobs, d, options).get(op)
+                memo[key] = t(op, cache) * fleet.factor(d, ref, mine, options.weight_bits)
+            return memo[key]
+        return seconds
+
     # -- helpers for builders -------------------------------------------------------------------
     def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
@@ -261,6 +290,16 @@ class Strategy:
         parts = self.parts(spec, n, tokens, knobs, options)
         mine = [self.device_op_costs(spec, n, tokens, knobs, parts, d, options) for d in range(n)]
         return lambda d, op: t(op) * fleet.factor(d, ref.get(op), mine[d].get(op), options.weight_bits)
+
+    # -- the LM head (generation: one per produced token; astrasim.strategies.with_heads) ------------
+    def head_cost(self, spec: "ModelSpec", n: int) -> Cost:
+        """One token's final norm, LM head and next-token embedding lookup on a device computing it
+        (default: the whole vocabulary on one device)."""
+        return lm_head(spec.hidden, spec.vocab, spec.norm, 4)
+
+    def head_devices(self, n: int) -> tuple[int, ...]:
+        """The devices computing the LM head (default: the last, which holds the last position)."""
+        return (n - 1,)
 
     def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, **meta: Any) -> "Builder":
         return Builder(n, {"strategy": self.name, "model": spec.name, "devices": n, "tokens": tokens,

@@ -148,7 +148,7 @@ class BlockParallel(Strategy):
 
         per = self.layers_per_block(spec, knobs)
         t = self.decode_seconds(costs, spec, n, knobs) if per > 1 else None
-        t_full = one_device.layer_decode_seconds(costs, spec)
+        t_full = one_device.layer_decode_seconds(costs, spec, options)
         bits = spec.hidden / n * options.element_bits
         devs = tuple(range(n))
         prev = [b.sinks(d) for d in devs]

@@ -66,6 +66,7 @@ class PipelineParallel(Strategy):
     color, marker = "#CC79A7", "P"
     label_knobs = {"chunks": "C", "stages": "L"}
     splits = "layers"
+    splits_tokens = False  # the layers are split; chunks (<= T, checked below) split the prompt
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:
@@ -102,15 +103,15 @@ class PipelineParallel(Strategy):
         """Layers per stage."""
         return [len(r) for r in self.stages(spec, n, knobs)]
 
-    def device_factor(self, spec, options, device: int, op: str, tokens: int, decode: bool = False) -> float:
-        """Time of a whole layer's `op` on `device`'s hardware over its profiled time (1 without a fleet)."""
+    def device_factor(self, spec, options, device: int, op: str, tokens: int) -> float:
+        """Time of a whole layer's prefill `op` on `device`'s hardware over its time in the costs (1 without
+        a fleet); decode: Single.layer_decode_seconds scales the same way."""
         fleet = options.fleet
         if fleet is None:
             return 1.0
         one = self._one_device()
-        costs = (one.decode_op_costs(spec, 1, tokens, one.knobs()) if decode
-                 else one.op_costs(spec, 1, tokens, one.knobs()))
-        return fleet.factor(device, costs.get(op), costs.get(op), options.weight_bits)
+        c = one.op_costs(spec, 1, tokens, one.knobs()).get(op)
+        return fleet.factor(device, c, c, options.weight_bits)
 
     @staticmethod
     def _one_device():
@@ -152,7 +153,7 @@ class PipelineParallel(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         one = self._one_device()
-        base = one.layer_decode_seconds(costs, spec)
+        t = one.layer_decode_seconds(costs, spec, options)  # (op, cache, device): scaled to the stage's device
         stages = self.stages(spec, n, knobs)
         bits = spec.hidden * options.element_bits
         prev = b.sinks(n - 1)
@@ -162,8 +163,6 @@ class PipelineParallel(Strategy):
             if n > 1:
                 prev = [b.comm("next_token", -1, "p2p", (n - 1, 0), TOKEN_BITS, prev)]
             for s, layers in enumerate(stages):
-                def t(op, c, s=s):
-                    return base(op, c) * self.device_factor(spec, options, s, op, c, decode=True)
                 last = one.decode_layers(b, t, s, layers, cache, prev)
                 prev = [b.comm("activation", layers[-1], "p2p", (s, s + 1), bits, [last])] if s < n - 1 else [last]
 

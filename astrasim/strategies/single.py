@@ -25,6 +25,7 @@ class Single(Strategy):
     paper_role = "reference"
     color, marker = "#000000", "o"
     single_device = True
+    splits_tokens = False
     decode_ops = ("attn_decode", "mlp_decode")
 
     def build(self, spec, costs, n, tokens, knobs, options):
@@ -54,16 +55,26 @@ class Single(Strategy):
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(h)}
 
     # -- decode ---------------------------------------------------------------------------------
-    def layer_decode_seconds(self, costs, spec) -> Callable[[str, int], float]:
-        """(op, cache) -> seconds of a whole layer's decode op (what decode_layers takes)."""
-        return self.decode_seconds(costs, spec, 1, self.knobs())
+    def layer_decode_seconds(self, costs, spec, options=None) -> Callable[..., float]:
+        """(op, cache, device=0) -> seconds of a whole layer's decode op on `device` (what decode_layers
+        takes): the single device's decode rows, scaled to that device's hardware in a fleet."""
+        knobs = self.knobs()
+        t = self.decode_seconds(costs, spec, 1, knobs)
+        fleet = options.fleet if options is not None else None
+        if fleet is None:
+            return lambda op, cache, device=0: t(op, cache)
+
+        def seconds(op: str, cache: int, device: int = 0) -> float:
+            c = self.decode_op_costs(spec, 1, cache, knobs).get(op)
+            return t(op, cache) * fleet.factor(device, c, c, options.weight_bits)
+        return seconds
 
     @staticmethod
     def decode_layers(b: Builder, t: Callable[[str, int], float], device: int, layers: Iterable[int], cache: int,
                       deps: Iterable[str], layer_deps: dict[int, list[str]] | None = None) -> str:
         """One token through whole `layers` on `device` (t: layer_decode_seconds); the last op's id.
         layer_deps: more deps of a layer's attn_decode (its KV cache arriving from elsewhere)."""
-        attn, mlp = t("attn_decode", cache), t("mlp_decode", cache)
+        attn, mlp = t("attn_decode", cache, device), t("mlp_decode", cache, device)
         prev = list(deps)
         last = ""
         for layer in layers:
@@ -73,7 +84,7 @@ class Single(Strategy):
         return last
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
-        t = self.layer_decode_seconds(costs, spec)
+        t = self.layer_decode_seconds(costs, spec, options)
         prev = b.sinks(0)
         for k in range(1, steps + 1):
             b.step(k)

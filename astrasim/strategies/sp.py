@@ -38,14 +38,14 @@ class SPKnobs(Knobs):
 
 
 def decode_on_last_device(b: Builder, spec, costs, n: int, prompt: int, steps: int, element_bits: int,
-                          kv_sent_after: str | None) -> None:
+                          kv_sent_after: str | None, options=None) -> None:
     """Decode steps on device N-1 after a sequence-parallel prefill (whole layers, single's decode
     rows). kv_sent_after: None = the cache is local; else the prefill op (per layer and device) after
     which a device's own K/V exist, and they are gathered to device N-1 layer by layer."""
     from astrasim.strategies.single import STRATEGY as one_device
 
     last = n - 1
-    t = one_device.layer_decode_seconds(costs, spec)
+    t = one_device.layer_decode_seconds(costs, spec, options)
     prev = b.sinks(last)
     layer_deps: dict[int, list[str]] = {}
     if kv_sent_after is not None and n > 1:
@@ -137,7 +137,7 @@ class SequenceParallel(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,
-                              "attn" if knobs.decode_kv == "sent" else None)
+                              "attn" if knobs.decode_kv == "sent" else None, options=options)
 
 
 STRATEGY = SequenceParallel()

@@ -13,7 +13,7 @@ Profile rows: strategy=tp, devices=N, `tokens` = cache length.
 from __future__ import annotations
 
 from astrasim.kernels.split import head_bounds, split_bounds
-from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
+from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, lm_head, mlp_block
 from astrasim.strategies.base import Strategy
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.compute.partition import bounded_split, proportional_split
@@ -32,6 +32,7 @@ class TensorParallel(Strategy):
     ops = ("attn", "mlp")
     rank = 10
     paper_role = "baseline"
+    splits_tokens = False  # every device sees every token (heads and MLP columns are split)
     color, marker = "#0072B2", "s"
     decode_ops = ("attn_decode", "mlp_decode")
 
@@ -112,25 +113,38 @@ class TensorParallel(Strategy):
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(x)}
 
+    # -- LM head: vocab-parallel, every device its 1/N of the vocabulary --------------------------
+    def head_cost(self, spec, n):
+        return lm_head(spec.hidden, -(-spec.vocab // n), spec.norm, 4)
+
+    def head_devices(self, n):
+        return tuple(range(n))
+
     # -- decode ---------------------------------------------------------------------------------
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
-        t = self.decode_seconds(costs, spec, n, knobs)
+        t = self.decode_device_seconds(costs, spec, n, knobs, options)
         bits = spec.hidden * options.element_bits
         devs = tuple(range(n))
         prev = b.sinks()
         for k in range(1, steps + 1):
             b.step(k)
-            attn, mlp = t("attn_decode", prompt + k - 1), t("mlp_decode", prompt + k - 1)
+            attn = [t(d, "attn_decode", prompt + k - 1) for d in devs]
+            mlp = [t(d, "mlp_decode", prompt + k - 1) for d in devs]
             for layer in range(spec.layers):
-                a = [b.compute(d, "attn_decode", layer, attn, prev) for d in devs]
+                a = [b.compute(d, "attn_decode", layer, attn[d], prev) for d in devs]
                 ar1 = b.comm("ar_attn", layer, "all_reduce", devs, bits, a, algorithm=options.algorithm)
-                m = [b.compute(d, "mlp_decode", layer, mlp, [ar1]) for d in devs]
+                m = [b.compute(d, "mlp_decode", layer, mlp[d], [ar1]) for d in devs]
                 prev = [b.comm("ar_mlp", layer, "all_reduce", devs, bits, m, algorithm=options.algorithm)]
 
     def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
         s, shard = DTYPE_BYTES[dtype], self.shard_shape(spec, n)
         return {"attn_decode": attn_decode_block(shard, cache, s), "mlp_decode": mlp_block(shard, 1, s,
                                                                                           out_dim=spec.hidden)}
+
+    def device_decode_op_costs(self, spec, n, cache, knobs, device, options):
+        shard = self._shards(spec, n, options, 1)[device]
+        return {"attn_decode": attn_decode_block(shard, cache, 4),
+                "mlp_decode": mlp_block(shard, 1, 4, out_dim=spec.hidden)}
 
     def decode_kernel_calls(self, block, n, cache, knobs):
         from astrasim.kernels.decode import Projections, step_calls
