@@ -321,11 +321,16 @@ def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
         objectives = {metric: "min", "price_usd": "min"}
         if df.loc[ok, "energy_j"].notna().all():
             objectives["energy_j"] = "min"
-        df.loc[ok, "pareto"] = mark_pareto(df[ok], objectives)["pareto"]
+        rounded = df[ok].copy()  # equal to 6 significant digits is equal (float noise of equal schedules)
+        for col in objectives:
+            rounded[col] = [float(f"{v:.6g}") for v in rounded[col]]
+        df.loc[ok, "pareto"] = mark_pareto(rounded, objectives)["pareto"]
     ties = {"energy": "energy_j", "price": "price_usd"}
-    keys = ["feasible", metric] + [ties[t] for t in plan.tie_breakers] + ["bound_s"]
+    # equal objectives (to 6 significant digits: float noise of equal schedules) go to the tie-breakers
+    df["_rank"] = [float(f"{v:.6g}") if v == v else v for v in df[metric]]
+    keys = ["feasible", "_rank"] + [ties[t] for t in plan.tie_breakers] + ["bound_s"]
     df = df.sort_values(keys, ascending=[False] + [True] * (len(keys) - 1), kind="stable", na_position="last")
-    return df.reset_index(drop=True)
+    return df.drop(columns="_rank").reset_index(drop=True)
 
 
 def binding(result: SearchResult, accuracy) -> list[str]:
