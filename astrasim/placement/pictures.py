@@ -4,8 +4,8 @@
   each holds (a pipeline stage's layers, or its share of the tokens / KV heads the strategy splits),
   its memory used against its capacity (a bar per device), and the link joining them.
 * plot_frontier(result, path): the simulated candidates' objective against price and against energy
-  per token, the Pareto front joined, the latency target as a line, the best ringed and the user's
-  own order marked.
+  per token, each panel's two-axis Pareto front joined, the latency target as a line, the best starred
+  and the user's own order marked.
 """
 
 from __future__ import annotations
@@ -84,6 +84,18 @@ def draw_placement(result, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def _front(rows, x: str, y: str):
+    """The rows no other row beats on both x and y (lower is better), by x."""
+    key = rows.assign(_x=[float(f"{v:.6g}") for v in rows[x]])  # equal to 6 digits is equal (float noise)
+    rows = rows.loc[key.sort_values(["_x", y], kind="stable").index]
+    keep, best = [], float("inf")
+    for i, v in zip(rows.index, rows[y]):
+        if v < best:
+            keep.append(i)
+            best = v
+    return rows.loc[keep]
+
+
 def plot_frontier(result, path: str | Path) -> Path:
     """The objective against price and energy per token (see the module docstring)."""
     t = result.table
@@ -97,11 +109,12 @@ def plot_frontier(result, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
     for ax, (y, label) in zip(axes[0], panels):
         rows = sim[sim[y].notna()]
-        feas = rows[rows["feasible"]]
-        front = feas[feas["pareto"] == "frontier"].sort_values(metric)
+        front = _front(rows[rows["feasible"]], metric, y)
         ax.scatter(rows[metric], rows[y], s=14, color="0.6", alpha=0.6, label="simulated candidates")
         if not front.empty:
-            ax.plot(front[metric], front[y], "-o", color="#0072b2", ms=5, label="Pareto front (feasible)")
+            ax.step(front[metric], front[y], where="post", color="#0072b2", lw=1.2)
+            ax.plot(front[metric], front[y], "o", color="#0072b2", ms=5,
+                    label="Pareto front of the panel's two axes (feasible)")
         given = rows[rows["given_order"] & (rows["devices"] == len(result.plan.owned()))]
         if not given.empty:
             ax.scatter(given[metric], given[y], marker="s", s=36, facecolor="none", edgecolor="#d55e00",
@@ -115,6 +128,8 @@ def plot_frontier(result, path: str | Path) -> Path:
         ax.set_xlabel(f"{metric.removesuffix('_s')} (s, lower is better)")
         ax.set_ylabel(label)
         ax.set_xscale("log")
+        if y == "energy_per_token_j":
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.12))
