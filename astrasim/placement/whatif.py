@@ -122,9 +122,12 @@ def reason(before: SearchResult, after: SearchResult, change: str, added: list[t
         if not _uses(a, name, have):
             if using.empty:
                 return f"{head}: no placement using every {name} could be simulated (pruned or does not fit)"
-            compare = using.sort_values(metric, kind="stable").iloc[0]
+            compare = using.iloc[0]  # the table's order: the objective, then the tie-breakers
+            e_a, e_c = a.get("energy_per_token_j"), compare.get("energy_per_token_j")
+            energy = (f" at {e_c:.3g} J per token instead of {e_a:.3g}" if e_a is not None and e_c is not None
+                      and e_a == e_a and e_c == e_c else "")
             note = (f"; the best placement leaves it unused, the best that uses it ({compare['placement']}) "
-                    f"takes {compare[metric]:.3g} s")
+                    f"takes {compare[metric]:.3g} s{energy}")
     (x, xm), (y, ym) = breakdown(before.points[b["placement"]], metric), breakdown(after.points[compare["placement"]], metric)
     d_comp, d_comm, d_wait = y.compute_s - x.compute_s, y.comm_s - x.comm_s, y.wait_s - x.wait_s
     unit = "per token" if metric in ("tpot_s", "e2e_s") and after.plan.output_tokens > 1 else "per request"
