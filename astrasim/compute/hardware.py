@@ -141,23 +141,10 @@ def _capacity(point) -> tuple[float | None, ...]:
                  else (m - point.headroom_gb) * GB for d in range(point.devices))
 
 
+@functools.lru_cache(maxsize=4096)
 def point_fleet(point) -> Fleet | None:
     """The per-device scaling of a point, or None when every device runs the costs as given (one
-    hardware type, even split; measured: fp32 weights). Cached on the fields it reads: points that
-    differ only in knobs, network, generation or workload share one Fleet (the placement search builds
-    several points per candidate)."""
-    from dataclasses import replace
-
-    from astrasim.strategies import STRATEGIES
-    from astrasim.streams import SINGLE
-
-    kind = next(s for s in STRATEGIES.values() if s.single_device == point.single_device)
-    return _point_fleet(replace(point, scenario="", strategy=kind.name, knobs=kind.knobs(), network=None,
-                                output_tokens=0, workload=SINGLE))
-
-
-@functools.lru_cache(maxsize=4096)
-def _point_fleet(point) -> Fleet | None:
+    hardware type, even split; measured: fp32 weights)."""
     shares = partition_weights(point)
     if compute_mode(point) != "measured":
         if point.fleet is None and shares is None:
