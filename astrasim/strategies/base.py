@@ -113,6 +113,7 @@ class Strategy:
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
     label_knobs: ClassVar[dict[str, str]] = {}  # knob -> label tag ("groups" -> "G"); a knob at its default
     label_always: ClassVar[tuple[str, ...]] = ()  # ... is left out of the label unless listed here
+    splits: ClassVar[str] = "tokens"            # what `parts` splits across devices (placement pictures)
 
     # -- knobs and variants ------------------------------------------------------------------
     def knob_defaults(self) -> dict[str, Any]:
