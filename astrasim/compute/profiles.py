@@ -182,9 +182,9 @@ def profile_command(model: str, strategy: str, devices: int, key: ProfileKey, to
     """The `astrasim profile` command line that measures one missing key into an extension file."""
     p = Path(source)
     tag = f"{model}-{strategy}-n{devices}" + "".join(f"-{k}{v}" for k, v in key) + f"-t{tokens}"
-    from astrasim.models import BUILTIN_MODELS, CUSTOM_MODEL_FILES
+    from astrasim.models import CUSTOM_MODEL_FILES, known_names
 
-    models = model if model in BUILTIN_MODELS else CUSTOM_MODEL_FILES.get(model, f"<YAML file of {model}>")
+    models = model if model in known_names() else CUSTOM_MODEL_FILES.get(model, f"<model file of {model}>")
     cmd = f"astrasim profile --models {models} --strategies {strategy} --devices {devices} --tokens {tokens}"
     cmd += "".join(f" --knob {k}={v}" for k, v in key)
     return cmd + f" --out {p.parent / f'{p.stem}.{tag}.csv'}"

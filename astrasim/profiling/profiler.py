@@ -115,7 +115,7 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
             raise UserError(f"{spec.name} takes 1..{spec.max_tokens} tokens, got {t}", field="tokens")
         for name in strategies:
             strategy = get(name)
-            if not (strategy.decode_ops if decode else strategy.ops):
+            if not (strategy.decode_ops if decode else strategy.ops) or not strategy.applies(spec):
                 continue
             lists = strategy.profile_lists(dict(knobs))
             for k, values in lists.items():

@@ -37,7 +37,7 @@ def synthetic_profile(specs: list[ModelSpec], *, strategies=STRATEGY_NAMES, devi
         for t, decode in phases:
             for name in strategies:
                 strategy = STRATEGIES[name]
-                if not (strategy.decode_ops if decode else strategy.ops):
+                if not (strategy.decode_ops if decode else strategy.ops) or not strategy.applies(spec):
                     continue
                 own = strategy.profile_lists(lists)
                 for n in ([1] if strategy.single_device else devices):
