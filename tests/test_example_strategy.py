@@ -118,7 +118,7 @@ def test_sweep_and_plot_show_the_example_in_its_own_look(ring, tmp_path):
     ring_rows = df[df.strategy == "ring-sp"]
     assert len(ring_rows) == 2 and (ring_rows.latency_s > 0).all() and (ring_rows.comm_bits > 0).all()
     looks = Looks(df, variant_labels(df))
-    assert looks["ring-sp"].marker == "X" and looks["ring-sp"].marker != looks["sp"].marker
+    assert looks["ring-sp"].marker == "p" and looks["ring-sp"].marker != looks["sp"].marker
     path = plot_latency_vs_bandwidth(df, tmp_path / "ring.png")
     assert path.stat().st_size > 0 and label_of(ring_rows.iloc[0]) == "ring-sp"
 

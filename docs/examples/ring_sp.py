@@ -43,7 +43,7 @@ class RingSP(Strategy):
     Knobs = RingKnobs
     ops = ("attn", "mlp")                 # the profile op names, in program order
     rank = 60                             # display order (tables, plots)
-    color, marker = "#999999", "X"        # one look per strategy: the registry refuses a taken one
+    color, marker = "#999999", "p"        # one look per strategy: the registry refuses a taken one
     exact = False                         # windowed attention changes the model's output
     profiled_knobs = ("hops",)            # a profile column: rows are measured per hops value
     profile_values = {"hops": (1, 2)}     # what `astrasim profile` measures unless --knob hops=... says
