@@ -173,7 +173,7 @@ def test_yaml_faults_in_every_reader(env, what, text, words):
         with pytest.raises(UserError, match=words):
             reader(f)
     with pytest.raises(UserError, match=words):
-        from astrasim.validation.compare import load_settings
+        from astrasim.validation.settings import load_settings
         load_settings(f)
     assert time.perf_counter() - t0 < 60  # no hang (generous: the machine may be loaded)
     assert nothing_written(env)

@@ -18,17 +18,18 @@ import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
 from astrasim.errors import UserError
+from astrasim.kernels.codes import pack_codes, packed_bytes, unpack_codes
 from astrasim.models import ModelSpec
 from astrasim.network.collectives import ALGORITHMS, RING_CAPABLE, plan, resolve_algorithm
 from astrasim.opgraph import COLLECTIVES, Comm, Compute
 from astrasim.strategies.base import Builder
 from astrasim.validation.calibrate import fit, transfer_factor
-from astrasim.validation.compare import Settings, load_settings, plot, summarize, summary_markdown, verdict
-from astrasim.validation.protocol import PROTOCOL
-from astrasim.kernels.codes import pack_codes, packed_bytes, unpack_codes
 from astrasim.validation.programs import (
     VALIDATION_MODEL, DeviceRun, graph_from_json, graph_to_json, kernel_calls_per_layer, message_bytes,
 )
+from astrasim.validation.protocol import PROTOCOL, Settings
+from astrasim.validation.report import plot, summarize, summary_markdown, verdict
+from astrasim.validation.settings import load_settings
 
 
 # ---------------------------------------------------------------------------------- codes
@@ -379,7 +380,7 @@ def test_kernel_rounds_time_every_op_from_a_common_start_and_pool(monkeypatch):
 
 
 def test_pinned_ranks_share_cores_in_even_groups():
-    from astrasim.validation.compare import core_shares, machine_hosts
+    from astrasim.validation.points import core_shares, machine_hosts
 
     assert core_shares(1, 2) == [1.0] and core_shares(2, 2) == [1.0, 1.0]
     assert core_shares(4, 2) == [0.5] * 4 and core_shares(3, 2) == [0.5, 0.5, 1.0]

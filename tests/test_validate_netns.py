@@ -108,7 +108,7 @@ def test_shaped_transfer_matches_the_rate():
 
 def _reduced_validation(tmp_path, settings):
     from astrasim.validation import idle
-    from astrasim.validation.compare import run_validation
+    from astrasim.validation.campaign import run_validation
 
     saved = idle.IDLE_WAIT_S, idle.IDLE_START_S
     idle.IDLE_WAIT_S = idle.IDLE_START_S = 2.0  # a test shares the machine: it cannot wait for idle CPUs
@@ -154,8 +154,8 @@ def _assert_guard(results, summary, tmp_path):
 
 def test_reduced_validation_meets_the_error_guard(tmp_path):
     """2 hosts, 1 bandwidth, 2 network-bound strategies, both topologies, a 2-layer model."""
-    from astrasim.validation.compare import Settings
     from astrasim.validation.programs import VALIDATION_MODEL
+    from astrasim.validation.protocol import Settings
 
     settings = Settings(hosts=[2], bandwidths=[50.0], strategies=["sp", "bp-ag"], topologies=["switch", "shared"],
                         repeats=3, budget_s=0.5, max_repeats=5, calibration_repeats=3, profile_repeats=5,
@@ -175,7 +175,7 @@ def test_reduced_validation_meets_the_error_guard(tmp_path):
 @pytest.mark.slow
 def test_ci_sized_validation_meets_the_error_guard(tmp_path):
     """2 hosts, 2 bandwidths, 2 strategies, both topologies: the CI-sized validation."""
-    from astrasim.validation.compare import Settings
+    from astrasim.validation.protocol import Settings
 
     settings = Settings(hosts=[2], bandwidths=[20.0, 50.0], strategies=["sp", "bp-ag"],
                         topologies=["switch", "shared"], repeats=3, budget_s=1.0, max_repeats=10,

@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from astrasim.errors import UserError
-from astrasim.validation.compare import load_settings
 from astrasim.validation.protocol import DEFAULTS, PROTOCOL, PROTOCOL_HASH, SETTINGS_KEYS, Settings, harness_hash
+from astrasim.validation.settings import load_settings
 
 YAML = Path(__file__).resolve().parents[1] / "validation" / "validate.yaml"
 
@@ -69,8 +69,8 @@ def test_help_states_the_true_defaults():
 
 
 def test_every_summary_carries_the_protocol(tmp_path):
+    from astrasim.validation.report import summarize, summary_markdown
     from tests.test_validate import _fake_results
-    from astrasim.validation.compare import summarize, summary_markdown
 
     res = _fake_results()
     summary = summarize(res)

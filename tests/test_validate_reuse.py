@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from astrasim.cli import app
-from astrasim.validation.compare import load_settings, repredict
+from astrasim.validation.campaign import repredict
 from astrasim.validation.protocol import PROTOCOL, PROTOCOL_HASH
 from astrasim.validation.report import PREDICTIONS
 from astrasim.validation.reuse import read_results, read_summary
+from astrasim.validation.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "validation"
@@ -106,7 +107,8 @@ def test_repredicting_needs_no_torch():
             "    def find_spec(self, name, path, target=None):\n"
             "        if name.split('.')[0] == 'torch': raise ImportError('no torch here')\n"
             "sys.meta_path.insert(0, B())\n"
-            "from astrasim.validation.compare import load_settings, repredict\n"
+            "from astrasim.validation.campaign import repredict\n"
+            "from astrasim.validation.settings import load_settings\n"
             f"r, _ = repredict(load_settings({str(SCENARIO)!r}), {str(PUBLISHED)!r}, None, log=lambda *_: None)\n"
             "print(len(r))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -116,7 +118,7 @@ def test_repredicting_needs_no_torch():
 
 def test_calibration_rows_join_each_transfer_to_its_testbeds_fit():
     from astrasim.validation.calibrate import Calibration
-    from astrasim.validation.compare import calibration_rows
+    from astrasim.validation.campaign import calibration_rows
 
     raw = pd.DataFrame([{"topology": "switch", "hosts": n, "bandwidth_mbps": bw, "bytes": 64, "median_s": 1e-3}
                         for n in (2, 4) for bw in (20.0, 100.0)])

@@ -41,7 +41,7 @@ def test_a_job_can_count_as_stolen_only_over_its_kept_samples(monkeypatch):
 
 
 def test_a_stolen_pass_is_left_out_of_the_point_median():
-    from astrasim.validation.compare import measured_row
+    from astrasim.validation.measure import measured_row
 
     def rank(ends, shares):
         return {"result": {"p": {"passes": [
@@ -85,7 +85,7 @@ def test_the_message_cpu_delay_leaves_out_stolen_pairs():
 
 
 def test_a_points_costs_come_from_the_rounds_paired_with_its_passes_when_enough():
-    from astrasim.validation.compare import PAIRED_MIN, cost_rounds
+    from astrasim.validation.corun import PAIRED_MIN, cost_rounds
 
     def record(wall, n):
         return {"ops": {"a": [wall] * n}, "cpu": [wall] * n, "wall": [wall] * n, "stolen": [0.0] * n}

@@ -69,7 +69,9 @@ def register(app: typer.Typer) -> None:
         check_output_folder(out, ("results.csv", "summary.md", "predicted_vs_measured.png"), "--out")  # before any work
         command = "astrasim validate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if reuse_measurements is not None:
-            from astrasim.validation.compare import load_settings, repredict, verdict
+            from astrasim.validation.campaign import repredict
+            from astrasim.validation.report import verdict
+            from astrasim.validation.settings import load_settings
 
             settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
                                      strategies=_list(strategies), topologies=_list(topologies), repeats=repeats)
@@ -88,7 +90,9 @@ def register(app: typer.Typer) -> None:
         from astrasim.extras import require_kernels
 
         require_kernels("validate")
-        from astrasim.validation.compare import load_settings, run_validation, verdict
+        from astrasim.validation.campaign import run_validation
+        from astrasim.validation.report import verdict
+        from astrasim.validation.settings import load_settings
 
         settings = load_settings(scenario, hosts=_list(hosts, int), bandwidths=_list(bandwidths, float),
                                  strategies=_list(strategies), topologies=_list(topologies), repeats=repeats)

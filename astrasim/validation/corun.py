@@ -13,7 +13,7 @@ own Compute ops of the point's graph in program order, ROUNDS times, each round 
 exactly as a pass starts (barrier, then a short sleep until a shared instant), with no
 communication inside a round (`kernel_rounds`), once before the point's passes and once after
 them, and one round (`kernel_round`) right before each timed pass. A point's costs come from the
-rounds paired with its passes when it has enough of them (`compare.cost_rounds`): this VM's speed
+rounds paired with its passes when it has enough of them (`cost_rounds`): this VM's speed
 drifts within seconds, without the hypervisor's steal counter showing it, and a round seconds from
 each pass sees the machine the passes saw. Otherwise (long, communication-bound passes: few of them) the
 paired rounds are pooled with the windows (drift within the point cancels to first order). A
@@ -112,6 +112,20 @@ def drop_stolen_rounds(per_rank: list[dict]) -> list[dict]:
                     "ops": {op: [x for k in keep for x in v[k * per_round[op]:(k + 1) * per_round[op]]]
                             for op, v in r["ops"].items()}})
     return out
+
+
+PAIRED_MIN = 5  # co-run rounds paired with passes that suffice alone for a point's costs
+
+
+def cost_rounds(per_rank: list[dict]) -> list[dict]:
+    """The co-run rounds a point's costs come from, per rank (each rank's result of the point):
+    the rounds run right before each pass when there are at least PAIRED_MIN of them (they saw the
+    machine as the passes did: its speed drifts within seconds), otherwise those pooled with the
+    windows before and after the passes."""
+    paired = [r.get("paired") for r in per_rank]
+    if all(p and len(p["wall"]) >= PAIRED_MIN for p in paired):
+        return paired
+    return [pooled([r["kernels"], p]) if p else r["kernels"] for r, p in zip(per_rank, paired)]
 
 
 def one_core_op_seconds(per_rank: list[dict], expected: float | list[float]) -> dict[str, float]:

@@ -14,7 +14,7 @@ from astrasim.validation.idle import IDLE_MAX, IDLE_WAIT_S
 
 TARGET_MEDIAN, TARGET_MAX = 0.05, 0.15
 
-# Both predictions of every point (compare.predict), the headline first: the targets apply to it.
+# Both predictions of every point (predict.predict), the headline first: the targets apply to it.
 # from profiles: kernels timed alone + the testbed's microbenchmarks, nothing from the point's
 # passes (what a user gets); in-situ: kernel costs and jitter from the point's own co-run rounds.
 PREDICTIONS = {"profiles": "from profiles", "in_situ": "in-situ"}

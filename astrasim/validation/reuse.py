@@ -5,7 +5,7 @@ campaign's folder keeps everything both predictions need: the measured rows (res
 kernel costs (profile.csv: the rows timed alone, which the prediction from profiles uses, and each
 point's co-run rows, which the in-situ one uses), the network calibration (calibration.csv) and
 the model measured (model.json). This module rebuilds each point from them exactly as the
-campaign built it (`compare.point_for`, the testbed's hosts, cores and dispatch cost from the row)
+campaign built it (`points.point_for`, the testbed's hosts, cores and dispatch cost from the row)
 and runs today's simulator on it, so a change to the engine or the network model is checked
 against the published real runs without measuring again (and without root). Nothing is
 re-measured or refitted here.
@@ -23,6 +23,7 @@ import pandas as pd
 from astrasim.errors import UserError
 from astrasim.strategies import registry
 from astrasim.validation.calibrate import Calibration
+from astrasim.validation.points import alone_costs, point_costs, point_for, point_key
 
 MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
                     "measured_max_s", "noise", "measured_compute_s", "in_pass_ops", "repeats", "late_start_s",
@@ -80,7 +81,6 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     Calibration}, the raw calibration table) of an earlier campaign; its profiles are installed
     under the keys the campaign used."""
     from astrasim.strategies import parse_label
-    from astrasim.validation.compare import alone_costs, point_costs, point_for, point_key
 
     folder = Path(folder)
     results = _read(folder, "results.csv", MEASURED_COLUMNS + SETUP_COLUMNS)

@@ -96,7 +96,7 @@ def pin(job: dict, rank: int, world: int) -> None:
     """With job["pin"], run this host (and the threads it starts later: gloo's, the communication
     thread) on CPU rank x cores // world: hosts then share cores in fixed, even groups (ranks 0-1
     on CPU 0, 2-3 on CPU 1 at N = 4 on 2 cores), the placement the simulator is given
-    (`compare.machine_hosts`), instead of wherever the load balancer moves them."""
+    (`points.machine_hosts`), instead of wherever the load balancer moves them."""
     if job.get("pin") and hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[rank * len(cpus) // world]})
