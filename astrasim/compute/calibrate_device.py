@@ -181,7 +181,7 @@ def entry_for(name: str, m: dict[str, Any], old: dict | None, price_usd: float |
     """The catalog entry NAME with the measured figures (an existing entry keeps everything else)."""
     day = datetime.date.today().isoformat()
     how = f"measured: astrasim calibrate-device {name}, {m['threads']} torch threads, {day}"
-    entry = dict(old) if old else {"name": name, "description": f"measured with astrasim calibrate-device ({day})",
+    entry: dict[str, Any] = dict(old) if old else {"name": name, "description": f"measured with astrasim calibrate-device ({day})",
                                    "kind": "cpu"}
     sources = dict(entry.get("sources") or {})
     entry["mem_read_gbs"] = round(m["mem_read_gbs"], 2)
