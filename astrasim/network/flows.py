@@ -91,14 +91,14 @@ class FlowNetwork:
         for rid, r in enumerate(self.resources):
             if r.trace:
                 groups.setdefault(r.trace, []).append(rid)
-        self._tgroups = [[tr, rids, -1, 0] for tr, rids in groups.items()]
+        self._tgroups: list[list[Any]] = [[tr, rids, -1, 0] for tr, rids in groups.items()]
         self._tgroup_of = {rid: g for g in self._tgroups for rid in g[1]}
         self._trace_overhead = {rid for rid, r in enumerate(self.resources)
                                 if r.trace and getattr(r, "trace_overhead_s", None) is not None}
-        self._classes: dict[Usage, FlowClass] = {}
+        self._classes: dict[Usage | tuple[Usage, tuple[int, int]], FlowClass] = {}
         self._all: list[FlowClass] = []  # every class, bundles and sized ones included
-        self._sized: dict[tuple[int, float], FlowClass] = {}
-        self._sized_parts_of: dict[tuple[int, float], tuple] = {}
+        self._sized: dict[tuple[float, ...], FlowClass] = {}  # (class id, bits, trace rows...)
+        self._sized_parts_of: dict[tuple[float, ...], tuple] = {}
         self._bundles: dict[tuple, FlowClass | None] = {}  # by ((class id, flows), ...)
         self._bundle_of_parts: dict[int, tuple] = {}  # id(parts) -> (parts, bundle)
         self._done: list = []  # (finish time, seq, class, version)
