@@ -34,7 +34,6 @@ from astrasim.results import (
 )
 from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
 from astrasim.scenario.grid import VARIANT_COLUMNS, count_points
-from astrasim.compute.sources import costs_for
 from astrasim.streams import check_stream_size, stream_ops_per_request
 from astrasim.strategies.registry import label_of, single_device_strategy
 
