@@ -39,7 +39,7 @@ Semantics (the engine implements exactly these; strategies rely on them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 COLLECTIVES = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all", "gather", "broadcast", "p2p")
 Collective = Literal["all_gather", "all_reduce", "reduce_scatter", "all_to_all", "gather", "broadcast", "p2p"]
@@ -72,7 +72,7 @@ class Comm:
     layer: int = -1
 
 
-Op = Union[Compute, Comm]
+Op = Compute | Comm
 
 
 @dataclass

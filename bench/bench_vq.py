@@ -53,8 +53,8 @@ def main() -> None:
             enc, mm, nv = [], [], []
             for _ in range(args.rounds):
                 mm.append(time_call(lambda: torch.matmul(x, w), repeats=5).median_s)
-                enc.append(time_call(lambda: vq.encode(x), repeats=5).median_s)
-                nv.append(time_call(lambda: naive_encode(vq, x), repeats=3).median_s)
+                enc.append(time_call(lambda vq=vq: vq.encode(x), repeats=5).median_s)
+                nv.append(time_call(lambda vq=vq: naive_encode(vq, x), repeats=3).median_s)
             ratio = statistics.median(e / m for e, m in zip(enc, mm))
             naive_ratio = statistics.median(n / m for n, m in zip(nv, mm))
             print(f"{g:>3} {d_model // g:>4} {statistics.median(enc) * 1e3:>10.2f} {statistics.median(mm) * 1e3:>10.2f} "

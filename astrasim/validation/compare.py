@@ -138,7 +138,7 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             best, best_share = None, float("inf")
             for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
                 wait_idle(log, f"profiling {name} N={n}")
-                rows, share = measure_others(lambda: profile_ops(
+                rows, share = measure_others(lambda name=name, n=n, g=g, extra=extra: profile_ops(
                     settings.model, [name], [n], [g], settings.model.tokens, threads=1,
                     repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
                 if share < best_share:
