@@ -45,7 +45,8 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(tokens, d_model)
     w = torch.randn(d_model, k)
-    print(f"\n1. grouped VQ encode, {tokens} tokens, D={d_model}, K={k} vs same-FLOP matmul [{tokens},{d_model}]x[{d_model},{k}]")
+    print(f"\n1. grouped VQ encode, {tokens} tokens, D={d_model}, K={k} "
+          f"vs same-FLOP matmul [{tokens},{d_model}]x[{d_model},{k}]")
     print(f"{'G':>3} {'d':>4} {'encode ms':>10} {'matmul ms':>10} {'ratio':>6} {'naive ms':>9} {'naive ratio':>11}")
     with torch.inference_mode():
         for g in (1, 16, 32):

@@ -37,8 +37,8 @@ Speed.
   so a change re-solves only the component it touches (maxmin.py); classes elsewhere keep
   their rates and their services advance lazily (S is brought up to date when touched).
 * One wake-up at a time, at the priority the owner of the clock gives (the engine's SETTLE:
-  after every ordinary event of the same instant, coalescing them). A heap of next completion times (stale entries skipped), a heap
-  of pending activations and the trace breakpoints decide when.
+  after every ordinary event of the same instant, coalescing them). A heap of next completion
+  times (stale entries skipped), a heap of pending activations and the trace breakpoints decide when.
 """
 
 from __future__ import annotations
