@@ -43,6 +43,7 @@ from typing import Literal
 
 COLLECTIVES = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all", "gather", "broadcast", "p2p")
 Collective = Literal["all_gather", "all_reduce", "reduce_scatter", "all_to_all", "gather", "broadcast", "p2p"]
+Algorithm = Literal["auto", "ring", "direct", "star"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class Comm:
     bits: float
     deps: tuple[str, ...] = ()
     root: int | None = None
-    algorithm: Literal["auto", "ring", "direct", "star"] = "auto"
+    algorithm: Algorithm = "auto"
     name: str = ""
     layer: int = -1
 

@@ -25,7 +25,7 @@ from astrasim.compute.partition import proportional_split
 from astrasim.compute.formats import SHORTHAND
 from astrasim.compute.roofline import Fleet
 from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
-from astrasim.opgraph import Comm, Compute, OpGraph
+from astrasim.opgraph import Algorithm, Collective, Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
@@ -76,7 +76,7 @@ class BuildOptions:
 
     element_bits: int = 32
     causal_skip: bool = True
-    algorithm: str = "auto"
+    algorithm: Algorithm = "auto"
     # memory and fleets (see Fleet): bits per stored weight (the weight format's, scales included);
     # per-device hardware and partition weights
     weight_bits: float = 32
@@ -360,9 +360,9 @@ class Builder:
         return self.graph.add(Compute(self.compute_id(device, name, layer), device, float(seconds),
                                       tuple(d for d in deps if d), name=name, layer=layer))
 
-    def comm(self, name: str, layer: int, collective: str, devices: Iterable[int], bits: float,
-             deps: Iterable[str] = (), root: int | None = None, algorithm: str = "auto") -> str:
+    def comm(self, name: str, layer: int, collective: Collective, devices: Iterable[int], bits: float,
+             deps: Iterable[str] = (), root: int | None = None, algorithm: Algorithm = "auto") -> str:
         tag = f"{self.prefix}L{layer}" if layer >= 0 else f"{self.prefix}final"
-        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),  # type: ignore[arg-type]
-                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,  # type: ignore[arg-type]
+        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),
+                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,
                                    name=name, layer=layer))
