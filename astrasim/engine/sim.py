@@ -55,7 +55,8 @@ from astrasim.errors import UserError
 from astrasim.network.flows import FlowNetwork
 
 if TYPE_CHECKING:
-    from astrasim.engine.program import Program
+    from astrasim.engine.program import CommPlan, Program
+    from astrasim.opgraph import Comm
 
 
 def run_program(program: Program, speeds: list[float], record_timeline: bool, placement: Placement | None,
@@ -89,14 +90,15 @@ class _Run:
         self.chain_next = program.chain_next
         shapes = [CommShape(spec, net) for spec in program.shapes]
         comm_state: list[CommState | None] = [None] * len(ops)
+        plans = cast("list[CommPlan]", program.comm)  # set at every Comm op, the only ones read here
         for k in program.comm_ops:
-            cp = program.comm[k]
-            comm_state[k] = CommState(k, ops[k], shapes[cp.shape], cp.pos, list(cp.gates), cp.dependents)  # type: ignore
+            cp = plans[k]
+            comm_state[k] = CommState(k, cast("Comm", ops[k]), shapes[cp.shape], cp.pos, list(cp.gates), cp.dependents)
+        states = cast("list[CommState]", comm_state)  # gates name Comms only, whose states are all set now
         for k in program.comm_ops:
-            comm_state[k].gated = [[(comm_state[j], q) for j, q in g] for g in program.comm[k].gated]  # type: ignore
+            states[k].gated = [[(states[j], q) for j, q in g] for g in plans[k].gated]
         self.comm_state = comm_state
         # per Compute: joins (comm, position) waiting on it
-        states = cast("list[CommState]", comm_state)  # join gates name Comms, whose states are all set above
         self.join_gates: list[Sequence[tuple[CommState, int]]] = [
             [(states[j], q) for j, q in g] if g else () for g in program.join_gates]
         self.finished = [st is not None for st in comm_state]  # Comms: see CommState.done_at

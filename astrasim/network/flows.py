@@ -201,7 +201,7 @@ class FlowNetwork:
         if b is _UNSET:
             b = self._bundles[key] = self._new_bundle(parts)
         self._bundle_of_parts[id(parts)] = (parts, b)  # holds parts: its id stays unique
-        return b  # type: ignore[return-value]
+        return b  # type: ignore[return-value]  # not _UNSET: replaced just above
 
     def _new_bundle(self, parts: Sequence[Part]) -> FlowClass | None:
         shape = lockstep_load(parts, self.resources)

@@ -254,7 +254,8 @@ class Strategy:
         return seconds
 
     # -- helpers for builders -------------------------------------------------------------------
-    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs) -> Callable[[str], float]:
+    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int,
+                   knobs: AnyKnobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
         g, k = self.profile_key(knobs)
         devs = self.profile_devices(n)
