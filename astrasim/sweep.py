@@ -216,7 +216,7 @@ def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], Non
     files: set[Path] = set()
     for p in iter_points(sc):
         graph_key = (p.profile_path, p.device, p.model, p.strategy, p.knobs, p.devices, p.tokens,
-                     p.element_bits, p.causal_skip, p.algorithm)
+                     p.element_bits, p.algorithm)
         if graph_key not in graphs:
             graphs[graph_key] = stream_ops_per_request(build_point_graph(p))
             check_generation(p)
