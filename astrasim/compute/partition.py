@@ -4,13 +4,13 @@ speeds, bounded by what each device's memory can take."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.strategies.base import BuildOptions
 
 
-def proportional_split(total: int, weights: list[float], minimum: int = 1,
+def proportional_split(total: int, weights: Sequence[float], minimum: int = 1,
                        maximum: list[int] | None = None) -> list[int]:
     """Split `total` items (tokens, heads, columns, layers) in proportion to `weights`, each part at
     least `minimum` and at most maximum[i] (memory bound; the excess goes to the others). Largest

@@ -62,6 +62,7 @@ def _custom_error(exc: ValidationError, prefix: str) -> UserError:
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
     field = prefix + loc
     if err["type"] == "extra_forbidden":
+        parent: type[BaseModel]
         if len(err["loc"]) >= 2 and err["loc"][0] == "edges":
             parent = CustomEdge
         elif len(err["loc"]) >= 2 and err["loc"][0] == "media":
@@ -129,7 +130,7 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
                 raise UserError(f"unknown medium {e.medium!r}; declare it under media", f"{f}.medium")
             m = g.graph["media"][e.medium]
             bw = e.bandwidth_mbps
-            attrs = {"bandwidth_mbps": None if bw is None else _check_bandwidth(bw, f"{f}.bandwidth_mbps"),
+            attrs: dict[str, Any] = {"bandwidth_mbps": None if bw is None else _check_bandwidth(bw, f"{f}.bandwidth_mbps"),
                      "latency_s": _check_latency(m["latency_s"] if e.latency_s is None else e.latency_s,
                                                  f"{f}.latency_s"),
                      "efficiency": None, "loss_rate": None, "bandwidth_trace": None,

@@ -338,7 +338,7 @@ class Fabric:
         rid = len(self.resources)
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
         per_row = None
-        if tr and airtime_trace is not None:
+        if trace and airtime_trace is not None:  # (tr is set exactly when trace is non-empty)
             tr = tuple((t, 0.0 if m is None else _goodput(b, m.efficiency, loss))
                        for (t, b), m in zip(trace, airtime_trace))
             per_row = tuple(None if m is None else _per_message(m.extra_bits, _goodput(b, m.efficiency, 0.0))

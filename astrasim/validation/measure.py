@@ -52,7 +52,7 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             best, best_share = None, float("inf")
             for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
                 wait_idle(log, f"profiling {name} N={n}")
-                rows, share = measure_others(lambda: profile_ops(
+                rows, share = measure_others(lambda name=name, n=n, pkey=pkey: profile_ops(
                     settings.model, [name], [n], None, settings.model.tokens, threads=1,
                     knobs={k: [v] for k, v in pkey}, repeats=settings.profile_repeats, warmup=2,
                     progress=False))
@@ -110,19 +110,22 @@ def measured_row(res: list[dict], label: str) -> dict:
             "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0, "measured_compute_s": compute,
             "in_pass_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
             "repeats": len(lat), "passes_dropped": len(every[0]) - len(lat),
-            "stolen": statistics.mean(_pass_shares(recs)), "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
+            "stolen": statistics.mean(_pass_shares(recs)),
+            "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
             "loadavg_1m": _loadavg()}
 
 
 def measure(settings: Settings, host_setup, alone: pd.DataFrame,
-            log=print, trace_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
+            log=print, trace_dir: str | Path | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
     engine inputs are built first, and its OpGraph is what the hosts run; each row's `_point` is
     its in-situ prediction: costed by the co-run rounds its workers ran right before each pass
     (`cost_rounds`, `corun.py`) on top of the `alone` profile, with their speed jitter
     (`from_profiles` turns it into the prediction from profiles); its network is the calibration of
-    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
-    message intervals and CPU time, the co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
+    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`,
+    every job's raw per-rank records (each pass's op and message intervals and CPU time, the
+    co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
     Returns (measured rows, the profiles used: alone rows and each
     point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
     from astrasim.network.topology import DEFAULTS

@@ -66,7 +66,8 @@ def point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float]
         rows &= table[k] == v
     if not rows.any():
         raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
-    table.loc[rows, "median_s"] = [costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
+    table.loc[rows, "median_s"] = [costs.get(op, s)
+                                   for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
     return ProfileCosts(table, source=f"validation co-run windows ({key})"), table[rows]
 
 
