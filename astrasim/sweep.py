@@ -32,7 +32,7 @@ from astrasim.results import (
     COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, InputDigests, Journal, fingerprint_path, header_line,
     key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
 )
-from astrasim.scenario import Point, Scenario, iter_points, load_scenario, point_key
+from astrasim.scenario import LoadedScenario, Point, iter_points, load_scenario, point_key
 from astrasim.scenario.grid import VARIANT_COLUMNS, count_points
 from astrasim.compute.sources import costs_for
 from astrasim.streams import check_stream_size, stream_ops_per_request
@@ -194,7 +194,7 @@ def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
 # The sweep
 
 
-def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], None]) -> set[Path]:
+def _check_points(sc: LoadedScenario, digests: InputDigests, advance: Callable[[], None]) -> set[Path]:
     """Everything that can fail before any simulation, for every point: profile keys (the op
     graph), the network (topology parameters, trace) and the files read. Graphs and networks
     shared by many points are built once. Returns the input files."""
@@ -217,7 +217,7 @@ def _check_points(sc: Scenario, digests: InputDigests, advance: Callable[[], Non
     return files
 
 
-def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None = None, workers: int = 1,
+def run_sweep(scenario_or_path: LoadedScenario | str | Path, *, out: str | Path | None = None, workers: int = 1,
               dask_address: str | None = None, resume: bool = False, progress: bool = True,
               overrides: list[str] | None = None, max_points: int = MAX_POINTS,
               inputs: Iterable[str | Path] = (),
@@ -229,7 +229,7 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     rows of an interrupted run whose inputs are unchanged (the others are recomputed);
     max_points: refuse larger grids; inputs: more files the output must not overwrite (the
     scenario file). Bad input raises UserError before any file is touched."""
-    given_path = not isinstance(scenario_or_path, Scenario)
+    given_path = not isinstance(scenario_or_path, LoadedScenario)
     sc = load_scenario(scenario_or_path, overrides) if given_path else scenario_or_path
     check_workers(workers)
     total = count_points(sc)
@@ -244,7 +244,7 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     digests = InputDigests()
     with _progress(progress, total) as bar:
         files = _check_points(sc, digests, bar.advance)
-        models = [CUSTOM_MODEL_FILES[s.name] for s in sc._specs if s.name in CUSTOM_MODEL_FILES]
+        models = [CUSTOM_MODEL_FILES[s.name] for s in sc.specs if s.name in CUSTOM_MODEL_FILES]
         protected = [*inputs, *([scenario_or_path] if given_path else []), *files, *models]
         for path in dict.fromkeys((final, journal_path, prints_path)):
             check_output_path(path, "--out", protected)
@@ -269,7 +269,7 @@ def run_sweep(scenario_or_path: Scenario | str | Path, *, out: str | Path | None
     return df
 
 
-def _simulate_grid(sc: Scenario, total: int, workers: int, client, resume: bool, final: Path, journal_path: Path,
+def _simulate_grid(sc: LoadedScenario, total: int, workers: int, client, resume: bool, final: Path, journal_path: Path,
                    prints_path: Path, digests: InputDigests, bar: "_progress",
                    on_row: Callable[[dict[str, Any]], None] | None) -> dict[tuple[str, ...], str]:
     """Journal every point's row (kept rows of a resume first); returns key -> line."""
@@ -306,7 +306,7 @@ def _simulate_grid(sc: Scenario, total: int, workers: int, client, resume: bool,
     return done
 
 
-def _resumable(sc: Scenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests
+def _resumable(sc: LoadedScenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests
                ) -> tuple[dict[tuple[str, ...], str], dict[str, str]]:
     """The finished rows worth keeping (valid values, computed from the very same inputs) and the
     expected fingerprint of every grid point; says on stderr how many rows are recomputed."""
