@@ -120,7 +120,7 @@ def test_dask_where_nothing_listens_fails_fast(env):
 
 
 def test_dask_port_that_never_answers_times_out(env, monkeypatch):
-    monkeypatch.setattr("astrasim.sweep.DASK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("astrasim.executors.DASK_TIMEOUT_S", 0.5)
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)

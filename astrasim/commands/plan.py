@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         from astrasim.analysis.planning import format_report, load_plan, run_plan
         from astrasim.errors import UserError
         from astrasim.fileio import check_output_path, write_csv_atomic
-        from astrasim.sweep import check_workers
+        from astrasim.executors import check_workers
 
         check_workers(workers)
         if out is not None or plot is not None:  # the plan reads the catalogs, profiles, accuracy tables of profiles/
