@@ -15,8 +15,9 @@ import multiprocessing
 import os
 import socket
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from astrasim.compute.sources import Inputs, costs_for, load_trace
 from astrasim.errors import UserError
@@ -85,7 +86,7 @@ def probe_scheduler(address: str, timeout: float) -> None:
             sock.settimeout(timeout)
             if not sock.recv(1):
                 raise UserError(f"'{address}' closed the connection without a Dask greeting; {fix}", field="--dask")
-    except socket.timeout:
+    except TimeoutError:
         raise UserError(f"'{address}' did not answer as a Dask scheduler within {timeout:g} s; {fix}",
                         field="--dask") from None
     except OSError as exc:
@@ -193,7 +194,11 @@ class Progress:
         if self.enabled:
             from rich.console import Console  # rich only when a bar is shown (startup time)
             from rich.progress import (
-                BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
             )
             from rich.progress import Progress as Bar
 
