@@ -13,8 +13,8 @@ generated token (ms_per_token), seconds of prefill (ttft_s), or prompt_tokens / 
 (prefill_tokens_per_s). Targets (issue 26): single-device rows median |error| <= 15 % and
 every row within 30 %; multi-device rows median <= 20 %.
 
-A row the current build cannot represent (a model, device or weight format it does not know)
-is reported as skipped with the loader's reason, not as an error of the table.
+A row the current build cannot represent (a model or device it does not know) is reported as
+skipped with the loader's reason, not as an error of the table.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from astrasim.compute.formats import FORMATS
 from astrasim.errors import UserError
+from astrasim.network.collectives import ALGORITHMS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = REPO_ROOT / "validation" / "published" / "measurements.csv"
@@ -37,19 +39,6 @@ PREDICTIONS = "predictions.csv"
 PLOT = "predicted_vs_published.png"
 
 METRICS = ("ms_per_token", "prefill_tokens_per_s", "ttft_s")
-# Only for a build without the device model's weight formats (astrasim.compute.formats, whose
-# names these are): the `weight_bits` a row then runs at.
-WEIGHT_FORMAT_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "q8_0": 8, "q4_0": 4, "q4_k_m": 4, "int4": 4}
-
-
-def weight_formats() -> tuple[str, ...]:
-    """The weight formats astrasim knows (astrasim.compute.formats where this build has it)."""
-    try:
-        from astrasim.compute.formats import FORMATS
-    except ImportError:
-        return tuple(WEIGHT_FORMAT_BITS)
-    return tuple(FORMATS)
-
 # What a cluster sends between devices, as its runtime names it -> scenario element_bits
 # (distributed-llama's Q80 buffer: 8-bit values with one f16 scale per 32, 8.5 bits: sent as 8).
 SYNC_BITS = {"q80": 8, "f16": 16, "f32": 32}
@@ -80,10 +69,10 @@ class Measurement(BaseModel):
     astrasim_format: str
     sync_format: str = ""
     runtime: str = Field(min_length=1)
-    algorithm: Literal["", "star", "ring", "direct"] = ""
+    algorithm: str = ""
     prompt_tokens: int = Field(ge=1)
     generated_tokens: int = Field(ge=0)
-    metric: Literal["ms_per_token", "prefill_tokens_per_s", "ttft_s"]
+    metric: str
     value: float = Field(gt=0, allow_inf_nan=False)
     notes: str = ""
 
@@ -104,8 +93,22 @@ class Measurement(BaseModel):
     @field_validator("astrasim_format")
     @classmethod
     def _format(cls, v: str) -> str:
-        if v not in weight_formats():
-            raise ValueError(f"'{v}' is not one of astrasim's weight formats {', '.join(weight_formats())}")
+        if v not in FORMATS:
+            raise ValueError(f"'{v}' is not one of astrasim's weight formats {', '.join(FORMATS)}")
+        return v
+
+    @field_validator("algorithm")
+    @classmethod
+    def _algorithm(cls, v: str) -> str:
+        if v and v not in ALGORITHMS:
+            raise ValueError(f"'{v}' is not one of {', '.join(ALGORITHMS)} (or empty for one device)")
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"'{v}' is not one of {', '.join(METRICS)}")
         return v
 
     @field_validator("sync_format")
@@ -116,7 +119,7 @@ class Measurement(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Measurement":
+    def _consistent(self) -> Measurement:
         cluster = self.count > 1
         for name in ("link", "algorithm", "sync_format"):
             if bool(getattr(self, name)) != cluster:
@@ -189,8 +192,6 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> list[Measurement]:
 def scenario_of(row: Measurement) -> dict[str, Any]:
     """The scenario mapping of one row: its model, prompt and generated tokens, device and count;
     one device runs `single`, a cluster `tp` with the row's collective algorithm over its link."""
-    from astrasim.scenario.schema import Scenario
-
     decode = row.metric == "ms_per_token"
     data: dict[str, Any] = {
         "name": "published",
@@ -200,11 +201,8 @@ def scenario_of(row: Measurement) -> dict[str, Any]:
         "devices": [row.count],
         "strategies": ["tp" if row.multi else "single"],
         "hardware": {"device": [row.device]},
+        "weight_format": [row.astrasim_format],
     }
-    if "weight_format" in Scenario.model_fields:
-        data["weight_format"] = row.astrasim_format
-    else:  # a build without weight formats: their bits through the weight_bits shorthand
-        data["weight_bits"] = [WEIGHT_FORMAT_BITS[row.astrasim_format]]
     if row.multi:
         topology, _, mbps = row.link.partition(":")
         data["algorithm"] = row.algorithm

@@ -5,7 +5,6 @@ and against the targets; see astrasim/published.py and validation/published/READ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command("published")
     @user_errors
     def published(
-        table: Optional[Path] = typer.Argument(None, help="measurements CSV (default: the shipped "
+        table: Path | None = typer.Argument(None, help="measurements CSV (default: the shipped "
                                                "validation/published/measurements.csv)"),
         out: Path = typer.Option(Path("validation/published"), help="folder for predictions.csv and "
                                  "predicted_vs_published.png"),

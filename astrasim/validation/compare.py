@@ -301,7 +301,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
-    base = alone_costs(alone)
+    costs_alone = alone_costs(alone)
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
            "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS, "trace": trace_dir is not None}
@@ -313,7 +313,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     cal_tables: list[pd.DataFrame] = []
 
     def run(bed, labels, n, topo, bw, algorithm, setup, cal=None):
-        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=base) for lb in labels}
+        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=costs_alone) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
         def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
