@@ -19,6 +19,7 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.executors import Progress, check_workers, close_client, dask_client, simulate_points
+from astrasim.executors import dask_client as _dask_client  # noqa: F401 (the name astrasim.placement.search imports)
 from astrasim.fileio import atomic_path, check_output_path, probe_output
 from astrasim.models import CUSTOM_MODEL_FILES
 from astrasim.pointrun import build_network, build_point_graph, check_generation, simulate_point
@@ -32,7 +33,7 @@ from astrasim.streams import check_stream_size, stream_ops_per_request
 from astrasim.strategies.registry import label_of, single_device_strategy
 
 __all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
-           "simulate_point", "build_point_graph", "check_workers"]
+           "simulate_point", "build_point_graph", "check_workers", "simulate_points"]
 
 
 MAX_POINTS = 100_000  # larger grids need max_points (--max-points): docs/scenarios.md
