@@ -18,6 +18,13 @@ KNOWN: dict[frozenset[str], str] = {
     # reuse reads compare's point_for / point_costs, compare re-predicts through reuse; the split
     # of validation/compare.py (settings, prediction, campaign, re-prediction) ends it
     frozenset({"astrasim.validation.compare", "astrasim.validation.reuse"}): "validation/compare.py's split",
+    # protocol.harness_constants reads compare.PAIRED_MIN (one of the harness modules' constants)
+    # while compare takes its Settings from protocol: PAIRED_MIN's home moves, or the fingerprint
+    # gets the constants from its caller
+    frozenset({"astrasim.validation.compare", "astrasim.validation.protocol"}): "PAIRED_MIN read back",
+    # annotation only (TYPE_CHECKING): sim.run_program's argument is the Program that program.py
+    # compiles and whose run calls sim; a Protocol of what a run reads of a Program would end it
+    frozenset({"astrasim.engine.program", "astrasim.engine.sim"}): "sim annotates Program",
 }
 
 
