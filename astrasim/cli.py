@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = ("profile", "simulate", "sweep", "plan", "accuracy", "validate", "crosscheck", "calibrate_device",
-                   "published")
+                   "published", "models")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"astrasim.commands.{_name}").register(app)

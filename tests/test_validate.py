@@ -3,6 +3,7 @@ message plans (real gloo processes on localhost), the calibration fit, settings,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -60,6 +61,16 @@ def _labels() -> list[str]:
     return out
 
 
+TINY_MOE = dataclasses.replace(TINY, name="val-tiny-moe", experts=4, experts_per_token=2, expert_mlp_hidden=128)
+
+
+def _spec(label: str) -> ModelSpec:
+    """TINY, or its MoE twin for a strategy that exists for MoE models only (ep)."""
+    from astrasim.strategies import parse_label
+
+    return TINY if parse_label(label)[0].applies(TINY) else TINY_MOE
+
+
 def _graph(label: str, n: int):
     from astrasim.strategies import build_graph, parse_label
 
@@ -68,7 +79,8 @@ def _graph(label: str, n: int):
             return 1e-3
 
     strategy, knobs = parse_label(label)
-    return build_graph(strategy, TINY, UnitCosts(), n, TINY.tokens, knobs)
+    spec = _spec(label)
+    return build_graph(strategy, spec, UnitCosts(), n, spec.tokens, knobs)
 
 
 def _collective_graph(n: int):
@@ -104,7 +116,7 @@ def test_kernel_calls_cover_every_op_of_every_device(label):
     n = 2
     g = _graph(label, n)
     for rank in range(g.n_devices):
-        calls = kernel_calls_per_layer(label, TINY, n, rank)
+        calls = kernel_calls_per_layer(label, _spec(label), n, rank)
         DeviceRun(g, rank, calls, "ring")  # raises if an op has no kernel call
 
 
@@ -141,7 +153,7 @@ def _graph_worker(rank: int, n: int, port: int, labels: list[str], q) -> None:
         for label in labels:
             sg = _graph(label, n)
             if rank < sg.n_devices:
-                srun = DeviceRun(sg, rank, kernel_calls_per_layer(label, TINY, n, rank), "ring", log=True)
+                srun = DeviceRun(sg, rank, kernel_calls_per_layer(label, _spec(label), n, rank), "ring", log=True)
                 srun.run()
                 logs[label] = srun.message_log
             dist.barrier()

@@ -155,6 +155,11 @@ class Strategy:
             return self.rows_from, 1
         return self.name, self.profile_devices(n)
 
+    def applies(self, spec: "ModelSpec") -> bool:
+        """Whether this strategy exists for this model at all (ep: only mixture-of-experts models). A
+        scenario's grid leaves out the (model, strategy) pairs that do not apply; `check` refuses knobs."""
+        return True
+
     def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
         or UserError for a split the model does not allow (more devices than KV heads)."""
@@ -260,7 +265,7 @@ class Strategy:
         sh = LayerShape.of(spec)
         total = tokens + output_tokens
         one = Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
-                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim),
+                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim, sh),
                      activations=activation_bytes(sh, tokens, tokens, tokens, tokens))
         return [one] * n
 
@@ -294,7 +299,7 @@ class Strategy:
     def head_cost(self, spec: "ModelSpec", n: int) -> Cost:
         """One token's final norm, LM head and next-token embedding lookup on a device computing it
         (default: the whole vocabulary on one device)."""
-        return lm_head(spec.hidden, spec.vocab, spec.norm, 4)
+        return lm_head(spec.hidden, spec.vocab, spec.norm, 4, softcap=spec.final_softcap > 0)
 
     def head_devices(self, n: int) -> tuple[int, ...]:
         """The devices computing the LM head (default: the last, which holds the last position)."""

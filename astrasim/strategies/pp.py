@@ -137,7 +137,7 @@ class PipelineParallel(Strategy):
             ends = s in (0, n - 1)  # the first stage embeds, the last applies the head
             w = len(layers) * layer_weights(sh) + (outer_weights(spec) if ends else 0)
             out.append(Memory(weights=w * options.weight_bits / 8,
-                              kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim),
+                              kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim, sh),
                               activations=activation_bytes(sh, chunk, chunk, tokens, chunk)))
         return out
 

@@ -13,6 +13,7 @@ re-measured or refitted here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -91,7 +92,13 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     except (OSError, ValueError) as exc:
         raise UserError(f"'{folder / 'model.json'}' is missing or unreadable ({exc}); measure again with "
                         f"`astrasim validate`", field="reuse_measurements") from None
-    differ = sorted(k for k, v in asdict(settings.model).items() if stored.get(k) != v)
+    from astrasim.models import ModelSpec
+
+    # fields a stored model.json predates take their defaults (ModelSpec grows fields, old campaigns stay valid)
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
+    filled = asdict(ModelSpec(**{k: stored.get(k, defaults[k]) for k in defaults})) if all(
+        k in stored for k in defaults if defaults[k] is dataclasses.MISSING) else stored
+    differ = sorted(k for k, v in asdict(settings.model).items() if filled.get(k) != v)
     if differ:
         raise UserError(f"the measurements in '{folder}' are of another model (it differs in {', '.join(differ)}); "
                         f"give the scenario they were measured with", field="model")
