@@ -11,7 +11,8 @@ import pytest
 
 from astrasim.errors import UserError
 from astrasim.models import BUILTIN_MODELS, get_model, load_model
-from astrasim.models.hf import SUPPORTED_TYPES, load_hf_config
+from astrasim.models import load_hf_config
+from astrasim.models.hf import SUPPORTED_TYPES
 from astrasim.models.zoo import ZOO
 
 LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

@@ -25,11 +25,6 @@ KNOWN: dict[frozenset[str], str] = {
     # annotation only (TYPE_CHECKING): sim.run_program's argument is the Program that program.py
     # compiles and whose run calls sim; a Protocol of what a run reads of a Program would end it
     frozenset({"astrasim.engine.program", "astrasim.engine.sim"}): "sim annotates Program",
-    # the models package's __init__ holds ModelSpec and the name check (which asks the zoo), hf
-    # and the zoo build ModelSpecs from config.json and the zoo reads them through hf: ModelSpec
-    # and model_from_dict in a module of their own (models/spec.py) end both
-    frozenset({"astrasim.models", "astrasim.models.hf"}): "ModelSpec in the package __init__",
-    frozenset({"astrasim.models", "astrasim.models.zoo"}): "ModelSpec in the package __init__",
 }
 
 
