@@ -109,7 +109,7 @@ def default_name(p: Path) -> str:
 
 
 def spec_from_config(data: dict, name: str, path: Path | str = "config.json") -> ModelSpec:
-    """The ModelSpec a config maps to (checked; its name is the caller's to check: astrasim.models.load_hf_config)."""
+    """The ModelSpec a config maps to, checked (its name is the caller's to check: models.load_hf_config)."""
     c = _Config(data, Path(path))
     mtype = data.get("model_type")
     if mtype not in SUPPORTED_TYPES:
@@ -130,7 +130,7 @@ def spec_from_config(data: dict, name: str, path: Path | str = "config.json") ->
 
 # ModelSpec field -> the config.json key a check() error is about (decoder naming)
 _HF_FIELD = {"model.heads": "num_attention_heads", "model.kv_heads": "num_key_value_heads",
-    """The ModelSpec a config maps to, checked (its name is the caller's to check: models.load_hf_config)."""
+             "model.layers": "num_hidden_layers", "model.hidden": "hidden_size", "model.mlp_hidden": "intermediate_size",
              "model.experts_per_token": "num_experts_per_tok", "model.head_dim": "head_dim"}
 
 
