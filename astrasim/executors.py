@@ -218,7 +218,10 @@ class Progress:
         if self.bar is not None:
             self.bar.update(self.task, description=description)
 
-    def restart(self, description: str, completed: int = 0) -> None:
+    def restart(self, description: str, completed: int = 0, total: int | None = None) -> None:
+        """A new phase from `completed` steps, over `total` (default: the same total)."""
+        if total is not None:
+            self.total = total
         if self.bar is not None:
             self.bar.reset(self.task, total=self.total, completed=completed, description=description)
 

@@ -49,6 +49,8 @@ def test_progress_counts_exactly_and_restarts():
         bar.advance(description="point 3")
         bar.describe("point 4")
         assert (task.completed, task.total, task.description) == (3, 5, "point 4")
+        bar.restart("simulating", total=2)
+        assert (task.completed, task.total) == (0, 2)
     assert not bar.bar.live.is_started  # stopped on exit
     with Progress(False, 5) as off:  # disabled: nothing shown, every call a no-op
         off.advance()
