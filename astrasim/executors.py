@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -50,20 +50,22 @@ def _simulate_many(points: list[Point]) -> list[dict[str, Any]]:
     return [simulate_point(p) for p in points]
 
 
-def local(points: Iterable[Point], workers: int, n_points: int) -> Iterator[dict[str, Any]]:
+def local(points: Iterable[Any], workers: int, n_points: int,
+          run: Callable[[list], list] = _simulate_many) -> Iterator[Any]:
     """Points go to the workers in small batches (a point takes milliseconds: one task per point
     would spend more on inter-process traffic than on simulating), a few batches per worker in
-    flight (the grid is never held whole); rows are yielded per batch."""
+    flight (the grid is never held whole); rows are yielded per batch. `run` maps a batch to its
+    results (a picklable function; default: simulate every point)."""
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     size = max(1, min(16, n_points // (workers * 8)))
     batches = iter(lambda it=iter(points): list(itertools.islice(it, size)), [])
     processes = max(1, min(workers, -(-n_points // size)))
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        pending = {pool.submit(_simulate_many, b) for b in itertools.islice(batches, 4 * processes)}
+        pending = {pool.submit(run, b) for b in itertools.islice(batches, 4 * processes)}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                pending |= {pool.submit(_simulate_many, b) for b in itertools.islice(batches, len(finished))}
+                pending |= {pool.submit(run, b) for b in itertools.islice(batches, len(finished))}
                 for fut in finished:
                     yield from fut.result()
         finally:
@@ -161,11 +163,13 @@ def dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
         close_client(client)
 
 
-def simulate_points(points: Iterable[Point], *, workers: int = 1, client=None,
+def simulate_points(points: Iterable[Point], *, workers: int = 1, client=None, dask_address: str | None = None,
                     n_points: int | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of `points` (any order): on the Dask `client` (closed at the end) when given, else in
-    `workers` local processes when there is more than one point, else serially. n_points: how
-    many `points` holds, when it is an iterator."""
+    """Rows of `points` (any order): on the Dask `client` (or one connected to `dask_address`;
+    closed at the end) when given, else in `workers` local processes when there is more than one
+    point, else serially. n_points: how many `points` holds, when it is an iterator."""
+    if client is None and dask_address:
+        client = dask_client(dask_address)
     if client is not None:
         return dask(points, client)
     if n_points is None:

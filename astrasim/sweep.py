@@ -19,7 +19,6 @@ import pandas as pd
 
 from astrasim.errors import UserError
 from astrasim.executors import Progress, check_workers, close_client, dask_client, simulate_points
-from astrasim.executors import dask_client as _dask_client  # noqa: F401 (the name astrasim.placement.search imports)
 from astrasim.fileio import atomic_path, check_output_path, probe_output
 from astrasim.models import CUSTOM_MODEL_FILES
 from astrasim.pointrun import build_network, build_point_graph, check_generation, simulate_point
@@ -60,7 +59,7 @@ def _check_points(sc: LoadedScenario, digests: InputDigests, advance: Callable[[
     files: set[Path] = set()
     for p in iter_points(sc):
         graph_key = (p.profile_path, p.device, p.model, p.strategy, p.knobs, p.devices, p.tokens,
-                     p.element_bits, p.causal_skip, p.algorithm)
+                     p.element_bits, p.algorithm)
         if graph_key not in graphs:
             graphs[graph_key] = stream_ops_per_request(build_point_graph(p))
             check_generation(p)

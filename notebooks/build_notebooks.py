@@ -138,13 +138,15 @@ display(ablation_table(measured).round(2))
 display(Image(str(plot_measured_accuracy(measured, OUT / "measured_accuracy.png"))))'''),
         new_markdown_cell("## 5. The answer"),
         new_code_cell('''\
+from astrasim.strategies import label_of
+
 def answer(model: str) -> str:
     rows = marked[(marked.model == model) & (marked.pareto != "missing")]
     metric = {"top1_pct": "top-1 %"}.get(rows.accuracy_metric.iloc[0], rows.accuracy_metric.iloc[0])
     best_acc = rows.accuracy.max() if rows.accuracy_higher_is_better.iloc[0] else rows.accuracy.min()
     exact = rows[rows.accuracy == best_acc].sort_values("latency_s").iloc[0]
     fastest = rows.sort_values("latency_s").iloc[0]
-    name = lambda r: f"{r.strategy} G={r.groups}" if r.strategy == "astra" else r.strategy
+    name = label_of  # the registry's label of a row's variant ("astra G=32", "sp")
     text = f"{model} at {BW:g} Mbps with {N} devices: "
     if fastest.name == exact.name:
         return text + (f"{name(fastest)} is the fastest configuration with a known {metric} ({fastest.latency_s:.3f} s) "
@@ -172,7 +174,7 @@ Starts from `scenarios/wifi.yaml` (its strategies and GPT2-S at 1024 tokens) and
 `astrasim.analysis.planning` for the cheapest devices x count x strategy on the 20 Mbps Wi-Fi of
 `profiles/networks.yaml` that serves a 1024-token prefill in under 1 s with zero-shot perplexity
 no worse than 80 (ASTRA G=32 publishes 76.24, the original model 58.91). Devices and prices:
-`profiles/devices.yaml`; cost = devices x price + network; energy = power x busy time.
+`profiles/devices.yaml`; cost = devices x price + network; energy = active power x busy + idle power x the rest + Wi-Fi radio airtime (astrasim.placement.energy).
 `ASTRASIM_NOTEBOOK_QUICK=1` runs a reduced grid."""),
         new_code_cell(SETUP),
         new_code_cell(PROFILE),

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from astrasim.commands import user_errors
+from astrasim.strategies.astra import AstraKnobs
 
 
 def _ints(text: str, field: str) -> tuple[int, ...]:
@@ -39,7 +40,8 @@ def register(app: typer.Typer) -> None:
                                        "single vs distributed CLS at one (G, N) point"),
         ablation_point: str = typer.Option("1,4", "--ablation-point", help="G,N of the ablations"),
         noise_lambda: float = typer.Option(1.0, "--noise-lambda", help="noise augmentation lambda of the grid"),
-        codebook: int = typer.Option(256, "--codebook", help="codebook entries K per group"),
+        codebook: int = typer.Option(AstraKnobs.model_fields["codebook"].default, "--codebook", help="codebook entries K per group (default: the astra "
+                                     "strategy's knob default)"),
         beta: float = typer.Option(0.0002, "--beta", help="VQ (commitment + codebook) loss weight"),
         pretrain_epochs: int = typer.Option(20, "--pretrain-epochs"),
         finetune_epochs: int = typer.Option(3, "--finetune-epochs"),

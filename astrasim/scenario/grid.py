@@ -70,7 +70,6 @@ class Point:
     speeds: tuple[float, ...] | None
     network: NetworkPoint
     element_bits: int = 32
-    causal_skip: bool = True
     algorithm: str = "auto"
     # memory and mixed fleets (astrasim/compute/hardware.py)
     weight_bits: int = 32
@@ -91,7 +90,7 @@ class Point:
 
     def options(self) -> BuildOptions:
 
-        return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
+        return BuildOptions(element_bits=self.element_bits, algorithm=self.algorithm,
                             weight_bits=weight_format(self.weight_format).bits, fleet=point_fleet(self),
                             head_s=head_seconds(self) if self.output_tokens > 0 else ())
 
@@ -167,7 +166,7 @@ IDENTITY: tuple[tuple[str, Callable[[Point], Any]], ...] = (
     ("network", _net("kind")), ("bandwidth_mbps", _net("bandwidth_mbps")), ("latency_param_s", _net("latency_s")),
     ("efficiency", _net("efficiency")), ("loss_rate", _net("loss_rate")), ("trace", lambda p: p.network.trace or ""),
     ("broadcast", _net("broadcast")), ("wifi", lambda p: p.network.wifi or ""),
-    ("element_bits", attrgetter("element_bits")), ("causal_skip", attrgetter("causal_skip")),
+    ("element_bits", attrgetter("element_bits")),
     ("algorithm", attrgetter("algorithm")), ("weight_bits", attrgetter("weight_bits")),
     ("partition", attrgetter("partition")),
     ("output_tokens", attrgetter("output_tokens")),  # generation
@@ -211,7 +210,7 @@ def iter_points(sc) -> Iterator[Point]:
                         p = Point(scenario=sc.name, model=spec, tokens=tokens, strategy=name, knobs=knobs,
                                   devices=1 if strategy.single_device else n, hardware=hardware,
                                   profile_path=str(ppath), device=device, speed=float(speed), speeds=speeds,
-                                  network=network, element_bits=bits, causal_skip=sc.causal_skip,
+                                  network=network, element_bits=bits,
                                   algorithm=sc.algorithm, weight_bits=FORMATS[wfmt].nominal_bits,
                                   partition=hw.partition, listed=fleet_all, headroom_gb=sc.memory.headroom_gb,
                                   weight_format=wfmt, compute=hw.compute,

@@ -12,7 +12,6 @@ name or knobs; docs/strategies.md, "Adding a strategy", shows the recipe.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
@@ -23,6 +22,7 @@ from astrasim.compute.analytic import Cost, LayerShape, lm_head
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import proportional_split
 from astrasim.compute.formats import SHORTHAND
+from astrasim.compute.profiles import ProfileKey
 from astrasim.compute.roofline import Fleet
 from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
 from astrasim.opgraph import Comm, Compute, OpGraph
@@ -39,7 +39,7 @@ class Costs(Protocol):
     """Anything that answers per-op seconds (ProfileCosts, or a test double)."""
 
     def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
-                groups: int = 0, codebook: int = 0) -> float: ...
+                key: ProfileKey = ()) -> float: ...
 
 
 class KnobError(ValueError):
@@ -67,12 +67,10 @@ class BuildOptions:
     """Scenario-wide settings every builder may read (not a strategy's own knobs).
 
     element_bits: b, the width of every full-precision element sent (32 = fp32, the paper's
-    setting; 16; 8); causal_skip: on causal models a strategy may send data only to the later
-    devices that need it (ASTRA's codes); algorithm: the collective algorithm asked of the engine
-    ("auto" = the engine's default)."""
+    setting; 16; 8); algorithm: the collective algorithm asked of the engine ("auto" = the
+    engine's default). What only one strategy reads is that strategy's knob, not an option here."""
 
     element_bits: int = 32
-    causal_skip: bool = True
     algorithm: str = "auto"
     # memory and fleets (see Fleet): bits per stored weight (the weight format's, scales included);
     # per-device hardware and partition weights
@@ -110,9 +108,12 @@ class Strategy:
     splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
     rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
-    profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
+    profiled_knobs: ClassVar[tuple[str, ...]] = ()  # integer knobs that key profile rows (a column each)
+    profile_values: ClassVar[dict[str, tuple[int, ...]]] = {}  # profiled knob -> values a profile measures by
+    # default (`astrasim profile`, synthetic profiles); a profiled knob not listed: its default
     label_knobs: ClassVar[dict[str, str]] = {}  # knob -> label tag ("groups" -> "G"); a knob at its default
     label_always: ClassVar[tuple[str, ...]] = ()  # ... is left out of the label unless listed here
+    splits: ClassVar[str] = "tokens"            # what `parts` splits across devices (placement pictures)
 
     # -- knobs and variants ------------------------------------------------------------------
     def knob_defaults(self) -> dict[str, Any]:
@@ -139,10 +140,20 @@ class Strategy:
                 parts.append(f"{tag}={v}")
         return " ".join(parts)
 
-    def profile_key(self, knobs: Knobs) -> tuple[int, int]:
-        """(groups, codebook) of this variant's profile rows; 0 for what the strategy lacks."""
-        return tuple(int(getattr(knobs, k)) if k in self.profiled_knobs else 0  # type: ignore[return-value]
-                     for k in ("groups", "codebook"))
+    def profile_key(self, knobs: Knobs) -> ProfileKey:
+        """(column, value) of each profiled knob of this variant: its profile rows' key beyond (model,
+        strategy, devices, op); a profile table's other knob columns hold 0 in its rows."""
+        return tuple((k, int(getattr(knobs, k))) for k in self.profiled_knobs)
+
+    def profile_lists(self, given: dict[str, Any]) -> dict[str, list]:
+        """The values of each profiled knob a profile measures: `given` (profiled knob -> values, any
+        strategy's), else this strategy's profile_values; a knob in neither keeps its default."""
+        return {k: list(given[k]) if k in given else list(self.profile_values[k])
+                for k in self.profiled_knobs if k in given or k in self.profile_values}
+
+    def profile_knobs(self, key: Any) -> Knobs:
+        """The knobs of a profile row (a mapping with the profiled knobs' columns); the rest default."""
+        return self.Knobs(**{k: int(key[k]) for k in self.profiled_knobs})
 
     def profile_devices(self, n: int) -> int:
         """The device count of this strategy's profile rows at N devices."""
@@ -210,11 +221,11 @@ class Strategy:
     def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs) -> Callable[[str, int], float]:
         """(op, cache) -> seconds of a decode-step op from this strategy's decode rows (the profile's
         `tokens` column holds the cache length; linear interpolation between measured lengths)."""
-        g, k = self.profile_key(knobs)
+        key = self.profile_key(knobs)
         devs = self.profile_devices(n)
         has = getattr(costs, "has", None)
         for op in self.decode_ops:
-            if has is not None and not has(spec.name, self.name, devs, op, g, k):
+            if has is not None and not has(spec.name, self.name, devs, op, key):
                 from astrasim.errors import UserError
 
                 src = Path(getattr(costs, "source", "profiles/cpu.csv"))
@@ -223,7 +234,7 @@ class Strategy:
                                 f"devices={devs} op={op}; measure it with `astrasim profile --decode --models "
                                 f"{spec.name} --strategies {self.name} --devices {devs} --tokens 1,512,1024 "
                                 f"--out {out}`", field="hardware.profile")
-        return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, g, k)
+        return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, key)
 
     def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, device: int,
                                options: BuildOptions) -> dict[str, "Cost"]:
@@ -252,9 +263,9 @@ class Strategy:
     # -- helpers for builders -------------------------------------------------------------------
     def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
-        g, k = self.profile_key(knobs)
+        key = self.profile_key(knobs)
         devs = self.profile_devices(n)
-        return lambda op: costs.seconds(spec.name, self.name, devs, op, tokens, g, k)
+        return lambda op: costs.seconds(spec.name, self.name, devs, op, tokens, key)
 
     # -- memory and uneven partitions (defaults: the whole model on every device, even split) -----
     def memory(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, options: BuildOptions,
@@ -317,11 +328,6 @@ def split_tokens(tokens: int, n: int) -> list[int]:
     """torch.tensor_split order: the first tokens mod n devices get one more token."""
     q, r = divmod(tokens, n)
     return [q + 1 if i < r else q for i in range(n)]
-
-
-def code_bits(groups: int, codebook: int) -> float:
-    """Bits per token of ASTRA's grouped VQ codes: G * log2 K."""
-    return groups * math.log2(codebook)
 
 
 class Builder:

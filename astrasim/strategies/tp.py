@@ -73,6 +73,8 @@ class TensorParallel(Strategy):
                 "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden)}
 
     # -- memory and uneven head / column splits -----------------------------------------------------
+    splits = "KV heads"
+
     def parts(self, spec, n, tokens, knobs, options):
         """KV heads per device (query heads follow their KV head), in proportion to the partition weights,
         bounded by each device's memory (with the same fraction of the MLP columns)."""
