@@ -25,11 +25,29 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from astrasim.analysis.accuracy_data import join_accuracy
+from astrasim.analysis.pareto import mark_pareto
+from astrasim.analysis.planning import load_devices, load_networks, plan_accuracy
+from astrasim.compute.hardware import catalog_rate, layer_seconds
 from astrasim.errors import UserError
-from astrasim.executors import local
+from astrasim.executors import Progress, check_workers, dask_client, local, simulate_points
+from astrasim.models import get_model
+from astrasim.placement.bounds import NetworkBound, point_bound
 from astrasim.placement.candidates import (
-    NO_NETWORK, Candidate, base_point, enumerate_candidates, to_point,
+    NO_NETWORK,
+    Candidate,
+    base_point,
+    enumerate_candidates,
+    to_point,
 )
+from astrasim.placement.inventory import check_inventory
+from astrasim.placement.stages import pp_stages
+from astrasim.pointrun import build_network
+from astrasim.results import row_key
+from astrasim.scenario import point_key
+from astrasim.scenario.fleet import memory_check
+from astrasim.strategies import get
+from astrasim.strategies.registry import knob_columns
 
 STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "over budget",
           "cannot run", "inconsistent")
@@ -66,8 +84,6 @@ class SearchResult:
 
 def speed_ranks(plan) -> dict[str, float]:
     """Roofline seconds of one layer per kind (lower is faster)."""
-    from astrasim.models import get_model
-    from astrasim.compute.hardware import catalog_rate, layer_seconds
 
     try:
         spec = get_model(plan.model)
@@ -79,8 +95,6 @@ def speed_ranks(plan) -> dict[str, float]:
 
 def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
     """Accuracy of each (strategy, knobs) variant, joined from the accuracy tables."""
-    from astrasim.analysis.accuracy_data import join_accuracy
-    from astrasim.strategies.registry import knob_columns
 
     keys = sorted({(c.strategy, c.knobs, c.devices) for c in cands}, key=repr)
     if not keys:
@@ -124,11 +138,6 @@ _NETS: dict = {}  # (network, devices) -> NetworkBound, per process
 def evaluate(item, ctx: Context):
     """(candidate, point, status, bound) of one candidate: can it run, pp's stages by the DP, does it
     fit, does it meet the accuracy floor, its analytic bound, can that bound meet the target."""
-    from astrasim.placement.bounds import NetworkBound, point_bound
-    from astrasim.placement.stages import pp_stages
-    from astrasim.pointrun import build_network
-    from astrasim.scenario.fleet import memory_check
-    from astrasim.strategies import get
 
     cand, point, reference = item
     s = get(cand.strategy)
@@ -184,10 +193,6 @@ def evaluate_all(items, ctx: Context, workers: int, advance):
 def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progress: bool = True,
                exhaustive: bool | None = None, networks_path=None, devices_path=None) -> SearchResult:
     """Search the plan's placements; UserError on bad input (before any simulation)."""
-    from astrasim.analysis.planning import load_devices, load_networks, plan_accuracy
-    from astrasim.placement.inventory import check_inventory
-    from astrasim.scenario import point_key
-    from astrasim.executors import Progress, check_workers, dask_client, simulate_points
 
     check_workers(workers)
     devices = load_devices(devices_path)
@@ -274,13 +279,11 @@ def _inconsistent(row: dict) -> bool:
 
 
 def point_key_of_row(row: dict) -> tuple[str, ...]:
-    from astrasim.results import row_key
 
     return row_key(row)
 
 
 def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
-    from astrasim.analysis.pareto import mark_pareto
 
     rows = []
     for r in records:
