@@ -134,8 +134,9 @@ SOURCE_SUFFIXES = (".py", ".c", ".cc", ".h", ".yaml", ".json", ".csv")  # the pa
 
 
 def source_digest(root: Path = PACKAGE) -> str:
-    """A hash of the simulator's code: every source file of the package (its path and content). A row computed by other code never passes for this code's (the version number
-    stays the same across many behaviour-changing commits)."""
+    """A hash of the simulator's code: every source file of the package (its path and content). A
+    row computed by other code never passes for this code's (the version number stays the same
+    across many behaviour-changing commits)."""
     h = hashlib.sha256()
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
                     and "__pycache__" not in p.parts):

@@ -4,8 +4,9 @@ Result files are tidy (one row per point; columns `COLUMNS`) and written as poin
 row is one complete line, appended, flushed and fsync'ed, so an interrupted sweep (Ctrl-C,
 kill -9) loses at most the line being written; the fingerprint of each row's inputs (results.py
 InputDigests) goes to `<out>.inputs`. `resume=True` drops a torn last line, keeps the finished
-rows whose values are valid and whose inputs are unchanged, and runs only the other points. When every point is done the file is rewritten
-(atomically) in grid order, so serial, local-worker and Dask runs give byte-identical files.
+rows whose values are valid and whose inputs are unchanged, and runs only the other points. When
+every point is done the file is rewritten (atomically) in grid order, so serial, local-worker and
+Dask runs give byte-identical files.
 A .parquet output is journaled the same way in `<out>.partial.csv` and converted at the end.
 """
 

@@ -14,8 +14,8 @@ from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.cli import app
-from hostile import (  # noqa: F401 - env is a fixture
-    CUSTOM_OK, ROOT_USER, env, nothing_written, refused, runner, scenario,
+from hostile import (  # noqa: F401 - env_fixture: the `env` fixture
+    CUSTOM_OK, ROOT_USER, env_fixture, nothing_written, refused, runner, scenario,
 )
 
 # ----------------------------------------------------------------------------- output paths

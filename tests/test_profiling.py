@@ -26,7 +26,7 @@ def table():
 
 def test_table_has_the_interface_columns_and_every_op(table):
     assert list(table.columns) == COLUMNS
-    for (strategy, n, g), rows in table.groupby(["strategy", "devices", "groups"]):
+    for (strategy, _n, g), rows in table.groupby(["strategy", "devices", "groups"]):
         assert tuple(rows["op"]) == STRATEGIES[strategy].ops
         assert (g > 0) == (strategy == "astra") and (rows["codebook"] == (1024 if g else 0)).all()
     assert set(table.loc[table.strategy == "single", "devices"]) == {1}

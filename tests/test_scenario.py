@@ -39,7 +39,7 @@ def test_every_field_has_a_default_and_a_description():
     Scenario()  # constructible with no input at all
     rows = describe()
     assert len(rows) >= 20
-    for name, default, desc in rows:
+    for name, _default, desc in rows:
         assert desc, f"{name} has no description"
     names = {r[0] for r in rows}
     assert {"network.bandwidth_mbps", "strategies[].groups", "hardware.speeds", "element_bits",

@@ -4,7 +4,8 @@ speeds, bounded by what each device's memory can take."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from astrasim.compute.roofline import Fleet
 
@@ -16,7 +17,7 @@ class HasFleet(Protocol):
     def fleet(self) -> Fleet | None: ...
 
 
-def proportional_split(total: int, weights: list[float], minimum: int = 1,
+def proportional_split(total: int, weights: Sequence[float], minimum: int = 1,
                        maximum: list[int] | None = None) -> list[int]:
     """Split `total` items (tokens, heads, columns, layers) in proportion to `weights`, each part at
     least `minimum` and at most maximum[i] (memory bound; the excess goes to the others). Largest

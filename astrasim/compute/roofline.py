@@ -48,6 +48,7 @@ class Fleet:
         if ref is None or mine is None:
             return 1.0
         if self.models:
+            assert self.fmt is not None, "calibrated models come with their weight format"
             base = self.models[0].seconds(ref, self.fmt)
             return self.models[device].seconds(mine, self.fmt) / base if base > 0 else 1.0
         nbytes = mine.bytes - mine.weights * (1 - weight_bits / PROFILED_WEIGHT_BITS)

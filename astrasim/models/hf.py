@@ -14,7 +14,7 @@ are accepted and leave the shape as it is. A window at least as long as the cont
 | qwen2 | qwen2 | Q/K/V biases; `use_sliding_window` on the layers from `max_window_layers` on |
 | qwen3 | qwen3 | q/k RMSNorm, `head_dim` (Qwen3Config's default 128) |
 | phi3 | phi3 | fused qkv and gate-up (same weights and FLOPs as separate ones) |
-| gemma, gemma2 | gemma, gemma2 | `head_dim`, GeGLU, tied; gemma2: 4 norms/layer, window on half the layers, soft-capping |
+| gemma, gemma2 | gemma, gemma2 | `head_dim`, GeGLU, tied; gemma2: 4 norms/layer, half the layers windowed, softcaps |
 | mixtral | mixtral | `num_local_experts`, `num_experts_per_tok` of `intermediate_size` |
 | qwen2_moe | qwen2_moe | `num_experts`, `moe_intermediate_size`, one gated shared expert |
 | qwen3_moe | qwen3_moe | `num_experts`, `moe_intermediate_size`, q/k norms |

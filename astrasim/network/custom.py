@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astrasim.errors import UserError
 from astrasim.network.checks import (
-    check_bandwidth, check_efficiency, check_latency, check_loss, check_node, check_trace, check_trace_ends_up,
+    check_bandwidth,
+    check_efficiency,
+    check_latency,
+    check_loss,
+    check_node,
+    check_trace,
+    check_trace_ends_up,
 )
 
 Number = Annotated[float, Field(strict=True)]  # 1 and 1.5, not "1" nor true
@@ -61,6 +67,7 @@ def _custom_error(exc: ValidationError, prefix: str) -> UserError:
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
     field = prefix + loc
     if err["type"] == "extra_forbidden":
+        parent: type[BaseModel]
         if len(err["loc"]) >= 2 and err["loc"][0] == "edges":
             parent = CustomEdge
         elif len(err["loc"]) >= 2 and err["loc"][0] == "media":
@@ -128,11 +135,11 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
                 raise UserError(f"unknown medium {e.medium!r}; declare it under media", f"{f}.medium")
             m = g.graph["media"][e.medium]
             bw = e.bandwidth_mbps
-            attrs = {"bandwidth_mbps": None if bw is None else check_bandwidth(bw, f"{f}.bandwidth_mbps"),
-                     "latency_s": check_latency(m["latency_s"] if e.latency_s is None else e.latency_s,
-                                                 f"{f}.latency_s"),
-                     "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
-                     "duplex": "half", "medium": e.medium}
+            attrs: dict[str, Any] = {
+                "bandwidth_mbps": None if bw is None else check_bandwidth(bw, f"{f}.bandwidth_mbps"),
+                "latency_s": check_latency(m["latency_s"] if e.latency_s is None else e.latency_s, f"{f}.latency_s"),
+                "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
+                "duplex": "half", "medium": e.medium}
             for key in ("efficiency", "loss_rate", "bandwidth_trace"):
                 if getattr(e, key) is not None:
                     raise UserError(f"an edge on a medium takes {key} from the medium", f"{f}.{key}")

@@ -27,14 +27,21 @@ Routes are networkx shortest paths in hops (ties: networkx's deterministic BFS o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import networkx as nx
 
 from astrasim.errors import UserError
 from astrasim.network.checks import (  # noqa: F401 (Trace, check_trace, load_bandwidth_trace: re-exported)
-    Trace, check_bandwidth, check_efficiency, check_latency, check_loss, check_trace, load_bandwidth_trace,
+    Trace,
+    check_bandwidth,
+    check_efficiency,
+    check_latency,
+    check_loss,
+    check_trace,
+    load_bandwidth_trace,
 )
 from astrasim.network.custom import custom_topology
 from astrasim.network.wifi_config import parse_wifi, wifi_medium
@@ -220,7 +227,7 @@ class Fabric:
         rid = len(self.resources)
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
         per_row = None
-        if tr and airtime_trace is not None:
+        if trace and airtime_trace is not None:  # (tr is set exactly when trace is non-empty)
             tr = tuple((t, 0.0 if m is None else _goodput(b, m.efficiency, loss))
                        for (t, b), m in zip(trace, airtime_trace))
             per_row = tuple(None if m is None else _per_message(m.extra_bits, _goodput(b, m.efficiency, 0.0))

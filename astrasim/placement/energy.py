@@ -102,7 +102,7 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
         algo = resolve_algorithm(op.collective, op.algorithm, default)
         root = op.devices.index(op.root) if op.root is not None and op.root in op.devices else 0
         plan = collective_plan(op.collective, len(op.devices), algo, root, net.broadcast)
-        for m, (src, dsts, frac, level) in enumerate(zip(plan.src, plan.dsts, plan.frac, plan.levels())):
+        for src, dsts, frac, level in zip(plan.src, plan.dsts, plan.frac, plan.levels()):
             bits = op.bits * frac
             seconds = (bits + (medium.extra_bits(bits, *level) if medium is not None else 0.0)) / cap
             tx[op.devices[src]] += seconds

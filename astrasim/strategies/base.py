@@ -25,7 +25,7 @@ from astrasim.compute.formats import SHORTHAND
 from astrasim.compute.profiles import ProfileKey
 from astrasim.compute.roofline import Fleet
 from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
-from astrasim.opgraph import Comm, Compute, OpGraph
+from astrasim.opgraph import Algorithm, Collective, Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
@@ -62,6 +62,9 @@ class NoKnobs(Knobs):
     """For strategies with nothing to set."""
 
 
+AnyKnobs = Knobs  # the base class under a name that Strategy's own `Knobs` class attribute does not shadow
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """Scenario-wide settings every builder may read (not a strategy's own knobs).
@@ -71,7 +74,7 @@ class BuildOptions:
     engine's default). What only one strategy reads is that strategy's knob, not an option here."""
 
     element_bits: int = 32
-    algorithm: str = "auto"
+    algorithm: Algorithm = "auto"
     # memory and fleets (see Fleet): bits per stored weight (the weight format's, scales included);
     # per-device hardware and partition weights
     weight_bits: float = 32
@@ -119,17 +122,17 @@ class Strategy:
     def knob_defaults(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.Knobs.model_fields.items()}
 
-    def knobs(self, **values: Any) -> Knobs:
+    def knobs(self, **values: Any) -> AnyKnobs:
         """Typed knobs (unknown names or bad values raise pydantic's ValidationError)."""
         return self.Knobs(**values)
 
-    def variants(self, lists: dict[str, list]) -> list[Knobs]:
+    def variants(self, lists: dict[str, list]) -> list[AnyKnobs]:
         """Every combination of list-valued knobs, in the order the knobs are declared."""
         names = [k for k in self.Knobs.model_fields if k in lists]
         combos = itertools.product(*(lists[k] for k in names))
         return [self.Knobs(**dict(zip(names, c))) for c in combos]
 
-    def label(self, knobs: Knobs | None = None) -> str:
+    def label(self, knobs: AnyKnobs | None = None) -> str:
         """Short name of a variant: 'astra G=16', 'bp-ag Nb=4', 'tp'."""
         knobs = knobs or self.Knobs()
         defaults = self.knob_defaults()
@@ -140,7 +143,7 @@ class Strategy:
                 parts.append(f"{tag}={v}")
         return " ".join(parts)
 
-    def profile_key(self, knobs: Knobs) -> ProfileKey:
+    def profile_key(self, knobs: AnyKnobs) -> ProfileKey:
         """(column, value) of each profiled knob of this variant: its profile rows' key beyond (model,
         strategy, devices, op); a profile table's other knob columns hold 0 in its rows."""
         return tuple((k, int(getattr(knobs, k))) for k in self.profiled_knobs)
@@ -151,7 +154,7 @@ class Strategy:
         return {k: list(given[k]) if k in given else list(self.profile_values[k])
                 for k in self.profiled_knobs if k in given or k in self.profile_values}
 
-    def profile_knobs(self, key: Any) -> Knobs:
+    def profile_knobs(self, key: Any) -> AnyKnobs:
         """The knobs of a profile row (a mapping with the profiled knobs' columns); the rest default."""
         return self.Knobs(**{k: int(key[k]) for k in self.profiled_knobs})
 
@@ -171,21 +174,21 @@ class Strategy:
         scenario's grid leaves out the (model, strategy) pairs that do not apply; `check` refuses knobs."""
         return True
 
-    def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> None:
+    def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
         or UserError for a split the model does not allow (more devices than KV heads)."""
 
     # -- what each strategy implements ----------------------------------------------------------
-    def build(self, spec: "ModelSpec", costs: Costs, n: int, tokens: int, knobs: Knobs,
+    def build(self, spec: "ModelSpec", costs: Costs, n: int, tokens: int, knobs: AnyKnobs,
               options: BuildOptions) -> OpGraph:
         raise NotImplementedError
 
-    def op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, dtype: str = "float32"
+    def op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, dtype: str = "float32"
                  ) -> dict[str, "Cost"]:
         """Analytic FLOPs and bytes of one layer's ops on device 0 (the largest shard)."""
         raise NotImplementedError
 
-    def kernel_calls(self, block, n: int, tokens: int, knobs: Knobs, cls_token: bool, device: int = 0
+    def kernel_calls(self, block, n: int, tokens: int, knobs: AnyKnobs, cls_token: bool, device: int = 0
                      ) -> dict[str, Callable[[], object]]:
         """Zero-argument calls running each op of `device` (0: the largest shard, what the profiler
         times) with the real torch kernels (imports torch lazily), on inputs of that device's shape
@@ -202,23 +205,23 @@ class Strategy:
         return type(self).build_decode is not Strategy.build_decode
 
     def build_decode(self, b: "Builder", spec: "ModelSpec", costs: Costs, n: int, prompt: int, steps: int,
-                     knobs: Knobs, options: BuildOptions) -> None:
+                     knobs: AnyKnobs, options: BuildOptions) -> None:
         """Append `steps` decode steps to the prefill graph held by `b`. Step k (1-based) feeds
         output token k (the prefill produced token 1) and attends to prompt + k - 1 cached tokens plus
         itself; `b.step(k)` names its ops."""
         raise NotImplementedError
 
-    def decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, dtype: str = "float32"
+    def decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: AnyKnobs, dtype: str = "float32"
                         ) -> dict[str, "Cost"]:
         """Analytic FLOPs and bytes of one decode step's layer ops (decode_ops) with `cache` cached tokens."""
         return {}
 
-    def decode_kernel_calls(self, block, n: int, cache: int, knobs: Knobs) -> dict[str, Callable[[], object]]:
+    def decode_kernel_calls(self, block, n: int, cache: int, knobs: AnyKnobs) -> dict[str, Callable[[], object]]:
         """Zero-argument torch calls of one decode step's layer ops (decode_ops) on device 0: the new
         token attends to `cache` cached tokens plus itself."""
         return {}
 
-    def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs) -> Callable[[str, int], float]:
+    def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: AnyKnobs) -> Callable[[str, int], float]:
         """(op, cache) -> seconds of a decode-step op from this strategy's decode rows (the profile's
         `tokens` column holds the cache length; linear interpolation between measured lengths)."""
         key = self.profile_key(knobs)
@@ -236,12 +239,12 @@ class Strategy:
                                 f"--out {out}`", field="hardware.profile")
         return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, key)
 
-    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, device: int,
+    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: AnyKnobs, device: int,
                                options: BuildOptions) -> dict[str, "Cost"]:
         """Analytic cost of one decode step's ops on `device` (default: device 0's, on its own hardware)."""
         return self.decode_op_costs(spec, n, cache, knobs)
 
-    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs, options: BuildOptions
+    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: AnyKnobs, options: BuildOptions
                               ) -> Callable[[int, str, int], float]:
         """(device, op, cache) -> seconds of a decode-step op on that device: decode_seconds scaled like
         device_seconds (the device's own share and hardware) when the point has a fleet."""
@@ -261,14 +264,15 @@ class Strategy:
         return seconds
 
     # -- helpers for builders -------------------------------------------------------------------
-    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> Callable[[str], float]:
+    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int,
+                   knobs: AnyKnobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
         key = self.profile_key(knobs)
         devs = self.profile_devices(n)
         return lambda op: costs.seconds(spec.name, self.name, devs, op, tokens, key)
 
     # -- memory and uneven partitions (defaults: the whole model on every device, even split) -----
-    def memory(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, options: BuildOptions,
+    def memory(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions,
                output_tokens: int = 0) -> list["Memory"]:
         """Bytes each of the n devices must hold (weights, codebooks, KV cache, peak activations of
         one layer). `output_tokens`: generated tokens whose KV the generating device also keeps.
@@ -280,18 +284,18 @@ class Strategy:
                      activations=activation_bytes(sh, tokens, tokens, tokens, tokens))
         return [one] * n
 
-    def parts(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, options: BuildOptions) -> list[int]:
+    def parts(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions) -> list[int]:
         """What this strategy splits across devices (tokens by default), in proportion to the fleet's
         partition weights (even: torch.tensor_split's order)."""
         return proportional_split(tokens, options.fleet.shares if options.fleet and options.fleet.shares else [1] * n)
 
-    def device_op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, parts: list[int],
+    def device_op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, parts: list[int],
                         device: int, options: BuildOptions) -> dict[str, "Cost"]:
         """Analytic FLOPs and bytes of one layer's ops on `device` holding `parts[device]` (default:
         every device does device 0's work, as today)."""
         return self.op_costs(spec, n, tokens, knobs)
 
-    def device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs,
+    def device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs,
                        options: BuildOptions) -> Callable[[int, str], float]:
         """(device, op) -> seconds of one layer's op on that device. Uniform options: the profiled
         time (device 0, the largest even shard). Otherwise the profiled time scaled by the roofline
@@ -316,7 +320,7 @@ class Strategy:
         """The devices computing the LM head (default: the last, which holds the last position)."""
         return (n - 1,)
 
-    def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, **meta: Any) -> "Builder":
+    def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, **meta: Any) -> "Builder":
         return Builder(n, {"strategy": self.name, "model": spec.name, "devices": n, "tokens": tokens,
                            **{k: v for k, v in knobs.model_dump().items()}, **meta})
 
@@ -362,9 +366,9 @@ class Builder:
         return self.graph.add(Compute(self.compute_id(device, name, layer), device, float(seconds),
                                       tuple(d for d in deps if d), name=name, layer=layer))
 
-    def comm(self, name: str, layer: int, collective: str, devices: Iterable[int], bits: float,
-             deps: Iterable[str] = (), root: int | None = None, algorithm: str = "auto") -> str:
+    def comm(self, name: str, layer: int, collective: Collective, devices: Iterable[int], bits: float,
+             deps: Iterable[str] = (), root: int | None = None, algorithm: Algorithm = "auto") -> str:
         tag = f"{self.prefix}L{layer}" if layer >= 0 else f"{self.prefix}final"
-        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),  # type: ignore[arg-type]
-                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,  # type: ignore[arg-type]
+        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),
+                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,
                                    name=name, layer=layer))

@@ -137,7 +137,7 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             best, best_share = None, float("inf")
             for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
                 wait_idle(log, f"profiling {name} N={n}")
-                rows, share = measure_others(lambda: profile_ops(
+                rows, share = measure_others(lambda name=name, n=n, pkey=pkey: profile_ops(
                     settings.model, [name], [n], None, settings.model.tokens, threads=1,
                     knobs={k: [v] for k, v in pkey}, repeats=settings.profile_repeats, warmup=2,
                     progress=False))
@@ -257,8 +257,9 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     its in-situ prediction: costed by the co-run rounds its workers ran right before each pass
     (`cost_rounds`, `corun.py`) on top of the `alone` profile, with their speed jitter
     (`from_profiles` turns it into the prediction from profiles); its network is the calibration of
-    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
-    message intervals and CPU time, the co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
+    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`,
+    every job's raw per-rank records (each pass's op and message intervals and CPU time, the
+    co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
     Returns (measured rows, the profiles used: alone rows and each
     point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
     from astrasim.network.topology import DEFAULTS
