@@ -110,7 +110,7 @@ def test_custom_inline_model_and_model_file(profile, tmp_path):
     sc = load_scenario(write(tmp_path, {"models": [{"name": "inline", "layers": 4, "hidden": 128, "heads": 4,
                                                     "mlp_hidden": 256, "tokens": 64}, "tiny.yaml"],
                                         "strategies": [{"name": "astra", "groups": 4}], "devices": 2}))
-    assert [s.name for s in sc._specs] == ["inline", "tiny"]
+    assert [s.name for s in sc.specs] == ["inline", "tiny"]
 
 
 def test_heterogeneous_speeds_and_single_uses_the_fastest(profile, tmp_path):

@@ -264,10 +264,10 @@ def test_extension_files_fill_missing_keys(tmp_path):
 def test_roofline_scales_compute_bound_by_peak_and_memory_bound_by_bandwidth():
     cat = load_catalog()
     cpu, nano = cat["cpu"], cat["jetson-orin-nano"]
-    r = Roofline(cpu, nano)
+    r = Roofline(cpu.rate(), nano.rate())
     assert r.factor(1e12, 1.0) == pytest.approx(cpu.peak_flops / nano.peak_flops)
     assert r.factor(1.0, 1e12) == pytest.approx(cpu.mem_bandwidth_gbs / nano.mem_bandwidth_gbs)
-    assert Roofline(cpu, cpu).factor(123.0, 456.0) == pytest.approx(1.0)
+    assert Roofline(cpu.rate(), cpu.rate()).factor(123.0, 456.0) == pytest.approx(1.0)
     scaled = _costs(roofline=r)
     assert scaled.seconds("m", "sp", 2, "attn", 100) == pytest.approx(r.factor(100.0, 10.0))
 

@@ -56,8 +56,8 @@ def register(app: typer.Typer) -> None:
 
         check_output_path(out, "--out")  # before torch is even imported
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from astrasim.executors import Progress
         from astrasim.extras import require_kernels
 
         require_kernels("accuracy")
@@ -81,12 +81,9 @@ def register(app: typer.Typer) -> None:
             codebook=codebook, beta=beta, pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
             threads=threads)
         cfg.check()
-        console = Console(stderr=True)
         t0 = time.perf_counter()
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, disable=not progress, transient=False) as bar:
-            task = bar.add_task("accuracy", total=n_steps(cfg))
-            df = run_accuracy(cfg, progress=lambda msg: bar.update(task, advance=1, description=msg))
+        with Progress(progress, n_steps(cfg), "accuracy") as bar:
+            df = run_accuracy(cfg, progress=lambda msg: bar.advance(description=msg))
         write_csv_atomic(out, df, "%.6g")
         out_console = Console(width=None if sys.stdout.isatty() else 120)
         original = df[df["strategy"] == "single"]["value"]

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from astrasim.errors import UserError
+from astrasim.executors import Progress
 from astrasim.kernels.block import ReferenceBlock
 from astrasim.compute.analytic import DTYPE_BYTES
 from astrasim.models import ModelSpec
@@ -241,23 +242,16 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
 
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int):
-    """Yield advance(label): a rich progress bar on stderr when enabled; label None = finished."""
-    if not enabled:
-        yield lambda label: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("profiling", total=total)
+    """Yield advance(label), called as each configuration starts (astrasim.executors.Progress):
+    the previous one is then done; label None = finished."""
+    with Progress(enabled, total, "profiling") as bar:
         started = [False]
 
         def advance(label):
             if started[0]:
-                bar.advance(task)
+                bar.advance()
             started[0] = True
-            bar.update(task, description=label or "done")
+            bar.describe(label or "done")
 
         yield advance
 

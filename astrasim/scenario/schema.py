@@ -13,7 +13,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from astrasim.compute.formats import FORMATS, SHORTHAND
 from astrasim.compute.hardware import MODES as COMPUTE_MODES
@@ -295,16 +295,6 @@ class Scenario(_Strict):
     @classmethod
     def _strategies(cls, v: Any) -> Any:
         return _as_list(v)
-
-    # filled by astrasim.scenario.loading, not part of the schema
-    _base_dir: Any = PrivateAttr(default=None)
-    _specs: list = PrivateAttr(default_factory=list)
-
-    def points(self) -> list:
-        """The grid in a fixed order (models, tokens, hardware, network, bits, devices, strategies)."""
-        from astrasim.scenario.grid import expand
-
-        return expand(self)
 
 
 def _knob_rows() -> list[tuple[str, str, str]]:

@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import pkgutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from astrasim.strategies.base import Knobs, Strategy
@@ -18,13 +19,13 @@ _SKIP = {"base", "registry", "synthetic", "lastdevice"}
 
 
 def _discover() -> dict[str, Strategy]:
-    import astrasim.strategies as pkg
-
+    """The modules next to this one that export STRATEGY (found by file, so the registry does not
+    import its own package)."""
     found: list[Strategy] = []
-    for info in pkgutil.iter_modules(pkg.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if info.name in _SKIP or info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        mod = importlib.import_module(f"{__package__}.{info.name}")
         strategy = getattr(mod, "STRATEGY", None)
         if isinstance(strategy, Strategy):
             found.append(strategy)
