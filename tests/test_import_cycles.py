@@ -15,13 +15,6 @@ KNOWN: dict[frozenset[str], str] = {
     # capacity.plan_points asks planning.sweep_scenarios; the split of planning.py (plan schema,
     # plan grid, report) moves it out, and this entry goes with it
     frozenset({"astrasim.analysis.capacity", "astrasim.analysis.planning"}): "planning.py's split",
-    # reuse reads compare's point_for / point_costs, compare re-predicts through reuse; the split
-    # of validation/compare.py (settings, prediction, campaign, re-prediction) ends it
-    frozenset({"astrasim.validation.compare", "astrasim.validation.reuse"}): "validation/compare.py's split",
-    # protocol.harness_constants reads compare.PAIRED_MIN (one of the harness modules' constants)
-    # while compare takes its Settings from protocol: PAIRED_MIN's home moves, or the fingerprint
-    # gets the constants from its caller
-    frozenset({"astrasim.validation.compare", "astrasim.validation.protocol"}): "PAIRED_MIN read back",
     # annotation only (TYPE_CHECKING): sim.run_program's argument is the Program that program.py
     # compiles and whose run calls sim; a Protocol of what a run reads of a Program would end it
     frozenset({"astrasim.engine.program", "astrasim.engine.sim"}): "sim annotates Program",
