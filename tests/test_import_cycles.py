@@ -12,9 +12,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "astrasim"
 
 # Known cycles, each with why it is still here (empty when there is none): a cycle not listed fails.
 KNOWN: dict[frozenset[str], str] = {
-    # capacity.plan_points asks planning.sweep_scenarios; the split of planning.py (plan schema,
-    # plan grid, report) moves it out, and this entry goes with it
-    frozenset({"astrasim.analysis.capacity", "astrasim.analysis.planning"}): "planning.py's split",
     # annotation only (TYPE_CHECKING): sim.run_program's argument is the Program that program.py
     # compiles and whose run calls sim; a Protocol of what a run reads of a Program would end it
     frozenset({"astrasim.engine.program", "astrasim.engine.sim"}): "sim annotates Program",

@@ -58,11 +58,9 @@ class Capacity:
     p99_at_max_s: float
 
 
-def _points_by_configuration(plan, networks) -> dict[tuple, object]:
-    from astrasim.analysis.planning import sweep_scenarios
-
+def _points_by_configuration(scenarios: dict) -> dict[tuple, object]:
     out: dict[tuple, object] = {}
-    for name, sc in sweep_scenarios(plan, networks).items():
+    for name, sc in scenarios.items():
         for p in sc.points():
             out.setdefault((name, p.hardware, p.devices, p.label()), p)
     return out
@@ -102,13 +100,14 @@ def max_sustainable_rate(point, start: float, target: float) -> tuple[float, flo
     return lo, lo_p99
 
 
-def capacity_search(result, networks) -> list[Capacity]:
+def capacity_search(result, scenarios: dict) -> list[Capacity]:
     """Max sustainable rate of the CANDIDATES best configurations (feasible ones by the plan's
-    ranking; if none is feasible, the lowest-p99 ones)."""
+    ranking; if none is feasible, the lowest-p99 ones); `scenarios` are the plan's sweep scenarios
+    (`planning.grid.sweep_scenarios`), whose points the search runs at other rates."""
     plan = result.plan
     df = result.table
     best = result.feasible if not result.feasible.empty else df.sort_values("latency_p99_s", kind="stable")
-    points = _points_by_configuration(plan, networks)
+    points = _points_by_configuration(scenarios)
     out = []
     for _, row in best.head(CANDIDATES).iterrows():
         key = (row["network_option"], row["hardware"], int(row["devices"]), label_of(row))
