@@ -59,6 +59,11 @@ def test_source_follows_the_figures_used_and_unrunnable_formats_are_refused():
 def test_format_bits_are_the_runtime_layouts():
     assert FORMATS["q4_0"].bits == 18 * 8 / 32 and FORMATS["q8_0"].bits == 34 * 8 / 32
     assert weight_format("Q4_K_M").bits == pytest.approx(4.85)
+    # distributed-llama keeps its head in Q40 (llama.cpp's q4_0 files: q6_K); MLC's q4f16_ft: one fp16
+    # scale per column of a 4096-wide input, the head group-quantized int4 in groups of 32
+    assert FORMATS["q40"].head_bits == FORMATS["q40"].bits == 18 * 8 / 32 < FORMATS["q4_0"].head_bits
+    assert FORMATS["q4f16_ft"].bits == pytest.approx(4 + 16 / 4096, abs=1e-3)
+    assert FORMATS["q4f16_ft"].head_bits == 4 + 16 / 32 < FORMATS["int4"].head_bits
     with pytest.raises(UserError, match="unknown weight format"):
         weight_format("q3_x")
 
