@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from astrasim.opgraph import OpGraph
@@ -30,27 +30,32 @@ class EngineInputs:
     speed_jitter: float = 0.0
     clock_devices: int = 0  # trailing devices that are not hardware (a stream's arrival clock): exact, free
 
-    def run(self, *, record_timeline: bool = False):
+    _program: Any = field(default=None, init=False, repr=False, compare=False)  # compiled on first run
+
+    def run(self, *, record_timeline: bool = False, record_op_ends: bool = False):
         """The SimResult of the point. With speed_jitter, the run of median latency among
         JITTER_DRAWS seeded draws of the devices' speeds: a synchronized pass waits for its slowest
-        device, which the mean speeds hide (stragglers); only that run is kept (and recorded)."""
+        device, which the mean speeds hide (stragglers); only that run is kept (and recorded).
+        The graph and topology are compiled once (astrasim.engine.compile) for all the runs."""
         if self.speed_jitter <= 0:
-            return self._once(self.speeds, record_timeline)
-        latency = sorted((self._once(self._draw(k), False).latency_s, k) for k in range(JITTER_DRAWS))
-        return self._once(self._draw(latency[len(latency) // 2][1]), record_timeline)
+            return self._once(self.speeds, record_timeline, record_op_ends)
+        latency = sorted((self._once(self._draw(k), False, False).latency_s, k) for k in range(JITTER_DRAWS))
+        return self._once(self._draw(latency[len(latency) // 2][1]), record_timeline, record_op_ends)
 
     def _draw(self, k: int) -> list[float]:
         real = len(self.speeds) - self.clock_devices
         host_of = self.placement.host_of[:real] if self.placement is not None else None
         return [*jittered_speeds(self.speeds[:real], self.speed_jitter, k, host_of), *self.speeds[real:]]
 
-    def _once(self, speeds: list[float], record_timeline: bool):
-        from astrasim.engine import simulate
+    def _once(self, speeds: list[float], record_timeline: bool, record_op_ends: bool):
+        from astrasim.engine import compile
 
+        if self._program is None:
+            self._program = compile(self.graph, self.topology)
         real = len(speeds) - self.clock_devices
         overhead = self.op_overhead_s if not self.clock_devices else [self.op_overhead_s] * real + [0.0] * self.clock_devices
-        return simulate(self.graph, self.topology, speeds=speeds, record_timeline=record_timeline,
-                        placement=self.placement, op_overhead_s=overhead, message_cpu_s=self.message_cpu_s)
+        return self._program.run(speeds=speeds, record_timeline=record_timeline, record_op_ends=record_op_ends,
+                                 placement=self.placement, op_overhead_s=overhead, message_cpu_s=self.message_cpu_s)
 
     def with_clock(self, graph: OpGraph, topology) -> "EngineInputs":
         """The same hardware running `graph`, which adds one clock device after the real ones (a

@@ -16,7 +16,7 @@ when free). Messages of requests in flight share the network max-min fairly like
 the network is processor-sharing across requests, not FIFO.
 
 Per-request latency = the last finish of any of its ops (a Compute's end, a Comm's completion
-at each participant) - its arrival (the end of its clock op), read from the run's timeline.
+at each participant) - its arrival (the end of its clock op), read from the run's op end times.
 """
 
 from __future__ import annotations
@@ -210,25 +210,28 @@ def run_stream(inputs, arrivals: list[float], rate_per_s: float | None = None):
     graph and every hardware option) arriving at `arrivals`; (SimResult, StreamStats).
 
     The SimResult's per-device lists exclude the clock device."""
-    graph = inputs.graph
-    g, owner = stream_graph(graph, arrivals)
+    collect = gc.isenabled()
+    gc.disable()  # the stream's graph and program (no cycles) die here: never scanned by the collector
+    try:
+        return _run_stream(inputs, arrivals, rate_per_s)
+    finally:
+        if collect:
+            gc.enable()
+
+
+def _run_stream(inputs, arrivals: list[float], rate_per_s: float | None):
+    g, _ = stream_graph(inputs.graph, arrivals)
     topo = inputs.topology.copy()
     topo.add_node(g.meta["clock_device"])  # isolated: the clock sends nothing
-    res = inputs.with_clock(g, topo).run(record_timeline=True)
+    res = inputs.with_clock(g, topo).run(record_op_ends=True)
     n = len(arrivals)
-    arrived = [0.0] * n
-    done = [0.0] * n
-    for e in res.timeline:
-        if e.kind == "message":
-            continue
-        r = owner[e.op]
-        if e.device == graph.n_devices:
-            arrived[r] = e.end
-        elif e.end > done[r]:
-            done[r] = e.end
+    per = len(g.ops) // n  # request r's ops: its clock op (the arrival), then its own, contiguous
+    ends = res.op_end_s
+    arrived = [ends[r * per] for r in range(n)]
+    done = [max(ends[r * per + 1:(r + 1) * per], default=0.0) for r in range(n)]
     for field in ("compute_s", "exposed_comm_s", "idle_s"):
         setattr(res, field, getattr(res, field)[:-1])
-    res.timeline = None
+    res.op_end_s = None
     latencies = [max(d - a, 0.0) for a, d in zip(arrived, done)]
     return res, StreamStats(arrived, latencies, res.latency_s, list(res.compute_s), rate_per_s)
 

@@ -1,7 +1,7 @@
 """Engine speed: CPU time of simulate() on representative op graphs (prints figures; not a test).
 
     python bench/bench_engine.py            # targets and tables (a few minutes)
-    python bench/bench_engine.py --quick    # targets only
+    python bench/bench_engine.py --quick    # targets and the compiled-program figures only
 
 The graphs are built here (no profile, no strategy module) with the shapes of the real ones:
 * astra-like: per layer each device runs vq_encode, local_attn, remote_kv, remote_attn, merge,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from astrasim.engine import simulate  # noqa: E402
+from astrasim.engine import compile, simulate  # noqa: E402
 from astrasim.network.topology import build_topology  # noqa: E402
 from astrasim.opgraph import Comm, Compute, OpGraph  # noqa: E402
 
@@ -110,6 +110,18 @@ def main() -> None:
             per = t / res.n_messages * 1e6
             base.setdefault(label, per)
             print(f"{kind:>10} {label:>7} {res.n_messages:9d} {t:8.3f} {per:7.2f} {per / base[label]:7.2f}")
+    print("\nrepeated runs of one point (speed_jitter's 31 draws): 31 x simulate vs compile once + 31 x Program.run")
+    print(f"{'graph':>22} {'network':>8} {'simulate s':>11} {'compiled s':>11} {'compile s':>10}")
+    for label, builder, n, layers, kind in (("astra 4 x 12", astra_graph, 4, 12, "wifi"),
+                                            ("astra 16 x 32", astra_graph, 16, 32, "switch"),
+                                            ("sp 64 x 32", sp_graph, 64, 32, "mesh")):
+        graph, topo = builder(n, layers), build_topology(kind, n, 100.0)
+        draws = [hetero(n)[::-1] if k % 2 else hetero(n) for k in range(31)]
+        fresh = cpu_time(lambda: [simulate(graph, topo, speeds=s) for s in draws], min_total=0.0)
+        program = compile(graph, topo)
+        once = cpu_time(lambda: compile(graph, topo), min_total=0.0)
+        reused = cpu_time(lambda: [program.run(speeds=s) for s in draws], min_total=0.0)
+        print(f"{label:>22} {kind:>8} {fresh:11.3f} {reused + once:11.3f} {once:10.4f}")
     if args.quick:
         return
     graph, res, t = run(sp_graph, 64, 32)

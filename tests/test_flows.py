@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astrasim.network.events import Clock
+from astrasim.engine.clock import Clock
 from astrasim.network.flows import FlowNetwork
 from astrasim.network.topology import Resource
 

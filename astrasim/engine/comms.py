@@ -1,5 +1,6 @@
 """Collectives on concrete devices: a plan (network/collectives.py) mapped onto devices and
-routes (a CommShape, shared by every Comm of the same shape), and one Comm's progress."""
+routes (a ShapePlan, compiled once and shared by every Comm of the same shape; a CommShape, its
+flow classes in one run), and one Comm's progress (CommState)."""
 
 from __future__ import annotations
 
@@ -13,41 +14,56 @@ from astrasim.opgraph import Comm
 Launch = tuple[float, float, tuple[tuple[FlowClass, int, tuple[int, ...]], ...], int, tuple[int, ...]]
 
 
-class CommShape:
-    """Plan `plan` over `devices`: per message its sender, receivers, size fraction, the messages
-    that wait for it, how many it waits for, its flow class and alpha; per position the
-    messages it sends or receives and what leaves as soon as it joins."""
+class ShapePlan:
+    """Plan `plan` over `devices` on a fabric, compiled once (engine/program.py): per message its
+    sender, receivers, size fraction, the messages that wait for it, how many it waits for, its
+    route's loads and alpha and its collective step's level; per position how many messages it
+    sends or receives and the messages it sends first."""
 
-    __slots__ = ("src", "dsts", "frac", "children", "n_deps", "cls", "alpha", "touches", "roots", "_groups",
-                 "_effects")
+    __slots__ = ("src", "dsts", "frac", "children", "n_deps", "usage", "level", "alpha", "touches", "first")
 
-    def __init__(self, plan: Plan, devices: tuple[int, ...], fabric: Fabric, net: FlowNetwork):
+    def __init__(self, plan: Plan, devices: tuple[int, ...], fabric: Fabric):
         n, count = plan.n, len(plan)
         self.src, self.dsts, self.frac = plan.src, plan.dsts, plan.frac
-        self.n_deps = [len(d) for d in plan.deps]
+        self.n_deps = tuple(len(d) for d in plan.deps)
         children: list[list[int]] = [[] for _ in range(count)]
         for m, deps in enumerate(plan.deps):
             for d in deps:
                 children[d].append(m)
-        self.children = [tuple(c) for c in children]
-        self.touches = [0] * n
-        self.cls: list[FlowClass] = []
-        self.alpha: list[float] = []
-        levels = plan.levels()
+        self.children = tuple(tuple(c) for c in children)
+        touches = [0] * n
+        usage, alpha = [], []
         for m in range(count):
-            self.touches[plan.src[m]] += 1
+            touches[plan.src[m]] += 1
             for q in plan.dsts[m]:
-                self.touches[q] += 1
+                touches[q] += 1
             route = fabric.route(devices[plan.src[m]], tuple(devices[q] for q in plan.dsts[m]))
-            self.cls.append(net.flow_class(route.usage, levels[m]))
-            self.alpha.append(route.alpha)
+            usage.append(route.usage)
+            alpha.append(route.alpha)
+        self.touches = tuple(touches)
+        self.usage, self.alpha, self.level = tuple(usage), tuple(alpha), plan.levels()
         first: list[list[int]] = [[] for _ in range(n)]
         for m in range(count):
             if not plan.deps[m]:
                 first[plan.src[m]].append(m)
+        self.first = tuple(first)
+
+
+class CommShape:
+    """A ShapePlan on one run's FlowNetwork: its messages' flow classes, and the launches (what
+    leaves together) and delivery effects it has worked out so far."""
+
+    __slots__ = ("src", "dsts", "frac", "children", "n_deps", "cls", "alpha", "touches", "roots", "_groups",
+                 "_effects")
+
+    def __init__(self, spec: ShapePlan, net: FlowNetwork):
+        self.src, self.dsts, self.frac, self.children = spec.src, spec.dsts, spec.frac, spec.children
+        self.n_deps, self.touches, self.alpha = spec.n_deps, spec.touches, spec.alpha
+        flow_class = net.flow_class
+        self.cls: list[FlowClass] = [flow_class(u, lv) for u, lv in zip(spec.usage, spec.level)]
         self._groups: dict[tuple[int, ...], list[Launch]] = {}
         self._effects: dict[int, tuple] = {}
-        self.roots = [self.group(ms) for ms in first]
+        self.roots = [self.group(ms) for ms in spec.first]
 
     def group(self, ms: list[int]) -> list[Launch]:
         """Messages with the same alpha and size leave together, one part per flow class (the
@@ -95,21 +111,22 @@ class CommShape:
 class CommState:
     """One Comm in flight; per-participant lists are indexed by position in `op.devices`."""
 
-    __slots__ = ("op", "devs", "pos", "shape", "bits", "gates_left", "joined", "done_at", "deps_left",
+    __slots__ = ("k", "op", "devs", "pos", "shape", "bits", "gates_left", "joined", "done_at", "deps_left",
                  "touches_left", "held", "dependents", "gated", "released", "launched")
 
-    def __init__(self, op: Comm, shape: CommShape):
+    def __init__(self, k: int, op: Comm, shape: CommShape, pos: dict[int, int], gates: list[int],
+                 dependents: list[list[int]]):
         n = len(op.devices)
+        self.k = k  # the op's index in the graph
         self.op, self.devs, self.shape, self.bits = op, op.devices, shape, float(op.bits)
-        self.pos = {d: p for p, d in enumerate(op.devices)}  # device -> position
-        self.gates_left = [0] * n  # deps of the participant not done yet
+        self.pos = pos  # device -> position
+        self.gates_left = gates  # deps of the participant not done yet
         self.joined: list[float | None] = [None] * n
         self.done_at: list[float | None] = [None] * n  # complete at the participant
         self.deps_left = list(shape.n_deps)  # per message: deps not delivered (-1 once it left)
         self.touches_left = list(shape.touches)  # per participant: its messages not delivered
         self.held: dict[int, list[int]] | None = None  # participant -> messages waiting for it to join
-        self.dependents: list[list[int]] = [[] for _ in range(n)]  # Computes waiting for completion there
-        self.gated: list[list[tuple[CommState, int]]] = [[] for _ in range(n)]  # joins waiting for it
+        self.dependents = dependents  # Computes waiting for completion there
+        self.gated: list[list[tuple[CommState, int]]] = []  # joins waiting for it (the run fills it)
         self.released: list[int] | None = None  # messages free to leave at this instant
         self.launched: dict[int, float] | None = None  # message -> launch time (timeline only)
-

@@ -20,6 +20,7 @@ unchanged.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -55,13 +56,14 @@ class Placement:
 class HostCores:
     """The computes running on one host, sharing its cores; `on_done(device)` when one ends.
 
-    `clock` is the engine's Clock (call_at(delay, priority, callback, arg)); a completion event
-    carries the device's epoch so that events made stale by a re-rating are ignored."""
+    `clock` is the engine's Clock (call_at(delay, priority, callback, arg)). One completion event
+    is pending per host: the earliest job's (the first listed among equal times); a re-rating
+    makes it stale (its `epoch` is no longer the host's) and schedules the new earliest one."""
 
     def __init__(self, clock, cores: int, priority: int, on_done: Callable[[int], None]):
         self.clock, self.cores, self.priority, self.on_done = clock, cores, priority, on_done
-        self.work_left: dict = {}  # running device (or burst key) -> core-seconds still to do
-        self.epoch: dict[int, int] = {}
+        self.work_left: dict[int, float] = {}  # running device (or burst key) -> core-seconds still to do
+        self.epoch = 0  # number of the pending completion event; earlier ones are stale
         self.rate = 0.0  # cores per running compute
         self.since = 0.0  # time of the last re-rating
         self.bursts = 0  # keys of message bursts (negative: never a device)
@@ -83,25 +85,34 @@ class HostCores:
         now = self.clock.now
         done = (now - self.since) * self.rate
         if done > 0:
-            for d in self.work_left:
-                self.work_left[d] -= done
+            work_left = self.work_left
+            for d in work_left:
+                work_left[d] -= done
         self.since = now
 
     def _rerate(self) -> None:
-        k = len(self.work_left)
-        self.rate = min(1.0, self.cores / k) if k else 0.0
-        for d, w in self.work_left.items():
-            e = self.epoch[d] = self.epoch.get(d, 0) + 1
-            self.clock.call_at(max(w, 0.0) / self.rate, self.priority, self._finished, (d, e))
+        work_left = self.work_left
+        k = len(work_left)
+        self.epoch += 1
+        if not k:
+            self.rate = 0.0
+            return
+        rate = self.rate = min(1.0, self.cores / k)
+        now = self.clock.now
+        first, first_at, first_delay = 0, math.inf, 0.0
+        for d, w in work_left.items():  # the time each job would end: the earliest (first listed on ties)
+            delay = max(w, 0.0) / rate
+            at = now + delay
+            if at < first_at:
+                first, first_at, first_delay = d, at, delay
+        self.clock.call_at(first_delay, self.priority, self._finished, (first, self.epoch))
 
     def _finished(self, arg: tuple[int, int]) -> None:
-        d, e = arg
-        if self.epoch.get(d) != e or d not in self.work_left:
+        d, epoch = arg
+        if epoch != self.epoch:
             return  # re-rated since this event was scheduled
         self._advance()
         del self.work_left[d]
-        if d < 0:
-            self.epoch.pop(d, None)
         self._rerate()
         if d >= 0:
             self.on_done(d)

@@ -45,6 +45,7 @@ class SimResult:
     n_messages: int
     timeline: list[TimelineEvent] | None = None
     meta: dict = field(default_factory=dict)
+    op_end_s: list[float] | None = None  # per op, in graph order: when it finished (a Comm: at its last participant)
 
     def to_chrome_trace(self) -> dict:
         """Chrome/Perfetto trace JSON (open in ui.perfetto.dev or chrome://tracing).

@@ -22,13 +22,14 @@ messages on a FlowNetwork.
   Computes are done and one of its Comms is not complete there: tp's final all-reduce); idle (the
   rest of the latency). The latency is the time the last op finishes (at every participant).
 
-The callback chain (one event loop, network/events.py: no processes, no Event objects):
+The callback chain (one event loop, engine/clock.py: no processes, no Event objects):
 
     _choose(d)                      at t = 0 (URGENT), and after each of d's computes
       |- nothing ready ............ idle until _make_ready(d, k) calls _run(d) at CHOOSE
       |- an earlier op may still become ready at this instant: _run(d) at CHOOSE
       '- _run(d): start d's first ready Compute k ---(its duration, NORMAL)---> _computed(d)
     _computed(d)
+      |- k's only dependent is d's next op (Program.chain_next): start it, as _choose would
       |- Computes waiting on k: _dep_done -> _make_ready
       |- joins waiting on k:    _join(comm, p) -> _launch -> FlowNetwork.send_parts
       '- _choose(d)
@@ -43,50 +44,27 @@ import gc
 import heapq
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import networkx as nx
-
+from astrasim.engine.clock import CHOOSE, NORMAL, SETTLE, URGENT, Clock
 from astrasim.engine.comms import CommShape, CommState
 from astrasim.engine.cores import HostCores, Placement
 from astrasim.engine.deadlock import deadlock_error
 from astrasim.engine.result import SimResult, TimelineEvent
 from astrasim.errors import UserError
-from astrasim.network.collectives import plan as collective_plan
-from astrasim.network.collectives import resolve_algorithm
-from astrasim.network.events import CHOOSE, NORMAL, URGENT, Clock
 from astrasim.network.flows import FlowNetwork
-from astrasim.network.topology import Fabric
-from astrasim.opgraph import Compute, OpGraph
+
+if TYPE_CHECKING:
+    from astrasim.engine.program import Program
 
 
-def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
-             record_timeline: bool = False, placement: Placement | None = None,
-             op_overhead_s: float | Sequence[float] = 0.0, message_cpu_s: float = 0.0) -> SimResult:
-    """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
-    routes across runs); see the module docstring for the semantics. `placement`: devices on
-    hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
-    every Compute of more than zero seconds (dispatch / launch cost; a zero-second Compute is
-    bookkeeping, no kernel), one value or one per device; `message_cpu_s`: host CPU seconds per
-    message sent or received."""
-    graph.validate()
-    n = graph.n_devices
-    if speeds is None:
-        speeds = [1.0] * n
-    else:
-        speeds = list(speeds)
-        if len(speeds) != n:
-            raise UserError(f"needs one speed factor per device ({n}), got {len(speeds)}", "speeds")
-        for s in speeds:
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
-                raise UserError(f"speed factors must be finite numbers > 0, got {s!r}", "speeds")
-    fabric = topology if isinstance(topology, Fabric) else Fabric(topology)
-    missing = [d for d in range(n) if d not in fabric.graph]
-    if missing:
-        raise UserError(f"the topology lacks device(s) {missing[:5]} needed by a {n}-device graph", "network")
+def run_program(program: Program, speeds: list[float], record_timeline: bool, placement: Placement | None,
+                op_overhead_s: float | Sequence[float], message_cpu_s: float, record_op_ends: bool = False) -> SimResult:
+    """One run of a compiled program (Program.run checks the speeds)."""
     collect = gc.isenabled()
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
     try:
-        run = _Run(graph, fabric, speeds, record_timeline)
+        run = _Run(program, speeds, record_timeline, record_op_ends)
         run.share_cores(placement, op_overhead_s, message_cpu_s)
         return run.run()
     finally:
@@ -95,71 +73,33 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
 
 
 class _Run:
-    def __init__(self, graph: OpGraph, fabric: Fabric, speeds: list[float], record: bool):
+    def __init__(self, program: Program, speeds: list[float], record: bool, record_ends: bool):
         self.env = env = Clock()
-        self.net = net = FlowNetwork(env, fabric.resources, self._delivered, self._send_released)
-        n = self.n = graph.n_devices
-        self.ops = ops = graph.ops
-        n_ops = len(ops)
-        index: dict[str, int] = {}
-        self.device_of = [-1] * n_ops
-        self.duration = [0.0] * n_ops
-        self.deps_left = [0] * n_ops  # per Compute: deps not done
-        self.comm_deps_left = [0] * n_ops  # ... of which Comms
-        self.compute_dependents: list[list[int] | None] = [None] * n_ops  # per Compute: Computes waiting on it
-        self.join_gates: list[list[tuple[CommState, int]] | None] = [None] * n_ops  # per Compute: joins waiting
-        self.comm_state: list[CommState | None] = [None] * n_ops
-        self.computes_left = [0] * n  # per device
-        self.comms_left = [0] * n  # per device: Comms not complete there
-        self.program: list[list[int]] = [[] for _ in range(n)]  # per device: its Computes in program order
-        shapes: dict[tuple, CommShape] = {}
-        for k, op in enumerate(ops):
-            index[op.id] = k
-            if isinstance(op, Compute):
-                d = self.device_of[k] = op.device
-                self.duration[k] = op.seconds / speeds[d]
-                self.computes_left[d] += 1
-                self.program[d].append(k)
-                self.compute_dependents[k], self.join_gates[k] = [], []
-                for name in op.deps:
-                    j = index[name]
-                    self.deps_left[k] += 1
-                    dep = self.comm_state[j]
-                    if dep is None:
-                        self.compute_dependents[j].append(k)
-                    else:
-                        self.comm_deps_left[k] += 1
-                        p = dep.pos.get(d)
-                        if p is not None:
-                            dep.dependents[p].append(k)
-                continue
-            algo = resolve_algorithm(op.collective, op.algorithm, fabric.default_algorithm)
-            root = op.devices.index(op.root) if op.root is not None and op.root in op.devices else 0
-            key = (op.collective, op.devices, algo, root)
-            shape = shapes.get(key)
-            if shape is None:
-                plan = collective_plan(op.collective, len(op.devices), algo, root, fabric.broadcast)
-                shape = shapes[key] = CommShape(plan, op.devices, fabric, net)
-            st = self.comm_state[k] = CommState(op, shape)
-            for d in op.devices:
-                self.comms_left[d] += 1
-            for name in op.deps:
-                j = index[name]
-                dep = self.comm_state[j]
-                if dep is None:
-                    p = st.pos.get(self.device_of[j])
-                    if p is not None:
-                        st.gates_left[p] += 1
-                        self.join_gates[j].append((st, p))
-                else:
-                    for p, d in enumerate(st.devs):
-                        q = dep.pos.get(d)
-                        if q is not None:
-                            st.gates_left[p] += 1
-                            dep.gated[q].append((st, p))
-        self.finished = [st is not None for st in self.comm_state]  # Comms: see CommState.done_at
+        self.net = net = FlowNetwork(env, program.fabric.resources, self._delivered, self._send_released, SETTLE)
+        n = self.n = program.n
+        self.ops = ops = program.ops
+        self.device_of = device_of = program.device_of
+        self.duration = [t / speeds[d] if d >= 0 else t for t, d in zip(program.seconds, device_of)]
+        self.deps_left = list(program.deps)  # per Compute: deps not done
+        self.comm_deps_left = list(program.comm_deps)  # ... of which Comms
+        self.compute_dependents = program.compute_dependents  # per Compute: Computes waiting on it
+        self.computes_left = list(program.computes)  # per device
+        self.comms_left = list(program.comms)  # per device: Comms not complete there
+        self.program = program.program  # per device: its Computes in program order
+        self.chain_next = program.chain_next
+        shapes = [CommShape(spec, net) for spec in program.shapes]
+        comm_state: list[CommState | None] = [None] * len(ops)
+        for k in program.comm_ops:
+            cp = program.comm[k]
+            comm_state[k] = CommState(k, ops[k], shapes[cp.shape], cp.pos, list(cp.gates), cp.dependents)  # type: ignore
+        for k in program.comm_ops:
+            comm_state[k].gated = [[(comm_state[j], q) for j, q in g] for g in program.comm[k].gated]  # type: ignore
+        self.comm_state = comm_state
+        # per Compute: joins (comm, position) waiting on it
+        self.join_gates = [[(comm_state[j], q) for j, q in g] if g else g for g in program.join_gates]
+        self.finished = [st is not None for st in comm_state]  # Comms: see CommState.done_at
         self.started = list(self.finished)
-        self.ready: list[list[int]] = [[] for _ in range(n)]  # per device: heap of ready Computes
+        self.ready: list[list[int]] = [list(r) for r in program.ready]  # per device: heap of ready Computes
         self.head = [0] * n  # per device: index in program of its earliest unstarted Compute
         self.idle_waiting = [False] * n  # nothing ready: the next ready op wakes the device
         self.running = [-1] * n  # per device: the Compute it runs
@@ -167,21 +107,17 @@ class _Run:
         self.since = [0.0] * n  # accounting: time up to which the device is accounted for
         self.compute_s = [0.0] * n
         self.exposed_s = [0.0] * n
-        self.waiting_on_comm = [0] * n  # Computes whose non-Comm deps are done, waiting on Comms
+        self.waiting_on_comm = list(program.waiting_on_comm)  # Computes whose non-Comm deps are done, waiting on Comms
         self.t_end = 0.0
         self.comm_bits = 0.0
         self.n_messages = 0
         self.to_release: list[CommState] = []
         self.timeline: list[TimelineEvent] | None = [] if record else None
-        for k in range(n_ops):
-            if self.comm_state[k] is None:
-                if self.deps_left[k] == 0:
-                    self.ready[self.device_of[k]].append(k)  # ascending k: already a heap
-                elif self.deps_left[k] == self.comm_deps_left[k]:
-                    self.waiting_on_comm[self.device_of[k]] += 1
+        self.op_end: list[float] | None = [0.0] * len(ops) if record_ends else None  # per op: when it finished
 
     # ---------------------------------------------------------------- hosts and cores
-    def share_cores(self, placement: Placement | None, op_overhead_s: float, message_cpu_s: float = 0.0) -> None:
+    def share_cores(self, placement: Placement | None, op_overhead_s: float | Sequence[float],
+                    message_cpu_s: float = 0.0) -> None:
         """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
         a shared HostCores (the others keep a processor of their own: the fixed-duration path),
         and every device on one when messages cost CPU (a device of no placement: a 1-core host)."""
@@ -225,7 +161,7 @@ class _Run:
         idle = [max(latency - c - e, 0.0) for c, e in zip(self.compute_s, self.exposed_s)]
         return SimResult(latency_s=latency, compute_s=self.compute_s, exposed_comm_s=self.exposed_s, idle_s=idle,
                          comm_bits=self.comm_bits, link_bits=self.net.link_bits(), n_messages=self.n_messages,
-                         timeline=self.timeline,
+                         timeline=self.timeline, op_end_s=self.op_end,
                          meta={"network_recomputes": self.net.recomputes, "bits_delivered": self.net.bits_delivered})
 
     # ---------------------------------------------------------------- devices
@@ -273,7 +209,25 @@ class _Run:
         if self.timeline is not None:
             op = self.ops[k]
             self.timeline.append(TimelineEvent("compute", d, op.id, op.name, start, now, op.layer))
+        if self.op_end is not None:
+            self.op_end[k] = now
         self.finished[k] = True
+        nxt = self.chain_next[k]
+        if nxt >= 0 and self.host_cores[d] is None:  # k's only dependent, next in d's program
+            program, started, head = self.program[d], self.started, self.head[d]
+            while started[program[head]]:
+                head += 1
+            self.head[d] = head
+            if program[head] == nxt:  # what _dep_done, _make_ready, _choose and _run would do, in one
+                self.deps_left[nxt] = 0
+                started[nxt] = True
+                if self.waiting_on_comm[d]:
+                    self.exposed_s[d] += now - self.since[d]
+                self.busy[d] = True
+                self.running[d] = nxt
+                self.since[d] = now
+                self.env.call_at(self.duration[nxt], NORMAL, self._computed, d)
+                return
         for j in self.compute_dependents[k]:
             self._dep_done(j, False)
         for st, p in self.join_gates[k]:
@@ -393,6 +347,8 @@ class _Run:
         if self.timeline is not None:
             op = st.op
             self.timeline.append(TimelineEvent("comm", d, op.id, op.name, st.joined[p], now, op.layer))
+        if self.op_end is not None and now > self.op_end[st.k]:
+            self.op_end[st.k] = now  # its completion at its last participant
         for k in st.dependents[p]:
             self._dep_done(k, True)
         for st2, p2 in st.gated[p]:

@@ -36,8 +36,8 @@ Speed.
 * Max-min allocations decompose over connected components of the (resource, class) graph,
   so a change re-solves only the component it touches (maxmin.py); classes elsewhere keep
   their rates and their services advance lazily (S is brought up to date when touched).
-* One wake-up at a time, at priority SETTLE (events.py): after every ordinary event of the
-  same instant (coalescing). A heap of next completion times (stale entries skipped), a heap
+* One wake-up at a time, at the priority the owner of the clock gives (the engine's SETTLE:
+  after every ordinary event of the same instant, coalescing them). A heap of next completion times (stale entries skipped), a heap
   of pending activations and the trace breakpoints decide when.
 """
 
@@ -46,9 +46,8 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import count
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from astrasim.network.events import SETTLE, Clock
 from astrasim.network.flowclass import FlowClass, Part, Usage, lockstep_load, sized_usage
 from astrasim.network.maxmin import max_min
 from astrasim.network.topology import Resource
@@ -58,14 +57,27 @@ _REL = 1e-9  # a flow within this relative amount of its finish level counts as 
 _UNSET = object()
 
 
+class Scheduler(Protocol):
+    """The event loop the network runs on (the engine's Clock): simulated time in seconds and
+    `call_at(delay, priority, callback, arg)`, run in (time, priority, scheduling order) order."""
+
+    @property
+    def now(self) -> float: ...
+
+    def call_at(self, delay: float, priority: int, callback: Callable[[Any], None], arg: Any = None) -> None: ...
+
+
 class FlowNetwork:
     """Carries messages over `resources`; calls `on_delivered(tag, payload)` when a send's part
     (or the whole send, moving as a bundle) is through, and `on_settled()` (if given) after each
-    batch of deliveries of one instant."""
+    batch of deliveries of one instant. Its wake-ups run at `priority` on `env`: the engine gives
+    one after every event of an instant that may send."""
 
-    def __init__(self, env: Clock, resources: Sequence[Resource],
-                 on_delivered: Callable[[Any, Any], None], on_settled: Callable[[], None] | None = None):
+    def __init__(self, env: Scheduler, resources: Sequence[Resource],
+                 on_delivered: Callable[[Any, Any], None], on_settled: Callable[[], None] | None = None,
+                 priority: int = 0):
         self.env = env
+        self.priority = priority
         self.resources = list(resources)
         self.on_delivered = on_delivered
         self.on_settled = on_settled
@@ -205,7 +217,7 @@ class FlowNetwork:
         self._wake_t = t
         self._wake += 1
         delay = t - self.env.now
-        self.env.call_at(delay if delay > 0.0 else 0.0, SETTLE, self._settle, self._wake)
+        self.env.call_at(delay if delay > 0.0 else 0.0, self.priority, self._settle, self._wake)
 
     def _apply_traces(self, now: float) -> None:
         for g in self._tgroups:
@@ -395,6 +407,7 @@ class FlowNetwork:
         """Max-min fair rates, by progressive filling, of the classes connected to a change."""
         self.recomputes += 1
         users, cap = self.users, self.cap
+        done, seq = self._done, self._seq
         for c in self._dirty_solo:  # alone on its resources: its bottleneck's capacity / load
             c.advance(now)
             if c.bundle:
@@ -407,9 +420,11 @@ class FlowNetwork:
                         rate = r
             c.rate = rate
             c.version += 1
-            if rate > 0.0:
-                self._push_done(c)
+            if rate > 0.0:  # (_push_done)
+                heapq.heappush(done, (c.t + (c.heap[0][0] - c.service) / rate, next(seq), c, c.version))
         self._dirty_solo.clear()
+        if not self._dirty:
+            return
         comp: dict[int, FlowClass] = {}
         weight: dict[int, float] = {}
         stack = [rid for rid in self._dirty if users[rid]]
