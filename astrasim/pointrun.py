@@ -162,11 +162,13 @@ def _mean(xs: Iterable[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-def result_row(point: Point, result, inputs: Inputs = FILES) -> dict[str, Any]:
+def result_row(point: Point, result, inputs: Inputs = FILES, graph: OpGraph | None = None) -> dict[str, Any]:
     """The tidy row of a point: its identity, then the breakdown.
 
     compute_s, exposed_comm_s, idle_s are means over the devices (each device: latency =
-    compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s."""
+    compute + exposed comm + idle); comm_fraction = exposed_comm_s / latency_s. Energy
+    (astrasim.placement.energy) is of the whole request: the prefill run (`graph`), or the
+    generation's run when output_tokens > 1."""
     single = result.latency_s if point.single_device else single_latency(point, inputs)
     exposed = _mean(result.exposed_comm_s)
     row = {
@@ -183,8 +185,20 @@ def result_row(point: Point, result, inputs: Inputs = FILES) -> dict[str, Any]:
         **memory_columns(point),
         "compute_source": compute_source_of(point),
     }
-    row.update(generation_columns(point, result.latency_s, inputs))  # generation (output_tokens > 0)
+    run: list = []  # the generation's (SimResult, graph) when it simulates one
+    row.update(generation_columns(point, result.latency_s, inputs, run))  # generation (output_tokens > 0)
+    row.update(energy_of(point, *(run[0] if run else (result, graph))))
     return row
+
+
+def energy_of(point: Point, result, graph: OpGraph | None) -> dict[str, Any]:
+    """ENERGY_COLUMNS of a run (empty without its graph or without power figures in the catalog)."""
+    from astrasim.placement.energy import energy_columns
+    from astrasim.results import ENERGY_COLUMNS
+
+    if graph is None or point.workload.is_stream:
+        return dict.fromkeys(ENERGY_COLUMNS)
+    return energy_columns(point, result, graph)
 
 
 def compute_source_of(point: Point) -> str:
@@ -211,8 +225,8 @@ def simulate_point(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
     costs and traces come from (default: their files)."""
     if point.workload.is_stream:
         return stream_row(point, inputs)
-    result = run_point(point, inputs=inputs)[0]
-    return {**result_row(point, result, inputs), **single_columns(result.latency_s, result.compute_s)}
+    result, graph = run_point(point, inputs=inputs)
+    return {**result_row(point, result, inputs, graph), **single_columns(result.latency_s, result.compute_s)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,19 +244,26 @@ def check_generation(point: Point, inputs: Inputs = FILES) -> None:
         _build(point, 2, inputs)
 
 
-def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES) -> dict[str, Any]:
+def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES, run: list | None = None
+                       ) -> dict[str, Any]:
     """ttft_s: the prefill's latency plus the first token's LM head (the prompt's last position yields
     the first token); e2e_s: the whole request (prefill + decode steps, each with its head, one engine run
     with the point's placement, dispatch and message costs); tpot_s: the mean time per output token after
     the first, (e2e - ttft) / (output_tokens - 1). All empty when output_tokens = 0; tpot_s empty when it
-    is 1."""
+    is 1. `run` (a list) receives the generation's (SimResult, graph) when one is simulated."""
     from astrasim.results import GENERATION_COLUMNS
 
     n = point.output_tokens
     if n <= 0:
         return dict.fromkeys(GENERATION_COLUMNS)
     ttft = prefill_s + max(point.options().head_s, default=0.0) / min(point.device_speeds())
-    e2e = engine_inputs(point, inputs, generation=True).run().latency_s if n > 1 else ttft
+    e2e = ttft
+    if n > 1:
+        ei = engine_inputs(point, inputs, generation=True)
+        res = ei.run()
+        e2e = res.latency_s
+        if run is not None:
+            run.append((res, ei.graph))
     return {"ttft_s": ttft, "tpot_s": (e2e - ttft) / (n - 1) if n > 1 else None, "e2e_s": e2e}
 
 

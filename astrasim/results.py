@@ -32,6 +32,8 @@ RESULT_COLUMNS += GENERATION_COLUMNS
 STREAM_COLUMNS = ("throughput_per_s", "latency_p50_s", "latency_p90_s", "latency_p99_s", "utilization", "stable")
 RESULT_COLUMNS += STREAM_COLUMNS  # streams: astrasim.streams.StreamStats.columns
 RESULT_COLUMNS += ("compute_source",)  # measured | calibrated | datasheet (astrasim.compute.hardware.compute_source)
+ENERGY_COLUMNS = ("energy_j", "energy_per_token_j", "avg_power_w")  # astrasim.placement.energy
+RESULT_COLUMNS += ENERGY_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
 
 

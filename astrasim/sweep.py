@@ -190,6 +190,19 @@ def _dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
         close_client(client)
 
 
+def simulate_points(points: list[Point], *, workers: int = 1, dask_address: str | None = None,
+                    client=None) -> Iterator[dict[str, Any]]:
+    """Rows of `points` (any order) on the sweep's executors: serial, local processes or Dask (a
+    given `client` is used and closed). For callers that choose their own points (placement search)."""
+    if client is None and dask_address:
+        client = _dask_client(dask_address)
+    if client is not None:
+        return _dask(points, client)
+    if workers > 1 and len(points) > 1:
+        return _local(points, workers, len(points))
+    return _serial(points)
+
+
 # ---------------------------------------------------------------------------------------------
 # The sweep
 

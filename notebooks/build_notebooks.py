@@ -172,7 +172,7 @@ Starts from `scenarios/wifi.yaml` (its strategies and GPT2-S at 1024 tokens) and
 `astrasim.analysis.planning` for the cheapest devices x count x strategy on the 20 Mbps Wi-Fi of
 `profiles/networks.yaml` that serves a 1024-token prefill in under 1 s with zero-shot perplexity
 no worse than 80 (ASTRA G=32 publishes 76.24, the original model 58.91). Devices and prices:
-`profiles/devices.yaml`; cost = devices x price + network; energy = power x busy time.
+`profiles/devices.yaml`; cost = devices x price + network; energy = active power x busy + idle power x the rest + Wi-Fi radio airtime (astrasim.placement.energy).
 `ASTRASIM_NOTEBOOK_QUICK=1` runs a reduced grid."""),
         new_code_cell(SETUP),
         new_code_cell(PROFILE),

@@ -58,10 +58,12 @@ def test_every_strategy_maps_each_profile_op_to_a_real_kernel_call():
     spec = model_from_dict({"name": "tiny", "layers": 2, "hidden": 64, "heads": 4, "mlp_hidden": 128,
                             "tokens": 16, "causal": False, "cls_token": True})
     block = ReferenceBlock(spec).eval()
+    moe = model_from_dict({**spec.to_dict(), "name": "tiny-moe", "experts": 4, "experts_per_token": 2})
     with torch.inference_mode():
         for name, s in STRATEGIES.items():
             knobs = s.knobs(**({"groups": 4} if "groups" in s.Knobs.model_fields else {}))
-            calls = s.kernel_calls(block, 2, spec.tokens, knobs, spec.cls_token)
+            b = block if s.applies(spec) else ReferenceBlock(moe).eval()  # ep: the same shape with experts
+            calls = s.kernel_calls(b, 2, spec.tokens, knobs, spec.cls_token)
             extra = ("cls_pool",) if name == "astra" else ()
             if s.ops:  # a strategy without profile rows of its own (pp) runs another's kernels
                 assert tuple(calls) == s.ops + extra, name
@@ -257,3 +259,22 @@ def test_bp_sp_full_layer_is_sequence_parallel():
     outs = [BPSPBlock(block, 3, r) for r in range(3)]
     y = torch.cat([dev.mlp(dev.attn(x)) for dev in outs], 1)
     assert torch.allclose(y, block(x), **TOL)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_tp_partial_outputs_of_an_moe_block_sum_to_the_full_block(n):
+    """Tensor parallelism of a Qwen2-MoE-like block (router, 4 experts, top 2, a gated shared expert,
+    Q/K/V biases, q/k norms): every device routes every token and runs its columns of each expert."""
+    spec = model_from_dict({"name": "tiny-moe-tp", "layers": 1, "hidden": 24, "heads": 6, "kv_heads": 3,
+                            "mlp_hidden": 40, "tokens": 9, "causal": True, "norm": "rmsnorm",
+                            "activation": "swiglu", "qkv_bias": True, "bias": False, "qk_norm": True,
+                            "experts": 4, "experts_per_token": 2, "expert_mlp_hidden": 12, "shared_experts": 1,
+                            "shared_expert_mlp_hidden": 18, "shared_expert_gate": True})
+    torch.manual_seed(3)
+    block = ReferenceBlock(spec)
+    x = torch.randn(1, 9, 24)
+    shards = [TPBlock(block, n, r) for r in range(n)]
+    assert sum(s.mlp_shard.experts[0].gate.out_features for s in shards) == 12
+    h = sum(s.attn(x) for s in shards)
+    assert torch.allclose(h, block.attn_residual(x), **TOL)
+    assert torch.allclose(sum(s.mlp(h) for s in shards), block(x), **TOL)

@@ -16,9 +16,22 @@ OPTIONS = [({"op_overhead_s": 0.05}, True), ({"message_cpu_s": 0.01}, False), ({
            ({"speed_jitter": 0.3}, True), ({"speeds": [1.0, 0.5]}, False), ({"speed": [0.5]}, True)]
 
 
+def _model(strategy: str):
+    """gpt2-s, or its twin with 4 experts (2 per token) for a strategy of MoE models only (ep)."""
+    from astrasim.models import get_model
+
+    gpt2 = get_model("gpt2-s")
+    if STRATEGIES[strategy].applies(gpt2):
+        return "gpt2-s"
+    return {**gpt2.to_dict(), "name": "gpt2-s-moe", "experts": 4, "experts_per_token": 2, "expert_mlp_hidden": 3072}
+
+
 def _row(strategy: str, hardware: dict, workload: dict | None = None) -> dict:
-    sc = from_dict({"name": "t", "models": ["gpt2-s"], "tokens": [256], "output_tokens": [0 if workload else 3],
-                    "devices": [2], "strategies": [strategy], "hardware": {"profile": "cpu", **hardware},
+    sc = from_dict({"name": "t", "models": [_model(strategy)], "tokens": [256], "output_tokens": [0 if workload else 3],
+                    "devices": [2], "strategies": [strategy],
+                    # the MoE twin has no profile rows: the calibrated model of the same (cpu) device times it
+                    "hardware": {"profile": "cpu", **({} if _model(strategy) == "gpt2-s" else {"compute": "calibrated"}),
+                                 **hardware},
                     "network": {"topology": "wifi", "bandwidth_mbps": [100]},
                     **({"workload": workload} if workload else {})})
     return simulate_point(next(iter_points(sc)))

@@ -44,7 +44,7 @@ def computes(graph, device=None, name=None):
 
 
 def test_registry_names():
-    assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "pp", "astra"}
+    assert set(STRATEGIES) == {"single", "tp", "sp", "bp-ag", "bp-sp", "pp", "astra", "ep"}
     with pytest.raises(ValueError, match="unknown strategy"):
         build_graph("no-such-strategy", GPT2, FixedCosts(), 2, 1024)
 
@@ -197,13 +197,15 @@ def knobs_for(strategy, **values):
 def test_every_graph_is_valid_and_uses_only_profile_op_names(strategy, n, layers, tokens, causal, cls, skip):
     spec = model_from_dict({"name": "tiny", "layers": layers, "hidden": 64, "heads": 4, "mlp_hidden": 128,
                             "tokens": tokens, "causal": causal, "cls_token": cls})
+    if not STRATEGIES[strategy].applies(spec):  # ep: the same shape with 4 experts, 2 per token
+        spec = model_from_dict({**spec.to_dict(), "name": "tiny-moe", "experts": 4, "experts_per_token": 2})
     costs = FixedCosts()
     try:
         g = build_graph(strategy, spec, costs, n, tokens, knobs_for(strategy, groups=4, nb=1),
                         BuildOptions(causal_skip=skip))
     except UserError as exc:  # more devices than KV heads (4) or than tokens to split: refused, not built
         assert ((n > 4 and "KV heads" in str(exc)) or (n > tokens - cls and "cannot split" in str(exc))
-                or (n > layers and "pipeline stages" in str(exc)))
+                or (n > layers and "pipeline stages" in str(exc)) or (n > 4 and "experts" in str(exc)))
         return
     g.validate()
     names = {op.name for op in g.ops if isinstance(op, Compute)}
@@ -242,8 +244,8 @@ def test_missing_profile_key_names_the_key_and_the_command():
         _costs().seconds("m", "astra", 8, "vq_encode", 1024, 16, 1024)
     msg = str(exc.value)
     assert "hardware.profile" in msg and "model=m" in msg and "devices=8" in msg and "groups=16" in msg
-    # m is neither built in nor read from a YAML file: the command asks for the model's YAML file
-    assert ("astrasim profile --models <YAML file of m> --strategies astra --devices 8 --tokens 1024 --groups 16 "
+    # m is neither built in nor read from a file: the command asks for the model's file (YAML or config.json)
+    assert ("astrasim profile --models <model file of m> --strategies astra --devices 8 --tokens 1024 --groups 16 "
             "--codebook 1024 --out profiles/x.m-astra-n8-g16-k1024-t1024.csv") in msg
 
 
@@ -285,6 +287,6 @@ def test_synthetic_profile_is_a_valid_profile_for_every_builder():
     table = synthetic_profile([VIT, GPT2], devices=(2, 4))
     costs = ProfileCosts(table)
     for strategy in STRATEGIES:
-        for spec in (VIT, GPT2):
+        for spec in (s for s in (VIT, GPT2) if STRATEGIES[strategy].applies(s)):
             g = build_graph(strategy, spec, costs, 4, spec.tokens, knobs_for(strategy, groups=16, nb=4))
             assert all(op.seconds > 0 for op in g.ops if isinstance(op, Compute))

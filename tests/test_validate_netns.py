@@ -107,7 +107,11 @@ def test_shaped_transfer_matches_the_rate():
 
 
 def _reduced_validation(tmp_path, settings):
+    from astrasim.validation import idle
     from astrasim.validation.compare import run_validation
+
+    saved = idle.IDLE_WAIT_S, idle.IDLE_START_S
+    idle.IDLE_WAIT_S = idle.IDLE_START_S = 2.0  # a test shares the machine: it cannot wait for idle CPUs
 
     t0 = time.monotonic()
     waited = [0.0]
@@ -118,26 +122,32 @@ def _reduced_validation(tmp_path, settings):
         elif waited[0] < 0:
             waited[0] += time.monotonic()
 
-    results, summary = run_validation(settings, tmp_path, command="pytest", log=log, trace_dir=tmp_path / "traces")
+    try:
+        results, summary = run_validation(settings, tmp_path, command="pytest", log=log, trace_dir=tmp_path / "traces")
+    finally:
+        idle.IDLE_WAIT_S, idle.IDLE_START_S = saved
     return results, summary, time.monotonic() - t0 - waited[0]
 
 
 def _assert_guard(results, summary, tmp_path):
+    from astrasim.validation.protocol import PROTOCOL
     from astrasim.validation.report import TARGET_MEDIAN
 
     allrow = summary[summary["group"] == "all"].iloc[0]
-    table = results[["topology", "bandwidth_mbps", "strategy", "measured_s", "predicted_s", "error",
-                     "error_in_situ"]].to_string()
+    table = results[["topology", "bandwidth_mbps", "strategy", "measured_s", "predicted_profiles_s", "error_profiles",
+                     "error_in_situ", "error_in_pass"]].to_string()
     # The target (median <= 5 %, max <= 15 %) is judged on the full grid (`astrasim validate`,
     # docs/validation.md), minutes of passes on a quiet machine; a test run shares its CPUs with
     # pytest and cannot hold to it. This small run is a
     # regression guard of what does hold: with the op times measured inside the passes, the network,
     # collective and engine model predicts the real runs (a broken plan or calibration is off by 30 to
-    # 100 %), and the calibrated prediction stays within the known compute gap (never slower than
-    # measured by more than 2x, never faster than a sixth of it).
-    assert allrow["median_abs_error_in_situ"] <= 3 * TARGET_MEDIAN, table
-    assert allrow["max_abs_error_in_situ"] <= 0.5, table
-    assert results["error"].between(-5 / 6, 1.0).all(), table
+    # 100 %), and both predictions stay within the known compute gap (never slower than measured by
+    # more than 2x, never faster than a sixth of it).
+    assert allrow["median_abs_error_in_pass"] <= 3 * TARGET_MEDIAN, table
+    assert allrow["max_abs_error_in_pass"] <= 0.5, table
+    for kind in ("profiles", "in_situ"):
+        assert results[f"error_{kind}"].between(-5 / 6, 1.0).all(), table
+    assert (results["protocol"] == PROTOCOL).all() and (summary["protocol"] == PROTOCOL).all()
     assert (results["noise"] >= 0).all()
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "predicted_vs_measured.png").is_file()
 

@@ -107,3 +107,33 @@ def test_kernel_round_records_one_round_and_add_round_appends_it():
                                     lambda: None))
     assert len(calls) == 2 and len(rec["ops"]["a"]) == 4 and len(rec["ops"]["b"]) == 2
     assert len(rec["wall"]) == len(rec["cpu"]) == len(rec["stolen"]) == 2
+
+
+# ------------------------------------------------------------------ other processes (idle.py)
+def test_others_share_is_the_busy_time_less_our_own(monkeypatch):
+    import os
+
+    from astrasim.validation.idle import others_share
+
+    hz = os.sysconf("SC_CLK_TCK")
+    # 2 CPUs for 1 s = 2 hz jiffies; 1.5 s of it busy, 0.5 s of which was this process
+    assert others_share((0, 0), (int(1.5 * hz), 2 * hz), 0.5) == pytest.approx(0.5)
+    assert others_share((0, 0), (int(0.5 * hz), 2 * hz), 0.5) == 0.0  # all of it ours
+    assert others_share((5, 5), (5, 5), 0.0) == 0.0  # no time passed: unknown
+
+
+def test_wait_idle_waits_for_the_others_and_gives_up_after_the_limit(monkeypatch):
+    from astrasim.validation import idle
+
+    shares = iter([0.9, 0.5, 0.05])
+    monkeypatch.setattr(idle, "measure_others", lambda fn: (None, next(shares)))
+    monkeypatch.setattr(idle.time, "sleep", lambda s: None)
+    said = []
+    assert idle.wait_idle(said.append, "x") == 0.05
+    assert len(said) == 1 and "waiting for the CPUs to go idle before x (other processes use 90%)" in said[0]
+    clock = iter(range(0, 10_000, 100))
+    monkeypatch.setattr(idle.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(idle, "measure_others", lambda fn: (None, 0.8))
+    said.clear()
+    assert idle.wait_idle(said.append, "y") == 0.8
+    assert "runs anyway" in said[-1]

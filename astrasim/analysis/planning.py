@@ -13,8 +13,9 @@ Per configuration (columns of ``PlanResult.table``):
 * ``latency_s``, ``compute_s``, ``comm_bits`` ... from the simulator (astrasim.sweep);
 * ``cost_usd`` = devices x device price + network price + devices x per-device network price
   (cables); ``single`` pays no network;
-* ``energy_j`` = device power x busy time summed over devices (energy of the compute of one
-  inference; idle and radio power are not modelled);
+* ``energy_j``, ``energy_per_token_j``, ``avg_power_w`` from the result rows (astrasim.placement.energy:
+  active power while busy, idle power otherwise, Wi-Fi radio airtime; empty where the catalog lacks
+  a device's power figures);
 * ``accuracy`` joined from the accuracy tables (astrasim.analysis.accuracy_data join rule);
 * ``feasible``: latency <= target, accuracy at least as good as the floor (a missing accuracy
   cannot certify a floor, so it is infeasible when a floor is set), cost <= budget if set;
@@ -42,6 +43,7 @@ from astrasim.analysis.accuracy_data import check_matches, join_accuracy, load_a
 from astrasim.analysis.pareto import FRONTIER, mark_pareto
 from astrasim.errors import UserError
 from astrasim.fileio import read_yaml_file
+from astrasim.results import ENERGY_COLUMNS
 from astrasim.scenario.schema import MemoryConfig, StrategyEntry
 from astrasim.strategies import STRATEGIES, get, label_of
 NO_NETWORK = "none"
@@ -425,7 +427,7 @@ def busy_seconds(results: pd.DataFrame) -> pd.Series:
 
 
 def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, NetworkOption]) -> pd.DataFrame:
-    """Add device_cost_usd, network_cost_usd, cost_usd, busy_s and energy_j to sweep rows whose
+    """Add device_cost_usd, network_cost_usd, cost_usd and busy_s to sweep rows whose
     ``hardware`` is a device catalog name and ``network_option`` a network catalog name ("none"
     or a single-device row: no network)."""
     from astrasim.scenario.fleet import fleet_names
@@ -436,14 +438,14 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
     unknown = sorted({name for f in fleets for name in f} - set(devices))
     if unknown:
         raise UserError(f"hardware {unknown} not in the device catalog {sorted(devices)}", field="hardware")
-    # a mixed fleet: the sum of its prices; its power is the mean over its devices (busy_s is a sum)
-    power = pd.Series([sum(devices[d].active_power_w for d in f) / len(f) for f in fleets], index=df.index, dtype=float)
+    # a mixed fleet: the sum of its prices
     df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
     df["network_cost_usd"] = [0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
                               for name, n in zip(df["network_option"], df["devices"])]
     df["cost_usd"] = df["device_cost_usd"] + df["network_cost_usd"]
     df["busy_s"] = busy_seconds(df)
-    df["energy_j"] = power * df["busy_s"]
+    for col in ENERGY_COLUMNS:  # empty where a device has no power figures (or rows of an older file)
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     return df
 
 

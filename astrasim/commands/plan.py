@@ -28,16 +28,35 @@ def register(app: typer.Typer) -> None:
                                                 "[default: profiles/networks.yaml]"),
         top: int = typer.Option(10, "--top", help="feasible configurations to list"),
         workers: int = typer.Option(1, "--workers", help="local worker processes for the simulations"),
+        dask: Optional[str] = typer.Option(None, "--dask", help="run an inventory plan's simulations on this Dask "
+                                           "scheduler (tcp://host:port)"),
+        draw: Optional[Path] = typer.Option(None, "--draw", help="inventory plans: draw the chosen placement "
+                                            "(devices, what each holds, memory, link) to this PNG"),
+        exhaustive: bool = typer.Option(False, "--exhaustive", help="inventory plans: simulate every candidate "
+                                        "(no pruning)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     ) -> None:
         """Rank the feasible configurations by cost (devices x price + network) and print the cheapest,
-        the cost/latency/accuracy frontier and, when nothing is feasible, which constraint binds."""
+        the cost/latency/accuracy frontier and, when nothing is feasible, which constraint binds.
+        A plan with `inventory:` (the devices you own) instead searches their placement: which of them,
+        in what order, split how, with which strategy (docs/placement.md)."""
         from astrasim.analysis.planning import format_report, load_plan, run_plan
         from astrasim.errors import UserError
         from astrasim.fileio import check_output_path, write_csv_atomic
         from astrasim.sweep import check_workers
 
         check_workers(workers)
+        from astrasim.fileio import read_yaml_file
+        from astrasim.placement.inventory import is_inventory_plan
+
+        if scenario.is_file() and is_inventory_plan(read_yaml_file(scenario, "scenario")):
+            from astrasim.placement.commands import run_inventory_plan
+
+            run_inventory_plan(scenario, out=out, plot=plot, draw=draw, networks=networks, top=top, workers=workers,
+                               dask=dask, exhaustive=exhaustive, progress=progress)
+            return
+        if dask is not None or draw is not None:
+            raise UserError("--dask and --draw apply to plans with an `inventory:`", field="--dask" if dask else "--draw")
         if out is not None or plot is not None:  # the plan reads the catalogs, profiles, accuracy tables of profiles/
             from astrasim.compute.profiles import profiles_dirs
 

@@ -31,11 +31,9 @@ def _names(text: str) -> list[str]:
 
 
 def _model(name: str):
-    from astrasim.models import get_model, load_model_yaml
+    from astrasim.models import load_model
 
-    if name.endswith((".yaml", ".yml")):
-        return load_model_yaml(name)
-    return get_model(name)
+    return load_model(name)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +42,8 @@ def register(app: typer.Typer) -> None:
     @app.command("profile")
     @user_errors
     def profile(
-        models: str = typer.Option(DEFAULT_MODELS, help="Comma-separated model names or custom model YAML paths. "
+        models: str = typer.Option(DEFAULT_MODELS, help="Comma-separated model names (built-in or zoo: `astrasim models`), custom model YAML paths or Hugging Face "
+                                   "config.json files / folders. "
                                    "llama3-8b is left out of the default (one layer is ~0.9 GB and ~0.45 TFLOP at 1024 "
                                    "tokens: tens of minutes on a small CPU); add it explicitly."),
         strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies (default: every "

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(stream_row(point), indent=2))
             return
         result, graph = run_point(point, record_timeline=trace is not None)
-        row = result_row(point, result)
+        row = result_row(point, result, graph=graph)
         if trace is not None:
             result.write_chrome_trace(trace)
         per_device = [{"device": d, "compute_s": c, "exposed_comm_s": e, "idle_s": i}
@@ -107,5 +107,8 @@ def _print_table(row: dict, per_device: list[dict], result, trace, point) -> Non
         tpot = row["tpot_s"]
         console.print(f"generation       {row['output_tokens']} tokens: ttft {row['ttft_s']:.4f} s, tpot "
                       + (f"{tpot:.4f} s" if tpot is not None else "-") + f", e2e {row['e2e_s']:.4f} s")
+    if row.get("energy_j") is not None:  # astrasim.placement.energy
+        console.print(f"energy           {row['energy_j']:.4g} J ({row['energy_per_token_j']:.4g} J per token, "
+                      f"{row['avg_power_w']:.3g} W on average)")
     if trace is not None:
         console.print(f"trace written to {trace} (open in ui.perfetto.dev)")

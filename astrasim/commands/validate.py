@@ -24,22 +24,33 @@ def _list(text: Optional[str], cast=str) -> Optional[list]:
         raise UserError(f"'{text}' is not a comma-separated list of {cast.__name__}", field="option") from None
 
 
+def _default(name: str) -> str:
+    """The frozen protocol's default of one setting, as the option writes it."""
+    from astrasim.validation.protocol import DEFAULTS
+
+    value = getattr(DEFAULTS, name)
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) if isinstance(value, list) else f"{value:g}"
+
+
 def register(app: typer.Typer) -> None:
     """Add the command to the app."""
 
     @app.command("validate")
     @user_errors
     def validate(
-        scenario: Optional[Path] = typer.Argument(None, help="validation YAML (default: the built-in grid, "
-                                                  "the same as validation/validate.yaml)"),
-        hosts: Optional[str] = typer.Option(None, help="host counts N, e.g. 2,4"),
-        bandwidths: Optional[str] = typer.Option(None, help="link rates in Mbps, e.g. 10,20,50,100"),
+        scenario: Optional[Path] = typer.Argument(None, help="validation YAML (default: the frozen protocol's "
+                                                  "grid, which validation/validate.yaml states)"),
+        hosts: Optional[str] = typer.Option(None, help=f"host counts N (default {_default('hosts')})"),
+        bandwidths: Optional[str] = typer.Option(None, help=f"link rates in Mbps (default {_default('bandwidths')})"),
         strategies: Optional[str] = typer.Option(None, help="comma-separated strategy labels as the registry writes "
-                                                  "them (default: every registered strategy)"),
-        topologies: Optional[str] = typer.Option(None, help="switch,shared"),
-        repeats: Optional[int] = typer.Option(None, help="timed forward passes per point (median)"),
+                                                  f"them (default {_default('strategies')})"),
+        topologies: Optional[str] = typer.Option(None, help=f"switch and/or shared (default {_default('topologies')})"),
+        repeats: Optional[int] = typer.Option(None, help=f"at least this many timed passes per point (default "
+                                              f"{_default('repeats')}; more for short passes, up to "
+                                              f"{_default('max_repeats')} within {_default('budget_s')} s)"),
         out: Path = typer.Option(Path("validation"), help="folder for results.csv, summary.md, the plot"),
-        check: bool = typer.Option(False, "--check", help="exit 1 when the error target is missed"),
+        check: bool = typer.Option(False, "--check", help="exit 1 when the prediction from profiles misses the "
+                                   "error target"),
         reuse_measurements: Optional[Path] = typer.Option(
             None, help="predict again, with today's simulator, the measurements stored in this folder by an "
                        "earlier run (e.g. validation); measures nothing, needs neither root nor torch"),
@@ -49,9 +60,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build N test hosts in network namespaces joined by tbf-shaped links (a switch, and a
         shared medium), run every strategy's real per-device kernels on them with torch.distributed
-        (gloo), and compare the measured latencies with the simulator's predictions (network
-        calibrated by a separate point-to-point benchmark, kernels profiled on the spot).
-        Needs root and `ip netns`; elsewhere it says so in one line and exits 2."""
+        (gloo), and compare the measured latencies with two predictions of the simulator: from
+        profiles (kernels timed alone, network, dispatch and message CPU from microbenchmarks
+        before the points) and in-situ (kernel costs from co-run rounds around each point's
+        passes). Needs root and `ip netns`; elsewhere it says so in one line and exits 2."""
         from astrasim.fileio import check_output_folder
 
         check_output_folder(out, ("results.csv", "summary.md", "predicted_vs_measured.png"), "--out")  # before any work

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from astrasim.compute.profiles import profiles_dirs
+from astrasim.compute.profiles import REPO_ROOT, profiles_dirs
 from astrasim.compute.roofline import Rate
 from astrasim.errors import UserError
 from astrasim.fileio import read_yaml_file
@@ -74,10 +75,17 @@ class CatalogDevice(BaseModel):
         return Rate(self.peak_flops, self.mem_bandwidth_gbs * 1e9)
 
 
+_REPO_PROFILES = str(REPO_ROOT / "profiles")
+
+
 def catalog_path() -> Path:
-    for d in profiles_dirs():
-        if (d / "devices.yaml").is_file():
-            return d / "devices.yaml"
+    """profiles/devices.yaml in the first of profiles_dirs() that has one (os.path: the placement search
+    asks this tens of thousands of times)."""
+    env = os.environ.get("ASTRASIM_PROFILES")
+    for d in ([env] if env else []) + [os.path.join(os.getcwd(), "profiles"), _REPO_PROFILES]:
+        f = os.path.join(d, "devices.yaml")
+        if os.path.isfile(f):
+            return Path(f)
     raise UserError("device catalog profiles/devices.yaml not found; run from the repository root or set "
                     "ASTRASIM_PROFILES", field="hardware.device")
 
@@ -107,8 +115,8 @@ def _load_catalog_cached(path: str, mtime: float) -> dict[str, CatalogDevice]:
 
 def load_catalog(path: str | Path | None = None) -> dict[str, CatalogDevice]:
     """The device catalog, name -> CatalogDevice (default: profiles/devices.yaml)."""
-    p = Path(path) if path else catalog_path()
-    return _load_catalog_cached(str(p), p.stat().st_mtime)
+    p = str(path) if path else str(catalog_path())
+    return _load_catalog_cached(p, os.stat(p).st_mtime)
 
 
 def catalog_device(name: str, field: str = "hardware.device") -> CatalogDevice:

@@ -157,9 +157,9 @@ def profile_command(model: str, strategy: str, devices: int, groups: int, codebo
     p = Path(source)
     keyed = groups > 0  # the strategy's rows are keyed by G and K (profiled knobs)
     tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if keyed else "") + f"-t{tokens}"
-    from astrasim.models import BUILTIN_MODELS, CUSTOM_MODEL_FILES
+    from astrasim.models import CUSTOM_MODEL_FILES, known_names
 
-    models = model if model in BUILTIN_MODELS else CUSTOM_MODEL_FILES.get(model, f"<YAML file of {model}>")
+    models = model if model in known_names() else CUSTOM_MODEL_FILES.get(model, f"<model file of {model}>")
     cmd = f"astrasim profile --models {models} --strategies {strategy} --devices {devices} --tokens {tokens}"
     if keyed:
         cmd += f" --groups {groups} --codebook {codebook}"

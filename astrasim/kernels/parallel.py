@@ -54,7 +54,7 @@ from torch import nn
 
 from astrasim.kernels.astra import pool_cls
 from astrasim.kernels.attention import attend, attend_lse, attn_bias, causal_allowed, merge_partials
-from astrasim.kernels.block import MLP, ReferenceBlock
+from astrasim.kernels.block import MLP, MoEMLP, ReferenceBlock
 from astrasim.kernels.split import astra_token_bounds, head_bounds, split_bounds, token_bounds
 from astrasim.kernels.vq import GroupedVQ
 
@@ -80,8 +80,15 @@ def _slice_linear(lin: nn.Linear, rows: tuple[int, int] | None = None, cols: tup
 
 def _mlp_shard(block: ReferenceBlock, cols: tuple[int, int], *, first: bool,
                d_slice: tuple[int, int] | None = None) -> nn.Module:
-    """The MLP restricted to hidden units [cols) (and, for decoupled layers, to a D-slice)."""
+    """The MLP restricted to hidden units [cols) (and, for decoupled layers, to a D-slice); an MoE MLP keeps
+    its router and the columns [cols) of every expert (the shared experts' in the same proportion)."""
     src = block.mlp
+    if isinstance(src, MoEMLP):
+        return _moe_shard(src, cols, block.mlp_hidden, first=first, d_slice=d_slice)
+    return _dense_shard(src, cols, first=first, d_slice=d_slice)
+
+
+def _dense_shard(src: MLP, cols: tuple[int, int], *, first: bool, d_slice: tuple[int, int] | None = None) -> MLP:
     mod = MLP.__new__(MLP)
     nn.Module.__init__(mod)
     mod.activation, mod.gelu_approximate = src.activation, src.gelu_approximate
@@ -92,6 +99,24 @@ def _mlp_shard(block: ReferenceBlock, cols: tuple[int, int], *, first: bool,
         mod.gate = _slice_linear(src.gate, rows=cols, cols=d_slice)
         mod.up = _slice_linear(src.up, rows=cols, cols=d_slice)
         mod.down = _slice_linear(src.down, rows=d_slice, cols=cols, keep_bias=first)
+    return mod
+
+
+def _moe_shard(src: MoEMLP, cols: tuple[int, int], width: int, *, first: bool,
+               d_slice: tuple[int, int] | None = None) -> MoEMLP:
+    """Megatron's split of an MoE MLP: every device routes every token (the router whole), runs columns
+    [cols) of each selected expert, and the partial sums add up over devices like a dense MLP's."""
+    mod = MoEMLP.__new__(MoEMLP)
+    nn.Module.__init__(mod)
+    mod.k, mod.activation = src.k, src.activation
+    mod.router = _slice_linear(src.router, cols=d_slice)
+    mod.experts = nn.ModuleList(_dense_shard(e, cols, first=first, d_slice=d_slice) for e in src.experts)
+    mod.shared, mod.shared_gate = None, None
+    if src.shared is not None:
+        shared = src.shared.down.in_features
+        mod.shared = _dense_shard(src.shared, (cols[0] * shared // width, cols[1] * shared // width), first=first,
+                                  d_slice=d_slice)
+        mod.shared_gate = _slice_linear(src.shared_gate, cols=d_slice) if src.shared_gate is not None else None
     return mod
 
 
@@ -138,6 +163,8 @@ class TPBlock(nn.Module):
         h = b.norm1(x)
         q = b.split_heads(self.q_proj(h), self.heads)
         k, v = b.split_heads(self.k_proj(h), self.kv_heads), b.split_heads(self.v_proj(h), self.kv_heads)
+        if b.q_norm is not None:  # Qwen3's per-head norms are local to the device's heads
+            q, k = b.q_norm(q), b.k_norm(k)
         out = self.o_proj(b.merge_heads(attend(q, k, v, is_causal=b.causal)))
         return out + x if self.rank == 0 else out
 
@@ -207,13 +234,15 @@ def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int, mlp: str =
         w0, w1 = split_bounds(block.head_dim, n_devices, what="head dims")[rank]
         heads, kv_heads, cols = block.heads, block.kv_heads, (0, block.mlp_hidden)
         kv_slice = (block.kv_heads * w0, block.kv_heads * w1)
+        head_dim = w1 - w0
     else:
         (h0, h1), (k0, k1) = (b[rank] for b in head_bounds(block.heads, block.kv_heads, n_devices))
         heads, kv_heads = h1 - h0, k1 - k0
         kv_slice = (k0 * block.head_dim, k1 * block.head_dim)
         cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
+        head_dim = block.head_dim
     spec = dataclasses.replace(block.spec, hidden=d_slice[1] - d_slice[0], heads=heads, kv_heads=kv_heads,
-                               mlp_hidden=cols[1] - cols[0])
+                               mlp_hidden=cols[1] - cols[0], head_dim=head_dim)
     sub = ReferenceBlock(spec, dtype=block.dtype).to(block.q_proj.weight.device)
     with torch.no_grad():
         for norm in ("norm1", "norm2"):

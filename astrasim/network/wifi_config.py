@@ -34,6 +34,14 @@ class WifiConfig(BaseModel):
     contenders: int | None = Field(None, ge=1, description="transmitters contending at once, for every "
                                                            "message; null = per message the senders of its "
                                                            "collective step plus the AP")
+    # Radio power of each station (energy; astrasim/placement/energy.py), W while in that state. Defaults:
+    # ns-3's WifiRadioEnergyModel (nsnam/ns-3-dev, src/wifi/model/wifi-radio-energy-model.cc: idle 273 mA,
+    # tx 380 mA at 0 dBm, rx 313 mA) at its BasicEnergySource's 3.0 V supply, i.e. an 802.11 NIC measured by
+    # the UW Network Security Lab; the same order as Halperin et al., "Demystifying 802.11n power
+    # consumption" (HotPower 2010, Intel 5300: about 0.8-2.1 W from idle to 3-stream transmit).
+    radio_tx_w: float = Field(1.14, ge=0, description="radio power while transmitting, W (ns-3: 0.380 A x 3 V)")
+    radio_rx_w: float = Field(0.939, ge=0, description="radio power while receiving, W (ns-3: 0.313 A x 3 V)")
+    radio_idle_w: float = Field(0.819, ge=0, description="radio power while listening idle, W (ns-3: 0.273 A x 3 V)")
 
     def phy(self, bandwidth_mbps: float | None) -> WifiPhy:
         """The PHY: from the MCS when given (then bandwidth_mbps must be null or that rate), else

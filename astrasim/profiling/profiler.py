@@ -107,7 +107,7 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
             raise UserError(f"{spec.name} takes 1..{spec.max_tokens} tokens, got {t}", field="tokens")
         for name in strategies:
             strategy = get(name)
-            if not (strategy.decode_ops if decode else strategy.ops):
+            if not (strategy.decode_ops if decode else strategy.ops) or not strategy.applies(spec):
                 continue
             lists: dict[str, list] = {}
             if "groups" in strategy.profiled_knobs:

@@ -208,6 +208,8 @@ def iter_points(sc) -> Iterator[Point]:
                     network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
                                            net.trace, trace_path, net.broadcast, custom, wifi)
                     for (name, strategy, knobs), workload in itertools.product(variants, workloads):
+                        if not strategy.applies(spec):
+                            continue
                         p = Point(scenario=sc.name, model=spec, tokens=tokens, strategy=name, knobs=knobs,
                                   devices=1 if strategy.single_device else n, hardware=hardware,
                                   profile_path=str(ppath), device=device, speed=float(speed), speeds=speeds,
@@ -270,12 +272,16 @@ def count_points(sc) -> int:
         per_network *= distinct(axis)
     variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
                 for entry in sc.strategies for knobs in entry.variants()}
-    single = sum(1 for name, _ in variants if get(name).single_device)
-    per_tokens = distinct(hw.device) * per_network * ((len(variants) - single) * len(set(sc.devices)) + single)
-    tokens = {}  # model name -> its distinct token counts
+    tokens = {}  # model name -> (its distinct token counts, the spec)
     for spec in specs:
-        tokens.setdefault(spec.name, set()).update(sc.tokens or [spec.tokens])
-    return sum(len(t) for t in tokens.values()) * per_tokens * len(sc.workload)
+        tokens.setdefault(spec.name, (set(), spec))[0].update(sc.tokens or [spec.tokens])
+    total = 0
+    for counts, spec in tokens.values():  # strategies that do not apply to a model (ep: dense) are left out
+        mine = [name for name, _ in variants if get(name).applies(spec)]
+        single = sum(1 for name in mine if get(name).single_device)
+        per_tokens = distinct(hw.device) * per_network * ((len(mine) - single) * len(set(sc.devices)) + single)
+        total += len(counts) * per_tokens
+    return total * len(sc.workload)
 
 
 def expand(sc) -> list[Point]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from astrasim.errors import UserError
 from astrasim.fileio import parse_yaml, read_yaml_file
-from astrasim.models import ModelSpec, get_model, load_model_yaml, model_from_dict
+from astrasim.models import ModelSpec, load_model, model_from_dict
 from astrasim.scenario.schema import Scenario, StrategyEntry, model_at
 from astrasim.strategies import get
 from astrasim.strategies.base import KnobError
@@ -35,8 +35,8 @@ def resolve_model(m: str | dict, i: int, base_dir: Path | None) -> ModelSpec:
         if isinstance(m, dict):
             return model_from_dict(m)
         if m.endswith((".yaml", ".yml")):
-            return load_model_yaml(resolve_file(m, base_dir, field))
-        return get_model(m)
+            resolve_file(m, base_dir, field)
+        return load_model(m, base_dir)
     except UserError as exc:
         raise UserError(str(exc).removeprefix("model: "), field=field) from None
 
@@ -183,7 +183,7 @@ def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: S
         raise UserError(f"{err['msg']} (knob '{knob}' of {entry.name}: {strategy.Knobs.model_fields[knob].description})",
                         field=f"{field}.{knob}") from None
     for knobs in variants:
-        for spec in specs:
+        for spec in (s for s in specs if strategy.applies(s)):
             for t in sc.tokens or [spec.tokens]:
                 for n in ([1] if strategy.single_device else sc.devices):
                     try:

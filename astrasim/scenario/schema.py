@@ -224,9 +224,11 @@ class Scenario(_Strict):
 
     name: str = Field("", description="scenario name (results/<name>.csv); default: the file name")
     description: str = Field("", description="free text")
-    models: list[str | dict] = Field(["gpt2-s"], description="built-in model names (vit-base, gpt2-s, gpt2-m, "
-                                                             "llama3-8b), paths to a model YAML, or inline "
-                                                             "ModelSpec mappings; one value or a list")
+    models: list[str | dict] = Field(["gpt2-s"], description="built-in or zoo model names (vit-base, gpt2-s, "
+                                                             "gpt2-m, llama3-8b, llama3.2-1b, ...: `astrasim models`), "
+                                                             "paths to a model YAML or to a Hugging Face config.json "
+                                                             "(or its folder), or inline ModelSpec mappings; one "
+                                                             "value or a list")
     tokens: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="total sequence length T; null = each model's default (197 for vit-base, 1024 for gpt2); "
                           "one value or a list")
@@ -234,7 +236,7 @@ class Scenario(_Strict):
                                                                         "(single always runs on one)")
     strategies: list[StrategyEntry] = Field(default_factory=_default_strategies,
                                             description="strategy names or mappings {name, <knobs>}; "
-                                                        "default: every registered strategy with its defaults")
+                                                        "default: every registered strategy with its defaults (each on the models it applies to: ep on MoE models)")
     hardware: HardwareConfig = Field(default_factory=HardwareConfig, description="compute profile and scaling")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="network model")
     element_bits: list[Annotated[int, AfterValidator(_one_of(ELEMENT_BITS))]] = Field(

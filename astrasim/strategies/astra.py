@@ -161,7 +161,7 @@ class Astra(Strategy):
         codes = spec.layers * remote * code_bits(knobs.groups, knobs.codebook) / 8
         return Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
                       codebooks=spec.layers * knobs.codebook * spec.hidden * options.weight_bits / 8,
-                      kv_cache=kv_bytes(spec.layers, local + generated, sh.kv_heads, sh.head_dim) + codes,
+                      kv_cache=kv_bytes(spec.layers, local + generated, sh.kv_heads, sh.head_dim, sh) + codes,
                       activations=activation_bytes(sh, local, local, local + remote, local))
 
     def _costs(self, spec, n, knobs, m: int, remote: int, dtype: str):

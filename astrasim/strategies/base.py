@@ -113,6 +113,7 @@ class Strategy:
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
     label_knobs: ClassVar[dict[str, str]] = {}  # knob -> label tag ("groups" -> "G"); a knob at its default
     label_always: ClassVar[tuple[str, ...]] = ()  # ... is left out of the label unless listed here
+    splits: ClassVar[str] = "tokens"            # what `parts` splits across devices (placement pictures)
 
     # -- knobs and variants ------------------------------------------------------------------
     def knob_defaults(self) -> dict[str, Any]:
@@ -154,6 +155,11 @@ class Strategy:
         if self.rows_from:
             return self.rows_from, 1
         return self.name, self.profile_devices(n)
+
+    def applies(self, spec: "ModelSpec") -> bool:
+        """Whether this strategy exists for this model at all (ep: only mixture-of-experts models). A
+        scenario's grid leaves out the (model, strategy) pairs that do not apply; `check` refuses knobs."""
+        return True
 
     def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
@@ -260,7 +266,7 @@ class Strategy:
         sh = LayerShape.of(spec)
         total = tokens + output_tokens
         one = Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
-                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim),
+                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim, sh),
                      activations=activation_bytes(sh, tokens, tokens, tokens, tokens))
         return [one] * n
 
@@ -294,7 +300,7 @@ class Strategy:
     def head_cost(self, spec: "ModelSpec", n: int, knobs: Knobs | None = None) -> Cost:
         """One token's final norm, LM head and next-token embedding lookup on a device computing it
         (default: the whole vocabulary on one device)."""
-        return lm_head(spec.hidden, spec.vocab, spec.norm, 4)
+        return lm_head(spec.hidden, spec.vocab, spec.norm, 4, softcap=spec.final_softcap > 0)
 
     def head_devices(self, n: int, knobs: Knobs | None = None) -> tuple[int, ...]:
         """The devices computing the LM head (default: the last, which holds the last position)."""

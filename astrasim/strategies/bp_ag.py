@@ -25,6 +25,7 @@ its cache is local. decoupled_decode rows: this strategy, devices=N, `tokens` = 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
@@ -86,12 +87,10 @@ class BlockParallel(Strategy):
         sh = LayerShape.of(spec)
         if mlp == "full":
             w0, w1 = split_bounds(sh.head_dim, n, what="head dims")[0]
-            return LayerShape(spec.heads * (w1 - w0), spec.heads, spec.kv_heads, w1 - w0, sh.mlp_hidden,
-                              sh.activation, sh.norm, sh.bias, sh.causal)
+            return replace(sh, hidden=spec.heads * (w1 - w0), head_dim=w1 - w0)
         (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
-        f0 = split_bounds(spec.mlp_hidden, n, what="MLP columns")[0]
-        return LayerShape((h1 - h0) * sh.head_dim, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation,
-                          sh.norm, sh.bias, sh.causal)
+        f0 = split_bounds(sh.mlp_hidden, n, what="MLP columns")[0]
+        return replace(sh, hidden=(h1 - h0) * sh.head_dim, heads=h1 - h0, kv_heads=k1 - k0, mlp_hidden=f0[1] - f0[0])
 
     def _shapes(self, spec, n: int) -> tuple[str, ...]:
         """The decoupled shapes that exist at N devices (both ops are profiled where both exist)."""
@@ -125,7 +124,7 @@ class BlockParallel(Strategy):
     def full_layer_memory(self, spec, n, tokens) -> tuple[float, float]:
         """(KV bytes of one full layer, its peak activations) on a device: bp-ag runs it on all T tokens."""
         sh = LayerShape.of(spec)
-        return kv_bytes(1, tokens, sh.kv_heads, sh.head_dim), activation_bytes(sh, tokens, tokens, tokens, tokens)
+        return kv_bytes(1, tokens, sh.kv_heads, sh.head_dim, sh), activation_bytes(sh, tokens, tokens, tokens, tokens)
 
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
         """Per block: L/Nb - 1 decoupled layers (device 0's slice, in the knob's shape) plus one whole
@@ -136,7 +135,7 @@ class BlockParallel(Strategy):
         weights = knobs.nb * ((per - 1) * layer_weights(sl) + layer_weights(sh)) + outer_weights(spec)
         total = tokens + output_tokens
         kv_full, act_full = self.full_layer_memory(spec, n, total)
-        kv = knobs.nb * ((per - 1) * kv_bytes(1, total, sl.kv_heads, sl.head_dim) + kv_full)
+        kv = knobs.nb * ((per - 1) * kv_bytes(1, total, sl.kv_heads, sl.head_dim, sl) + kv_full)
         act = max(act_full, activation_bytes(sl, tokens, tokens, tokens, tokens) if per > 1 else 0.0)
         return [Memory(weights=weights * options.weight_bits / 8, kv_cache=kv, activations=act)] * n
 

@@ -63,7 +63,7 @@ class BlockParallelSequence(BlockParallel):
         """The sequence-parallel full layer keeps the KV of its T/N tokens, gathers all T inputs."""
         sh = LayerShape.of(spec)
         own = -(-tokens // n)
-        return kv_bytes(1, own, sh.kv_heads, sh.head_dim), activation_bytes(sh, tokens, own, tokens, own)
+        return kv_bytes(1, own, sh.kv_heads, sh.head_dim, sh), activation_bytes(sh, tokens, own, tokens, own)
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch

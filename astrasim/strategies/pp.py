@@ -3,7 +3,11 @@ exo, EdgeShard, PipeEdge). Exact (the original model), and each device holds onl
 weights and KV cache: about 1/N of the model.
 
 Stages: the tensor_split rule over the L layers (device 0 gets the first L/N layers, and one more
-while L mod N is not used up). Prefill with `chunks` = C (default 1): the prompt is split into C
+while L mod N is not used up), or the layer counts of the `stages` knob ("14,6,6,6": what a
+placement search chooses by dynamic programming over per-layer cost, memory and the activation
+transfer, astrasim/placement/stages.py). On a mixed fleet each stage's ops are scaled to its
+device (Fleet.factor of the single device's op on that hardware).
+Prefill with `chunks` = C (default 1): the prompt is split into C
 chunks (the tensor_split rule over the T tokens) that flow through the stages, so stage s works
 on chunk j while stage s+1 works on chunk j-1 (chunked prefill). Per chunk and stage: attn -> mlp
 for each of its layers, then a `p2p` of the chunk's activation (T_j x D x b bits) to the next
@@ -38,6 +42,8 @@ TOKEN_BITS = 32  # a sampled token id sent back to stage 0 in decode
 class PipelineKnobs(Knobs):
     chunks: int = Field(1, ge=1, description="prefill chunks C flowing through the stages (1 = the whole prompt "
                                              "at once); at most the tokens")
+    stages: str = Field("", description="layers per stage, first device first, comma-separated ('14,6,6,6'); "
+                                        "empty: the tensor_split rule")
 
 
 def chunk_attn_cost(sh: LayerShape, q: int, prefix: int, s: int) -> Cost:
@@ -58,21 +64,54 @@ class PipelineParallel(Strategy):
     rank = 45
     paper_role = ""
     color, marker = "#CC79A7", "P"
-    label_knobs = {"chunks": "C"}
+    label_knobs = {"chunks": "C", "stages": "L"}
+    splits = "layers"
     splits_tokens = False  # the layers are split; chunks (<= T, checked below) split the prompt
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:
             raise UserError(f"cannot split {spec.name}'s {spec.layers} layers into {n} pipeline stages; use at most "
                             f"{spec.layers} devices", field="devices")
+        if knobs.stages:
+            sizes = self.stage_sizes(knobs.stages)
+            if sizes is None or len(sizes) != n or sum(sizes) != spec.layers or min(sizes) < 1:
+                raise KnobError("stages", f"stages='{knobs.stages}' must be {n} comma-separated layer counts >= 1 "
+                                          f"summing to {spec.name}'s {spec.layers} layers")
         if knobs.chunks > tokens:
             raise KnobError("chunks", f"chunks={knobs.chunks} is more than the {tokens} prompt tokens; use at most "
                                       f"{tokens}")
 
     @staticmethod
-    def stages(spec, n: int) -> list[range]:
-        """The layers of each stage (device), contiguous, by the tensor_split rule."""
+    def stage_sizes(text: str) -> list[int] | None:
+        """'14,6,6,6' -> [14, 6, 6, 6] (None: not a list of integers)."""
+        try:
+            return [int(x) for x in text.split(",")]
+        except ValueError:
+            return None
+
+    def stages(self, spec, n: int, knobs=None) -> list[range]:
+        """The layers of each stage (device), contiguous: the `stages` knob, else the tensor_split rule."""
+        if knobs is not None and knobs.stages:
+            out, start = [], 0
+            for size in self.stage_sizes(knobs.stages) or []:
+                out.append(range(start, start + size))
+                start += size
+            return out
         return [range(a, b) for a, b in split_bounds(spec.layers, n, what="layers")]
+
+    def parts(self, spec, n, tokens, knobs, options):
+        """Layers per stage."""
+        return [len(r) for r in self.stages(spec, n, knobs)]
+
+    def device_factor(self, spec, options, device: int, op: str, tokens: int) -> float:
+        """Time of a whole layer's prefill `op` on `device`'s hardware over its time in the costs (1 without
+        a fleet); decode: Single.layer_decode_seconds scales the same way."""
+        fleet = options.fleet
+        if fleet is None:
+            return 1.0
+        one = self._one_device()
+        c = one.op_costs(spec, 1, tokens, one.knobs()).get(op)
+        return fleet.factor(device, c, c, options.weight_bits)
 
     @staticmethod
     def _one_device():
@@ -92,7 +131,7 @@ class PipelineParallel(Strategy):
         return out
 
     def build(self, spec, costs, n, tokens, knobs, options):
-        stages = self.stages(spec, n)
+        stages = self.stages(spec, n, knobs)
         sizes = split_tokens(tokens, knobs.chunks)
         times = self.chunk_seconds(costs, spec, tokens, knobs.chunks)
         b = self.graph_builder(spec, n, tokens, knobs)
@@ -101,10 +140,11 @@ class PipelineParallel(Strategy):
             arrival = ""
             for s, layers in enumerate(stages):
                 prev = arrival
+                fa, fm = (self.device_factor(spec, options, s, op, q) for op in ("attn", "mlp"))
                 for layer in layers:
                     kv_of_earlier = f"chunk{j - 1}.L{layer}.attn.d{s}" if j > 0 else ""
-                    a = b.compute(s, "attn", layer, attn, [prev, kv_of_earlier])
-                    prev = b.compute(s, "mlp", layer, mlp, [a])
+                    a = b.compute(s, "attn", layer, attn * fa, [prev, kv_of_earlier])
+                    prev = b.compute(s, "mlp", layer, mlp * fm, [a])
                 if s < n - 1:
                     arrival = b.comm("activation", layers[-1], "p2p", (s, s + 1), q * spec.hidden * options.element_bits,
                                      [prev])
@@ -113,8 +153,8 @@ class PipelineParallel(Strategy):
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
         one = self._one_device()
-        t = one.layer_decode_seconds(costs, spec, options)
-        stages = self.stages(spec, n)
+        t = one.layer_decode_seconds(costs, spec, options)  # (op, cache, device): scaled to the stage's device
+        stages = self.stages(spec, n, knobs)
         bits = spec.hidden * options.element_bits
         prev = b.sinks(n - 1)
         for k in range(1, steps + 1):
@@ -133,11 +173,11 @@ class PipelineParallel(Strategy):
         sh = LayerShape.of(spec)
         chunk = max(split_tokens(tokens, knobs.chunks))
         out = []
-        for s, layers in enumerate(self.stages(spec, n)):
+        for s, layers in enumerate(self.stages(spec, n, knobs)):
             ends = s in (0, n - 1)  # the first stage embeds, the last applies the head
             w = len(layers) * layer_weights(sh) + (outer_weights(spec) if ends else 0)
             out.append(Memory(weights=w * options.weight_bits / 8,
-                              kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim),
+                              kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim, sh),
                               activations=activation_bytes(sh, chunk, chunk, tokens, chunk)))
         return out
 

@@ -73,7 +73,7 @@ def sp_memory(spec, tokens: int, own: int, weight_bits: int, kept: int) -> Memor
     """A full replica that gathers the T-token block input and keeps the KV of `kept` tokens."""
     sh = LayerShape.of(spec)
     return Memory(weights=model_weights(spec, sh) * weight_bits / 8,
-                  kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim),
+                  kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim, sh),
                   activations=activation_bytes(sh, tokens, own, tokens, own))
 
 

@@ -31,7 +31,7 @@ def synthetic_profile(specs: list[ModelSpec], *, strategies=STRATEGY_NAMES, devi
         for t, decode in phases:
             for name in strategies:
                 strategy = STRATEGIES[name]
-                if not (strategy.decode_ops if decode else strategy.ops):
+                if not (strategy.decode_ops if decode else strategy.ops) or not strategy.applies(spec):
                     continue
                 lists = {}
                 if "groups" in strategy.profiled_knobs:

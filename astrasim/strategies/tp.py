@@ -16,6 +16,7 @@ LM head (knob `head`): `split` (default) vocab-parallel, every device its 1/N of
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
@@ -28,10 +29,12 @@ from astrasim.compute.partition import bounded_split, proportional_split
 
 
 def tp_shard(spec, kv: int, columns: int) -> LayerShape:
-    """The layer shard of a device holding `kv` KV heads (and their query heads) and `columns` MLP columns."""
+    """The layer shard of a device holding `kv` KV heads (and their query heads) and `columns` MLP columns
+    (of every expert, in an MoE model; the shared experts split in the same proportion)."""
     sh = LayerShape.of(spec)
     group = spec.heads // spec.kv_heads
-    return LayerShape(spec.hidden, kv * group, kv, sh.head_dim, columns, sh.activation, sh.norm, sh.bias, sh.causal)
+    shared = round(sh.shared_mlp_hidden * columns / sh.mlp_hidden)
+    return replace(sh, heads=kv * group, kv_heads=kv, mlp_hidden=columns, shared_mlp_hidden=shared)
 
 
 HeadPlacement = Literal["split", "root"]
@@ -76,9 +79,10 @@ class TensorParallel(Strategy):
         """Device 0's heads and MLP columns (the largest shard)."""
         sh = LayerShape.of(spec)
         (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
-        f0 = split_bounds(spec.mlp_hidden, n)[0]
-        return LayerShape(spec.hidden, h1 - h0, k1 - k0, sh.head_dim, f0[1] - f0[0], sh.activation, sh.norm,
-                          sh.bias, sh.causal)
+        f0 = split_bounds(sh.mlp_hidden, n)[0]
+        shared = split_bounds(sh.shared_mlp_hidden, n)[0] if sh.shared_mlp_hidden else (0, 0)
+        return replace(sh, heads=h1 - h0, kv_heads=k1 - k0, mlp_hidden=f0[1] - f0[0],
+                       shared_mlp_hidden=shared[1] - shared[0])
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         s, sh, shard = DTYPE_BYTES[dtype], LayerShape.of(spec), self.shard_shape(spec, n)
@@ -86,18 +90,21 @@ class TensorParallel(Strategy):
                 "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden)}
 
     # -- memory and uneven head / column splits -----------------------------------------------------
+    splits = "KV heads"
+
     def parts(self, spec, n, tokens, knobs, options):
         """KV heads per device (query heads follow their KV head), in proportion to the partition weights,
         bounded by each device's memory (with the same fraction of the MLP columns)."""
         return self._split(spec, n, tokens, options)[0]
 
     def _split(self, spec, n, tokens, options) -> tuple[list[int], list[int]]:
-        cols_of = lambda kv: max(1, round(spec.mlp_hidden * kv / spec.kv_heads))  # noqa: E731
+        width = LayerShape.of(spec).mlp_hidden  # each expert's, in an MoE model
+        cols_of = lambda kv: max(1, round(width * kv / spec.kv_heads))  # noqa: E731
         kv = bounded_split(spec.kv_heads, n, options, lambda d, p: self._memory(
             spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0, 1.0 / n).total)
         if kv == proportional_split(spec.kv_heads, [1] * n):
-            return kv, proportional_split(spec.mlp_hidden, [1] * n)
-        return kv, proportional_split(spec.mlp_hidden, [float(k) for k in kv])
+            return kv, proportional_split(width, [1] * n)
+        return kv, proportional_split(width, [float(k) for k in kv])
 
     def _shards(self, spec, n, options, tokens: int = 1) -> list[LayerShape]:
         kv, cols = self._split(spec, n, tokens, options)
@@ -106,7 +113,7 @@ class TensorParallel(Strategy):
     def _memory(self, spec, n, tokens, shard, weight_bits, output_tokens, outer_share: float) -> Memory:
         weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) * outer_share
         return Memory(weights=weights * weight_bits / 8,
-                      kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim),
+                      kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim, shard),
                       activations=activation_bytes(shard, tokens, tokens, tokens, tokens))
 
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
@@ -134,7 +141,8 @@ class TensorParallel(Strategy):
 
     # -- LM head: vocab-parallel (every device its 1/N of the vocabulary) or whole on the root ------
     def head_cost(self, spec, n, knobs=None):
-        return lm_head(spec.hidden, self._head_vocab(spec.vocab, n, knobs), spec.norm, 4)
+        return lm_head(spec.hidden, self._head_vocab(spec.vocab, n, knobs), spec.norm, 4,
+                       softcap=spec.final_softcap > 0)
 
     def head_devices(self, n, knobs=None):
         return (0,) if _head(knobs) == "root" else tuple(range(n))

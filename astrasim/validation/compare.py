@@ -3,22 +3,24 @@ same points with the simulator, and compare.
 
 Steps (`run_validation`):
 
-1. microbenchmarks, never the validation points: every strategy's kernels timed alone by the
-   shipped profiler (`astrasim.profiling.profile_ops`, one thread, one process) and the harness's
-   per-op dispatch cost (`dispatch.py`); on each testbed, before its points, the CPU cost of a
-   message (`interference.py`) and, at each bandwidth, the network's alpha and efficiency from a
+1. microbenchmarks, before any point: every strategy's kernels timed alone by the shipped
+   profiler (`astrasim.profiling.profile_ops`, one thread, one process) and the harness's per-op
+   dispatch cost (`dispatch.py`); on each testbed, before its points, the CPU cost of a message
+   (`interference.py`) and, at each bandwidth, the network's alpha and efficiency from a
    point-to-point exchange (`calibrate.py`);
 2. build every point as the simulator does (`point_for` -> `astrasim.pointrun.engine_inputs`);
 3. measure: for each topology and N, build N shaped hosts (`netns.py`), each a worker process
    pinned to a CPU (`worker.pin`), and at each bandwidth run the point's own OpGraph on every host
    (`worker.py`, `programs.py`: real kernels, the engine's collective plans); latency = the
    median over repeats of (last rank's end - common start), and its spread over repeats as the
-   point's noise figure. Right before and right after a point's passes its workers run the co-run
-   microbenchmark (`corun.py`: every rank's kernels at once, no communication), which gives the
-   point's costs (this VM's speed drifts within a minute, so they are taken seconds from it);
-4. predict: `astrasim.engine.simulate` on the same engine inputs;
+   point's noise figure. Around the point's passes its workers also run co-run rounds
+   (`corun.py`: every rank's kernels at once, no communication, one right before each pass);
+4. predict each point twice (`predict`): **from profiles** (`from_profiles`: the kernels timed
+   alone, the testbed's microbenchmarks, nothing measured during the point's passes: what a user
+   with the shipped profiler gets) and **in-situ** (the kernel costs and speed jitter of the
+   point's own co-run rounds: the engine and network model given the kernels' times as they ran);
 5. write results.csv, summary.csv / summary.md, calibration.csv, profile.csv and the plot
-   (`report.py`).
+   (`report.py`), each with the protocol number (`protocol.py`).
 
 error = predicted / measured - 1 (positive: the simulator is slower than reality).
 """
@@ -29,7 +31,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -41,71 +43,22 @@ from astrasim.validation.dispatch import dispatch_overhead_s
 from astrasim.validation.launch import run_job
 from astrasim.validation.netns import TOPOLOGIES, machine_lock, testbed
 from astrasim.validation.graphs import VALIDATION_MODEL, graph_to_json
+from astrasim.validation.protocol import PROTOCOL, SETTINGS_KEYS, Settings
 from astrasim.validation.report import TARGET_MAX, TARGET_MEDIAN, plot, summarize, summary_markdown, verdict
-from astrasim.validation.steal import clean, least_stolen
+from astrasim.validation.idle import IDLE_MAX, IDLE_START_S, measure_others, wait_idle
+from astrasim.validation.steal import RETAKES, clean, least_stolen
 
 __all__ = ["Settings", "load_settings", "run_validation", "summarize", "verdict", "plot", "summary_markdown",
            "TARGET_MEDIAN", "TARGET_MAX"]
 
 
-def default_strategies() -> list[str]:
-    """Every registered strategy at its default knobs, by its registry label."""
-    from astrasim.strategies import STRATEGIES
-
-    return [s.label() for s in STRATEGIES.values()]
-
-
-@dataclass
-class Settings:
-    """One validation campaign; `strategies` are registry labels (astrasim.strategies.parse_label)."""
-
-    hosts: list[int] = field(default_factory=lambda: [2, 4])
-    bandwidths: list[float] = field(default_factory=lambda: [20.0, 100.0])
-    topologies: list[str] = field(default_factory=lambda: list(TOPOLOGIES))
-    strategies: list[str] = field(default_factory=default_strategies)
-    repeats: int = 3
-    warmup: int = 1
-    budget_s: float = 1.5
-    max_repeats: int = 20
-    calibration_repeats: int = 5
-    profile_repeats: int = 10
-    model: ModelSpec = VALIDATION_MODEL
-    seed: int = 0
-
-    def check(self) -> None:
-        from astrasim.errors import UserError
-        from astrasim.strategies import parse_label
-
-        if not self.hosts or any(n < 2 or n > 16 for n in self.hosts):
-            raise UserError("every host count must be in 2..16", field="hosts")
-        if not self.bandwidths or any(b <= 0 or b > 10000 for b in self.bandwidths):
-            raise UserError("bandwidths must be in (0, 10000] Mbps", field="bandwidths")
-        bad = [t for t in self.topologies if t not in TOPOLOGIES]
-        if bad or not self.topologies:
-            raise UserError(f"unknown topology {bad}; use {', '.join(TOPOLOGIES)}", field="topologies")
-        if not self.strategies:
-            raise UserError("give at least one strategy label", field="strategies")
-        for label in self.strategies:
-            try:
-                strategy, knobs = parse_label(label)
-                for n in self.hosts:
-                    strategy.check(self.model, n, self.model.tokens, knobs)
-            except Exception as exc:  # unknown name, bad tag, a knob the model cannot take
-                raise UserError(f"strategy '{label}': {exc}; use registry labels such as "
-                                f"{', '.join(repr(x) for x in default_strategies())}",
-                                field="strategies") from None
-        if self.repeats < 1 or self.warmup < 0:
-            raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats")
-
-
-SETTINGS_KEYS = tuple(Settings.__dataclass_fields__)
-
-
 def load_settings(path: str | Path | None = None, **overrides) -> Settings:
-    """Settings from an optional YAML file (keys: SETTINGS_KEYS; `model` a mapping of ModelSpec
-    fields), then the non-None keyword overrides (the CLI options)."""
+    """Settings from an optional YAML file (under `validate:`; keys: SETTINGS_KEYS, `model` a
+    mapping of ModelSpec fields), then the non-None keyword overrides (the CLI options); anything
+    not given is the frozen protocol's default (`protocol.Settings`)."""
+    from pydantic import ValidationError
+
     from astrasim.errors import UserError
-    from astrasim.models import model_from_dict
 
     data: dict = {}
     if path is not None:
@@ -119,19 +72,18 @@ def load_settings(path: str | Path | None = None, **overrides) -> Settings:
         if not isinstance(data, dict):
             raise UserError("a validation scenario must be a mapping", field="scenario")
         data = data.get("validate", data)
+        if not isinstance(data, dict):
+            raise UserError("'validate' must be a mapping of settings", field="scenario")
         unknown = set(data) - set(SETTINGS_KEYS)
         if unknown:
             raise UserError(f"unknown key(s) {sorted(unknown)}; allowed: {', '.join(SETTINGS_KEYS)}", field="scenario")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(data.get("model"), dict):
-        data["model"] = model_from_dict({"name": "val-custom", **data["model"]})
     try:
         settings = Settings(**data)
-        settings.hosts = [int(h) for h in settings.hosts]
-        settings.bandwidths = [float(b) for b in settings.bandwidths]
-        settings.strategies = [str(s) for s in settings.strategies]
-    except (TypeError, ValueError) as exc:
-        raise UserError(str(exc), field="scenario") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "scenario"
+        raise UserError(f"{err['msg']} (got {err.get('input')!r})", field=where) from None
     settings.check()
     return settings
 
@@ -167,8 +119,9 @@ def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
 
 def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     """Every (strategy, N) of the grid timed alone by the shipped profiler (one thread, ops in
-    program order), installed under PROFILE_KEY: the base table whose rows each point's co-run
-    windows replace (`install_point_costs`)."""
+    program order), with the share other processes took meanwhile: the kernel costs of the prediction from profiles
+    (`from_profiles`), and the base table whose rows each point's co-run rounds replace for the
+    in-situ one (`point_costs`)."""
     from astrasim.profiling import profile_ops
     from astrasim.strategies import parse_label
 
@@ -182,11 +135,23 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
                 continue
             seen.add(key)
             extra = {"codebook": k} if k else {}
-            tables.append(profile_ops(settings.model, [name], [n], [g], settings.model.tokens, threads=1,
-                                      repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+            best, best_share = None, float("inf")
+            for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
+                wait_idle(log, f"profiling {name} N={n}")
+                rows, share = measure_others(lambda: profile_ops(
+                    settings.model, [name], [n], [g], settings.model.tokens, threads=1,
+                    repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+                if share < best_share:
+                    best, best_share = rows, share
+                if share <= IDLE_MAX:
+                    break
+                log(f"  profiling {name} N={n}: other processes used {share:.0%} of the CPUs"
+                    + (", taking it again" if attempt < RETAKES else "; keeping the least disturbed try"))
+            tables.append(best.assign(others_share=best_share))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
-    log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows")
+    log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows; other processes "
+        f"used at most {table['others_share'].max():.0%} of the CPUs meanwhile")
     return table
 
 
@@ -265,7 +230,7 @@ def _loadavg() -> float:
 
 
 def measured_row(res: list[dict], label: str) -> dict:
-    """Median latency, its spread (noise figure) and in-situ op times of one point's passes (those
+    """Median latency, its spread (noise figure) and the op times inside one point's passes (those
     the hypervisor did not visibly take from: `clean_passes`), and the share stolen during them."""
     every = [r["result"][label]["passes"] for r in res]
     recs = clean_passes(every)
@@ -279,7 +244,7 @@ def measured_row(res: list[dict], label: str) -> dict:
             ops.setdefault(op, []).append(statistics.median(p["ops"].get(op, 0.0) for p in r))
     return {"measured_s": med, "measured_min_s": lat[0], "measured_max_s": lat[-1],
             "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0, "measured_compute_s": compute,
-            "in_situ_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
+            "in_pass_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
             "repeats": len(lat), "passes_dropped": len(every[0]) - len(lat),
             "stolen": statistics.mean(_pass_shares(recs)), "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
             "loadavg_1m": _loadavg()}
@@ -288,10 +253,11 @@ def measured_row(res: list[dict], label: str) -> dict:
 def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             log=print, trace_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
-    engine inputs are built first, and its OpGraph is what the hosts run; each point is costed by
-    the co-run rounds its workers ran right before each pass (`cost_rounds`, `corun.py`), on top of
-    the `alone` profile, and its network by the calibration of its testbed at its bandwidth, taken
-    right before (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
+    engine inputs are built first, and its OpGraph is what the hosts run; each row's `_point` is
+    its in-situ prediction: costed by the co-run rounds its workers ran right before each pass
+    (`cost_rounds`, `corun.py`) on top of the `alone` profile, with their speed jitter
+    (`from_profiles` turns it into the prediction from profiles); its network is the calibration of
+    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
     message intervals and CPU time, the co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
     Returns (measured rows, the profiles used: alone rows and each
     point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
@@ -301,7 +267,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     from astrasim.validation.corun import ROUNDS, one_core_op_seconds, round_spread
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
-    costs_alone = alone_costs(alone)
+    alone_cost = alone_costs(alone)  # what every point is built from, and the prediction from profiles
     job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
            "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
            "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS, "trace": trace_dir is not None}
@@ -313,12 +279,13 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     cal_tables: list[pd.DataFrame] = []
 
     def run(bed, labels, n, topo, bw, algorithm, setup, cal=None):
-        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=costs_alone) for lb in labels}
+        points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=alone_cost) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
         def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
             return max(max(measured_row(res, lb)["stolen"], kept_share_of_rounds(res, lb)) for lb in labels)
 
+        busy = wait_idle(log, f"the points of {topo or 'none'} N={n} {bw:g} Mbps")
         res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
                                                    timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps",
                                    share_of=kept_stolen)
@@ -332,7 +299,8 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             retimed, timed = point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
             rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
-                         "strategy": lb, **measured_row(res, lb), "job_stolen": stolen,
+                         "strategy": lb, "protocol": PROTOCOL, **measured_row(res, lb), "job_stolen": stolen,
+                         "busy_before": busy, "_alone": alone_cost,
                          "_point": replace(p, profile_path=key, costs=retimed, speed_jitter=round_spread(windows))})
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
         log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
@@ -348,6 +316,7 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
                 setup = None
                 for bw in settings.bandwidths:
                     bed.set_bandwidth(bw)
+                    wait_idle(log, f"calibrating {topo} N={n} {bw:g} Mbps")
                     cal, table = calibrate(bed, repeats=settings.calibration_repeats, log=log)
                     cals[(topo, n, bw)] = cal
                     cal_tables.append(table)
@@ -373,9 +342,8 @@ PAIRED_MIN = 5  # co-run rounds paired with passes that suffice alone for a poin
 def cost_rounds(per_rank: list[dict]) -> list[dict]:
     """The co-run rounds a point's costs come from, per rank (each rank's result of the point):
     the rounds run right before each pass when there are at least PAIRED_MIN of them (they saw the
-    machine as the passes did: its speed drifts within seconds, and windows before and after a
-    point's passes once had its kernels at 134 ms against 192 ms inside them), otherwise those
-    pooled with the windows before and after the passes."""
+    machine as the passes did: its speed drifts within seconds), otherwise those pooled with the
+    windows before and after the passes."""
     from astrasim.validation.corun import pooled
 
     paired = [r.get("paired") for r in per_rank]
@@ -407,6 +375,8 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
     from astrasim.engine.cores import Placement
     from astrasim.validation.interference import fit_message_cpu, kept_pairs
 
+    wait_idle(log, f"the message CPU microbenchmark {topology} N={n}")
+
     res, _ = least_stolen(lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300), log,
                           f"message CPU microbenchmark {topology} N={n}",
                           share_of=lambda res, job_share: kept_pairs([r["result"] for r in res])[1])
@@ -417,34 +387,43 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
     return cost
 
 
+def from_profiles(point, alone):
+    """The point as a user predicts it: kernel costs `alone` (`alone_costs`: the profile rows
+    measured alone, the campaign's standalone kernel microbenchmark), the testbed's network
+    calibration, placement, dispatch and message CPU costs (microbenchmarks taken before its
+    points), and nothing measured during or around the point's passes: no co-run rounds and no
+    speed jitter (a user has no per-point rounds to draw it from)."""
+    return replace(point, profile_path=PROFILE_KEY, costs=alone, speed_jitter=0.0)
+
+
 def predict(measured: pd.DataFrame) -> pd.DataFrame:
-    """Add the simulator's prediction to every measured row: the same engine inputs the hosts ran
-    (and, as a diagnostic, the same graph with the op times measured inside the real passes)."""
+    """Add both predictions to every measured row (`report.PREDICTIONS`): from profiles
+    (`from_profiles`) and in-situ (the row's `_point`: costs and jitter from its co-run rounds),
+    and, as a diagnostic, the same graph with the op times measured inside the real passes."""
     from astrasim.engine import simulate
     from astrasim.pointrun import engine_inputs, run_point
-
     out = []
     for row in measured.to_dict("records"):
-        point = row.pop("_point")
-        res, _ = run_point(point)
+        point, alone = row.pop("_point"), row.pop("_alone")
+        preds = {}
+        for kind, p in (("profiles", from_profiles(point, alone)), ("in_situ", point)):
+            res, _ = run_point(p)
+            err = res.latency_s / row["measured_s"] - 1.0
+            preds.update({f"predicted_{kind}_s": res.latency_s, f"error_{kind}": err, f"abs_error_{kind}": abs(err),
+                          f"predicted_compute_{kind}_s": max(res.compute_s)})
         inputs = engine_inputs(point)
-        in_situ = json.loads(row["in_situ_ops"])
-        g2 = replace(inputs.graph, ops=[replace(op, seconds=in_situ.get(op.name, op.seconds))
+        in_pass = json.loads(row["in_pass_ops"])
+        g2 = replace(inputs.graph, ops=[replace(op, seconds=in_pass.get(op.name, op.seconds))
                                         if hasattr(op, "seconds") and op.seconds > 0 else op
                                         for op in inputs.graph.ops])
-        # (in-situ op times were measured under the real core sharing and messages: neither here)
+        # (op times measured in the passes include the real core sharing and messages: neither here)
         pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds, op_overhead_s=inputs.op_overhead_s).latency_s
         net = point.network
-        pred = res.latency_s
-        out.append({**row, "predicted_s": pred, "error": pred / row["measured_s"] - 1.0,
-                    "abs_error": abs(pred / row["measured_s"] - 1.0),
-                    "predicted_in_situ_s": pred2, "error_in_situ": pred2 / row["measured_s"] - 1.0,
-                    "predicted_compute_s": max(res.compute_s), "comm_bits": res.comm_bits,
-                    "n_messages": res.n_messages, "alpha_s": net.latency_s or 0.0,
+        out.append({**row, **preds, "predicted_in_pass_s": pred2, "error_in_pass": pred2 / row["measured_s"] - 1.0,
+                    "comm_bits": res.comm_bits, "n_messages": res.n_messages, "alpha_s": net.latency_s or 0.0,
                     "efficiency": net.efficiency or 1.0, "hosts_on_machine": point.hosts,
                     "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s,
-                    "message_cpu_s": point.message_cpu_s,
-                    "speed_jitter": point.speed_jitter})
+                    "message_cpu_s": point.message_cpu_s, "speed_jitter": point.speed_jitter})
     return pd.DataFrame(out)
 
 
@@ -456,6 +435,7 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
     with machine_lock(log):
         t0 = time.monotonic()
         log("1/3 microbenchmarks: the kernels (each alone) and the harness's dispatch cost")
+        wait_idle(log, "the campaign", limit_s=IDLE_START_S)
         profile = microbenchmark_profile(settings, log=log)
         overhead = dispatch_overhead_s()
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")

@@ -1,13 +1,12 @@
-"""Microbenchmark of the kernels under the testbed's core sharing: every device's kernels at once,
-inside the workers, right before and right after each point's passes, and one round right before
-each of its passes.
+"""In-situ kernel costs: every device's kernels at once, run by the point's own workers right before
+and right after its passes, and one round right before each of its passes. They feed the in-situ
+prediction only (never the one from profiles: docs/validation.md, "Two predictions").
 
 Why: the validation hosts are N processes on this machine's cores. Timed alone
 (`astrasim.profiling.profile_ops`) a kernel has the machine to itself; inside a pass the other
 hosts' kernels run at the same time and take memory bandwidth and shared cache, and when N exceeds
-the cores, time slices (with their context switches). And this VM's speed drifts: the same kernels
-ran 0.9x to 1.4x their time of a minute before, so costs taken per testbed, minutes before a
-point, left points 20-40 % off (validation/summary.md of 2026-12-02, the first campaign).
+the cores, time slices (with their context switches). And a VM's speed drifts within a minute, so
+costs taken per testbed, minutes before a point, miss it.
 
 So each worker, once its point's kernels are built, runs a window in which every rank walks its
 own Compute ops of the point's graph in program order, ROUNDS times, each round from a common start
@@ -15,14 +14,12 @@ exactly as a pass starts (barrier, then a short sleep until a shared instant), w
 communication inside a round (`kernel_rounds`), once before the point's passes and once after
 them, and one round (`kernel_round`) right before each timed pass. A point's costs come from the
 rounds paired with its passes when it has enough of them (`compare.cost_rounds`): this VM's speed
-drifts within seconds, without the hypervisor's steal counter showing it (a point's kernels ran
-108 ms in its passes, no steal, against 92 ms in its windows), and a round seconds from each pass
-sees the machine the passes saw. Otherwise (long, communication-bound passes: few of them) the
+drifts within seconds, without the hypervisor's steal counter showing it, and a round seconds from
+each pass sees the machine the passes saw. Otherwise (long, communication-bound passes: few of them) the
 paired rounds are pooled with the windows (drift within the point cancels to first order). A
 round starts as a pass does because a core that has just slept runs the next 100 ms of kernels
-about 7 % slower than one that has not (a single-device pass: 130 ms vs 116 ms back to back). No
-message is timed and no pass is used: the costs come from the kernels alone, never from the
-validation passes.
+slower than one that has not. No message is timed and no pass's own timings are used, but the
+rounds run on the point's workers seconds from its passes: what they measure is in-situ.
 
 An op's cost (`one_core_op_seconds`) is the rank's median round wall time (median, as the
 measured latency is the median pass: one disturbed round does not move it) spread over the round's
@@ -31,8 +28,7 @@ per layer), averaged over the ranks that run it, times min(1, cores / N): one co
 work, which the simulator's processor sharing divides among the devices again when more of them
 than cores compute at once. The round's wall time, not the ops' medians, because an op shorter
 than a time slice mostly runs uninterrupted (its median is its time alone) and now and then waits
-out another process's slice, inside it or between two ops: the median alone gave 0.60x the time
-alone at N = 4 (ASTRA predicted 41 % short; 7.5 % with the round's wall time).
+out another process's slice, inside it or between two ops, which only the round's wall time sees.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from astrasim.models import ModelSpec
 from astrasim.opgraph import Comm, Compute, OpGraph
 
 # The validation model: a ViT-Base-wide encoder stack (no CLS, not causal) of 4 layers, whose
-# passes are long enough (about 100 ms of compute for the shortest strategy at N = 2 on the 2-vCPU
-# VM of 2026-12-02) that scheduler noise, time slices and per-message costs are small against them.
+# passes are long enough (about 100 ms of compute for the shortest strategy at N = 2 on a 2-vCPU
+# VM) that scheduler noise, time slices and per-message costs are small against them.
 VALIDATION_MODEL = ModelSpec(name="val-base4", family="custom", layers=4, hidden=768, heads=12, kv_heads=12,
                              mlp_hidden=3072, activation="gelu", norm="layernorm", causal=False,
                              tokens=128, max_tokens=128)

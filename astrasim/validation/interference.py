@@ -4,19 +4,17 @@ A message costs its hosts CPU beyond the wire: the communication thread wakes, p
 the receive, gloo's I/O thread and the kernel's TCP stack move it, and the compute thread is
 switched out and back (with its caches). On an idle host that is part of the per-message latency
 (alpha, `calibrate.py`); on a host that is computing it slows the compute down, which the kernel
-microbenchmarks (no communication) never see: at N = 4 on 2 cores ASTRA's 48 code messages per
-pass took about 3.5 ms of each rank's CPU (validation trace of 2026-12-02).
+microbenchmarks (no communication) never see (ASTRA's many small code messages per pass most of all).
 
-Measured on the testbed of the points (N hosts pinned as theirs), never on the validation points:
+Measured on the testbed of the points (N hosts pinned as theirs), before its points and never on
+them:
 every rank walks a chain of identical matmul ops with the harness (`programs.DeviceRun`), once
 alone ("quiet") and once in lockstep with its peer r + N/2 (`lockstep_graph`: after every op the
 two send each other a small message, and the next op waits for the peer's), alternately, from
 common starts. Lockstep, because every strategy's computes wait on their messages: a message that
-wakes a waiting compute on a busy host costs it more than one that goes by on the side. The first
-version let the messages ping-pong beside chains that never waited (`chain_graph`, still
-available with job["lockstep"] = False); it measured 116-198 us per message at N = 4 where traces
-of ASTRA's passes showed about 375 us, and ASTRA came out 4.5 % (N = 2) and 7.5 % (N = 4) short.
-The simulator charges the cost as a short job on the host's cores for every message a device
+wakes a waiting compute on a busy host costs it more than one that goes by on the side
+(messages that ping-pong beside chains that never wait, `chain_graph` with job["lockstep"] =
+False, measure about half of it; docs/validation.md, History). The simulator charges the cost as a short job on the host's cores for every message a device
 sends or receives (`hardware.message_cpu_s`); the value is the one with which the simulator, run
 on this microbenchmark's own graphs, placement and calibrated network, delays the chains as much
 as measured beyond what the messages' latency alone delays them (`fit_message_cpu`: bracketing

@@ -1,9 +1,10 @@
 """Predict stored measurements again: `astrasim validate --reuse-measurements DIR`.
 
 Measuring takes root, network namespaces and ten quiet minutes; predicting takes a second. A
-campaign's folder keeps everything the prediction needs: the measured rows (results.csv), the
-microbenchmarks' kernel costs (profile.csv: the alone rows and each testbed's co-run rows) and the
-network calibration (calibration.csv), and the model measured (model.json). This module rebuilds each point from them exactly as the
+campaign's folder keeps everything both predictions need: the measured rows (results.csv), the
+kernel costs (profile.csv: the rows timed alone, which the prediction from profiles uses, and each
+point's co-run rows, which the in-situ one uses), the network calibration (calibration.csv) and
+the model measured (model.json). This module rebuilds each point from them exactly as the
 campaign built it (`compare.point_for`, the testbed's hosts, cores and dispatch cost from the row)
 and runs today's simulator on it, so a change to the engine or the network model is checked
 against the published real runs without measuring again (and without root). Nothing is
@@ -12,6 +13,7 @@ re-measured or refitted here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -22,10 +24,34 @@ from astrasim.errors import UserError
 from astrasim.validation.calibrate import Calibration
 
 MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
-                    "measured_max_s", "noise", "measured_compute_s", "in_situ_ops", "repeats", "late_start_s",
+                    "measured_max_s", "noise", "measured_compute_s", "in_pass_ops", "repeats", "late_start_s",
                     "loadavg_1m", "stolen")
-# written since the per-sample steal filter (2026-12-03): carried over where present
-OPTIONAL_COLUMNS = ("passes_dropped", "job_stolen")
+OPTIONAL_COLUMNS = ("passes_dropped", "job_stolen", "busy_before")  # absent from the oldest campaigns kept: carried over where present
+# Campaigns measured before the protocol was frozen (protocol 0: results.csv has no `protocol`
+# column) named the in-situ prediction `predicted_s` and the prediction from the op times inside
+# the passes `predicted_in_situ_s`; they had no prediction from profiles. Their names, as today's:
+LEGACY_RESULTS = {"in_situ_ops": "in_pass_ops", "predicted_s": "predicted_in_situ_s", "error": "error_in_situ",
+                  "abs_error": "abs_error_in_situ", "predicted_compute_s": "predicted_compute_in_situ_s",
+                  "predicted_in_situ_s": "predicted_in_pass_s", "error_in_situ": "error_in_pass"}
+LEGACY_SUMMARY = {"median_abs_error": "median_abs_error_in_situ", "max_abs_error": "max_abs_error_in_situ",
+                  "mean_error": "mean_error_in_situ", "median_abs_error_in_situ": "median_abs_error_in_pass",
+                  "max_abs_error_in_situ": "max_abs_error_in_pass"}
+
+
+def read_results(folder: str | Path) -> pd.DataFrame:
+    """A campaign's results.csv with today's column names (a legacy one renamed, protocol 0)."""
+    table = pd.read_csv(Path(folder) / "results.csv")
+    if "protocol" not in table.columns:
+        table = table.rename(columns=LEGACY_RESULTS).assign(protocol=0)
+    return table
+
+
+def read_summary(folder: str | Path) -> pd.DataFrame:
+    """A campaign's summary.csv with today's column names (a legacy one renamed)."""
+    table = pd.read_csv(Path(folder) / "summary.csv")
+    if "protocol" not in table.columns:
+        table = table.rename(columns=LEGACY_SUMMARY).assign(protocol=0)
+    return table
 SETUP_COLUMNS = ("hosts_on_machine", "cores", "op_overhead_s", "message_cpu_s", "speed_jitter")
 FILES = ("results.csv", "profile.csv", "calibration.csv", "model.json")
 
@@ -36,7 +62,7 @@ def _read(folder: Path, name: str, needed: tuple[str, ...]) -> pd.DataFrame:
         raise UserError(f"'{path}' not found; give the folder of an earlier `astrasim validate` run "
                         f"(it holds {', '.join(FILES)})", field="reuse_measurements")
     try:
-        table = pd.read_csv(path)
+        table = read_results(folder) if name == "results.csv" else pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"'{path}' is not a readable CSV ({exc}); measure again with `astrasim validate`",
                         field="reuse_measurements") from None
@@ -53,7 +79,7 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     Calibration}, the raw calibration table) of an earlier campaign; its profiles are installed
     under the keys the campaign used."""
     from astrasim.strategies import parse_label
-    from astrasim.validation.compare import point_costs, point_for, point_key
+    from astrasim.validation.compare import alone_costs, point_costs, point_for, point_key
 
     folder = Path(folder)
     results = _read(folder, "results.csv", MEASURED_COLUMNS + SETUP_COLUMNS)
@@ -66,12 +92,19 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
     except (OSError, ValueError) as exc:
         raise UserError(f"'{folder / 'model.json'}' is missing or unreadable ({exc}); measure again with "
                         f"`astrasim validate`", field="reuse_measurements") from None
-    differ = sorted(k for k, v in asdict(settings.model).items() if stored.get(k) != v)
+    from astrasim.models import ModelSpec
+
+    # fields a stored model.json predates take their defaults (ModelSpec grows fields, old campaigns stay valid)
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
+    filled = asdict(ModelSpec(**{k: stored.get(k, defaults[k]) for k in defaults})) if all(
+        k in stored for k in defaults if defaults[k] is dataclasses.MISSING) else stored
+    differ = sorted(k for k, v in asdict(settings.model).items() if filled.get(k) != v)
     if differ:
         raise UserError(f"the measurements in '{folder}' are of another model (it differs in {', '.join(differ)}); "
                         f"give the scenario they were measured with", field="model")
     alone = profile[profile["topology"] == "alone"].drop(columns=["topology", "hosts", "bandwidth_mbps", "label"])
     alone = alone.reset_index(drop=True)
+    base = alone_costs(alone, source=f"{folder}/profile.csv")
     timed = {}  # point_key -> {op: seconds} of that point's co-run windows
     for (topo, n, bw, label), rows in profile[profile["topology"] != "alone"].groupby(
             ["topology", "hosts", "bandwidth_mbps", "label"], dropna=False):
@@ -106,7 +139,8 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
             raise UserError(f"calibration.csv has no calibration of testbed ({topo}, N={n}) at {bw:g} Mbps; "
                             f"measure again", field="reuse_measurements")
         point = point_for(settings, label, n, topo, bw, cal, setup, key, costs)
-        measured.append({c: row[c] for c in MEASURED_COLUMNS + OPTIONAL_COLUMNS if c in row} | {"_point": point})
+        measured.append({c: row[c] for c in MEASURED_COLUMNS + OPTIONAL_COLUMNS if c in row}
+                        | {"protocol": int(row["protocol"]), "_point": point, "_alone": base})
     raw_cal = cal_table.drop(columns=[c for c in ("alpha_s", "efficiency", "max_rel_residual", "points")
                                       if c in cal_table.columns])
     return pd.DataFrame(measured), profile, cals, raw_cal

@@ -2,13 +2,11 @@
 
 On a shared VM another tenant can take the CPUs for seconds at a time (the kernel counts it as
 "steal" in /proc/stat); a measurement taken then is of the neighbour, not of the simulator's
-subject (a campaign of 2026-12-02 had one testbed's passes, tp over the shaped links included,
-25-32 % slower than the same points a few minutes earlier). The campaign reads the counter around
+subject (one testbed's passes can run a quarter slower than the same points minutes earlier).
+The campaign reads the counter around
 each job and takes a job again when more than STEAL_MAX of the CPU time was stolen.
 
-It arrives in bursts of seconds (a campaign of 2026-12-03 saw 3-22 % per job), so a job's share
-says little about one pass of it: one tp pass over the shaped links ran 25 % slower than its
-neighbours seconds apart. So every timed sample (a pass, a co-run round, a calibration transfer)
+It arrives in bursts of seconds, so a job's share says little about one pass of it. So every timed sample (a pass, a co-run round, a calibration transfer)
 also records the share stolen while it ran (`sample_share`, read by each rank around its own
 interval), and a sample the hypervisor took from is left out of the medians (`clean`), as long as
 at least half the samples remain.

@@ -1,0 +1,39 @@
+"""`astrasim whatif PLAN --add DEVICE[=COUNT] --remove DEVICE[=COUNT] --network NAME`: will another
+device (or another network) help? The best placement of an inventory plan before and after, the
+change of each metric and the reason (astrasim.placement.whatif)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from astrasim.commands import user_errors
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("whatif")
+    @user_errors
+    def whatif(
+        scenario: Path = typer.Argument(..., help="plan with an `inventory:`, e.g. scenarios/inventory_gpt2.yaml"),
+        add: Optional[list[str]] = typer.Option(None, "--add", help="DEVICE[=COUNT] to add (catalog name)"),
+        remove: Optional[list[str]] = typer.Option(None, "--remove", help="DEVICE[=COUNT] to remove"),
+        network: Optional[list[str]] = typer.Option(None, "--network", help="network(s) to use instead "
+                                                    "(profiles/networks.yaml names)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="write the candidates after the change to this CSV"),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="frontier after the change, to this PNG"),
+        draw: Optional[Path] = typer.Option(None, "--draw", help="the best placement after the change, to this PNG"),
+        networks: Optional[Path] = typer.Option(None, "--networks", help="network catalog "
+                                                "[default: profiles/networks.yaml]"),
+        workers: int = typer.Option(1, "--workers", help="local worker processes for the simulations"),
+        dask: Optional[str] = typer.Option(None, "--dask", help="run the simulations on this Dask scheduler"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    ) -> None:
+        """Best placement before and after the change, each metric's change, and why in one line."""
+        from astrasim.placement.commands import run_whatif
+        from astrasim.sweep import check_workers
+
+        check_workers(workers)
+        run_whatif(scenario, add=add or [], remove=remove or [], network=network or [], out=out, plot=plot,
+                   draw=draw, networks=networks, workers=workers, dask=dask, progress=progress)
