@@ -5,6 +5,7 @@ YAML reader of the project uses (no aliases, bounded nesting, no duplicate keys)
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,33 @@ from typing import Any, Iterable
 import yaml
 
 from astrasim.errors import UserError
+
+# ---------------------------------------------------------------------------------------------
+# Values and input paths
+
+
+def format_value(v: Any) -> str:
+    """How every value is written to a result file: deterministic, round-trips floats exactly."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return repr(v)
+    return str(v)
+
+
+def resolve_file(path: str, base_dir: str | Path | None, field: str) -> Path:
+    """An input file named in a scenario or plan: relative to its folder first, then as given."""
+    p = Path(path)
+    base = Path(base_dir) if base_dir is not None else Path(".")
+    for cand in ([base / p] if not p.is_absolute() else []) + [p]:
+        if cand.is_file():
+            return cand
+    raise UserError(f"file '{path}' not found (relative to the scenario file); give an existing file", field=field)
+
 
 # ---------------------------------------------------------------------------------------------
 # YAML

@@ -39,10 +39,11 @@ Semantics (the engine implements exactly these; strategies rely on them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 COLLECTIVES = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all", "gather", "broadcast", "p2p")
 Collective = Literal["all_gather", "all_reduce", "reduce_scatter", "all_to_all", "gather", "broadcast", "p2p"]
+Algorithm = Literal["auto", "ring", "direct", "star"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,12 @@ class Comm:
     bits: float
     deps: tuple[str, ...] = ()
     root: int | None = None
-    algorithm: Literal["auto", "ring", "direct", "star"] = "auto"
+    algorithm: Algorithm = "auto"
     name: str = ""
     layer: int = -1
 
 
-Op = Union[Compute, Comm]
+Op = Compute | Comm
 
 
 @dataclass

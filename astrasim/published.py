@@ -30,7 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from astrasim.compute.formats import FORMATS
 from astrasim.errors import UserError
+from astrasim.fileio import atomic_path, check_output_path
 from astrasim.network.collectives import ALGORITHMS
+from astrasim.pointrun import simulate_point
+from astrasim.scenario import from_dict
+from astrasim.scenario.grid import iter_points
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = REPO_ROOT / "validation" / "published" / "measurements.csv"
@@ -226,9 +230,6 @@ def _strategy(row: Measurement) -> str | dict[str, Any]:
 
 def point_of(row: Measurement):
     """The one scenario point of a row (UserError where this build cannot represent it)."""
-    from astrasim.scenario import from_dict
-    from astrasim.scenario.grid import iter_points
-
     points = list(iter_points(from_dict(scenario_of(row), name="published", source=f"row {row.id}")))
     if len(points) != 1:  # pragma: no cover - a row's mapping has one value per field
         raise UserError(f"expands to {len(points)} points", field=f"row {row.id}")
@@ -266,8 +267,6 @@ KEPT_COLUMNS = ("compute_source", "fits", "memory_gb")
 
 def predict(row: Measurement) -> Prediction:
     """Simulate one row through astrasim.pointrun (the path every command uses)."""
-    from astrasim.pointrun import simulate_point
-
     try:
         point = point_of(row)
         result = simulate_point(point)
@@ -353,7 +352,6 @@ def plot(predictions: list[Prediction], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     from astrasim.analysis.style import identity_axes, number, plain_axis
-    from astrasim.fileio import atomic_path
 
     markers = {"ms_per_token": "o", "prefill_tokens_per_s": "s", "ttft_s": "^"}
     labels = {"ms_per_token": "time per generated token", "prefill_tokens_per_s": "prefill (tokens/s as time)",
@@ -386,8 +384,6 @@ def plot(predictions: list[Prediction], path: Path) -> bool:
 
 def check_out(out: Path) -> tuple[Path, Path]:
     """The two output paths under `out`, refused before anything runs if they cannot be written."""
-    from astrasim.fileio import check_output_path
-
     if out.exists() and not out.is_dir():
         raise UserError(f"'{out}' is a file; give a folder", field="--out")
     return (check_output_path(out / PREDICTIONS, "--out"), check_output_path(out / PLOT, "--out"))

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from astrasim.errors import UserError
-from astrasim.fileio import atomic_path
+from astrasim.fileio import atomic_path, format_value  # noqa: F401 (format_value: re-exported)
 from astrasim.scenario.grid import IDENTITY_COLUMNS  # the one definition of a point's identity (grid.IDENTITY)
 
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
@@ -35,19 +35,6 @@ RESULT_COLUMNS += ("compute_source",)  # measured | calibrated | datasheet (astr
 ENERGY_COLUMNS = ("energy_j", "energy_per_token_j", "avg_power_w")  # astrasim.placement.energy
 RESULT_COLUMNS += ENERGY_COLUMNS
 COLUMNS = IDENTITY_COLUMNS + RESULT_COLUMNS
-
-
-def format_value(v: Any) -> str:
-    """How every value is written to a result file: deterministic, round-trips floats exactly."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        return repr(v)
-    return str(v)
 
 
 def format_ratio(x: float) -> str:
@@ -147,8 +134,9 @@ SOURCE_SUFFIXES = (".py", ".c", ".cc", ".h", ".yaml", ".json", ".csv")  # the pa
 
 
 def source_digest(root: Path = PACKAGE) -> str:
-    """A hash of the simulator's code: every source file of the package (its path and content). A row computed by other code never passes for this code's (the version number
-    stays the same across many behaviour-changing commits)."""
+    """A hash of the simulator's code: every source file of the package (its path and content). A
+    row computed by other code never passes for this code's (the version number stays the same
+    across many behaviour-changing commits)."""
     h = hashlib.sha256()
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
                     and "__pycache__" not in p.parts):

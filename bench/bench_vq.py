@@ -45,7 +45,8 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(tokens, d_model)
     w = torch.randn(d_model, k)
-    print(f"\n1. grouped VQ encode, {tokens} tokens, D={d_model}, K={k} vs same-FLOP matmul [{tokens},{d_model}]x[{d_model},{k}]")
+    print(f"\n1. grouped VQ encode, {tokens} tokens, D={d_model}, K={k} "
+          f"vs same-FLOP matmul [{tokens},{d_model}]x[{d_model},{k}]")
     print(f"{'G':>3} {'d':>4} {'encode ms':>10} {'matmul ms':>10} {'ratio':>6} {'naive ms':>9} {'naive ratio':>11}")
     with torch.inference_mode():
         for g in (1, 16, 32):
@@ -53,8 +54,8 @@ def main() -> None:
             enc, mm, nv = [], [], []
             for _ in range(args.rounds):
                 mm.append(time_call(lambda: torch.matmul(x, w), repeats=5).median_s)
-                enc.append(time_call(lambda: vq.encode(x), repeats=5).median_s)
-                nv.append(time_call(lambda: naive_encode(vq, x), repeats=3).median_s)
+                enc.append(time_call(lambda vq=vq: vq.encode(x), repeats=5).median_s)
+                nv.append(time_call(lambda vq=vq: naive_encode(vq, x), repeats=3).median_s)
             ratio = statistics.median(e / m for e, m in zip(enc, mm))
             naive_ratio = statistics.median(n / m for n, m in zip(nv, mm))
             print(f"{g:>3} {d_model // g:>4} {statistics.median(enc) * 1e3:>10.2f} {statistics.median(mm) * 1e3:>10.2f} "

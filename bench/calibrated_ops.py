@@ -25,14 +25,14 @@ from astrasim.compute.catalog import load_catalog  # noqa: E402
 from astrasim.compute.formats import FORMATS  # noqa: E402
 from astrasim.compute.profiles import profile_files, read_profile_table  # noqa: E402
 from astrasim.models import get_model  # noqa: E402
-from astrasim.strategies import get  # noqa: E402
+from astrasim.strategies import get, registry  # noqa: E402
 
 
 def op_cost(row):
     """The analytic cost of a profile row's op (None when the strategy has no analytic cost for it)."""
     s = get(row["strategy"])
     spec = get_model(row["model"])
-    base = {k: int(row[k]) for k in ("groups", "codebook") if k in s.profiled_knobs}
+    base = dict(s.profile_key(s.profile_knobs(row)))
     candidates = [s.knobs(**base)]
     for name, f in s.Knobs.model_fields.items():  # knob values that rename ops (bp-ag's decoupled_mlp)
         args = getattr(f.annotation, "__args__", ())
@@ -52,9 +52,9 @@ def main() -> None:
     ap.add_argument("--profile", default="profiles/cpu.csv")
     args = ap.parse_args()
     model = DeviceModel.of(load_catalog(args.catalog)[args.device])
-    table = pd.concat([read_profile_table(f) for f in profile_files(args.profile)], ignore_index=True)
-    table = table.drop_duplicates(subset=["model", "strategy", "devices", "groups", "codebook", "op", "tokens"],
-                                  keep="last")
+    knobs = registry.PROFILED_KNOBS
+    table = pd.concat([read_profile_table(f, knobs=knobs) for f in profile_files(args.profile)], ignore_index=True)
+    table = table.drop_duplicates(subset=["model", "strategy", "devices", *knobs, "op", "tokens"], keep="last")
     rows, skipped = [], 0
     for row in table.to_dict("records"):
         cost = op_cost(row)
@@ -62,7 +62,7 @@ def main() -> None:
             skipped += 1
             continue
         pred = model.seconds(cost, FORMATS["fp32"])
-        rows.append({**{k: row[k] for k in ("model", "strategy", "devices", "groups", "tokens", "op")},
+        rows.append({**{k: row[k] for k in ("model", "strategy", "devices", *knobs, "tokens", "op")},
                      "measured_s": row["median_s"], "predicted_s": pred, "error": pred / row["median_s"] - 1})
     df = pd.DataFrame(rows)
     print(f"calibrated model of '{args.device}' vs {len(df)} measured op times ({args.profile} and its extensions; "

@@ -138,13 +138,15 @@ display(ablation_table(measured).round(2))
 display(Image(str(plot_measured_accuracy(measured, OUT / "measured_accuracy.png"))))'''),
         new_markdown_cell("## 5. The answer"),
         new_code_cell('''\
+from astrasim.strategies import label_of
+
 def answer(model: str) -> str:
     rows = marked[(marked.model == model) & (marked.pareto != "missing")]
     metric = {"top1_pct": "top-1 %"}.get(rows.accuracy_metric.iloc[0], rows.accuracy_metric.iloc[0])
     best_acc = rows.accuracy.max() if rows.accuracy_higher_is_better.iloc[0] else rows.accuracy.min()
     exact = rows[rows.accuracy == best_acc].sort_values("latency_s").iloc[0]
     fastest = rows.sort_values("latency_s").iloc[0]
-    name = lambda r: f"{r.strategy} G={r.groups}" if r.strategy == "astra" else r.strategy
+    name = label_of  # the registry's label of a row's variant ("astra G=32", "sp")
     text = f"{model} at {BW:g} Mbps with {N} devices: "
     if fastest.name == exact.name:
         return text + (f"{name(fastest)} is the fastest configuration with a known {metric} ({fastest.latency_s:.3f} s) "

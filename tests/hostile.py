@@ -22,8 +22,8 @@ CUSTOM_OK = {"nodes": [0, 1, "sw"], "edges": [{"u": 0, "v": "sw", "bandwidth_mbp
                                               {"u": 1, "v": "sw", "bandwidth_mbps": 50}]}
 
 
-@pytest.fixture()
-def env(tmp_path, monkeypatch):
+@pytest.fixture(name="env")  # a test module imports env_fixture; its tests take `env`
+def env_fixture(tmp_path, monkeypatch):
     d = tmp_path / "profiles"
     d.mkdir()
     synthetic_profile([get_model("gpt2-s")], devices=(2, 4)).to_csv(d / "cpu.csv", index=False)

@@ -102,3 +102,20 @@ def test_shipped_measured_table_is_valid_and_complete():
     assert set(grid["groups"]) == {1, 2, 4, 8, 16, 32} and set(grid["devices"]) == {2.0, 4.0, 8.0}
     assert {"noise0", "single-cls"} <= set(rows["variant"])
     assert rows["value"].notna().all()
+
+
+def test_codebook_defaults_to_the_astra_knob_default(tmp_path, monkeypatch):
+    """`astrasim accuracy` trains with ASTRA's K unless told otherwise (one home: the knob's default)."""
+    import astrasim.accuracy.train as train
+    from astrasim.strategies import get
+
+    seen = []
+
+    def fake_run(cfg, progress=None):
+        seen.append(cfg.codebook)
+        raise UserError("stop here", field="test")
+
+    monkeypatch.setattr(train, "run_accuracy", fake_run)
+    res = CliRunner().invoke(app, ["accuracy", "--out", str(tmp_path / "a.csv"), "--no-progress"])
+    k = get("astra").knob_defaults()["codebook"]
+    assert res.exit_code == 2 and seen == [k] == [1024] and AccuracySettings().codebook == k

@@ -10,7 +10,7 @@ from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.cli import app
-from hostile import CUSTOM_OK, ROOT as ROOT_DIR, env, nothing_written, refused, runner, scenario  # noqa: F401 - env: a fixture
+from hostile import CUSTOM_OK, ROOT as ROOT_DIR, env_fixture, nothing_written, refused, runner, scenario  # noqa: F401 - env_fixture: the `env` fixture
 
 # ----------------------------------------------------------------------------- networks and traces
 BAD_GRAPHS = [

@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,8 +14,8 @@ from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.cli import app
-from hostile import (  # noqa: F401 - env is a fixture
-    CUSTOM_OK, ROOT_USER, env, nothing_written, refused, runner, scenario,
+from hostile import (  # noqa: F401 - env_fixture: the `env` fixture
+    CUSTOM_OK, ROOT_USER, env_fixture, nothing_written, refused, runner, scenario,
 )
 
 # ----------------------------------------------------------------------------- output paths
@@ -55,15 +56,28 @@ def test_a_scenario_name_cannot_leave_results(env, name):
     assert not (env / "escape.csv").exists() and nothing_written(env)
 
 
-@pytest.mark.skipif(ROOT_USER, reason="root writes anywhere")
 def test_unwritable_folder_is_refused(env):
-    locked = env / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    """Folders that refuse new files for whoever runs the tests, root (CI) included: procfs and
+    sysfs take no new file from anyone, though their permission bits (and os.access, for root)
+    say they would, so only creating a file finds out (fileio.probe_output); for a user, also a
+    folder of theirs without write permission. Each as the output's folder and as the ancestor of
+    one still to be made."""
+    folders = [Path("/proc"), Path("/sys")]
+    if not ROOT_USER:  # permission bits do not stop root
+        locked = env / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        folders.append(locked)
     try:
-        refused(["sweep", scenario(env), "--out", locked / "r.csv", "--no-progress"], "--out")
+        for folder in folders:
+            assert folder.is_dir(), folder
+            for out in (folder / "astrasim-r.csv", folder / "astrasim-new" / "r.csv"):
+                refused(["sweep", scenario(env), "--out", out, "--no-progress"], "--out")
+                assert not out.exists() and not out.parent.exists() or out.parent == folder
+        assert nothing_written(env)
     finally:
-        locked.chmod(0o700)
+        if not ROOT_USER:
+            locked.chmod(0o700)
 
 
 def test_other_commands_check_their_outputs_first(env):
@@ -106,7 +120,7 @@ def test_dask_where_nothing_listens_fails_fast(env):
 
 
 def test_dask_port_that_never_answers_times_out(env, monkeypatch):
-    monkeypatch.setattr("astrasim.sweep.DASK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("astrasim.executors.DASK_TIMEOUT_S", 0.5)
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)

@@ -31,7 +31,7 @@ class FlatCosts:
                "decoupled_layer": 0.1, "full_layer": 0.8, "vq_encode": 0.01, "local_attn": 0.1, "remote_kv": 0.1,
                "remote_attn": 0.1, "merge": 0.01}
 
-    def seconds(self, model, strategy, devices, op, tokens, groups=0, codebook=0):
+    def seconds(self, model, strategy, devices, op, tokens, key=()):
         return self.SECONDS[op]
 
 

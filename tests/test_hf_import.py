@@ -11,7 +11,8 @@ import pytest
 
 from astrasim.errors import UserError
 from astrasim.models import BUILTIN_MODELS, get_model, load_model
-from astrasim.models.hf import SUPPORTED_TYPES, load_hf_config
+from astrasim.models import load_hf_config
+from astrasim.models.hf import SUPPORTED_TYPES
 from astrasim.models.zoo import ZOO
 
 LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -127,7 +128,7 @@ def test_scenario_models_accepts_a_config_path_and_bad_one_writes_nothing(tmp_pa
     sc = tmp_path / "s.yaml"
     sc.write_text(f"models: [tiny-hf/config.json, tiny-hf]\ntokens: [64]\ndevices: [2]\nstrategies: [single]\n"
                   f"hardware: {{device: raspberry-pi-5}}\n")
-    specs = load_scenario(sc)._specs
+    specs = load_scenario(sc).specs
     assert [s.name for s in specs] == ["tiny-hf", "tiny-hf"] and specs[0] == load_hf_config(folder)
     (folder / "config.json").write_text(json.dumps({**LLAMA, "num_hidden_layers": 2.5}))
     out = tmp_path / "out.csv"

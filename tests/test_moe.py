@@ -66,7 +66,7 @@ def test_sliding_window_bounds_attention_and_kv():
 
 
 class Flat:
-    def seconds(self, model, strategy, devices, op, tokens, groups=0, codebook=0):
+    def seconds(self, model, strategy, devices, op, tokens, key=()):
         return 1e-3
 
 

@@ -37,7 +37,7 @@ def test_cpu_profile_rows_match_the_analytic_costs_and_have_both_decoupled_shape
     df = pd.concat([read_profile(f) for f in profile_files(ROOT / "profiles" / "cpu.csv")], ignore_index=True)
     for (model, name, n, g, k, t), rows in df.groupby(["model", "strategy", "devices", "groups", "codebook", "tokens"]):
         s = STRATEGIES[name]
-        knobs = s.knobs(**{kn: v for kn, v in (("groups", g), ("codebook", k)) if kn in s.profiled_knobs})
+        knobs = s.profile_knobs({"groups": g, "codebook": k})
         decode_ops, ops = set(getattr(s, "decode_ops", ())), set(rows["op"])
         costs = s.op_costs(get_model(model), int(n), int(t), knobs) if ops - decode_ops else {}
         if ops & decode_ops:  # decode rows: `tokens` is the cache length

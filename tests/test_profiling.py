@@ -26,7 +26,7 @@ def table():
 
 def test_table_has_the_interface_columns_and_every_op(table):
     assert list(table.columns) == COLUMNS
-    for (strategy, n, g), rows in table.groupby(["strategy", "devices", "groups"]):
+    for (strategy, _n, g), rows in table.groupby(["strategy", "devices", "groups"]):
         assert tuple(rows["op"]) == STRATEGIES[strategy].ops
         assert (g > 0) == (strategy == "astra") and (rows["codebook"] == (1024 if g else 0)).all()
     assert set(table.loc[table.strategy == "single", "devices"]) == {1}
@@ -162,12 +162,14 @@ def test_cpu_clock_counts_the_process_cpu_per_thread_not_waiting():
 
 @pytest.mark.parametrize("kwargs, field", [
     (dict(devices=[32]), "devices"),           # more devices than tokens / heads
-    (dict(groups=[5]), "groups"),              # 5 does not divide 32
+    (dict(knobs={"groups": [5]}), "groups"),   # 5 does not divide 32
+    (dict(knobs={"codebook": [1]}), "codebook"),  # a knob's own bound (K >= 2)
+    (dict(knobs={"hops": [1]}), "knob"),       # no strategy profiles a knob 'hops'
     (dict(strategies=["no-such-strategy"]), "strategies"),
     (dict(tokens=[5000]), "tokens"),
 ])
 def test_bad_configurations_fail_before_timing(kwargs, field):
-    args = dict(strategies=["sp", "astra", "tp"], devices=[2], groups=[1], tokens=[19]) | kwargs
+    args = dict(strategies=["sp", "astra", "tp"], devices=[2], knobs={"groups": [1]}, tokens=[19]) | kwargs
     with pytest.raises(UserError, match=field):
         plan_configs(TINY, **args)
 
@@ -201,6 +203,21 @@ def test_cli_writes_the_profile(tmp_path):
     bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "dtype" in bad.output
+    # the generic form of --groups: the same configurations, the same key columns
+    again = tmp_path / "prof" / "knob.csv"
+    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1,2", "--knob", "groups=1,4",
+                                   "--strategies", "astra", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                                   "--out", str(again), "--quiet"])
+    assert res.exit_code == 0, res.output
+    knob = pd.read_csv(again)
+    key = ["strategy", "devices", "groups", "codebook", "op"]
+    assert knob[key].values.tolist() == df.loc[df.strategy == "astra", key].values.tolist()
+    for args, field in ((["--knob", "hops=1"], "knob"), (["--knob", "groups"], "knob"),
+                        (["--groups", "4", "--knob", "groups=4"], "groups"), (["--knob", "codebook=1"], "codebook")):
+        bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "2", "--strategies", "astra",
+                                       *args, "--out", str(tmp_path / "never.csv")])
+        assert bad.exit_code == 2 and f"error: {field}" in bad.output, (args, bad.output)
+    assert not (tmp_path / "never.csv").exists()
 
 
 def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
@@ -250,7 +267,7 @@ def test_llama_like_model_profiles_every_strategy():
     assert set(df.strategy) == {n for n, s in STRATEGIES.items() if s.ops and s.applies(spec)} and (
         df.median_s > 0).all()
     with pytest.raises(UserError, match="KV heads"):
-        plan_configs(spec, ["tp"], [8], [1], [21])
+        plan_configs(spec, ["tp"], [8], {}, [21])
 
 
 def test_calibration_measures_positive_rates_and_the_cli_prints_them():

@@ -39,7 +39,7 @@ def test_every_field_has_a_default_and_a_description():
     Scenario()  # constructible with no input at all
     rows = describe()
     assert len(rows) >= 20
-    for name, default, desc in rows:
+    for name, _default, desc in rows:
         assert desc, f"{name} has no description"
     names = {r[0] for r in rows}
     assert {"network.bandwidth_mbps", "strategies[].groups", "hardware.speeds", "element_bits",
@@ -110,7 +110,7 @@ def test_custom_inline_model_and_model_file(profile, tmp_path):
     sc = load_scenario(write(tmp_path, {"models": [{"name": "inline", "layers": 4, "hidden": 128, "heads": 4,
                                                     "mlp_hidden": 256, "tokens": 64}, "tiny.yaml"],
                                         "strategies": [{"name": "astra", "groups": 4}], "devices": 2}))
-    assert [s.name for s in sc._specs] == ["inline", "tiny"]
+    assert [s.name for s in sc.specs] == ["inline", "tiny"]
 
 
 def test_heterogeneous_speeds_and_single_uses_the_fastest(profile, tmp_path):
@@ -204,3 +204,18 @@ def test_more_devices_than_prompt_tokens_only_for_strategies_that_keep_every_tok
     with pytest.raises(UserError, match="devices: N=4 devices is larger than the 1 tokens of llama3-8b that sp split"):
         from_dict({"models": ["llama3-8b"], "devices": 4, "tokens": 1, "strategies": ["tp", "sp"],
                    "hardware": {"device": "raspberry-pi-5"}}, name="x")
+
+
+def test_scenario_level_causal_skip_sets_the_knob_of_the_strategies_that_have_it():
+    """`causal_skip` at the top is an alias of astra's knob: it sets every entry that leaves the knob
+    out, an entry's own value wins, and strategies without the knob are untouched."""
+    def skips(data):
+        return sorted((p.strategy, getattr(p.knobs, "causal_skip", None)) for p in from_dict(data).points())
+
+    base = {"models": ["gpt2-s"], "devices": [4], "hardware": {"profile": "cpu"}}
+    two = [{"name": "astra", "groups": 32}, {"name": "astra", "groups": 16, "causal_skip": True}, "sp"]
+    assert skips({**base, "strategies": two, "causal_skip": False}) == [
+        ("astra", False), ("astra", True), ("sp", None)]
+    assert skips({**base, "strategies": two}) == [("astra", True), ("astra", True), ("sp", None)]
+    g = build_point_graph(next(p for p in from_dict({**base, "strategies": ["astra"], "causal_skip": False}).points()))
+    assert {op.collective for op in g.ops if hasattr(op, "collective")} == {"all_gather"}

@@ -29,8 +29,8 @@ class FixedCosts:
     def __init__(self):
         self.asked = []
 
-    def seconds(self, model, strategy, devices, op, tokens, groups=0, codebook=0):
-        self.asked.append((model, strategy, devices, op, tokens, groups, codebook))
+    def seconds(self, model, strategy, devices, op, tokens, key=()):
+        self.asked.append((model, strategy, devices, op, tokens, key))
         return 0.001 * (1 + sorted({o for st_ in STRATEGIES.values() for o in st_.ops} | {"cls_pool"}).index(op))
 
 
@@ -125,7 +125,7 @@ def test_bp_sp_all_gather_then_sequence_parallel_full_layer_then_reshard(nb):
 
 
 def test_astra_all_gather_of_codes_and_overlap_dependencies():
-    opts = dict(knobs={"groups": 16, "codebook": 1024}, options=BuildOptions(causal_skip=False))
+    opts = dict(knobs={"groups": 16, "codebook": 1024, "causal_skip": False})
     g = build_graph("astra", GPT2, FixedCosts(), 4, 1024, **opts)
     cs = comms(g)
     assert len(cs) == GPT2.layers and {c.collective for c in cs} == {"all_gather"}
@@ -141,7 +141,7 @@ def test_astra_all_gather_of_codes_and_overlap_dependencies():
 
 def test_astra_bits_per_layer_scale_with_g_log2k():
     for g_, k in [(1, 1024), (32, 1024), (16, 256)]:
-        g = build_graph("astra", GPT2, FixedCosts(), 8, 1024, {"groups": g_, "codebook": k}, BuildOptions(causal_skip=False))
+        g = build_graph("astra", GPT2, FixedCosts(), 8, 1024, {"groups": g_, "codebook": k, "causal_skip": False})
         total = sum(c.bits * len(c.devices) for c in comms(g))
         assert total == pytest.approx(GPT2.layers * 1024 * g_ * math.log2(k))
 
@@ -201,8 +201,7 @@ def test_every_graph_is_valid_and_uses_only_profile_op_names(strategy, n, layers
         spec = model_from_dict({**spec.to_dict(), "name": "tiny-moe", "experts": 4, "experts_per_token": 2})
     costs = FixedCosts()
     try:
-        g = build_graph(strategy, spec, costs, n, tokens, knobs_for(strategy, groups=4, nb=1),
-                        BuildOptions(causal_skip=skip))
+        g = build_graph(strategy, spec, costs, n, tokens, knobs_for(strategy, groups=4, nb=1, causal_skip=skip))
     except UserError as exc:  # more devices than KV heads (4) or than tokens to split: refused, not built
         assert ((n > 4 and "KV heads" in str(exc)) or (n > tokens - cls and "cannot split" in str(exc))
                 or (n > layers and "pipeline stages" in str(exc)) or (n > 4 and "experts" in str(exc)))
@@ -241,12 +240,12 @@ def test_exact_interpolated_and_extrapolated_tokens():
 
 def test_missing_profile_key_names_the_key_and_the_command():
     with pytest.raises(UserError) as exc:
-        _costs().seconds("m", "astra", 8, "vq_encode", 1024, 16, 1024)
+        _costs().seconds("m", "astra", 8, "vq_encode", 1024, (("groups", 16), ("codebook", 1024)))
     msg = str(exc.value)
     assert "hardware.profile" in msg and "model=m" in msg and "devices=8" in msg and "groups=16" in msg
     # m is neither built in nor read from a file: the command asks for the model's file (YAML or config.json)
-    assert ("astrasim profile --models <model file of m> --strategies astra --devices 8 --tokens 1024 --groups 16 "
-            "--codebook 1024 --out profiles/x.m-astra-n8-g16-k1024-t1024.csv") in msg
+    assert ("astrasim profile --models <model file of m> --strategies astra --devices 8 --tokens 1024 --knob groups=16 "
+            "--knob codebook=1024 --out profiles/x.m-astra-n8-groups16-codebook1024-t1024.csv") in msg
 
 
 def test_extension_files_fill_missing_keys(tmp_path):
@@ -265,10 +264,10 @@ def test_extension_files_fill_missing_keys(tmp_path):
 def test_roofline_scales_compute_bound_by_peak_and_memory_bound_by_bandwidth():
     cat = load_catalog()
     cpu, nano = cat["cpu"], cat["jetson-orin-nano"]
-    r = Roofline(cpu, nano)
+    r = Roofline(cpu.rate(), nano.rate())
     assert r.factor(1e12, 1.0) == pytest.approx(cpu.peak_flops / nano.peak_flops)
     assert r.factor(1.0, 1e12) == pytest.approx(cpu.mem_bandwidth_gbs / nano.mem_bandwidth_gbs)
-    assert Roofline(cpu, cpu).factor(123.0, 456.0) == pytest.approx(1.0)
+    assert Roofline(cpu.rate(), cpu.rate()).factor(123.0, 456.0) == pytest.approx(1.0)
     scaled = _costs(roofline=r)
     assert scaled.seconds("m", "sp", 2, "attn", 100) == pytest.approx(r.factor(100.0, 10.0))
 

@@ -32,7 +32,7 @@ def test_registered_with_its_knob_label_and_exactness():
 def test_stages_are_contiguous_and_cover_every_layer_once():
     for n in (1, 2, 4, 5, 12):
         stages = PP.stages(GPT2S, n)
-        assert [l for s in stages for l in s] == list(range(GPT2S.layers))
+        assert [layer for s in stages for layer in s] == list(range(GPT2S.layers))
         assert max(len(s) for s in stages) == -(-GPT2S.layers // n)  # each device ~1/N of the weights
 
 

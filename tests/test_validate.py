@@ -53,7 +53,7 @@ def _labels() -> list[str]:
     out = []
     for s in STRATEGIES.values():
         out.append(s.label())
-        for k, f in s.Knobs.model_fields.items():
+        for k in s.Knobs.model_fields:
             if k in s.profiled_knobs or k in s.label_knobs:
                 alt = {"groups": 4, "nb": 2}.get(k)
                 if alt is not None:

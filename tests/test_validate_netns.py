@@ -1,5 +1,6 @@
 """Real test hosts: namespaces, shaping, cleanup, and a reduced validation run that guards
-the network model (docs/validation.md has the target and where it is missed). Needs root and `ip netns` (CI runs as root); skipped elsewhere with the reason."""
+the network model (docs/validation.md has the target and where it is missed). Needs root and
+`ip netns` (CI runs as root); skipped elsewhere with the reason."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from astrasim.errors import UserError
@@ -46,7 +47,7 @@ def test_the_hash_sees_settings_and_constants(monkeypatch):
 
 
 def test_settings_refuse_unknown_fields_and_bad_types(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         Settings(colour="red")
     f = tmp_path / "v.yaml"
     f.write_text("validate:\n  repeats: many\n")

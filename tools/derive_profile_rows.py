@@ -22,11 +22,12 @@ import math
 import pandas as pd
 
 from astrasim.models import get_model
-from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, profile_files, read_profile_table
+from astrasim.compute.profiles import ProfileCosts, profile_columns, profile_files, read_profile_table
 from astrasim.compute.catalog import load_catalog
+from astrasim.strategies.registry import PROFILED_KNOBS
 from astrasim.strategies.synthetic import synthetic_profile
 
-KEY = ["strategy", "devices", "groups", "codebook", "op"]
+KEY = ["strategy", "devices", *PROFILED_KNOBS, "op"]
 
 
 def main() -> None:
@@ -41,7 +42,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     dev = load_catalog()[a.device]
-    measured = pd.concat([read_profile_table(f) for f in profile_files(a.profile)], ignore_index=True)
+    measured = pd.concat([read_profile_table(f, knobs=PROFILED_KNOBS) for f in profile_files(a.profile)],
+                         ignore_index=True)
     measured = measured[measured.model == a.reference].drop_duplicates(KEY + ["tokens"], keep="last")
     ref, target = get_model(a.reference), get_model(a.target)
     cache = [int(c) for c in a.cache.split(",")]
@@ -67,7 +69,7 @@ def main() -> None:
                    hardware=f"derived: {a.target} roofline x measured/roofline of {a.reference} on {a.device}",
                    threads=0, torch_version="derived")
         out.append(rec)
-    df = pd.DataFrame(out, columns=list(PROFILE_COLUMNS))
+    df = pd.DataFrame(out, columns=list(profile_columns(PROFILED_KNOBS)))
     df.to_csv(a.out, index=False)
     ProfileCosts(df)  # readable as a profile
     print(f"wrote {len(df)} rows to {a.out} ({len(rows) - len(df)} keys without a measured reference)")

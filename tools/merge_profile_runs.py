@@ -1,5 +1,5 @@
 """Merge repeated `astrasim profile` runs of the same keys into one profile: per key (model,
-strategy, devices, G, K, tokens, op) the row of the run with the lowest `median_s`. On a machine
+strategy, devices, the profiled knobs, tokens, op) the row of the run with the lowest `median_s`. On a machine
 shared with other work preemption only ever adds time, so the lowest estimate over runs is the
 op's own time (profiles/cpu.decode.csv: several `--decode --threads 1 --statistic p10` runs).
 
@@ -12,7 +12,10 @@ import argparse
 
 import pandas as pd
 
-KEY = ["model", "strategy", "devices", "groups", "codebook", "tokens", "op"]
+from astrasim.compute.profiles import read_profile_table
+from astrasim.strategies.registry import PROFILED_KNOBS
+
+KEY = ["model", "strategy", "devices", *PROFILED_KNOBS, "tokens", "op"]
 
 
 def main() -> None:
@@ -20,7 +23,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    runs = pd.concat([pd.read_csv(f) for f in a.runs], ignore_index=True)
+    runs = pd.concat([read_profile_table(f, knobs=PROFILED_KNOBS) for f in a.runs], ignore_index=True)
     best = runs.loc[runs.groupby(KEY)["median_s"].idxmin()].copy()
     best["repeats"] = runs.groupby(KEY)["repeats"].sum().reindex(pd.MultiIndex.from_frame(best[KEY])).values
     best.sort_values(KEY).to_csv(a.out, index=False)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from astrasim.accuracy.vit import ClsMode, TinyViT
+from astrasim.strategies.astra import AstraKnobs
 
 MODEL_NAME = "vit-tiny-digits"
 TASK = "digits"
@@ -47,7 +48,7 @@ class AccuracySettings:
     ablation_devices: int = 4
     noise_lambda: float = 1.0
     ablation_noise_lambda: float = 0.0
-    codebook: int = 256
+    codebook: int = AstraKnobs.model_fields["codebook"].default  # the astra strategy's knob default
     beta: float = 0.0002
     hidden: int = 64
     layers: int = 2

@@ -13,15 +13,15 @@ setting columns (they are kept and ignored by the join).
 ``value`` may be empty: the point is known to be missing (for example ASTRA G=16, which the
 paper did not publish). Missing stays missing: nothing is interpolated or invented.
 
-Join rule (``join_accuracy``): a sweep result row gets the accuracy rows whose key
-``(model, strategy, groups)`` equals its own, where groups counts only for ``astra`` (every
-other strategy joins with groups 0) and single, tp and sp are one key (they are exact: the
-original model's accuracy, so an ``original``-model row written as any of them serves all three), restricted to one task per model (the requested task,
-or the model's first task in file order) and, for rows that name ``devices``, to results
-with that device count (a devices-specific row wins over an any-count row). Several
-matching rows (seeds, several sources) are averaged: ``accuracy`` is their mean,
-``accuracy_std`` the sample standard deviation and ``accuracy_n`` their count. Results with
-no matching value keep ``accuracy`` = NaN.
+Join rule (``join_accuracy``): a sweep result row gets the accuracy rows whose key ``(model,
+strategy, groups)`` equals its own, where groups counts only for ``astra`` (every other strategy
+joins with groups 0) and single, tp and sp are one key (they are exact: the original model's
+accuracy, so an ``original``-model row written as any of them serves all three), restricted to one
+task per model (the requested task, or the model's first task in file order) and, for rows that name
+``devices``, to results with that device count (a devices-specific row wins over an any-count row).
+Several matching rows (seeds, several sources) are averaged: ``accuracy`` is their mean,
+``accuracy_std`` the sample standard deviation and ``accuracy_n`` their count. Results with no
+matching value keep ``accuracy`` = NaN.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from astrasim.errors import UserError
 from astrasim.strategies import STRATEGIES, label_of
+from astrasim.sweep import run_sweep
 
 BASELINES = tuple(name for name, s in STRATEGIES.items() if s.paper_role == "baseline")
 METHOD = next(name for name, s in STRATEGIES.items() if s.paper_role == "method")
@@ -101,8 +103,6 @@ NEEDED_COLUMNS = ("hardware", "strategy", "nb", "bandwidth_mbps", "latency_s", "
 def _results(args) -> pd.DataFrame:
     """The sweep rows to compare: --results if it exists (checked to be an astrasim results file),
     else a sweep of --scenario. UserError on a missing or foreign file."""
-    from astrasim.errors import UserError
-
     if args.results and Path(args.results).exists():
         path = Path(args.results)
         try:
@@ -115,8 +115,6 @@ def _results(args) -> pd.DataFrame:
             raise UserError(f"'{path}' is not an astrasim results file (no column(s) {', '.join(missing)}); give "
                             "the output of `astrasim sweep scenarios/paper.yaml`", field="--results")
         return df
-    from astrasim.sweep import run_sweep
-
     if not Path(args.scenario).is_file():
         raise UserError(f"scenario '{args.scenario}' not found; give an existing scenario YAML such as "
                         "scenarios/paper.yaml", field="--scenario")
@@ -131,8 +129,6 @@ def main(argv: list[str] | None = None) -> None:
                                                     "swept first if absent)")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     args = ap.parse_args(argv)
-    from astrasim.errors import UserError
-
     try:
         table = compare_with_paper(_results(args))
     except UserError as exc:

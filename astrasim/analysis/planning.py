@@ -336,9 +336,10 @@ def simulate_plan(plan: PlanScenario, networks: dict[str, NetworkOption], *, wor
                   progress: bool = True) -> pd.DataFrame:
     """Simulate every configuration of the plan (astrasim.sweep.simulate_point per grid point);
     returns the sweep rows plus ``network_option``."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from astrasim.sweep import build_point_graph, simulate_point
+    from astrasim.executors import Progress, simulate_points
+    from astrasim.results import row_key
+    from astrasim.scenario import point_key
+    from astrasim.sweep import build_point_graph
 
     scenarios = sweep_scenarios(plan, networks)
     points, option = [], []
@@ -348,21 +349,12 @@ def simulate_plan(plan: PlanScenario, networks: dict[str, NetworkOption], *, wor
             option.append(name)
     for p in points:  # missing profile keys etc. fail here, before any simulation
         build_point_graph(p)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  disable=not progress, transient=True) as bar:
-        task = bar.add_task("plan", total=len(points))
-        rows = []
-        if workers > 1 and len(points) > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for row in pool.map(simulate_point, points, chunksize=max(1, len(points) // (4 * workers))):
-                    rows.append(row)
-                    bar.advance(task)
-        else:
-            for p in points:
-                rows.append(simulate_point(p))
-                bar.advance(task)
+    by_key = {}
+    with Progress(progress, len(points), "simulating", transient=True) as bar:
+        for row in simulate_points(points, workers=workers):  # any order: grid order below
+            by_key[row_key(row)] = row
+            bar.advance()
+    rows = [by_key[point_key(p)] for p in points]
     df = pd.DataFrame(rows)
     df["network_option"] = [o.split(FLEET_SEP)[0] for o in option]
     return df

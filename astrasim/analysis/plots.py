@@ -29,7 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from astrasim.analysis.accuracy_data import join_accuracy, load_accuracy, select_task  # noqa: E402
 from astrasim.analysis.style import Looks, number, order_key, plain_axis, seconds, variant_labels  # noqa: E402
+from astrasim.compute.profiles import profiles_dirs  # noqa: E402
 from astrasim.fileio import atomic_path  # noqa: E402
 from astrasim.strategies import label_of  # noqa: E402
 from astrasim.strategies.registry import single_device_strategy  # noqa: E402
@@ -176,9 +178,6 @@ def _latency_bars(df: pd.DataFrame, path: str | Path, slower_than_single: float)
 
 def published_accuracy() -> pd.DataFrame | None:
     """The shipped accuracy table (profiles/accuracy.csv), or None where it cannot be found."""
-    from astrasim.analysis.accuracy_data import load_accuracy
-    from astrasim.compute.profiles import profiles_dirs
-
     for d in profiles_dirs():
         if (d / "accuracy.csv").is_file():
             return load_accuracy([d / "accuracy.csv"])
@@ -210,7 +209,6 @@ def plot_speedup(df: pd.DataFrame, path: str | Path, accuracy: pd.DataFrame | No
     """Heat map devices x bandwidth of the best strategy's speedup over one device, per model
     setting, all panels on one colour scale. ``accuracy``: an accuracy table (load_accuracy),
     "published" (profiles/accuracy.csv when found) or None (no accuracy line)."""
-    from astrasim.analysis.accuracy_data import join_accuracy, select_task
 
     acc = published_accuracy() if isinstance(accuracy, str) else accuracy
     known = set(select_task(acc)["model"].astype(str)) if acc is not None and not acc.empty else set()

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from astrasim.commands import user_errors
+from astrasim.strategies.astra import AstraKnobs
 
 
 def _ints(text: str, field: str) -> tuple[int, ...]:
@@ -39,7 +40,8 @@ def register(app: typer.Typer) -> None:
                                        "single vs distributed CLS at one (G, N) point"),
         ablation_point: str = typer.Option("1,4", "--ablation-point", help="G,N of the ablations"),
         noise_lambda: float = typer.Option(1.0, "--noise-lambda", help="noise augmentation lambda of the grid"),
-        codebook: int = typer.Option(256, "--codebook", help="codebook entries K per group"),
+        codebook: int = typer.Option(AstraKnobs.model_fields["codebook"].default, "--codebook", help="codebook entries K per group (default: the astra "
+                                     "strategy's knob default)"),
         beta: float = typer.Option(0.0002, "--beta", help="VQ (commitment + codebook) loss weight"),
         pretrain_epochs: int = typer.Option(20, "--pretrain-epochs"),
         finetune_epochs: int = typer.Option(3, "--finetune-epochs"),
@@ -54,8 +56,8 @@ def register(app: typer.Typer) -> None:
 
         check_output_path(out, "--out")  # before torch is even imported
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from astrasim.executors import Progress
         from astrasim.extras import require_kernels
 
         require_kernels("accuracy")
@@ -79,12 +81,9 @@ def register(app: typer.Typer) -> None:
             codebook=codebook, beta=beta, pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
             threads=threads)
         cfg.check()
-        console = Console(stderr=True)
         t0 = time.perf_counter()
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, disable=not progress, transient=False) as bar:
-            task = bar.add_task("accuracy", total=n_steps(cfg))
-            df = run_accuracy(cfg, progress=lambda msg: bar.update(task, advance=1, description=msg))
+        with Progress(progress, n_steps(cfg), "accuracy") as bar:
+            df = run_accuracy(cfg, progress=lambda msg: bar.advance(description=msg))
         write_csv_atomic(out, df, "%.6g")
         out_console = Console(width=None if sys.stdout.isatty() else 120)
         original = df[df["strategy"] == "single"]["value"]

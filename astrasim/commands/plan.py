@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         from astrasim.analysis.planning import format_report, load_plan, run_plan
         from astrasim.errors import UserError
         from astrasim.fileio import check_output_path, write_csv_atomic
-        from astrasim.sweep import check_workers
+        from astrasim.executors import check_workers
 
         check_workers(workers)
         from astrasim.fileio import read_yaml_file

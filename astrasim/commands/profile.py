@@ -11,6 +11,7 @@ import typer
 
 from astrasim.commands import user_errors
 from astrasim.errors import UserError
+from astrasim.strategies import registry
 from astrasim.strategies.registry import STRATEGIES
 
 DEFAULT_MODELS = "vit-base,gpt2-s,gpt2-m"
@@ -24,6 +25,28 @@ def _ints(text: str, field: str) -> list[int]:
     if not values:
         raise UserError("expected at least one integer", field=field)
     return values
+
+
+def parse_knobs(specs: list[str], groups: str = "", codebook: int | None = None) -> dict[str, list[int]]:
+    """`--knob NAME=V1,V2` (repeatable) as {NAME: [V1, V2]}; `--groups` and `--codebook` are aliases of
+    `--knob groups=...` and `--knob codebook=...`. A knob not given: each strategy's profile_values."""
+    out: dict[str, list[int]] = {}
+    for text in specs:
+        name, sep, values = text.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UserError(f"expected NAME=V1,V2 (e.g. groups=1,16,32), got '{text}'", field="knob")
+        if name not in registry.PROFILED_KNOBS:
+            raise UserError(f"'{name}' is no strategy's profiled knob; use one of "
+                            f"{', '.join(registry.PROFILED_KNOBS) or '(none)'}", field="knob")
+        out[name] = _ints(values, name)
+    for name, alias in (("groups", _ints(groups, "groups") if groups.strip() else None),
+                        ("codebook", [codebook] if codebook is not None else None)):
+        if alias is not None:
+            if name in out:
+                raise UserError(f"--{name} and --knob {name}=... both given; keep one", field=name)
+            out[name] = alias
+    return out
 
 
 def _names(text: str) -> list[str]:
@@ -49,8 +72,13 @@ def register(app: typer.Typer) -> None:
         strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies (default: every "
                                        "registered one with ops of its own)."),
         devices: str = typer.Option("1,2,4,8", help="Comma-separated device counts N."),
-        groups: str = typer.Option("1,16,32", help="Comma-separated ASTRA group counts G."),
-        codebook: int = typer.Option(1024, help="ASTRA codebook size K per group."),
+        knob: list[str] = typer.Option([], "--knob", help="A profiled knob's values, NAME=V1,V2 (repeatable), e.g. "
+                                       "groups=1,16,32 or codebook=1024; the strategies that have the knob get one "
+                                       "configuration per value (default: the strategy's profile_values, else "
+                                       "the knob's default). "
+                                       "Profiled knobs: " + ", ".join(registry.PROFILED_KNOBS)),
+        groups: str = typer.Option("", help="Alias of --knob groups=... (ASTRA's group counts G)."),
+        codebook: int = typer.Option(None, help="Alias of --knob codebook=... (ASTRA's codebook size K)."),
         tokens: str = typer.Option("", help="Comma-separated sequence lengths T (default: each model's own: "
                                    "197 for vit-base, 1024 for gpt2 / llama)."),
         threads: int = typer.Option(None, help="torch intra-op threads (default: torch's, usually all cores)."),
@@ -73,7 +101,7 @@ def register(app: typer.Typer) -> None:
         statistic: str = typer.Option("median", help="What the median_s column holds: median of the timed rounds, "
                                       "or p10 (their 10th percentile) on a machine shared with other work."),
     ) -> None:
-        """Time every op of every (model, strategy, devices, G, tokens) and write the tidy profile CSV.
+        """Time every op of every (model, strategy, devices, profiled knobs, tokens) and write the tidy profile CSV.
 
         Exit codes: 0 written; 2 bad option (nothing written); 3 written, but some rows stayed unstable
         after their re-measurements (one warning line per row on stderr, the `unstable` column)."""
@@ -100,12 +128,12 @@ def register(app: typer.Typer) -> None:
         if not specs:
             raise UserError("expected at least one model", field="models")
         strategy_list, device_list = _names(strategies), _ints(devices, "devices")
-        group_list = _ints(groups, "groups")
+        knob_lists = parse_knobs(knob, groups, codebook)
         token_list = _ints(tokens, "tokens") if tokens.strip() else ([1, 512, 1024] if decode else None)
         for spec in specs:  # validate everything before the first (slow) measurement
-            plan_configs(spec, strategy_list, device_list, group_list, token_list or [spec.tokens], decode=decode)
+            plan_configs(spec, strategy_list, device_list, knob_lists, token_list or [spec.tokens], decode=decode)
         started = time.perf_counter()
-        frames = [profile_ops(spec, strategy_list, device_list, group_list, token_list, codebook=codebook,
+        frames = [profile_ops(spec, strategy_list, device_list, None, token_list, knobs=knob_lists,
                               dtype=dtype, threads=threads, repeats=repeats, warmup=warmup, progress=not quiet,
                               decode=decode, statistic=statistic,
                               max_noise=max_spread, remeasure=remeasure, clock=clock, ops=_names(ops) or None)

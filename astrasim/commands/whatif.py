@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Best placement before and after the change, each metric's change, and why in one line."""
         from astrasim.placement.commands import run_whatif
-        from astrasim.sweep import check_workers
+        from astrasim.executors import check_workers
 
         check_workers(workers)
         run_whatif(scenario, add=add or [], remove=remove or [], network=network or [], out=out, plot=plot,

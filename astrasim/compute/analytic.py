@@ -123,7 +123,7 @@ def expected_experts(held: int, experts: int, per_token: int, tokens: float) -> 
     return held * (1.0 - (1.0 - per_token / experts) ** tokens)
 
 
-def linear(m: int, din: int, dout: int, s: int, bias: bool) -> Cost:
+def linear(m: float, din: int, dout: int, s: int, bias: bool) -> Cost:
     w = s * (din * dout + (dout if bias else 0))
     return Cost(2.0 * m * din * dout + (m * dout if bias else 0), s * (m * din + m * dout) + w, w, 1.0)
 

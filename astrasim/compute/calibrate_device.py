@@ -155,7 +155,7 @@ def message_us(round_trips: int = 2000) -> float:
 
 def memory_gb() -> float:
     text = Path("/proc/meminfo").read_text()
-    kb = int(re.search(r"MemTotal:\s+(\d+) kB", text).group(1))  # type: ignore[union-attr]
+    kb = int(re.search(r"MemTotal:\s+(\d+) kB", text).group(1))  # type: ignore[union-attr]  # Linux has the line
     return round(kb * 1024 / 1e9, 1)
 
 
@@ -181,8 +181,8 @@ def entry_for(name: str, m: dict[str, Any], old: dict | None, price_usd: float |
     """The catalog entry NAME with the measured figures (an existing entry keeps everything else)."""
     day = datetime.date.today().isoformat()
     how = f"measured: astrasim calibrate-device {name}, {m['threads']} torch threads, {day}"
-    entry = dict(old) if old else {"name": name, "description": f"measured with astrasim calibrate-device ({day})",
-                                   "kind": "cpu"}
+    entry: dict[str, Any] = dict(old) if old else {
+        "name": name, "description": f"measured with astrasim calibrate-device ({day})", "kind": "cpu"}
     sources = dict(entry.get("sources") or {})
     entry["mem_read_gbs"] = round(m["mem_read_gbs"], 2)
     sources["mem_read_gbs"] = f"{how} (one-row F.linear over a 64 MB fp32 matrix after a cache flush, median of 15)"

@@ -21,6 +21,7 @@ from typing import Any
 from astrasim.compute.analytic import Cost
 from astrasim.compute.catalog import CatalogDevice
 from astrasim.compute.formats import WeightFormat
+from astrasim.compute.profiles import ProfileKey
 from astrasim.errors import UserError
 
 PROFILED_BYTES = 4   # op_costs count every element at float32 (the profiled dtype)
@@ -96,16 +97,15 @@ class CalibratedCosts:
             return s.decode_op_costs(self.spec, devices, tokens, knobs).get(op)
         return s.op_costs(self.spec, devices, tokens, knobs).get(op)
 
-    def has(self, model: str, strategy: str, devices: int, op: str, groups: int = 0, codebook: int = 0) -> bool:
+    def has(self, model: str, strategy: str, devices: int, op: str, key: ProfileKey = ()) -> bool:
         from astrasim.strategies import get
 
         s = get(strategy)
         return op in s.ops or op in s.decode_ops or op == HEAD_OP
 
-    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
-                groups: int = 0, codebook: int = 0) -> float:
-        key = (strategy, devices, op, tokens)
-        hit = self._cache.get(key)
+    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int, key: ProfileKey = ()) -> float:
+        ck = (strategy, devices, op, tokens)  # the point's own knobs (self.knobs) price every op
+        hit = self._cache.get(ck)
         if hit is not None:
             return hit
         cost = self._costs(strategy, devices, op, tokens)
@@ -113,5 +113,5 @@ class CalibratedCosts:
             raise UserError(f"strategy {strategy} has no analytic cost for op {op}; the calibrated model needs one "
                             f"(its op_costs / decode_op_costs)", field="hardware.compute")
         t = self.model.seconds(cost, self.fmt, head=op == HEAD_OP)
-        self._cache[key] = t
+        self._cache[ck] = t
         return t

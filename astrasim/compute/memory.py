@@ -29,7 +29,7 @@ class Memory:
         return self.weights + self.codebooks + self.kv_cache + self.activations
 
 
-def layer_weights(sh: LayerShape, out_dim: int | None = None, *, active: bool = False) -> int:
+def layer_weights(sh: LayerShape, out_dim: int | None = None, *, active: bool = False) -> float:
     """Weight elements of one layer of shape `sh` (a full layer, a tp shard with `out_dim` = D, or a
     bp slice): the norms (four with sandwich norms), Q/K/V/out projections (q/k norms), the MLP or
     the router, held experts and shared experts, biases where the model has them.
@@ -91,7 +91,7 @@ def activation_bytes(sh: LayerShape, inputs: int, queries: int, keys: int, mlp_t
     and the MLP phase (input, norm, hidden units, output of `mlp_tokens`)."""
     d, hd = sh.hidden, sh.head_dim
     attn = 2 * inputs * d + queries * sh.heads * hd + 2 * keys * sh.kv_heads * hd + queries * d
-    up = 2 * sh.mlp_hidden if sh.gated else sh.mlp_hidden
+    up: float = 2 * sh.mlp_hidden if sh.gated else sh.mlp_hidden
     if sh.experts:  # each token's k experts (the device's share of them), plus the shared experts
         up = up * sh.experts_per_token * sh.held_experts / sh.experts + 2 * sh.shared_mlp_hidden
     mlp = 3 * mlp_tokens * d + mlp_tokens * up

@@ -4,13 +4,20 @@ speeds, bounded by what each device's memory can take."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from astrasim.strategies.base import BuildOptions
+from astrasim.compute.roofline import Fleet
 
 
-def proportional_split(total: int, weights: list[float], minimum: int = 1,
+class HasFleet(Protocol):
+    """What a split reads of a strategy's BuildOptions: the point's per-device hardware."""
+
+    @property
+    def fleet(self) -> Fleet | None: ...
+
+
+def proportional_split(total: int, weights: Sequence[float], minimum: int = 1,
                        maximum: list[int] | None = None) -> list[int]:
     """Split `total` items (tokens, heads, columns, layers) in proportion to `weights`, each part at
     least `minimum` and at most maximum[i] (memory bound; the excess goes to the others). Largest
@@ -51,7 +58,7 @@ def proportional_split(total: int, weights: list[float], minimum: int = 1,
     return parts
 
 
-def bounded_split(total: int, n: int, options: BuildOptions, bytes_at: Callable[[int, int], float],
+def bounded_split(total: int, n: int, options: HasFleet, bytes_at: Callable[[int, int], float],
                   minimum: int = 1) -> list[int]:
     """`total` items over n devices in proportion to the fleet's shares (even without), each device's
     part capped so that its footprint bytes_at(device, part) stays within its capacity. When the

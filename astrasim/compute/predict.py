@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from astrasim.pointrun import simulate_point
+from astrasim.scenario.grid import iter_points
+from astrasim.scenario.loading import from_dict
+
 
 def scenario_dict(device: str, devices: int, model: str, weight_format: str, prompt_tokens: int,
                   generated_tokens: int, *, link_mbps: float = 1000.0, topology: str = "switch",
@@ -22,10 +26,6 @@ def predict(device: str, devices: int, model: str, weight_format: str, prompt_to
             **kwargs: Any) -> dict[str, Any]:
     """The result row of one request (scenario_dict's arguments), plus prefill_tokens_per_s
     (prompt tokens / ttft) and ms_per_token (tpot in ms). Bad arguments: UserError."""
-    from astrasim.pointrun import simulate_point
-    from astrasim.scenario.grid import iter_points
-    from astrasim.scenario.loading import from_dict
-
     sc = from_dict(scenario_dict(device, devices, model, weight_format, prompt_tokens, generated_tokens, **kwargs))
     row = simulate_point(next(iter_points(sc)))
     ttft, tpot = row.get("ttft_s"), row.get("tpot_s")

@@ -3,9 +3,12 @@ scaling to hardware that was not measured.
 
 Rules (documented in docs/strategies.md):
 
-* A profile table (columns PROFILE_COLUMNS, docs/kernels.md) gives, per (model, strategy, devices, groups,
-  codebook, op), the median seconds of ONE layer's op on the device holding the largest shard,
-  at one or more total sequence lengths `tokens`.
+* A profile table (columns profile_columns(knobs), docs/kernels.md) gives, per (model, strategy,
+  devices, profiled knobs, op), the median seconds of ONE layer's op on the device holding the
+  largest shard, at one or more total sequence lengths `tokens`. The profiled knobs are the union of
+  the strategies' `profiled_knobs` (astrasim.strategies.registry.PROFILED_KNOBS: ASTRA's groups and
+  codebook); a strategy's rows are keyed by its own ones (Strategy.profile_key) and hold 0 in the
+  others; a knob column absent from a file reads as 0.
 * Lookup in tokens: an exact measured `tokens` is used as is. Between two measured points the
   time (and the flops and bytes columns) is interpolated linearly in tokens. Outside the measured
   range the nearest measured point is scaled in proportion to tokens (t * T / T_nearest).
@@ -33,9 +36,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from astrasim.compute.roofline import Roofline
 
 PROFILE_COLUMNS = (
-    "model", "strategy", "devices", "groups", "codebook", "tokens", "op", "median_s", "p10_s", "p90_s",
+    "model", "strategy", "devices", "tokens", "op", "median_s", "p10_s", "p90_s",
     "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version",
 )
+"""The columns every profile has; the profiled knobs' columns follow `devices` (profile_columns)."""
+ProfileKey = tuple[tuple[str, int], ...]
+"""A variant's profiled knobs as (column, value) pairs: (("groups", 32), ("codebook", 1024)); () for none."""
+
+
+def profile_columns(knobs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A profile's columns with the profiled knobs' key columns `knobs` after `devices`."""
+    i = PROFILE_COLUMNS.index("devices") + 1
+    return (*PROFILE_COLUMNS[:i], *knobs, *PROFILE_COLUMNS[i:])
+
+
 # Optional noise columns (written by `astrasim profile` since 2026-12; older files lack them and stay
 # readable): spread = (p90 - p10) / median, drift between the halves of the samples, cpu_share =
 # the CPU the measuring process got per thread and wall second (1 = the cores were its own), and
@@ -87,8 +101,9 @@ def profile_id(path: Path) -> str:
 
 # column -> (kind, lower bound, bound inclusive): every value of a profile is checked on reading
 # (the time the simulator uses, median_s, must be > 0; spread and counts are descriptive)
+KNOB_VALUES = ("int", 0, True)  # every profiled knob column
 PROFILE_VALUES = {
-    "devices": ("int", 1, True), "groups": ("int", 0, True), "codebook": ("int", 0, True),
+    "devices": ("int", 1, True),
     "tokens": ("int", 1, True), "repeats": ("int", 0, True), "threads": ("int", 0, True),
     "median_s": ("float", 0, False), "p10_s": ("float", 0, True), "p90_s": ("float", 0, True),
     "flops": ("float?", 0, True), "bytes": ("float?", 0, True),
@@ -96,10 +111,11 @@ PROFILE_VALUES = {
 }
 
 
-def read_profile_table(path: str | Path, field: str = "hardware.profile") -> pd.DataFrame:
+def read_profile_table(path: str | Path, field: str = "hardware.profile", knobs: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a profile CSV and check its schema and every value (times finite and > 0, counts
     integers, names non-empty); a bad file is one UserError naming the file, row and column.
-    The one profile reader (astrasim.profiling.read_profile uses it). Extra columns are kept."""
+    The one profile reader (astrasim.profiling.read_profile uses it). Extra columns are kept.
+    `knobs`: the profiled knobs' key columns, checked as counts; one the file lacks reads as 0."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"profile file '{p}' not found; measure it with `astrasim profile --out {p}`", field=field)
@@ -116,26 +132,32 @@ def read_profile_table(path: str | Path, field: str = "hardware.profile") -> pd.
         raise UserError(f"profile '{p}' lacks column(s) {', '.join(missing)}; {fix}", field=field)
     if df.empty:
         raise UserError(f"profile '{p}' has a header but no rows; {fix}", field=field)
-    for col, (kind, lo, inclusive) in PROFILE_VALUES.items():
-        raw = df[col]
-        if kind == "text":
-            _first_bad(p, raw, raw.isna() | (raw.astype(str).str.strip() == ""), "is blank", fix, field)
-            df[col] = raw.astype(str)
-            continue
-        values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
-        _first_bad(p, raw, values.isna() & (raw.notna() if kind == "float?" else True), "is not a number", fix, field)
-        _first_bad(p, raw, values.abs() == float("inf"), "is not finite", fix, field)
-        _first_bad(p, raw, (values < lo) if inclusive else (values <= lo), f"must be {'>=' if inclusive else '>'} {lo}",
-                   fix, field)
-        if kind == "int":
-            _first_bad(p, raw, values != values.round(), "must be an integer", fix, field)
-            df[col] = values.astype("int64")
-        else:
-            df[col] = values.astype("float64")
+    for k in knobs:
+        if k not in df.columns:
+            df.insert(list(df.columns).index("devices") + 1, k, 0)
+    for col, rule in [*PROFILE_VALUES.items(), *((k, KNOB_VALUES) for k in knobs)]:
+        df[col] = _checked(p, df[col], rule, fix, field)
     return df
 
 
-def _first_bad(p: Path, raw: pd.Series, bad: pd.Series, why: str, fix: str, field: str) -> None:
+def _checked(p: Path | str, raw: pd.Series, rule: tuple, fix: str, field: str) -> pd.Series:
+    """The column converted to its kind (int64, float64, str), or a UserError naming its first bad value."""
+    kind, lo, inclusive = rule
+    if kind == "text":
+        _first_bad(p, raw, raw.isna() | (raw.astype(str).str.strip() == ""), "is blank", fix, field)
+        return raw.astype(str)
+    values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
+    _first_bad(p, raw, values.isna() & (raw.notna() if kind == "float?" else True), "is not a number", fix, field)
+    _first_bad(p, raw, values.abs() == float("inf"), "is not finite", fix, field)
+    _first_bad(p, raw, (values < lo) if inclusive else (values <= lo), f"must be {'>=' if inclusive else '>'} {lo}",
+               fix, field)
+    if kind == "int":
+        _first_bad(p, raw, values != values.round(), "must be an integer", fix, field)
+        return values.astype("int64")
+    return values.astype("float64")
+
+
+def _first_bad(p: Path | str, raw: pd.Series, bad: pd.Series, why: str, fix: str, field: str) -> None:
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
         value = raw.iloc[i]
@@ -151,69 +173,94 @@ def profile_files(path: str | Path) -> list[Path]:
     return [p] + sorted(x for x in p.parent.glob(f"{p.stem}.*.csv") if x.is_file())
 
 
-def profile_command(model: str, strategy: str, devices: int, groups: int, codebook: int, tokens: int,
-                    source: str) -> str:
+def key_text(key: ProfileKey) -> str:
+    """'groups=16 codebook=1024' ('' for a strategy without profiled knobs)."""
+    return " ".join(f"{k}={v}" for k, v in key)
+
+
+def profile_command(model: str, strategy: str, devices: int, key: ProfileKey, tokens: int, source: str) -> str:
     """The `astrasim profile` command line that measures one missing key into an extension file."""
     p = Path(source)
-    keyed = groups > 0  # the strategy's rows are keyed by G and K (profiled knobs)
-    tag = f"{model}-{strategy}-n{devices}" + (f"-g{groups}-k{codebook}" if keyed else "") + f"-t{tokens}"
+    tag = f"{model}-{strategy}-n{devices}" + "".join(f"-{k}{v}" for k, v in key) + f"-t{tokens}"
     from astrasim.models import CUSTOM_MODEL_FILES, known_names
 
     models = model if model in known_names() else CUSTOM_MODEL_FILES.get(model, f"<model file of {model}>")
     cmd = f"astrasim profile --models {models} --strategies {strategy} --devices {devices} --tokens {tokens}"
-    if keyed:
-        cmd += f" --groups {groups} --codebook {codebook}"
+    cmd += "".join(f" --knob {k}={v}" for k, v in key)
     return cmd + f" --out {p.parent / f'{p.stem}.{tag}.csv'}"
 
 
-class ProfileCosts:
-    """Answers per-op seconds at speed 1.0 of the target hardware (see module docstring)."""
+Entry = tuple[list[int], list[float], list[float], list[float]]  # tokens, median_s, flops, bytes
 
-    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: "Roofline | None" = None):
+
+class ProfileCosts:
+    """Answers per-op seconds at speed 1.0 of the target hardware (see module docstring).
+
+    Rows are indexed per set of key columns on first use: a strategy's rows by (model, strategy,
+    devices, its own profiled knobs, op), so no other strategy's knob columns need to exist."""
+
+    COLUMNS = ("model", "strategy", "devices", "op", "tokens", "median_s", "flops", "bytes")
+
+    def __init__(self, table: pd.DataFrame, *, source: str = "profile", roofline: Roofline | None = None):
         self.source = source
         self.roofline = roofline
-        self._index: dict[tuple, tuple[list[int], list[float], list[float], list[float]]] = {}
+        self._indexes: dict[tuple[str, ...], dict[tuple, Entry]] = {}
         self._cache: dict[tuple, float] = {}
-        cols = ["model", "strategy", "devices", "groups", "codebook", "op", "tokens", "median_s", "flops", "bytes"]
-        missing = [c for c in cols if c not in table.columns]
+        missing = [c for c in self.COLUMNS if c not in table.columns]
         if missing:
             raise UserError(f"profile '{source}' lacks column(s) {missing}", field="hardware.profile")
-        t = table[cols].copy()
-        # One row per key and tokens: duplicates (re-measured points) keep the last row.
-        t = t.drop_duplicates(subset=cols[:7], keep="last").sort_values(cols[:7], kind="stable")
-        for key, grp in t.groupby(cols[:6], sort=True):
-            model, strategy, devices, groups, codebook, op = key
-            k = (str(model), str(strategy), int(devices), int(groups), int(codebook), str(op))
-            self._index[k] = (
+        self._table = table
+
+    def _index(self, names: tuple[str, ...]) -> dict[tuple, Entry]:
+        """(model, strategy, devices, *values of `names`, op) -> measured points in tokens; duplicates
+        (re-measured points) keep the last row."""
+        index = self._indexes.get(names)
+        if index is not None:
+            return index
+        t = self._table[list(self.COLUMNS)].copy()
+        for k in names:
+            raw = self._table[k] if k in self._table.columns else pd.Series(0, index=self._table.index, name=k)
+            t[k] = _checked(self.source, raw, KNOB_VALUES, "fix or re-measure it", "hardware.profile")
+        key = ["model", "strategy", "devices", *names, "op"]
+        t = t.drop_duplicates(subset=[*key, "tokens"], keep="last").sort_values([*key, "tokens"], kind="stable")
+        index = {}
+        for k, grp in t.groupby(key, sort=True):
+            model, strategy, devices, *values, op = k
+            index[(str(model), str(strategy), int(devices), *(int(v) for v in values), str(op))] = (
                 [int(x) for x in grp["tokens"]],
                 [float(x) for x in grp["median_s"]],
                 [float(x) for x in grp["flops"].fillna(0)],
                 [float(x) for x in grp["bytes"].fillna(0)],
             )
+        self._indexes[names] = index
+        return index
+
+    def _entry(self, model: str, strategy: str, devices: int, op: str, key: ProfileKey) -> Entry | None:
+        index = self._index(tuple(k for k, _ in key))
+        return index.get((model, strategy, devices, *(v for _, v in key), op))
 
     @classmethod
-    def from_file(cls, path: str | Path, *, roofline: "Roofline | None" = None) -> "ProfileCosts":
+    def from_file(cls, path: str | Path, *, roofline: Roofline | None = None) -> ProfileCosts:
         """A profile file together with its extension files (profile_files)."""
         table = pd.concat([read_profile_table(f) for f in profile_files(path)], ignore_index=True)
         return cls(table, source=str(path), roofline=roofline)
 
-    def has(self, model: str, strategy: str, devices: int, op: str, groups: int = 0, codebook: int = 0) -> bool:
-        return (model, strategy, devices, groups, codebook, op) in self._index
+    def has(self, model: str, strategy: str, devices: int, op: str, key: ProfileKey = ()) -> bool:
+        return self._entry(model, strategy, devices, op, key) is not None
 
-    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
-                groups: int = 0, codebook: int = 0) -> float:
+    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int, key: ProfileKey = ()) -> float:
         """Seconds of one layer's `op` on the largest-shard device, scaled to the target hardware."""
-        ck = (model, strategy, devices, op, tokens, groups, codebook)
+        ck = (model, strategy, devices, op, tokens, key)
         hit = self._cache.get(ck)
         if hit is not None:
             return hit
-        key = (model, strategy, devices, groups, codebook, op)
-        entry = self._index.get(key)
+        entry = self._entry(model, strategy, devices, op, key)
         if entry is None:
-            cmd = profile_command(model, strategy, devices, groups, codebook, tokens, self.source)
+            cmd = profile_command(model, strategy, devices, key, tokens, self.source)
+            knobs = key_text(key)
             raise UserError(
                 f"profile '{self.source}' has no row for model={model} strategy={strategy} devices={devices} "
-                f"groups={groups} codebook={codebook} op={op} (tokens={tokens}); measure it with `{cmd}`",
+                f"{knobs + ' ' if knobs else ''}op={op} (tokens={tokens}); measure it with `{cmd}`",
                 field="hardware.profile")
         time, flops, nbytes = interpolate(entry, tokens)
         if self.roofline is not None:
@@ -221,12 +268,12 @@ class ProfileCosts:
         self._cache[ck] = time
         return time
 
-    def bind(self, model: str, strategy: str, devices: int, tokens: int, groups: int = 0, codebook: int = 0):
-        """A one-argument lookup `op -> seconds` for one (model, strategy, devices, tokens, G, K)."""
-        return lambda op: self.seconds(model, strategy, devices, op, tokens, groups, codebook)
+    def bind(self, model: str, strategy: str, devices: int, tokens: int, key: ProfileKey = ()):
+        """A one-argument lookup `op -> seconds` for one (model, strategy, devices, tokens, profiled knobs)."""
+        return lambda op: self.seconds(model, strategy, devices, op, tokens, key)
 
 
-def interpolate(entry: tuple[list[int], list[float], list[float], list[float]], tokens: int
+def interpolate(entry: Entry, tokens: int
                 ) -> tuple[float, float, float]:
     """(time, flops, bytes) at `tokens`: exact, linear between measured points, proportional outside."""
     ts, times, flops, nbytes = entry

@@ -11,7 +11,6 @@ from astrasim.compute.analytic import Cost
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.compute.calibrated import DeviceModel
-    from astrasim.compute.catalog import CatalogDevice
     from astrasim.compute.formats import WeightFormat
 
 PROFILED_WEIGHT_BITS = 32       # profiles are measured in float32 (op_costs' default dtype)
@@ -49,6 +48,7 @@ class Fleet:
         if ref is None or mine is None:
             return 1.0
         if self.models:
+            assert self.fmt is not None, "calibrated models come with their weight format"
             base = self.models[0].seconds(ref, self.fmt)
             return self.models[device].seconds(mine, self.fmt) / base if base > 0 else 1.0
         nbytes = mine.bytes - mine.weights * (1 - weight_bits / PROFILED_WEIGHT_BITS)
@@ -61,14 +61,14 @@ class Fleet:
 
 @dataclass(frozen=True)
 class Roofline:
-    """Scales a measured op time from `measured` hardware to `target` hardware (module docstring)."""
+    """Scales a measured op time from `measured` hardware to `target` hardware (module docstring);
+    each a catalog device's `rate()`."""
 
-    measured: "CatalogDevice"
-    target: "CatalogDevice"
+    measured: Rate
+    target: Rate
 
     def factor(self, flops: float, nbytes: float) -> float:
         m, t = self.measured, self.target
         if flops <= 0 and nbytes <= 0:
             return m.peak_flops / t.peak_flops
-        bw_m, bw_t = m.mem_bandwidth_gbs * 1e9, t.mem_bandwidth_gbs * 1e9
-        return max(flops / t.peak_flops, nbytes / bw_t) / max(flops / m.peak_flops, nbytes / bw_m)
+        return t.seconds(flops, nbytes) / m.seconds(flops, nbytes)

@@ -28,7 +28,7 @@ def _costs_cached(path: str, stamp: tuple, measured: str | None, target: str | N
             raise UserError(f"profile id '{measured}' has no entry in profiles/devices.yaml, so it cannot be scaled "
                             f"to '{target}'; add its peak_flops and mem_bandwidth_gbs there",
                             field="hardware.device")
-        roofline = Roofline(catalog[measured], catalog[target])
+        roofline = Roofline(catalog[measured].rate(), catalog[target].rate())
     return ProfileCosts.from_file(path, roofline=roofline)
 
 

@@ -6,7 +6,7 @@ with its engine on the matching preset (`wifi` with the same standard, width and
 at the same line rate), no parameter fitted to any of these points. Writes results.csv (one row
 per point), runs.csv (one per ns-3 run), summary.csv / summary.md and a predicted-vs-measured
 plot. error = predicted / measured - 1; points whose seed-to-seed spread (max / min - 1) is at
-least SPREAD_LIMIT are reported apart (ns-3 itself is erratic there: TCP timeouts).
+least report.SPREAD_LIMIT are reported apart (ns-3 itself is erratic there: TCP timeouts).
 """
 
 from __future__ import annotations
@@ -19,12 +19,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from astrasim.crosscheck.build import build
+from astrasim.crosscheck.report import SPREAD_LIMIT, plot, summary_markdown, verdict
 from astrasim.crosscheck.runner import ReferenceNetwork, run_point, schedule_text
-from astrasim.network.wifi80211 import WifiPhy
+from astrasim.engine import simulate
 from astrasim.errors import UserError
 from astrasim.fileio import write_csv_atomic, write_text_atomic
+from astrasim.network.topology import Fabric, build_topology
+from astrasim.network.wifi80211 import WifiPhy
+from astrasim.network.wifi_config import WifiConfig
+from astrasim.opgraph import Comm, OpGraph
 
-TARGET_MEDIAN, TARGET_P90, SPREAD_LIMIT = 0.10, 0.25, 0.20
 KIB = 1024
 # (label, standard, width MHz, MCS): 65, 135 and 390 Mbps PHY rates, one spatial stream, 800 ns GI
 WIFI_CONFIGS = (("n-20MHz-MCS7", "n", 20, 7), ("n-40MHz-MCS7", "n", 40, 7), ("ac-80MHz-MCS9", "ac", 80, 9))
@@ -85,9 +90,6 @@ def reference_network(point: dict, grid: Grid) -> ReferenceNetwork:
 
 def simulator_topology(point: dict, grid: Grid):
     """The astrasim preset that models the same network, with its defaults."""
-    from astrasim.network.topology import build_topology
-    from astrasim.network.wifi_config import WifiConfig
-
     if point["kind"] == "switch":
         return build_topology("switch", point["hosts"], grid.switch_mbps)
     cfg = WifiConfig(standard=point["standard"], channel_width_mhz=point["width_mhz"], mcs=point["mcs"])
@@ -96,9 +98,6 @@ def simulator_topology(point: dict, grid: Grid):
 
 def predict(point: dict, grid: Grid) -> float:
     """astrasim's time for the point's collective alone (one Comm, nothing else)."""
-    from astrasim.engine import simulate
-    from astrasim.opgraph import Comm, OpGraph
-
     g = OpGraph(point["hosts"])
     g.add(Comm("c", point["collective"], tuple(range(point["hosts"])), 8.0 * point["size_bytes"],
                algorithm=point["algorithm"]))
@@ -108,10 +107,6 @@ def predict(point: dict, grid: Grid) -> float:
 def check_engine_charges_airtime() -> None:
     """UserError unless the engine adds each message's Wi-Fi airtime overhead (the per-message
     hook of the shared medium): without it the predictions would leave out every frame's cost."""
-    from astrasim.engine import simulate
-    from astrasim.network.topology import Fabric, build_topology
-    from astrasim.opgraph import Comm, OpGraph
-
     fabric = Fabric(build_topology("wifi", 2, 65.0))
     medium = fabric.resources[0]
     g = OpGraph(2)
@@ -222,15 +217,6 @@ def _stats(by: str, key: str, grp: pd.DataFrame) -> dict:
             "mean_error": steady["error"].mean() if len(e) else float("nan")}
 
 
-def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
-    r = summary[summary["group"] == "wifi"].iloc[0]
-    ok = r["points"] >= 100 and r["median_abs_error"] <= TARGET_MEDIAN and r["p90_abs_error"] <= TARGET_P90
-    missing = f", {int(r['not_run'])} with under 2 seeds run" if r["not_run"] else ""
-    return ok, (f"{int(r['points'])} steady Wi-Fi points ({int(r['erratic_points'])} erratic apart{missing}): median "
-                f"|error| {r['median_abs_error']:.1%} (target <= {TARGET_MEDIAN:.0%}), p90 {r['p90_abs_error']:.1%} "
-                f"(target <= {TARGET_P90:.0%}): {'MET' if ok else 'MISSED'}")
-
-
 def load_runs(path: Path, points: list[dict], grid: Grid, log=print) -> pd.DataFrame:
     """The ns-3 runs of an earlier campaign (its runs.csv) that still describe points of this grid:
     matched by run key (network and schedule), not by position; runs of another plan or network
@@ -266,9 +252,6 @@ OUTPUT_FILES = ("results.csv", "runs.csv", "summary.csv", "summary.md", "predict
 def run_crosscheck(grid: Grid, out_dir: Path | None, *, command: str = "", reuse_runs: Path | None = None,
                    log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The whole campaign: build, measure (or reuse earlier ns-3 runs), predict, compare, write."""
-    from astrasim.crosscheck.build import build
-    from astrasim.crosscheck.report import plot, summary_markdown
-
     check_engine_charges_airtime()
     points = grid.points()
     if not points or not grid.seeds:

@@ -1,4 +1,4 @@
-"""The cross-check's markdown summary and predicted-vs-measured plot."""
+"""The cross-check's verdict against its targets, markdown summary and predicted-vs-measured plot."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pandas as pd
 
 from astrasim.fileio import atomic_path
 
+TARGET_MEDIAN, TARGET_P90, SPREAD_LIMIT = 0.10, 0.25, 0.20
+
 
 def _size(b: int) -> str:
     return f"{b // 1048576} MiB" if b >= 1048576 else f"{b // 1024} KiB"
@@ -20,9 +22,16 @@ def _pct(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
 
 
-def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, grid, command: str, elapsed_s: float) -> str:
-    from astrasim.crosscheck.campaign import SPREAD_LIMIT, verdict
+def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
+    r = summary[summary["group"] == "wifi"].iloc[0]
+    ok = r["points"] >= 100 and r["median_abs_error"] <= TARGET_MEDIAN and r["p90_abs_error"] <= TARGET_P90
+    missing = f", {int(r['not_run'])} with under 2 seeds run" if r["not_run"] else ""
+    return ok, (f"{int(r['points'])} steady Wi-Fi points ({int(r['erratic_points'])} erratic apart{missing}): median "
+                f"|error| {r['median_abs_error']:.1%} (target <= {TARGET_MEDIAN:.0%}), p90 {r['p90_abs_error']:.1%} "
+                f"(target <= {TARGET_P90:.0%}): {'MET' if ok else 'MISSED'}")
 
+
+def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, grid, command: str, elapsed_s: float) -> str:
     _, line = verdict(summary)
     lines = ["# ns-3 cross-check", "", f"Command: `{command}`", "",
              f"ns-3 3.44 (the `ns3` wheel), seeds {', '.join(map(str, grid.seeds))}; {len(results)} points; "

@@ -51,7 +51,7 @@ class Clock(simpy.Environment):
 
     def call_at(self, delay: float, priority: int, callback: Callable[[Any], None], arg: Any = None) -> None:
         """Run `callback(arg)` `delay` seconds from now, at `priority`."""
-        heappush(self._queue, (self._now + delay, priority, next(self._eid), _Call(callback, arg)))
+        heappush(self._queue, (self._now + delay, priority, next(self._eid), _Call(callback, arg)))  # type: ignore[misc]  # a duck-typed _Call where SimPy's stubs say Event
 
     def more_now(self) -> bool:
         """Is anything else due at the current instant?"""

@@ -18,7 +18,7 @@ def deadlock_error(ops: Sequence[Op], comm_state: Sequence[CommState | None], fi
         if st is None:
             if finished[k]:
                 continue
-            d = op.device  # type: ignore[union-attr]
+            d = op.device  # type: ignore[union-attr]  # no comm state: a Compute
             waits = []
             for name in op.deps:
                 dep = comm_state[index[name]]

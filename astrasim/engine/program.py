@@ -94,7 +94,7 @@ class Program:
                     if dep is None:
                         waiting = compute_dependents[j]
                         if waiting:
-                            waiting.append(k)  # type: ignore[attr-defined]
+                            waiting.append(k)  # type: ignore[attr-defined]  # non-empty: a list of its own
                         else:
                             compute_dependents[j] = [k]
                     else:
@@ -128,7 +128,7 @@ class Program:
                         cp.gates[p] += 1
                         gates = join_gates[j]
                         if gates:
-                            gates.append((k, p))  # type: ignore[attr-defined]
+                            gates.append((k, p))  # type: ignore[attr-defined]  # non-empty: a list of its own
                         else:
                             join_gates[j] = [(k, p)]
                 else:

@@ -44,7 +44,7 @@ import gc
 import heapq
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from astrasim.engine.clock import CHOOSE, NORMAL, SETTLE, URGENT, Clock
 from astrasim.engine.comms import CommShape, CommState
@@ -55,7 +55,8 @@ from astrasim.errors import UserError
 from astrasim.network.flows import FlowNetwork
 
 if TYPE_CHECKING:
-    from astrasim.engine.program import Program
+    from astrasim.engine.program import CommPlan, Program
+    from astrasim.opgraph import Comm
 
 
 def run_program(program: Program, speeds: list[float], record_timeline: bool, placement: Placement | None,
@@ -89,14 +90,17 @@ class _Run:
         self.chain_next = program.chain_next
         shapes = [CommShape(spec, net) for spec in program.shapes]
         comm_state: list[CommState | None] = [None] * len(ops)
+        plans = cast("list[CommPlan]", program.comm)  # set at every Comm op, the only ones read here
         for k in program.comm_ops:
-            cp = program.comm[k]
-            comm_state[k] = CommState(k, ops[k], shapes[cp.shape], cp.pos, list(cp.gates), cp.dependents)  # type: ignore
+            cp = plans[k]
+            comm_state[k] = CommState(k, cast("Comm", ops[k]), shapes[cp.shape], cp.pos, list(cp.gates), cp.dependents)
+        states = cast("list[CommState]", comm_state)  # gates name Comms only, whose states are all set now
         for k in program.comm_ops:
-            comm_state[k].gated = [[(comm_state[j], q) for j, q in g] for g in program.comm[k].gated]  # type: ignore
+            states[k].gated = [[(states[j], q) for j, q in g] for g in plans[k].gated]
         self.comm_state = comm_state
         # per Compute: joins (comm, position) waiting on it
-        self.join_gates = [[(comm_state[j], q) for j, q in g] if g else g for g in program.join_gates]
+        self.join_gates: list[Sequence[tuple[CommState, int]]] = [
+            [(states[j], q) for j, q in g] if g else () for g in program.join_gates]
         self.finished = [st is not None for st in comm_state]  # Comms: see CommState.done_at
         self.started = list(self.finished)
         self.ready: list[list[int]] = [list(r) for r in program.ready]  # per device: heap of ready Computes
@@ -298,9 +302,10 @@ class _Run:
         touches_left, joined, deps_left = st.touches_left, st.joined, st.deps_left
         touched, freed = shape.effects(ms)
         if self.message_cpu_s:
+            cores = cast("list[HostCores]", self.host_cores)  # message_cpu_s: every device has its host's
             for m in ms:
                 for q in shape.dsts[m]:
-                    self.host_cores[st.devs[q]].burst(self.message_cpu_s)
+                    cores[st.devs[q]].burst(self.message_cpu_s)
         for p, k in touched:
             left = touches_left[p] = touches_left[p] - k
             if not left and joined[p] is not None:
@@ -322,8 +327,9 @@ class _Run:
         if self.timeline is not None:
             now = self.env.now
             op = st.op
+            launched = cast("dict[int, float]", st.launched)  # filled at each launch when there is a timeline
             for m in ms:
-                self.timeline.append(TimelineEvent("message", st.devs[shape.src[m]], op.id, op.name, st.launched[m],
+                self.timeline.append(TimelineEvent("message", st.devs[shape.src[m]], op.id, op.name, launched[m],
                                                    now, op.layer, tuple(st.devs[q] for q in shape.dsts[m]),
                                                    st.bits * shape.frac[m]))
 
@@ -331,7 +337,7 @@ class _Run:
         """After a batch of deliveries: the messages it freed leave, grouped per Comm."""
         to_release, self.to_release = self.to_release, []
         for st in to_release:
-            ms, st.released = st.released, None
+            ms, st.released = cast("list[int]", st.released), None  # set when st joined to_release
             for launch in st.shape.group(ms):
                 self._launch(st, launch)
 
@@ -346,7 +352,7 @@ class _Run:
             self.t_end = now
         if self.timeline is not None:
             op = st.op
-            self.timeline.append(TimelineEvent("comm", d, op.id, op.name, st.joined[p], now, op.layer))
+            self.timeline.append(TimelineEvent("comm", d, op.id, op.name, cast(float, st.joined[p]), now, op.layer))
         if self.op_end is not None and now > self.op_end[st.k]:
             self.op_end[st.k] = now  # its completion at its last participant
         for k in st.dependents[p]:

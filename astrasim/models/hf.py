@@ -14,7 +14,7 @@ are accepted and leave the shape as it is. A window at least as long as the cont
 | qwen2 | qwen2 | Q/K/V biases; `use_sliding_window` on the layers from `max_window_layers` on |
 | qwen3 | qwen3 | q/k RMSNorm, `head_dim` (Qwen3Config's default 128) |
 | phi3 | phi3 | fused qkv and gate-up (same weights and FLOPs as separate ones) |
-| gemma, gemma2 | gemma, gemma2 | `head_dim`, GeGLU, tied; gemma2: 4 norms/layer, window on half the layers, soft-capping |
+| gemma, gemma2 | gemma, gemma2 | `head_dim`, GeGLU, tied; gemma2: 4 norms/layer, half the layers windowed, softcaps |
 | mixtral | mixtral | `num_local_experts`, `num_experts_per_tok` of `intermediate_size` |
 | qwen2_moe | qwen2_moe | `num_experts`, `moe_intermediate_size`, one gated shared expert |
 | qwen3_moe | qwen3_moe | `num_experts`, `moe_intermediate_size`, q/k norms |
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from astrasim.errors import UserError
-from astrasim.models import CUSTOM_MODEL_FILES, ModelSpec, _check_name
+from astrasim.models.spec import ModelSpec
 
 # HF's own class defaults of tie_word_embeddings, per model_type
 _TIED_DEFAULT = {"llama": False, "mistral": False, "qwen2": False, "qwen3": False, "phi3": False, "gemma": True,
@@ -108,15 +108,8 @@ def default_name(p: Path) -> str:
     return p.parent.name if p.name == "config.json" and p.parent.name else p.stem
 
 
-def load_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
-    """A ModelSpec from a Hugging Face config.json (or its folder); one-line UserErrors naming the file and field."""
-    data, p = read_config(path)
-    spec = spec_from_config(data, name or default_name(p), p)
-    CUSTOM_MODEL_FILES.setdefault(spec.name, str(p))
-    return spec
-
-
-def spec_from_config(data: dict, name: str, path: Path | str = "config.json", check_name: bool = True) -> ModelSpec:
+def spec_from_config(data: dict, name: str, path: Path | str = "config.json") -> ModelSpec:
+    """The ModelSpec a config maps to, checked (its name is the caller's to check: models.load_hf_config)."""
     c = _Config(data, Path(path))
     mtype = data.get("model_type")
     if mtype not in SUPPORTED_TYPES:
@@ -132,8 +125,6 @@ def spec_from_config(data: dict, name: str, path: Path | str = "config.json", ch
     except UserError as exc:
         raise c.fail(_HF_FIELD.get(exc.field or "", exc.field or "model_type"),
                      str(exc).split(": ", 1)[-1]) from None
-    if check_name:
-        _check_name(spec)
     return spec
 
 

@@ -108,7 +108,7 @@ class _Builder:
 
 def _ring(b: _Builder, n: int, steps: int, frac: float) -> None:
     prev: list[int] = []
-    for step in range(steps):
+    for _ in range(steps):
         cur = [b.add(i, ((i + 1) % n,), frac, (prev[(i - 1) % n],) if prev else ()) for i in range(n)]
         prev = cur
 

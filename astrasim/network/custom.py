@@ -10,8 +10,13 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astrasim.errors import UserError
-from astrasim.network.topology import (
-    _check_bandwidth, _check_efficiency, _check_latency, _check_loss, _node, check_trace,
+from astrasim.network.checks import (
+    check_bandwidth,
+    check_efficiency,
+    check_latency,
+    check_loss,
+    check_node,
+    check_trace,
     check_trace_ends_up,
 )
 
@@ -62,6 +67,7 @@ def _custom_error(exc: ValidationError, prefix: str) -> UserError:
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
     field = prefix + loc
     if err["type"] == "extra_forbidden":
+        parent: type[BaseModel]
         if len(err["loc"]) >= 2 and err["loc"][0] == "edges":
             parent = CustomEdge
         elif len(err["loc"]) >= 2 and err["loc"][0] == "media":
@@ -79,13 +85,13 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
     start with ``prefix``)::
 
         nodes: [0, 1, 2, edge-server]         # optional; ints 0..n_devices-1 are the devices
-        media:                                 # optional shared half-duplex channels
-          air: {bandwidth_mbps: 300, latency_s: 0.001, efficiency: 0.6, loss_rate: 0.0,
-                bandwidth_trace: [[0, 300], [2.0, 150]]}   # or a CSV path
+        media:                                 # optional shared half-duplex channels (constant efficiency;
+          hub: {bandwidth_mbps: 100, latency_s: 5.0e-5, efficiency: 0.94, loss_rate: 0.0,   # Wi-Fi: use
+                bandwidth_trace: [[0, 100], [2.0, 50]]}    # topology wifi, its 802.11 airtime model)
         edges:
           - {u: 0, v: 1, bandwidth_mbps: 100, latency_s: 1e-4, duplex: full,   # duplex: full|half
              efficiency: 0.94, loss_rate: 0.0, bandwidth_trace: null}
-          - {u: 2, v: edge-server, medium: air}                  # a crossing of the medium
+          - {u: 2, v: edge-server, medium: hub}                  # a crossing of the medium
         broadcast: false                       # multicast flows (one airtime per transmitter)
         default_algorithm: direct              # what algorithm "auto" means (ring | direct | star)
 
@@ -108,20 +114,20 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
     g = nx.Graph(kind="custom", name=spec.name, n_devices=n_devices, broadcast=spec.broadcast,
                  default_algorithm=spec.default_algorithm, media={})
     for k, node in enumerate(spec.nodes):
-        g.add_node(_node(node, f"{prefix}.nodes[{k}]"))
+        g.add_node(check_node(node, f"{prefix}.nodes[{k}]"))
     for name, m in spec.media.items():
         f = f"{prefix}.media.{name}"
         g.graph["media"][name] = {
-            "bandwidth_mbps": _check_bandwidth(m.bandwidth_mbps, f"{f}.bandwidth_mbps"),
-            "latency_s": _check_latency(m.latency_s, f"{f}.latency_s"),
-            "efficiency": _check_efficiency(m.efficiency, f"{f}.efficiency"),
-            "loss_rate": _check_loss(m.loss_rate, f"{f}.loss_rate"),
+            "bandwidth_mbps": check_bandwidth(m.bandwidth_mbps, f"{f}.bandwidth_mbps"),
+            "latency_s": check_latency(m.latency_s, f"{f}.latency_s"),
+            "efficiency": check_efficiency(m.efficiency, f"{f}.efficiency"),
+            "loss_rate": check_loss(m.loss_rate, f"{f}.loss_rate"),
             "bandwidth_trace": check_trace_ends_up(check_trace(m.bandwidth_trace, f"{f}.bandwidth_trace"),
                                                    f"{f}.bandwidth_trace"),
         }
     for k, e in enumerate(spec.edges):
         f = f"{prefix}.edges[{k}]"
-        u, v = _node(e.u, f"{f}.u"), _node(e.v, f"{f}.v")
+        u, v = check_node(e.u, f"{f}.u"), check_node(e.v, f"{f}.v")
         if u == v:
             raise UserError(f"a self-loop {u!r}-{v!r}; an edge needs two different nodes", f)
         if e.medium is not None:
@@ -129,22 +135,22 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
                 raise UserError(f"unknown medium {e.medium!r}; declare it under media", f"{f}.medium")
             m = g.graph["media"][e.medium]
             bw = e.bandwidth_mbps
-            attrs = {"bandwidth_mbps": None if bw is None else _check_bandwidth(bw, f"{f}.bandwidth_mbps"),
-                     "latency_s": _check_latency(m["latency_s"] if e.latency_s is None else e.latency_s,
-                                                 f"{f}.latency_s"),
-                     "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
-                     "duplex": "half", "medium": e.medium}
+            attrs: dict[str, Any] = {
+                "bandwidth_mbps": None if bw is None else check_bandwidth(bw, f"{f}.bandwidth_mbps"),
+                "latency_s": check_latency(m["latency_s"] if e.latency_s is None else e.latency_s, f"{f}.latency_s"),
+                "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
+                "duplex": "half", "medium": e.medium}
             for key in ("efficiency", "loss_rate", "bandwidth_trace"):
                 if getattr(e, key) is not None:
                     raise UserError(f"an edge on a medium takes {key} from the medium", f"{f}.{key}")
         else:
             if e.bandwidth_mbps is None:
                 raise UserError("needs bandwidth_mbps (or a medium)", f"{f}.bandwidth_mbps")
-            attrs = {"bandwidth_mbps": _check_bandwidth(e.bandwidth_mbps, f"{f}.bandwidth_mbps"),
-                     "latency_s": _check_latency(e.latency_s or 0.0, f"{f}.latency_s"),
-                     "efficiency": _check_efficiency(1.0 if e.efficiency is None else e.efficiency,
+            attrs = {"bandwidth_mbps": check_bandwidth(e.bandwidth_mbps, f"{f}.bandwidth_mbps"),
+                     "latency_s": check_latency(e.latency_s or 0.0, f"{f}.latency_s"),
+                     "efficiency": check_efficiency(1.0 if e.efficiency is None else e.efficiency,
                                                      f"{f}.efficiency"),
-                     "loss_rate": _check_loss(e.loss_rate or 0.0, f"{f}.loss_rate"),
+                     "loss_rate": check_loss(e.loss_rate or 0.0, f"{f}.loss_rate"),
                      "bandwidth_trace": check_trace_ends_up(check_trace(e.bandwidth_trace, f"{f}.bandwidth_trace"),
                                                         f"{f}.bandwidth_trace"),
                      "duplex": e.duplex, "medium": None}

@@ -57,7 +57,7 @@ def sized_usage(usage: Usage, bits: float, resources: Sequence[Resource],
         r = resources[rid]
         f, cap = r.overhead_s, r.capacity_bps
         k = -1 if rows is None else rows.get(rid, -1)
-        if k >= 0 and r.trace_overhead_s is not None:
+        if k >= 0 and r.trace_overhead_s is not None and r.trace is not None:
             f, cap = r.trace_overhead_s[k], r.trace[k][1]
         out.append((rid, a if f is None or cap <= 0 else a * (1.0 + f(bits, level) * cap / bits), x))
     return tuple(out)

@@ -37,8 +37,8 @@ Speed.
   so a change re-solves only the component it touches (maxmin.py); classes elsewhere keep
   their rates and their services advance lazily (S is brought up to date when touched).
 * One wake-up at a time, at the priority the owner of the clock gives (the engine's SETTLE:
-  after every ordinary event of the same instant, coalescing them). A heap of next completion times (stale entries skipped), a heap
-  of pending activations and the trace breakpoints decide when.
+  after every ordinary event of the same instant, coalescing them). A heap of next completion
+  times (stale entries skipped), a heap of pending activations and the trace breakpoints decide when.
 """
 
 from __future__ import annotations
@@ -91,14 +91,14 @@ class FlowNetwork:
         for rid, r in enumerate(self.resources):
             if r.trace:
                 groups.setdefault(r.trace, []).append(rid)
-        self._tgroups = [[tr, rids, -1, 0] for tr, rids in groups.items()]
+        self._tgroups: list[list[Any]] = [[tr, rids, -1, 0] for tr, rids in groups.items()]
         self._tgroup_of = {rid: g for g in self._tgroups for rid in g[1]}
         self._trace_overhead = {rid for rid, r in enumerate(self.resources)
                                 if r.trace and getattr(r, "trace_overhead_s", None) is not None}
-        self._classes: dict[Usage, FlowClass] = {}
+        self._classes: dict[Usage | tuple[Usage, tuple[int, int]], FlowClass] = {}
         self._all: list[FlowClass] = []  # every class, bundles and sized ones included
-        self._sized: dict[tuple[int, float], FlowClass] = {}
-        self._sized_parts_of: dict[tuple[int, float], tuple] = {}
+        self._sized: dict[tuple[float, ...], FlowClass] = {}  # (class id, bits, trace rows...)
+        self._sized_parts_of: dict[tuple[float, ...], tuple] = {}
         self._bundles: dict[tuple, FlowClass | None] = {}  # by ((class id, flows), ...)
         self._bundle_of_parts: dict[int, tuple] = {}  # id(parts) -> (parts, bundle)
         self._done: list = []  # (finish time, seq, class, version)
@@ -201,7 +201,7 @@ class FlowNetwork:
         if b is _UNSET:
             b = self._bundles[key] = self._new_bundle(parts)
         self._bundle_of_parts[id(parts)] = (parts, b)  # holds parts: its id stays unique
-        return b  # type: ignore[return-value]
+        return b  # type: ignore[return-value]  # not _UNSET: replaced just above
 
     def _new_bundle(self, parts: Sequence[Part]) -> FlowClass | None:
         shape = lockstep_load(parts, self.resources)

@@ -9,10 +9,9 @@ classes freeze elsewhere, so stale heap entries are skipped.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
-if TYPE_CHECKING:
-    from astrasim.network.flows import FlowClass
+from astrasim.network.flowclass import FlowClass
 
 
 def max_min(classes: Sequence[FlowClass], weight: dict[int, float], cap: Sequence[float], now: float,

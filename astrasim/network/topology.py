@@ -27,15 +27,24 @@ Routes are networkx shortest paths in hops (ties: networkx's deterministic BFS o
 
 from __future__ import annotations
 
-import csv
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import networkx as nx
 
 from astrasim.errors import UserError
+from astrasim.network.checks import (  # noqa: F401 (Trace, check_trace, load_bandwidth_trace: re-exported)
+    Trace,
+    check_bandwidth,
+    check_efficiency,
+    check_latency,
+    check_loss,
+    check_trace,
+    load_bandwidth_trace,
+)
+from astrasim.network.custom import custom_topology
+from astrasim.network.wifi_config import parse_wifi, wifi_medium
 
 KINDS = ("mesh", "switch", "wifi", "wifi-adhoc", "ideal")
 
@@ -54,114 +63,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 SWITCH = "switch"
 ACCESS_POINT = "ap"
 MEDIUM = "wifi"
-
-Trace = list[tuple[float, float]]
-
-
-# ----------------------------------------------------------------------------- validation
-def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"must be a number, got {value!r}", field)
-    value = float(value)
-    if not math.isfinite(value):
-        raise UserError(f"must be finite, got {value!r}", field)
-    return value
-
-
-def _check_bandwidth(value: Any, field: str) -> float:
-    value = _number(value, field)
-    if value <= 0:
-        raise UserError(f"must be > 0 Mbps, got {value:g}", field)
-    return value
-
-
-def _check_latency(value: Any, field: str) -> float:
-    value = _number(value, field)
-    if value < 0:
-        raise UserError(f"must be >= 0 seconds, got {value:g}", field)
-    return value
-
-
-def _check_efficiency(value: Any, field: str) -> float:
-    value = _number(value, field)
-    if not 0 < value <= 1:
-        raise UserError(f"must be in (0, 1], got {value:g}", field)
-    return value
-
-
-def _check_loss(value: Any, field: str) -> float:
-    value = _number(value, field)
-    if not 0 <= value < 1:
-        raise UserError(f"must be in [0, 1), got {value:g}", field)
-    return value
-
-
-def check_trace(trace: Any, field: str = "bandwidth_trace") -> Trace | None:
-    """Validate a piecewise-constant trace: (time_s >= 0, strictly increasing; Mbps >= 0)."""
-    if trace is None:
-        return None
-    if isinstance(trace, (str, Path)):
-        return load_bandwidth_trace(trace)
-    try:
-        points = [(p[0], p[1]) for p in trace]
-    except (TypeError, IndexError, KeyError):
-        raise UserError("must be a list of [time_s, bandwidth_mbps] pairs or a CSV path", field) from None
-    if not points:
-        raise UserError("must have at least one [time_s, bandwidth_mbps] point", field)
-    out: Trace = []
-    for k, (t, b) in enumerate(points):
-        t = _number(t, f"{field}[{k}].time_s")
-        b = _number(b, f"{field}[{k}].bandwidth_mbps")
-        if t < 0:
-            raise UserError(f"time must be >= 0, got {t:g}", f"{field}[{k}].time_s")
-        if b < 0:
-            raise UserError(f"bandwidth must be >= 0 Mbps, got {b:g}", f"{field}[{k}].bandwidth_mbps")
-        if out and t <= out[-1][0]:
-            raise UserError("times must be strictly increasing", f"{field}[{k}].time_s")
-        out.append((t, b))
-    return out
-
-
-def check_trace_ends_up(trace: Trace | None, field: str) -> Trace | None:
-    """User traces (scenario files, custom graphs) must end above 0 Mbps: the last value holds
-    forever, so a transfer still running then would never finish (the engine would report a
-    deadlock after the whole run)."""
-    if trace and trace[-1][1] == 0:
-        raise UserError("the last bandwidth holds forever and is 0, so a transfer after it never finishes; "
-                        "end the trace with a bandwidth > 0", f"{field}[{len(trace) - 1}].bandwidth_mbps")
-    return trace
-
-
-def load_bandwidth_trace(path: str | Path) -> Trace:
-    """Read a CSV trace with columns time_s, bandwidth_mbps (piecewise constant, see module doc)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"trace file {str(p)!r} not found", "bandwidth_trace")
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read trace {str(p)!r} as text ({type(exc).__name__}); give a CSV with columns "
-                        "time_s, bandwidth_mbps", "bandwidth_trace") from None
-    if not text.strip():
-        raise UserError(f"trace {str(p)!r} is empty; give a header time_s,bandwidth_mbps and one row per change",
-                        "bandwidth_trace")
-    reader = csv.DictReader(text.splitlines())
-    cols = [c.strip() for c in (reader.fieldnames or [])]
-    for col in ("time_s", "bandwidth_mbps"):
-        if col not in cols:
-            raise UserError(f"{str(p)!r} has no header naming {col!r}; its first line must be "
-                            "time_s,bandwidth_mbps", "bandwidth_trace")
-    rows = []
-    for k, row in enumerate(reader):
-        row = {key.strip(): v for key, v in row.items() if key is not None}
-        try:
-            rows.append((float(row["time_s"]), float(row["bandwidth_mbps"])))
-        except (TypeError, ValueError):
-            raise UserError(f"{str(p)!r} row {k + 2}: not a number in {row.get('time_s')!r}, "
-                            f"{row.get('bandwidth_mbps')!r}; give seconds and Mbps", "bandwidth_trace") from None
-    field = f"bandwidth_trace ({p.name})"
-    return check_trace_ends_up(check_trace(rows, field), field)  # type: ignore[return-value]
-
 
 # ----------------------------------------------------------------------------- builders
 def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, latency_s: float | None = None,
@@ -182,18 +83,16 @@ def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, l
     d = DEFAULTS[kind]
     airtime = None
     if kind in ("wifi", "wifi-adhoc") and efficiency is None:
-        from astrasim.network.wifi_config import wifi_medium
-
         if bandwidth_mbps is not None:
-            _check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
+            check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
         airtime = wifi_medium(wifi, bandwidth_mbps, n_devices, infrastructure=kind == "wifi")
         bandwidth_mbps, efficiency = airtime.phy.rate_bps / 1e6, airtime.efficiency
     elif wifi is not None:
         raise UserError("Wi-Fi settings apply to the wifi kinds without a fixed efficiency", "network.wifi")
-    bw = _check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
-    lat = _check_latency(d["latency_s"] if latency_s is None else latency_s, "latency_s")
-    eff = _check_efficiency(d["efficiency"] if efficiency is None else efficiency, "efficiency")
-    loss = _check_loss(loss_rate, "loss_rate")
+    bw = check_bandwidth(bandwidth_mbps, "bandwidth_mbps")
+    lat = check_latency(d["latency_s"] if latency_s is None else latency_s, "latency_s")
+    eff = check_efficiency(d["efficiency"] if efficiency is None else efficiency, "efficiency")
+    loss = check_loss(loss_rate, "loss_rate")
     trace = check_trace(bandwidth_trace)
     link = {"bandwidth_mbps": bw, "efficiency": eff, "loss_rate": loss, "bandwidth_trace": trace, "medium": None}
 
@@ -233,24 +132,14 @@ def _airtime_trace(wifi: Any, trace: Trace | None, n_devices: int, kind: str) ->
     settings gives way to the trace's rates (rate adaptation)."""
     if not trace:
         return None
-    from astrasim.network.wifi_config import parse_wifi, wifi_medium
-
     cfg = parse_wifi(wifi)
     if cfg.mcs is not None:
         cfg = cfg.model_copy(update={"mcs": None})
     return tuple(None if b <= 0 else wifi_medium(cfg, b, n_devices, infrastructure=kind == "wifi") for _, b in trace)
 
 
-def _node(value: Any, field: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UserError(f"node names must be integers (devices) or strings, got {value!r}", field)
-    return value
-
-
 def topology_from_dict(data: dict, n_devices: int, prefix: str = "network.custom") -> nx.Graph:
     """A custom topology from a (YAML) dict, validated first (astrasim.network.custom)."""
-    from astrasim.network.custom import custom_topology
-
     return custom_topology(data, n_devices, prefix)
 
 
@@ -338,7 +227,7 @@ class Fabric:
         rid = len(self.resources)
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
         per_row = None
-        if tr and airtime_trace is not None:
+        if trace and airtime_trace is not None:  # (tr is set exactly when trace is non-empty)
             tr = tuple((t, 0.0 if m is None else _goodput(b, m.efficiency, loss))
                        for (t, b), m in zip(trace, airtime_trace))
             per_row = tuple(None if m is None else _per_message(m.extra_bits, _goodput(b, m.efficiency, 0.0))

@@ -30,8 +30,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, replace
 
-from astrasim.network.collectives import plan as collective_plan, resolve_algorithm
-from astrasim.opgraph import Comm, Compute
+from astrasim.network.collectives import plan as collective_plan
+from astrasim.network.collectives import resolve_algorithm
+from astrasim.network.topology import Fabric
+from astrasim.opgraph import Compute
+from astrasim.pointrun import build_generation_graph, build_network, build_point_graph
 
 WHOLE = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all")
 STEP_SLACK = 0.99  # later decode steps may cost a hair less than the first (profile interpolation, roofline
@@ -87,7 +90,6 @@ class NetworkBound:
     """What a bound needs of a topology: routes, per-resource capacities (PHY rates for media)."""
 
     def __init__(self, topology):
-        from astrasim.network.topology import Fabric
 
         self.fabric = Fabric(topology)
         media = topology.graph.get("media", {})
@@ -204,7 +206,6 @@ def _belongs(index: dict, dep: str, device: int) -> bool:
 
 def point_bound(point, net: NetworkBound | None = None) -> WorkloadBound:
     """Bounds of a scenario point's ttft, decode step and e2e (astrasim.pointrun builds its graphs)."""
-    from astrasim.pointrun import build_generation_graph, build_network, build_point_graph
 
     net = net or NetworkBound(build_network(point))
     speeds = point.device_speeds()

@@ -14,9 +14,12 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Iterator
 
+from astrasim.analysis.capacity import sweep_workload
 from astrasim.errors import UserError
+from astrasim.scenario import from_dict
 from astrasim.scenario.fleet import fleet_text
-from astrasim.strategies import get
+from astrasim.scenario.grid import NetworkPoint
+from astrasim.strategies import STRATEGIES, get
 
 NO_NETWORK = "none"
 
@@ -66,8 +69,6 @@ def subsets(inventory: dict[str, int]) -> Iterator[dict[str, int]]:
 
 def base_point(plan, first_device: str):
     """The template Point of a plan: its model, tokens, generation, workload and sweep options."""
-    from astrasim.analysis.capacity import sweep_workload
-    from astrasim.scenario import from_dict
 
     extra = dict(plan.sweep)
     hardware = {**extra.pop("hardware", {}), "device": [first_device]}
@@ -85,7 +86,6 @@ def base_point(plan, first_device: str):
 
 def network_point(option):
     """The scenario NetworkPoint of a network catalog entry."""
-    from astrasim.scenario.grid import NetworkPoint
 
     return NetworkPoint(option.kind, float(option.bandwidth_mbps),
                         None if option.latency_s is None else float(option.latency_s),
@@ -94,7 +94,6 @@ def network_point(option):
 
 def to_point(base, cand: Candidate, networks: dict):
     """The Point of a candidate (the same fields a sweep over its fleet would give)."""
-    from astrasim.scenario.grid import NetworkPoint
 
     s = get(cand.strategy)
     net = NetworkPoint("ideal", 1e6) if cand.network == NO_NETWORK else network_point(networks[cand.network])
@@ -107,7 +106,6 @@ def to_point(base, cand: Candidate, networks: dict):
 
 def strategy_variants(plan) -> list[tuple[str, object]]:
     """(name, knobs) of every strategy variant the plan allows (default: every strategy's defaults)."""
-    from astrasim.strategies import STRATEGIES
 
     if plan.strategies is None:
         return [(name, s.knobs()) for name, s in STRATEGIES.items()]

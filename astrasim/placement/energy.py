@@ -25,8 +25,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.hardware import hardware_of
+from astrasim.compute.profiles import profile_id
 from astrasim.errors import UserError
+from astrasim.network.collectives import plan as collective_plan
+from astrasim.network.collectives import resolve_algorithm
+from astrasim.network.topology import DEFAULTS
+from astrasim.network.wifi_config import parse_wifi, wifi_medium
+from astrasim.opgraph import Comm
 from astrasim.results import ENERGY_COLUMNS
+
 POWER_FIELDS = ("idle_power_w", "active_power_w")
 
 
@@ -49,7 +58,6 @@ class DeviceEnergy:
 
 def device_power(name: str, catalog: dict | None = None) -> tuple[float, float]:
     """(idle W, active W) of a catalog device; UserError naming the missing field."""
-    from astrasim.compute.catalog import load_catalog
 
     dev = (catalog or load_catalog()).get(name)
     if dev is None:
@@ -65,8 +73,6 @@ def device_power(name: str, catalog: dict | None = None) -> tuple[float, float]:
 
 def device_names(point) -> list[str]:
     """Catalog name of each device of a point (the measured profile's id where it has none)."""
-    from astrasim.compute.hardware import hardware_of
-    from astrasim.compute.profiles import profile_id
 
     measured = profile_id(point.profile_path)
     return [hardware_of(point, d) or measured for d in range(point.devices)]
@@ -79,9 +85,6 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
     net = point.network
     if net.kind not in ("wifi", "wifi-adhoc") or n < 2:
         return tx, rx
-    from astrasim.network.collectives import plan as collective_plan, resolve_algorithm
-    from astrasim.network.wifi_config import wifi_medium
-    from astrasim.opgraph import Comm
 
     infrastructure = net.kind == "wifi"
     medium = None
@@ -91,7 +94,6 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
     else:  # a fixed efficiency: payload at rate x efficiency, nothing per message
         cap = net.bandwidth_mbps * 1e6 * net.efficiency
     cap *= 1.0 - net.loss_rate  # lost frames are sent again
-    from astrasim.network.topology import DEFAULTS
 
     default = DEFAULTS[net.kind]["default_algorithm"]
     for op in graph.ops:
@@ -100,7 +102,7 @@ def airtime(point, graph) -> tuple[list[float], list[float]]:
         algo = resolve_algorithm(op.collective, op.algorithm, default)
         root = op.devices.index(op.root) if op.root is not None and op.root in op.devices else 0
         plan = collective_plan(op.collective, len(op.devices), algo, root, net.broadcast)
-        for m, (src, dsts, frac, level) in enumerate(zip(plan.src, plan.dsts, plan.frac, plan.levels())):
+        for src, dsts, frac, level in zip(plan.src, plan.dsts, plan.frac, plan.levels()):
             bits = op.bits * frac
             seconds = (bits + (medium.extra_bits(bits, *level) if medium is not None else 0.0)) / cap
             tx[op.devices[src]] += seconds
@@ -118,7 +120,6 @@ def run_energy(point, result, graph, power=None) -> list[DeviceEnergy]:
     tx, rx = airtime(point, graph)
     radio = None
     if point.network.kind in ("wifi", "wifi-adhoc") and graph.n_devices > 1:
-        from astrasim.network.wifi_config import parse_wifi
 
         radio = parse_wifi(json.loads(point.network.wifi) if point.network.wifi else None)
     out = []

@@ -20,11 +20,12 @@ from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
 
 from astrasim.analysis.plots import _save  # noqa: E402  (same PNG settings and atomic write)
 from astrasim.errors import UserError  # noqa: E402
+from astrasim.scenario.fleet import memory_check
+from astrasim.strategies import get
 
 
 def holdings(point) -> list[str]:
     """What each device of a point holds, in words ('layers 0-13', '62 % of tokens (640)')."""
-    from astrasim.strategies import get
 
     s = get(point.strategy)
     if s.single_device:
@@ -42,7 +43,6 @@ def holdings(point) -> list[str]:
 
 def draw_placement(result, path: str | Path) -> Path:
     """The best placement of a search (see the module docstring)."""
-    from astrasim.scenario.fleet import memory_check
 
     best = result.best
     if best is None:

@@ -19,15 +19,35 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from astrasim.analysis.accuracy_data import join_accuracy
+from astrasim.analysis.pareto import mark_pareto
+from astrasim.analysis.planning import load_devices, load_networks, plan_accuracy
+from astrasim.compute.hardware import catalog_rate, layer_seconds
 from astrasim.errors import UserError
+from astrasim.executors import Progress, check_workers, dask_client, local, simulate_points
+from astrasim.models import get_model
+from astrasim.placement.bounds import NetworkBound, point_bound
 from astrasim.placement.candidates import (
-    NO_NETWORK, Candidate, base_point, enumerate_candidates, to_point,
+    NO_NETWORK,
+    Candidate,
+    base_point,
+    enumerate_candidates,
+    to_point,
 )
+from astrasim.placement.inventory import check_inventory
+from astrasim.placement.stages import pp_stages
+from astrasim.pointrun import build_network
+from astrasim.results import row_key
+from astrasim.scenario import point_key
+from astrasim.scenario.fleet import memory_check
+from astrasim.strategies import get
+from astrasim.strategies.registry import knob_columns
 
 STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "over budget",
           "cannot run", "inconsistent")
@@ -64,8 +84,6 @@ class SearchResult:
 
 def speed_ranks(plan) -> dict[str, float]:
     """Roofline seconds of one layer per kind (lower is faster)."""
-    from astrasim.models import get_model
-    from astrasim.compute.hardware import catalog_rate, layer_seconds
 
     try:
         spec = get_model(plan.model)
@@ -77,8 +95,6 @@ def speed_ranks(plan) -> dict[str, float]:
 
 def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
     """Accuracy of each (strategy, knobs) variant, joined from the accuracy tables."""
-    from astrasim.analysis.accuracy_data import join_accuracy
-    from astrasim.strategies.registry import knob_columns
 
     keys = sorted({(c.strategy, c.knobs, c.devices) for c in cands}, key=repr)
     if not keys:
@@ -122,11 +138,6 @@ _NETS: dict = {}  # (network, devices) -> NetworkBound, per process
 def evaluate(item, ctx: Context):
     """(candidate, point, status, bound) of one candidate: can it run, pp's stages by the DP, does it
     fit, does it meet the accuracy floor, its analytic bound, can that bound meet the target."""
-    from astrasim.placement.bounds import NetworkBound, point_bound
-    from astrasim.placement.stages import pp_stages
-    from astrasim.pointrun import build_network
-    from astrasim.scenario.fleet import memory_check
-    from astrasim.strategies import get
 
     cand, point, reference = item
     s = get(cand.strategy)
@@ -160,39 +171,28 @@ def evaluate(item, ctx: Context):
 
 
 def _evaluate_many(items, ctx: Context):
-    return [evaluate(item, ctx) for item in items]
+    return [(i, evaluate(item, ctx)) for i, item in items]
 
 
 def evaluate_all(items, ctx: Context, workers: int, advance):
-    """evaluate() of every item, in order: serially, or in batches on local worker processes."""
+    """evaluate() of every item, in order: serially, or in batches on local worker processes (the
+    sweep's executor, astrasim.executors.local)."""
     if workers <= 1 or len(items) < 64:
         out = []
         for item in items:
             out.append(evaluate(item, ctx))
             advance()
         return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx_mp = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    size = max(16, len(items) // (workers * 8))
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    out = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx_mp) as pool:
-        for part in pool.map(_evaluate_many, chunks, [ctx] * len(chunks)):
-            out.extend(part)
-            for _ in part:
-                advance()
-    return out
+    done = {}
+    for i, result in local(enumerate(items), workers, len(items), run=functools.partial(_evaluate_many, ctx=ctx)):
+        done[i] = result
+        advance()
+    return [done[i] for i in range(len(items))]
 
 
 def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progress: bool = True,
                exhaustive: bool | None = None, networks_path=None, devices_path=None) -> SearchResult:
     """Search the plan's placements; UserError on bad input (before any simulation)."""
-    from astrasim.analysis.planning import load_devices, load_networks, plan_accuracy
-    from astrasim.placement.inventory import check_inventory
-    from astrasim.scenario import point_key
-    from astrasim.sweep import check_workers, simulate_points
 
     check_workers(workers)
     devices = load_devices(devices_path)
@@ -200,9 +200,7 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
     check_inventory(plan, devices, networks)
     metric = plan.metric()
     accuracy = plan_accuracy(plan)
-    from astrasim.sweep import _dask_client
-
-    client = _dask_client(dask_address) if dask_address else None  # an unreachable scheduler fails here
+    client = dask_client(dask_address) if dask_address else None  # an unreachable scheduler fails here
     t0 = time.perf_counter()
     base, items = candidates(plan, networks)
     acc = accuracy_of(plan, accuracy, [c for c, _, _ in items])
@@ -219,7 +217,7 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
         items = [item for item, o in priced if not o]
     else:
         over = []
-    with _Bar(progress, len(items)) as bar:
+    with Progress(progress, len(items), "bounding") as bar:
         for cand, point, status, bound in over + evaluate_all(items, ctx, workers, bar.advance):
             records.append({"candidate": cand, "point": point, "status": status, "bound_s": bound,
                             "accuracy": acc.get((cand.strategy, cand.knobs, cand.devices)),
@@ -228,7 +226,7 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
         do_all = exhaustive if exhaustive is not None else len(live) <= plan.search.exhaustive_max
         live.sort(key=lambda r: (not r["given_order"], r["bound_s"]))
         best = float("inf")
-        bar.restart("simulating", len(live))
+        bar.restart("simulating", total=len(live))
         by_key = {point_key(r["point"]): r for r in live}
         batch = max(1, plan.search.batch * max(1, workers))
         i = 0
@@ -257,7 +255,7 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
                         best = min(best, float(value))
                 bar.advance()
             if client is not None:  # the dask executor closes its client after a batch
-                client = _dask_client(dask_address) if i < len(live) else None
+                client = dask_client(dask_address) if i < len(live) else None
     if client is not None:
         client.close()
     seconds = time.perf_counter() - t0
@@ -281,13 +279,11 @@ def _inconsistent(row: dict) -> bool:
 
 
 def point_key_of_row(row: dict) -> tuple[str, ...]:
-    from astrasim.results import row_key
 
     return row_key(row)
 
 
 def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
-    from astrasim.analysis.pareto import mark_pareto
 
     rows = []
     for r in records:
@@ -355,36 +351,6 @@ def binding(result: SearchResult, accuracy) -> list[str]:
             out.append(f"latency target binds: {what}, over the {plan.latency_target_s:g} s target by "
                        f"{100 * (fastest - plan.latency_target_s) / plan.latency_target_s:.0f} %")
     return out or ["nothing simulated meets every constraint"]
-
-
-class _Bar:
-    """The progress bar of the search: bounding, then simulating (rich, on stderr)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar, self.task = enabled, total, None, None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=False)
-            self.bar.start()
-            self.task = self.bar.add_task("bounding", total=self.total)
-        return self
-
-    def advance(self):
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def restart(self, description: str, total: int):
-        if self.bar is not None:
-            self.bar.reset(self.task, total=total, completed=0, description=description)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def format_search(result: SearchResult, top: int = 8) -> str:

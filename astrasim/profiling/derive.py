@@ -17,28 +17,29 @@ import argparse
 
 import pandas as pd
 
+from astrasim.compute.profiles import PROFILE_NOISE_COLUMNS, profile_columns
 from astrasim.models import get_model
-from astrasim.strategies import STRATEGIES
-from astrasim.compute.profiles import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
+from astrasim.strategies import STRATEGIES, registry
 
 
 def scaled_rows(table: pd.DataFrame, source_op: str, op: str, spec_of=get_model) -> pd.DataFrame:
     """Rows for `op` estimated from every row of `source_op` whose strategy also has `op`
     (`spec_of`: model name -> ModelSpec, for custom models)."""
+    columns = profile_columns(registry.PROFILED_KNOBS)
     rows = []
     for _, src in table[table["op"] == source_op].iterrows():
         strategy = STRATEGIES[src["strategy"]]
         if op not in strategy.ops:
             continue
-        knobs = strategy.knobs(**{k: int(src[k]) for k in ("groups", "codebook") if k in strategy.profiled_knobs})
+        knobs = strategy.profile_knobs(src)
         cost = strategy.op_costs(spec_of(src["model"]), int(src["devices"]), int(src["tokens"]), knobs)[op]
         ratio = cost.flops / float(src["flops"])
-        row = {c: src.get(c) for c in PROFILE_COLUMNS}
+        row = {c: src.get(c, 0) for c in columns}
         row.update(op=op, flops=cost.flops, bytes=cost.bytes, median_s=src["median_s"] * ratio,
                    p10_s=src["p10_s"] * ratio, p90_s=src["p90_s"] * ratio)
         row.update({c: src.get(c) for c in PROFILE_NOISE_COLUMNS if c in src.index}, clock=f"scaled:{source_op}")
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*PROFILE_COLUMNS, *PROFILE_NOISE_COLUMNS])
+    return pd.DataFrame(rows, columns=[*columns, *PROFILE_NOISE_COLUMNS])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Time the per-device ops of every strategy and return the tidy profile table.
 
-For every (model, tokens, strategy, devices, groups) the per-device block of device 0 (the largest
+For every (model, tokens, strategy, devices, profiled knobs) the per-device block of device 0 (the largest
 shard under the split rule) is built from one randomly initialised ReferenceBlock, its ops are run
 once in order to produce realistic inputs, and then the ops are timed on those fixed inputs in
 program order, each once per round, after a cache eviction standing for the previous layer
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +30,22 @@ import pandas as pd
 import torch
 
 from astrasim.errors import UserError
+from astrasim.executors import Progress
 from astrasim.kernels.block import ReferenceBlock
 from astrasim.compute.analytic import DTYPE_BYTES
 from astrasim.models import ModelSpec
 from astrasim.profiling.timing import CLOCKS, time_until_stable
-from astrasim.strategies import STRATEGIES, Knobs, get
+from astrasim.strategies import STRATEGIES, Knobs, get, registry
 from astrasim.strategies.base import KnobError
-from astrasim.compute.profiles import PROFILE_COLUMNS, PROFILE_NOISE_COLUMNS
+from astrasim.compute.profiles import PROFILE_NOISE_COLUMNS, profile_columns
 
-COLUMNS = [*PROFILE_COLUMNS, *PROFILE_NOISE_COLUMNS]
+
+def columns() -> list[str]:
+    """A written profile's columns: the key columns of every profiled knob the registry declares."""
+    return [*profile_columns(registry.PROFILED_KNOBS), *PROFILE_NOISE_COLUMNS]
+
+
+COLUMNS = columns()
 MAX_NOISE = 0.5   # a row whose (p90 - p10) / median or drift exceeds this is re-measured, then flagged
 REMEASURE = 2     # at most this many re-measurements of a configuration with a noisy op
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -74,24 +81,26 @@ class Config:
     tokens: int
     decode: bool = False  # decode-step ops; tokens = the cache length
 
-    @property
-    def groups(self) -> int:
-        return get(self.strategy).profile_key(self.knobs)[0]
-
     def label(self, model: str) -> str:
         s = get(self.strategy)
         return f"{model} {s.label(self.knobs)} N={self.devices} " + (f"cache={self.tokens}" if self.decode
                                                                         else f"T={self.tokens}")
 
 
-def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[int], groups: Sequence[int],
-                 tokens: Sequence[int], codebook: int | None = None, decode: bool = False) -> list[Config]:
+def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[int], knobs: Mapping[str, Sequence],
+                 tokens: Sequence[int], decode: bool = False) -> list[Config]:
     """Every configuration to measure, validated up front (a bad one is a UserError before any timing).
 
-    `groups` and `codebook` fill the profiled knobs of the strategies that have them (ASTRA's G, K).
+    `knobs` (profiled knob -> values, e.g. {"groups": [1, 16, 32], "codebook": [1024]}) fills the
+    profiled knobs of the strategies that have them; one left out: the strategy's profile_values, else
+    the knob's default.
     decode: the decode-step ops (decode_ops) with `tokens` as cache lengths, causal models only.
     Strategies with no ops of their own in that phase (pp; sp and astra in decode: they reuse the
     single device's rows) are skipped."""
+    unknown_knobs = [k for k in knobs if k not in registry.PROFILED_KNOBS]
+    if unknown_knobs:
+        raise UserError(f"'{unknown_knobs[0]}' is no strategy's profiled knob; use one of "
+                        f"{', '.join(registry.PROFILED_KNOBS) or '(none)'}", field="knob")
     if decode and not spec.causal:
         raise UserError(f"{spec.name} is not causal: it has no decode steps to profile", field="decode")
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -109,22 +118,24 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
             strategy = get(name)
             if not (strategy.decode_ops if decode else strategy.ops) or not strategy.applies(spec):
                 continue
-            lists: dict[str, list] = {}
-            if "groups" in strategy.profiled_knobs:
-                if not groups:
-                    raise UserError(f"{name} needs at least one group count", field="groups")
-                lists["groups"] = list(groups)
-            if "codebook" in strategy.profiled_knobs and codebook is not None:
-                lists["codebook"] = [codebook]
-            variants = strategy.variants(lists)
+            lists = strategy.profile_lists(dict(knobs))
+            for k, values in lists.items():
+                if not values:
+                    raise UserError(f"{name} needs at least one value of {k}", field=k)
+            try:
+                variants = strategy.variants(lists)
+            except ValueError as exc:  # pydantic: a value out of the knob's range
+                bad = exc.errors()[0] if hasattr(exc, "errors") else {}
+                knob = str((bad.get("loc") or ("knob",))[0])
+                raise UserError(f"{name}: {bad.get('msg', exc)}", field=knob) from None
             for n in ([1] if strategy.single_device else list(devices)):
-                for knobs in variants:
+                for variant in variants:
                     try:
                         # decode: t is a cache length, not tokens to split (any prompt of >= n tokens)
-                        strategy.check(spec, n, max(t, n) if decode else t, knobs)
+                        strategy.check(spec, n, max(t, n) if decode else t, variant)
                     except KnobError as exc:
                         raise UserError(str(exc), field=exc.knob) from None
-                    configs.append(Config(name, n, knobs, t, decode))
+                    configs.append(Config(name, n, variant, t, decode))
     return configs
 
 
@@ -153,13 +164,16 @@ def _threads(threads: int | None):
 
 
 def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), devices: Iterable[int] = (1, 2, 4, 8),
-                groups: Iterable[int] = (1, 16, 32), tokens: int | Iterable[int] | None = None, *,
-                codebook: int = 1024, dtype: str = "float32", threads: int | None = None, repeats: int = 10,
+                groups: Iterable[int] | None = None, tokens: int | Iterable[int] | None = None, *,
+                codebook: int | None = None, knobs: Mapping[str, Sequence] | None = None, dtype: str = "float32",
+                threads: int | None = None, repeats: int = 10,
                 warmup: int = 2, progress: bool = True, seed: int = 0, max_noise: float = MAX_NOISE,
                 remeasure: int = REMEASURE, clock: str = "wall", ops: Iterable[str] | None = None,
                 decode: bool = False, statistic: str = "median") -> pd.DataFrame:
     """Measure every op of every requested configuration of one model; returns the profile table
-    (columns :data:`COLUMNS`). `tokens` defaults to the model's own sequence length. A configuration
+    (columns :func:`columns`). `knobs`: profiled knob -> values (`groups` and `codebook` are
+    shorthands for knobs["groups"], knobs["codebook"]; a knob left out: plan_configs). `tokens`
+    defaults to the model's own sequence length. A configuration
     with an op noisier than `max_noise` is re-measured up to `remeasure` times; what stays noisier
     is marked unstable. `clock`: "wall" (seconds) or "cpu" (CPU seconds per thread, for a machine
     shared with other processes: timing.time_sequence). `ops`: time only these ops of each
@@ -173,8 +187,6 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
     dtype = normalize_dtype(dtype)
     if repeats < 1 or warmup < 0:
         raise UserError("repeats must be >= 1 and warmup >= 0", field="repeats" if repeats < 1 else "warmup")
-    if codebook < 2:
-        raise UserError(f"codebook size must be at least 2, got {codebook}", field="codebook")
     if clock not in CLOCKS:
         raise UserError(f"unknown clock '{clock}'; use one of {', '.join(CLOCKS)}", field="clock")
     strategies = list(strategies)
@@ -188,7 +200,11 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
         raise UserError("max spread must be positive and remeasure >= 0",
                         field="max_spread" if not max_noise > 0 else "remeasure")
     token_list = [spec.tokens] if tokens is None else ([tokens] if isinstance(tokens, int) else list(tokens))
-    configs = plan_configs(spec, list(strategies), list(devices), list(groups), token_list, codebook, decode)
+    lists = {**({"groups": list(groups)} if groups is not None else {}),
+             **({"codebook": [codebook]} if codebook is not None else {}), **(knobs or {})}
+    configs = plan_configs(spec, list(strategies), list(devices), lists, token_list, decode)
+    cols = columns()
+    zeros = dict.fromkeys(registry.PROFILED_KNOBS, 0)
     rows = []
     with _threads(threads) as n_threads, torch.inference_mode(), _progress(progress, len(configs)) as advance:
         torch.manual_seed(seed)
@@ -211,10 +227,9 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                     continue
             timings, _ = time_until_stable(calls, repeats=repeats, warmup=warmup, evict=evict, max_noise=max_noise,
                                            remeasure=remeasure, clock=clock, threads=n_threads)
-            groups_col, codebook_col = strategy.profile_key(cfg.knobs)
+            key = zeros | dict(strategy.profile_key(cfg.knobs))
             for op, timing in timings.items():
-                rows.append(dict(meta, strategy=cfg.strategy, devices=cfg.devices, groups=groups_col,
-                                 codebook=codebook_col, tokens=cfg.tokens, op=op,
+                rows.append(dict(meta, **key, strategy=cfg.strategy, devices=cfg.devices, tokens=cfg.tokens, op=op,
                                  median_s=timing.p10_s if statistic == "p10" else timing.median_s,
                                  p10_s=timing.p10_s, p90_s=timing.p90_s,
                                  repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes,
@@ -222,28 +237,21 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                                  cpu_share=timing.cpu_ratio / n_threads, unstable=timing.noise > max_noise,
                                  clock=clock))
         advance(None)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=cols)
 
 
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int):
-    """Yield advance(label): a rich progress bar on stderr when enabled; label None = finished."""
-    if not enabled:
-        yield lambda label: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("profiling", total=total)
+    """Yield advance(label), called as each configuration starts (astrasim.executors.Progress):
+    the previous one is then done; label None = finished."""
+    with Progress(enabled, total, "profiling") as bar:
         started = [False]
 
         def advance(label):
             if started[0]:
-                bar.advance(task)
+                bar.advance()
             started[0] = True
-            bar.update(task, description=label or "done")
+            bar.describe(label or "done")
 
         yield advance
 
@@ -252,7 +260,7 @@ def read_profile(path: str | Path) -> pd.DataFrame:
     """Read and validate a profile CSV (the one reader: astrasim.compute.profiles.read_profile_table)."""
     from astrasim.compute.profiles import read_profile_table
 
-    return read_profile_table(path, field="profile")
+    return read_profile_table(path, field="profile", knobs=registry.PROFILED_KNOBS)
 
 
 def unstable_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -264,7 +272,8 @@ def unstable_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def unstable_warning(row) -> str:
     """One warning line for an unstable profile row."""
-    knobs = f" G={row['groups']} K={row['codebook']}" if int(row["groups"]) else ""
+    s = STRATEGIES.get(str(row["strategy"]))
+    knobs = "".join(f" {k}={row[k]}" for k in (s.profiled_knobs if s else ()) if k in row.index)
     return (f"warning: unstable profile row {row['model']} {row['strategy']} N={row['devices']}{knobs} "
             f"T={row['tokens']} op={row['op']}: median {row['median_s']:.4g} s, p10 {row['p10_s']:.4g} s, "
             f"p90 {row['p90_s']:.4g} s (spread {row['spread']:.2f}, drift {row['drift']:.2f}, "
@@ -278,5 +287,5 @@ def write_profile(df: pd.DataFrame, path: str | Path) -> None:
     write_csv_atomic(path, df)
 
 
-__all__ = ["COLUMNS", "DTYPE_BYTES", "MAX_NOISE", "REMEASURE", "STRATEGIES", "hardware_description", "plan_configs",
+__all__ = ["COLUMNS", "DTYPE_BYTES", "columns", "MAX_NOISE", "REMEASURE", "STRATEGIES", "hardware_description", "plan_configs",
            "profile_ops", "read_profile", "unstable_rows", "unstable_warning", "write_profile"]

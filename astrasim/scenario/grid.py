@@ -15,8 +15,14 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, Callable, Iterator
 
-from astrasim.compute.formats import FORMATS
+from astrasim.compute.catalog import catalog_device
+from astrasim.compute.formats import FORMATS, weight_format
+from astrasim.compute.hardware import fastest, head_seconds, point_fleet
+from astrasim.compute.profiles import profile_id, resolve_profile_path
+from astrasim.fileio import format_value, resolve_file
 from astrasim.models import ModelSpec
+from astrasim.network.topology import build_topology, topology_from_dict
+from astrasim.scenario.fleet import fleet_text
 from astrasim.strategies import BuildOptions, Knobs, get
 from astrasim.strategies.registry import KNOB_FIELDS, knob_columns, single_device_strategy
 from astrasim.streams import SINGLE, WORKLOAD_COLUMNS, WorkloadPoint
@@ -39,8 +45,6 @@ class NetworkPoint:
 
     def build(self, n_devices: int, trace_data: list | None = None):
         """The networkx topology for n devices (trace_data: the loaded bandwidth trace)."""
-        from astrasim.network.topology import build_topology, topology_from_dict
-
         if self.kind == "custom":
             return topology_from_dict(json.loads(self.custom or "{}"), n_devices)
         return build_topology(self.kind, n_devices, self.bandwidth_mbps, latency_s=self.latency_s,
@@ -66,7 +70,6 @@ class Point:
     speeds: tuple[float, ...] | None
     network: NetworkPoint
     element_bits: int = 32
-    causal_skip: bool = True
     algorithm: str = "auto"
     # memory and mixed fleets (astrasim/compute/hardware.py)
     weight_bits: int = 32
@@ -86,10 +89,8 @@ class Point:
     compute: str = "auto"           # hardware.compute (astrasim.compute.hardware.compute_mode)
 
     def options(self) -> BuildOptions:
-        from astrasim.compute.formats import weight_format
-        from astrasim.compute.hardware import head_seconds, point_fleet
 
-        return BuildOptions(element_bits=self.element_bits, causal_skip=self.causal_skip, algorithm=self.algorithm,
+        return BuildOptions(element_bits=self.element_bits, algorithm=self.algorithm,
                             weight_bits=weight_format(self.weight_format).bits, fleet=point_fleet(self),
                             head_s=head_seconds(self) if self.output_tokens > 0 else ())
 
@@ -124,7 +125,6 @@ class Point:
         the fastest of every listed device, `hardware.devices`, the same baseline in every row)."""
         s = single_device_strategy()
         if self.listed is not None:
-            from astrasim.compute.hardware import fastest
 
             listed = self.listed
             i = fastest(list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None,
@@ -166,7 +166,7 @@ IDENTITY: tuple[tuple[str, Callable[[Point], Any]], ...] = (
     ("network", _net("kind")), ("bandwidth_mbps", _net("bandwidth_mbps")), ("latency_param_s", _net("latency_s")),
     ("efficiency", _net("efficiency")), ("loss_rate", _net("loss_rate")), ("trace", lambda p: p.network.trace or ""),
     ("broadcast", _net("broadcast")), ("wifi", lambda p: p.network.wifi or ""),
-    ("element_bits", attrgetter("element_bits")), ("causal_skip", attrgetter("causal_skip")),
+    ("element_bits", attrgetter("element_bits")),
     ("algorithm", attrgetter("algorithm")), ("weight_bits", attrgetter("weight_bits")),
     ("partition", attrgetter("partition")),
     ("output_tokens", attrgetter("output_tokens")),  # generation
@@ -179,28 +179,25 @@ VARIANT_COLUMNS: tuple[str, ...] = ("strategy", *KNOB_FIELDS)  # a point's strat
 
 
 def iter_points(sc) -> Iterator[Point]:
-    """The grid lazily, in a fixed order (models, tokens, output tokens, hardware, network, bits, devices,
-    strategies); points that coincide (single at every N) appear once."""
-    from astrasim.scenario.loading import resolve_file, resolve_model
-    from astrasim.compute.profiles import profile_id, resolve_profile_path
-    from astrasim.compute.catalog import catalog_device
-
-    specs = sc._specs or [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
+    """The grid of a LoadedScenario (astrasim.scenario.loading) lazily, in a fixed order (models,
+    tokens, output tokens, hardware, network, bits, devices, strategies); points that coincide
+    (single at every N) appear once."""
+    specs = sc.specs
     hw, net = sc.hardware, sc.network
-    trace_path = str(resolve_file(net.trace, sc._base_dir, "network.trace")) if net.trace else None
+    trace_path = str(resolve_file(net.trace, sc.base_dir, "network.trace")) if net.trace else None
     custom = json.dumps(net.custom, sort_keys=True) if net.custom is not None else None
     wifi = net.wifi.model_dump_json(exclude_defaults=True) if net.wifi is not None else None
     speeds = tuple(float(s) for s in hw.speeds) if hw.speeds else None
     fleet_all = tuple(hw.devices) if hw.devices else None
     variants = [(entry.name, get(entry.name), knobs) for entry in sc.strategies for knobs in entry.variants()]
-    workloads = [workload_point(w, sc._base_dir) for w in sc.workload]
+    workloads = [workload_point(w, sc.base_dir) for w in sc.workload]
     seen: set[tuple] = set()
     for spec in specs:
         for tokens, out_tokens in itertools.product(sc.tokens or [spec.tokens], sc.output_tokens):
             for device in hw.device:
                 first = fleet_all[0] if fleet_all else device
                 profile = hw.profile or ((catalog_device(first).profile or "cpu") if first else "cpu")
-                ppath = resolve_profile_path(profile, sc._base_dir)
+                ppath = resolve_profile_path(profile, sc.base_dir)
                 hardware = device or profile_id(ppath)
                 axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
                                          net.loss_rate, sc.element_bits, sc.weight_formats(), sc.devices)
@@ -213,7 +210,7 @@ def iter_points(sc) -> Iterator[Point]:
                         p = Point(scenario=sc.name, model=spec, tokens=tokens, strategy=name, knobs=knobs,
                                   devices=1 if strategy.single_device else n, hardware=hardware,
                                   profile_path=str(ppath), device=device, speed=float(speed), speeds=speeds,
-                                  network=network, element_bits=bits, causal_skip=sc.causal_skip,
+                                  network=network, element_bits=bits,
                                   algorithm=sc.algorithm, weight_bits=FORMATS[wfmt].nominal_bits,
                                   partition=hw.partition, listed=fleet_all, headroom_gb=sc.memory.headroom_gb,
                                   weight_format=wfmt, compute=hw.compute,
@@ -235,8 +232,6 @@ def workload_point(w, base_dir) -> WorkloadPoint:
         return SINGLE
     rate = None if w.arrival == "trace" or w.rate_per_s is None else float(w.rate_per_s)
     trace = w.trace if w.arrival == "trace" else None
-    from astrasim.scenario.loading import resolve_file
-
     path = str(resolve_file(trace, base_dir, "workload.trace")) if trace else None
     return WorkloadPoint(w.arrival, rate, int(w.requests), int(w.seed) if w.arrival == "poisson" else 0, trace, path)
 
@@ -244,8 +239,6 @@ def workload_point(w, base_dir) -> WorkloadPoint:
 def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
     """A point on the first N devices of a mixed fleet (single: the fastest of them all, as
     `Point.single`)."""
-    from astrasim.scenario.fleet import fleet_text
-
     if p.single_device:
         return p.single()
     used = fleet[: p.devices]
@@ -257,14 +250,11 @@ def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
 def count_points(sc) -> int:
     """len(expand(sc)) without building a point (a grid may hold millions): the product of the
     distinct values of every axis, single-device variants counted once per device count."""
-    from astrasim.results import format_value
-    from astrasim.scenario.loading import resolve_model
-
     def distinct(values) -> int:
         return len({format_value(float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                     for v in values})
 
-    specs = sc._specs or [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
+    specs = sc.specs
     hw, net = sc.hardware, sc.network
     per_network = 1
     for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
@@ -294,6 +284,4 @@ def _opt_float(v: float | None) -> float | None:
 
 def point_key(p: Point) -> tuple[str, ...]:
     """The identity of a point as its formatted identity columns (how rows are matched on resume)."""
-    from astrasim.results import format_value
-
     return tuple(format_value(v) for v in p.identity().values())

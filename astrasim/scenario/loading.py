@@ -7,26 +7,43 @@ the fix, before any output is touched.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from astrasim.compute.catalog import catalog_device
+from astrasim.compute.hardware import device_memory
+from astrasim.compute.profiles import profile_id, resolve_profile_path
 from astrasim.errors import UserError
-from astrasim.fileio import parse_yaml, read_yaml_file
+from astrasim.fileio import parse_yaml, read_yaml_file, resolve_file
 from astrasim.models import ModelSpec, load_model, model_from_dict
+from astrasim.network.topology import load_bandwidth_trace, topology_from_dict
+from astrasim.scenario.grid import Point, expand, workload_point
 from astrasim.scenario.schema import Scenario, StrategyEntry, model_at
-from astrasim.strategies import get
+from astrasim.strategies import check_decoding, get
 from astrasim.strategies.base import KnobError
+from astrasim.streams import arrival_times
 
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A checked scenario with what loading resolved: the folder its relative paths start from and
+    its models. The schema's fields read through (`sc.devices` is `sc.scenario.devices`); the grid
+    (astrasim.scenario.grid) takes this, never a bare Scenario."""
 
-def resolve_file(path: str, base_dir: Path | None, field: str) -> Path:
-    p = Path(path)
-    base = Path(base_dir) if base_dir is not None else Path(".")
-    for cand in ([base / p] if not p.is_absolute() else []) + [p]:
-        if cand.is_file():
-            return cand
-    raise UserError(f"file '{path}' not found (relative to the scenario file); give an existing file", field=field)
+    scenario: Scenario
+    base_dir: Path
+    specs: tuple[ModelSpec, ...]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("scenario", "base_dir", "specs"):  # unpickling, copy
+            raise AttributeError(name)
+        return getattr(self.scenario, name)
+
+    def points(self) -> list[Point]:
+        """The grid in a fixed order (models, tokens, hardware, network, bits, devices, strategies)."""
+        return expand(self)
 
 
 def resolve_model(m: str | dict, i: int, base_dir: Path | None) -> ModelSpec:
@@ -41,12 +58,9 @@ def resolve_model(m: str | dict, i: int, base_dir: Path | None) -> ModelSpec:
         raise UserError(str(exc).removeprefix("model: "), field=field) from None
 
 
-def check(sc: Scenario) -> None:
+def check(sc: LoadedScenario) -> None:
     """Reject grid points that cannot exist; each UserError names the field and the fix."""
-    from astrasim.compute.profiles import resolve_profile_path
-    from astrasim.compute.catalog import catalog_device
-
-    specs = sc._specs
+    specs = sc.specs
     if not specs:
         raise UserError("list at least one model", field="models")
     if not sc.devices:
@@ -77,26 +91,21 @@ def check(sc: Scenario) -> None:
             catalog_device(d)
     _check_fleet(sc)
     if hw.profile is not None:
-        resolve_profile_path(hw.profile, sc._base_dir)
+        resolve_profile_path(hw.profile, sc.base_dir)
     _check_headroom(sc)
     if "custom" in net.topology and net.custom is None:
         raise UserError("topology 'custom' needs a graph under network.custom", field="network.custom")
     if "custom" in net.topology:
         _check_custom_graph(sc)
     if net.trace:
-        from astrasim.network.topology import load_bandwidth_trace
-
         try:
-            load_bandwidth_trace(resolve_file(net.trace, sc._base_dir, "network.trace"))
+            load_bandwidth_trace(resolve_file(net.trace, sc.base_dir, "network.trace"))
         except UserError as exc:
             raise UserError(str(exc), field="network.trace") from None
     for i, w in enumerate(sc.workload):  # streams: a trace file must exist and hold enough arrivals
         if w.arrival == "trace":
-            from astrasim.streams import arrival_times
-            from astrasim.scenario.grid import workload_point
-
             try:
-                arrival_times(workload_point(w, sc._base_dir))
+                arrival_times(workload_point(w, sc.base_dir))
             except UserError as exc:
                 raise UserError(str(exc).split(": ", 1)[-1], field=f"workload[{i}].{exc.field.split('.')[-1]}") \
                     from None
@@ -110,22 +119,18 @@ def check_name(name: str) -> str:
     return name
 
 
-def _check_custom_graph(sc: Scenario) -> None:
+def _check_custom_graph(sc: LoadedScenario) -> None:
     """Build the custom graph for every device count it is used with (a device missing or
     disconnected depends on the count), so a mistake stops the run before any output."""
-    from astrasim.network.topology import topology_from_dict
-
     counts = {1 if get(e.name).single_device else n for e in sc.strategies for n in sc.devices}
     for n in sorted(counts):
         topology_from_dict(sc.network.custom, n)
 
 
-def _check_fleet(sc: Scenario) -> None:
+def _check_fleet(sc: LoadedScenario) -> None:
     """hardware.devices: known catalog names, exactly one per device of the largest count (single, the
     baseline of every row, runs on the fastest listed: an extra device would be a baseline no row
     uses), not with hardware.device."""
-    from astrasim.compute.catalog import catalog_device
-
     hw = sc.hardware
     if hw.devices is None:
         return
@@ -140,16 +145,13 @@ def _check_fleet(sc: Scenario) -> None:
         catalog_device(name, field=f"hardware.devices[{i}]")
 
 
-def _check_headroom(sc: Scenario) -> None:
+def _check_headroom(sc: LoadedScenario) -> None:
     """memory.headroom_gb below the memory of every device it applies to (catalog devices, or the
     measured hardware when the catalog knows it): else nothing could ever fit."""
-    from astrasim.compute.hardware import device_memory
-    from astrasim.compute.profiles import profile_id, resolve_profile_path
-
     hw, headroom = sc.hardware, sc.memory.headroom_gb
     names = [d for d in (hw.devices or hw.device) if d is not None]
     if not hw.devices and None in hw.device:  # device: null, the measured hardware
-        names.append(profile_id(resolve_profile_path(hw.profile or "cpu", sc._base_dir)))
+        names.append(profile_id(resolve_profile_path(hw.profile or "cpu", sc.base_dir)))
     for name in dict.fromkeys(names):
         memory = device_memory(name, name)
         if memory is not None and headroom >= memory:
@@ -157,10 +159,8 @@ def _check_headroom(sc: Scenario) -> None:
                             f"could fit; lower it", field="memory.headroom_gb")
 
 
-def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:
+def _check_generation(sc: LoadedScenario, specs: tuple[ModelSpec, ...]) -> None:
     """output_tokens > 0 needs causal models, strategies that decode and room in the context window."""
-    from astrasim.strategies import check_decoding
-
     most = max(sc.output_tokens)
     if most <= 0:
         return
@@ -173,7 +173,7 @@ def _check_generation(sc: Scenario, specs: list[ModelSpec]) -> None:
                                 f"more than {spec.name}'s {spec.max_tokens}; lower either", field="output_tokens")
 
 
-def _check_entry(entry: StrategyEntry, field: str, specs: list[ModelSpec], sc: Scenario) -> None:
+def _check_entry(entry: StrategyEntry, field: str, specs: tuple[ModelSpec, ...], sc: LoadedScenario) -> None:
     strategy = get(entry.name)
     try:
         variants = entry.variants()
@@ -209,7 +209,8 @@ def pydantic_error(exc: ValidationError, source: str, schema: type[BaseModel] = 
     return UserError(f"{msg} (in {source}; see docs/scenarios.md)", field=loc or "scenario")
 
 
-def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".",
+              source: str = "scenario") -> LoadedScenario:
     """Validate a parsed scenario mapping, resolve its models and check every point can exist."""
     if data is None:
         data = {}
@@ -222,10 +223,10 @@ def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".", 
     if not sc.name:
         sc.name = name
     check_name(sc.name)
-    sc._base_dir = Path(base_dir)
-    sc._specs = [resolve_model(m, i, sc._base_dir) for i, m in enumerate(sc.models)]
-    check(sc)
-    return sc
+    base = Path(base_dir)
+    loaded = LoadedScenario(sc, base, tuple(resolve_model(m, i, base) for i, m in enumerate(sc.models)))
+    check(loaded)
+    return loaded
 
 
 def read_yaml(path: str | Path, what: str = "scenario") -> dict:
@@ -261,7 +262,7 @@ def apply_overrides(data: dict | None, overrides: list[str]) -> dict:
     return data
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> LoadedScenario:
     """Read, validate and check a scenario YAML file (optionally with `key=value` overrides)."""
     p = Path(path)
     data = apply_overrides(read_yaml(p), overrides or [])

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from astrasim.compute.formats import FORMATS, SHORTHAND
 from astrasim.compute.hardware import MODES as COMPUTE_MODES
@@ -241,8 +241,9 @@ class Scenario(_Strict):
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="network model")
     element_bits: list[Annotated[int, AfterValidator(_one_of(ELEMENT_BITS))]] = Field(
         [32], description="bits b per full-precision element sent (32 = fp32, 16, 8); one value or a list")
-    causal_skip: bool = Field(True, description="ASTRA on causal models: device i sends its codes only to later "
-                                                "devices (true) instead of all-gathering them (false)")
+    causal_skip: bool | None = Field(None, description="alias of the strategies' knob causal_skip (astra): sets it "
+                                                       "for every strategy entry that has the knob and leaves it "
+                                                       "out; default: the knob's own default (true)")
     algorithm: Annotated[str, AfterValidator(_one_of(ALGORITHMS))] = Field(
         "auto", description="collective algorithm for all-gather/all-reduce: auto (engine default), ring, direct or star (through a root)")
     weight_bits: list[Annotated[int, AfterValidator(_one_of(WEIGHT_BITS))]] = Field(
@@ -265,6 +266,15 @@ class Scenario(_Strict):
                          "steps after the first token (result columns ttft_s, tpot_s, e2e_s); one value or a list")
 
     @model_validator(mode="after")
+    def _causal_skip_alias(self) -> "Scenario":
+        """The scenario-level causal_skip is the default of every entry's knob of that name."""
+        if self.causal_skip is not None:
+            for entry in self.strategies:
+                if "causal_skip" in get(entry.name).Knobs.model_fields and "causal_skip" not in entry.knobs:
+                    entry.knobs["causal_skip"] = [self.causal_skip]
+        return self
+
+    @model_validator(mode="after")
     def _one_weight_axis(self) -> "Scenario":
         if self.weight_format is not None and self.weight_bits != [32]:
             raise ValueError("weight_format and weight_bits both given; keep weight_format (weight_bits is its "
@@ -285,16 +295,6 @@ class Scenario(_Strict):
     @classmethod
     def _strategies(cls, v: Any) -> Any:
         return _as_list(v)
-
-    # filled by astrasim.scenario.loading, not part of the schema
-    _base_dir: Any = PrivateAttr(default=None)
-    _specs: list = PrivateAttr(default_factory=list)
-
-    def points(self) -> list:
-        """The grid in a fixed order (models, tokens, hardware, network, bits, devices, strategies)."""
-        from astrasim.scenario.grid import expand
-
-        return expand(self)
 
 
 def _knob_rows() -> list[tuple[str, str, str]]:

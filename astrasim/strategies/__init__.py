@@ -58,7 +58,8 @@ def with_heads(graph: OpGraph, head_s: tuple[float, ...]) -> OpGraph:
     steps: dict[int, list] = {}
     for op in graph.ops:
         steps.setdefault(_step(op.id), []).append(op)
-    out, heads = [], ()
+    out = []
+    heads: tuple[str, ...] = ()
     for k in sorted(steps):
         ops, ids = steps[k], {op.id for op in steps[k]}
         if heads:

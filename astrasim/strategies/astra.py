@@ -8,7 +8,7 @@ and device, in program order:
     (exchange)  codes leave as soon as vq_encode is done:
                 - default / non-causal models: one all-gather, each device contributing
                   T_i x G x log2 K bits (T/N on average);
-                - causal model with causal_skip (default true): device i multicasts its codes only
+                - causal model with the knob causal_skip (default true): device i multicasts its codes only
                   to the later devices i+1..N-1 (a `broadcast` Comm rooted at i); the last device
                   sends nothing, device 0 receives nothing
     local_attn  full-precision attention over local tokens, runs while the codes are in flight
@@ -24,7 +24,7 @@ For a model with a CLS token, after the last layer each device sends its CLS out
 bits) to device 0 (`gather`), which mean-pools them (op cls_pool).
 
 Decode (output_tokens > 1; causal models only), as the paper: the last device decodes alone
-(astrasim.strategies.sp.decode_on_last_device). Its cache (knob decode_kv): "local" (default)
+(astrasim.strategies.lastdevice.decode_on_last_device). Its cache (knob decode_kv): "local" (default)
 is what it built in the prefill: exact K/V of its own tokens and K_hat/V_hat rebuilt from the
 codes of every earlier device (remote_kv), so no extra traffic and an approximate cache; "sent":
 the other devices send their exact full-precision K/V per layer (an exact cache; the traffic of sp's
@@ -33,22 +33,32 @@ the other devices send their exact full-precision K/V per layer (an exact cache;
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field
 
 from astrasim.kernels.split import astra_token_bounds
 from astrasim.compute.analytic import (
     DTYPE_BYTES, INDEX_BYTES, Cost, LayerShape, attention_core, linear, mlp_block, norm, qkv, residual,
 )
-from astrasim.strategies.base import KnobError, Knobs, Strategy, code_bits, split_tokens
+from astrasim.strategies.base import KnobError, Knobs, Strategy
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import bounded_split, proportional_split
-from astrasim.strategies.sp import DECODE_KV_HELP, DecodeKV, decode_on_last_device
+from astrasim.strategies.lastdevice import DECODE_KV_HELP, DecodeKV, decode_on_last_device
 
 
 class AstraKnobs(Knobs):
     groups: int = Field(32, ge=1, description="VQ groups G (must divide the hidden size D)")
     codebook: int = Field(1024, ge=2, description="codebook entries K per group (log2 K bits per code)")
     decode_kv: DecodeKV = Field("local", description=DECODE_KV_HELP)
+    causal_skip: bool = Field(True, description="causal models: device i sends its codes only to the later devices "
+                                                "that need them (true) instead of all-gathering them (false); the "
+                                                "scenario-level `causal_skip` sets it too")
+
+
+def code_bits(groups: int, codebook: int) -> float:
+    """Bits per token of ASTRA's grouped VQ codes: G * log2 K."""
+    return groups * math.log2(codebook)
 
 
 def sent_tokens(spec, n: int, tokens: int, shares: tuple[float, ...] | None = None) -> list[int]:
@@ -76,7 +86,8 @@ class Astra(Strategy):
     color, marker = "#D55E00", "*"
     exact = False
     profiled_knobs = ("groups", "codebook")
-    label_knobs = {"groups": "G", "codebook": "K", "decode_kv": "kv"}
+    profile_values = {"groups": (1, 16, 32)}  # the paper's G
+    label_knobs = {"groups": "G", "codebook": "K", "decode_kv": "kv", "causal_skip": "skip"}
     label_always = ("groups",)
 
     def check(self, spec, n, tokens, knobs):
@@ -91,8 +102,8 @@ class Astra(Strategy):
         pool = t(0, "cls_pool") if spec.cls_token else 0.0
         per_token = code_bits(g, k)
         own = self.parts(spec, n, tokens, knobs, options)
-        causal = spec.causal and options.causal_skip
-        remote = remote_tokens(spec, n, tokens, options.causal_skip, own)
+        causal = spec.causal and knobs.causal_skip
+        remote = remote_tokens(spec, n, tokens, knobs.causal_skip, own)
         even = sent_tokens(spec, n, tokens)
         profiled_remote = sum(even) - even[0]
         # uniform options: remote ops scale with the remote tokens a device uses (device_seconds
@@ -143,7 +154,7 @@ class Astra(Strategy):
                                                                                    shared - p, 0).total)
 
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
-        remote = remote_tokens(spec, n, tokens, options.causal_skip, parts)[device]
+        remote = remote_tokens(spec, n, tokens, knobs.causal_skip, parts)[device]
         return self._costs(spec, n, knobs, parts[device], remote, "float32")
 
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
@@ -151,7 +162,7 @@ class Astra(Strategy):
         KV cache of its own tokens (the last device also of the generated ones) plus the codes of the
         remote tokens it uses; one layer's activations include the decoded remote K_hat, V_hat."""
         own = self.parts(spec, n, tokens, knobs, options)
-        remote = remote_tokens(spec, n, tokens, options.causal_skip, own)
+        remote = remote_tokens(spec, n, tokens, knobs.causal_skip, own)
         return [self._device_memory(spec, knobs, options, own[d], remote[d], output_tokens if d == n - 1 else 0)
                 for d in range(n)]
 

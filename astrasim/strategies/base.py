@@ -12,7 +12,6 @@ name or knobs; docs/strategies.md, "Adding a strategy", shows the recipe.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
@@ -23,9 +22,10 @@ from astrasim.compute.analytic import Cost, LayerShape, lm_head
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import proportional_split
 from astrasim.compute.formats import SHORTHAND
+from astrasim.compute.profiles import ProfileKey
 from astrasim.compute.roofline import Fleet
 from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
-from astrasim.opgraph import Comm, Compute, OpGraph
+from astrasim.opgraph import Algorithm, Collective, Comm, Compute, OpGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
@@ -39,7 +39,7 @@ class Costs(Protocol):
     """Anything that answers per-op seconds (ProfileCosts, or a test double)."""
 
     def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
-                groups: int = 0, codebook: int = 0) -> float: ...
+                key: ProfileKey = ()) -> float: ...
 
 
 class KnobError(ValueError):
@@ -62,18 +62,19 @@ class NoKnobs(Knobs):
     """For strategies with nothing to set."""
 
 
+AnyKnobs = Knobs  # the base class under a name that Strategy's own `Knobs` class attribute does not shadow
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """Scenario-wide settings every builder may read (not a strategy's own knobs).
 
     element_bits: b, the width of every full-precision element sent (32 = fp32, the paper's
-    setting; 16; 8); causal_skip: on causal models a strategy may send data only to the later
-    devices that need it (ASTRA's codes); algorithm: the collective algorithm asked of the engine
-    ("auto" = the engine's default)."""
+    setting; 16; 8); algorithm: the collective algorithm asked of the engine ("auto" = the
+    engine's default). What only one strategy reads is that strategy's knob, not an option here."""
 
     element_bits: int = 32
-    causal_skip: bool = True
-    algorithm: str = "auto"
+    algorithm: Algorithm = "auto"
     # memory and fleets (see Fleet): bits per stored weight (the weight format's, scales included);
     # per-device hardware and partition weights
     weight_bits: float = 32
@@ -110,7 +111,9 @@ class Strategy:
     splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
     rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
     paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
-    profiled_knobs: ClassVar[tuple[str, ...]] = ()  # knobs that key profile rows (columns groups, codebook)
+    profiled_knobs: ClassVar[tuple[str, ...]] = ()  # integer knobs that key profile rows (a column each)
+    profile_values: ClassVar[dict[str, tuple[int, ...]]] = {}  # profiled knob -> values a profile measures by
+    # default (`astrasim profile`, synthetic profiles); a profiled knob not listed: its default
     label_knobs: ClassVar[dict[str, str]] = {}  # knob -> label tag ("groups" -> "G"); a knob at its default
     label_always: ClassVar[tuple[str, ...]] = ()  # ... is left out of the label unless listed here
     splits: ClassVar[str] = "tokens"            # what `parts` splits across devices (placement pictures)
@@ -119,17 +122,17 @@ class Strategy:
     def knob_defaults(self) -> dict[str, Any]:
         return {k: f.default for k, f in self.Knobs.model_fields.items()}
 
-    def knobs(self, **values: Any) -> Knobs:
+    def knobs(self, **values: Any) -> AnyKnobs:
         """Typed knobs (unknown names or bad values raise pydantic's ValidationError)."""
         return self.Knobs(**values)
 
-    def variants(self, lists: dict[str, list]) -> list[Knobs]:
+    def variants(self, lists: dict[str, list]) -> list[AnyKnobs]:
         """Every combination of list-valued knobs, in the order the knobs are declared."""
         names = [k for k in self.Knobs.model_fields if k in lists]
         combos = itertools.product(*(lists[k] for k in names))
         return [self.Knobs(**dict(zip(names, c))) for c in combos]
 
-    def label(self, knobs: Knobs | None = None) -> str:
+    def label(self, knobs: AnyKnobs | None = None) -> str:
         """Short name of a variant: 'astra G=16', 'bp-ag Nb=4', 'tp'."""
         knobs = knobs or self.Knobs()
         defaults = self.knob_defaults()
@@ -140,10 +143,20 @@ class Strategy:
                 parts.append(f"{tag}={v}")
         return " ".join(parts)
 
-    def profile_key(self, knobs: Knobs) -> tuple[int, int]:
-        """(groups, codebook) of this variant's profile rows; 0 for what the strategy lacks."""
-        return tuple(int(getattr(knobs, k)) if k in self.profiled_knobs else 0  # type: ignore[return-value]
-                     for k in ("groups", "codebook"))
+    def profile_key(self, knobs: AnyKnobs) -> ProfileKey:
+        """(column, value) of each profiled knob of this variant: its profile rows' key beyond (model,
+        strategy, devices, op); a profile table's other knob columns hold 0 in its rows."""
+        return tuple((k, int(getattr(knobs, k))) for k in self.profiled_knobs)
+
+    def profile_lists(self, given: dict[str, Any]) -> dict[str, list]:
+        """The values of each profiled knob a profile measures: `given` (profiled knob -> values, any
+        strategy's), else this strategy's profile_values; a knob in neither keeps its default."""
+        return {k: list(given[k]) if k in given else list(self.profile_values[k])
+                for k in self.profiled_knobs if k in given or k in self.profile_values}
+
+    def profile_knobs(self, key: Any) -> AnyKnobs:
+        """The knobs of a profile row (a mapping with the profiled knobs' columns); the rest default."""
+        return self.Knobs(**{k: int(key[k]) for k in self.profiled_knobs})
 
     def profile_devices(self, n: int) -> int:
         """The device count of this strategy's profile rows at N devices."""
@@ -161,21 +174,21 @@ class Strategy:
         scenario's grid leaves out the (model, strategy) pairs that do not apply; `check` refuses knobs."""
         return True
 
-    def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> None:
+    def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
         or UserError for a split the model does not allow (more devices than KV heads)."""
 
     # -- what each strategy implements ----------------------------------------------------------
-    def build(self, spec: "ModelSpec", costs: Costs, n: int, tokens: int, knobs: Knobs,
+    def build(self, spec: "ModelSpec", costs: Costs, n: int, tokens: int, knobs: AnyKnobs,
               options: BuildOptions) -> OpGraph:
         raise NotImplementedError
 
-    def op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, dtype: str = "float32"
+    def op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, dtype: str = "float32"
                  ) -> dict[str, "Cost"]:
         """Analytic FLOPs and bytes of one layer's ops on device 0 (the largest shard)."""
         raise NotImplementedError
 
-    def kernel_calls(self, block, n: int, tokens: int, knobs: Knobs, cls_token: bool, device: int = 0
+    def kernel_calls(self, block, n: int, tokens: int, knobs: AnyKnobs, cls_token: bool, device: int = 0
                      ) -> dict[str, Callable[[], object]]:
         """Zero-argument calls running each op of `device` (0: the largest shard, what the profiler
         times) with the real torch kernels (imports torch lazily), on inputs of that device's shape
@@ -192,30 +205,30 @@ class Strategy:
         return type(self).build_decode is not Strategy.build_decode
 
     def build_decode(self, b: "Builder", spec: "ModelSpec", costs: Costs, n: int, prompt: int, steps: int,
-                     knobs: Knobs, options: BuildOptions) -> None:
+                     knobs: AnyKnobs, options: BuildOptions) -> None:
         """Append `steps` decode steps to the prefill graph held by `b`. Step k (1-based) feeds
         output token k (the prefill produced token 1) and attends to prompt + k - 1 cached tokens plus
         itself; `b.step(k)` names its ops."""
         raise NotImplementedError
 
-    def decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, dtype: str = "float32"
+    def decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: AnyKnobs, dtype: str = "float32"
                         ) -> dict[str, "Cost"]:
         """Analytic FLOPs and bytes of one decode step's layer ops (decode_ops) with `cache` cached tokens."""
         return {}
 
-    def decode_kernel_calls(self, block, n: int, cache: int, knobs: Knobs) -> dict[str, Callable[[], object]]:
+    def decode_kernel_calls(self, block, n: int, cache: int, knobs: AnyKnobs) -> dict[str, Callable[[], object]]:
         """Zero-argument torch calls of one decode step's layer ops (decode_ops) on device 0: the new
         token attends to `cache` cached tokens plus itself."""
         return {}
 
-    def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs) -> Callable[[str, int], float]:
+    def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: AnyKnobs) -> Callable[[str, int], float]:
         """(op, cache) -> seconds of a decode-step op from this strategy's decode rows (the profile's
         `tokens` column holds the cache length; linear interpolation between measured lengths)."""
-        g, k = self.profile_key(knobs)
+        key = self.profile_key(knobs)
         devs = self.profile_devices(n)
         has = getattr(costs, "has", None)
         for op in self.decode_ops:
-            if has is not None and not has(spec.name, self.name, devs, op, g, k):
+            if has is not None and not has(spec.name, self.name, devs, op, key):
                 from astrasim.errors import UserError
 
                 src = Path(getattr(costs, "source", "profiles/cpu.csv"))
@@ -224,14 +237,14 @@ class Strategy:
                                 f"devices={devs} op={op}; measure it with `astrasim profile --decode --models "
                                 f"{spec.name} --strategies {self.name} --devices {devs} --tokens 1,512,1024 "
                                 f"--out {out}`", field="hardware.profile")
-        return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, g, k)
+        return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, key)
 
-    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: Knobs, device: int,
+    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: AnyKnobs, device: int,
                                options: BuildOptions) -> dict[str, "Cost"]:
         """Analytic cost of one decode step's ops on `device` (default: device 0's, on its own hardware)."""
         return self.decode_op_costs(spec, n, cache, knobs)
 
-    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: Knobs, options: BuildOptions
+    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: AnyKnobs, options: BuildOptions
                               ) -> Callable[[int, str, int], float]:
         """(device, op, cache) -> seconds of a decode-step op on that device: decode_seconds scaled like
         device_seconds (the device's own share and hardware) when the point has a fleet."""
@@ -251,14 +264,15 @@ class Strategy:
         return seconds
 
     # -- helpers for builders -------------------------------------------------------------------
-    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs) -> Callable[[str], float]:
+    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int,
+                   knobs: AnyKnobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
-        g, k = self.profile_key(knobs)
+        key = self.profile_key(knobs)
         devs = self.profile_devices(n)
-        return lambda op: costs.seconds(spec.name, self.name, devs, op, tokens, g, k)
+        return lambda op: costs.seconds(spec.name, self.name, devs, op, tokens, key)
 
     # -- memory and uneven partitions (defaults: the whole model on every device, even split) -----
-    def memory(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, options: BuildOptions,
+    def memory(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions,
                output_tokens: int = 0) -> list["Memory"]:
         """Bytes each of the n devices must hold (weights, codebooks, KV cache, peak activations of
         one layer). `output_tokens`: generated tokens whose KV the generating device also keeps.
@@ -270,18 +284,18 @@ class Strategy:
                      activations=activation_bytes(sh, tokens, tokens, tokens, tokens))
         return [one] * n
 
-    def parts(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, options: BuildOptions) -> list[int]:
+    def parts(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions) -> list[int]:
         """What this strategy splits across devices (tokens by default), in proportion to the fleet's
         partition weights (even: torch.tensor_split's order)."""
         return proportional_split(tokens, options.fleet.shares if options.fleet and options.fleet.shares else [1] * n)
 
-    def device_op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, parts: list[int],
+    def device_op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, parts: list[int],
                         device: int, options: BuildOptions) -> dict[str, "Cost"]:
         """Analytic FLOPs and bytes of one layer's ops on `device` holding `parts[device]` (default:
         every device does device 0's work, as today)."""
         return self.op_costs(spec, n, tokens, knobs)
 
-    def device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs,
+    def device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs,
                        options: BuildOptions) -> Callable[[int, str], float]:
         """(device, op) -> seconds of one layer's op on that device. Uniform options: the profiled
         time (device 0, the largest even shard). Otherwise the profiled time scaled by the roofline
@@ -306,7 +320,7 @@ class Strategy:
         """The devices computing the LM head (default: the last, which holds the last position)."""
         return (n - 1,)
 
-    def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: Knobs, **meta: Any) -> "Builder":
+    def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, **meta: Any) -> "Builder":
         return Builder(n, {"strategy": self.name, "model": spec.name, "devices": n, "tokens": tokens,
                            **{k: v for k, v in knobs.model_dump().items()}, **meta})
 
@@ -318,11 +332,6 @@ def split_tokens(tokens: int, n: int) -> list[int]:
     """torch.tensor_split order: the first tokens mod n devices get one more token."""
     q, r = divmod(tokens, n)
     return [q + 1 if i < r else q for i in range(n)]
-
-
-def code_bits(groups: int, codebook: int) -> float:
-    """Bits per token of ASTRA's grouped VQ codes: G * log2 K."""
-    return groups * math.log2(codebook)
 
 
 class Builder:
@@ -357,9 +366,9 @@ class Builder:
         return self.graph.add(Compute(self.compute_id(device, name, layer), device, float(seconds),
                                       tuple(d for d in deps if d), name=name, layer=layer))
 
-    def comm(self, name: str, layer: int, collective: str, devices: Iterable[int], bits: float,
-             deps: Iterable[str] = (), root: int | None = None, algorithm: str = "auto") -> str:
+    def comm(self, name: str, layer: int, collective: Collective, devices: Iterable[int], bits: float,
+             deps: Iterable[str] = (), root: int | None = None, algorithm: Algorithm = "auto") -> str:
         tag = f"{self.prefix}L{layer}" if layer >= 0 else f"{self.prefix}final"
-        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),  # type: ignore[arg-type]
-                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,  # type: ignore[arg-type]
+        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),
+                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,
                                    name=name, layer=layer))

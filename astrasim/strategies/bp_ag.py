@@ -35,6 +35,7 @@ from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
 from astrasim.strategies.base import KnobError, Builder, Knobs, Strategy
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
+from astrasim.opgraph import Algorithm
 
 DECOUPLED_OPS = {"full": "decoupled_layer", "sliced": "decoupled_layer_sliced"}  # knob value -> profile op
 
@@ -47,7 +48,7 @@ class BlockKnobs(Knobs):
 
 
 def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, op: str, dec: list[float], prev: list[str],
-                          layer: int, bits: float, algorithm: str) -> tuple[str, int]:
+                          layer: int, bits: float, algorithm: Algorithm) -> tuple[str, int]:
     """One block's per - 1 decoupled layers (profile op `op`, dec[d] seconds each) on every device (no
     communication), then the all-gather of the hidden slices; returns (the all-gather's id, the block's
     full layer)."""

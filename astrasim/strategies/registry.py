@@ -6,23 +6,26 @@ module in astrasim/strategies/ plus its tests (docs/strategies.md, "Adding a str
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from astrasim.strategies.base import Knobs, Strategy
 
-_SKIP = {"base", "registry", "synthetic"}
+_SKIP = {"base", "registry", "synthetic", "lastdevice"}
 
 
 def _discover() -> dict[str, Strategy]:
-    import astrasim.strategies as pkg
-
+    """The modules next to this one that export STRATEGY (found by file, so the registry does not
+    import its own package)."""
     found: list[Strategy] = []
-    for info in pkgutil.iter_modules(pkg.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if info.name in _SKIP or info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        mod = importlib.import_module(f"{__package__}.{info.name}")
         strategy = getattr(mod, "STRATEGY", None)
         if isinstance(strategy, Strategy):
             found.append(strategy)
@@ -42,24 +45,54 @@ def check_distinct(strategies: list[Strategy]) -> None:
                 raise RuntimeError(f"strategies '{seen[value]}' and '{s.name}' share the {attr} {value!r}; "
                                    f"give each its own")
             seen[value] = s.name
+    for s in strategies:
+        for k in s.profiled_knobs:
+            field = s.Knobs.model_fields.get(k)
+            if field is None or type(field.default) is not int:
+                raise RuntimeError(f"strategy '{s.name}' profiles knob '{k}', which is not one of its integer knobs; "
+                                   f"profile rows are keyed by integer knobs only")
 
 
 STRATEGIES: dict[str, Strategy] = _discover()
 """name -> strategy object, in display order (rank)."""
 
 
-def _knob_fields() -> tuple[str, ...]:
-    """Union of every strategy's knob names, in the order of the strategies' names then their
-    declaration (result columns: a strategy writes 0 for knobs it lacks)."""
+def _union(attr: str) -> tuple[str, ...]:
+    """Union of every strategy's knob names (`attr`: "knobs", or "profiled_knobs"), in the order of the
+    strategies' names then their declaration."""
     out: list[str] = []
     for s in sorted(STRATEGIES.values(), key=lambda s: s.name):
-        for k in s.Knobs.model_fields:
+        for k in (s.Knobs.model_fields if attr == "knobs" else s.profiled_knobs):
             if k not in out:
                 out.append(k)
     return tuple(out)
 
 
-KNOB_FIELDS: tuple[str, ...] = _knob_fields()
+KNOB_FIELDS: tuple[str, ...] = _union("knobs")
+"""Result columns of the knobs: a strategy writes 0 for knobs it lacks."""
+PROFILED_KNOBS: tuple[str, ...] = _union("profiled_knobs")
+"""A profile table's knob key columns (astrasim.compute.profiles): a strategy's rows hold its own
+profiled knobs and 0 in the others' columns."""
+
+
+@contextlib.contextmanager
+def registered(strategy: Strategy) -> Iterator[Strategy]:
+    """A strategy known to the registry for the duration of the block, as if shipped in this package
+    (for an example or a test; RuntimeError on a name, colour or marker that is taken). Tables built
+    at import (a scenario's result columns) do not see it."""
+    global KNOB_FIELDS, PROFILED_KNOBS
+    found = sorted([*STRATEGIES.values(), strategy], key=lambda s: (s.rank, s.name))
+    check_distinct(found)
+    before = dict(STRATEGIES), KNOB_FIELDS, PROFILED_KNOBS
+    STRATEGIES.clear()
+    STRATEGIES.update({s.name: s for s in found})
+    KNOB_FIELDS, PROFILED_KNOBS = _union("knobs"), _union("profiled_knobs")
+    try:
+        yield strategy
+    finally:
+        STRATEGIES.clear()
+        STRATEGIES.update(before[0])
+        KNOB_FIELDS, PROFILED_KNOBS = before[1], before[2]
 
 
 def get(name: str) -> Strategy:
@@ -82,8 +115,13 @@ def knobs_from_row(row: Any) -> tuple[Strategy, Knobs]:
     vals = {}
     for k in s.Knobs.model_fields:
         v = row.get(k) if hasattr(row, "get") else row[k]
-        if v is not None and not (isinstance(v, float) and v != v) and v != 0:
-            vals[k] = type(s.knob_defaults()[k])(v)
+        default = s.knob_defaults()[k]
+        if v is None or (isinstance(v, float) and v != v):
+            continue
+        if isinstance(default, bool):  # a bool column may come back as text from a CSV
+            vals[k] = bool(v) if not isinstance(v, str) else v.strip().lower() in ("true", "1")
+        elif v != 0:
+            vals[k] = type(default)(v)
     return s, s.Knobs(**vals)
 
 
@@ -104,7 +142,8 @@ def parse_label(text: str) -> tuple[Strategy, Knobs]:
         if not sep or tag not in tags:
             raise ValueError(f"'{text}': '{p}' is not one of {s.name}'s label tags {sorted(tags)}")
         k = tags[tag]
-        vals[k] = type(s.knob_defaults()[k])(raw)
+        default = s.knob_defaults()[k]
+        vals[k] = raw == "True" if isinstance(default, bool) else type(default)(raw)
     return s, s.Knobs(**vals)
 
 

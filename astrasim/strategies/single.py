@@ -70,7 +70,7 @@ class Single(Strategy):
         return seconds
 
     @staticmethod
-    def decode_layers(b: Builder, t: Callable[[str, int], float], device: int, layers: Iterable[int], cache: int,
+    def decode_layers(b: Builder, t: Callable[[str, int, int], float], device: int, layers: Iterable[int], cache: int,
                       deps: Iterable[str], layer_deps: dict[int, list[str]] | None = None) -> str:
         """One token through whole `layers` on `device` (t: layer_decode_seconds); the last op's id.
         layer_deps: more deps of a layer's attn_decode (its KV cache arriving from elsewhere)."""

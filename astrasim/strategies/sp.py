@@ -7,7 +7,8 @@ each device starts with only its own tokens' embeddings.
 
 Decode (output_tokens > 1), as the ASTRA paper does it: after the distributed prefill, the last
 device (it holds the prompt's last token, hence the first output token) decodes alone, whole
-layers, timed by the single device's decode rows. Its KV cache (knob decode_kv):
+layers, timed by the single device's decode rows (astrasim.strategies.lastdevice). Its KV cache
+(knob decode_kv):
 * "local" (default): already there. sp's attn projects K and V of ALL T gathered tokens on every
   device, so the last device computed the full-precision cache of every prompt token itself.
 * "sent": a Voltage-style device keeps only its own tokens' K/V; after each layer's attn every
@@ -18,46 +19,17 @@ layers, timed by the single device's decode rows. Its KV cache (knob decode_kv):
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from astrasim.kernels.split import token_bounds
 from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Builder, Knobs, Strategy, split_tokens
+from astrasim.strategies.base import Knobs, Strategy
+from astrasim.strategies.lastdevice import DECODE_KV_HELP, DecodeKV, decode_on_last_device
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import bounded_split
 
-DecodeKV = Literal["local", "sent"]
-DECODE_KV_HELP = ("generation: the decoding (last) device's KV cache of the other devices' prompt tokens: "
-                  "local (built during the prefill) or sent (full-precision K/V sent to it per layer)")
-
-
 class SPKnobs(Knobs):
     decode_kv: DecodeKV = Field("local", description=DECODE_KV_HELP)
-
-
-def decode_on_last_device(b: Builder, spec, costs, n: int, prompt: int, steps: int, element_bits: int,
-                          kv_sent_after: str | None, options=None) -> None:
-    """Decode steps on device N-1 after a sequence-parallel prefill (whole layers, single's decode
-    rows). kv_sent_after: None = the cache is local; else the prefill op (per layer and device) after
-    which a device's own K/V exist, and they are gathered to device N-1 layer by layer."""
-    from astrasim.strategies.single import STRATEGY as one_device
-
-    last = n - 1
-    t = one_device.layer_decode_seconds(costs, spec, options)
-    prev = b.sinks(last)
-    layer_deps: dict[int, list[str]] = {}
-    if kv_sent_after is not None and n > 1:
-        own = split_tokens(prompt, n)
-        bits = sum(own[:last]) / last * 2 * spec.kv_heads * spec.head_dim * element_bits
-        for layer in range(spec.layers):
-            deps = [b.compute_id(d, kv_sent_after, layer) for d in range(n)]
-            layer_deps[layer] = [b.comm("kv_to_decoder", layer, "gather", range(n), bits, deps, root=last)]
-    for k in range(1, steps + 1):
-        b.step(k)
-        prev = [one_device.decode_layers(b, t, last, range(spec.layers), prompt + k - 1, prev,
-                                         layer_deps if k == 1 else None)]
 
 
 def sp_layer_costs(spec, n: int, tokens: int, dtype: str, own: int | None = None) -> dict:

@@ -128,19 +128,19 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
     tables, seen = [], set()
     for label in settings.strategies:
         strategy, knobs = parse_label(label)
-        g, k = strategy.profile_key(knobs)
+        pkey = strategy.profile_key(knobs)
         for name, n in sorted({strategy.profile_rows(n) for n in settings.hosts}):
-            key = (name, n, g, k)
+            key = (name, n, pkey)
             if key in seen:
                 continue
             seen.add(key)
-            extra = {"codebook": k} if k else {}
             best, best_share = None, float("inf")
             for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
                 wait_idle(log, f"profiling {name} N={n}")
-                rows, share = measure_others(lambda: profile_ops(
-                    settings.model, [name], [n], [g], settings.model.tokens, threads=1,
-                    repeats=settings.profile_repeats, warmup=2, progress=False, **extra))
+                rows, share = measure_others(lambda name=name, n=n, pkey=pkey: profile_ops(
+                    settings.model, [name], [n], None, settings.model.tokens, threads=1,
+                    knobs={k: [v] for k, v in pkey}, repeats=settings.profile_repeats, warmup=2,
+                    progress=False))
                 if share < best_share:
                     best, best_share = rows, share
                 if share <= IDLE_MAX:
@@ -174,11 +174,11 @@ def point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float]
     from astrasim.strategies import parse_label
 
     strategy, knobs = parse_label(label)
-    g, k = strategy.profile_key(knobs)
     name, n_dev = strategy.profile_rows(n)  # pp's stages run the single device's ops
     table = alone.copy()
-    rows = (table["strategy"] == name) & (table["devices"] == n_dev) & (table["groups"] == g) \
-        & (table["codebook"] == k)
+    rows = (table["strategy"] == name) & (table["devices"] == n_dev)
+    for k, v in strategy.profile_key(knobs):
+        rows &= table[k] == v
     if not rows.any():
         raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
     table.loc[rows, "median_s"] = [costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
@@ -257,8 +257,9 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
     its in-situ prediction: costed by the co-run rounds its workers ran right before each pass
     (`cost_rounds`, `corun.py`) on top of the `alone` profile, with their speed jitter
     (`from_profiles` turns it into the prediction from profiles); its network is the calibration of
-    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`, every job's raw per-rank records (each pass's op and
-    message intervals and CPU time, the co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
+    its testbed at its bandwidth, taken right before its points (`calibrate.py`). With `trace_dir`,
+    every job's raw per-rank records (each pass's op and message intervals and CPU time, the
+    co-run rounds) go to trace_dir/<topology>-N<n>-<bw>Mbps.json.
     Returns (measured rows, the profiles used: alone rows and each
     point's, {(topology, N, bandwidth): Calibration}, the raw calibration rows)."""
     from astrasim.network.topology import DEFAULTS

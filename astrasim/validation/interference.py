@@ -7,20 +7,19 @@ switched out and back (with its caches). On an idle host that is part of the per
 microbenchmarks (no communication) never see (ASTRA's many small code messages per pass most of all).
 
 Measured on the testbed of the points (N hosts pinned as theirs), before its points and never on
-them:
-every rank walks a chain of identical matmul ops with the harness (`programs.DeviceRun`), once
-alone ("quiet") and once in lockstep with its peer r + N/2 (`lockstep_graph`: after every op the
-two send each other a small message, and the next op waits for the peer's), alternately, from
-common starts. Lockstep, because every strategy's computes wait on their messages: a message that
-wakes a waiting compute on a busy host costs it more than one that goes by on the side
-(messages that ping-pong beside chains that never wait, `chain_graph` with job["lockstep"] =
-False, measure about half of it; docs/validation.md, History). The simulator charges the cost as a short job on the host's cores for every message a device
-sends or receives (`hardware.message_cpu_s`); the value is the one with which the simulator, run
-on this microbenchmark's own graphs, placement and calibrated network, delays the chains as much
-as measured beyond what the messages' latency alone delays them (`fit_message_cpu`: bracketing
-and bisection, as the delay is not quite linear in the cost). On a busy host a woken compute also
-waits for its core, which the idle-host alpha (`calibrate.py`) does not include; the fit counts
-that wait in the cost too.
+them: every rank walks a chain of identical matmul ops with the harness (`programs.DeviceRun`), once
+alone ("quiet") and once in lockstep with its peer r + N/2 (`lockstep_graph`: after every op the two
+send each other a small message, and the next op waits for the peer's), alternately, from common
+starts. Lockstep, because every strategy's computes wait on their messages: a message that wakes a
+waiting compute on a busy host costs it more than one that goes by on the side (messages that
+ping-pong beside chains that never wait, `chain_graph` with job["lockstep"] = False, measure about
+half of it; docs/validation.md, History). The simulator charges the cost as a short job on the
+host's cores for every message a device sends or receives (`hardware.message_cpu_s`); the value is
+the one with which the simulator, run on this microbenchmark's own graphs, placement and calibrated
+network, delays the chains as much as measured beyond what the messages' latency alone delays them
+(`fit_message_cpu`: bracketing and bisection, as the delay is not quite linear in the cost). On a
+busy host a woken compute also waits for its core, which the idle-host alpha (`calibrate.py`) does
+not include; the fit counts that wait in the cost too.
 """
 
 from __future__ import annotations
@@ -31,9 +30,12 @@ from astrasim.opgraph import Comm, Compute, OpGraph
 from astrasim.validation.steal import clean, cpu_times, sample_share
 
 CHAIN_OPS = 12  # matmuls per chain (~80 ms at a core each: longer than the messages take)
-SHAPE = (64, 768, 3072)  # each: 64 tokens through a ViT-Base MLP matrix (weights bigger than the caches, as the kernels')
+# each: 64 tokens through a ViT-Base MLP matrix (weights bigger than the caches, as the kernels')
+SHAPE = (64, 768, 3072)
 MESSAGES = 40  # ping-pong messages while the chain runs
-MESSAGE_BYTES = 64  # one small frame: its wire time (and tbf's burst, which lets small messages through unshaped) stays negligible next to the CPU cost measured
+# one small frame: its wire time (and tbf's burst, which lets small messages through unshaped)
+# stays negligible next to the CPU cost measured
+MESSAGE_BYTES = 64
 PAIRS = 30  # quiet/busy pairs per job (median: the lockstep delay varies from pair to pair)
 
 

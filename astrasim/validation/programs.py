@@ -240,12 +240,12 @@ def run_graphs(job: dict, timed, sync) -> dict:
         sequence = kernel_sequence(dev)
 
         @torch.inference_mode()
-        def paired_round() -> None:
+        def paired_round(paired: dict = paired, sequence: list = sequence) -> None:
             add_round(paired, kernel_round(sequence, sync))
 
         before = paired_round if windows else None
 
-        def extra() -> dict:
+        def extra(dev: DeviceRun = dev) -> dict:
             record = {"compute_s": dev.compute_s(), "ops": dev.op_seconds()}
             if job.get("trace"):  # diagnostics: every op's and comm's interval at this rank
                 record["trace"] = list(dev.trace)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from astrasim.errors import UserError
+from astrasim.strategies import registry
 from astrasim.validation.calibrate import Calibration
 
 MEASURED_COLUMNS = ("topology", "hosts", "bandwidth_mbps", "strategy", "measured_s", "measured_min_s",
@@ -83,8 +84,11 @@ def load_measurements(settings, folder: str | Path) -> tuple[pd.DataFrame, pd.Da
 
     folder = Path(folder)
     results = _read(folder, "results.csv", MEASURED_COLUMNS + SETUP_COLUMNS)
-    profile = _read(folder, "profile.csv", ("model", "strategy", "devices", "groups", "codebook", "op", "median_s",
+    profile = _read(folder, "profile.csv", ("model", "strategy", "devices", "op", "median_s",
                                             "topology", "hosts", "bandwidth_mbps", "label"))
+    for k in registry.PROFILED_KNOBS:  # a profiled knob's column absent from the file reads as 0
+        if k not in profile.columns:
+            profile[k] = 0
     cal_table = _read(folder, "calibration.csv", ("topology", "hosts", "bandwidth_mbps", "alpha_s", "efficiency",
                                                   "max_rel_residual", "points"))
     try:

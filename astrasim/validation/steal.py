@@ -6,10 +6,10 @@ subject (one testbed's passes can run a quarter slower than the same points minu
 The campaign reads the counter around
 each job and takes a job again when more than STEAL_MAX of the CPU time was stolen.
 
-It arrives in bursts of seconds, so a job's share says little about one pass of it. So every timed sample (a pass, a co-run round, a calibration transfer)
-also records the share stolen while it ran (`sample_share`, read by each rank around its own
-interval), and a sample the hypervisor took from is left out of the medians (`clean`), as long as
-at least half the samples remain.
+It arrives in bursts of seconds, so a job's share says little about one pass of it. So every timed
+sample (a pass, a co-run round, a calibration transfer) also records the share stolen while it ran
+(`sample_share`, read by each rank around its own interval), and a sample the hypervisor took from
+is left out of the medians (`clean`), as long as at least half the samples remain.
 """
 
 from __future__ import annotations

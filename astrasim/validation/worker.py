@@ -112,7 +112,7 @@ def run_p2p(job: dict) -> dict:
         buf = torch.zeros(int(size), dtype=torch.uint8)
         inbox = torch.zeros(int(size), dtype=torch.uint8)
 
-        def once() -> None:
+        def once(buf: torch.Tensor = buf, inbox: torch.Tensor = inbox) -> None:
             if exchange and rank in (0, 1):
                 r = dist.irecv(inbox, src=1 - rank)
                 s = dist.isend(buf, dst=1 - rank)

@@ -11,7 +11,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from astrasim.models import ModelSpec
+from astrasim.models.hf import read_config, spec_from_config
+from astrasim.models.spec import ModelSpec
 
 ZOO_DIR = Path(__file__).resolve().parent
 
@@ -68,7 +69,5 @@ def zoo_path(name: str) -> Path:
 @functools.lru_cache(maxsize=None)
 def zoo_model(name: str) -> ModelSpec:
     """The spec of a zoo model, read from its shipped config.json."""
-    from astrasim.models.hf import read_config, spec_from_config
-
     data, p = read_config(zoo_path(name))
-    return spec_from_config(data, name, p, check_name=False)
+    return spec_from_config(data, name, p)
