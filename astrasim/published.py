@@ -47,6 +47,10 @@ METRICS = ("ms_per_token", "prefill_tokens_per_s", "ttft_s")
 # (distributed-llama's Q80 buffer: 8-bit values with one f16 scale per 32, 8.5 bits: sent as 8).
 SYNC_BITS = {"q80": 8, "f16": 16, "f32": 32}
 TOPOLOGIES = ("switch", "mesh", "wifi", "wifi-adhoc")
+# Runtimes whose tensor parallelism computes the LM head on the root node alone (tp knob head: root):
+# distributed-llama's `llamaFinalize` (the vocab x dim wcls matmul) is a root-only task
+# (b4rtaz/distributed-llama src/llama2-tasks.cpp @ 83745fd).
+ROOT_HEAD_RUNTIMES = ("distributed-llama",)
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def scenario_of(row: Measurement) -> dict[str, Any]:
         "tokens": [row.prompt_tokens],
         "output_tokens": [row.generated_tokens if decode else 1],
         "devices": [row.count],
-        "strategies": ["tp" if row.multi else "single"],
+        "strategies": [_strategy(row)],
         "hardware": {"device": [row.device]},
         "weight_format": [row.astrasim_format],
     }
@@ -213,6 +217,15 @@ def scenario_of(row: Measurement) -> dict[str, Any]:
         data["element_bits"] = [SYNC_BITS[row.sync_format]]
         data["network"] = {"topology": [topology], "bandwidth_mbps": [float(mbps)]}
     return data
+
+
+def _strategy(row: Measurement) -> str | dict[str, Any]:
+    """`single` for one device; a cluster `tp`, its LM head where the runtime computes it."""
+    if not row.multi:
+        return "single"
+    if row.runtime.lower().startswith(ROOT_HEAD_RUNTIMES):
+        return {"name": "tp", "head": "root"}
+    return "tp"
 
 
 def point_of(row: Measurement):

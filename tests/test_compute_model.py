@@ -59,6 +59,11 @@ def test_source_follows_the_figures_used_and_unrunnable_formats_are_refused():
 def test_format_bits_are_the_runtime_layouts():
     assert FORMATS["q4_0"].bits == 18 * 8 / 32 and FORMATS["q8_0"].bits == 34 * 8 / 32
     assert weight_format("Q4_K_M").bits == pytest.approx(4.85)
+    # distributed-llama keeps its head in Q40 (llama.cpp's q4_0 files: q6_K); MLC's q4f16_ft: one fp16
+    # scale per column of a 4096-wide input, the head group-quantized int4 in groups of 32
+    assert FORMATS["q40"].head_bits == FORMATS["q40"].bits == 18 * 8 / 32 < FORMATS["q4_0"].head_bits
+    assert FORMATS["q4f16_ft"].bits == pytest.approx(4 + 16 / 4096, abs=1e-3)
+    assert FORMATS["q4f16_ft"].head_bits == 4 + 16 / 32 < FORMATS["int4"].head_bits
     with pytest.raises(UserError, match="unknown weight format"):
         weight_format("q3_x")
 
@@ -188,3 +193,28 @@ def test_weight_format_and_its_shorthand_together_are_refused():
 
     with pytest.raises(UserError, match="weight_format and weight_bits both given"):
         from_dict({"models": ["gpt2-s"], "weight_format": "q4_0", "weight_bits": 8})
+
+
+def test_tp_head_root_puts_the_whole_head_on_device_0(tmp_path):
+    """head: root (distributed-llama's llamaFinalize): device 0 computes the whole vocabulary's head and
+    holds the embeddings; split: every device ceil(V / N) of it. Exactly the one-device head cost."""
+    from astrasim.compute.hardware import device_model, head_seconds
+    from astrasim.compute.memory import outer_weights
+    from astrasim.strategies import get
+
+    sc = _sc(tmp_path, models=["llama3-8b"], devices=[4], weight_format="q4_0", hardware={"device": "raspberry-pi-5"},
+             strategies=[{"name": "tp", "head": ["split", "root"]}])
+    split, root = sorted(sc.points(), key=lambda p: p.knobs.head == "root")
+    spec, fmt, pi5 = split.model, weight_format("q4_0"), device_model("raspberry-pi-5")
+    whole = pi5.seconds(lm_head(spec.hidden, spec.vocab, spec.norm, 4), fmt, head=True)
+    quarter = pi5.seconds(lm_head(spec.hidden, -(-spec.vocab // 4), spec.norm, 4), fmt, head=True)
+    assert head_seconds(root) == pytest.approx((whole, 0.0, 0.0, 0.0))
+    assert head_seconds(split) == pytest.approx((quarter,) * 4)
+    mem = {p.knobs.head: get("tp").memory(spec, 4, 1, p.knobs, p.options()) for p in (split, root)}
+    outer = outer_weights(spec) * fmt.bits / 8
+    assert mem["root"][0].weights - mem["split"][0].weights == pytest.approx(outer * 3 / 4)
+    assert mem["split"][1].weights - mem["root"][1].weights == pytest.approx(outer / 4)
+    # the root's whole head makes decode slower than the split head by at least their difference
+    tpot = {p.knobs.head: simulate_point(p)["tpot_s"] for p in (split, root)}
+    assert tpot["root"] - tpot["split"] >= (whole - quarter) * 0.999
+    assert get("tp").label(root.knobs) == "tp head=root"

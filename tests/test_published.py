@@ -63,6 +63,16 @@ def test_a_cluster_row_is_tp_with_its_runtimes_collective_over_its_link():
     assert comms and {c.algorithm for c in comms} == {"star"}
 
 
+def test_a_distributed_llama_cluster_computes_the_lm_head_on_its_root():
+    """llamaFinalize (the wcls matmul) is a root-only task in distributed-llama: head: root there; other
+    runtimes' clusters keep tp's vocab-parallel head."""
+    dllama = pub.point_of(_row(runtime="distributed-llama 0.3.1", **CLUSTER))
+    other = pub.point_of(_row(runtime="some runtime", **CLUSTER))
+    assert (dllama.knobs.head, other.knobs.head) == ("root", "split")
+    shipped = [r for r in _rows() if r.multi]
+    assert shipped and all(r.runtime.startswith("distributed-llama") and r.astrasim_format == "q40" for r in shipped)
+
+
 def test_a_one_device_row_is_single_and_a_prefill_row_stops_at_the_first_token():
     point = pub.point_of(_row(metric="ttft_s", prompt_tokens=256, generated_tokens=1, value=0.2))
     assert (point.strategy, point.devices, point.tokens, point.output_tokens) == ("single", 1, 256, 1)
@@ -146,7 +156,10 @@ def test_cli_predicts_a_table_and_writes_the_csv_and_plot(tmp_path):
 
 
 # --------------------------------------------------------------------------- the check itself
-@pytest.mark.xfail(strict=False, reason="needs the calibrated device model")
+@pytest.mark.xfail(strict=False, reason="misses by row group are in validation/published/README.md: "
+                                        "distributed-llama's per-byte speed, older protocols and per-round "
+                                        "waits on Pis, MLC's tied heads, TinyChat's prefill below the AGX's "
+                                        "large-GEMM ceiling")
 def test_the_published_measurements_are_predicted_within_the_targets():
     """Every shipped row is representable and the errors meet issue 26's targets: single-device
     median <= 15 % and every row within 30 %, multi-device median <= 20 %."""

@@ -143,7 +143,7 @@ BAD = [
     ({"network": {"bandwidth_mbps": -5}}, "network.bandwidth_mbps[0]", "positive"),
     ({"network": {"bandwidth_mbps": float("nan")}}, "network.bandwidth_mbps[0]", "positive"),
     ({"network": {"latency_s": -1}}, "network.latency_s[0]", "[0, inf)"),
-    ({"strategies": [{"name": "tp", "groups": 4}]}, "strategies[0].groups", "its knobs: none"),
+    ({"strategies": [{"name": "single", "groups": 4}]}, "strategies[0].groups", "its knobs: none"),
     ({"network": {"bandwidth_mbps": "fast"}}, "network.bandwidth_mbps[0]", "number"),
     ({"network": {"efficiency": 1.5}}, "network.efficiency[0]", "(0, 1]"),
     ({"network": {"loss_rate": 1.0}}, "network.loss_rate[0]", "[0, 1)"),

@@ -92,7 +92,7 @@ class CalibratedCosts:
         s = get(strategy)
         knobs = self.knobs.get(strategy) or s.knobs()
         if op == HEAD_OP:
-            return s.head_cost(self.spec, devices)
+            return s.head_cost(self.spec, devices, knobs)
         if op in s.decode_ops:
             return s.decode_op_costs(self.spec, devices, tokens, knobs).get(op)
         return s.op_costs(self.spec, devices, tokens, knobs).get(op)

@@ -12,9 +12,15 @@ Bits per weight follow the storage layouts:
   included). llama.cpp keeps the norms in f32 and, for q4_0 / Q4_K_M files, the output tensor in q6_K
   (src/llama-quant.cpp: the output tensor gets q6_K unless the type is q8_0 or wider).
 * distributed-llama (b4rtaz/distributed-llama) Q40 weights are q4_0 blocks; it keeps the token
-  embedding in f32 (read one row per token) and the norms in f32.
+  embedding in f32 (read one row per token) and the norms in f32. Its LM head (`wcls`) is Q40 too:
+  `llamaFinalize` multiplies it at `spec->weightsFloatType` (src/llama2-tasks.cpp @ 83745fd), so
+  `q40` is q4_0 with the head at 4.5 bits (llama.cpp's q4_0 files keep it in q6_K).
 * AWQ / GPTQ w4a16 ("int4"): 4-bit weights with one fp16 scale and one 4-bit zero per group of 128:
   4 + (16 + 4) / 128 = 4.16, stored as 4.25 with the packed zero words; the LM head stays fp16.
+* MLC LLM's q4f16_ft (mlc-ai/mlc-llm python/mlc_llm/quantization/quantization.py and
+  ft_quantization.py): FasterTransformer int4 weights with one fp16 scale per output column
+  (group_size None: 4 + 16 / in_features, 4.004 bits for a 4096-wide input), and the final FC (LM head)
+  falls back to GroupQuantize, int4 in groups of 32 with an fp16 scale: 4.5 bits.
 
 Activations and the KV cache: fp32 for fp32 weights, fp16 otherwise (llama.cpp's default KV cache
 type is f16; GPU runtimes run fp16 activations).
@@ -45,6 +51,8 @@ FORMATS: dict[str, WeightFormat] = {f.name: f for f in (
     WeightFormat("q4_0", 4.5, 6.5625, 2, ("int8",), 4),
     WeightFormat("q4_k_m", 4.85, 6.5625, 2, ("int8",), 4),
     WeightFormat("int4", 4.25, 16.0, 2, ("int4", "fp16"), 4),
+    WeightFormat("q40", 4.5, 4.5, 2, ("int8",), 4),
+    WeightFormat("q4f16_ft", 4.004, 4.5, 2, ("int4", "fp16"), 4),
 )}
 
 # `weight_bits` as a shorthand: the format edge runtimes ship at that width

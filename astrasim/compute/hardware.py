@@ -177,9 +177,9 @@ def head_seconds(point) -> tuple[float, ...]:
             (device_model(profile_id(point.profile_path)),) * n
     except UserError:
         return ()
-    cost = strategy.head_cost(point.model, n)
+    cost = strategy.head_cost(point.model, n, point.knobs)
     out = [0.0] * n
-    for d in strategy.head_devices(n):
+    for d in strategy.head_devices(n, point.knobs):
         out[d] = models[d].seconds(cost, fmt, head=True)
     return tuple(out)
 

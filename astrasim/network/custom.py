@@ -85,13 +85,13 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
     start with ``prefix``)::
 
         nodes: [0, 1, 2, edge-server]         # optional; ints 0..n_devices-1 are the devices
-        media:                                 # optional shared half-duplex channels
-          air: {bandwidth_mbps: 300, latency_s: 0.001, efficiency: 0.6, loss_rate: 0.0,
-                bandwidth_trace: [[0, 300], [2.0, 150]]}   # or a CSV path
+        media:                                 # optional shared half-duplex channels (constant efficiency;
+          hub: {bandwidth_mbps: 100, latency_s: 5.0e-5, efficiency: 0.94, loss_rate: 0.0,   # Wi-Fi: use
+                bandwidth_trace: [[0, 100], [2.0, 50]]}    # topology wifi, its 802.11 airtime model)
         edges:
           - {u: 0, v: 1, bandwidth_mbps: 100, latency_s: 1e-4, duplex: full,   # duplex: full|half
              efficiency: 0.94, loss_rate: 0.0, bandwidth_trace: null}
-          - {u: 2, v: edge-server, medium: air}                  # a crossing of the medium
+          - {u: 2, v: edge-server, medium: hub}                  # a crossing of the medium
         broadcast: false                       # multicast flows (one airtime per transmitter)
         default_algorithm: direct              # what algorithm "auto" means (ring | direct | star)
 

@@ -250,7 +250,7 @@ class Scenario(_Strict):
         [32], description="shorthand for weight_format: 32 = fp32, 16 = fp16, 8 = q8_0, 4 = q4_0; one value or a list")
     weight_format: list[Annotated[str, AfterValidator(_one_of(tuple(FORMATS)))]] | None = Field(
         None, description="how weights are stored and computed (astrasim/compute/formats.py): fp32, fp16, bf16, "
-                          "q8_0, q4_0, q4_k_m, int4 (w4a16); weight memory, bytes read per token and the matmul "
+                          "q8_0, q4_0, q4_k_m, int4 (w4a16), q40 (distributed-llama), q4f16_ft (MLC); weight memory, bytes read per token and the matmul "
                           "precision; one value or a list; excludes weight_bits")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="memory fit")
     workload: list[WorkloadConfig] = Field([WorkloadConfig()], description="request stream(s); one mapping or a "

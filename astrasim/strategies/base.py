@@ -311,12 +311,12 @@ class Strategy:
         return lambda d, op: t(op) * fleet.factor(d, ref.get(op), mine[d].get(op), options.weight_bits)
 
     # -- the LM head (generation: one per produced token; astrasim.strategies.with_heads) ------------
-    def head_cost(self, spec: "ModelSpec", n: int) -> Cost:
+    def head_cost(self, spec: "ModelSpec", n: int, knobs: AnyKnobs | None = None) -> Cost:
         """One token's final norm, LM head and next-token embedding lookup on a device computing it
         (default: the whole vocabulary on one device)."""
         return lm_head(spec.hidden, spec.vocab, spec.norm, 4, softcap=spec.final_softcap > 0)
 
-    def head_devices(self, n: int) -> tuple[int, ...]:
+    def head_devices(self, n: int, knobs: AnyKnobs | None = None) -> tuple[int, ...]:
         """The devices computing the LM head (default: the last, which holds the last position)."""
         return (n - 1,)
 

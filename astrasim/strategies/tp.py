@@ -8,15 +8,22 @@ Decode (output_tokens > 1), every token and layer: attn_decode (own heads over o
 cache) -> all-reduce of ONE D-vector (D*b bits) -> mlp_decode -> all-reduce (D*b bits): 2L
 all-reduces per token, tiny and latency-bound (per-message alpha, Wi-Fi access time).
 Profile rows: strategy=tp, devices=N, `tokens` = cache length.
+
+LM head (knob `head`): `split` (default) vocab-parallel, every device its 1/N of the vocabulary;
+`root`: device 0 computes the whole head, as distributed-llama does (`llamaFinalize`, the vocab x dim
+`wcls` matmul, runs only where `ctx->finalize` holds, the root: src/llama2-tasks.cpp @ 83745fd).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
+
+from pydantic import Field
 
 from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, lm_head, mlp_block
-from astrasim.strategies.base import Strategy
+from astrasim.strategies.base import Knobs, Strategy
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.compute.partition import bounded_split, proportional_split
 
@@ -30,8 +37,18 @@ def tp_shard(spec, kv: int, columns: int) -> LayerShape:
     return replace(sh, heads=kv * group, kv_heads=kv, mlp_hidden=columns, shared_mlp_hidden=shared)
 
 
+HeadPlacement = Literal["split", "root"]
+
+
+class TPKnobs(Knobs):
+    head: HeadPlacement = Field("split", description="generation: the LM head vocab-parallel over the devices "
+                                "(split) or whole on device 0 (root, as distributed-llama computes it)")
+
+
 class TensorParallel(Strategy):
     name = "tp"
+    Knobs = TPKnobs
+    label_knobs = {"head": "head"}
     summary = "Megatron-style heads and MLP columns split, 2 all-reduces per layer"
     ops = ("attn", "mlp")
     rank = 10
@@ -84,7 +101,7 @@ class TensorParallel(Strategy):
         width = LayerShape.of(spec).mlp_hidden  # each expert's, in an MoE model
         cols_of = lambda kv: max(1, round(width * kv / spec.kv_heads))  # noqa: E731
         kv = bounded_split(spec.kv_heads, n, options, lambda d, p: self._memory(
-            spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0).total)
+            spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0, 1.0 / n).total)
         if kv == proportional_split(spec.kv_heads, [1] * n):
             return kv, proportional_split(width, [1] * n)
         return kv, proportional_split(width, [float(k) for k in kv])
@@ -93,8 +110,8 @@ class TensorParallel(Strategy):
         kv, cols = self._split(spec, n, tokens, options)
         return [tp_shard(spec, k, c) for k, c in zip(kv, cols)]
 
-    def _memory(self, spec, n, tokens, shard, weight_bits, output_tokens) -> Memory:
-        weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) / n
+    def _memory(self, spec, n, tokens, shard, weight_bits, output_tokens, outer_share: float) -> Memory:
+        weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) * outer_share
         return Memory(weights=weights * weight_bits / 8,
                       kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim, shard),
                       activations=activation_bytes(shard, tokens, tokens, tokens, tokens))
@@ -106,9 +123,12 @@ class TensorParallel(Strategy):
 
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
         """Each device: its heads' and columns' share of every layer (norms and output biases
-        replicated), 1/N of the embeddings (vocab-parallel), the KV of all tokens for its KV heads."""
-        return [self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens)
-                for shard in self._shards(spec, n, options, tokens)]
+        replicated), 1/N of the embeddings (vocab-parallel; head: root, device 0 all of them), the KV of
+        all tokens for its KV heads."""
+        root = _head(knobs) == "root"
+        share = [(1.0 if d == 0 else 0.0) if root else 1.0 / n for d in range(n)]
+        return [self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens, share[d])
+                for d, shard in enumerate(self._shards(spec, n, options, tokens))]
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
@@ -119,12 +139,18 @@ class TensorParallel(Strategy):
         x = torch.randn(1, tokens, block.hidden, dtype=block.dtype)
         return {"attn": lambda: dev.attn(x), "mlp": lambda: dev.mlp(x)}
 
-    # -- LM head: vocab-parallel, every device its 1/N of the vocabulary --------------------------
-    def head_cost(self, spec, n):
-        return lm_head(spec.hidden, -(-spec.vocab // n), spec.norm, 4, softcap=spec.final_softcap > 0)
+    # -- LM head: vocab-parallel (every device its 1/N of the vocabulary) or whole on the root ------
+    def head_cost(self, spec, n, knobs=None):
+        return lm_head(spec.hidden, self._head_vocab(spec.vocab, n, knobs), spec.norm, 4,
+                       softcap=spec.final_softcap > 0)
 
-    def head_devices(self, n):
-        return tuple(range(n))
+    def head_devices(self, n, knobs=None):
+        return (0,) if _head(knobs) == "root" else tuple(range(n))
+
+    @staticmethod
+    def _head_vocab(vocab: int, n: int, knobs=None) -> int:
+        """Vocabulary rows of the head on a device computing it: all on the root, else ceil(V / N)."""
+        return vocab if _head(knobs) == "root" else -(-vocab // n)
 
     # -- decode ---------------------------------------------------------------------------------
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
@@ -159,6 +185,10 @@ class TensorParallel(Strategy):
         dev = TPBlock(block, n, 0)
         calls = step_calls(Projections.of_shard(dev), dev.mlp, cache, dtype=block.dtype)
         return {"attn_decode": calls["attn"], "mlp_decode": calls["mlp"]}
+
+
+def _head(knobs) -> str:
+    return getattr(knobs, "head", "split")
 
 
 STRATEGY = TensorParallel()
