@@ -15,8 +15,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ("profile", "simulate", "sweep", "plan", "whatif", "accuracy", "validate", "crosscheck",
-                   "calibrate_device", "published", "models")
+COMMAND_MODULES = (
+    "profile",
+    "simulate",
+    "sweep",
+    "plan",
+    "whatif",
+    "accuracy",
+    "validate",
+    "crosscheck",
+    "calibrate_device",
+    "published",
+    "models",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"astrasim.commands.{_name}").register(app)

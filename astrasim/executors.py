@@ -32,8 +32,10 @@ def check_workers(workers: int, field: str = "--workers") -> int:
     """Local worker processes: 1 .. WORKERS_PER_CPU x the CPU count."""
     limit = WORKERS_PER_CPU * (os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limit:
-        raise UserError(f"{workers} must be between 1 and {limit} ({WORKERS_PER_CPU} per CPU of this machine); "
-                        f"use --dask for more", field=field)
+        raise UserError(
+            f"{workers} must be between 1 and {limit} ({WORKERS_PER_CPU} per CPU of this machine); use --dask for more",
+            field=field,
+        )
     return workers
 
 
@@ -50,8 +52,9 @@ def _simulate_many(points: list[Point]) -> list[dict[str, Any]]:
     return [simulate_point(p) for p in points]
 
 
-def local(points: Iterable[Any], workers: int, n_points: int,
-          run: Callable[[list], list] = _simulate_many) -> Iterator[Any]:
+def local(
+    points: Iterable[Any], workers: int, n_points: int, run: Callable[[list], list] = _simulate_many
+) -> Iterator[Any]:
     """Points go to the workers in small batches (a point takes milliseconds: one task per point
     would spend more on inter-process traffic than on simulating), a few batches per worker in
     flight (the grid is never held whole); rows are yielded per batch. `run` maps a batch to its
@@ -89,11 +92,13 @@ def probe_scheduler(address: str, timeout: float) -> None:
             if not sock.recv(1):
                 raise UserError(f"'{address}' closed the connection without a Dask greeting; {fix}", field="--dask")
     except TimeoutError:
-        raise UserError(f"'{address}' did not answer as a Dask scheduler within {timeout:g} s; {fix}",
-                        field="--dask") from None
+        raise UserError(
+            f"'{address}' did not answer as a Dask scheduler within {timeout:g} s; {fix}", field="--dask"
+        ) from None
     except OSError as exc:
-        raise UserError(f"cannot reach a Dask scheduler at '{address}' ({exc.strerror or exc}); {fix}",
-                        field="--dask") from None
+        raise UserError(
+            f"cannot reach a Dask scheduler at '{address}' ({exc.strerror or exc}); {fix}", field="--dask"
+        ) from None
 
 
 def dask_client(address: str, timeout: float | None = None):
@@ -127,8 +132,11 @@ def dask_client(address: str, timeout: float | None = None):
         close_client(result["made"], at_once=True)
     exc = result.get("error")
     why = "no answer" if exc is None else " ".join(str(exc).split()) or type(exc).__name__
-    raise UserError(f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s ({why}); start one "
-                    f"with `dask scheduler` and give its tcp://host:port", field="--dask")
+    raise UserError(
+        f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s ({why}); start one "
+        f"with `dask scheduler` and give its tcp://host:port",
+        field="--dask",
+    )
 
 
 def close_client(client, *, at_once: bool = False) -> None:
@@ -163,8 +171,14 @@ def dask(points: Iterable[Point], client) -> Iterator[dict[str, Any]]:
         close_client(client)
 
 
-def simulate_points(points: Iterable[Point], *, workers: int = 1, client=None, dask_address: str | None = None,
-                    n_points: int | None = None) -> Iterator[dict[str, Any]]:
+def simulate_points(
+    points: Iterable[Point],
+    *,
+    workers: int = 1,
+    client=None,
+    dask_address: str | None = None,
+    n_points: int | None = None,
+) -> Iterator[dict[str, Any]]:
     """Rows of `points` (any order): on the Dask `client` (or one connected to `dask_address`;
     closed at the end) when given, else in `workers` local processes when there is more than one
     point, else serially. n_points: how many `points` holds, when it is an iterator."""
@@ -206,9 +220,15 @@ class Progress:
             )
             from rich.progress import Progress as Bar
 
-            self.bar = Bar(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), TimeRemainingColumn(), transient=self.transient,
-                           console=Console(stderr=True))
+            self.bar = Bar(
+                TextColumn("{task.description:<10}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=self.transient,
+                console=Console(stderr=True),
+            )
             self.bar.start()
             self.task = self.bar.add_task(self.description, total=self.total)
         return self

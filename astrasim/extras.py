@@ -14,5 +14,6 @@ def require_kernels(command: str) -> None:
     """UserError in one line, naming the extra, when torch (or scikit-learn) is not installed."""
     missing = [m for m in ("torch", "sklearn") if importlib.util.find_spec(m) is None]
     if missing:
-        raise UserError(f"needs {', '.join(missing)} (the kernels extra); install it with `{KERNELS_INSTALL}`",
-                        field=command)
+        raise UserError(
+            f"needs {', '.join(missing)} (the kernels extra); install it with `{KERNELS_INSTALL}`", field=command
+        )

@@ -8,8 +8,9 @@ import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -63,8 +64,9 @@ class _StrictLoader(yaml.SafeLoader):
             raise _YamlRefusal(f"line {mark.line + 1}: aliases (*name) are not supported; write the value out")
         event = self.peek_event()
         if getattr(event, "anchor", None):
-            raise _YamlRefusal(f"line {event.start_mark.line + 1}: anchors (&{event.anchor}) are not supported; "
-                               "write the value out")
+            raise _YamlRefusal(
+                f"line {event.start_mark.line + 1}: anchors (&{event.anchor}) are not supported; write the value out"
+            )
         self._depth += 1
         if self._depth > MAX_YAML_DEPTH:
             raise _YamlRefusal(f"line {event.start_mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels")
@@ -83,8 +85,10 @@ class _StrictLoader(yaml.SafeLoader):
             except TypeError:  # unhashable key: SafeLoader reports it
                 continue
             if dup:
-                raise _YamlRefusal(f"line {key_node.start_mark.line + 1}: duplicate key '{key}' (the last would "
-                                   "silently win); keep one")
+                raise _YamlRefusal(
+                    f"line {key_node.start_mark.line + 1}: duplicate key '{key}' (the last would "
+                    "silently win); keep one"
+                )
         return super().construct_mapping(node, deep=deep)
 
 
@@ -170,14 +174,18 @@ def check_output_path(path: str | Path, field: str, inputs: Iterable[str | Path]
         raise UserError(f"'{target}' is not writable; choose another path", field=field)
     for item in inputs:
         if same_file(target, item):
-            raise UserError(f"'{target}' is an input of this run ('{item}'); writing it would destroy it; "
-                            "choose another output path", field=field)
+            raise UserError(
+                f"'{target}' is an input of this run ('{item}'); writing it would destroy it; "
+                "choose another output path",
+                field=field,
+            )
     probe_output(target, field)
     return target
 
 
-def check_output_folder(folder: str | Path, names: Iterable[str], field: str,
-                        inputs: Iterable[str | Path] = ()) -> Path:
+def check_output_folder(
+    folder: str | Path, names: Iterable[str], field: str, inputs: Iterable[str | Path] = ()
+) -> Path:
     """`check_output_path` for every file a command writes in `folder` (which need not exist yet)."""
     inputs = list(inputs)
     for name in names:
@@ -202,8 +210,11 @@ def probe_output(path: str | Path, field: str) -> None:
         else:
             os.rmdir(tempfile.mkdtemp(prefix=".astrasim-probe.", dir=existing))
     except OSError as exc:
-        raise UserError(f"cannot create '{target}' ({exc.strerror or type(exc).__name__} in '{existing}'); "
-                        "choose a folder where files can be written", field=field) from None
+        raise UserError(
+            f"cannot create '{target}' ({exc.strerror or type(exc).__name__} in '{existing}'); "
+            "choose a folder where files can be written",
+            field=field,
+        ) from None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
+from astrasim.compute.sources import FILES, Inputs
 from astrasim.opgraph import OpGraph
 from astrasim.scenario.grid import Point
 from astrasim.strategies import build_graph
-from astrasim.compute.sources import FILES, Inputs
 from astrasim.streams import arrival_times, run_stream, single_columns
 
 
@@ -53,11 +54,19 @@ class EngineInputs:
         if self._program is None:
             self._program = compile(self.graph, self.topology)
         real = len(speeds) - self.clock_devices
-        overhead = self.op_overhead_s if not self.clock_devices else [self.op_overhead_s] * real + [0.0] * self.clock_devices
-        return self._program.run(speeds=speeds, record_timeline=record_timeline, record_op_ends=record_op_ends,
-                                 placement=self.placement, op_overhead_s=overhead, message_cpu_s=self.message_cpu_s)
+        overhead = (
+            self.op_overhead_s if not self.clock_devices else [self.op_overhead_s] * real + [0.0] * self.clock_devices
+        )
+        return self._program.run(
+            speeds=speeds,
+            record_timeline=record_timeline,
+            record_op_ends=record_op_ends,
+            placement=self.placement,
+            op_overhead_s=overhead,
+            message_cpu_s=self.message_cpu_s,
+        )
 
-    def with_clock(self, graph: OpGraph, topology) -> "EngineInputs":
+    def with_clock(self, graph: OpGraph, topology) -> EngineInputs:
         """The same hardware running `graph`, which adds one clock device after the real ones (a
         request stream, astrasim/streams.py): speed 1, no dispatch cost, no jitter, a host of its own."""
         from astrasim.engine.cores import Placement
@@ -65,8 +74,14 @@ class EngineInputs:
         placement = self.placement
         if placement is not None:
             placement = Placement((*placement.host_of, len(placement.cores)), (*placement.cores, 1))
-        return replace(self, graph=graph, topology=topology, speeds=[*self.speeds, 1.0], placement=placement,
-                       clock_devices=self.clock_devices + 1)
+        return replace(
+            self,
+            graph=graph,
+            topology=topology,
+            speeds=[*self.speeds, 1.0],
+            placement=placement,
+            clock_devices=self.clock_devices + 1,
+        )
 
 
 def point_costs(point: Point, device: str | None, inputs: Inputs = FILES):
@@ -105,8 +120,16 @@ def _build(point: Point, output_tokens: int, inputs: Inputs = FILES) -> OpGraph:
     options = point.options()
     # a Fleet scales every device's ops itself, from the profile's own (unscaled) times
     costs = point_costs(point, point.device if options.fleet is None else None, inputs)
-    return build_graph(point.strategy, point.model, costs, point.devices, point.tokens, point.knobs, options,
-                       output_tokens=output_tokens)
+    return build_graph(
+        point.strategy,
+        point.model,
+        costs,
+        point.devices,
+        point.tokens,
+        point.knobs,
+        options,
+        output_tokens=output_tokens,
+    )
 
 
 def build_network(point: Point, inputs: Inputs = FILES):
@@ -121,15 +144,23 @@ def engine_inputs(point: Point, inputs: Inputs = FILES, *, generation: bool = Fa
     from astrasim.engine.cores import Placement
 
     graph = build_generation_graph(point, inputs) if generation else build_point_graph(point, inputs)
-    return EngineInputs(graph, build_network(point, inputs), point.device_speeds(),
-                        Placement.of(graph.n_devices, point.hosts, point.cores_per_host), point.op_overhead_s,
-                        message_seconds(point), point.speed_jitter)
+    return EngineInputs(
+        graph,
+        build_network(point, inputs),
+        point.device_speeds(),
+        Placement.of(graph.n_devices, point.hosts, point.cores_per_host),
+        point.op_overhead_s,
+        message_seconds(point),
+        point.speed_jitter,
+    )
 
 
 JITTER_DRAWS = 31  # seeded draws of the devices' speeds per point when hardware.speed_jitter > 0
 
 
-def jittered_speeds(speeds: list[float], jitter: float, draw: int, host_of: tuple[int, ...] | None = None) -> list[float]:
+def jittered_speeds(
+    speeds: list[float], jitter: float, draw: int, host_of: tuple[int, ...] | None = None
+) -> list[float]:
     """Draw `draw` (seeded) of the devices' speeds: each divided by a lognormal time factor of mean 1
     and coefficient of variation `jitter` (a device's compute in one pass). With a placement
     (`host_of[d]`: device d's host) the factor is the host's, shared by its devices: the speed that
@@ -216,8 +247,12 @@ def memory_columns(point: Point) -> dict[str, Any]:
 
     check = memory_check(point)
     single = check if point.single_device else memory_check(point.single())
-    return {"memory_gb": check.largest_gb, "memory_limit_gb": check.have_gb[check.worst], "fits": check.fits,
-            "single_fits": single.fits}
+    return {
+        "memory_gb": check.largest_gb,
+        "memory_limit_gb": check.have_gb[check.worst],
+        "fits": check.fits,
+        "single_fits": single.fits,
+    }
 
 
 def simulate_point(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
@@ -244,8 +279,9 @@ def check_generation(point: Point, inputs: Inputs = FILES) -> None:
         _build(point, 2, inputs)
 
 
-def generation_columns(point: Point, prefill_s: float, inputs: Inputs = FILES, run: list | None = None
-                       ) -> dict[str, Any]:
+def generation_columns(
+    point: Point, prefill_s: float, inputs: Inputs = FILES, run: list | None = None
+) -> dict[str, Any]:
     """ttft_s: the prefill's latency plus the first token's LM head (the prompt's last position yields
     the first token); e2e_s: the whole request (prefill + decode steps, each with its head, one engine run
     with the point's placement, dispatch and message costs); tpot_s: the mean time per output token after
@@ -283,7 +319,11 @@ def stream_row(point: Point, inputs: Inputs = FILES) -> dict[str, Any]:
     mean = math.fsum(stats.latencies) / n
     per = {k: row[k] / n for k in ("compute_s", "exposed_comm_s", "idle_s", "comm_bits")}
     total = per["compute_s"] + per["exposed_comm_s"] + per["idle_s"]
-    row.update(per, latency_s=mean, n_messages=row["n_messages"] // n,
-               comm_fraction=per["exposed_comm_s"] / total if total > 0 else 0.0,
-               speedup_vs_single=row["single_latency_s"] / mean if mean > 0 else float("nan"))
+    row.update(
+        per,
+        latency_s=mean,
+        n_messages=row["n_messages"] // n,
+        comm_fraction=per["exposed_comm_s"] / total if total > 0 else 0.0,
+        speedup_vs_single=row["single_latency_s"] / mean if mean > 0 else float("nan"),
+    )
     return {**row, **stats.columns()}

@@ -94,8 +94,10 @@ class Measurement(BaseModel):
             except ValueError:
                 ok = False
             if not ok:
-                raise ValueError(f"'{v}' is not <topology>:<Mbps> with topology one of {', '.join(TOPOLOGIES)} "
-                                 "(e.g. switch:1000 for gigabit Ethernet), or empty for one device")
+                raise ValueError(
+                    f"'{v}' is not <topology>:<Mbps> with topology one of {', '.join(TOPOLOGIES)} "
+                    "(e.g. switch:1000 for gigabit Ethernet), or empty for one device"
+                )
         return v
 
     @field_validator("astrasim_format")
@@ -157,8 +159,11 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> list[Measurement]:
     path = Path(path)
     field = str(path)
     if not path.is_file():
-        raise UserError(f"{'is a directory' if path.is_dir() else 'not found'}; give the published measurements "
-                        f"CSV (default {DEFAULT_TABLE.relative_to(REPO_ROOT)})", field=field)
+        raise UserError(
+            f"{'is a directory' if path.is_dir() else 'not found'}; give the published measurements "
+            f"CSV (default {DEFAULT_TABLE.relative_to(REPO_ROOT)})",
+            field=field,
+        )
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             reader = csv.DictReader(f, strict=True)
@@ -166,8 +171,14 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> list[Measurement]:
             missing = [c for c in COLUMNS if c not in header]
             unknown = [c for c in header if c not in COLUMNS]
             if missing or unknown:
-                what = "; ".join(x for x in (f"missing column(s) {', '.join(missing)}" if missing else "",
-                                             f"unknown column(s) {', '.join(unknown)}" if unknown else "") if x)
+                what = "; ".join(
+                    x
+                    for x in (
+                        f"missing column(s) {', '.join(missing)}" if missing else "",
+                        f"unknown column(s) {', '.join(unknown)}" if unknown else "",
+                    )
+                    if x
+                )
                 raise UserError(f"{what}; the columns are {', '.join(COLUMNS)}", field=field)
             raw = list(reader)
     except (csv.Error, UnicodeDecodeError) as exc:
@@ -176,8 +187,10 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> list[Measurement]:
     seen: set[str] = set()
     for line, record in enumerate(raw, start=2):
         if None in record:
-            raise UserError(f"has more cells than the header's {len(COLUMNS)} columns; quote cells that hold commas",
-                            field=f"{field}:{line}")
+            raise UserError(
+                f"has more cells than the header's {len(COLUMNS)} columns; quote cells that hold commas",
+                field=f"{field}:{line}",
+            )
         if any(v is None for v in record.values()):
             raise UserError(f"has fewer cells than the header's {len(COLUMNS)} columns", field=f"{field}:{line}")
         try:
@@ -185,8 +198,10 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> list[Measurement]:
         except ValidationError as exc:
             err = exc.errors()[0]
             column = ".".join(str(p) for p in err["loc"]) or "row"
-            raise UserError(f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})",
-                            field=f"{field}:{line}:{column}") from None
+            raise UserError(
+                f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})",
+                field=f"{field}:{line}:{column}",
+            ) from None
         if row.id in seen:
             raise UserError(f"duplicate id '{row.id}'; give every row its own id", field=f"{field}:{line}:id")
         seen.add(row.id)
@@ -305,12 +320,15 @@ class GroupSummary:
         return ok
 
     def line(self) -> str:
-        rule = f"median <= {self.target.median:.0%}" + (f", every row <= {self.target.max:.0%}"
-                                                       if self.target.max is not None else "")
+        rule = f"median <= {self.target.median:.0%}" + (
+            f", every row <= {self.target.max:.0%}" if self.target.max is not None else ""
+        )
         if self.n == 0:
             return f"{self.group}-device rows: none predicted (target {rule}): not checked"
-        return (f"{self.group}-device rows: {self.n} predicted, median |error| {self.median:.1%}, "
-                f"max {self.max:.1%} (target {rule}): {'met' if self.met else 'MISSED'}")
+        return (
+            f"{self.group}-device rows: {self.n} predicted, median |error| {self.median:.1%}, "
+            f"max {self.max:.1%} (target {rule}): {'met' if self.met else 'MISSED'}"
+        )
 
 
 def summarize(predictions: list[Prediction]) -> dict[str, GroupSummary]:
@@ -318,8 +336,9 @@ def summarize(predictions: list[Prediction]) -> dict[str, GroupSummary]:
     out = {}
     for group, target in TARGETS.items():
         errs = [abs(p.error) for p in predictions if p.error is not None and (p.row.multi == (group == "multi"))]
-        out[group] = GroupSummary(group, len(errs), statistics.median(errs) if errs else None,
-                                  max(errs) if errs else None, target)
+        out[group] = GroupSummary(
+            group, len(errs), statistics.median(errs) if errs else None, max(errs) if errs else None, target
+        )
     return out
 
 
@@ -330,13 +349,24 @@ def frame(predictions: list[Prediction]):
     records = []
     for p in predictions:
         r = p.row
-        records.append({
-            "id": r.id, "device": r.device, "count": r.count, "model": r.model, "weight_format": r.astrasim_format,
-            "runtime": r.runtime, "metric": r.metric, "published": r.value, "predicted": p.predicted_value,
-            "published_time_s": r.published_time_s(), "predicted_time_s": p.predicted_time_s, "error": p.error,
-            **{k: (p.extra or {}).get(k) for k in KEPT_COLUMNS},
-            "status": "ok" if p.skipped is None else f"skipped: {p.skipped}",
-        })
+        records.append(
+            {
+                "id": r.id,
+                "device": r.device,
+                "count": r.count,
+                "model": r.model,
+                "weight_format": r.astrasim_format,
+                "runtime": r.runtime,
+                "metric": r.metric,
+                "published": r.value,
+                "predicted": p.predicted_value,
+                "published_time_s": r.published_time_s(),
+                "predicted_time_s": p.predicted_time_s,
+                "error": p.error,
+                **{k: (p.extra or {}).get(k) for k in KEPT_COLUMNS},
+                "status": "ok" if p.skipped is None else f"skipped: {p.skipped}",
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -354,23 +384,33 @@ def plot(predictions: list[Prediction], path: Path) -> bool:
     from astrasim.analysis.style import identity_axes, number, plain_axis
 
     markers = {"ms_per_token": "o", "prefill_tokens_per_s": "s", "ttft_s": "^"}
-    labels = {"ms_per_token": "time per generated token", "prefill_tokens_per_s": "prefill (tokens/s as time)",
-              "ttft_s": "time to first token"}
+    labels = {
+        "ms_per_token": "time per generated token",
+        "prefill_tokens_per_s": "prefill (tokens/s as time)",
+        "ttft_s": "time to first token",
+    }
     colors = {False: "#1f77b4", True: "#d62728"}
     fig, ax = plt.subplots(figsize=(6.6, 6.0))
     for multi in (False, True):
         for metric, mk in markers.items():
             sub = [p for p in done if p.row.multi == multi and p.row.metric == metric]
             if sub:
-                ax.scatter([p.row.published_time_s() for p in sub], [p.predicted_time_s for p in sub], marker=mk,
-                           color=colors[multi], s=36, alpha=0.85,
-                           label=f"{'multi-device' if multi else 'one device'}: {labels[metric]} ({len(sub)})")
+                ax.scatter(
+                    [p.row.published_time_s() for p in sub],
+                    [p.predicted_time_s for p in sub],
+                    marker=mk,
+                    color=colors[multi],
+                    s=36,
+                    alpha=0.85,
+                    label=f"{'multi-device' if multi else 'one device'}: {labels[metric]} ({len(sub)})",
+                )
     identity_axes(ax, [p.row.published_time_s() for p in done], [p.predicted_time_s for p in done], band=1.3, pad=1.5)
     skipped = len(predictions) - len(done)
     ax.set_xlabel("published (s)")
     ax.set_ylabel("astrasim (s)")
-    ax.set_title(f"astrasim vs published measurements ({len(done)} rows" +
-                 (f", {skipped} skipped)" if skipped else ")"))
+    ax.set_title(
+        f"astrasim vs published measurements ({len(done)} rows" + (f", {skipped} skipped)" if skipped else ")")
+    )
     plain_axis(ax, "x", number)
     plain_axis(ax, "y", number)
     ax.legend(fontsize=7, loc="upper left", frameon=False)

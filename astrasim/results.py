@@ -14,7 +14,7 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -23,8 +23,17 @@ from astrasim.fileio import atomic_path, format_value  # noqa: F401 (format_valu
 from astrasim.scenario.grid import IDENTITY_COLUMNS  # the one definition of a point's identity (grid.IDENTITY)
 
 KNOB_COLUMNS = IDENTITY_COLUMNS  # the old name
-RESULT_COLUMNS = ("latency_s", "compute_s", "exposed_comm_s", "idle_s", "comm_fraction", "comm_bits",
-                  "n_messages", "single_latency_s", "speedup_vs_single")
+RESULT_COLUMNS = (
+    "latency_s",
+    "compute_s",
+    "exposed_comm_s",
+    "idle_s",
+    "comm_fraction",
+    "comm_bits",
+    "n_messages",
+    "single_latency_s",
+    "speedup_vs_single",
+)
 MEMORY_COLUMNS = ("memory_gb", "memory_limit_gb", "fits", "single_fits")  # astrasim.scenario.fleet.MemoryCheck
 RESULT_COLUMNS = RESULT_COLUMNS + MEMORY_COLUMNS
 GENERATION_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")  # empty when output_tokens = 0 (pointrun.generation_columns)
@@ -60,9 +69,17 @@ def header_line() -> str:
 
 
 # Result values a resumed row must hold (other columns are free text): column -> may be empty
-_CHECKED_VALUES = {"latency_s": False, "compute_s": False, "exposed_comm_s": False, "idle_s": False,
-                   "comm_fraction": False, "comm_bits": False, "n_messages": False, "single_latency_s": False,
-                   "speedup_vs_single": True}
+_CHECKED_VALUES = {
+    "latency_s": False,
+    "compute_s": False,
+    "exposed_comm_s": False,
+    "idle_s": False,
+    "comm_fraction": False,
+    "comm_bits": False,
+    "n_messages": False,
+    "single_latency_s": False,
+    "speedup_vs_single": True,
+}
 
 
 def row_problem(fields: list[str]) -> str | None:
@@ -97,13 +114,16 @@ def read_journal(path: Path, rejected: list[str] | None = None) -> dict[tuple[st
     try:
         lines = data.decode().splitlines(keepends=True)
     except UnicodeDecodeError:
-        raise UserError(f"'{path}' is not a text result file; delete it or choose another --out", field="--out") from None
+        raise UserError(
+            f"'{path}' is not a text result file; delete it or choose another --out", field="--out"
+        ) from None
     if not lines:
         return {}
     header = next(csv.reader([lines[0]]))
     if tuple(header) != COLUMNS:
-        raise UserError(f"'{path}' holds other columns than this version writes; delete it or choose another --out",
-                        field="--out")
+        raise UserError(
+            f"'{path}' holds other columns than this version writes; delete it or choose another --out", field="--out"
+        )
     done: dict[tuple[str, ...], str] = {}
     for n, line in enumerate(lines[1:], start=2):
         fields = next(csv.reader([line]), [])
@@ -138,8 +158,9 @@ def source_digest(root: Path = PACKAGE) -> str:
     row computed by other code never passes for this code's (the version number stays the same
     across many behaviour-changing commits)."""
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
-                    and "__pycache__" not in p.parts):
+    for f in sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts
+    ):
         h.update(f"{f.relative_to(root).as_posix()}\0".encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
@@ -168,8 +189,8 @@ class InputDigests:
 
     def files_of(self, point) -> list[Path]:
         """The files a point's row depends on."""
-        from astrasim.compute.profiles import profile_files
         from astrasim.compute.catalog import catalog_path
+        from astrasim.compute.profiles import profile_files
 
         files = profile_files(point.profile_path)
         if point.network.trace_path:
@@ -214,8 +235,13 @@ class Journal:
     inputs fingerprint of each row appended to `<out>.inputs` after it (a row without one is
     recomputed on resume)."""
 
-    def __init__(self, path: Path, fingerprints: Path, rows: dict[tuple[str, ...], str] | None = None,
-                 prints: dict[str, str] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        fingerprints: Path,
+        rows: dict[tuple[str, ...], str] | None = None,
+        prints: dict[str, str] | None = None,
+    ):
         """Start the journal afresh with `rows` (key -> line) and their fingerprints."""
         path.parent.mkdir(parents=True, exist_ok=True)
         rows, prints = rows or {}, prints or {}

@@ -48,8 +48,8 @@ class WorkloadPoint:
     rate_per_s: float | None = None
     requests: int = 1
     seed: int = 0
-    trace: str | None = None        # as written in the scenario
-    trace_path: str | None = None   # resolved file
+    trace: str | None = None  # as written in the scenario
+    trace_path: str | None = None  # resolved file
 
     @property
     def is_stream(self) -> bool:
@@ -59,7 +59,7 @@ class WorkloadPoint:
         """WORKLOAD_COLUMNS of a result row."""
         return dict(zip(WORKLOAD_COLUMNS, (self.arrival, self.rate_per_s, self.requests, self.seed, self.trace or "")))
 
-    def at_rate(self, rate_per_s: float) -> "WorkloadPoint":
+    def at_rate(self, rate_per_s: float) -> WorkloadPoint:
         return replace(self, rate_per_s=float(rate_per_s))
 
 
@@ -92,8 +92,10 @@ def arrival_times(w: WorkloadPoint) -> list[float]:
         return [0.0, *np.cumsum(gaps).tolist()]
     times = read_arrival_trace(w.trace_path or w.trace or "")
     if len(times) < w.requests:
-        raise UserError(f"'{w.trace}' lists {len(times)} arrivals, fewer than requests={w.requests}; lower requests",
-                        field="workload.requests")
+        raise UserError(
+            f"'{w.trace}' lists {len(times)} arrivals, fewer than requests={w.requests}; lower requests",
+            field="workload.requests",
+        )
     return [t - times[0] for t in times[: w.requests]]
 
 
@@ -101,9 +103,12 @@ def check_stream_size(ops_per_request: int, requests: int, field: str = "workloa
     """Refuse a stream of more than MAX_STREAM_OPS ops in all (it would not fit in memory)."""
     if ops_per_request * requests > MAX_STREAM_OPS:
         most = max(1, MAX_STREAM_OPS // ops_per_request)
-        raise UserError(f"{requests:,} requests of {ops_per_request} ops each make {ops_per_request * requests:,} ops, "
-                        f"more than the {MAX_STREAM_OPS:,} one stream may hold in memory (about 2.5 GB); use at most "
-                        f"{most:,} requests for this point", field=field)
+        raise UserError(
+            f"{requests:,} requests of {ops_per_request} ops each make {ops_per_request * requests:,} ops, "
+            f"more than the {MAX_STREAM_OPS:,} one stream may hold in memory (about 2.5 GB); use at most "
+            f"{most:,} requests for this point",
+            field=field,
+        )
 
 
 def stream_graph(one: OpGraph, arrivals: list[float]) -> tuple[OpGraph, dict[str, int]]:
@@ -122,8 +127,16 @@ def stream_graph(one: OpGraph, arrivals: list[float]) -> tuple[OpGraph, dict[str
             plan.append((True, op.id, op.deps, (op.device, op.seconds), (op.name, op.layer), ()))
         else:
             arrive = () if op.deps else tuple((f"{op.id}@{d}", d) for d in op.devices)
-            plan.append((False, op.id, op.deps or tuple(a for a, _ in arrive),
-                         (op.collective, op.devices, op.bits), (op.root, op.algorithm, op.name, op.layer), arrive))
+            plan.append(
+                (
+                    False,
+                    op.id,
+                    op.deps or tuple(a for a, _ in arrive),
+                    (op.collective, op.devices, op.bits),
+                    (op.root, op.algorithm, op.name, op.layer),
+                    arrive,
+                )
+            )
     collect = gc.isenabled()
     gc.disable()  # hundreds of thousands of small objects, no cycles
     try:
@@ -159,9 +172,9 @@ def stream_ops_per_request(one: OpGraph) -> int:
 @dataclass
 class StreamStats:
     arrivals: list[float]
-    latencies: list[float]      # per request, arrival to completion
+    latencies: list[float]  # per request, arrival to completion
     makespan_s: float
-    busy_s: list[float]         # per real device (the clock excluded)
+    busy_s: list[float]  # per real device (the clock excluded)
     rate_per_s: float | None = None  # the nominal arrival rate (periodic, poisson); None: measured
 
     def columns(self) -> dict:
@@ -169,10 +182,14 @@ class StreamStats:
         lat = np.asarray(self.latencies)
         p50, p90, p99 = (float(v) for v in np.percentile(lat, [50, 90, 99]))
         span = self.makespan_s - self.arrivals[0]
-        return {"throughput_per_s": len(lat) / span if span > 0 else float("nan"),
-                "latency_p50_s": p50, "latency_p90_s": p90, "latency_p99_s": p99,
-                "utilization": max(self.busy_s) / self.makespan_s if self.makespan_s > 0 else 0.0,
-                "stable": self.stable()}
+        return {
+            "throughput_per_s": len(lat) / span if span > 0 else float("nan"),
+            "latency_p50_s": p50,
+            "latency_p90_s": p90,
+            "latency_p99_s": p99,
+            "utilization": max(self.busy_s) / self.makespan_s if self.makespan_s > 0 else 0.0,
+            "stable": self.stable(),
+        }
 
     def offered_rate(self) -> float:
         """The nominal rate when known (a short Poisson sample may look lighter), else arrivals / span."""
@@ -228,7 +245,7 @@ def _run_stream(inputs, arrivals: list[float], rate_per_s: float | None):
     per = len(g.ops) // n  # request r's ops: its clock op (the arrival), then its own, contiguous
     ends = res.op_end_s
     arrived = [ends[r * per] for r in range(n)]
-    done = [max(ends[r * per + 1:(r + 1) * per], default=0.0) for r in range(n)]
+    done = [max(ends[r * per + 1 : (r + 1) * per], default=0.0) for r in range(n)]
     for field in ("compute_s", "exposed_comm_s", "idle_s"):
         setattr(res, field, getattr(res, field)[:-1])
     res.op_end_s = None

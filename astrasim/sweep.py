@@ -13,8 +13,9 @@ A .parquet output is journaled the same way in `<out>.partial.csv` and converted
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -24,16 +25,39 @@ from astrasim.fileio import atomic_path, check_output_path, probe_output
 from astrasim.models import CUSTOM_MODEL_FILES
 from astrasim.pointrun import build_network, build_point_graph, check_generation, simulate_point
 from astrasim.results import (
-    COLUMNS, IDENTITY_COLUMNS, KNOB_COLUMNS, RESULT_COLUMNS, InputDigests, Journal, fingerprint_path, header_line,
-    key_digest, lines_of, read_fingerprints, read_journal, read_results_text, row_key, row_line,
+    COLUMNS,
+    IDENTITY_COLUMNS,
+    KNOB_COLUMNS,
+    RESULT_COLUMNS,
+    InputDigests,
+    Journal,
+    fingerprint_path,
+    header_line,
+    key_digest,
+    lines_of,
+    read_fingerprints,
+    read_journal,
+    read_results_text,
+    row_key,
+    row_line,
 )
 from astrasim.scenario import LoadedScenario, Point, iter_points, load_scenario, point_key
 from astrasim.scenario.grid import VARIANT_COLUMNS, count_points
-from astrasim.streams import check_stream_size, stream_ops_per_request
 from astrasim.strategies.registry import label_of, single_device_strategy
+from astrasim.streams import check_stream_size, stream_ops_per_request
 
-__all__ = ["COLUMNS", "IDENTITY_COLUMNS", "KNOB_COLUMNS", "RESULT_COLUMNS", "run_sweep", "best_strategies",
-           "simulate_point", "build_point_graph", "check_workers", "simulate_points"]
+__all__ = [
+    "COLUMNS",
+    "IDENTITY_COLUMNS",
+    "KNOB_COLUMNS",
+    "RESULT_COLUMNS",
+    "run_sweep",
+    "best_strategies",
+    "simulate_point",
+    "build_point_graph",
+    "check_workers",
+    "simulate_points",
+]
 
 
 MAX_POINTS = 100_000  # larger grids need max_points (--max-points): docs/scenarios.md
@@ -59,8 +83,17 @@ def _check_points(sc: LoadedScenario, digests: InputDigests, advance: Callable[[
     networks: set[tuple] = set()
     files: set[Path] = set()
     for p in iter_points(sc):
-        graph_key = (p.profile_path, p.device, p.model, p.strategy, p.knobs, p.devices, p.tokens,
-                     p.element_bits, p.algorithm)
+        graph_key = (
+            p.profile_path,
+            p.device,
+            p.model,
+            p.strategy,
+            p.knobs,
+            p.devices,
+            p.tokens,
+            p.element_bits,
+            p.algorithm,
+        )
         if graph_key not in graphs:
             graphs[graph_key] = stream_ops_per_request(build_point_graph(p))
             check_generation(p)
@@ -74,11 +107,19 @@ def _check_points(sc: LoadedScenario, digests: InputDigests, advance: Callable[[
     return files
 
 
-def run_sweep(scenario_or_path: LoadedScenario | str | Path, *, out: str | Path | None = None, workers: int = 1,
-              dask_address: str | None = None, resume: bool = False, progress: bool = True,
-              overrides: list[str] | None = None, max_points: int = MAX_POINTS,
-              inputs: Iterable[str | Path] = (),
-              on_row: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
+def run_sweep(
+    scenario_or_path: LoadedScenario | str | Path,
+    *,
+    out: str | Path | None = None,
+    workers: int = 1,
+    dask_address: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    overrides: list[str] | None = None,
+    max_points: int = MAX_POINTS,
+    inputs: Iterable[str | Path] = (),
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
     """Run every point of a scenario and write the result file; returns the rows in grid order.
 
     out: .csv or .parquet path (default results/<scenario name>.csv); workers: local processes
@@ -91,8 +132,11 @@ def run_sweep(scenario_or_path: LoadedScenario | str | Path, *, out: str | Path 
     check_workers(workers)
     total = count_points(sc)
     if total > max_points:
-        raise UserError(f"the grid has {total:,} points, more than the {max_points:,} allowed; narrow an axis, or "
-                        f"pass --max-points {total} to run them all", field="--max-points")
+        raise UserError(
+            f"the grid has {total:,} points, more than the {max_points:,} allowed; narrow an axis, or "
+            f"pass --max-points {total} to run them all",
+            field="--max-points",
+        )
     out_path = Path(out) if out is not None else Path("results") / f"{sc.name}.csv"
     final, journal_path = _output_paths(out_path)
     prints_path = fingerprint_path(final)
@@ -107,8 +151,9 @@ def run_sweep(scenario_or_path: LoadedScenario | str | Path, *, out: str | Path 
             check_output_path(path, "--out", protected)
         client = dask_client(dask_address) if dask_address else None
         try:
-            done = _simulate_grid(sc, total, workers, client, resume, final, journal_path, prints_path, digests,
-                                  bar, on_row)
+            done = _simulate_grid(
+                sc, total, workers, client, resume, final, journal_path, prints_path, digests, bar, on_row
+            )
         finally:
             if client is not None:  # every path, a failure before the first point included
                 close_client(client)
@@ -126,9 +171,19 @@ def run_sweep(scenario_or_path: LoadedScenario | str | Path, *, out: str | Path 
     return df
 
 
-def _simulate_grid(sc: LoadedScenario, total: int, workers: int, client, resume: bool, final: Path, journal_path: Path,
-                   prints_path: Path, digests: InputDigests, bar: Progress,
-                   on_row: Callable[[dict[str, Any]], None] | None) -> dict[tuple[str, ...], str]:
+def _simulate_grid(
+    sc: LoadedScenario,
+    total: int,
+    workers: int,
+    client,
+    resume: bool,
+    final: Path,
+    journal_path: Path,
+    prints_path: Path,
+    digests: InputDigests,
+    bar: Progress,
+    on_row: Callable[[dict[str, Any]], None] | None,
+) -> dict[tuple[str, ...], str]:
     """Journal every point's row (kept rows of a resume first); returns key -> line."""
     done: dict[tuple[str, ...], str] = {}
     expected: dict[str, str] = {}
@@ -144,6 +199,7 @@ def _simulate_grid(sc: LoadedScenario, total: int, workers: int, client, resume:
             if key not in done:
                 in_flight[key] = expected.get(key_digest(key)) or digests.point(p)
                 yield p
+
     try:
         for row in simulate_points(todo(), workers=workers, client=client, n_points=total - len(done)):
             line, key = row_line(row), row_key(row)
@@ -157,8 +213,9 @@ def _simulate_grid(sc: LoadedScenario, total: int, workers: int, client, resume:
     return done
 
 
-def _resumable(sc: LoadedScenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests
-               ) -> tuple[dict[tuple[str, ...], str], dict[str, str]]:
+def _resumable(
+    sc: LoadedScenario, final: Path, journal_path: Path, prints_path: Path, digests: InputDigests
+) -> tuple[dict[tuple[str, ...], str], dict[str, str]]:
     """The finished rows worth keeping (valid values, computed from the very same inputs) and the
     expected fingerprint of every grid point; says on stderr how many rows are recomputed."""
     rejected: list[str] = []
@@ -168,8 +225,9 @@ def _resumable(sc: LoadedScenario, final: Path, journal_path: Path, prints_path:
         try:
             rows = lines_of(pd.read_parquet(final))
         except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
-            raise UserError(f"cannot resume from '{final}' ({type(exc).__name__}); delete it or choose another --out",
-                            field="--out") from None
+            raise UserError(
+                f"cannot resume from '{final}' ({type(exc).__name__}); delete it or choose another --out", field="--out"
+            ) from None
     else:
         rows = {}
     recorded = read_fingerprints(prints_path)
@@ -219,7 +277,12 @@ def best_strategies(df: pd.DataFrame) -> pd.DataFrame:
             row.update(best=pick["label"], **{c: pick[c] for c in cols if c in pick.index})
         else:
             single_fits = str(first.get("single_fits", True)).lower() in ("true", "1")
-            row.update(best=single if single_fits else NOTHING_FITS, latency_s=first["single_latency_s"],
-                       speedup_vs_single=1.0, comm_fraction=0.0, memory_gb=float("nan"))
+            row.update(
+                best=single if single_fits else NOTHING_FITS,
+                latency_s=first["single_latency_s"],
+                speedup_vs_single=1.0,
+                comm_fraction=0.0,
+                memory_gb=float("nan"),
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=group + ["best"] + cols)

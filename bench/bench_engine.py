@@ -36,17 +36,32 @@ def astra_graph(n: int, layers: int) -> OpGraph:
     prev = [None] * n
     for layer in range(layers):
         for d in range(n):
-            g.add(Compute(f"L{layer}.vq.{d}", d, 0.4e-3, deps=(prev[d],) if prev[d] else (), name="vq_encode",
-                          layer=layer))
-        ag = g.add(Comm(f"L{layer}.ag", "all_gather", tuple(range(n)), bits,
-                        deps=tuple(f"L{layer}.vq.{d}" for d in range(n)), name="codes", layer=layer))
+            g.add(
+                Compute(
+                    f"L{layer}.vq.{d}", d, 0.4e-3, deps=(prev[d],) if prev[d] else (), name="vq_encode", layer=layer
+                )
+            )
+        ag = g.add(
+            Comm(
+                f"L{layer}.ag",
+                "all_gather",
+                tuple(range(n)),
+                bits,
+                deps=tuple(f"L{layer}.vq.{d}" for d in range(n)),
+                name="codes",
+                layer=layer,
+            )
+        )
         for d in range(n):
             p = f"L{layer}.{{}}.{d}"
             g.add(Compute(p.format("local"), d, 2e-3, deps=(p.format("vq"),), name="local_attn", layer=layer))
             g.add(Compute(p.format("rkv"), d, 3e-3, deps=(ag,), name="remote_kv", layer=layer))
             g.add(Compute(p.format("rattn"), d, 2e-3, deps=(p.format("rkv"),), name="remote_attn", layer=layer))
-            g.add(Compute(p.format("merge"), d, 1e-3, deps=(p.format("local"), p.format("rattn")), name="merge",
-                          layer=layer))
+            g.add(
+                Compute(
+                    p.format("merge"), d, 1e-3, deps=(p.format("local"), p.format("rattn")), name="merge", layer=layer
+                )
+            )
             prev[d] = g.add(Compute(p.format("mlp"), d, 5e-3, deps=(p.format("merge"),), name="mlp", layer=layer))
     return g
 
@@ -56,8 +71,17 @@ def sp_graph(n: int, layers: int) -> OpGraph:
     bits = (T // n) * D * 32
     prev = [None] * n
     for layer in range(layers):
-        ag = g.add(Comm(f"L{layer}.ag", "all_gather", tuple(range(n)), bits,
-                        deps=tuple(p for p in prev if p), name="hidden", layer=layer))
+        ag = g.add(
+            Comm(
+                f"L{layer}.ag",
+                "all_gather",
+                tuple(range(n)),
+                bits,
+                deps=tuple(p for p in prev if p),
+                name="hidden",
+                layer=layer,
+            )
+        )
         for d in range(n):
             a = g.add(Compute(f"L{layer}.attn.{d}", d, 8e-3, deps=(ag,), name="attn", layer=layer))
             prev[d] = g.add(Compute(f"L{layer}.mlp.{d}", d, 6e-3, deps=(a,), name="mlp", layer=layer))
@@ -98,10 +122,14 @@ def main() -> None:
     print("engine benchmark: CPU time of astrasim.engine.simulate (median of repeats)\n")
     for name, builder in (("astra", astra_graph), ("sp", sp_graph)):
         graph, res, t = run(builder, 4, 12)
-        print(f"{name:5s} 4 devices x 12 layers, wifi: {t * 1e3:7.2f} ms CPU  (target < 5 ms)  ops={len(graph.ops)} "
-              f"messages={res.n_messages} simulated latency={res.latency_s * 1e3:.1f} ms")
-    print("\nastra-like graph, 64 devices x 32 layers, 100 Mbps, auto algorithm (ring on switch, direct elsewhere): "
-          "targets < 0.25 s CPU and per-message cost within 2x of wifi's")
+        print(
+            f"{name:5s} 4 devices x 12 layers, wifi: {t * 1e3:7.2f} ms CPU  (target < 5 ms)  ops={len(graph.ops)} "
+            f"messages={res.n_messages} simulated latency={res.latency_s * 1e3:.1f} ms"
+        )
+    print(
+        "\nastra-like graph, 64 devices x 32 layers, 100 Mbps, auto algorithm (ring on switch, direct elsewhere): "
+        "targets < 0.25 s CPU and per-message cost within 2x of wifi's"
+    )
     print(f"{'network':>10} {'speeds':>7} {'messages':>9} {'CPU s':>8} {'us/msg':>7} {'x wifi':>7}")
     base: dict[str, float] = {}
     for label, speeds in (("homo", None), ("hetero", hetero(64))):
@@ -112,13 +140,16 @@ def main() -> None:
             print(f"{kind:>10} {label:>7} {res.n_messages:9d} {t:8.3f} {per:7.2f} {per / base[label]:7.2f}")
     print("\nrepeated runs of one point (speed_jitter's 31 draws): 31 x simulate vs compile once + 31 x Program.run")
     print(f"{'graph':>22} {'network':>8} {'simulate s':>11} {'compiled s':>11} {'compile s':>10}")
-    for label, builder, n, layers, kind in (("astra 4 x 12", astra_graph, 4, 12, "wifi"),
-                                            ("astra 16 x 32", astra_graph, 16, 32, "switch"),
-                                            ("sp 64 x 32", sp_graph, 64, 32, "mesh")):
+    for label, builder, n, layers, kind in (
+        ("astra 4 x 12", astra_graph, 4, 12, "wifi"),
+        ("astra 16 x 32", astra_graph, 16, 32, "switch"),
+        ("sp 64 x 32", sp_graph, 64, 32, "mesh"),
+    ):
         graph, topo = builder(n, layers), build_topology(kind, n, 100.0)
         draws = [hetero(n)[::-1] if k % 2 else hetero(n) for k in range(31)]
-        fresh = cpu_time(lambda graph=graph, topo=topo, draws=draws: [simulate(graph, topo, speeds=s) for s in draws],
-                         min_total=0.0)
+        fresh = cpu_time(
+            lambda graph=graph, topo=topo, draws=draws: [simulate(graph, topo, speeds=s) for s in draws], min_total=0.0
+        )
         program = compile(graph, topo)
         once = cpu_time(lambda graph=graph, topo=topo: compile(graph, topo), min_total=0.0)
         reused = cpu_time(lambda program=program, draws=draws: [program.run(speeds=s) for s in draws], min_total=0.0)
@@ -127,21 +158,27 @@ def main() -> None:
         return
     graph, res, t = run(sp_graph, 64, 32)
     print(f"\nsp    64 devices x 32 layers, wifi: {t:7.3f} s CPU  ops={len(graph.ops)} messages={res.n_messages}")
-    print("\nastra-like graph on Wi-Fi: CPU time vs devices N and layers L; messages = flows "
-          "(us/item = CPU time per op + message: flat = time proportional to the work)")
+    print(
+        "\nastra-like graph on Wi-Fi: CPU time vs devices N and layers L; messages = flows "
+        "(us/item = CPU time per op + message: flat = time proportional to the work)"
+    )
     print(f"{'N':>4} {'L':>4} {'ops':>8} {'messages':>9} {'CPU ms':>9} {'us/item':>8}")
     for n in (2, 4, 8, 16, 32, 64):
         for layers in (12, 24, 48, 96):
             graph, res, t = run(astra_graph, n, layers)
-            print(f"{n:4d} {layers:4d} {len(graph.ops):8d} {res.n_messages:9d} {t * 1e3:9.2f} "
-                  f"{t / (len(graph.ops) + res.n_messages) * 1e6:8.2f}")
+            print(
+                f"{n:4d} {layers:4d} {len(graph.ops):8d} {res.n_messages:9d} {t * 1e3:9.2f} "
+                f"{t / (len(graph.ops) + res.n_messages) * 1e6:8.2f}"
+            )
     print("\nastra-like graph, 16 devices x 32 layers, every topology")
     print(f"{'network':>10} {'speeds':>7} {'messages':>9} {'recomputes':>10} {'CPU ms':>9} {'us/msg':>7}")
     for kind in TOPOLOGIES:
         for label, speeds in (("homo", None), ("hetero", hetero(16))):
             graph, res, t = run(astra_graph, 16, 32, kind=kind, speeds=speeds)
-            print(f"{kind:>10} {label:>7} {res.n_messages:9d} {res.meta['network_recomputes']:10d} "
-                  f"{t * 1e3:9.1f} {t / res.n_messages * 1e6:7.2f}")
+            print(
+                f"{kind:>10} {label:>7} {res.n_messages:9d} {res.meta['network_recomputes']:10d} "
+                f"{t * 1e3:9.1f} {t / res.n_messages * 1e6:7.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,16 @@ PROMPT, NETWORK = 1000, "ethernet-1g"
 
 
 def plan_data(profile: Path) -> dict:
-    return {"name": "bench-8-devices", "model": "gpt2-s", "tokens": PROMPT, "output_tokens": 8, "objective": "e2e",
-            "inventory": INVENTORY, "networks": [NETWORK], "sweep": {"hardware": {"profile": str(profile)}}}
+    return {
+        "name": "bench-8-devices",
+        "model": "gpt2-s",
+        "tokens": PROMPT,
+        "output_tokens": 8,
+        "objective": "e2e",
+        "inventory": INVENTORY,
+        "networks": [NETWORK],
+        "sweep": {"hardware": {"profile": str(profile)}},
+    }
 
 
 def main() -> None:
@@ -46,25 +54,32 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         profile = Path(tmp) / "cpu.csv"  # id `cpu`: scaled from the catalog's cpu entry
-        synthetic_profile([get_model("gpt2-s")], devices=tuple(range(2, 9)), tokens=[PROMPT], groups=(32,),
-                          decode_cache=(1, 256, 512)).to_csv(profile, index=False)
+        synthetic_profile(
+            [get_model("gpt2-s")], devices=tuple(range(2, 9)), tokens=[PROMPT], groups=(32,), decode_cache=(1, 256, 512)
+        ).to_csv(profile, index=False)
         plan = parse_plan(plan_data(profile), Path(tmp))
         t0 = time.perf_counter()
         res = run_search(plan, workers=args.workers, progress=not args.no_progress, exhaustive=False)
         pruned_s = time.perf_counter() - t0
         print(format_search(res, top=5))
         c = res.counts
-        print(f"\npruned search: {c['candidates']} candidates, {c['simulated']} simulated, {c['pruned']} pruned by "
-              f"the bound, {c['cannot run']} cannot run, {c['does not fit']} do not fit; {pruned_s:.1f} s wall "
-              f"({args.workers} worker(s))")
+        print(
+            f"\npruned search: {c['candidates']} candidates, {c['simulated']} simulated, {c['pruned']} pruned by "
+            f"the bound, {c['cannot run']} cannot run, {c['does not fit']} do not fit; {pruned_s:.1f} s wall "
+            f"({args.workers} worker(s))"
+        )
         if args.exhaustive:
             t0 = time.perf_counter()
             full = run_search(plan, workers=args.workers, progress=not args.no_progress, exhaustive=True)
             full_s = time.perf_counter() - t0
             same = full.best["placement"] == res.best["placement"] and full.best["e2e_s"] == res.best["e2e_s"]
-            viol = full.table[(full.table["status"] == "simulated") & (full.table["bound_s"] > full.table["e2e_s"] * (1 + 1e-9))]
-            print(f"exhaustive: {full.counts['simulated']} simulated in {full_s:.1f} s; same optimum: {same}; "
-                  f"bounds above the simulated e2e: {len(viol)}")
+            viol = full.table[
+                (full.table["status"] == "simulated") & (full.table["bound_s"] > full.table["e2e_s"] * (1 + 1e-9))
+            ]
+            print(
+                f"exhaustive: {full.counts['simulated']} simulated in {full_s:.1f} s; same optimum: {same}; "
+                f"bounds above the simulated e2e: {len(viol)}"
+            )
 
 
 if __name__ == "__main__":

@@ -38,23 +38,36 @@ def main() -> None:
         for n in map(int, args.devices.split(",")):
             for topo in args.topologies.split(","):
                 for mbps in map(float, args.mbps.split(",")):
-                    base = {"name": "slow", "models": [model], "devices": [n], "strategies": STRATEGIES,
-                            "hardware": {"profile": "cpu", "partition": "even"},
-                            "network": {"topology": topo, "bandwidth_mbps": [mbps]}}
+                    base = {
+                        "name": "slow",
+                        "models": [model],
+                        "devices": [n],
+                        "strategies": STRATEGIES,
+                        "hardware": {"profile": "cpu", "partition": "even"},
+                        "network": {"topology": topo, "bandwidth_mbps": [mbps]},
+                    }
                     points = [p for p in iter_points(from_dict(base)) if not p.single_device]
                     for p in points:
                         ref = run_point(p)[0].latency_s
                         for d in range(n):
                             speeds = [1.0] * n
                             speeds[d] = args.factor
-                            slow = run_point(next(q for q in iter_points(from_dict(
-                                {**base, "hardware": {**base["hardware"], "speeds": speeds}}))
-                                if q.strategy == p.strategy and q.knobs == p.knobs))[0].latency_s
+                            slow = run_point(
+                                next(
+                                    q
+                                    for q in iter_points(
+                                        from_dict({**base, "hardware": {**base["hardware"], "speeds": speeds}})
+                                    )
+                                    if q.strategy == p.strategy and q.knobs == p.knobs
+                                )
+                            )[0].latency_s
                             found.append((ref / slow - 1, model, p.label(), n, topo, mbps, d, ref, slow))
     found.sort(reverse=True)
     print(f"{len(found)} (point, slow device) pairs; device speed x{args.factor:g}; partition even")
-    print(f"{'faster %':>9}  {'model':<9}{'strategy':<12}{'N':>3} {'network':<11}{'Mbps':>6}{'slow':>5}"
-          f"{'homogeneous s':>15}{'one slow s':>12}")
+    print(
+        f"{'faster %':>9}  {'model':<9}{'strategy':<12}{'N':>3} {'network':<11}{'Mbps':>6}{'slow':>5}"
+        f"{'homogeneous s':>15}{'one slow s':>12}"
+    )
     for gain, model, label, n, topo, mbps, d, ref, slow in found[: args.top]:
         print(f"{100 * gain:>9.3f}  {model:<9}{label:<12}{n:>3} {topo:<11}{mbps:>6g}{d:>5}{ref:>15.4f}{slow:>12.4f}")
     faster = [f for f in found if f[0] > 0]

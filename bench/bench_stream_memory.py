@@ -24,8 +24,13 @@ def one(strategy: str) -> None:
     from astrasim.scenario import from_dict, iter_points
     from astrasim.streams import MAX_STREAM_OPS, stream_ops_per_request
 
-    data = {"models": ["vit-base"], "devices": [4], "strategies": [strategy], "hardware": {"profile": "cpu"},
-            "network": {"topology": "wifi", "bandwidth_mbps": 100}}
+    data = {
+        "models": ["vit-base"],
+        "devices": [4],
+        "strategies": [strategy],
+        "hardware": {"profile": "cpu"},
+        "network": {"topology": "wifi", "bandwidth_mbps": 100},
+    }
     p = next(iter_points(from_dict(data, base_dir=ROOT)))
     per = stream_ops_per_request(engine_inputs(p).graph)
     n = MAX_STREAM_OPS // per

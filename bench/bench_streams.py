@@ -31,10 +31,19 @@ def main() -> None:
     ap.add_argument("--mbps", type=float, default=100.0)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    sc = from_dict({"models": [args.model], "devices": [4], "hardware": {"profile": "cpu"},
-                    "network": {"topology": "wifi", "bandwidth_mbps": args.mbps}}, base_dir=Path(__file__).parents[1])
-    print(f"{args.model}, 4 devices, Wi-Fi {args.mbps:g} Mbps, {args.requests} Poisson requests at half the "
-          f"single-request rate")
+    sc = from_dict(
+        {
+            "models": [args.model],
+            "devices": [4],
+            "hardware": {"profile": "cpu"},
+            "network": {"topology": "wifi", "bandwidth_mbps": args.mbps},
+        },
+        base_dir=Path(__file__).parents[1],
+    )
+    print(
+        f"{args.model}, 4 devices, Wi-Fi {args.mbps:g} Mbps, {args.requests} Poisson requests at half the "
+        f"single-request rate"
+    )
     print(f"{'strategy':<14}{'ops':>9}{'cpu s':>8}{'req/s':>9}{'p99 s':>9}  stable")
     for p in sc.points():
         if p.single_device:
@@ -48,8 +57,10 @@ def main() -> None:
             _, stats = run_stream_point(point)
             cpu = min(cpu, time.process_time() - t0)
         cols = stats.columns()
-        print(f"{point.label():<14}{ops:>9}{cpu:>8.2f}{cols['throughput_per_s']:>9.2f}{cols['latency_p99_s']:>9.3f}"
-              f"  {cols['stable']}")
+        print(
+            f"{point.label():<14}{ops:>9}{cpu:>8.2f}{cols['throughput_per_s']:>9.2f}{cols['latency_p99_s']:>9.3f}"
+            f"  {cols['stable']}"
+        )
 
 
 if __name__ == "__main__":

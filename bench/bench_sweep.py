@@ -33,8 +33,14 @@ print(json.dumps({"points": len(df), "import_s": t1 - t0, "sweep_s": t2 - t1}))
 
 
 def run(scenario: str, workers: int, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, scenario, str(out), str(workers)], cwd=ROOT,
-                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, scenario, str(out), str(workers)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -52,8 +58,10 @@ def main() -> None:
             r = run(args.scenario, w, out)
             digest = hashlib.sha256(out.read_bytes()).hexdigest()[:16]
             digests.add(digest)
-            print(f"{w:>8} {r['points']:>7} {r['sweep_s']:>8.2f} {r['points'] / r['sweep_s']:>9.1f} "
-                  f"{r['import_s']:>10.2f}  {digest}")
+            print(
+                f"{w:>8} {r['points']:>7} {r['sweep_s']:>8.2f} {r['points'] / r['sweep_s']:>9.1f} "
+                f"{r['import_s']:>10.2f}  {digest}"
+            )
     print("result files byte-identical across modes:", len(digests) == 1)
 
 

@@ -39,14 +39,22 @@ def main() -> None:
     print(f"hardware: {hardware_description()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     from astrasim.kernels import fused
 
-    print("encode path: " + ("fused C kernel (astrasim/kernels/vq_nearest.c)" if fused.available()
-                             else "torch batched matmul + two-stage argmin (no C compiler, or ASTRASIM_FUSED_VQ=0)"))
+    print(
+        "encode path: "
+        + (
+            "fused C kernel (astrasim/kernels/vq_nearest.c)"
+            if fused.available()
+            else "torch batched matmul + two-stage argmin (no C compiler, or ASTRASIM_FUSED_VQ=0)"
+        )
+    )
     d_model, k, tokens = 768, 1024, 256
     torch.manual_seed(0)
     x = torch.randn(tokens, d_model)
     w = torch.randn(d_model, k)
-    print(f"\n1. grouped VQ encode, {tokens} tokens, D={d_model}, K={k} "
-          f"vs same-FLOP matmul [{tokens},{d_model}]x[{d_model},{k}]")
+    print(
+        f"\n1. grouped VQ encode, {tokens} tokens, D={d_model}, K={k} "
+        f"vs same-FLOP matmul [{tokens},{d_model}]x[{d_model},{k}]"
+    )
     print(f"{'G':>3} {'d':>4} {'encode ms':>10} {'matmul ms':>10} {'ratio':>6} {'naive ms':>9} {'naive ratio':>11}")
     with torch.inference_mode():
         for g in (1, 16, 32):
@@ -58,16 +66,20 @@ def main() -> None:
                 nv.append(time_call(lambda vq=vq: naive_encode(vq, x), repeats=3).median_s)
             ratio = statistics.median(e / m for e, m in zip(enc, mm))
             naive_ratio = statistics.median(n / m for n, m in zip(nv, mm))
-            print(f"{g:>3} {d_model // g:>4} {statistics.median(enc) * 1e3:>10.2f} {statistics.median(mm) * 1e3:>10.2f} "
-                  f"{ratio:>6.2f} {statistics.median(nv) * 1e3:>9.2f} {naive_ratio:>11.2f}")
+            print(
+                f"{g:>3} {d_model // g:>4} {statistics.median(enc) * 1e3:>10.2f} {statistics.median(mm) * 1e3:>10.2f} "
+                f"{ratio:>6.2f} {statistics.median(nv) * 1e3:>9.2f} {naive_ratio:>11.2f}"
+            )
     if args.skip_share:
         return
     print("\n2. vq_encode share of the astra per-device block, gpt2-s, 1024 tokens, N=4 (device 0)")
     df = profile_ops(get_model("gpt2-s"), ["astra"], [4], [1, 16, 32], 1024, repeats=10, warmup=2, progress=False)
     for g, rows in df.groupby("groups"):
         ops = rows.set_index("op").median_s
-        print(f"G={g:>2}: vq_encode {ops['vq_encode'] * 1e3:7.2f} ms of {ops.sum() * 1e3:7.2f} ms "
-              f"= {100 * ops['vq_encode'] / ops.sum():4.1f} %")
+        print(
+            f"G={g:>2}: vq_encode {ops['vq_encode'] * 1e3:7.2f} ms of {ops.sum() * 1e3:7.2f} ms "
+            f"= {100 * ops['vq_encode'] / ops.sum():4.1f} %"
+        )
 
 
 if __name__ == "__main__":

@@ -62,19 +62,31 @@ def main() -> None:
             skipped += 1
             continue
         pred = model.seconds(cost, FORMATS["fp32"])
-        rows.append({**{k: row[k] for k in ("model", "strategy", "devices", *knobs, "tokens", "op")},
-                     "measured_s": row["median_s"], "predicted_s": pred, "error": pred / row["median_s"] - 1})
+        rows.append(
+            {
+                **{k: row[k] for k in ("model", "strategy", "devices", *knobs, "tokens", "op")},
+                "measured_s": row["median_s"],
+                "predicted_s": pred,
+                "error": pred / row["median_s"] - 1,
+            }
+        )
     df = pd.DataFrame(rows)
-    print(f"calibrated model of '{args.device}' vs {len(df)} measured op times ({args.profile} and its extensions; "
-          f"{skipped} rows without an analytic cost left out)")
+    print(
+        f"calibrated model of '{args.device}' vs {len(df)} measured op times ({args.profile} and its extensions; "
+        f"{skipped} rows without an analytic cost left out)"
+    )
     print(f"{'op':28s} {'rows':>5s} {'median |err|':>13s} {'max |err|':>10s} {'median err':>11s}")
     for op, g in sorted(df.groupby("op"), key=lambda kv: -len(kv[1])):
         e = g["error"].abs()
-        print(f"{op:28s} {len(g):5d} {100 * e.median():12.1f}% {100 * e.max():9.1f}% "
-              f"{100 * statistics.median(g['error']):10.1f}%")
+        print(
+            f"{op:28s} {len(g):5d} {100 * e.median():12.1f}% {100 * e.max():9.1f}% "
+            f"{100 * statistics.median(g['error']):10.1f}%"
+        )
     e = df["error"].abs()
-    print(f"{'all':28s} {len(df):5d} {100 * e.median():12.1f}% {100 * e.max():9.1f}% "
-          f"{100 * statistics.median(df['error']):10.1f}%")
+    print(
+        f"{'all':28s} {len(df):5d} {100 * e.median():12.1f}% {100 * e.max():9.1f}% "
+        f"{100 * statistics.median(df['error']):10.1f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = '''\
+SETUP = """\
 import os
 import tempfile
 from pathlib import Path
@@ -31,9 +31,9 @@ OUT = Path(os.environ.get("ASTRASIM_NOTEBOOK_OUT", "results/notebooks"))
 OUT.mkdir(parents=True, exist_ok=True)
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
-print(f"repository: {ROOT}; quick grid: {QUICK}; outputs: {OUT}")'''
+print(f"repository: {ROOT}; quick grid: {QUICK}; outputs: {OUT}")"""
 
-PROFILE = '''\
+PROFILE = """\
 # Compute times come from the measured CPU profile (profiles/cpu.csv). On a checkout without it,
 # fall back to the analytic roofline profile, and say so: its numbers are not measurements.
 from astrasim.errors import UserError
@@ -49,7 +49,7 @@ except UserError:
     synthetic_profile([get_model("vit-base"), get_model("gpt2-s")], devices=(2, 4, 8)).to_csv(tmp / "cpu.csv", index=False)
     os.environ["ASTRASIM_PROFILES"] = str(tmp)
     PROFILE_NOTE = "ANALYTIC roofline profile (profiles/cpu.csv is missing; measure it with `astrasim profile`)"
-print("compute times:", PROFILE_NOTE)'''
+print("compute times:", PROFILE_NOTE)"""
 
 
 def pareto() -> nbformat.NotebookNode:
@@ -67,7 +67,7 @@ counted, never invented. `ASTRASIM_NOTEBOOK_QUICK=1` runs a reduced grid (4 devi
         new_code_cell(SETUP),
         new_code_cell(PROFILE),
         new_markdown_cell("## 1. The sweep"),
-        new_code_cell('''\
+        new_code_cell("""\
 from astrasim.scenario import load_scenario
 from astrasim.sweep import run_sweep
 
@@ -81,12 +81,12 @@ else:
     results = run_sweep(scenario, out=OUT / "wifi.csv", progress=False)
 values = lambda col: sorted(results[col].unique().tolist())  # plain Python values, not np.int64(1)
 print(f"{len(results)} points: models {values('model')}, devices {values('devices')}, "
-      f"bandwidths {values('bandwidth_mbps')} Mbps")'''),
-        new_code_cell('''\
+      f"bandwidths {values('bandwidth_mbps')} Mbps")"""),
+        new_code_cell("""\
 from astrasim.analysis.plots import plot_latency_vs_bandwidth, plot_speedup
 
 display(Image(str(plot_latency_vs_bandwidth(results, OUT / "latency_vs_bandwidth.png"))))
-display(Image(str(plot_speedup(results, OUT / "speedup.png"))))'''),
+display(Image(str(plot_speedup(results, OUT / "speedup.png"))))"""),
         new_markdown_cell("""\
 ## 2. Join the accuracy data
 
@@ -95,14 +95,16 @@ are exact, so they carry the original model's accuracy; ASTRA G=32 and G=1 as pu
 and block parallelism are missing. Join rule: model + strategy + groups (groups only for astra),
 one task per model (its first in the file: CIFAR-100 top-1 for ViT-Base, zero-shot perplexity for
 GPT2-S)."""),
-        new_code_cell('''\
+        new_code_cell("""\
 from astrasim.analysis.accuracy_data import join_accuracy, load_accuracy
 
 accuracy = load_accuracy(["profiles/accuracy.csv"])
 joined = join_accuracy(results, accuracy)
-joined.groupby(["model", "strategy", "groups"])[["accuracy", "accuracy_metric"]].first()'''),
-        new_markdown_cell("## 3. Frontiers at 20 Mbps with 4 devices: accuracy vs latency, vs bits sent, vs hardware cost"),
-        new_code_cell('''\
+joined.groupby(["model", "strategy", "groups"])[["accuracy", "accuracy_metric"]].first()"""),
+        new_markdown_cell(
+            "## 3. Frontiers at 20 Mbps with 4 devices: accuracy vs latency, vs bits sent, vs hardware cost"
+        ),
+        new_code_cell("""\
 from astrasim.analysis.pareto import mark_accuracy_pareto
 from astrasim.analysis.pareto_plots import plot_accuracy_frontiers
 from astrasim.analysis.planning import add_cost_energy, load_devices, load_networks
@@ -113,31 +115,31 @@ at["network_option"] = "wifi-20mbps"           # price of the Wi-Fi gear: profil
 at = add_cost_energy(at, load_devices(), load_networks())
 marked = mark_accuracy_pareto(at, "latency_s", by=["model"])
 cols = ["model", "strategy", "groups", "nb", "devices", "latency_s", "comm_bits", "cost_usd", "accuracy", "pareto"]
-marked[cols].sort_values(["model", "latency_s"])'''),
-        new_code_cell('''\
+marked[cols].sort_values(["model", "latency_s"])"""),
+        new_code_cell("""\
 title = f"{BW:g} Mbps Wi-Fi, {N} devices ({PROFILE_NOTE.split(' (')[0]})"
 for x, name in [("latency_s", "latency"), ("comm_bits", "bits"), ("cost_usd", "cost")]:
     # one device sends nothing and is exact, so it would dominate every bits frontier: compare the
     # multi-device strategies there
     rows = at[at.devices > 1] if x == "comm_bits" else at
     display(Image(str(plot_accuracy_frontiers(rows, OUT / f"pareto_accuracy_vs_{name}.png", x=x,
-                                                logx=x != "cost_usd", title=title))))'''),
+                                                logx=x != "cost_usd", title=title))))"""),
         new_markdown_cell("""\
 ## 4. Measured accuracy for every G (`astrasim accuracy`)
 
 The paper gives no G=16 number. `astrasim accuracy` measures every G on a small real task
 (a tiny ViT on scikit-learn's digits, fine-tuned with the real ASTRA kernels); these rows are a
 *different model and task*, so they are shown here and never joined onto ViT-Base or GPT2-S."""),
-        new_code_cell('''\
+        new_code_cell("""\
 from astrasim.accuracy.train import ablation_table, grid_table
 from astrasim.analysis.pareto_plots import plot_measured_accuracy
 
 measured = pd.read_csv("profiles/accuracy_measured.csv")
 display(grid_table(measured).round(2))
 display(ablation_table(measured).round(2))
-display(Image(str(plot_measured_accuracy(measured, OUT / "measured_accuracy.png"))))'''),
+display(Image(str(plot_measured_accuracy(measured, OUT / "measured_accuracy.png"))))"""),
         new_markdown_cell("## 5. The answer"),
-        new_code_cell('''\
+        new_code_cell("""\
 from astrasim.strategies import label_of
 
 def answer(model: str) -> str:
@@ -159,10 +161,11 @@ def answer(model: str) -> str:
                    "lower latency.")
 
 for m in sorted(marked.model.unique()):
-    print(answer(m))'''),
+    print(answer(m))"""),
     ]
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
+    return new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
 
 
 def capacity() -> nbformat.NotebookNode:
@@ -178,7 +181,7 @@ no worse than 80 (ASTRA G=32 publishes 76.24, the original model 58.91). Devices
 `ASTRASIM_NOTEBOOK_QUICK=1` runs a reduced grid."""),
         new_code_cell(SETUP),
         new_code_cell(PROFILE),
-        new_code_cell('''\
+        new_code_cell("""\
 from astrasim.analysis.planning import PlanScenario, format_report, load_devices, run_plan
 from astrasim.scenario import load_scenario
 
@@ -195,15 +198,15 @@ plan = PlanScenario(name="gpt2s-prefill-20mbps", model="gpt2-s", tokens=1024, la
                     strategies=strategies,
                     sweep={"hardware": {"profile": wifi.hardware.profile or "cpu"}})
 result = run_plan(plan, progress=False)
-print(format_report(result, top=8))'''),
-        new_code_cell('''\
+print(format_report(result, top=8))"""),
+        new_code_cell("""\
 from astrasim.analysis.pareto_plots import plot_plan
 
 # every configuration: latency against cost per device and network, the 1 s target, the chosen one ringed
 display(Image(str(plot_plan(result, OUT / "plan_cost_vs_latency.png"))))
-result.table[["configuration", "cost_usd", "latency_s", "accuracy", "energy_j", "feasible"]].head(12)'''),
+result.table[["configuration", "cost_usd", "latency_s", "accuracy", "energy_j", "feasible"]].head(12)"""),
         new_markdown_cell("## The answer"),
-        new_code_cell('''\
+        new_code_cell("""\
 def say(result) -> str:
     c = result.cheapest
     if c is None:
@@ -220,25 +223,26 @@ def say(result) -> str:
         text += " No single candidate device is fast enough alone."
     return text
 
-print(say(result))'''),
+print(say(result))"""),
         new_markdown_cell("""\
 ### What exactness costs
 
 The same question with the floor at the original model's perplexity (58.91): only exact strategies
 (single, tp, sp) qualify, and over 20 Mbps the exact multi-device ones pay for full-precision
 traffic."""),
-        new_code_cell('''\
+        new_code_cell("""\
 exact = run_plan(plan.model_copy(update={"accuracy": plan.accuracy.model_copy(update={"floor": 58.91})}),
                  progress=False)
-print(say(exact))'''),
+print(say(exact))"""),
         new_markdown_cell("### A target nothing meets: which constraint binds, and by how much"),
-        new_code_cell('''\
+        new_code_cell("""\
 target = float(f"{result.table.latency_s.min() / 2:.2g}")  # half the fastest configuration's latency
 tight = run_plan(plan.model_copy(update={"latency_target_s": target}), progress=False)
-print("\\n".join(tight.binding) if tight.cheapest is None else say(tight))'''),
+print("\\n".join(tight.binding) if tight.cheapest is None else say(tight))"""),
     ]
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
+    return new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
 
 
 def main() -> None:

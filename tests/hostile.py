@@ -18,8 +18,10 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
-CUSTOM_OK = {"nodes": [0, 1, "sw"], "edges": [{"u": 0, "v": "sw", "bandwidth_mbps": 50},
-                                              {"u": 1, "v": "sw", "bandwidth_mbps": 50}]}
+CUSTOM_OK = {
+    "nodes": [0, 1, "sw"],
+    "edges": [{"u": 0, "v": "sw", "bandwidth_mbps": 50}, {"u": 1, "v": "sw", "bandwidth_mbps": 50}],
+}
 
 
 @pytest.fixture(name="env")  # a test module imports env_fixture; its tests take `env`
@@ -35,8 +37,12 @@ def env_fixture(tmp_path, monkeypatch):
 
 
 def scenario(tmp_path, file="s", **fields):
-    data = {"models": "gpt2-s", "devices": 2, "strategies": ["single", "tp"],
-            "network": {"topology": "switch", "bandwidth_mbps": 100}}
+    data = {
+        "models": "gpt2-s",
+        "devices": 2,
+        "strategies": ["single", "tp"],
+        "network": {"topology": "switch", "bandwidth_mbps": 100},
+    }
     for k, v in fields.items():
         if isinstance(v, dict) and isinstance(data.get(k), dict):
             data[k] = {**data[k], **v}
@@ -60,5 +66,3 @@ def refused(args, field, *, code=2):
 def nothing_written(tmp_path):
     results = tmp_path / "results"
     return not results.exists() or not any(results.iterdir())
-
-

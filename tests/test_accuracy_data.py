@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from astrasim.analysis.accuracy_data import (
-    check_matches, join_accuracy, read_accuracy, summarize_accuracy, validate_accuracy)
+    check_matches,
+    join_accuracy,
+    read_accuracy,
+    summarize_accuracy,
+    validate_accuracy,
+)
 from astrasim.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +48,15 @@ def test_published_table_matches_the_paper():
 
 def test_join_rule_model_strategy_groups_and_missing_stays_missing():
     acc = read_accuracy(PUBLISHED)
-    res = pd.DataFrame({
-        "model": ["vit-base", "vit-base", "vit-base", "vit-base", "vit-base", "gpt2-s", "gpt2-s"],
-        "strategy": ["single", "tp", "astra", "astra", "bp-ag", "astra", "astra"],
-        "groups": [0, 0, 32, 16, 0, 1, 32],
-        "devices": [1, 4, 4, 4, 4, 4, 8],
-        "latency_s": [1.0, 2, 3, 4, 5, 6, 7],
-    })
+    res = pd.DataFrame(
+        {
+            "model": ["vit-base", "vit-base", "vit-base", "vit-base", "vit-base", "gpt2-s", "gpt2-s"],
+            "strategy": ["single", "tp", "astra", "astra", "bp-ag", "astra", "astra"],
+            "groups": [0, 0, 32, 16, 0, 1, 32],
+            "devices": [1, 4, 4, 4, 4, 4, 8],
+            "latency_s": [1.0, 2, 3, 4, 5, 6, 7],
+        }
+    )
     out = join_accuracy(res, acc)
     assert list(out["accuracy"].iloc[:3]) == [92.53, 92.53, 91.64]
     assert out["accuracy"].iloc[[3, 4, 5]].isna().all()  # G=16, BP, GPT2-S G=1: unpublished
@@ -62,14 +69,22 @@ def test_join_rule_model_strategy_groups_and_missing_stays_missing():
 
 
 def test_groups_only_count_for_astra_and_devices_rows_win():
-    acc = _acc([
-        ("m", "t", "sp", 0, "", "top1_pct", 90, "true", "s"),
-        ("m", "t", "astra", 4, "", "top1_pct", 80, "true", "s"),
-        ("m", "t", "astra", 4, 2, "top1_pct", 85, "true", "s"),
-        ("m", "t", "astra", 4, 2, "top1_pct", 87, "true", "s"),
-    ])
-    res = pd.DataFrame({"model": ["m"] * 4, "strategy": ["sp", "astra", "astra", "astra"],
-                        "groups": [7, 4, 4, 8], "devices": [2, 2, 4, 2]})
+    acc = _acc(
+        [
+            ("m", "t", "sp", 0, "", "top1_pct", 90, "true", "s"),
+            ("m", "t", "astra", 4, "", "top1_pct", 80, "true", "s"),
+            ("m", "t", "astra", 4, 2, "top1_pct", 85, "true", "s"),
+            ("m", "t", "astra", 4, 2, "top1_pct", 87, "true", "s"),
+        ]
+    )
+    res = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "strategy": ["sp", "astra", "astra", "astra"],
+            "groups": [7, 4, 4, 8],
+            "devices": [2, 2, 4, 2],
+        }
+    )
     out = join_accuracy(res, acc)
     assert out["accuracy"].iloc[0] == 90  # sp joins with groups 0 whatever the row says
     assert out["accuracy"].iloc[1] == 86 and out["accuracy_n"].iloc[1] == 2
@@ -95,16 +110,27 @@ def test_strict_join_rejects_rows_that_match_no_result():
         check_matches(res, _acc([("vit-base", "t", "astra", 32, 8, "top1_pct", 80, "true", "mine")]))
 
 
-@pytest.mark.parametrize("col, val, match", [
-    ("strategy", "bp", "unknown strategy 'bp'"),
-    ("groups", "-1", "non-negative integer"),
-    ("value", "ninety", "not a number"),
-    ("higher_is_better", "maybe", "not true/false"),
-    ("model", "", "empty model"),
-])
+@pytest.mark.parametrize(
+    "col, val, match",
+    [
+        ("strategy", "bp", "unknown strategy 'bp'"),
+        ("groups", "-1", "non-negative integer"),
+        ("value", "ninety", "not a number"),
+        ("higher_is_better", "maybe", "not true/false"),
+        ("model", "", "empty model"),
+    ],
+)
 def test_bad_rows_name_the_column(col, val, match):
-    row = dict(model="m", task="t", strategy="sp", groups="0", metric="top1_pct", value="90",
-               higher_is_better="true", source="s")
+    row = dict(
+        model="m",
+        task="t",
+        strategy="sp",
+        groups="0",
+        metric="top1_pct",
+        value="90",
+        higher_is_better="true",
+        source="s",
+    )
     row[col] = val
     with pytest.raises(UserError, match=match) as info:
         validate_accuracy(pd.DataFrame([row]).replace("", None))

@@ -13,8 +13,7 @@ from astrasim.cli import app
 from astrasim.errors import UserError
 from astrasim.kernels.vq import GroupedVQ
 
-TINY = dict(groups=(2,), devices=(2,), seeds=(0,), ablations=False, pretrain_epochs=1, finetune_epochs=1,
-            codebook=16)
+TINY = dict(groups=(2,), devices=(2,), seeds=(0,), ablations=False, pretrain_epochs=1, finetune_epochs=1, codebook=16)
 
 
 @pytest.mark.parametrize("cls", ["distributed", "single"])
@@ -48,8 +47,9 @@ def test_digits_ship_offline_and_split_is_stratified():
 
 
 def test_runs_cover_grid_and_ablations():
-    cfg = AccuracySettings(groups=(1, 32), devices=(2, 4), seeds=(0,), ablation_seeds=(0, 1),
-                           ablation_groups=1, ablation_devices=4)
+    cfg = AccuracySettings(
+        groups=(1, 32), devices=(2, 4), seeds=(0,), ablation_seeds=(0, 1), ablation_groups=1, ablation_devices=4
+    )
     runs = cfg.runs()
     assert len([r for r in runs if r[5] == "default"]) == 4 + 1  # grid + seed 1's default at the point
     assert {r[5] for r in runs} == {"default", "noise0", "single-cls"}
@@ -68,8 +68,14 @@ def test_run_rows_carry_seed_and_settings_and_join():
     assert {"seed", "noise_lambda", "cls", "codebook", "beta", "finetune_epochs", "value_before_finetune"} <= set(df)
     assert df["value"].between(0, 100).all()
     assert df.loc[1, "bits_per_token"] == 2 * 4  # G x log2 K
-    res = pd.DataFrame({"model": ["vit-tiny-digits"] * 3, "strategy": ["tp", "astra", "astra"],
-                        "groups": [0, 2, 4], "devices": [2, 2, 2]})
+    res = pd.DataFrame(
+        {
+            "model": ["vit-tiny-digits"] * 3,
+            "strategy": ["tp", "astra", "astra"],
+            "groups": [0, 2, 4],
+            "devices": [2, 2, 2],
+        }
+    )
     joined = join_accuracy(res, df.assign(devices=df["devices"].astype(float)))
     assert joined["accuracy"].iloc[0] == df["value"].iloc[0]  # tp joins the original model
     assert joined["accuracy"].iloc[1] == df["value"].iloc[1]
@@ -80,15 +86,35 @@ def test_run_rows_carry_seed_and_settings_and_join():
 
 def test_cli_writes_rows_atomically_and_rejects_bad_options(tmp_path):
     out = tmp_path / "acc.csv"
-    r = CliRunner().invoke(app, ["accuracy", "--out", str(out), "--groups", "2", "--devices", "2",
-                                 "--no-ablations", "--pretrain-epochs", "1", "--finetune-epochs", "1",
-                                 "--codebook", "16", "--no-progress"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "accuracy",
+            "--out",
+            str(out),
+            "--groups",
+            "2",
+            "--devices",
+            "2",
+            "--no-ablations",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "1",
+            "--codebook",
+            "16",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = read_accuracy(out)  # a valid accuracy table
     assert len(rows) == 2 and "G=2" in r.output
     assert not list(tmp_path.glob(".acc.csv.*"))  # no temporary left behind
-    for args, msg in ([["--groups", "3"], "G=3"], [["--devices", "x"], "comma-separated"],
-                      [["--ablation-point", "1"], "G,N"]):
+    for args, msg in (
+        [["--groups", "3"], "G=3"],
+        [["--devices", "x"], "comma-separated"],
+        [["--ablation-point", "1"], "G,N"],
+    ):
         r = CliRunner().invoke(app, ["accuracy", "--out", str(tmp_path / "b.csv"), *args, "--no-progress"])
         assert r.exit_code == 2 and msg in r.output, r.output
         assert not (tmp_path / "b.csv").exists()

@@ -5,39 +5,79 @@ import time
 
 import pytest
 import yaml
+from hostile import CUSTOM_OK, env_fixture, nothing_written, refused, runner, scenario  # noqa: F401 - env_fixture: the `env` fixture
+from hostile import ROOT as ROOT_DIR
 
+from astrasim.cli import app
 from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.strategies.synthetic import synthetic_profile
-from astrasim.cli import app
-from hostile import CUSTOM_OK, ROOT as ROOT_DIR, env_fixture, nothing_written, refused, runner, scenario  # noqa: F401 - env_fixture: the `env` fixture
 
 # ----------------------------------------------------------------------------- networks and traces
 BAD_GRAPHS = [
-    ("disconnected", {"edges": [{"u": 0, "v": "a", "bandwidth_mbps": 1}, {"u": 1, "v": "b", "bandwidth_mbps": 1}]},
-     "network.custom.edges", "not connected"),
+    (
+        "disconnected",
+        {"edges": [{"u": 0, "v": "a", "bandwidth_mbps": 1}, {"u": 1, "v": "b", "bandwidth_mbps": 1}]},
+        "network.custom.edges",
+        "not connected",
+    ),
     ("missing device", {"edges": [{"u": 0, "v": "sw", "bandwidth_mbps": 1}]}, "network.custom.edges", "not nodes"),
     ("unknown medium", {"edges": [{"u": 0, "v": 1, "medium": "air"}]}, "network.custom.edges[0].medium", "medium"),
-    ("self-loop", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1}, {"u": 1, "v": 1, "bandwidth_mbps": 1}]},
-     "network.custom.edges[1]", "self-loop"),
-    ("negative latency", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1, "latency_s": -1}]},
-     "network.custom.edges[0].latency_s", ">= 0"),
-    ("zero bandwidth", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 0}]}, "network.custom.edges[0].bandwidth_mbps",
-     "> 0"),
-    ("NaN bandwidth", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": float("nan")}]},
-     "network.custom.edges[0].bandwidth_mbps", "finite"),
-    ("text bandwidth", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": "fast"}]},
-     "network.custom.edges[0].bandwidth_mbps", "number"),
-    ("duplicate edge", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1}, {"u": 1, "v": 0, "bandwidth_mbps": 2}]},
-     "network.custom.edges[1]", "duplicate"),
-    ("edge-key typo", {"edges": [{"u": 0, "v": 1, "bandwdith_mbps": 1}]}, "network.custom.edges[0].bandwdith_mbps",
-     "unknown key"),
+    (
+        "self-loop",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1}, {"u": 1, "v": 1, "bandwidth_mbps": 1}]},
+        "network.custom.edges[1]",
+        "self-loop",
+    ),
+    (
+        "negative latency",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1, "latency_s": -1}]},
+        "network.custom.edges[0].latency_s",
+        ">= 0",
+    ),
+    (
+        "zero bandwidth",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 0}]},
+        "network.custom.edges[0].bandwidth_mbps",
+        "> 0",
+    ),
+    (
+        "NaN bandwidth",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": float("nan")}]},
+        "network.custom.edges[0].bandwidth_mbps",
+        "finite",
+    ),
+    (
+        "text bandwidth",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": "fast"}]},
+        "network.custom.edges[0].bandwidth_mbps",
+        "number",
+    ),
+    (
+        "duplicate edge",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1}, {"u": 1, "v": 0, "bandwidth_mbps": 2}]},
+        "network.custom.edges[1]",
+        "duplicate",
+    ),
+    (
+        "edge-key typo",
+        {"edges": [{"u": 0, "v": 1, "bandwdith_mbps": 1}]},
+        "network.custom.edges[0].bandwdith_mbps",
+        "unknown key",
+    ),
     ("graph-key typo", {"egdes": [], **CUSTOM_OK}, "network.custom.egdes", "unknown key"),
-    ("medium typo", {"media": {"air": {"bandwidth_mbps": 10, "loss": 0.1}}, "edges": [{"u": 0, "v": 1,
-                                                                                       "medium": "air"}]},
-     "network.custom.media.air.loss", "unknown key"),
-    ("trace ends at 0", {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1, "bandwidth_trace": [[0, 5], [1, 0]]}]},
-     "network.custom.edges[0].bandwidth_trace[1]", "forever"),
+    (
+        "medium typo",
+        {"media": {"air": {"bandwidth_mbps": 10, "loss": 0.1}}, "edges": [{"u": 0, "v": 1, "medium": "air"}]},
+        "network.custom.media.air.loss",
+        "unknown key",
+    ),
+    (
+        "trace ends at 0",
+        {"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1, "bandwidth_trace": [[0, 5], [1, 0]]}]},
+        "network.custom.edges[0].bandwidth_trace[1]",
+        "forever",
+    ),
 ]
 
 
@@ -148,7 +188,8 @@ def test_extra_optional_profile_columns_are_kept(env):
 
 # ----------------------------------------------------------------------------- YAML
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("bcdefgh", "cdefghi"))
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("bcdefgh", "cdefghi")
+)
 YAML_FAULTS = [
     ("alias bomb", BOMB, "not supported"),
     ("anchor", "devices: &d 2\n", "anchors"),
@@ -160,9 +201,9 @@ YAML_FAULTS = [
 
 @pytest.mark.parametrize("what, text, words", YAML_FAULTS, ids=[f[0] for f in YAML_FAULTS])
 def test_yaml_faults_in_every_reader(env, what, text, words):
-    from astrasim.analysis.planning import load_plan, load_networks
-    from astrasim.models import load_model_yaml
+    from astrasim.analysis.planning import load_networks, load_plan
     from astrasim.compute.catalog import load_catalog
+    from astrasim.models import load_model_yaml
 
     f = env / "f.yaml"
     f.write_text(text)
@@ -174,6 +215,7 @@ def test_yaml_faults_in_every_reader(env, what, text, words):
             reader(f)
     with pytest.raises(UserError, match=words):
         from astrasim.validation.settings import load_settings
+
         load_settings(f)
     assert time.perf_counter() - t0 < 60  # no hang (generous: the machine may be loaded)
     assert nothing_written(env)
@@ -184,8 +226,18 @@ def test_set_values_use_the_strict_loader(env):
 
 
 # ----------------------------------------------------------------------------- custom models
-@pytest.mark.parametrize("field, value", [("layers", 12.5), ("layers", "12"), ("layers", True), ("hidden", None),
-                                          ("causal", "yes"), ("activation", "relu"), ("name", "")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("layers", 12.5),
+        ("layers", "12"),
+        ("layers", True),
+        ("hidden", None),
+        ("causal", "yes"),
+        ("activation", "relu"),
+        ("name", ""),
+    ],
+)
 def test_custom_model_types_are_checked(env, field, value):
     from astrasim.models import model_from_dict
 
@@ -232,16 +284,17 @@ def test_outputs_in_a_folder_that_refuses_files_are_one_line_before_any_work(env
     plan.write_text("model: gpt2-s\nlatency_target_s: 1\ndevices: [raspberry-pi-5]\nnetworks: [wifi-20mbps]\n")
     p = scenario(env)
     runs = ROOT_DIR / "validation" / "ns3" / "runs.csv"
-    for args, field in [(["sweep", p, "--out", f"{root}/r.csv", "--no-progress"], "--out"),
-                        (["sweep", p, "--out", f"{root}/a/b/r.parquet", "--no-progress"], "--out"),
-                        (["simulate", p, "--trace", f"{root}/t.json"], "--trace"),
-                        (["plan", plan, "--out", f"{root}/p.csv", "--no-progress"], "--out"),
-                        (["plan", plan, "--plot", f"{root}/p.png", "--no-progress"], "--plot"),
-                        (["profile", "--models", "gpt2-s", "--out", f"{root}/p.csv"], "--out"),
-                        (["accuracy", "--out", f"{root}/a.csv"], "--out"),
-                        (["crosscheck", "--quick", "--reuse-runs", runs, "--out", f"{root}/cc"], "--out"),
-                        (["validate", "--reuse-measurements", ROOT_DIR / "validation", "--out", f"{root}/v"],
-                         "--out")]:
+    for args, field in [
+        (["sweep", p, "--out", f"{root}/r.csv", "--no-progress"], "--out"),
+        (["sweep", p, "--out", f"{root}/a/b/r.parquet", "--no-progress"], "--out"),
+        (["simulate", p, "--trace", f"{root}/t.json"], "--trace"),
+        (["plan", plan, "--out", f"{root}/p.csv", "--no-progress"], "--out"),
+        (["plan", plan, "--plot", f"{root}/p.png", "--no-progress"], "--plot"),
+        (["profile", "--models", "gpt2-s", "--out", f"{root}/p.csv"], "--out"),
+        (["accuracy", "--out", f"{root}/a.csv"], "--out"),
+        (["crosscheck", "--quick", "--reuse-runs", runs, "--out", f"{root}/cc"], "--out"),
+        (["validate", "--reuse-measurements", ROOT_DIR / "validation", "--out", f"{root}/v"], "--out"),
+    ]:
         line = refused(args, field)
         assert "cannot create" in line, line
     assert nothing_written(env)
@@ -265,10 +318,13 @@ def test_crosscheck_reuse_runs_of_another_grid_is_one_line(env):
     assert "no complete run of this grid" in line and not (env / "cc").exists()
 
 
-@pytest.mark.parametrize("field, hardware", [
-    ("hardware.devices", {"devices": ["jetson-orin-nano", "raspberry-pi-5", "jetson-agx-orin"]}),
-    ("hardware.speeds", {"speeds": [1.0, 0.5, 4.0]}),
-])
+@pytest.mark.parametrize(
+    "field, hardware",
+    [
+        ("hardware.devices", {"devices": ["jetson-orin-nano", "raspberry-pi-5", "jetson-agx-orin"]}),
+        ("hardware.speeds", {"speeds": [1.0, 0.5, 4.0]}),
+    ],
+)
 def test_per_device_lists_longer_than_the_device_count_are_refused(env, field, hardware):
     """An extra listed device would be single's baseline while no other row uses it (the file
     contradicted itself); the list names exactly the devices of the largest count."""
@@ -291,17 +347,22 @@ def test_the_single_baseline_is_the_same_in_every_row(env):
 
 
 def test_headroom_above_a_devices_memory_is_refused(env):
-    line = refused(["sweep", scenario(env, hardware={"device": "raspberry-pi-5"}, memory={"headroom_gb": 8}),
-                    "--no-progress"], "memory.headroom_gb")
+    line = refused(
+        ["sweep", scenario(env, hardware={"device": "raspberry-pi-5"}, memory={"headroom_gb": 8}), "--no-progress"],
+        "memory.headroom_gb",
+    )
     assert "raspberry-pi-5" in line and nothing_written(env)
 
 
 def test_an_empty_knob_list_is_refused_in_a_sweep_and_a_plan(env):
-    refused(["sweep", scenario(env, strategies=[{"name": "astra", "groups": []}]), "--no-progress"],
-            "strategies[0].groups")
+    refused(
+        ["sweep", scenario(env, strategies=[{"name": "astra", "groups": []}]), "--no-progress"], "strategies[0].groups"
+    )
     plan = env / "plan.yaml"
-    plan.write_text("model: gpt2-s\nlatency_target_s: 1\ndevices: [raspberry-pi-5]\nnetworks: [wifi-20mbps]\n"
-                    "strategies: [single, {name: astra, groups: []}]\n")
+    plan.write_text(
+        "model: gpt2-s\nlatency_target_s: 1\ndevices: [raspberry-pi-5]\nnetworks: [wifi-20mbps]\n"
+        "strategies: [single, {name: astra, groups: []}]\n"
+    )
     line = refused(["plan", plan, "--no-progress"], "plan.strategies")
     assert "no variant" in line
 
@@ -330,14 +391,28 @@ def test_dask_address_of_a_server_that_is_not_dask_is_one_line_at_once(env):
                 continue
             conns.append(c)
             c.sendall(b"SSH-2.0-OpenSSH_9.0\r\n")
+
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "astrasim", "sweep", str(scenario(env)), "--no-progress",
-                              "--dask", f"tcp://127.0.0.1:{server.getsockname()[1]}"],
-                             capture_output=True, text=True, timeout=120, cwd=env,
-                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT_DIR)})
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "astrasim",
+                "sweep",
+                str(scenario(env)),
+                "--no-progress",
+                "--dask",
+                f"tcp://127.0.0.1:{server.getsockname()[1]}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=env,
+            env={**__import__("os").environ, "PYTHONPATH": str(ROOT_DIR)},
+        )
         took = time.perf_counter() - t0
     finally:
         stop.set()
@@ -357,8 +432,14 @@ def test_a_stream_too_large_for_memory_is_refused_before_any_point_runs(env):
     requests the point allows, nothing written."""
     from astrasim.streams import MAX_STREAM_OPS, check_stream_size
 
-    line = refused(["sweep", scenario(env, workload={"arrival": "periodic", "rate_per_s": 1, "requests": 1_000_000}),
-                    "--no-progress"], "workload.requests")
+    line = refused(
+        [
+            "sweep",
+            scenario(env, workload={"arrival": "periodic", "rate_per_s": 1, "requests": 1_000_000}),
+            "--no-progress",
+        ],
+        "workload.requests",
+    )
     assert "use at most" in line and nothing_written(env)
     check_stream_size(100, MAX_STREAM_OPS // 100)  # at the cap: accepted
     with pytest.raises(UserError, match=f"at most {MAX_STREAM_OPS // 100:,} requests"):

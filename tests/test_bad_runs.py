@@ -9,14 +9,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hostile import (  # noqa: F401 - env_fixture: the `env` fixture
+    CUSTOM_OK,
+    ROOT_USER,
+    env_fixture,
+    nothing_written,
+    refused,
+    runner,
+    scenario,
+)
 
+from astrasim.cli import app
 from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.strategies.synthetic import synthetic_profile
-from astrasim.cli import app
-from hostile import (  # noqa: F401 - env_fixture: the `env` fixture
-    CUSTOM_OK, ROOT_USER, env_fixture, nothing_written, refused, runner, scenario,
-)
+
 
 # ----------------------------------------------------------------------------- output paths
 def test_out_paths_that_cannot_be_written_are_refused(env):
@@ -32,8 +39,12 @@ def test_out_paths_that_cannot_be_written_are_refused(env):
 @pytest.mark.parametrize("which", ["scenario", "profile", "profile extension", "trace"])
 def test_out_onto_an_input_is_refused_and_the_input_kept(env, which):
     p = scenario(env)
-    target = {"scenario": p.with_suffix(".csv"), "profile": env / "profiles" / "cpu.csv",
-              "profile extension": env / "profiles" / "cpu.extra.csv", "trace": env / "t.csv"}[which]
+    target = {
+        "scenario": p.with_suffix(".csv"),
+        "profile": env / "profiles" / "cpu.csv",
+        "profile extension": env / "profiles" / "cpu.extra.csv",
+        "trace": env / "t.csv",
+    }[which]
     if which == "trace":
         target.write_text("time_s,bandwidth_mbps\n0,50\n")
         p = scenario(env, network={"trace": "t.csv"})
@@ -134,12 +145,14 @@ def test_dask_port_that_never_answers_times_out(env, monkeypatch):
                 accepted.append(server.accept()[0])
             except OSError:
                 pass
+
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
         t0 = time.perf_counter()
-        line = refused(["sweep", scenario(env), "--dask", f"tcp://127.0.0.1:{server.getsockname()[1]}",
-                        "--no-progress"], "--dask")
+        line = refused(
+            ["sweep", scenario(env), "--dask", f"tcp://127.0.0.1:{server.getsockname()[1]}", "--no-progress"], "--dask"
+        )
         assert "did not answer" in line and time.perf_counter() - t0 < 30  # no hang
     finally:
         stop.set()
@@ -162,8 +175,23 @@ def test_ctrl_c_during_profile_exits_130_and_leaves_no_file(env, monkeypatch, pr
         raise KeyboardInterrupt
 
     monkeypatch.setattr(profiling, "profile_ops", interrupted)
-    res = runner.invoke(app, ["profile", "--models", "gpt2-s", "--strategies", "tp", "--devices", "2",
-                              "--tokens", "16", "--quiet", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "profile",
+            "--models",
+            "gpt2-s",
+            "--strategies",
+            "tp",
+            "--devices",
+            "2",
+            "--tokens",
+            "16",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 130, res.output
     assert res.stderr.strip() == "interrupted"
     assert (out.read_text() == "previous\n") if previous else not out.exists()
@@ -179,10 +207,30 @@ def test_sigint_to_a_real_profile_run_exits_130_without_a_file(env):
     import sys
 
     out = env / "prof.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "astrasim", "profile", "--models", "gpt2-s", "--strategies", "tp",
-                             "--devices", "2", "--tokens", "64", "--repeats", "100000", "--quiet", "--out", str(out)],
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "astrasim",
+            "profile",
+            "--models",
+            "gpt2-s",
+            "--strategies",
+            "tp",
+            "--devices",
+            "2",
+            "--tokens",
+            "64",
+            "--repeats",
+            "100000",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -192,20 +240,27 @@ def test_sigint_to_a_real_profile_run_exits_130_without_a_file(env):
 
 # ----------------------------------------------------------------------------- grid size
 def test_a_huge_grid_is_refused_at_once_without_building_it(env):
-    p = scenario(env, devices=[2, 4], network={"bandwidth_mbps": list(range(1, 1001)), "loss_rate": [
-        i / 1000 for i in range(500)]}, strategies=["single", "tp", "sp"])
+    p = scenario(
+        env,
+        devices=[2, 4],
+        network={"bandwidth_mbps": list(range(1, 1001)), "loss_rate": [i / 1000 for i in range(500)]},
+        strategies=["single", "tp", "sp"],
+    )
     t0 = time.perf_counter()
     line = refused(["sweep", p, "--no-progress"], "--max-points")
     assert "2,500,000 points" in line and time.perf_counter() - t0 < 60  # not minutes
     assert nothing_written(env)
 
 
-@pytest.mark.parametrize("fields", [
-    {},
-    {"devices": [2, 4, 4], "network": {"bandwidth_mbps": [10, 10.0, 20], "topology": ["wifi", "mesh"]}},
-    {"strategies": ["single", "single", {"name": "astra", "groups": [1, 1, 32]}, "tp"], "tokens": [64, 128]},
-    {"hardware": {"speed": [1, 2], "speeds": [1, 0.5, 1, 1]}, "devices": [2, 4], "element_bits": [16, 32]},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"devices": [2, 4, 4], "network": {"bandwidth_mbps": [10, 10.0, 20], "topology": ["wifi", "mesh"]}},
+        {"strategies": ["single", "single", {"name": "astra", "groups": [1, 1, 32]}, "tp"], "tokens": [64, 128]},
+        {"hardware": {"speed": [1, 2], "speeds": [1, 0.5, 1, 1]}, "devices": [2, 4], "element_bits": [16, 32]},
+    ],
+)
 def test_count_points_equals_the_expanded_grid(env, fields):
     from astrasim.scenario import load_scenario
     from astrasim.scenario.grid import count_points
@@ -302,8 +357,10 @@ def test_paper_comparison_exits_2_with_one_line(env, capsys):
     assert exc.value.code == 2 and len(err) == 1 and "not an astrasim results file" in err[0]
 
 
-@pytest.mark.parametrize("x, text", [(0.005, "0.005x"), (2.6412, "2.64x"), (1.0, "1x"), (15.25, "15.2x"),
-                                     (250.4, "250x"), (float("nan"), "-")])
+@pytest.mark.parametrize(
+    "x, text",
+    [(0.005, "0.005x"), (2.6412, "2.64x"), (1.0, "1x"), (15.25, "15.2x"), (250.4, "250x"), (float("nan"), "-")],
+)
 def test_speedups_print_significant_digits(x, text):
     from astrasim.results import format_ratio
 

@@ -21,9 +21,16 @@ def scenario(tmp_path, monkeypatch):
     synthetic_profile([get_model("vit-base"), get_model("gpt2-s")], devices=(2, 4)).to_csv(d / "cpu.csv", index=False)
     monkeypatch.setenv("ASTRASIM_PROFILES", str(d))
     p = tmp_path / "s.yaml"
-    p.write_text(yaml.safe_dump({"models": ["gpt2-s", "vit-base"], "devices": [4, 2],
-                                 "strategies": [{"name": "astra", "groups": [16, 32]}, "tp"],
-                                 "network": {"bandwidth_mbps": [50, 10]}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "models": ["gpt2-s", "vit-base"],
+                "devices": [4, 2],
+                "strategies": [{"name": "astra", "groups": [16, 32]}, "tp"],
+                "network": {"bandwidth_mbps": [50, 10]},
+            }
+        )
+    )
     return p
 
 
@@ -32,7 +39,12 @@ def test_json_breakdown_of_the_first_point(scenario):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert (out["model"], out["strategy"], out["groups"], out["devices"], out["bandwidth_mbps"]) == (
-        "gpt2-s", "astra", 16, 4, 50.0)
+        "gpt2-s",
+        "astra",
+        16,
+        4,
+        50.0,
+    )
     assert len(out["per_device"]) == 4
     for d in out["per_device"]:
         assert d["compute_s"] + d["exposed_comm_s"] + d["idle_s"] == pytest.approx(out["latency_s"])
@@ -41,8 +53,21 @@ def test_json_breakdown_of_the_first_point(scenario):
 
 def test_set_picks_another_point_and_trace_is_written(scenario, tmp_path):
     trace = tmp_path / "t.json"
-    res = runner.invoke(app, ["simulate", str(scenario), "--set", "strategies=tp", "--set", "devices=2",
-                              "--set", "models=vit-base", "--trace", str(trace)])
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            str(scenario),
+            "--set",
+            "strategies=tp",
+            "--set",
+            "devices=2",
+            "--set",
+            "models=vit-base",
+            "--trace",
+            str(trace),
+        ],
+    )
     assert res.exit_code == 0, res.output
     for word in ("vit-base", "tp on 2", "latency", "exposed comm", "bits sent", "idle"):
         assert word in res.stdout

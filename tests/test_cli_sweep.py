@@ -20,9 +20,16 @@ def scenario(tmp_path, monkeypatch):
     monkeypatch.setenv("ASTRASIM_PROFILES", str(d))
     monkeypatch.chdir(tmp_path)
     p = tmp_path / "demo.yaml"
-    p.write_text(yaml.safe_dump({"models": ["vit-base", "gpt2-s"], "devices": [2, 4],
-                                 "strategies": ["single", "sp", {"name": "astra", "groups": [1, 32]}],
-                                 "network": {"bandwidth_mbps": [10, 100]}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "models": ["vit-base", "gpt2-s"],
+                "devices": [2, 4],
+                "strategies": ["single", "sp", {"name": "astra", "groups": [1, 32]}],
+                "network": {"bandwidth_mbps": [10, 100]},
+            }
+        )
+    )
     return p
 
 

@@ -11,8 +11,9 @@ ALPHA, MBPS = 0.002, 10.0
 B = MBPS * 1e6
 
 
-def run(collective, n, bits, kind="switch", algorithm="auto", root=None, broadcast=False, devices=None,
-        latency_s=ALPHA):
+def run(
+    collective, n, bits, kind="switch", algorithm="auto", root=None, broadcast=False, devices=None, latency_s=ALPHA
+):
     devices = tuple(range(n)) if devices is None else devices
     g = OpGraph(n)
     g.add(Comm("c", collective, devices, bits, root=root, algorithm=algorithm))
@@ -96,13 +97,23 @@ def test_single_participant_sends_nothing():
     assert r.latency_s == 0.0 and r.n_messages == 0
 
 
-@pytest.mark.parametrize("collective, algorithm, count, sent", [
-    ("all_gather", "ring", 12, 12.0), ("all_gather", "direct", 12, 12.0),
-    ("reduce_scatter", "ring", 12, 3.0), ("reduce_scatter", "direct", 12, 3.0),
-    ("all_reduce", "ring", 24, 6.0), ("all_reduce", "direct", 24, 6.0),
-    ("all_gather", "star", 6, 12.0), ("reduce_scatter", "star", 6, 3.75), ("all_reduce", "star", 6, 6.0),
-    ("all_to_all", "direct", 12, 12.0), ("gather", "direct", 3, 3.0), ("broadcast", "direct", 3, 3.0),
-])
+@pytest.mark.parametrize(
+    "collective, algorithm, count, sent",
+    [
+        ("all_gather", "ring", 12, 12.0),
+        ("all_gather", "direct", 12, 12.0),
+        ("reduce_scatter", "ring", 12, 3.0),
+        ("reduce_scatter", "direct", 12, 3.0),
+        ("all_reduce", "ring", 24, 6.0),
+        ("all_reduce", "direct", 24, 6.0),
+        ("all_gather", "star", 6, 12.0),
+        ("reduce_scatter", "star", 6, 3.75),
+        ("all_reduce", "star", 6, 6.0),
+        ("all_to_all", "direct", 12, 12.0),
+        ("gather", "direct", 3, 3.0),
+        ("broadcast", "direct", 3, 3.0),
+    ],
+)
 def test_plan_sizes(collective, algorithm, count, sent):
     p = plan(collective, 4, algorithm)
     assert len(p) == count
@@ -121,8 +132,10 @@ def test_ring_dependencies_forward_what_was_received_one_message_at_a_time():
             assert (p.src[previous], p.dsts[previous]) == (p.src[m], p.dsts[m])  # after its own last send
 
 
-@pytest.mark.parametrize("collective, algorithm", [(c, a) for c in ("all_gather", "all_reduce", "reduce_scatter")
-                                                   for a in ("ring", "direct", "star")])
+@pytest.mark.parametrize(
+    "collective, algorithm",
+    [(c, a) for c in ("all_gather", "all_reduce", "reduce_scatter") for a in ("ring", "direct", "star")],
+)
 def test_a_pair_carries_one_message_of_a_collective_at_a_time(collective, algorithm):
     """Every message waits for the sender's previous message to any of its receivers."""
     for multicast in (False, True):

@@ -16,16 +16,39 @@ from astrasim.errors import UserError
 from astrasim.pointrun import simulate_point
 from astrasim.scenario import load_scenario
 
-FIGS = ("peak_flops", "mem_bandwidth_gbs", "mem_read_gbs", "dispatch_us", "message_us", "memory_gb", "idle_power_w",
-        "active_power_w", "price_usd")
+FIGS = (
+    "peak_flops",
+    "mem_bandwidth_gbs",
+    "mem_read_gbs",
+    "dispatch_us",
+    "message_us",
+    "memory_gb",
+    "idle_power_w",
+    "active_power_w",
+    "price_usd",
+)
 
 
 def _entry(**over):
-    e = {"name": "box", "kind": "cpu", "peak_flops": 2e11, "mem_bandwidth_gbs": 20.0, "mem_read_gbs": 10.0,
-         "matmul_gflops": {"fp32": 100.0, "int8": 400.0}, "dispatch_us": 5.0, "message_us": 20.0, "memory_gb": 8.0,
-         "idle_power_w": 2.0, "active_power_w": 10.0, "price_usd": 100.0,
-         "sources": {**{f: "published: x" for f in FIGS}, "matmul_gflops.fp32": "measured: y",
-                     "matmul_gflops.int8": "estimate: z"}}
+    e = {
+        "name": "box",
+        "kind": "cpu",
+        "peak_flops": 2e11,
+        "mem_bandwidth_gbs": 20.0,
+        "mem_read_gbs": 10.0,
+        "matmul_gflops": {"fp32": 100.0, "int8": 400.0},
+        "dispatch_us": 5.0,
+        "message_us": 20.0,
+        "memory_gb": 8.0,
+        "idle_power_w": 2.0,
+        "active_power_w": 10.0,
+        "price_usd": 100.0,
+        "sources": {
+            **{f: "published: x" for f in FIGS},
+            "matmul_gflops.fp32": "measured: y",
+            "matmul_gflops.int8": "estimate: z",
+        },
+    }
     e.update(over)
     return e
 
@@ -49,9 +72,9 @@ def test_op_time_is_the_roofline_on_sustained_figures_plus_dispatch():
 
 def test_source_follows_the_figures_used_and_unrunnable_formats_are_refused():
     m = DeviceModel.of(CatalogDevice(**_entry()))
-    assert m.source(FORMATS["fp32"]) == "calibrated"      # published bandwidth, measured fp32 matmul
-    assert m.source(FORMATS["q8_0"]) == "datasheet"       # its int8 figure is an estimate
-    assert m.precision(FORMATS["fp16"]) == "fp32"         # no fp16 kernels: fp16 weights computed in fp32
+    assert m.source(FORMATS["fp32"]) == "calibrated"  # published bandwidth, measured fp32 matmul
+    assert m.source(FORMATS["q8_0"]) == "datasheet"  # its int8 figure is an estimate
+    assert m.precision(FORMATS["fp16"]) == "fp32"  # no fp16 kernels: fp16 weights computed in fp32
     with pytest.raises(UserError, match="cannot run int4"):
         m.precision(FORMATS["int4"])
 
@@ -78,9 +101,11 @@ def test_llama_3_2_1b_head_is_a_fifth_of_its_weights():
 
 
 def test_catalog_entry_without_a_source_or_figure_is_refused(tmp_path):
-    for broken, field in ((_entry(sources={f: "published: x" for f in FIGS}), "matmul_gflops.fp32"),
-                          ({k: v for k, v in _entry().items() if k != "mem_read_gbs"}, "mem_read_gbs"),
-                          (_entry(sources={**_entry()["sources"], "dispatch_us": "somebody said so"}), "dispatch_us")):
+    for broken, field in (
+        (_entry(sources={f: "published: x" for f in FIGS}), "matmul_gflops.fp32"),
+        ({k: v for k, v in _entry().items() if k != "mem_read_gbs"}, "mem_read_gbs"),
+        (_entry(sources={**_entry()["sources"], "dispatch_us": "somebody said so"}), "dispatch_us"),
+    ):
         p = tmp_path / f"cat-{field}.yaml"
         p.write_text(yaml.safe_dump({"devices": [broken]}))
         with pytest.raises(UserError) as exc:
@@ -90,17 +115,26 @@ def test_catalog_entry_without_a_source_or_figure_is_refused(tmp_path):
 
 
 def _sc(tmp_path, **fields):
-    data = {"models": ["llama3-8b"], "tokens": 64, "output_tokens": 4, "devices": [1],
-            "strategies": ["single"], "hardware": {"device": "raspberry-pi-5"},
-            "network": {"topology": "switch", "bandwidth_mbps": 1000}, **fields}
+    data = {
+        "models": ["llama3-8b"],
+        "tokens": 64,
+        "output_tokens": 4,
+        "devices": [1],
+        "strategies": ["single"],
+        "hardware": {"device": "raspberry-pi-5"},
+        "network": {"topology": "switch", "bandwidth_mbps": 1000},
+        **fields,
+    }
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(data))
     return load_scenario(p)
 
 
 def test_decode_time_follows_the_weight_format(tmp_path):
-    rows = {r["weight_format"]: r for r in map(simulate_point, _sc(tmp_path, weight_format=["fp32", "q8_0",
-                                                                                              "q4_0"]).points())}
+    rows = {
+        r["weight_format"]: r
+        for r in map(simulate_point, _sc(tmp_path, weight_format=["fp32", "q8_0", "q4_0"]).points())
+    }
     assert {r["compute_source"] for r in rows.values()} == {"calibrated"}
     assert rows["q4_0"]["tpot_s"] < rows["q8_0"]["tpot_s"] < rows["fp32"]["tpot_s"]
     # memory-bound decode: about the ratio of bytes read per token
@@ -110,11 +144,19 @@ def test_decode_time_follows_the_weight_format(tmp_path):
     assert short.weight_format == "q4_0" and simulate_point(short)["tpot_s"] == rows["q4_0"]["tpot_s"]
 
 
-@pytest.mark.parametrize("model,device", [("gpt2-s", "raspberry-pi-5"), ("llama3-8b", "raspberry-pi-4b"),
-                                          ("llama3-8b", "jetson-agx-orin")])
+@pytest.mark.parametrize(
+    "model,device", [("gpt2-s", "raspberry-pi-5"), ("llama3-8b", "raspberry-pi-4b"), ("llama3-8b", "jetson-agx-orin")]
+)
 def test_tp_decode_on_n_devices_is_never_faster_than_a_nth_of_one(tmp_path, model, device):
-    sc = _sc(tmp_path, models=[model], devices=[1, 2, 4], strategies=["single", "tp"], weight_format="q4_0",
-             hardware={"device": device}, network={"topology": "ideal", "bandwidth_mbps": 1000000})
+    sc = _sc(
+        tmp_path,
+        models=[model],
+        devices=[1, 2, 4],
+        strategies=["single", "tp"],
+        weight_format="q4_0",
+        hardware={"device": device},
+        network={"topology": "ideal", "bandwidth_mbps": 1000000},
+    )
     rows = list(map(simulate_point, sc.points()))
     one = next(r for r in rows if r["strategy"] == "single")
     for r in rows:
@@ -135,11 +177,23 @@ def test_measured_profile_rows_stay_first_class(tmp_path):
 
 def test_cli_refuses_unknown_and_unrunnable_formats(tmp_path):
     runner = CliRunner()
-    for fields, needle in (({"weight_format": "q3_x"}, "weight_format"),
-                           ({"weight_format": "int4"}, "cannot run int4")):
+    for fields, needle in (
+        ({"weight_format": "q3_x"}, "weight_format"),
+        ({"weight_format": "int4"}, "cannot run int4"),
+    ):
         p = tmp_path / "bad.yaml"
-        p.write_text(yaml.safe_dump({"models": ["gpt2-s"], "tokens": 64, "devices": 1, "strategies": ["single"],
-                                     "hardware": {"device": "raspberry-pi-4b"}, **fields}))
+        p.write_text(
+            yaml.safe_dump(
+                {
+                    "models": ["gpt2-s"],
+                    "tokens": 64,
+                    "devices": 1,
+                    "strategies": ["single"],
+                    "hardware": {"device": "raspberry-pi-4b"},
+                    **fields,
+                }
+            )
+        )
         res = runner.invoke(app, ["sweep", str(p), "--out", str(tmp_path / "o.csv"), "--no-progress"])
         assert res.exit_code == 2, res.output
         assert needle in res.output and not (tmp_path / "o.csv").exists()
@@ -156,8 +210,15 @@ def test_calibrate_device_refuses_an_unwritable_catalog_before_measuring(tmp_pat
 def test_a_fleet_decodes_on_the_hardware_of_its_decoding_device(tmp_path):
     """sp decodes on its last device: a Pi 5 behind a Jetson decodes at a lone Pi 5's pace."""
     fleet = ["jetson-orin-nano", "raspberry-pi-5", "raspberry-pi-5", "raspberry-pi-5"]
-    sc = _sc(tmp_path, models=["gpt2-s"], devices=[4], strategies=["sp"], weight_format="q8_0",
-             hardware={"devices": fleet}, network={"topology": "ideal", "bandwidth_mbps": 1000})
+    sc = _sc(
+        tmp_path,
+        models=["gpt2-s"],
+        devices=[4],
+        strategies=["sp"],
+        weight_format="q8_0",
+        hardware={"devices": fleet},
+        network={"topology": "ideal", "bandwidth_mbps": 1000},
+    )
     sp = simulate_point(next(iter(sc.points())))
     pi = simulate_point(next(iter(_sc(tmp_path, models=["gpt2-s"], weight_format="q8_0").points())))
     assert sp["tpot_s"] == pytest.approx(pi["tpot_s"], rel=1e-9)
@@ -167,8 +228,13 @@ def test_calibrate_device_writes_a_valid_entry_and_keeps_the_rest_of_the_catalog
     from astrasim.compute import calibrate_device as cd
 
     text = cd.replace_entry("# header kept\ndevices:\n", "other", _entry(name="other"))
-    measured = {"threads": 2, "mem_read_gbs": 7.5, "matmul_gflops": {"fp32": 80.0, "int8": 300.0},
-                "dispatch_us": 12.0, "message_us": 4.0}
+    measured = {
+        "threads": 2,
+        "mem_read_gbs": 7.5,
+        "matmul_gflops": {"fp32": 80.0, "int8": 300.0},
+        "dispatch_us": 12.0,
+        "message_us": 4.0,
+    }
     with pytest.raises(UserError, match="--price-usd"):
         cd.check_new_entry("box2", False, None, 1.0, 2.0)
     new = cd.entry_for("box2", measured, None, 99.0, 1.0, 2.0)
@@ -184,8 +250,11 @@ def test_calibrate_device_writes_a_valid_entry_and_keeps_the_rest_of_the_catalog
     again = cd.entry_for("box2", {**measured, "mem_read_gbs": 9.0}, box.model_dump(), None, None, None)
     p.write_text(cd.replace_entry(out, "box2", again))
     cat = load_catalog(p)
-    assert cat["box2"].mem_read_gbs == 9.0 and cat["box2"].price_usd == 99.0 and cat["other"] == CatalogDevice(
-        **_entry(name="other"))
+    assert (
+        cat["box2"].mem_read_gbs == 9.0
+        and cat["box2"].price_usd == 99.0
+        and cat["other"] == CatalogDevice(**_entry(name="other"))
+    )
 
 
 def test_weight_format_and_its_shorthand_together_are_refused():
@@ -202,8 +271,14 @@ def test_tp_head_root_puts_the_whole_head_on_device_0(tmp_path):
     from astrasim.compute.memory import outer_weights
     from astrasim.strategies import get
 
-    sc = _sc(tmp_path, models=["llama3-8b"], devices=[4], weight_format="q4_0", hardware={"device": "raspberry-pi-5"},
-             strategies=[{"name": "tp", "head": ["split", "root"]}])
+    sc = _sc(
+        tmp_path,
+        models=["llama3-8b"],
+        devices=[4],
+        weight_format="q4_0",
+        hardware={"device": "raspberry-pi-5"},
+        strategies=[{"name": "tp", "head": ["split", "root"]}],
+    )
     split, root = sorted(sc.points(), key=lambda p: p.knobs.head == "root")
     spec, fmt, pi5 = split.model, weight_format("q4_0"), device_model("raspberry-pi-5")
     whole = pi5.seconds(lm_head(spec.hidden, spec.vocab, spec.norm, 4), fmt, head=True)

@@ -54,8 +54,15 @@ def test_hosts_are_contiguous_blocks_and_share_only_within():
 def test_a_waiting_device_leaves_its_core_to_the_others():
     """One core, two devices. Device 1 waits for a's message: a runs alone at full speed (ends at
     1 s), then b (device 1) and c (device 0) share the core: both end at 3 s."""
-    g = OpGraph(2, [Compute("a", 0, 1.0), Comm("m", "p2p", (0, 1), 0.0, ("a",)), Compute("b", 1, 1.0, ("m",)),
-                    Compute("c", 0, 1.0, ("a",))])
+    g = OpGraph(
+        2,
+        [
+            Compute("a", 0, 1.0),
+            Comm("m", "p2p", (0, 1), 0.0, ("a",)),
+            Compute("b", 1, 1.0, ("m",)),
+            Compute("c", 0, 1.0, ("a",)),
+        ],
+    )
     assert _run(g, hosts=1, cores=1).latency_s == pytest.approx(3.0)
     assert simulate(g, build_topology("ideal", 2, 100.0)).latency_s == pytest.approx(2.0)
 
@@ -74,9 +81,16 @@ def test_scenario_hosts_reach_the_engine():
     from astrasim.scenario.grid import expand
     from astrasim.scenario.loading import from_dict
 
-    sc = from_dict({"name": "cores", "models": ["gpt2-s"], "strategies": [{"name": "tp"}], "devices": [4],
-                    "hardware": {"hosts": 1, "cores_per_host": 2, "op_overhead_s": 1e-4, "message_cpu_s": 2e-4},
-                    "network": {"topology": "ideal"}})
+    sc = from_dict(
+        {
+            "name": "cores",
+            "models": ["gpt2-s"],
+            "strategies": [{"name": "tp"}],
+            "devices": [4],
+            "hardware": {"hosts": 1, "cores_per_host": 2, "op_overhead_s": 1e-4, "message_cpu_s": 2e-4},
+            "network": {"topology": "ideal"},
+        }
+    )
     inputs = engine_inputs(expand(sc)[0])
     assert inputs.placement == Placement((0, 0, 0, 0), (2,)) and inputs.op_overhead_s == 1e-4
     assert inputs.message_cpu_s == 2e-4

@@ -35,10 +35,24 @@ def test_grid_counts_and_skips():
 def test_statistics_keep_erratic_points_apart(monkeypatch):
     import astrasim.crosscheck.campaign as campaign
 
-    points = [{"network": "w", "kind": "wifi", "collective": "p2p", "algorithm": "direct", "hosts": 2,
-               "size_bytes": 1024 * (k + 1)} for k in range(3)]
-    runs = pd.DataFrame([{"point": i, "seed": s, "measured_s": t, "complete": True}
-                         for i, ts in enumerate([(1.0, 1.1), (2.0, 2.0), (1.0, 3.0)]) for s, t in enumerate(ts)])
+    points = [
+        {
+            "network": "w",
+            "kind": "wifi",
+            "collective": "p2p",
+            "algorithm": "direct",
+            "hosts": 2,
+            "size_bytes": 1024 * (k + 1),
+        }
+        for k in range(3)
+    ]
+    runs = pd.DataFrame(
+        [
+            {"point": i, "seed": s, "measured_s": t, "complete": True}
+            for i, ts in enumerate([(1.0, 1.1), (2.0, 2.0), (1.0, 3.0)])
+            for s, t in enumerate(ts)
+        ]
+    )
     monkeypatch.setattr(campaign, "predict", lambda p, g: 1.1 * p["size_bytes"] / 1024)
     res = combine(points, runs, Grid())
     assert list(res["steady"]) == [True, True, False]
@@ -89,8 +103,10 @@ def test_reused_runs_are_matched_by_schedule_not_position(tmp_path):
     points = grid.points()
     keys = [run_key(p, grid) for p in points]
     assert len(set(keys)) == len(keys)
-    rows = [{"point": 0, "key": keys[3], "seed": 1, "measured_s": 0.5, "complete": True},  # moved: now point 3
-            {"point": 1, "key": "0123456789abcdef", "seed": 1, "measured_s": 9.0, "complete": True}]  # stale
+    rows = [
+        {"point": 0, "key": keys[3], "seed": 1, "measured_s": 0.5, "complete": True},  # moved: now point 3
+        {"point": 1, "key": "0123456789abcdef", "seed": 1, "measured_s": 9.0, "complete": True},
+    ]  # stale
     path = tmp_path / "runs.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     said = []

@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "validation").rglob("README.md")),
-        ROOT / "tools" / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "validation").rglob("README.md")),
+    ROOT / "tools" / "README.md",
+]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
@@ -63,8 +67,13 @@ def test_readme_test_command_is_what_ci_runs():
 
 def test_generated_tables_are_current():
     """docs/results.md's generated tables equal what tools/docs_tables.py computes today."""
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "docs_tables.py"), "--check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "docs_tables.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -39,23 +39,39 @@ def test_one_compute_at_a_time_in_program_order_among_ready_ops():
 
 
 def test_a_later_op_that_is_ready_runs_before_an_earlier_one_that_is_not():
-    g = graph(2, Compute("s", 1, 0.5), Comm("m", "p2p", (1, 0), 1e6, deps=("s",)),
-              Compute("a", 0, 1.0, deps=("m",)), Compute("b", 0, 2.0))
+    g = graph(
+        2,
+        Compute("s", 1, 0.5),
+        Comm("m", "p2p", (1, 0), 1e6, deps=("s",)),
+        Compute("a", 0, 1.0, deps=("m",)),
+        Compute("b", 0, 2.0),
+    )
     r = simulate(g, IDEAL, record_timeline=True)
     assert starts(r)["b"] == 0.0 and starts(r)["a"] == pytest.approx(2.0)
 
 
 def test_ops_ready_at_the_same_instant_start_in_program_order():
     # at t = 1 both a (by a message) and b (by the end of c0) become ready: a comes first
-    g = graph(2, Compute("c0", 0, 1.0), Compute("d1", 1, 0.5), Comm("m", "p2p", (1, 0), 5e6, deps=("d1",)),
-              Compute("a", 0, 1.0, deps=("m",)), Compute("b", 0, 1.0, deps=("c0",)))
+    g = graph(
+        2,
+        Compute("c0", 0, 1.0),
+        Compute("d1", 1, 0.5),
+        Comm("m", "p2p", (1, 0), 5e6, deps=("d1",)),
+        Compute("a", 0, 1.0, deps=("m",)),
+        Compute("b", 0, 1.0, deps=("c0",)),
+    )
     r = simulate(g, IDEAL, record_timeline=True)
     assert starts(r)["a"] == 1.0 and starts(r)["b"] == 2.0
 
 
 def test_compute_overlaps_communication_as_dependencies_allow():
-    g = graph(2, Compute("p", 0, 0.5), Comm("m", "p2p", (0, 1), 1e7, deps=("p",)),
-              Compute("busy", 0, 2.0), Compute("use", 1, 0.5, deps=("m",)))
+    g = graph(
+        2,
+        Compute("p", 0, 0.5),
+        Comm("m", "p2p", (0, 1), 1e7, deps=("p",)),
+        Compute("busy", 0, 2.0),
+        Compute("use", 1, 0.5, deps=("m",)),
+    )
     r = simulate(g, IDEAL)
     # message 0.5 .. 1.5 overlaps device 0's 'busy' (0.5 .. 2.5); device 1 waits 1.5 then computes
     assert r.latency_s == pytest.approx(2.5)
@@ -65,9 +81,15 @@ def test_compute_overlaps_communication_as_dependencies_allow():
 
 
 def test_comm_deps_are_read_per_participant():
-    g = graph(3, Compute("a0", 0, 1.0), Compute("a1", 1, 3.0), Compute("x2", 2, 5.0),
-              Comm("ag", "all_gather", (0, 1), 1e7, deps=("a0", "a1", "x2")),
-              Compute("b0", 0, 1.0, deps=("ag",)), Compute("b1", 1, 1.0, deps=("ag",)))
+    g = graph(
+        3,
+        Compute("a0", 0, 1.0),
+        Compute("a1", 1, 3.0),
+        Compute("x2", 2, 5.0),
+        Comm("ag", "all_gather", (0, 1), 1e7, deps=("a0", "a1", "x2")),
+        Compute("b0", 0, 1.0, deps=("ag",)),
+        Compute("b1", 1, 1.0, deps=("ag",)),
+    )
     r = simulate(g, IDEAL, record_timeline=True)
     msgs = {e.device: (e.start, e.end) for e in r.timeline if e.kind == "message"}
     assert msgs == {0: (1.0, 2.0), 1: (3.0, 4.0)}  # x2 (device 2 is no participant) gates nobody
@@ -78,15 +100,24 @@ def test_comm_deps_are_read_per_participant():
 
 def test_comm_complete_per_device():
     # gather to 0: device 2 is done as soon as its own message is delivered
-    g = graph(3, Compute("s1", 1, 2.0), Comm("g", "gather", (0, 1, 2), 1e7, deps=("s1",), root=0),
-              Compute("after2", 2, 1.0, deps=("g",)), Compute("after0", 0, 1.0, deps=("g",)))
+    g = graph(
+        3,
+        Compute("s1", 1, 2.0),
+        Comm("g", "gather", (0, 1, 2), 1e7, deps=("s1",), root=0),
+        Compute("after2", 2, 1.0, deps=("g",)),
+        Compute("after0", 0, 1.0, deps=("g",)),
+    )
     r = simulate(g, IDEAL, record_timeline=True)
     assert starts(r)["after2"] == pytest.approx(1.0) and starts(r)["after0"] == pytest.approx(3.0)
 
 
 def test_a_comm_waiting_on_a_comm():
-    g = graph(3, Comm("m1", "p2p", (0, 1), 1e7), Comm("m2", "p2p", (1, 2), 1e7, deps=("m1",)),
-              Compute("end", 2, 1.0, deps=("m2",)))
+    g = graph(
+        3,
+        Comm("m1", "p2p", (0, 1), 1e7),
+        Comm("m2", "p2p", (1, 2), 1e7, deps=("m1",)),
+        Compute("end", 2, 1.0, deps=("m2",)),
+    )
     assert simulate(g, IDEAL).latency_s == pytest.approx(3.0)
 
 
@@ -96,8 +127,13 @@ def test_cross_device_compute_dependency_is_honoured():
 
 
 def test_deadlock_when_a_device_waits_on_a_comm_it_does_not_join():
-    g = graph(3, Compute("a0", 0, 1.0), Comm("m", "p2p", (0, 1), 1e6, deps=("a0",)),
-              Compute("stuck", 2, 1.0, deps=("m",)), Compute("after", 2, 1.0, deps=("stuck",)))
+    g = graph(
+        3,
+        Compute("a0", 0, 1.0),
+        Comm("m", "p2p", (0, 1), 1e6, deps=("a0",)),
+        Compute("stuck", 2, 1.0, deps=("m",)),
+        Compute("after", 2, 1.0, deps=("stuck",)),
+    )
     with pytest.raises(DeadlockError) as err:
         simulate(g, IDEAL)
     assert err.value.devices == [2] and err.value.ops == ["stuck", "after"]
@@ -125,8 +161,12 @@ def test_invalid_inputs():
 
 
 def test_chrome_trace(tmp_path):
-    g = graph(2, Compute("a", 0, 1.0, name="attn", layer=0), Comm("ag", "all_gather", (0, 1), 1e6, deps=("a",)),
-              Compute("b", 1, 1.0, deps=("ag",), name="mlp", layer=0))
+    g = graph(
+        2,
+        Compute("a", 0, 1.0, name="attn", layer=0),
+        Comm("ag", "all_gather", (0, 1), 1e6, deps=("a",)),
+        Compute("b", 1, 1.0, deps=("ag",), name="mlp", layer=0),
+    )
     r = simulate(g, build_topology("wifi", 2, 10.0), record_timeline=True)
     tr = r.to_chrome_trace()
     xs = [e for e in tr["traceEvents"] if e["ph"] == "X"]
@@ -150,8 +190,7 @@ def test_result_fields_match_the_interface():
 
 
 def test_heterogeneous_devices_speed_factor():
-    g = graph(2, Compute("a", 0, 1.0), Compute("b", 1, 1.0),
-              Comm("ag", "all_gather", (0, 1), 0.0, deps=("a", "b")))
+    g = graph(2, Compute("a", 0, 1.0), Compute("b", 1, 1.0), Comm("ag", "all_gather", (0, 1), 0.0, deps=("a", "b")))
     assert simulate(g, IDEAL, speeds=[0.5, 4.0]).latency_s == pytest.approx(2.0)
 
 
@@ -172,8 +211,7 @@ def test_exposed_comm_counts_only_while_not_computing():
 
 def test_waiting_for_a_last_collective_is_exposed_comm_not_idle():
     # tp's shape: the run ends with an all-reduce that no compute consumes (issue 10)
-    g = graph(2, Compute("a0", 0, 1.0), Compute("a1", 1, 0.5),
-              Comm("ar", "all_reduce", (0, 1), 2e7, deps=("a0", "a1")))
+    g = graph(2, Compute("a0", 0, 1.0), Compute("a1", 1, 0.5), Comm("ar", "all_reduce", (0, 1), 2e7, deps=("a0", "a1")))
     r = simulate(g, IDEAL)
     assert r.latency_s == pytest.approx(1.0 + 2 * 1e7 / 1e7)  # two steps of S/2 each
     # device 1 joined at 0.5: from then on it waits on the collective, as a Compute consuming it would

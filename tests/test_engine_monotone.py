@@ -16,8 +16,11 @@ from astrasim.engine import simulate
 from astrasim.network.topology import KINDS, build_topology
 from astrasim.opgraph import Comm, Compute, OpGraph
 
-SETTINGS = settings(max_examples=int(os.environ.get("ASTRASIM_HYPOTHESIS_EXAMPLES", 100)), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("ASTRASIM_HYPOTHESIS_EXAMPLES", 100)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 RING_CAPABLE = ["all_gather", "all_reduce", "reduce_scatter"]
 # Exactly monotone where every link direction carries one message at a time (mesh, ideal: a
 # device sends a collective's messages only after its previous collective is complete, and one
@@ -40,13 +43,22 @@ def layered(draw):
     last: list[str | None] = [None] * n
     for layer in range(draw(st.integers(1, 5))):
         for d in range(n):
-            last[d] = g.add(Compute(f"L{layer}.pre{d}", d, draw(st.floats(0.0, 0.05)),
-                                    deps=(last[d],) if last[d] else ()))
+            last[d] = g.add(
+                Compute(f"L{layer}.pre{d}", d, draw(st.floats(0.0, 0.05)), deps=(last[d],) if last[d] else ())
+            )
         coll = draw(st.sampled_from(RING_CAPABLE))
         k = n if draw(st.booleans()) else draw(st.integers(2, n))
         devs = tuple(draw(st.permutations(range(n)))[:k])
-        c = g.add(Comm(f"L{layer}.c", coll, devs, draw(st.floats(1e3, 4e6)), algorithm=algorithm,
-                       deps=tuple(last[d] for d in devs)))
+        c = g.add(
+            Comm(
+                f"L{layer}.c",
+                coll,
+                devs,
+                draw(st.floats(1e3, 4e6)),
+                algorithm=algorithm,
+                deps=tuple(last[d] for d in devs),
+            )
+        )
         for d in devs:
             last[d] = g.add(Compute(f"L{layer}.post{d}", d, draw(st.floats(0.0, 0.05)), deps=(c, last[d])))
     return g
@@ -58,7 +70,7 @@ nets = st.tuples(st.sampled_from(KINDS), st.floats(1.0, 1000.0), st.floats(0.0, 
 
 def latency(g, kind, mbps, alpha, speeds, loss=0.0):
     topo = build_topology(kind, g.n_devices, mbps, latency_s=alpha, loss_rate=loss)
-    return simulate(g, topo, speeds=None if speeds is None else speeds[:g.n_devices]).latency_s
+    return simulate(g, topo, speeds=None if speeds is None else speeds[: g.n_devices]).latency_s
 
 
 @SETTINGS
@@ -115,8 +127,12 @@ def test_ring_all_reduce_with_one_slow_device_has_the_closed_form(kind, layers):
 def test_a_ring_connection_carries_one_message_at_a_time():
     """The late joiner's step-k and step-k+1 messages never share its link."""
     g = ring_all_reduce_layers(N, 1, 0.05)
-    r = simulate(g, build_topology("switch", N, MBPS, latency_s=0.0, efficiency=1.0),
-                 speeds=[1.0] * (N - 1) + [0.5], record_timeline=True)
+    r = simulate(
+        g,
+        build_topology("switch", N, MBPS, latency_s=0.0, efficiency=1.0),
+        speeds=[1.0] * (N - 1) + [0.5],
+        record_timeline=True,
+    )
     for d in range(N):
         sends = sorted((e.start, e.end) for e in r.timeline if e.kind == "message" and e.device == d)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(sends, sends[1:]))
@@ -158,10 +174,20 @@ def exclusive_link_cases(draw):
     n = draw(st.integers(2, 7))
     layers = draw(st.integers(1, 4))
     durations = st.lists(st.floats(0.0, 0.1), min_size=n, max_size=n)
-    return (kind, algorithm, draw(st.sampled_from(RING_CAPABLE)), n, tuple(draw(st.permutations(range(n)))),
-            [draw(durations) for _ in range(layers)], draw(durations),
-            draw(st.lists(st.floats(0.25, 4.0), min_size=n, max_size=n)), draw(st.floats(1e3, 2e7)),
-            draw(st.floats(0.0, 5e-3)), draw(st.floats(1.0, 1000.0)), draw(st.floats(0.0, 0.5)))
+    return (
+        kind,
+        algorithm,
+        draw(st.sampled_from(RING_CAPABLE)),
+        n,
+        tuple(draw(st.permutations(range(n)))),
+        [draw(durations) for _ in range(layers)],
+        draw(durations),
+        draw(st.lists(st.floats(0.25, 4.0), min_size=n, max_size=n)),
+        draw(st.floats(1e3, 2e7)),
+        draw(st.floats(0.0, 5e-3)),
+        draw(st.floats(1.0, 1000.0)),
+        draw(st.floats(0.0, 0.5)),
+    )
 
 
 @SETTINGS
@@ -178,8 +204,9 @@ def test_engine_matches_the_max_plus_reference_on_exclusive_links(case):
     for d in range(n):
         g.add(Compute(f"post.{d}", d, post[d], deps=(last[d],)))
     topo = build_topology(kind, n, mbps, latency_s=alpha, efficiency=1.0, loss_rate=loss)
-    expected = _reference(kind, algorithm, collective, n, order, pre, post, speeds, bits, alpha,
-                          mbps * 1e6 * (1 - loss))
+    expected = _reference(
+        kind, algorithm, collective, n, order, pre, post, speeds, bits, alpha, mbps * 1e6 * (1 - loss)
+    )
     assert simulate(g, topo, speeds=speeds).latency_s == pytest.approx(expected, rel=1e-9)
 
 

@@ -28,14 +28,25 @@ def ring_layers(n: int, layers: int) -> OpGraph:
 def test_runs_of_one_program_equal_fresh_simulate_calls_in_any_order(kind):
     g, topo = ring_layers(4, 3), build_topology(kind, 4, 50.0)
     program = compile(g, topo)
-    options = [dict(speeds=[1.0, 0.7, 1.3, 0.9]), dict(), dict(speeds=[2.0, 1.0, 1.0, 0.5], record_timeline=True),
-               dict(placement=Placement.of(4, 2, 1), message_cpu_s=1e-4, op_overhead_s=1e-4)]
+    options = [
+        dict(speeds=[1.0, 0.7, 1.3, 0.9]),
+        dict(),
+        dict(speeds=[2.0, 1.0, 1.0, 0.5], record_timeline=True),
+        dict(placement=Placement.of(4, 2, 1), message_cpu_s=1e-4, op_overhead_s=1e-4),
+    ]
     fresh = [simulate(g, topo, **kw) for kw in options]
     again = [program.run(**kw) for kw in reversed(options)][::-1]  # other order: no state carried over
     for a, b in zip(fresh, again):
-        assert (a.latency_s, a.compute_s, a.exposed_comm_s, a.idle_s, a.comm_bits, a.link_bits, a.n_messages,
-                a.timeline) == (b.latency_s, b.compute_s, b.exposed_comm_s, b.idle_s, b.comm_bits, b.link_bits,
-                                b.n_messages, b.timeline)
+        assert (
+            a.latency_s,
+            a.compute_s,
+            a.exposed_comm_s,
+            a.idle_s,
+            a.comm_bits,
+            a.link_bits,
+            a.n_messages,
+            a.timeline,
+        ) == (b.latency_s, b.compute_s, b.exposed_comm_s, b.idle_s, b.comm_bits, b.link_bits, b.n_messages, b.timeline)
     assert fresh[0].latency_s != fresh[1].latency_s  # the speeds reached the run
 
 
@@ -49,8 +60,10 @@ def test_a_program_keeps_the_graph_as_compiled():
 
 
 def test_the_network_imports_nothing_of_the_engine():
-    code = "import sys, astrasim.network.flows, astrasim.network.topology; " \
-           "print(any(m.startswith('astrasim.engine') for m in sys.modules))"
+    code = (
+        "import sys, astrasim.network.flows, astrasim.network.topology; "
+        "print(any(m.startswith('astrasim.engine') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -79,8 +92,12 @@ def test_a_chained_compute_starts_at_its_predecessor_s_end_unless_an_earlier_op_
     # device 1 runs w, x, y in program order; y is x's chained successor, but w (earlier in program
     # order) becomes ready at x's end (1.0, with c's end on device 0): w runs first, then y
     g2 = OpGraph(2)
-    for op in (Compute("c", 0, 1.0), Compute("w", 1, 1.0, deps=("c",)), Compute("x", 1, 1.0),
-               Compute("y", 1, 1.0, deps=("x",))):
+    for op in (
+        Compute("c", 0, 1.0),
+        Compute("w", 1, 1.0, deps=("c",)),
+        Compute("x", 1, 1.0),
+        Compute("y", 1, 1.0, deps=("x",)),
+    ):
         g2.add(op)
     program2 = compile(g2, ideal)
     assert program2.chain_next[2] == 3

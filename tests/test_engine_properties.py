@@ -23,15 +23,24 @@ def programs(draw):
     last = [None] * n
     for layer in range(draw(st.integers(1, 4))):
         for d in range(n):
-            last[d] = g.add(Compute(f"L{layer}.pre{d}", d, draw(st.floats(0, 0.02)),
-                                    deps=(last[d],) if last[d] else ()))
+            last[d] = g.add(
+                Compute(f"L{layer}.pre{d}", d, draw(st.floats(0, 0.02)), deps=(last[d],) if last[d] else ())
+            )
         coll = draw(st.sampled_from(COLLECTIVES))
         k = 2 if coll == "p2p" else draw(st.integers(2, n))
         devs = tuple(draw(st.permutations(range(n)))[:k])
         root = draw(st.sampled_from(devs)) if coll in ("gather", "broadcast") else None
-        c = g.add(Comm(f"L{layer}.c", coll, devs, draw(st.floats(0, 2e6)), root=root,
-                       algorithm=draw(st.sampled_from(["auto", "ring", "direct"])),
-                       deps=tuple(last[d] for d in devs)))
+        c = g.add(
+            Comm(
+                f"L{layer}.c",
+                coll,
+                devs,
+                draw(st.floats(0, 2e6)),
+                root=root,
+                algorithm=draw(st.sampled_from(["auto", "ring", "direct"])),
+                deps=tuple(last[d] for d in devs),
+            )
+        )
         for d in devs:
             last[d] = g.add(Compute(f"L{layer}.post{d}", d, draw(st.floats(0, 0.02)), deps=(c, last[d])))
     return g
@@ -58,15 +67,26 @@ def dags(draw):
             root = devs[0] if coll in ("gather", "broadcast") else None
             ids = [e if isinstance(e, str) else e.id for e in earlier]
             deps = tuple(sorted(set(draw(st.lists(st.sampled_from(ids), max_size=3))))) if ids else ()
-            op = Comm(f"m{k}", coll, devs, draw(st.floats(0, 1e6)), root=root, deps=deps,
-                      algorithm=draw(st.sampled_from(["auto", "ring", "direct"])))
+            op = Comm(
+                f"m{k}",
+                coll,
+                devs,
+                draw(st.floats(0, 1e6)),
+                root=root,
+                deps=deps,
+                algorithm=draw(st.sampled_from(["auto", "ring", "direct"])),
+            )
             g.add(op)
             comms.append(op)
     return g
 
 
 networks = st.tuples(st.sampled_from(KINDS), st.floats(1.0, 1000.0), st.floats(0.0, 5e-3), st.booleans())
-SETTINGS = settings(max_examples=int(os.environ.get("ASTRASIM_HYPOTHESIS_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("ASTRASIM_HYPOTHESIS_EXAMPLES", 150)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def topo(net, n, scale=1.0):
@@ -96,7 +116,7 @@ def test_bits_delivered_equal_bits_sent_and_links_carry_them(g, net):
 @given(programs(), networks, st.lists(st.floats(0.25, 4.0), min_size=5, max_size=5))
 def test_latency_is_at_least_the_bottleneck_bound_and_accounting_adds_up(g, net, speeds):
     t = topo(net, g.n_devices)
-    speeds = speeds[:g.n_devices]
+    speeds = speeds[: g.n_devices]
     r = simulate(g, t, speeds=speeds)
     fabric = Fabric(t)
     media = t.graph.get("media", {})
@@ -105,8 +125,10 @@ def test_latency_is_at_least_the_bottleneck_bound_and_accounting_adds_up(g, net,
         return res.capacity_bps / media[res.name]["efficiency"] if res.overhead_s else res.capacity_bps
 
     busiest_link = max((r.link_bits[res.name] / floor_bps(res) for res in fabric.resources), default=0.0)
-    work = [sum(op.seconds for op in g.ops if isinstance(op, Compute) and op.device == d) / speeds[d]
-            for d in range(g.n_devices)]
+    work = [
+        sum(op.seconds for op in g.ops if isinstance(op, Compute) and op.device == d) / speeds[d]
+        for d in range(g.n_devices)
+    ]
     assert r.latency_s >= busiest_link * (1 - 1e-9)
     assert r.latency_s >= max(work) * (1 - 1e-9)
     assert r.compute_s == pytest.approx(work)

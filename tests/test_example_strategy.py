@@ -110,10 +110,16 @@ def test_sweep_and_plot_show_the_example_in_its_own_look(ring, tmp_path):
 
     profile = tmp_path / "tiny.csv"
     synthetic_profile([SPEC], strategies=("single", "sp", "ring-sp"), devices=(4,)).to_csv(profile, index=False)
-    sc = from_dict({"name": "ring", "models": [TINY], "devices": [4],
-                    "strategies": ["single", "sp", {"name": "ring-sp"}],
-                    "hardware": {"profile": str(profile)},
-                    "network": {"topology": "switch", "bandwidth_mbps": [10000, 100000]}})
+    sc = from_dict(
+        {
+            "name": "ring",
+            "models": [TINY],
+            "devices": [4],
+            "strategies": ["single", "sp", {"name": "ring-sp"}],
+            "hardware": {"profile": str(profile)},
+            "network": {"topology": "switch", "bandwidth_mbps": [10000, 100000]},
+        }
+    )
     df = run_sweep(sc, out=tmp_path / "ring.csv", progress=False)
     ring_rows = df[df.strategy == "ring-sp"]
     assert len(ring_rows) == 2 and (ring_rows.latency_s > 0).all() and (ring_rows.comm_bits > 0).all()
@@ -152,6 +158,7 @@ def test_a_profiled_knob_must_be_one_of_its_integer_knobs():
     """Profile rows are keyed by integer columns: a profiled knob the strategy lacks (its rows would
     all collide on 0) or one that is not an integer is refused when the strategy is registered."""
     for knob in ("hop", "decode_kv"):
+
         class Wrong(type(RING)):
             name, color, marker = "wrong", "#123456", "h"
             profiled_knobs = (knob,)

@@ -19,8 +19,16 @@ def points(tmp_path, monkeypatch):
     synthetic_profile([get_model("vit-base")], devices=(2, 4), tokens=None).to_csv(d / "cpu.csv", index=False)
     monkeypatch.setenv("ASTRASIM_PROFILES", str(d))
     p = tmp_path / "s.yaml"
-    p.write_text(yaml.safe_dump({"models": ["vit-base"], "devices": [2, 4], "strategies": ["single", "tp", "sp"],
-                                 "network": {"topology": "wifi", "bandwidth_mbps": [10, 100]}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "models": ["vit-base"],
+                "devices": [2, 4],
+                "strategies": ["single", "tp", "sp"],
+                "network": {"topology": "wifi", "bandwidth_mbps": [10, 100]},
+            }
+        )
+    )
     return load_scenario(p).points()
 
 

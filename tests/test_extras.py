@@ -10,9 +10,11 @@ from astrasim.extras import KERNELS_INSTALL, require_kernels
 
 
 def test_simulate_sweep_and_plan_import_no_torch():
-    code = ("import sys; import astrasim.cli, astrasim.sweep, astrasim.pointrun, astrasim.analysis.planning, "
-            "astrasim.strategies.synthetic; from astrasim.strategies import STRATEGIES; "
-            "print('torch' in sys.modules, 'sklearn' in sys.modules)")
+    code = (
+        "import sys; import astrasim.cli, astrasim.sweep, astrasim.pointrun, astrasim.analysis.planning, "
+        "astrasim.strategies.synthetic; from astrasim.strategies import STRATEGIES; "
+        "print('torch' in sys.modules, 'sklearn' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

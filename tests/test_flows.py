@@ -188,12 +188,22 @@ def reference_finish_times(caps, flows):
     return finish
 
 
-flow_sets = st.integers(1, 4).flatmap(lambda n_res: st.tuples(
-    st.lists(st.floats(1e6, 1e8), min_size=n_res, max_size=n_res),
-    st.lists(st.tuples(st.sampled_from([0.0, 0.0, 0.1, 0.25, 0.3]), st.sampled_from([0.0, 1e6, 2e6, 5e6, 3.3e6]),
-                       st.dictionaries(st.integers(0, n_res - 1), st.sampled_from([1.0, 2.0, 0.5]),
-                                       min_size=1, max_size=n_res)),
-             min_size=1, max_size=12)))
+flow_sets = st.integers(1, 4).flatmap(
+    lambda n_res: st.tuples(
+        st.lists(st.floats(1e6, 1e8), min_size=n_res, max_size=n_res),
+        st.lists(
+            st.tuples(
+                st.sampled_from([0.0, 0.0, 0.1, 0.25, 0.3]),
+                st.sampled_from([0.0, 1e6, 2e6, 5e6, 3.3e6]),
+                st.dictionaries(
+                    st.integers(0, n_res - 1), st.sampled_from([1.0, 2.0, 0.5]), min_size=1, max_size=n_res
+                ),
+            ),
+            min_size=1,
+            max_size=12,
+        ),
+    )
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -253,14 +263,30 @@ def test_members_with_a_lighter_bottleneck_do_not_bundle():
     assert done == {"A": pytest.approx(0.2), "B": pytest.approx(0.2), "C": pytest.approx(0.1)}
 
 
-bundle_sets = st.integers(1, 4).flatmap(lambda n_res: st.tuples(
-    st.lists(st.floats(1e6, 1e8), min_size=n_res, max_size=n_res),
-    st.lists(st.tuples(st.sampled_from([0.0, 0.0, 0.1, 0.25]), st.sampled_from([1e6, 2e6, 3.3e6]),
-                       st.lists(st.tuples(st.dictionaries(st.integers(0, n_res - 1), st.sampled_from([1.0, 2.0]),
-                                                          min_size=1, max_size=n_res),
-                                          st.integers(1, 3)), min_size=1, max_size=4)),
-             min_size=1, max_size=6),
-    st.booleans()))
+bundle_sets = st.integers(1, 4).flatmap(
+    lambda n_res: st.tuples(
+        st.lists(st.floats(1e6, 1e8), min_size=n_res, max_size=n_res),
+        st.lists(
+            st.tuples(
+                st.sampled_from([0.0, 0.0, 0.1, 0.25]),
+                st.sampled_from([1e6, 2e6, 3.3e6]),
+                st.lists(
+                    st.tuples(
+                        st.dictionaries(
+                            st.integers(0, n_res - 1), st.sampled_from([1.0, 2.0]), min_size=1, max_size=n_res
+                        ),
+                        st.integers(1, 3),
+                    ),
+                    min_size=1,
+                    max_size=4,
+                ),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        st.booleans(),
+    )
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -17,8 +17,9 @@ def torch_path(vq: GroupedVQ, x: torch.Tensor, monkeypatch) -> torch.Tensor:
         return vq.encode(x)
 
 
-@pytest.mark.parametrize("dim, groups, k, tokens", [(768, 1, 1024, 256), (768, 32, 1024, 257),
-                                                    (512, 16, 128, 5), (96, 4, 64, 1)])
+@pytest.mark.parametrize(
+    "dim, groups, k, tokens", [(768, 1, 1024, 256), (768, 32, 1024, 257), (512, 16, 128, 5), (96, 4, 64, 1)]
+)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fused_encode_equals_the_torch_path(dim, groups, k, tokens, threads, monkeypatch):
     torch.manual_seed(groups * 7 + tokens)
@@ -47,7 +48,7 @@ def test_fused_encode_equals_the_torch_path(dim, groups, k, tokens, threads, mon
 def test_ties_go_to_the_first_code_and_codewords_map_to_themselves():
     vq = GroupedVQ(64, 2, 128).eval()
     with torch.no_grad():
-        vq.codebook[:, 64:] = vq.codebook[:, :64]   # every code twice: the first copy must win
+        vq.codebook[:, 64:] = vq.codebook[:, :64]  # every code twice: the first copy must win
     codes = torch.randint(0, 64, (1, 9, 2))
     assert torch.equal(vq.encode(vq.decode(codes)), codes)
 
@@ -63,7 +64,7 @@ def test_codebook_updates_reach_the_fused_tables():
 
 
 def test_unsupported_inputs_take_the_torch_path(monkeypatch):
-    vq = GroupedVQ(64, 2, 100).eval()   # K not a multiple of the kernel's tile
+    vq = GroupedVQ(64, 2, 100).eval()  # K not a multiple of the kernel's tile
     assert not vq._fused_ok(torch.randn(1, 4, 64))
     vq64 = GroupedVQ(64, 2, 64).double()
     assert not vq64._fused_ok(torch.randn(1, 4, 64, dtype=torch.float64))

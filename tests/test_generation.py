@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from astrasim.compute.analytic import LayerShape, mlp_block
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.profiles import ProfileCosts
 from astrasim.engine import simulate
 from astrasim.errors import UserError
-from astrasim.compute.analytic import LayerShape, mlp_block
 from astrasim.models import get_model
 from astrasim.network.topology import build_topology
 from astrasim.opgraph import Comm
@@ -16,8 +18,6 @@ from astrasim.pointrun import simulate_point
 from astrasim.results import COLUMNS, row_line
 from astrasim.scenario import load_scenario
 from astrasim.strategies import STRATEGIES, build_graph
-from astrasim.compute.profiles import ProfileCosts
-from astrasim.compute.catalog import load_catalog
 from astrasim.strategies.synthetic import synthetic_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +27,20 @@ GPT2S = get_model("gpt2-s")
 class FlatCosts:
     """Every op costs the same at every token count / cache length (so every decode step is equal)."""
 
-    SECONDS = {"attn": 0.3, "mlp": 0.5, "attn_decode": 0.002, "mlp_decode": 0.003, "decoupled_decode": 0.001,
-               "decoupled_layer": 0.1, "full_layer": 0.8, "vq_encode": 0.01, "local_attn": 0.1, "remote_kv": 0.1,
-               "remote_attn": 0.1, "merge": 0.01}
+    SECONDS = {
+        "attn": 0.3,
+        "mlp": 0.5,
+        "attn_decode": 0.002,
+        "mlp_decode": 0.003,
+        "decoupled_decode": 0.001,
+        "decoupled_layer": 0.1,
+        "full_layer": 0.8,
+        "vq_encode": 0.01,
+        "local_attn": 0.1,
+        "remote_kv": 0.1,
+        "remote_attn": 0.1,
+        "merge": 0.01,
+    }
 
     def seconds(self, model, strategy, devices, op, tokens, key=()):
         return self.SECONDS[op]
@@ -65,8 +76,13 @@ def test_closed_form_when_every_step_costs_the_same():
 
 
 def test_result_columns_through_a_scenario(profile, tmp_path):
-    base = {"models": ["gpt2-s"], "tokens": 256, "devices": 4, "strategies": ["single", "tp", "pp"],
-            "network": {"topology": "wifi", "bandwidth_mbps": 100}}
+    base = {
+        "models": ["gpt2-s"],
+        "tokens": 256,
+        "devices": 4,
+        "strategies": ["single", "tp", "pp"],
+        "network": {"topology": "wifi", "bandwidth_mbps": 100},
+    }
     rows = {}
     for out in (0, 1, 33):
         for p in load_scenario(write(tmp_path, {**base, "output_tokens": out})).points():
@@ -77,7 +93,9 @@ def test_result_columns_through_a_scenario(profile, tmp_path):
         assert prefill["ttft_s"] is None and prefill["e2e_s"] is None and prefill["tpot_s"] is None
         # ttft = the prefill and the first token's LM head (on the measured profile: priced by the
         # profile's catalog entry, astrasim.compute.hardware.head_seconds)
-        point = next(p for p in load_scenario(write(tmp_path, {**base, "output_tokens": 1})).points() if p.strategy == s)
+        point = next(
+            p for p in load_scenario(write(tmp_path, {**base, "output_tokens": 1})).points() if p.strategy == s
+        )
         head = max(point.options().head_s)
         assert head > 0
         assert rows[(s, 1)]["e2e_s"] == rows[(s, 1)]["ttft_s"] == pytest.approx(prefill["latency_s"] + head, rel=1e-12)
@@ -92,7 +110,7 @@ def test_tp_decode_pays_two_all_reduces_of_one_vector_per_layer_and_token():
     n, steps, L = 4, 5, GPT2S.layers
     g0 = build_graph("tp", GPT2S, FlatCosts(), n, 64)
     g = build_graph("tp", GPT2S, FlatCosts(), n, 64, output_tokens=steps + 1)
-    decode = [op for op in g.ops[len(g0.ops):] if isinstance(op, Comm)]
+    decode = [op for op in g.ops[len(g0.ops) :] if isinstance(op, Comm)]
     assert len(decode) == 2 * L * steps
     assert {(op.collective, op.bits) for op in decode} == {("all_reduce", GPT2S.hidden * 32)}
     topo = build_topology("wifi", n, 100.0)
@@ -114,14 +132,14 @@ def test_pp_decode_crosses_every_stage_once_per_token():
     n, steps = 4, 3
     g0 = build_graph("pp", GPT2S, FlatCosts(), n, 64)
     g = build_graph("pp", GPT2S, FlatCosts(), n, 64, output_tokens=steps + 1)
-    comms = [op for op in g.ops[len(g0.ops):] if isinstance(op, Comm)]
+    comms = [op for op in g.ops[len(g0.ops) :] if isinstance(op, Comm)]
     hops = [op.devices for op in comms if op.name == "activation"]
     assert hops == [(0, 1), (1, 2), (2, 3)] * steps
     assert all(op.bits == GPT2S.hidden * 32 for op in comms if op.name == "activation")
     assert [op.devices for op in comms if op.name == "next_token"] == [(3, 0)] * steps
     # every decode compute of a stage is one of its own layers
     stages = STRATEGIES["pp"].stages(GPT2S, n)
-    for op in g.ops[len(g0.ops):]:
+    for op in g.ops[len(g0.ops) :]:
         if not isinstance(op, Comm):
             assert op.layer in stages[op.device]
 
@@ -131,7 +149,7 @@ def test_sp_and_astra_decode_on_the_last_device_and_sent_kv_costs_traffic():
     for name in ("sp", "astra"):
         local = build_graph(name, GPT2S, FlatCosts(), n, 64, output_tokens=3)
         prefill = build_graph(name, GPT2S, FlatCosts(), n, 64)
-        extra = local.ops[len(prefill.ops):]
+        extra = local.ops[len(prefill.ops) :]
         assert {op.device for op in extra} == {n - 1} and not any(isinstance(op, Comm) for op in extra)
         sent = build_graph(name, GPT2S, FlatCosts(), n, 64, {"decode_kv": "sent"}, output_tokens=3)
         gathers = [op for op in sent.ops if isinstance(op, Comm) and op.name == "kv_to_decoder"]
@@ -146,7 +164,7 @@ def test_sp_and_astra_decode_on_the_last_device_and_sent_kv_costs_traffic():
 def test_bp_decode_gathers_the_token_once_per_block():
     g0 = build_graph("bp-ag", GPT2S, FlatCosts(), 4, 64, {"nb": 4})
     g = build_graph("bp-ag", GPT2S, FlatCosts(), 4, 64, {"nb": 4}, output_tokens=2)
-    ags = [op for op in g.ops[len(g0.ops):] if isinstance(op, Comm)]
+    ags = [op for op in g.ops[len(g0.ops) :] if isinstance(op, Comm)]
     assert len(ags) == 4 and {op.bits for op in ags} == {GPT2S.hidden / 4 * 32}
 
 

@@ -60,7 +60,8 @@ def two_module_cycles(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
 def test_no_two_modules_import_each_other():
     cycles = [c for c in two_module_cycles(graph()) if frozenset(c) not in KNOWN]
     assert not cycles, "import cycles (break them; see tests/test_import_cycles.py):\n" + "\n".join(
-        f"  {a} <-> {b}" for a, b in cycles)
+        f"  {a} <-> {b}" for a, b in cycles
+    )
 
 
 def test_every_known_cycle_still_exists():

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from astrasim.engine import simulate
 from astrasim.engine.cores import Placement
 from astrasim.network.topology import build_topology
 from astrasim.opgraph import Comm
-from astrasim.engine import simulate
-from astrasim.validation.interference import (CHAIN_OPS, chain_graph, fit_message_cpu, lockstep_graph,
-                                              measured_delay_s)
+from astrasim.validation.interference import CHAIN_OPS, chain_graph, fit_message_cpu, lockstep_graph, measured_delay_s
 
 
 def _records(n: int, quiet_s: float, delay_s: float, messages: int = 40, pairs: int = 5) -> list[dict]:
-    return [{"quiet": [quiet_s] * pairs, "busy": [quiet_s + delay_s] * pairs, "messages": messages}
-            for _ in range(n)]
+    return [{"quiet": [quiet_s] * pairs, "busy": [quiet_s + delay_s] * pairs, "messages": messages} for _ in range(n)]
 
 
 def test_chain_graph_pairs_ranks_across_the_halves():
@@ -65,8 +63,10 @@ def test_lockstep_fit_recovers_the_cost_beyond_the_latency(n, hosts, share):
         return [max(e.end for e in res.timeline if e.kind == "compute" and e.device == d) for d in range(n)]
 
     def records(c: float) -> list[dict]:
-        return [{"quiet": [q] * 5, "busy": [b] * 5, "messages": 40, "lockstep": True}
-                for q, b in zip(chain_s(False, 0.0), chain_s(True, c))]
+        return [
+            {"quiet": [q] * 5, "busy": [b] * 5, "messages": 40, "lockstep": True}
+            for q, b in zip(chain_s(False, 0.0), chain_s(True, c))
+        ]
 
     assert fit_message_cpu(records(cost), topo, placement, [share] * n) == pytest.approx(cost, rel=0.05)
     assert fit_message_cpu(records(0.0), topo, placement, [share] * n) == pytest.approx(0.0, abs=1e-6)

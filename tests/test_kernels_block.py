@@ -59,7 +59,7 @@ def test_block_matches_a_hand_written_layer():
     x = torch.randn(1, 5, 16)
     h = b.norm1(x)
     q, k, v = (p(h).view(1, 5, 2, 8).transpose(1, 2) for p in (b.q_proj, b.k_proj, b.v_proj))
-    s = q @ k.transpose(-1, -2) / 8 ** 0.5
+    s = q @ k.transpose(-1, -2) / 8**0.5
     s = s.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
     o = (s.softmax(-1) @ v).transpose(1, 2).reshape(1, 5, 16)
     h1 = x + b.o_proj(o)

@@ -6,12 +6,17 @@ import torch
 from astrasim.errors import UserError
 from astrasim.kernels.astra import astra_layer, astra_parts
 from astrasim.kernels.block import ReferenceBlock
-from astrasim.models import model_from_dict
 from astrasim.kernels.parallel import (
-    AstraBlock, BPAGBlock, BPSPBlock, SingleBlock, SPBlock, TPBlock,
+    AstraBlock,
+    BPAGBlock,
+    BPSPBlock,
+    SingleBlock,
+    SPBlock,
+    TPBlock,
 )
 from astrasim.kernels.split import head_bounds, split_sizes, token_bounds
 from astrasim.kernels.vq import GroupedVQ
+from astrasim.models import model_from_dict
 
 # float32, hidden <= 48: summing N partial outputs / reordering a softmax changes results by ~1e-6
 TOL = dict(atol=2e-5, rtol=1e-4)
@@ -55,8 +60,18 @@ def test_head_rule_keeps_query_heads_with_their_kv_head():
 def test_every_strategy_maps_each_profile_op_to_a_real_kernel_call():
     from astrasim.strategies import STRATEGIES
 
-    spec = model_from_dict({"name": "tiny", "layers": 2, "hidden": 64, "heads": 4, "mlp_hidden": 128,
-                            "tokens": 16, "causal": False, "cls_token": True})
+    spec = model_from_dict(
+        {
+            "name": "tiny",
+            "layers": 2,
+            "hidden": 64,
+            "heads": 4,
+            "mlp_hidden": 128,
+            "tokens": 16,
+            "causal": False,
+            "cls_token": True,
+        }
+    )
     block = ReferenceBlock(spec).eval()
     moe = model_from_dict({**spec.to_dict(), "name": "tiny-moe", "experts": 4, "experts_per_token": 2})
     with torch.inference_mode():
@@ -85,9 +100,9 @@ def test_tp_partial_outputs_sum_to_the_full_block(kind, n, causal):
     x = torch.randn(2, 11, d)
     shards = [TPBlock(block, n, r) for r in range(n)]
     assert sum(s.heads for s in shards) == block.heads
-    h = sum(s.attn(x) for s in shards)                     # all-reduce
+    h = sum(s.attn(x) for s in shards)  # all-reduce
     assert torch.allclose(h, block.attn_residual(x), **TOL)
-    y = sum(s.mlp(h) for s in shards)                      # all-reduce
+    y = sum(s.mlp(h) for s in shards)  # all-reduce
     assert torch.allclose(y, block(x), **TOL)
 
 
@@ -132,7 +147,7 @@ def test_astra_with_full_precision_remote_tokens_equals_sp(kind, tokens, n, caus
         remote = [parts[j] for j in dev.senders()]
         x_remote = torch.cat(remote, 1) if remote else x[:, :0]
         local = dev.local_attn(parts[r])
-        k, v = dev.project_remote(x_remote)   # remote tokens passed at full precision
+        k, v = dev.project_remote(x_remote)  # remote tokens passed at full precision
         y = dev.mlp(dev.merge(parts[r], local, dev.remote_attn(local.q, k, v)))
         assert torch.allclose(y, SPBlock(block, n, r)(x), **TOL)
 
@@ -144,7 +159,7 @@ def test_astra_per_device_ops_equal_the_simulated_layer(causal):
     parts = astra_parts(torch.randn(2, 15, 32), 4)
     expected, _ = astra_layer(block, vq, parts)
     devices = [AstraBlock(block, vq, 4, r) for r in range(4)]
-    codes = [dev.vq_encode(p) for dev, p in zip(devices, parts)]   # all-gather of the codes
+    codes = [dev.vq_encode(p) for dev, p in zip(devices, parts)]  # all-gather of the codes
     assert codes[0].shape == (2, 4, 8)
     for r, dev in enumerate(devices):
         remote = torch.cat([codes[j] for j in dev.senders()], 1) if dev.senders() else codes[r][:, :0]
@@ -189,18 +204,24 @@ def _detransformer_layer(block, x, d_slice, kv_slice, width):
     import torch.nn.functional as F
 
     (a, b), (ka, kb) = d_slice, kv_slice
-    lin = lambda m, rows, cols: (m.weight[rows[0]:rows[1], cols[0]:cols[1]],
-                                 None if m.bias is None else m.bias[rows[0]:rows[1]])
-    norm = lambda n, t: (F.layer_norm(t, (b - a,), n.weight[a:b], n.bias[a:b], n.eps) if block.norm_kind == "layernorm"
-                         else F.rms_norm(t, (b - a,), n.weight[a:b], n.eps))
+    lin = lambda m, rows, cols: (
+        m.weight[rows[0] : rows[1], cols[0] : cols[1]],
+        None if m.bias is None else m.bias[rows[0] : rows[1]],
+    )
+    norm = lambda n, t: (
+        F.layer_norm(t, (b - a,), n.weight[a:b], n.bias[a:b], n.eps)
+        if block.norm_kind == "layernorm"
+        else F.rms_norm(t, (b - a,), n.weight[a:b], n.eps)
+    )
     heads = lambda t, h: t.view(1, t.shape[1], h, width).transpose(1, 2)
     h = norm(block.norm1, x)
     q = heads(F.linear(h, *lin(block.q_proj, (a, b), (a, b))), block.heads)
     k = heads(F.linear(h, *lin(block.k_proj, (ka, kb), (a, b))), block.kv_heads)
     v = heads(F.linear(h, *lin(block.v_proj, (ka, kb), (a, b))), block.kv_heads)
     rep = block.heads // block.kv_heads
-    o = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1),
-                                       is_causal=block.causal)
+    o = F.scaled_dot_product_attention(
+        q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=block.causal
+    )
     h = x + F.linear(o.transpose(1, 2).reshape(1, x.shape[1], b - a), *lin(block.o_proj, (a, b), (a, b)))
     z = norm(block.norm2, h)
     m = block.mlp
@@ -236,7 +257,7 @@ def test_decoupled_layer_keeps_every_head_narrower_and_the_full_mlp(kind, n, wid
 
 
 def test_sliced_decoupled_layers_are_slices_of_the_full_layer():
-    block = make_block("mha12", False)   # 12 heads of width 4 over 5 devices: 3,3,2,2,2 heads
+    block = make_block("mha12", False)  # 12 heads of width 4 over 5 devices: 3,3,2,2,2 heads
     layers = [BPAGBlock(block, 5, r, "sliced") for r in range(5)]
     assert [bp.d_slice[1] - bp.d_slice[0] for bp in layers] == [12, 12, 8, 8, 8]
     assert sum(bp.decoupled.mlp_hidden for bp in layers) == block.mlp_hidden
@@ -245,7 +266,7 @@ def test_sliced_decoupled_layers_are_slices_of_the_full_layer():
     assert torch.equal(sub.q_proj.weight, block.q_proj.weight[a:b, a:b])
     assert torch.equal(sub.norm1.weight, block.norm1.weight[a:b])
     x = torch.randn(1, 6, 48)
-    outs = [bp.decoupled_layer(x[..., bp.d_slice[0]:bp.d_slice[1]]) for bp in layers]
+    outs = [bp.decoupled_layer(x[..., bp.d_slice[0] : bp.d_slice[1]]) for bp in layers]
     assert torch.cat(outs, -1).shape == x.shape
     # the slices are independent: changing one device's slice leaves the others unchanged
     x2 = x.clone()
@@ -265,11 +286,29 @@ def test_bp_sp_full_layer_is_sequence_parallel():
 def test_tp_partial_outputs_of_an_moe_block_sum_to_the_full_block(n):
     """Tensor parallelism of a Qwen2-MoE-like block (router, 4 experts, top 2, a gated shared expert,
     Q/K/V biases, q/k norms): every device routes every token and runs its columns of each expert."""
-    spec = model_from_dict({"name": "tiny-moe-tp", "layers": 1, "hidden": 24, "heads": 6, "kv_heads": 3,
-                            "mlp_hidden": 40, "tokens": 9, "causal": True, "norm": "rmsnorm",
-                            "activation": "swiglu", "qkv_bias": True, "bias": False, "qk_norm": True,
-                            "experts": 4, "experts_per_token": 2, "expert_mlp_hidden": 12, "shared_experts": 1,
-                            "shared_expert_mlp_hidden": 18, "shared_expert_gate": True})
+    spec = model_from_dict(
+        {
+            "name": "tiny-moe-tp",
+            "layers": 1,
+            "hidden": 24,
+            "heads": 6,
+            "kv_heads": 3,
+            "mlp_hidden": 40,
+            "tokens": 9,
+            "causal": True,
+            "norm": "rmsnorm",
+            "activation": "swiglu",
+            "qkv_bias": True,
+            "bias": False,
+            "qk_norm": True,
+            "experts": 4,
+            "experts_per_token": 2,
+            "expert_mlp_hidden": 12,
+            "shared_experts": 1,
+            "shared_expert_mlp_hidden": 18,
+            "shared_expert_gate": True,
+        }
+    )
     torch.manual_seed(3)
     block = ReferenceBlock(spec)
     x = torch.randn(1, 9, 24)

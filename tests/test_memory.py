@@ -7,15 +7,14 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from astrasim.cli import app
+from astrasim.compute.analytic import LayerShape
+from astrasim.compute.memory import layer_weights, model_weights
+from astrasim.compute.partition import proportional_split
 from astrasim.models import get_model
 from astrasim.pointrun import simulate_point
 from astrasim.scenario import load_scenario
 from astrasim.strategies import get
 from astrasim.strategies.base import BuildOptions, split_tokens
-from astrasim.compute.memory import layer_weights, model_weights
-from astrasim.compute.partition import proportional_split
-from astrasim.compute.roofline import Fleet
-from astrasim.compute.analytic import LayerShape
 from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.sweep import NOTHING_FITS, best_strategies, run_sweep
 
@@ -24,6 +23,7 @@ OPTS = BuildOptions()
 
 
 # -- hand counts ------------------------------------------------------------------------------
+
 
 def test_weight_hand_counts():
     # GPT-2 small layer: 2 LayerNorms (2 x 2 x 768) + c_attn 768x2304+2304 + c_proj 768x768+768
@@ -73,6 +73,7 @@ def test_output_tokens_grow_the_kv_cache():
 
 # -- partitions -------------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5000), st.integers(1, 9))
 def test_equal_weights_split_exactly_as_tensor_split(total, n):
@@ -102,6 +103,7 @@ def test_split_caps_move_the_excess():
 
 # -- scenarios (a synthetic profile installed as 'cpu') ---------------------------------------
 
+
 @pytest.fixture()
 def profiles(tmp_path, monkeypatch):
     d = tmp_path / "profiles"
@@ -113,8 +115,14 @@ def profiles(tmp_path, monkeypatch):
 
 
 def _scenario(tmp_path, **fields):
-    data = {"models": ["gpt2-s"], "devices": [4], "strategies": ["single", "sp", {"name": "astra", "groups": 32}],
-            "hardware": {"profile": "cpu"}, "network": {"topology": "switch", "bandwidth_mbps": 1000}, **fields}
+    data = {
+        "models": ["gpt2-s"],
+        "devices": [4],
+        "strategies": ["single", "sp", {"name": "astra", "groups": 32}],
+        "hardware": {"profile": "cpu"},
+        "network": {"topology": "switch", "bandwidth_mbps": 1000},
+        **fields,
+    }
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(data))
     return p
@@ -130,13 +138,15 @@ def test_uniform_fleet_path_matches_the_profile_roofline(profiles, tmp_path):
     for p in sc.points():
         a = simulate_point(p)
         from dataclasses import replace
+
         b = simulate_point(replace(p, fleet=("jetson-orin-nano",) * p.devices, device=None))
         assert b["latency_s"] == pytest.approx(a["latency_s"], rel=1e-9)
 
 
 def test_weight_bits_cut_memory_and_memory_bound_time(profiles, tmp_path):
-    sc = load_scenario(_scenario(tmp_path, weight_bits=[32, 8], tokens=16,
-                                 hardware={"profile": "cpu", "device": "raspberry-pi-5"}))
+    sc = load_scenario(
+        _scenario(tmp_path, weight_bits=[32, 8], tokens=16, hardware={"profile": "cpu", "device": "raspberry-pi-5"})
+    )
     rows = {(r["strategy"], r["weight_bits"]): r for r in map(simulate_point, sc.points())}
     s32, s8 = rows[("single", 32)], rows[("single", 8)]
     assert s8["memory_gb"] < s32["memory_gb"] / 3
@@ -161,8 +171,14 @@ def test_mixed_fleet_proportional_beats_even_and_even_keeps_equal_shares(profile
 
 
 def test_llama_does_not_fit_on_a_pi_and_best_never_recommends_it(profiles, tmp_path):
-    p = _scenario(tmp_path, models=["llama3-8b"], tokens=128, devices=[2, 4], strategies=["single", "tp", "sp"],
-                  hardware={"profile": "cpu", "device": "raspberry-pi-5"})
+    p = _scenario(
+        tmp_path,
+        models=["llama3-8b"],
+        tokens=128,
+        devices=[2, 4],
+        strategies=["single", "tp", "sp"],
+        hardware={"profile": "cpu", "device": "raspberry-pi-5"},
+    )
     df = run_sweep(p, out=tmp_path / "r.csv", progress=False)
     single = df[df.strategy == "single"].iloc[0]
     assert not single["fits"] and single["memory_gb"] == pytest.approx(32.1, abs=0.1)
@@ -178,34 +194,48 @@ def test_llama_does_not_fit_on_a_pi_and_best_never_recommends_it(profiles, tmp_p
 
 
 def test_best_says_single_when_no_split_is_faster(profiles, tmp_path):
-    df = run_sweep(_scenario(tmp_path, network={"topology": "wifi", "bandwidth_mbps": 1}), out=tmp_path / "r.csv",
-                   progress=False)
+    df = run_sweep(
+        _scenario(tmp_path, network={"topology": "wifi", "bandwidth_mbps": 1}), out=tmp_path / "r.csv", progress=False
+    )
     best = best_strategies(df)
     assert list(best["best"]) == ["single"]
     assert best["speedup_vs_single"].iloc[0] == 1.0
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"weight_bits": 12}, "weight_bits"),
-    ({"memory": {"headroom_gb": -1}}, "memory.headroom_gb"),
-    ({"hardware": {"profile": "cpu", "devices": FLEET[:2]}}, "hardware.devices"),
-    ({"hardware": {"profile": "cpu", "devices": ["jetson-orin-nano", "pi-6", "raspberry-pi-5", "raspberry-pi-5"]}},
-     "hardware.devices[1]"),
-    ({"hardware": {"profile": "cpu", "devices": FLEET, "device": "raspberry-pi-5"}}, "hardware.devices"),
-    ({"hardware": {"profile": "cpu", "partition": "random"}}, "hardware.partition"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"weight_bits": 12}, "weight_bits"),
+        ({"memory": {"headroom_gb": -1}}, "memory.headroom_gb"),
+        ({"hardware": {"profile": "cpu", "devices": FLEET[:2]}}, "hardware.devices"),
+        (
+            {
+                "hardware": {
+                    "profile": "cpu",
+                    "devices": ["jetson-orin-nano", "pi-6", "raspberry-pi-5", "raspberry-pi-5"],
+                }
+            },
+            "hardware.devices[1]",
+        ),
+        ({"hardware": {"profile": "cpu", "devices": FLEET, "device": "raspberry-pi-5"}}, "hardware.devices"),
+        ({"hardware": {"profile": "cpu", "partition": "random"}}, "hardware.partition"),
+    ],
+)
 def test_bad_input_one_line_exit_2_nothing_written(profiles, tmp_path, fields, field):
     out = tmp_path / "out.csv"
-    res = CliRunner().invoke(app, ["sweep", str(_scenario(tmp_path, **fields)), "--out", str(out), "--no-plots",
-                                   "--no-progress"])
+    res = CliRunner().invoke(
+        app, ["sweep", str(_scenario(tmp_path, **fields)), "--out", str(out), "--no-plots", "--no-progress"]
+    )
     assert res.exit_code == 2, res.output
     assert res.output.strip().count("\n") == 0 and res.output.startswith(f"error: {field}")
     assert not out.exists()
 
 
 def test_simulate_prints_memory_per_device(profiles, tmp_path):
-    res = CliRunner().invoke(app, ["simulate", str(_scenario(tmp_path, hardware={"profile": "cpu", "devices": FLEET})),
-                                   "--set", "strategies=sp"])
+    res = CliRunner().invoke(
+        app,
+        ["simulate", str(_scenario(tmp_path, hardware={"profile": "cpu", "devices": FLEET})), "--set", "strategies=sp"],
+    )
     assert res.exit_code == 0, res.output
     assert "memory (GB)" in res.output and "raspberry-pi-5" in res.output and "fits             yes" in res.output
 
@@ -215,17 +245,30 @@ def test_catalog_has_memory_for_every_device():
 
     cat = load_catalog()
     assert {d.name: d.memory_gb for d in cat.values() if d.name != "cpu"} == {
-        "jetson-orin-nano": 8.0, "jetson-orin-nano-super": 8.0, "jetson-agx-orin": 64.0, "raspberry-pi-4b": 8.0,
-        "raspberry-pi-5": 8.0, "gtx-1660-ti-laptop": 6.0, "intel-n150-minipc": 16.0}
+        "jetson-orin-nano": 8.0,
+        "jetson-orin-nano-super": 8.0,
+        "jetson-agx-orin": 64.0,
+        "raspberry-pi-4b": 8.0,
+        "raspberry-pi-5": 8.0,
+        "gtx-1660-ti-laptop": 6.0,
+        "intel-n150-minipc": 16.0,
+    }
     assert all(d.sources["memory_gb"] for d in cat.values())
 
 
 def test_plan_says_why_a_candidate_does_not_fit_and_proposes_mixed_fleets(profiles, tmp_path):
-    plan = {"name": "llama", "model": "llama3-8b", "tokens": 128, "latency_target_s": 1e6,
-            "devices": ["raspberry-pi-5", "jetson-orin-nano"], "device_counts": [1, 2, 4],
-            "networks": ["ethernet-1g"], "strategies": ["single", "tp", "sp"],
-            "fleets": [["jetson-orin-nano", "raspberry-pi-5", "raspberry-pi-5", "raspberry-pi-5"]],
-            "sweep": {"hardware": {"profile": "cpu"}}}
+    plan = {
+        "name": "llama",
+        "model": "llama3-8b",
+        "tokens": 128,
+        "latency_target_s": 1e6,
+        "devices": ["raspberry-pi-5", "jetson-orin-nano"],
+        "device_counts": [1, 2, 4],
+        "networks": ["ethernet-1g"],
+        "strategies": ["single", "tp", "sp"],
+        "fleets": [["jetson-orin-nano", "raspberry-pi-5", "raspberry-pi-5", "raspberry-pi-5"]],
+        "sweep": {"hardware": {"profile": "cpu"}},
+    }
     p = tmp_path / "plan.yaml"
     p.write_text(yaml.safe_dump(plan))
     res = CliRunner().invoke(app, ["plan", str(p), "--no-progress", "--out", str(tmp_path / "t.csv")])

@@ -18,7 +18,13 @@ from astrasim.models import BUILTIN_MODELS, get_model, load_model_yaml, model_fr
 def test_published_shapes(name, layers, hidden, heads, kv_heads, mlp, causal):
     spec = get_model(name)
     assert (spec.layers, spec.hidden, spec.heads, spec.kv_heads, spec.mlp_hidden, spec.causal) == (
-        layers, hidden, heads, kv_heads, mlp, causal)
+        layers,
+        hidden,
+        heads,
+        kv_heads,
+        mlp,
+        causal,
+    )
     spec.check()
 
 

@@ -10,8 +10,16 @@ from astrasim.scenario import from_dict, iter_points
 
 
 def _latency(network: dict, strategy="sp", devices=4, hardware=None, model="gpt2-s") -> float:
-    sc = from_dict({"name": "t", "models": [model], "devices": [devices], "strategies": [strategy],
-                    "hardware": {"profile": "cpu", **(hardware or {})}, "network": network})
+    sc = from_dict(
+        {
+            "name": "t",
+            "models": [model],
+            "devices": [devices],
+            "strategies": [strategy],
+            "hardware": {"profile": "cpu", **(hardware or {})},
+            "network": network,
+        }
+    )
     return run_point(next(iter_points(sc)))[0].latency_s
 
 
@@ -38,15 +46,22 @@ SLOW_DEVICE_BOUND = 0.25  # the documented bound: at most 25 % faster (largest f
 
 
 def _astra(groups: int, speeds, mbps=20, topology="wifi", record=False):
-    sc = from_dict({"name": "t", "models": ["gpt2-s"], "devices": [8],
-                    "strategies": [{"name": "astra", "groups": groups}],
-                    "hardware": {"profile": "cpu", "partition": "even", **({"speeds": speeds} if speeds else {})},
-                    "network": {"topology": topology, "bandwidth_mbps": mbps}})
+    sc = from_dict(
+        {
+            "name": "t",
+            "models": ["gpt2-s"],
+            "devices": [8],
+            "strategies": [{"name": "astra", "groups": groups}],
+            "hardware": {"profile": "cpu", "partition": "even", **({"speeds": speeds} if speeds else {})},
+            "network": {"topology": topology, "bandwidth_mbps": mbps},
+        }
+    )
     return run_point(next(iter_points(sc)), record_timeline=record)[0]
 
 
-@pytest.mark.parametrize("groups, slow, topology, found", [(32, 3, "wifi", 0.0243), (16, 0, "wifi", 0.1968),
-                                                         (32, 1, "wifi-adhoc", 0.1024)])
+@pytest.mark.parametrize(
+    "groups, slow, topology, found", [(32, 3, "wifi", 0.0243), (16, 0, "wifi", 0.1968), (32, 1, "wifi-adhoc", 0.1024)]
+)
 def test_one_slower_device_speeds_a_point_up_within_the_documented_bound(groups, slow, topology, found):
     """The largest cases of bench/bench_slow_device.py (1152 pairs of a point and a device at half
     speed: strategies x N 4, 8 x wifi, wifi-adhoc, switch x 20, 100 Mbps x gpt2-s, vit-base)."""
@@ -61,6 +76,7 @@ def test_the_mechanism_is_traffic_of_a_device_that_runs_ahead():
     """Homogeneous: device 0 sends its layer-1 codes while layer 0's exchange is still on the
     channel. Device 0 at half speed: its layer-1 codes leave after layer 0's exchange is over, and
     that exchange ends sooner."""
+
     def spans(result):
         out = {}
         for e in result.timeline:

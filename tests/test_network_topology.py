@@ -15,8 +15,9 @@ def p2p_time(topo, src=0, dst=1, bits=1e6, n=None):
     return simulate(g, topo)
 
 
-@pytest.mark.parametrize("kind, nodes, edges", [
-    ("mesh", 4, 6), ("ideal", 4, 6), ("switch", 5, 4), ("wifi", 5, 4), ("wifi-adhoc", 4, 6)])
+@pytest.mark.parametrize(
+    "kind, nodes, edges", [("mesh", 4, 6), ("ideal", 4, 6), ("switch", 5, 4), ("wifi", 5, 4), ("wifi-adhoc", 4, 6)]
+)
 def test_preset_shapes(kind, nodes, edges):
     g = build_topology(kind, 4, 100.0)
     assert isinstance(g, nx.Graph)
@@ -31,25 +32,34 @@ def test_defaults_are_applied_and_overridable():
     assert e["efficiency"] == DEFAULTS["switch"]["efficiency"]
     assert e["latency_s"] == DEFAULTS["switch"]["latency_s"] / 2  # two port links per message
     g = build_topology("wifi", 2, 100.0, latency_s=0.002, efficiency=0.5, loss_rate=0.1)
-    assert g.graph["media"]["wifi"] == {"bandwidth_mbps": 100.0, "latency_s": 0.002, "efficiency": 0.5,
-                                        "loss_rate": 0.1, "bandwidth_trace": None, "airtime": None}
+    assert g.graph["media"]["wifi"] == {
+        "bandwidth_mbps": 100.0,
+        "latency_s": 0.002,
+        "efficiency": 0.5,
+        "loss_rate": 0.1,
+        "bandwidth_trace": None,
+        "airtime": None,
+    }
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"kind": "token-ring"}, "kind"),
-    ({"bandwidth_mbps": 0}, "bandwidth_mbps"),
-    ({"bandwidth_mbps": -5}, "bandwidth_mbps"),
-    ({"bandwidth_mbps": float("nan")}, "bandwidth_mbps"),
-    ({"efficiency": 0.0}, "efficiency"),
-    ({"efficiency": 1.5}, "efficiency"),
-    ({"loss_rate": 1.0}, "loss_rate"),
-    ({"loss_rate": -0.1}, "loss_rate"),
-    ({"latency_s": -1e-3}, "latency_s"),
-    ({"n_devices": 0}, "n_devices"),
-    ({"bandwidth_trace": [(0, 10), (0, 5)]}, "bandwidth_trace"),
-    ({"bandwidth_trace": [(0, -10)]}, "bandwidth_trace"),
-    ({"bandwidth_trace": []}, "bandwidth_trace"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"kind": "token-ring"}, "kind"),
+        ({"bandwidth_mbps": 0}, "bandwidth_mbps"),
+        ({"bandwidth_mbps": -5}, "bandwidth_mbps"),
+        ({"bandwidth_mbps": float("nan")}, "bandwidth_mbps"),
+        ({"efficiency": 0.0}, "efficiency"),
+        ({"efficiency": 1.5}, "efficiency"),
+        ({"loss_rate": 1.0}, "loss_rate"),
+        ({"loss_rate": -0.1}, "loss_rate"),
+        ({"latency_s": -1e-3}, "latency_s"),
+        ({"n_devices": 0}, "n_devices"),
+        ({"bandwidth_trace": [(0, 10), (0, 5)]}, "bandwidth_trace"),
+        ({"bandwidth_trace": [(0, -10)]}, "bandwidth_trace"),
+        ({"bandwidth_trace": []}, "bandwidth_trace"),
+    ],
+)
 def test_bad_values_raise_user_errors_naming_the_field(kwargs, field):
     args = {"kind": "wifi", "n_devices": 4, "bandwidth_mbps": 100.0, **kwargs}
     with pytest.raises(UserError) as err:
@@ -70,9 +80,13 @@ def test_ideal_is_size_over_bandwidth_and_nothing_else():
 
 def test_wifi_station_to_station_costs_twice_station_to_ap():
     # the access point is a device (an edge server): 1 -> 0 crosses the air once, 1 -> 2 twice
-    topo = topology_from_dict({
-        "media": {"air": {"bandwidth_mbps": 50, "latency_s": 0.001, "efficiency": 0.6}},
-        "edges": [{"u": 1, "v": 0, "medium": "air"}, {"u": 2, "v": 0, "medium": "air"}]}, 3)
+    topo = topology_from_dict(
+        {
+            "media": {"air": {"bandwidth_mbps": 50, "latency_s": 0.001, "efficiency": 0.6}},
+            "edges": [{"u": 1, "v": 0, "medium": "air"}, {"u": 2, "v": 0, "medium": "air"}],
+        },
+        3,
+    )
     to_ap = p2p_time(topo, 1, 0, 3e6).latency_s
     to_sta = p2p_time(topo, 1, 2, 3e6).latency_s
     assert to_ap == pytest.approx(0.001 + 3e6 / 30e6)
@@ -115,12 +129,18 @@ def test_trace_csv(tmp_path):
 
 
 def test_custom_graph_routes_by_shortest_path_and_half_duplex_is_shared():
-    topo = topology_from_dict({
-        "nodes": [0, 1, 2, "r"],
-        "edges": [{"u": 0, "v": "r", "bandwidth_mbps": 10},
-                  {"u": 1, "v": "r", "bandwidth_mbps": 10},
-                  {"u": 2, "v": "r", "bandwidth_mbps": 10, "latency_s": 0.01},
-                  {"u": 0, "v": 1, "bandwidth_mbps": 1, "duplex": "half"}]}, 3)
+    topo = topology_from_dict(
+        {
+            "nodes": [0, 1, 2, "r"],
+            "edges": [
+                {"u": 0, "v": "r", "bandwidth_mbps": 10},
+                {"u": 1, "v": "r", "bandwidth_mbps": 10},
+                {"u": 2, "v": "r", "bandwidth_mbps": 10, "latency_s": 0.01},
+                {"u": 0, "v": 1, "bandwidth_mbps": 1, "duplex": "half"},
+            ],
+        },
+        3,
+    )
     f = Fabric(topo)
     assert f.path(0, 1) == [0, 1]  # one hop beats two, whatever the bandwidth
     assert f.route(0, (2,)).alpha == pytest.approx(0.01)
@@ -132,25 +152,31 @@ def test_custom_graph_routes_by_shortest_path_and_half_duplex_is_shared():
 
 
 def test_custom_station_phy_rate_scales_airtime():
-    topo = topology_from_dict({
-        "media": {"air": {"bandwidth_mbps": 100}},
-        "edges": [{"u": 0, "v": "ap", "medium": "air"},
-                  {"u": 1, "v": "ap", "medium": "air", "bandwidth_mbps": 25}]}, 2)
+    topo = topology_from_dict(
+        {
+            "media": {"air": {"bandwidth_mbps": 100}},
+            "edges": [{"u": 0, "v": "ap", "medium": "air"}, {"u": 1, "v": "ap", "medium": "air", "bandwidth_mbps": 25}],
+        },
+        2,
+    )
     # 0 -> ap at 100 Mbps, ap -> 1 at 25 Mbps: airtime 1e6/100e6 + 1e6/25e6
     assert p2p_time(topo, 0, 1, 1e6).latency_s == pytest.approx(0.01 + 0.04)
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"edges": []}, "network.custom.edges"),
-    ({"edges": [{"u": 0, "v": 1}]}, "edges[0].bandwidth_mbps"),
-    ({"edges": [{"u": 0, "v": 1, "medium": "air"}]}, "edges[0].medium"),
-    ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10, "duplex": "simplex"}]}, "edges[0].duplex"),
-    ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10, "colour": "red"}]}, "edges[0]"),
-    ({"edges": [{"u": 0, "v": 2, "bandwidth_mbps": 10}]}, "not nodes"),
-    ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10}, {"u": 2, "v": 3, "bandwidth_mbps": 10}]}, "not connected"),
-    ({"media": {"air": {"latency_s": 0}}, "edges": [{"u": 0, "v": 1, "medium": "air"}]}, "media.air"),
-    ({"default_algorithm": "tree", "edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1}]}, "default_algorithm"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"edges": []}, "network.custom.edges"),
+        ({"edges": [{"u": 0, "v": 1}]}, "edges[0].bandwidth_mbps"),
+        ({"edges": [{"u": 0, "v": 1, "medium": "air"}]}, "edges[0].medium"),
+        ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10, "duplex": "simplex"}]}, "edges[0].duplex"),
+        ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10, "colour": "red"}]}, "edges[0]"),
+        ({"edges": [{"u": 0, "v": 2, "bandwidth_mbps": 10}]}, "not nodes"),
+        ({"edges": [{"u": 0, "v": 1, "bandwidth_mbps": 10}, {"u": 2, "v": 3, "bandwidth_mbps": 10}]}, "not connected"),
+        ({"media": {"air": {"latency_s": 0}}, "edges": [{"u": 0, "v": 1, "medium": "air"}]}, "media.air"),
+        ({"default_algorithm": "tree", "edges": [{"u": 0, "v": 1, "bandwidth_mbps": 1}]}, "default_algorithm"),
+    ],
+)
 def test_custom_graph_errors_name_the_field(data, field):
     n = 4 if "not connected" in field else 3 if "not nodes" in field else 2
     with pytest.raises(UserError) as err:

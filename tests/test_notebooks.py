@@ -17,15 +17,22 @@ def test_notebook_runs_headless(name, tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
     # no wall-clock assertion: speed is measured by bench scripts, not by timed tests
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Error" not in text
     assert "np.int64" not in text and "np.float64" not in text  # numbers print as people write them
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     if name == "pareto.ipynb":
-        assert {"pareto_accuracy_vs_latency.png", "pareto_accuracy_vs_bits.png", "pareto_accuracy_vs_cost.png",
-                "latency_vs_bandwidth.png", "speedup.png", "measured_accuracy.png"} <= set(pngs)
+        assert {
+            "pareto_accuracy_vs_latency.png",
+            "pareto_accuracy_vs_bits.png",
+            "pareto_accuracy_vs_cost.png",
+            "latency_vs_bandwidth.png",
+            "speedup.png",
+            "measured_accuracy.png",
+        } <= set(pngs)
         assert "gpt2-s at 20 Mbps with 4 devices" in text
     else:
         assert "plan_cost_vs_latency.png" in pngs

@@ -12,8 +12,14 @@ from astrasim.scenario import from_dict, iter_points
 from astrasim.strategies import STRATEGIES
 
 # each hardware option in turn, and whether it changes a one-device point too
-OPTIONS = [({"op_overhead_s": 0.05}, True), ({"message_cpu_s": 0.01}, False), ({"hosts": 1}, False),
-           ({"speed_jitter": 0.3}, True), ({"speeds": [1.0, 0.5]}, False), ({"speed": [0.5]}, True)]
+OPTIONS = [
+    ({"op_overhead_s": 0.05}, True),
+    ({"message_cpu_s": 0.01}, False),
+    ({"hosts": 1}, False),
+    ({"speed_jitter": 0.3}, True),
+    ({"speeds": [1.0, 0.5]}, False),
+    ({"speed": [0.5]}, True),
+]
 
 
 def _model(strategy: str):
@@ -27,13 +33,24 @@ def _model(strategy: str):
 
 
 def _row(strategy: str, hardware: dict, workload: dict | None = None) -> dict:
-    sc = from_dict({"name": "t", "models": [_model(strategy)], "tokens": [256], "output_tokens": [0 if workload else 3],
-                    "devices": [2], "strategies": [strategy],
-                    # the MoE twin has no profile rows: the calibrated model of the same (cpu) device times it
-                    "hardware": {"profile": "cpu", **({} if _model(strategy) == "gpt2-s" else {"compute": "calibrated"}),
-                                 **hardware},
-                    "network": {"topology": "wifi", "bandwidth_mbps": [100]},
-                    **({"workload": workload} if workload else {})})
+    sc = from_dict(
+        {
+            "name": "t",
+            "models": [_model(strategy)],
+            "tokens": [256],
+            "output_tokens": [0 if workload else 3],
+            "devices": [2],
+            "strategies": [strategy],
+            # the MoE twin has no profile rows: the calibrated model of the same (cpu) device times it
+            "hardware": {
+                "profile": "cpu",
+                **({} if _model(strategy) == "gpt2-s" else {"compute": "calibrated"}),
+                **hardware,
+            },
+            "network": {"topology": "wifi", "bandwidth_mbps": [100]},
+            **({"workload": workload} if workload else {}),
+        }
+    )
     return simulate_point(next(iter_points(sc)))
 
 
@@ -74,19 +91,42 @@ def test_a_stream_of_one_request_is_the_point_itself_with_every_option():
 
 
 # ------------------------------------------------------------------- one definition of a point
-BASE = {"name": "t", "models": ["gpt2-s"], "tokens": [256], "devices": [4], "strategies": ["single", "sp"],
-        "hardware": {"profile": "cpu"}, "network": {"topology": "switch", "bandwidth_mbps": [500]}}
+BASE = {
+    "name": "t",
+    "models": ["gpt2-s"],
+    "tokens": [256],
+    "devices": [4],
+    "strategies": ["single", "sp"],
+    "hardware": {"profile": "cpu"},
+    "network": {"topology": "switch", "bandwidth_mbps": [500]},
+}
 # every scenario input a point has (top level, hardware.*, network.*, memory.*, workload) set to
 # another value than BASE's: each must give other row keys
-CHANGES = [("tokens", [512]), ("element_bits", [16]), ("weight_bits", [16]), ("causal_skip", False),
-           ("algorithm", "ring"), ("output_tokens", [2]),
-           ("hardware.speed", [2.0]), ("hardware.speeds", [1, 1, 1, 0.5]), ("hardware.hosts", 2),
-           ("hardware.cores_per_host", 2), ("hardware.op_overhead_s", 0.001), ("hardware.message_cpu_s", 0.001),
-           ("hardware.speed_jitter", 0.1), ("hardware.partition", "even"), ("hardware.device", ["raspberry-pi-5"]),
-           ("memory.headroom_gb", 2.0),
-           ("network.topology", ["wifi"]), ("network.bandwidth_mbps", [50]), ("network.latency_s", [0.001]),
-           ("network.efficiency", [0.5]), ("network.loss_rate", [0.1]), ("network.broadcast", True),
-           ("workload", {"arrival": "periodic", "rate_per_s": 1.0, "requests": 4})]
+CHANGES = [
+    ("tokens", [512]),
+    ("element_bits", [16]),
+    ("weight_bits", [16]),
+    ("causal_skip", False),
+    ("algorithm", "ring"),
+    ("output_tokens", [2]),
+    ("hardware.speed", [2.0]),
+    ("hardware.speeds", [1, 1, 1, 0.5]),
+    ("hardware.hosts", 2),
+    ("hardware.cores_per_host", 2),
+    ("hardware.op_overhead_s", 0.001),
+    ("hardware.message_cpu_s", 0.001),
+    ("hardware.speed_jitter", 0.1),
+    ("hardware.partition", "even"),
+    ("hardware.device", ["raspberry-pi-5"]),
+    ("memory.headroom_gb", 2.0),
+    ("network.topology", ["wifi"]),
+    ("network.bandwidth_mbps", [50]),
+    ("network.latency_s", [0.001]),
+    ("network.efficiency", [0.5]),
+    ("network.loss_rate", [0.1]),
+    ("network.broadcast", True),
+    ("workload", {"arrival": "periodic", "rate_per_s": 1.0, "requests": 4}),
+]
 
 
 def _keys(changes: dict) -> set:
@@ -119,9 +159,9 @@ def test_identity_columns_are_the_points_identity():
 
 
 def test_point_is_built_by_keyword_only():
-    from astrasim.scenario.grid import Point
-
     from dataclasses import fields
+
+    from astrasim.scenario.grid import Point
 
     p = next(iter_points(from_dict(BASE)))
     values = [getattr(p, f.name) for f in fields(Point)]
@@ -152,8 +192,9 @@ def test_best_never_merges_points_that_differ_in_a_swept_axis(tmp_path):
     loss = _best({**BASE, "network": {"topology": "switch", "bandwidth_mbps": [500], "loss_rate": [0, 0.5]}}, tmp_path)
     assert sorted(loss["loss_rate"]) == [0.0, 0.5]
 
-    speed = _best({**BASE, "tokens": [1024], "hardware": {"profile": "cpu", "speed": [1, 4]},
-                   "element_bits": [32, 16]}, tmp_path)  # switch 500 Mbps, N = 4
+    speed = _best(
+        {**BASE, "tokens": [1024], "hardware": {"profile": "cpu", "speed": [1, 4]}, "element_bits": [32, 16]}, tmp_path
+    )  # switch 500 Mbps, N = 4
     assert len(speed) == 4
     winner = {(r.speed, r.element_bits): (r.best, r.latency_s) for r in speed.itertuples()}
     assert set(winner) == {(1.0, 32), (4.0, 32), (1.0, 16), (4.0, 16)}
@@ -167,9 +208,15 @@ def test_memory_fit_counts_the_kv_cache_of_generated_tokens():
     from astrasim.scenario.fleet import memory_check
 
     def row(output_tokens, headroom):
-        sc = from_dict({**BASE, "strategies": ["single"], "output_tokens": [output_tokens],
-                        "hardware": {"profile": "cpu", "device": ["raspberry-pi-5"]},
-                        "memory": {"headroom_gb": headroom}})
+        sc = from_dict(
+            {
+                **BASE,
+                "strategies": ["single"],
+                "output_tokens": [output_tokens],
+                "hardware": {"profile": "cpu", "device": ["raspberry-pi-5"]},
+                "memory": {"headroom_gb": headroom},
+            }
+        )
         return next(iter_points(sc))
 
     prompt, long = memory_check(row(0, 0.0)), memory_check(row(768, 0.0))

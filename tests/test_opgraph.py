@@ -13,9 +13,12 @@ def _graph(*ops, n=2):
 
 
 def test_valid_graph_passes():
-    _graph(Compute("a0", 0, 1.0), Compute("a1", 1, 1.0),
-           Comm("ag", "all_gather", (0, 1), 8.0, deps=("a0", "a1")),
-           Compute("b0", 0, 1.0, deps=("ag",))).validate()
+    _graph(
+        Compute("a0", 0, 1.0),
+        Compute("a1", 1, 1.0),
+        Comm("ag", "all_gather", (0, 1), 8.0, deps=("a0", "a1")),
+        Compute("b0", 0, 1.0, deps=("ag",)),
+    ).validate()
 
 
 @pytest.mark.parametrize(

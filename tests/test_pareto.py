@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from astrasim.analysis.pareto import (
-    accuracy_objectives, frontier, mark_accuracy_pareto, mark_pareto, pareto_mask)
+from astrasim.analysis.pareto import accuracy_objectives, frontier, mark_accuracy_pareto, mark_pareto, pareto_mask
 from astrasim.errors import UserError
 
 
@@ -17,16 +16,22 @@ def _dominates(a, b):
 
 
 def test_small_exact_case_latency_vs_accuracy():
-    df = pd.DataFrame({
-        "name": ["fast-bad", "slow-good", "dominated", "mid", "twin-of-mid", "unknown"],
-        "latency_s": [1.0, 5.0, 3.0, 2.0, 2.0, 0.1],
-        "accuracy": [80.0, 92.0, 85.0, 90.0, 90.0, np.nan],
-    })
+    df = pd.DataFrame(
+        {
+            "name": ["fast-bad", "slow-good", "dominated", "mid", "twin-of-mid", "unknown"],
+            "latency_s": [1.0, 5.0, 3.0, 2.0, 2.0, 0.1],
+            "accuracy": [80.0, 92.0, 85.0, 90.0, 90.0, np.nan],
+        }
+    )
     out = mark_pareto(df, {"latency_s": "min", "accuracy": "max"})
     assert list(out["pareto"]) == ["frontier", "frontier", "dominated", "frontier", "frontier", "missing"]
     assert len(out) == len(df)  # nothing dropped
     assert list(frontier(df, {"latency_s": "min", "accuracy": "max"})["name"]) == [
-        "fast-bad", "mid", "twin-of-mid", "slow-good"]
+        "fast-bad",
+        "mid",
+        "twin-of-mid",
+        "slow-good",
+    ]
 
 
 def test_groups_get_their_own_frontier():
@@ -36,9 +41,15 @@ def test_groups_get_their_own_frontier():
 
 
 def test_perplexity_sense_comes_from_the_metric():
-    df = pd.DataFrame({"model": ["g", "g", "v", "v"], "latency_s": [1, 2, 1, 2],
-                       "accuracy": [70.0, 60.0, 80.0, 90.0], "accuracy_metric": ["ppl", "ppl", "top1", "top1"],
-                       "accuracy_higher_is_better": [False, False, True, True]})
+    df = pd.DataFrame(
+        {
+            "model": ["g", "g", "v", "v"],
+            "latency_s": [1, 2, 1, 2],
+            "accuracy": [70.0, 60.0, 80.0, 90.0],
+            "accuracy_metric": ["ppl", "ppl", "top1", "top1"],
+            "accuracy_higher_is_better": [False, False, True, True],
+        }
+    )
     out = mark_accuracy_pareto(df, by=["model"])
     # perplexity: 60 at 2 s is better than 70 at 1 s -> both on the frontier; top-1 likewise
     assert list(out["pareto"]) == ["frontier"] * 4
@@ -57,8 +68,10 @@ def test_bad_objectives():
 
 
 @settings(max_examples=150, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(0, 40), st.integers(1, 3)),
-              elements=st.integers(0, 6).map(float)), st.randoms(use_true_random=False))
+@given(
+    arrays(np.float64, st.tuples(st.integers(0, 40), st.integers(1, 3)), elements=st.integers(0, 6).map(float)),
+    st.randoms(use_true_random=False),
+)
 def test_frontier_invariants(values, rnd):
     k = values.shape[1]
     senses = ["min"] * k

@@ -19,10 +19,15 @@ from astrasim.placement.stages import best_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SMALL = {"name": "small", "model": "gpt2-s", "tokens": 1024,
-         "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 3}, "networks": ["wifi5-1x1-80mhz"],
-         "strategies": ["single", "tp", "sp", "pp", {"name": "astra", "groups": 32}],
-         "sweep": {"hardware": {"profile": "cpu"}}}
+SMALL = {
+    "name": "small",
+    "model": "gpt2-s",
+    "tokens": 1024,
+    "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 3},
+    "networks": ["wifi5-1x1-80mhz"],
+    "strategies": ["single", "tp", "sp", "pp", {"name": "astra", "groups": 32}],
+    "sweep": {"hardware": {"profile": "cpu"}},
+}
 
 
 def _search(data, **kw):
@@ -84,11 +89,11 @@ def test_stages_match_brute_force():
 
 
 def test_pp_stages_knob_places_layers():
+    from astrasim.compute.sources import costs_for
     from astrasim.models import get_model
     from astrasim.strategies import build_graph, get
     from astrasim.strategies.base import KnobError
     from astrasim.strategies.synthetic import synthetic_profile  # noqa: F401 - the strategies load
-    from astrasim.compute.sources import costs_for
 
     spec, pp = get_model("gpt2-s"), get("pp")
     g = build_graph("pp", spec, costs_for("profiles/cpu.csv", None), 2, 1024, pp.knobs(stages="3,9"))
@@ -116,8 +121,14 @@ def test_pruned_search_returns_the_exhaustive_optimum_and_bounds_hold():
 def test_generation_bounds_hold_on_tpot_and_e2e(objective):
     """Including ASTRA on a mixed fleet, whose last device starts decoding while the first still
     finishes its prefill (the first decode step overlaps the prefill's tail)."""
-    data = {**SMALL, "tokens": 256, "output_tokens": 4, "objective": objective,
-            "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 1}, "strategies": ["tp", "sp", "pp", "astra"]}
+    data = {
+        **SMALL,
+        "tokens": 256,
+        "output_tokens": 4,
+        "objective": objective,
+        "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 1},
+        "strategies": ["tp", "sp", "pp", "astra"],
+    }
     res = _search(data, exhaustive=True)
     sim = res.table[res.table["status"] == "simulated"]
     assert len(sim) >= 8 and (sim["bound_s"] <= sim[f"{objective}_s"] * (1 + 1e-9)).all()
@@ -132,9 +143,17 @@ def test_a_target_nothing_meets_names_the_binding_constraint():
 def _point(strategy, n, topology, bw=100.0):
     from astrasim.scenario import from_dict
 
-    sc = from_dict({"name": "e", "models": ["gpt2-s"], "tokens": [256], "devices": [n],
-                    "strategies": [{"name": strategy}], "hardware": {"profile": "cpu"},
-                    "network": {"topology": topology, "bandwidth_mbps": [bw]}})
+    sc = from_dict(
+        {
+            "name": "e",
+            "models": ["gpt2-s"],
+            "tokens": [256],
+            "devices": [n],
+            "strategies": [{"name": strategy}],
+            "hardware": {"profile": "cpu"},
+            "network": {"topology": topology, "bandwidth_mbps": [bw]},
+        }
+    )
     return next(p for p in sc.points() if p.strategy == strategy)
 
 
@@ -171,15 +190,23 @@ def test_radio_airtime_is_what_the_engine_charges_a_lone_message():
 
 # ------------------------------------------------------------------------------ bad input (CLI)
 def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "astrasim", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "astrasim", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"inventory": {"no-such-board": 1}}, "plan.inventory"),
-    ({"inventory": {"raspberry-pi-5": 0}}, "plan.inventory"),
-    ({"inventory": {}}, "plan.inventory"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"inventory": {"no-such-board": 1}}, "plan.inventory"),
+        ({"inventory": {"raspberry-pi-5": 0}}, "plan.inventory"),
+        ({"inventory": {}}, "plan.inventory"),
+    ],
+)
 def test_bad_inventory_is_one_line_and_writes_nothing(tmp_path, change, field):
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump({**SMALL, **change}))
@@ -191,12 +218,17 @@ def test_bad_inventory_is_one_line_and_writes_nothing(tmp_path, change, field):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--add", "no-such-board"], "--add"), (["--add", "raspberry-pi-5=0"], "--add"),
-    (["--remove", "raspberry-pi-5=4"], "--remove"), (["--remove", "jetson-orin-nano", "--remove", "raspberry-pi-5=3"],
-                                                     "--remove"),
-    ([], "whatif"), (["--network", "no-such-net"], "--network"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--add", "no-such-board"], "--add"),
+        (["--add", "raspberry-pi-5=0"], "--add"),
+        (["--remove", "raspberry-pi-5=4"], "--remove"),
+        (["--remove", "jetson-orin-nano", "--remove", "raspberry-pi-5=3"], "--remove"),
+        ([], "whatif"),
+        (["--network", "no-such-net"], "--network"),
+    ],
+)
 def test_whatif_bad_change_is_refused(tmp_path, args, field):
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump(SMALL))
@@ -236,8 +268,15 @@ def test_critical_path_splits_a_chain_into_compute_and_communication():
     from astrasim.opgraph import Comm, Compute, OpGraph
     from astrasim.placement.critical import critical_path
 
-    g = OpGraph(2, [Compute("a", 0, 1.0), Comm("m", "p2p", (0, 1), 1e8, ("a",)), Compute("b", 1, 2.0, ("m",)),
-                    Compute("side", 0, 0.5)])
+    g = OpGraph(
+        2,
+        [
+            Compute("a", 0, 1.0),
+            Comm("m", "p2p", (0, 1), 1e8, ("a",)),
+            Compute("b", 1, 2.0, ("m",)),
+            Compute("side", 0, 0.5),
+        ],
+    )
     res = simulate(g, build_topology("ideal", 2, 100.0), record_timeline=True)
     cp = critical_path(g, res)
     assert (cp.compute_s, cp.comm_s, cp.wait_s, cp.messages) == pytest.approx((3.0, 1.0, 0.0, 1))
@@ -245,9 +284,14 @@ def test_critical_path_splits_a_chain_into_compute_and_communication():
 
 
 def test_stream_plan_ranks_by_p99_and_its_bound_holds():
-    data = {**SMALL, "rate_per_s": 1.0, "stream": {"requests": 12}, "inventory": {"jetson-orin-nano": 1,
-            "raspberry-pi-5": 1}, "strategies": ["single", "pp", {"name": "astra", "groups": 32}],
-            "networks": ["ethernet-1g"]}
+    data = {
+        **SMALL,
+        "rate_per_s": 1.0,
+        "stream": {"requests": 12},
+        "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 1},
+        "strategies": ["single", "pp", {"name": "astra", "groups": 32}],
+        "networks": ["ethernet-1g"],
+    }
     res = _search(data, exhaustive=True)
     assert res.metric == "latency_p99_s"
     sim = res.table[res.table["status"] == "simulated"]
@@ -258,8 +302,13 @@ def test_stream_plan_ranks_by_p99_and_its_bound_holds():
 def test_search_on_dask_matches_serial():
     from distributed import LocalCluster
 
-    data = {**SMALL, "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 2}, "networks": ["ethernet-1g"],
-            "strategies": ["single", "sp", "pp"], "search": {"exhaustive_max": 0, "batch": 4}}
+    data = {
+        **SMALL,
+        "inventory": {"jetson-orin-nano": 1, "raspberry-pi-5": 2},
+        "networks": ["ethernet-1g"],
+        "strategies": ["single", "sp", "pp"],
+        "search": {"exhaustive_max": 0, "batch": 4},
+    }
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         on_dask = _search(data, dask_address=cluster.scheduler_address)
     serial = _search(data)
@@ -268,8 +317,13 @@ def test_search_on_dask_matches_serial():
 
 
 def test_devices_to_buy_next_to_the_owned_ones_within_a_budget():
-    data = {**SMALL, "inventory": {"raspberry-pi-5": 1}, "buy": {"jetson-orin-nano": 1}, "networks": ["ethernet-1g"],
-            "strategies": ["single", "sp", {"name": "astra", "groups": 32}]}
+    data = {
+        **SMALL,
+        "inventory": {"raspberry-pi-5": 1},
+        "buy": {"jetson-orin-nano": 1},
+        "networks": ["ethernet-1g"],
+        "strategies": ["single", "sp", {"name": "astra", "groups": 32}],
+    }
     tight = _search({**data, "budget_usd": 100})
     assert tight.counts["over budget"] > 0
     assert "jetson-orin-nano" not in tight.best["order"] and tight.best["buy_usd"] == 0

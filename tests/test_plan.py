@@ -8,8 +8,16 @@ import yaml
 from typer.testing import CliRunner
 
 from astrasim.analysis.planning import (
-    PlanScenario, binding_constraints, check_names, evaluate, load_devices, load_networks, load_plan,
-    plan_accuracy, run_plan)
+    PlanScenario,
+    binding_constraints,
+    check_names,
+    evaluate,
+    load_devices,
+    load_networks,
+    load_plan,
+    plan_accuracy,
+    run_plan,
+)
 from astrasim.cli import app
 from astrasim.errors import UserError
 from astrasim.models import get_model
@@ -17,10 +25,15 @@ from astrasim.strategies.synthetic import synthetic_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = {
-    "name": "t", "model": "gpt2-s", "tokens": 1024, "latency_target_s": 1.0,
+    "name": "t",
+    "model": "gpt2-s",
+    "tokens": 1024,
+    "latency_target_s": 1.0,
     "accuracy": {"floor": 80, "task": "zeroshot"},
-    "devices": ["raspberry-pi-5", "jetson-orin-nano"], "device_counts": [1, 2, 4],
-    "networks": ["wifi-20mbps", "ethernet-1g"], "strategies": ["single", "sp", {"name": "astra", "groups": [1, 32]}],
+    "devices": ["raspberry-pi-5", "jetson-orin-nano"],
+    "device_counts": [1, 2, 4],
+    "networks": ["wifi-20mbps", "ethernet-1g"],
+    "strategies": ["single", "sp", {"name": "astra", "groups": [1, 32]}],
     "sweep": {"hardware": {"profile": "cpu"}},
 }
 
@@ -79,11 +92,16 @@ def test_plan_ranks_by_cost_with_energy_and_frontier(profiles, tmp_path):
     assert not t.loc[(t["strategy"] == "astra") & (t["groups"] == 1), "feasible"].any()
     # the frontier is feasible and nothing feasible beats a frontier row on all three axes
     for _, f in result.frontier.iterrows():
-        better = result.feasible[(result.feasible["cost_usd"] <= f["cost_usd"])
-                                 & (result.feasible["latency_s"] <= f["latency_s"])
-                                 & (result.feasible["accuracy"] <= f["accuracy"])]
-        assert ((better["cost_usd"] == f["cost_usd"]) & (better["latency_s"] == f["latency_s"])
-                & (better["accuracy"] == f["accuracy"])).all()
+        better = result.feasible[
+            (result.feasible["cost_usd"] <= f["cost_usd"])
+            & (result.feasible["latency_s"] <= f["latency_s"])
+            & (result.feasible["accuracy"] <= f["accuracy"])
+        ]
+        assert (
+            (better["cost_usd"] == f["cost_usd"])
+            & (better["latency_s"] == f["latency_s"])
+            & (better["accuracy"] == f["accuracy"])
+        ).all()
     assert set(t.loc[~t["feasible"], "pareto"]) == {"infeasible"}
 
 
@@ -100,16 +118,29 @@ def test_infeasible_names_the_binding_constraint(profiles, tmp_path):
     r = CliRunner().invoke(app, ["plan", str(_write(tmp_path, latency_target_s=1e-4)), "--no-progress"])
     assert r.exit_code == 2
     assert "nothing is feasible" in r.output and "latency target binds" in r.output and "over the 0.0001 s" in r.output
-    r = CliRunner().invoke(app, ["plan", str(_write(tmp_path, latency_target_s=0.12,
-                                                        accuracy={"floor": 70, "task": "zeroshot"})),
-                                 "--no-progress"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            str(_write(tmp_path, latency_target_s=0.12, accuracy={"floor": 70, "task": "zeroshot"})),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 2 and "accuracy floor binds" in r.output and "6.24 above the floor 70" in r.output
 
 
 def test_binding_budget_and_joint_case():
-    df = pd.DataFrame({"configuration": ["a", "b"], "latency_s": [0.5, 2.0], "accuracy": [70.0, 60.0],
-                       "cost_usd": [500.0, 100.0], "meets_latency": [True, False], "meets_accuracy": [True, True],
-                       "meets_budget": [False, True]})
+    df = pd.DataFrame(
+        {
+            "configuration": ["a", "b"],
+            "latency_s": [0.5, 2.0],
+            "accuracy": [70.0, 60.0],
+            "cost_usd": [500.0, 100.0],
+            "meets_latency": [True, False],
+            "meets_accuracy": [True, True],
+            "meets_budget": [False, True],
+        }
+    )
     plan = PlanScenario(**{**PLAN, "budget_usd": 200})
     view = plan_accuracy(plan)
     lines = binding_constraints(df, plan, view)
@@ -117,18 +148,21 @@ def test_binding_budget_and_joint_case():
     assert any("latency target binds" in s and "(b)" in s for s in lines)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"devices": ["raspberry-pi-9"]}, "unknown device 'raspberry-pi-9'"),
-    ({"networks": ["wifi-7"]}, "unknown network 'wifi-7'"),
-    ({"accuracy": {"floor": 50, "task": "zeroshot"}}, "constraints contradict"),
-    ({"accuracy": {"floor": 50, "task": "no-such-task"}}, "no accuracy rows"),
-    ({"latency_target_s": -1}, "latency_target_s"),
-    ({"device_counts": [1], "strategies": ["sp"]}, "need 2 or more devices"),
-    ({"budget_usd": 10}, "below the cheapest single device"),
-    ({"strategies": ["pipeline"]}, "unknown strategy"),
-    ({"strategies": [{"name": "astra", "groups": [7]}]}, "G=7 does not divide"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"devices": ["raspberry-pi-9"]}, "unknown device 'raspberry-pi-9'"),
+        ({"networks": ["wifi-7"]}, "unknown network 'wifi-7'"),
+        ({"accuracy": {"floor": 50, "task": "zeroshot"}}, "constraints contradict"),
+        ({"accuracy": {"floor": 50, "task": "no-such-task"}}, "no accuracy rows"),
+        ({"latency_target_s": -1}, "latency_target_s"),
+        ({"device_counts": [1], "strategies": ["sp"]}, "need 2 or more devices"),
+        ({"budget_usd": 10}, "below the cheapest single device"),
+        ({"strategies": ["pipeline"]}, "unknown strategy"),
+        ({"strategies": [{"name": "astra", "groups": [7]}]}, "G=7 does not divide"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(profiles, tmp_path, change, message):
     r = CliRunner().invoke(app, ["plan", str(_write(tmp_path, **change)), "--no-progress"])
     assert r.exit_code == 2, r.output
@@ -137,8 +171,10 @@ def test_bad_input_is_one_line_and_exit_2(profiles, tmp_path, change, message):
 
 def test_user_accuracy_rows_must_match_a_result(profiles, tmp_path):
     bad = tmp_path / "mine.csv"
-    bad.write_text("model,task,strategy,groups,metric,value,higher_is_better,source\n"
-                   "gpt2-s,zeroshot,astra,16,perplexity,70,false,my run\n")
+    bad.write_text(
+        "model,task,strategy,groups,metric,value,higher_is_better,source\n"
+        "gpt2-s,zeroshot,astra,16,perplexity,70,false,my run\n"
+    )
     r = CliRunner().invoke(app, ["plan", str(_write(tmp_path)), "--no-progress", "--accuracy", str(bad)])
     assert r.exit_code == 2 and "matches no result" in r.output and "groups=16" in r.output
     good = tmp_path / "good.csv"

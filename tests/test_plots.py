@@ -48,9 +48,21 @@ def results_frame(models=("m1",), single_latency=1.0) -> pd.DataFrame:
                 lat = single_latency if s.single_device else single_latency * (0.5 + 0.3 * idx) * (1 + 10 / bw)
                 if idx == len(multi):  # the last variant: hopeless (four decades slower)
                     lat = single_latency * 1e4
-                rows.append({"model": model, "tokens": 128, "hardware": "cpu", "network": "wifi", "strategy": s.name,
-                             **knob_columns(s.name, knobs), "devices": n, "bandwidth_mbps": bw, "latency_s": lat,
-                             "single_latency_s": single_latency, "speedup_vs_single": single_latency / lat})
+                rows.append(
+                    {
+                        "model": model,
+                        "tokens": 128,
+                        "hardware": "cpu",
+                        "network": "wifi",
+                        "strategy": s.name,
+                        **knob_columns(s.name, knobs),
+                        "devices": n,
+                        "bandwidth_mbps": bw,
+                        "latency_s": lat,
+                        "single_latency_s": single_latency,
+                        "speedup_vs_single": single_latency / lat,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -67,8 +79,11 @@ def _same_hue_lighter(color, base) -> bool:
     if not free.any():
         return np.allclose(c, 1)
     t = (c[free] - b[free]) / (1 - b[free])
-    return bool(np.allclose(t, t[0], atol=0.01) and -0.01 <= t[0] <= style.MAX_LIGHTEN + 0.01
-                and np.allclose(c[~free], 1, atol=0.01))
+    return bool(
+        np.allclose(t, t[0], atol=0.01)
+        and -0.01 <= t[0] <= style.MAX_LIGHTEN + 0.01
+        and np.allclose(c[~free], 1, atol=0.01)
+    )
 
 
 def _data_lines(fig):
@@ -100,7 +115,7 @@ def test_two_variants_of_a_strategy_look_different():
     for variants in pairs:
         keys = {(mcolors.to_hex(v.color), v.linestyle, v.filled) for v in variants}
         assert len(keys) == len(variants)
-        assert all(len({v.linestyle for v in variants[i:i + 2]}) == 2 for i in range(len(variants) - 1))
+        assert all(len({v.linestyle for v in variants[i : i + 2]}) == 2 for i in range(len(variants) - 1))
 
 
 def test_later_strategies_draw_thinner_and_on_top_so_coinciding_lines_both_show():
@@ -119,8 +134,19 @@ def test_colours_and_markers_are_the_registry_ones_whatever_the_order_of_the_fra
     assert a.order == b.order and all(a[lab] == b[lab] for lab in a)
 
 
-@pytest.mark.parametrize("value, text", [(10, "10"), (20.0, "20"), (500, "500"), (2000, "2,000"), (0.1, "0.1"),
-                                         (0.30000000000000004, "0.3"), (1e-5, "0.00001"), (0, "0")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (10, "10"),
+        (20.0, "20"),
+        (500, "500"),
+        (2000, "2,000"),
+        (0.1, "0.1"),
+        (0.30000000000000004, "0.3"),
+        (1e-5, "0.00001"),
+        (0, "0"),
+    ],
+)
 def test_plain_numbers(value, text):
     assert style.number(value) == text
 
@@ -182,8 +208,21 @@ def test_single_bandwidth_bars_keep_the_registry_colours(figures, tmp_path):
 def _accuracy_csv(tmp_path, models=("m1", "m2")):
     """Accuracy known for the single device (and so for the exact strategies) only."""
     p = tmp_path / "acc.csv"
-    pd.DataFrame([{"model": m, "task": "t", "strategy": SINGLE.name, "groups": 0, "metric": "top1_pct",
-                   "value": 81.5, "higher_is_better": True, "source": "test"} for m in models]).to_csv(p, index=False)
+    pd.DataFrame(
+        [
+            {
+                "model": m,
+                "task": "t",
+                "strategy": SINGLE.name,
+                "groups": 0,
+                "metric": "top1_pct",
+                "value": 81.5,
+                "higher_is_better": True,
+                "source": "test",
+            }
+            for m in models
+        ]
+    ).to_csv(p, index=False)
     from astrasim.analysis.accuracy_data import load_accuracy
 
     return load_accuracy([p])
@@ -208,8 +247,9 @@ def test_heat_map_shares_one_colour_scale_and_writes_single_and_accuracy(figures
     m2 = next(v for k, v in texts.items() if k.startswith("m2"))
     assert all("accuracy unknown" in t for t in m1), m1  # the winner has no accuracy row
     assert all(t.startswith(SINGLE.name + "\n") and "top-1 81.5 %" in t for t in m2), m2
-    assert len([ax for ax in fig.axes if not ax.get_images() and ax.get_visible() and ax.axison]) == 1, \
+    assert len([ax for ax in fig.axes if not ax.get_images() and ax.get_visible() and ax.axison]) == 1, (
         "one colour bar for the figure"
+    )
 
 
 def test_heat_map_without_accuracy_data_for_the_model_writes_none(figures, tmp_path):

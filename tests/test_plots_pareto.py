@@ -29,14 +29,26 @@ def plan_table() -> pd.DataFrame:
     with the strategy's rank; the cheapest feasible one is first, as evaluate() ranks them."""
     rows = []
     for i, s in enumerate(STRATEGIES.values()):
-        for n in ([1] if s.single_device else [2, 4]):
+        for n in [1] if s.single_device else [2, 4]:
             lat = 2.0 if s.single_device else 0.2 * (i + 1) * (4 / n)
             net = NO_NETWORK if s.single_device else "wifi-20mbps"
-            rows.append({"strategy": s.name, **knob_columns(s.name, s.Knobs()), "devices": n, "hardware": "dev",
-                         "network_option": net, "cost_usd": 100.0 * n + (0 if n == 1 else 30), "latency_s": lat,
-                         "configuration": f"{n} x dev, {s.label()}", "device_cost_usd": 100.0 * n,
-                         "network_cost_usd": 0 if n == 1 else 30, "accuracy": np.nan, "energy_j": 1.0 * n,
-                         "comm_bits": 0.0 if n == 1 else 1e6})
+            rows.append(
+                {
+                    "strategy": s.name,
+                    **knob_columns(s.name, s.Knobs()),
+                    "devices": n,
+                    "hardware": "dev",
+                    "network_option": net,
+                    "cost_usd": 100.0 * n + (0 if n == 1 else 30),
+                    "latency_s": lat,
+                    "configuration": f"{n} x dev, {s.label()}",
+                    "device_cost_usd": 100.0 * n,
+                    "network_cost_usd": 0 if n == 1 else 30,
+                    "accuracy": np.nan,
+                    "energy_j": 1.0 * n,
+                    "comm_bits": 0.0 if n == 1 else 1e6,
+                }
+            )
     t = pd.DataFrame(rows)
     t["feasible"] = t["latency_s"] <= 1.0
     t["pareto"] = "dominated"
@@ -44,8 +56,9 @@ def plan_table() -> pd.DataFrame:
 
 
 def plan_result(table=None, target=1.0, budget=None) -> PlanResult:
-    plan = PlanScenario(name="t", model="gpt2-s", latency_target_s=target, budget_usd=budget, devices=["dev"],
-                        networks=["wifi-20mbps"])
+    plan = PlanScenario(
+        name="t", model="gpt2-s", latency_target_s=target, budget_usd=budget, devices=["dev"], networks=["wifi-20mbps"]
+    )
     return PlanResult(plan=plan, table=plan_table() if table is None else table, metric=None, higher_is_better=True)
 
 
@@ -63,8 +76,11 @@ def test_plan_plot_target_line_upright_axis_chosen_ringed_legend_outside(figures
     assert any(np.allclose(ln.get_ydata(), [1.0, 1.0]) for ln in ax.get_lines()), "latency target line"
     assert any(np.allclose(ln.get_xdata(), [450, 450]) for ln in ax.get_lines()), "budget line"
     chosen = result.cheapest
-    rings = [c for c in ax.collections if np.allclose(c.get_offsets(), [[chosen.cost_usd, chosen.latency_s]])
-             and c.get_sizes()[0] > 200]
+    rings = [
+        c
+        for c in ax.collections
+        if np.allclose(c.get_offsets(), [[chosen.cost_usd, chosen.latency_s]]) and c.get_sizes()[0] > 200
+    ]
     assert rings, "the chosen configuration is ringed"
     assert "chosen: " + chosen.configuration in fig._suptitle.get_text()
     assert ax.get_legend() is None and fig.legends
@@ -102,8 +118,13 @@ def test_plot_pareto_does_not_invert_latency_and_uses_variant_looks(figures, tmp
 
 
 def test_accuracy_frontiers_keep_looks_and_plain_ticks(figures, tmp_path):
-    t = plan_table().assign(model="m", accuracy=[80.0 + i for i in range(len(plan_table()))],
-                            accuracy_metric="top1_pct", accuracy_higher_is_better=True, accuracy_task="t")
+    t = plan_table().assign(
+        model="m",
+        accuracy=[80.0 + i for i in range(len(plan_table()))],
+        accuracy_metric="top1_pct",
+        accuracy_higher_is_better=True,
+        accuracy_task="t",
+    )
     pp.plot_accuracy_frontiers(t, tmp_path / "a.png", x="latency_s")
     ax = figures[0].axes[0]
     edges = {_hex(c.get_edgecolor()) for c in ax.collections if len(c.get_offsets())}
@@ -117,8 +138,14 @@ def test_cli_plan_plot_option_writes_a_png(tmp_path, monkeypatch):
     from astrasim.cli import app
 
     monkeypatch.setattr(planning, "run_plan", lambda *a, **k: plan_result())
-    plan = {"name": "t", "model": "gpt2-s", "latency_target_s": 1.0, "devices": ["jetson-orin-nano"],
-            "networks": ["ethernet-1g"], "strategies": [SINGLE.name, MULTI]}
+    plan = {
+        "name": "t",
+        "model": "gpt2-s",
+        "latency_target_s": 1.0,
+        "devices": ["jetson-orin-nano"],
+        "networks": ["ethernet-1g"],
+        "strategies": [SINGLE.name, MULTI],
+    }
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     out = tmp_path / "plan.png"
     r = CliRunner().invoke(app, ["plan", str(tmp_path / "plan.yaml"), "--no-progress", "--plot", str(out)])

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.profiles import ProfileCosts, profile_files
 from astrasim.models import get_model
 from astrasim.profiling.profiler import read_profile
 from astrasim.strategies import STRATEGIES
-from astrasim.compute.profiles import ProfileCosts, profile_files
-from astrasim.compute.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = sorted(p for p in (ROOT / "profiles").glob("*.csv") if "." not in p.stem and p.stem in load_catalog())
@@ -24,8 +24,13 @@ def test_no_op_runs_above_its_devices_peak(profile):
         rate = df["flops"] / df["median_s"]
         traffic = df["bytes"] / df["median_s"] / 1e9
         worst = df.loc[rate.idxmax()]
-        assert rate.max() <= device.peak_flops, (f.name, worst["model"], worst["strategy"], worst["op"],
-                                                 rate.max() / device.peak_flops)
+        assert rate.max() <= device.peak_flops, (
+            f.name,
+            worst["model"],
+            worst["strategy"],
+            worst["op"],
+            rate.max() / device.peak_flops,
+        )
         assert traffic.max() <= device.mem_bandwidth_gbs, (f.name, traffic.max())
 
 
@@ -51,4 +56,6 @@ def test_cpu_profile_rows_match_the_analytic_costs_and_have_both_decoupled_shape
     for model in ("vit-base", "gpt2-s", "gpt2-m"):
         for n in (1, 2, 4, 8):
             for name in ("bp-ag", "bp-sp"):
-                assert costs.has(model, name, n, "decoupled_layer") and costs.has(model, name, n, "decoupled_layer_sliced")
+                assert costs.has(model, name, n, "decoupled_layer") and costs.has(
+                    model, name, n, "decoupled_layer_sliced"
+                )

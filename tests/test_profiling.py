@@ -8,15 +8,16 @@ from typer.testing import CliRunner
 
 from astrasim.cli import app
 from astrasim.errors import UserError
-from astrasim.strategies import STRATEGIES
 from astrasim.models import get_model, model_from_dict
 from astrasim.profiling import COLUMNS, plan_configs, profile_ops, read_profile, write_profile
 from astrasim.profiling.profiler import unstable_rows, unstable_warning
 from astrasim.profiling.timing import Timing, time_call, time_sequence, time_until_stable
+from astrasim.strategies import STRATEGIES
 
 TINY = model_from_dict(dict(name="tiny", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=19, causal=True))
-TINY_VIT = model_from_dict(dict(name="tiny-vit", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=13,
-                                cls_token=True))
+TINY_VIT = model_from_dict(
+    dict(name="tiny-vit", layers=2, hidden=32, heads=4, mlp_hidden=64, tokens=13, cls_token=True)
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,7 @@ def test_table_has_the_interface_columns_and_every_op(table):
 
 
 def test_cls_model_has_a_cls_pool_row_and_uneven_tokens_work():
-    t = profile_ops(TINY_VIT, strategies=["astra", "sp"], devices=[4], groups=[4], repeats=1, warmup=0,
-                    progress=False)
+    t = profile_ops(TINY_VIT, strategies=["astra", "sp"], devices=[4], groups=[4], repeats=1, warmup=0, progress=False)
     astra = t[t.strategy == "astra"]
     assert list(astra.op) == [*STRATEGIES["astra"].ops, "cls_pool"]
     assert astra.set_index("op").loc["cls_pool", "flops"] == 4 * 32
@@ -160,14 +160,17 @@ def test_cpu_clock_counts_the_process_cpu_per_thread_not_waiting():
         time_sequence(calls, repeats=1, clock="tsc")
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(devices=[32]), "devices"),           # more devices than tokens / heads
-    (dict(knobs={"groups": [5]}), "groups"),   # 5 does not divide 32
-    (dict(knobs={"codebook": [1]}), "codebook"),  # a knob's own bound (K >= 2)
-    (dict(knobs={"hops": [1]}), "knob"),       # no strategy profiles a knob 'hops'
-    (dict(strategies=["no-such-strategy"]), "strategies"),
-    (dict(tokens=[5000]), "tokens"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(devices=[32]), "devices"),  # more devices than tokens / heads
+        (dict(knobs={"groups": [5]}), "groups"),  # 5 does not divide 32
+        (dict(knobs={"codebook": [1]}), "codebook"),  # a knob's own bound (K >= 2)
+        (dict(knobs={"hops": [1]}), "knob"),  # no strategy profiles a knob 'hops'
+        (dict(strategies=["no-such-strategy"]), "strategies"),
+        (dict(tokens=[5000]), "tokens"),
+    ],
+)
 def test_bad_configurations_fail_before_timing(kwargs, field):
     args = dict(strategies=["sp", "astra", "tp"], devices=[2], knobs={"groups": [1]}, tokens=[19]) | kwargs
     with pytest.raises(UserError, match=field):
@@ -194,28 +197,85 @@ def test_cli_writes_the_profile(tmp_path):
     model = tmp_path / "tiny.yaml"
     model.write_text("name: tiny\nlayers: 1\nhidden: 32\nheads: 4\nmlp_hidden: 64\ntokens: 16\ncausal: true\n")
     out = tmp_path / "prof" / "cpu.csv"
-    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1,2", "--groups", "1,4",
-                                   "--repeats", "1", "--warmup", "0", "--threads", "1", "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--models",
+            str(model),
+            "--devices",
+            "1,2",
+            "--groups",
+            "1,4",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     df = pd.read_csv(out)
     # every strategy with ops of its own that applies to a dense model (ep needs experts)
     assert set(df.strategy) == {n for n, s in STRATEGIES.items() if s.ops and n != "ep"} and (df.threads == 1).all()
-    bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8",
-                                   "--out", str(out)])
+    bad = CliRunner().invoke(
+        app, ["profile", "--models", str(model), "--devices", "1", "--dtype", "int8", "--out", str(out)]
+    )
     assert bad.exit_code == 2 and "dtype" in bad.output
     # the generic form of --groups: the same configurations, the same key columns
     again = tmp_path / "prof" / "knob.csv"
-    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "1,2", "--knob", "groups=1,4",
-                                   "--strategies", "astra", "--repeats", "1", "--warmup", "0", "--threads", "1",
-                                   "--out", str(again), "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--models",
+            str(model),
+            "--devices",
+            "1,2",
+            "--knob",
+            "groups=1,4",
+            "--strategies",
+            "astra",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--out",
+            str(again),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     knob = pd.read_csv(again)
     key = ["strategy", "devices", "groups", "codebook", "op"]
     assert knob[key].values.tolist() == df.loc[df.strategy == "astra", key].values.tolist()
-    for args, field in ((["--knob", "hops=1"], "knob"), (["--knob", "groups"], "knob"),
-                        (["--groups", "4", "--knob", "groups=4"], "groups"), (["--knob", "codebook=1"], "codebook")):
-        bad = CliRunner().invoke(app, ["profile", "--models", str(model), "--devices", "2", "--strategies", "astra",
-                                       *args, "--out", str(tmp_path / "never.csv")])
+    for args, field in (
+        (["--knob", "hops=1"], "knob"),
+        (["--knob", "groups"], "knob"),
+        (["--groups", "4", "--knob", "groups=4"], "groups"),
+        (["--knob", "codebook=1"], "codebook"),
+    ):
+        bad = CliRunner().invoke(
+            app,
+            [
+                "profile",
+                "--models",
+                str(model),
+                "--devices",
+                "2",
+                "--strategies",
+                "astra",
+                *args,
+                "--out",
+                str(tmp_path / "never.csv"),
+            ],
+        )
         assert bad.exit_code == 2 and f"error: {field}" in bad.output, (args, bad.output)
     assert not (tmp_path / "never.csv").exists()
 
@@ -225,9 +285,29 @@ def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
     model.write_text("name: tiny\nlayers: 1\nhidden: 32\nheads: 4\nmlp_hidden: 64\ntokens: 16\ncausal: true\n")
     out = tmp_path / "cpu.csv"
     # a threshold no real measurement meets: every row stays unstable after one re-measurement
-    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "3",
-                                   "--warmup", "0", "--max-spread", "1e-12", "--remeasure", "1", "--threads", "1",
-                                   "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--models",
+            str(model),
+            "--strategies",
+            "single",
+            "--repeats",
+            "3",
+            "--warmup",
+            "0",
+            "--max-spread",
+            "1e-12",
+            "--remeasure",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 3, res.output
     df = read_profile(out)
     assert df["unstable"].all() and (df["spread"] > 0).all() and len(unstable_rows(df)) == 2
@@ -236,8 +316,25 @@ def test_rows_that_stay_unstable_are_flagged_and_exit_3(tmp_path):
     assert "warning: unstable profile row tiny single N=1 T=16 op=attn" in res.output
     assert "2 of 2 rows stayed unstable" in res.output
     assert unstable_warning(df.iloc[1]).startswith("warning: unstable profile row tiny single N=1 T=16 op=mlp")
-    ok = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "3",
-                                  "--warmup", "0", "--max-spread", "1e9", "--out", str(out), "--quiet"])
+    ok = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--models",
+            str(model),
+            "--strategies",
+            "single",
+            "--repeats",
+            "3",
+            "--warmup",
+            "0",
+            "--max-spread",
+            "1e9",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert ok.exit_code == 0 and not read_profile(out)["unstable"].any()
 
 
@@ -253,19 +350,48 @@ def test_interrupt_leaves_no_half_written_file(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
-    res = CliRunner().invoke(app, ["profile", "--models", str(model), "--strategies", "single", "--repeats", "1",
-                                   "--warmup", "0", "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--models",
+            str(model),
+            "--strategies",
+            "single",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 130
     assert out.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu.csv", "tiny.yaml"]  # no temporary left
 
 
 def test_llama_like_model_profiles_every_strategy():
-    spec = model_from_dict(dict(name="tiny-llama", family="llama", layers=2, hidden=64, heads=8, kv_heads=4,
-                                mlp_hidden=96, activation="swiglu", norm="rmsnorm", tokens=21, causal=True))
+    spec = model_from_dict(
+        dict(
+            name="tiny-llama",
+            family="llama",
+            layers=2,
+            hidden=64,
+            heads=8,
+            kv_heads=4,
+            mlp_hidden=96,
+            activation="swiglu",
+            norm="rmsnorm",
+            tokens=21,
+            causal=True,
+        )
+    )
     df = profile_ops(spec, devices=[1, 2, 4], groups=[16], repeats=1, warmup=0, progress=False)
-    assert set(df.strategy) == {n for n, s in STRATEGIES.items() if s.ops and s.applies(spec)} and (
-        df.median_s > 0).all()
+    assert (
+        set(df.strategy) == {n for n, s in STRATEGIES.items() if s.ops and s.applies(spec)} and (df.median_s > 0).all()
+    )
     with pytest.raises(UserError, match="KV heads"):
         plan_configs(spec, ["tp"], [8], {}, [21])
 
@@ -284,7 +410,11 @@ def test_derived_rows_scale_the_source_op_by_the_flop_ratio_and_say_so(table):
 
     out = scaled_rows(table, "decoupled_layer_sliced", "decoupled_layer", spec_of=lambda name: TINY)
     src = table[table.op == "decoupled_layer_sliced"].reset_index(drop=True)
-    assert len(out) == len(src) and (out.op == "decoupled_layer").all() and (out.clock == "scaled:decoupled_layer_sliced").all()
+    assert (
+        len(out) == len(src)
+        and (out.op == "decoupled_layer").all()
+        and (out.clock == "scaled:decoupled_layer_sliced").all()
+    )
     measured = table[table.op == "decoupled_layer"].reset_index(drop=True)
     assert list(out.flops) == list(measured.flops)  # the op's own analytic counts
     assert list(out.median_s) == pytest.approx(list(src.median_s * out.flops / src.flops))

@@ -18,9 +18,24 @@ def _rows():
 
 
 def _row(**change):
-    base = dict(id="x", source="example/repo README.md @ abc", device="raspberry-pi-5", count=1, link="",
-                model="llama3-8b", weight_format="q40", astrasim_format="q4_0", sync_format="", runtime="r",
-                algorithm="", prompt_tokens=3, generated_tokens=13, metric="ms_per_token", value=500.0, notes="")
+    base = dict(
+        id="x",
+        source="example/repo README.md @ abc",
+        device="raspberry-pi-5",
+        count=1,
+        link="",
+        model="llama3-8b",
+        weight_format="q40",
+        astrasim_format="q4_0",
+        sync_format="",
+        runtime="r",
+        algorithm="",
+        prompt_tokens=3,
+        generated_tokens=13,
+        metric="ms_per_token",
+        value=500.0,
+        notes="",
+    )
     return pub.Measurement(**{**base, **change})
 
 
@@ -48,8 +63,9 @@ def test_shipped_table_has_enough_sourced_rows():
 
 def test_published_time_of_each_metric():
     assert _row(value=564.31).published_time_s() == pytest.approx(0.56431)
-    assert _row(metric="prefill_tokens_per_s", prompt_tokens=109, generated_tokens=1,
-                value=8.10).published_time_s() == pytest.approx(109 / 8.10)
+    assert _row(
+        metric="prefill_tokens_per_s", prompt_tokens=109, generated_tokens=1, value=8.10
+    ).published_time_s() == pytest.approx(109 / 8.10)
     assert _row(metric="ttft_s", generated_tokens=1, value=0.206).published_time_s() == 0.206
 
 
@@ -86,8 +102,9 @@ def test_a_row_this_build_cannot_represent_is_skipped_with_the_reason():
 def test_error_is_predicted_over_published_time():
     p = pub.Prediction(_row(value=500.0), predicted_time_s=0.6)
     assert p.error == pytest.approx(0.2) and p.predicted_value == pytest.approx(600.0)
-    q = pub.Prediction(_row(metric="prefill_tokens_per_s", prompt_tokens=100, generated_tokens=1, value=10.0),
-                       predicted_time_s=20.0)
+    q = pub.Prediction(
+        _row(metric="prefill_tokens_per_s", prompt_tokens=100, generated_tokens=1, value=10.0), predicted_time_s=20.0
+    )
     assert q.error == pytest.approx(1.0) and q.predicted_value == pytest.approx(5.0)
 
 
@@ -108,15 +125,18 @@ def test_summary_medians_and_targets():
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("edit, where, fix", [
-    (lambda t: t.replace("notes", "remarks", 1), "", "missing column(s) notes; unknown column(s) remarks"),
-    (lambda t: t.replace("ms_per_token", "tokens_per_minute", 1), ":2:metric", "ms_per_token"),
-    (lambda t: t.replace("switch:1000", "switch:fast", 1), ":2:link", "switch:1000"),
-    (lambda t: t.replace(",star,", ",,", 1), ":2:", "algorithm must be set when count is 4"),
-    (lambda t: t.replace("q4_0", "q3_x", 1), ":2:astrasim_format", "q4_0"),
-    (lambda t: t + t.splitlines()[1] + "\n", ":3:id", "duplicate id"),
-    (lambda t: t.replace("\n", ",extra\n", 2).replace(",extra", "", 1), ":2", "more cells"),
-])
+@pytest.mark.parametrize(
+    "edit, where, fix",
+    [
+        (lambda t: t.replace("notes", "remarks", 1), "", "missing column(s) notes; unknown column(s) remarks"),
+        (lambda t: t.replace("ms_per_token", "tokens_per_minute", 1), ":2:metric", "ms_per_token"),
+        (lambda t: t.replace("switch:1000", "switch:fast", 1), ":2:link", "switch:1000"),
+        (lambda t: t.replace(",star,", ",,", 1), ":2:", "algorithm must be set when count is 4"),
+        (lambda t: t.replace("q4_0", "q3_x", 1), ":2:astrasim_format", "q4_0"),
+        (lambda t: t + t.splitlines()[1] + "\n", ":3:id", "duplicate id"),
+        (lambda t: t.replace("\n", ",extra\n", 2).replace(",extra", "", 1), ":2", "more cells"),
+    ],
+)
 def test_bad_tables_are_one_line_naming_the_row_and_column(tmp_path, edit, where, fix):
     _write_table(tmp_path / "good.csv", [_row(**CLUSTER)])
     text = (tmp_path / "good.csv").read_text()
@@ -140,8 +160,9 @@ def test_cli_bad_table_and_unwritable_out_exit_2_and_write_nothing(tmp_path):
 
 
 def test_cli_predicts_a_table_and_writes_the_csv_and_plot(tmp_path):
-    table = _write_table(tmp_path / "t.csv", [_row(id="one"), _row(id="four", **CLUSTER),
-                                              _row(id="unknown", model="no-such-model-7b")])
+    table = _write_table(
+        tmp_path / "t.csv", [_row(id="one"), _row(id="four", **CLUSTER), _row(id="unknown", model="no-such-model-7b")]
+    )
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["published", str(table), "--out", str(out), "--check"])
     assert r.exit_code == 1, r.output  # a skipped row (and the error of today's model) fails --check
@@ -156,10 +177,13 @@ def test_cli_predicts_a_table_and_writes_the_csv_and_plot(tmp_path):
 
 
 # --------------------------------------------------------------------------- the check itself
-@pytest.mark.xfail(strict=False, reason="misses by row group are in validation/published/README.md: "
-                                        "distributed-llama's per-byte speed, older protocols and per-round "
-                                        "waits on Pis, MLC's tied heads, TinyChat's prefill below the AGX's "
-                                        "large-GEMM ceiling")
+@pytest.mark.xfail(
+    strict=False,
+    reason="misses by row group are in validation/published/README.md: "
+    "distributed-llama's per-byte speed, older protocols and per-round "
+    "waits on Pis, MLC's tied heads, TinyChat's prefill below the AGX's "
+    "large-GEMM ceiling",
+)
 def test_the_published_measurements_are_predicted_within_the_targets():
     """Every shipped row is representable and the errors meet issue 26's targets: single-device
     median <= 15 % and every row within 30 %, multi-device median <= 20 %."""
@@ -171,8 +195,11 @@ def test_the_published_measurements_are_predicted_within_the_targets():
 
 
 def test_hostile_table_files(tmp_path):
-    for content, fix in ((b"", "missing column(s) id"), (b"\xff\xfe\x00binary", "not a readable CSV"),
-                         (("\ufeff" + ",".join(pub.COLUMNS) + "\n").encode(), "has no rows")):
+    for content, fix in (
+        (b"", "missing column(s) id"),
+        (b"\xff\xfe\x00binary", "not a readable CSV"),
+        (("\ufeff" + ",".join(pub.COLUMNS) + "\n").encode(), "has no rows"),
+    ):
         bad = tmp_path / "t.csv"
         bad.write_bytes(content)
         with pytest.raises(UserError, match=re.escape(fix)):

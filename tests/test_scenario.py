@@ -14,8 +14,10 @@ from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.sweep import build_point_graph
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = pytest.mark.skipif(not (ROOT / "profiles" / "cpu.csv").exists(),
-                             reason="profiles/cpu.csv (the shipped CPU profile) is not in this checkout yet")
+SHIPPED = pytest.mark.skipif(
+    not (ROOT / "profiles" / "cpu.csv").exists(),
+    reason="profiles/cpu.csv (the shipped CPU profile) is not in this checkout yet",
+)
 
 
 @pytest.fixture()
@@ -42,8 +44,7 @@ def test_every_field_has_a_default_and_a_description():
     for name, _default, desc in rows:
         assert desc, f"{name} has no description"
     names = {r[0] for r in rows}
-    assert {"network.bandwidth_mbps", "strategies[].groups", "hardware.speeds", "element_bits",
-            "causal_skip"} <= names
+    assert {"network.bandwidth_mbps", "strategies[].groups", "hardware.speeds", "element_bits", "causal_skip"} <= names
 
 
 def test_wifi_scenario_is_the_main_job_grid(profile):
@@ -54,8 +55,18 @@ def test_wifi_scenario_is_the_main_job_grid(profile):
     assert {p.model.name for p in pts} == {"vit-base", "gpt2-s"}
     assert sorted({p.network.bandwidth_mbps for p in pts}) == [10, 20, 50, 100, 200, 500]
     assert {(p.strategy, p.identity()["groups"], p.identity()["nb"]) for p in pts} == {
-        ("single", 0, 0), ("tp", 0, 0), ("sp", 0, 0), ("bp-ag", 0, 1), ("bp-ag", 0, 4), ("bp-sp", 0, 1),
-        ("bp-sp", 0, 4), ("astra", 1, 0), ("astra", 16, 0), ("astra", 32, 0), ("pp", 0, 0)}
+        ("single", 0, 0),
+        ("tp", 0, 0),
+        ("sp", 0, 0),
+        ("bp-ag", 0, 1),
+        ("bp-ag", 0, 4),
+        ("bp-sp", 0, 1),
+        ("bp-sp", 0, 4),
+        ("astra", 1, 0),
+        ("astra", 16, 0),
+        ("astra", 32, 0),
+        ("pp", 0, 0),
+    }
     assert {p.knobs.chunks for p in pts if p.strategy == "pp"} == {1, 4}
     assert {p.devices for p in pts if p.strategy == "single"} == {1}
     assert {p.devices for p in pts if p.strategy != "single"} == {2, 4, 8}
@@ -73,11 +84,17 @@ def test_shipped_scenarios_load_on_the_shipped_profile(name):
 
 
 def test_grid_is_the_cartesian_product(profile, tmp_path):
-    p = write(tmp_path, {"models": ["gpt2-s"], "devices": [2, 4], "tokens": [512, 1024],
-                         "strategies": ["tp", {"name": "astra", "groups": [1, 32], "codebook": [256, 1024]}],
-                         "element_bits": [16, 32],
-                         "network": {"topology": ["wifi", "switch"], "bandwidth_mbps": [10, 100, 1000],
-                                     "loss_rate": [0, 0.01]}})
+    p = write(
+        tmp_path,
+        {
+            "models": ["gpt2-s"],
+            "devices": [2, 4],
+            "tokens": [512, 1024],
+            "strategies": ["tp", {"name": "astra", "groups": [1, 32], "codebook": [256, 1024]}],
+            "element_bits": [16, 32],
+            "network": {"topology": ["wifi", "switch"], "bandwidth_mbps": [10, 100, 1000], "loss_rate": [0, 0.01]},
+        },
+    )
     pts = load_scenario(p).points()
     assert len(pts) == 2 * 2 * (1 + 4) * 2 * 2 * 3 * 2
     assert len({point_key(x) for x in pts}) == len(pts)
@@ -89,16 +106,23 @@ def test_defaults_fill_a_minimal_scenario(profile, tmp_path):
     pts = sc.points()
     assert {p.model.name for p in pts} == {"gpt2-s"} and {p.tokens for p in pts} == {1024}
     # every registered strategy that applies to a dense model (ep needs experts)
-    assert {p.strategy for p in pts} == {s for s in STRATEGIES if STRATEGIES[s].applies(pts[0].model)} == set(
-        STRATEGIES) - {"ep"}
-    assert {(p.network.kind, p.network.bandwidth_mbps, p.element_bits, p.knobs.codebook) for p in pts if p.strategy == "astra"} == {
-        ("wifi", 100.0, 32, 1024)}
+    assert (
+        {p.strategy for p in pts}
+        == {s for s in STRATEGIES if STRATEGIES[s].applies(pts[0].model)}
+        == set(STRATEGIES) - {"ep"}
+    )
+    assert {
+        (p.network.kind, p.network.bandwidth_mbps, p.element_bits, p.knobs.codebook)
+        for p in pts
+        if p.strategy == "astra"
+    } == {("wifi", 100.0, 32, 1024)}
 
 
 def test_overrides_set_nested_fields(profile, tmp_path):
     path = write(tmp_path, {"devices": [2, 4], "network": {"bandwidth_mbps": [10, 20]}})
-    sc = load_scenario(path, ["devices=8", "network.bandwidth_mbps=50", "strategies=[astra]",
-                              "network.topology=switch"])
+    sc = load_scenario(
+        path, ["devices=8", "network.bandwidth_mbps=50", "strategies=[astra]", "network.topology=switch"]
+    )
     assert {(p.devices, p.network.bandwidth_mbps, p.network.kind) for p in sc.points()} == {(8, 50.0, "switch")}
     assert apply_overrides({"a": {"b": 1}}, ["a.c=[1, 2]"]) == {"a": {"b": 1, "c": [1, 2]}}
     with pytest.raises(UserError, match="--set"):
@@ -107,15 +131,33 @@ def test_overrides_set_nested_fields(profile, tmp_path):
 
 def test_custom_inline_model_and_model_file(profile, tmp_path):
     (tmp_path / "tiny.yaml").write_text("name: tiny\nlayers: 2\nhidden: 64\nheads: 4\nmlp_hidden: 128\ntokens: 32\n")
-    sc = load_scenario(write(tmp_path, {"models": [{"name": "inline", "layers": 4, "hidden": 128, "heads": 4,
-                                                    "mlp_hidden": 256, "tokens": 64}, "tiny.yaml"],
-                                        "strategies": [{"name": "astra", "groups": 4}], "devices": 2}))
+    sc = load_scenario(
+        write(
+            tmp_path,
+            {
+                "models": [
+                    {"name": "inline", "layers": 4, "hidden": 128, "heads": 4, "mlp_hidden": 256, "tokens": 64},
+                    "tiny.yaml",
+                ],
+                "strategies": [{"name": "astra", "groups": 4}],
+                "devices": 2,
+            },
+        )
+    )
     assert [s.name for s in sc.specs] == ["inline", "tiny"]
 
 
 def test_heterogeneous_speeds_and_single_uses_the_fastest(profile, tmp_path):
-    sc = load_scenario(write(tmp_path, {"devices": [2, 4], "strategies": ["single", "sp"],
-                                        "hardware": {"speeds": [1.0, 2.0, 0.5, 0.5], "speed": 2.0}}))
+    sc = load_scenario(
+        write(
+            tmp_path,
+            {
+                "devices": [2, 4],
+                "strategies": ["single", "sp"],
+                "hardware": {"speeds": [1.0, 2.0, 0.5, 0.5], "speed": 2.0},
+            },
+        )
+    )
     by = {(p.strategy, p.devices): p for p in sc.points()}
     assert by[("sp", 2)].device_speeds() == [2.0, 4.0]
     assert by[("sp", 4)].device_speeds() == [2.0, 4.0, 1.0, 1.0]
@@ -198,24 +240,40 @@ def test_star_algorithm_reaches_the_graphs_collectives(profile):
 def test_more_devices_than_prompt_tokens_only_for_strategies_that_keep_every_token(profile):
     """tp (heads split) decodes a one-token prompt on 4 devices (distributed-llama's benchmark);
     sp, which splits the tokens, is refused and the message names it."""
-    sc = from_dict({"models": ["llama3-8b"], "devices": 4, "tokens": 1, "strategies": ["tp"],
-                    "hardware": {"device": "raspberry-pi-5"}}, name="x")
+    sc = from_dict(
+        {
+            "models": ["llama3-8b"],
+            "devices": 4,
+            "tokens": 1,
+            "strategies": ["tp"],
+            "hardware": {"device": "raspberry-pi-5"},
+        },
+        name="x",
+    )
     assert [p.devices for p in sc.points()] == [4]
     with pytest.raises(UserError, match="devices: N=4 devices is larger than the 1 tokens of llama3-8b that sp split"):
-        from_dict({"models": ["llama3-8b"], "devices": 4, "tokens": 1, "strategies": ["tp", "sp"],
-                   "hardware": {"device": "raspberry-pi-5"}}, name="x")
+        from_dict(
+            {
+                "models": ["llama3-8b"],
+                "devices": 4,
+                "tokens": 1,
+                "strategies": ["tp", "sp"],
+                "hardware": {"device": "raspberry-pi-5"},
+            },
+            name="x",
+        )
 
 
 def test_scenario_level_causal_skip_sets_the_knob_of_the_strategies_that_have_it():
     """`causal_skip` at the top is an alias of astra's knob: it sets every entry that leaves the knob
     out, an entry's own value wins, and strategies without the knob are untouched."""
+
     def skips(data):
         return sorted((p.strategy, getattr(p.knobs, "causal_skip", None)) for p in from_dict(data).points())
 
     base = {"models": ["gpt2-s"], "devices": [4], "hardware": {"profile": "cpu"}}
     two = [{"name": "astra", "groups": 32}, {"name": "astra", "groups": 16, "causal_skip": True}, "sp"]
-    assert skips({**base, "strategies": two, "causal_skip": False}) == [
-        ("astra", False), ("astra", True), ("sp", None)]
+    assert skips({**base, "strategies": two, "causal_skip": False}) == [("astra", False), ("astra", True), ("sp", None)]
     assert skips({**base, "strategies": two}) == [("astra", True), ("astra", True), ("sp", None)]
     g = build_point_graph(next(p for p in from_dict({**base, "strategies": ["astra"], "causal_skip": False}).points()))
     assert {op.collective for op in g.ops if hasattr(op, "collective")} == {"all_gather"}

@@ -14,9 +14,16 @@ from astrasim.scenario.loading import from_dict
 
 
 def _point(strategy: str, devices: int, jitter: float):
-    sc = from_dict({"name": "jitter", "models": ["gpt2-s"], "strategies": [{"name": strategy}], "devices": [devices],
-                    "hardware": {"speed_jitter": jitter},
-                    "network": {"topology": "ideal", "bandwidth_mbps": 100000}})  # compute-bound
+    sc = from_dict(
+        {
+            "name": "jitter",
+            "models": ["gpt2-s"],
+            "strategies": [{"name": strategy}],
+            "devices": [devices],
+            "hardware": {"speed_jitter": jitter},
+            "network": {"topology": "ideal", "bandwidth_mbps": 100000},
+        }
+    )  # compute-bound
     return expand(sc)[0]
 
 

@@ -7,17 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from astrasim.compute.catalog import load_catalog
+from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, interpolate
+from astrasim.compute.roofline import Roofline
+from astrasim.compute.sources import costs_for
 from astrasim.errors import UserError
 from astrasim.models import get_model, model_from_dict
 from astrasim.opgraph import Comm, Compute
-from astrasim.strategies.registry import single_device_strategy
 from astrasim.strategies import STRATEGIES, BuildOptions, build_graph, get
 from astrasim.strategies.astra import remote_tokens, sent_tokens
 from astrasim.strategies.base import split_tokens
-from astrasim.compute.profiles import PROFILE_COLUMNS, ProfileCosts, interpolate
-from astrasim.compute.catalog import load_catalog
-from astrasim.compute.sources import costs_for
-from astrasim.compute.roofline import Roofline
+from astrasim.strategies.registry import single_device_strategy
 from astrasim.strategies.synthetic import synthetic_profile
 
 VIT, GPT2 = get_model("vit-base"), get_model("gpt2-s")
@@ -39,8 +39,11 @@ def comms(graph):
 
 
 def computes(graph, device=None, name=None):
-    return [op for op in graph.ops if isinstance(op, Compute)
-            and (device is None or op.device == device) and (name is None or op.name == name)]
+    return [
+        op
+        for op in graph.ops
+        if isinstance(op, Compute) and (device is None or op.device == device) and (name is None or op.name == name)
+    ]
 
 
 def test_registry_names():
@@ -152,7 +155,8 @@ def test_astra_causal_skip_sends_only_to_later_devices():
     layer0 = [c for c in comms(g) if c.layer == 0]
     own = split_tokens(1023, n)
     assert [(c.collective, c.root, c.devices) for c in layer0] == [
-        ("broadcast", s, tuple(range(s, n))) for s in range(n - 1)]
+        ("broadcast", s, tuple(range(s, n))) for s in range(n - 1)
+    ]
     assert [c.bits for c in layer0] == [own[s] * 320 for s in range(n - 1)]
     # device 0 needs nobody's codes; device 3 needs codes from 0, 1, 2
     assert not computes(g, 0, "remote_kv")
@@ -192,19 +196,40 @@ def knobs_for(strategy, **values):
 
 
 @settings(max_examples=40, deadline=None)
-@given(strategy=st.sampled_from(sorted(STRATEGIES)), n=st.integers(1, 8), layers=st.sampled_from([1, 2, 4]),
-       tokens=st.integers(8, 64), causal=st.booleans(), cls=st.booleans(), skip=st.booleans())
+@given(
+    strategy=st.sampled_from(sorted(STRATEGIES)),
+    n=st.integers(1, 8),
+    layers=st.sampled_from([1, 2, 4]),
+    tokens=st.integers(8, 64),
+    causal=st.booleans(),
+    cls=st.booleans(),
+    skip=st.booleans(),
+)
 def test_every_graph_is_valid_and_uses_only_profile_op_names(strategy, n, layers, tokens, causal, cls, skip):
-    spec = model_from_dict({"name": "tiny", "layers": layers, "hidden": 64, "heads": 4, "mlp_hidden": 128,
-                            "tokens": tokens, "causal": causal, "cls_token": cls})
+    spec = model_from_dict(
+        {
+            "name": "tiny",
+            "layers": layers,
+            "hidden": 64,
+            "heads": 4,
+            "mlp_hidden": 128,
+            "tokens": tokens,
+            "causal": causal,
+            "cls_token": cls,
+        }
+    )
     if not STRATEGIES[strategy].applies(spec):  # ep: the same shape with 4 experts, 2 per token
         spec = model_from_dict({**spec.to_dict(), "name": "tiny-moe", "experts": 4, "experts_per_token": 2})
     costs = FixedCosts()
     try:
         g = build_graph(strategy, spec, costs, n, tokens, knobs_for(strategy, groups=4, nb=1, causal_skip=skip))
     except UserError as exc:  # more devices than KV heads (4) or than tokens to split: refused, not built
-        assert ((n > 4 and "KV heads" in str(exc)) or (n > tokens - cls and "cannot split" in str(exc))
-                or (n > layers and "pipeline stages" in str(exc)) or (n > 4 and "experts" in str(exc)))
+        assert (
+            (n > 4 and "KV heads" in str(exc))
+            or (n > tokens - cls and "cannot split" in str(exc))
+            or (n > layers and "pipeline stages" in str(exc))
+            or (n > 4 and "experts" in str(exc))
+        )
         return
     g.validate()
     names = {op.name for op in g.ops if isinstance(op, Compute)}
@@ -224,8 +249,12 @@ def _table(rows):
 
 
 def _costs(**kw):
-    rows = [dict(model="m", strategy="sp", devices=2, groups=0, codebook=0, tokens=t, op="attn",
-                 median_s=s, flops=f, bytes=b) for t, s, f, b in [(100, 1.0, 100.0, 10.0), (300, 5.0, 300.0, 30.0)]]
+    rows = [
+        dict(
+            model="m", strategy="sp", devices=2, groups=0, codebook=0, tokens=t, op="attn", median_s=s, flops=f, bytes=b
+        )
+        for t, s, f, b in [(100, 1.0, 100.0, 10.0), (300, 5.0, 300.0, 30.0)]
+    ]
     return ProfileCosts(_table(rows), source="profiles/x.csv", **kw)
 
 
@@ -244,15 +273,27 @@ def test_missing_profile_key_names_the_key_and_the_command():
     msg = str(exc.value)
     assert "hardware.profile" in msg and "model=m" in msg and "devices=8" in msg and "groups=16" in msg
     # m is neither built in nor read from a file: the command asks for the model's file (YAML or config.json)
-    assert ("astrasim profile --models <model file of m> --strategies astra --devices 8 --tokens 1024 --knob groups=16 "
-            "--knob codebook=1024 --out profiles/x.m-astra-n8-groups16-codebook1024-t1024.csv") in msg
+    assert (
+        "astrasim profile --models <model file of m> --strategies astra --devices 8 --tokens 1024 --knob groups=16 "
+        "--knob codebook=1024 --out profiles/x.m-astra-n8-groups16-codebook1024-t1024.csv"
+    ) in msg
 
 
 def test_extension_files_fill_missing_keys(tmp_path):
     """The command of a missing key writes profiles/<id>.<tag>.csv, which is read with the profile."""
     base = tmp_path / "cpu.csv"
-    row = dict(model="m", strategy="sp", devices=2, groups=0, codebook=0, tokens=8, op="attn", median_s=1.0,
-               flops=1.0, bytes=1.0)
+    row = dict(
+        model="m",
+        strategy="sp",
+        devices=2,
+        groups=0,
+        codebook=0,
+        tokens=8,
+        op="attn",
+        median_s=1.0,
+        flops=1.0,
+        bytes=1.0,
+    )
     _table([row]).to_csv(base, index=False)
     with pytest.raises(UserError, match="cpu.m-sp-n4-t8.csv"):
         costs_for(base).seconds("m", "sp", 4, "attn", 8)
@@ -274,8 +315,16 @@ def test_roofline_scales_compute_bound_by_peak_and_memory_bound_by_bandwidth():
 
 def test_catalog_has_the_required_devices_with_sources():
     cat = load_catalog()
-    for name in ("cpu", "raspberry-pi-4b", "raspberry-pi-5", "jetson-orin-nano", "jetson-orin-nano-super",
-                 "jetson-agx-orin", "gtx-1660-ti-laptop", "intel-n150-minipc"):
+    for name in (
+        "cpu",
+        "raspberry-pi-4b",
+        "raspberry-pi-5",
+        "jetson-orin-nano",
+        "jetson-orin-nano-super",
+        "jetson-agx-orin",
+        "gtx-1660-ti-laptop",
+        "intel-n150-minipc",
+    ):
         d = cat[name]
         assert d.peak_flops > 0 and d.mem_bandwidth_gbs > 0 and d.active_power_w > 0 and d.price_usd > 0 and d.sources
         assert (d.mem_read_gbs <= d.mem_bandwidth_gbs or d.profile) and "fp32" in d.matmul_gflops

@@ -16,12 +16,24 @@ def results(tmp_path, monkeypatch):
     synthetic_profile([get_model("gpt2-s")], devices=(4,)).to_csv(d / "cpu.csv", index=False)
     monkeypatch.setenv("ASTRASIM_PROFILES", str(d))
     p = tmp_path / "paper.yaml"
-    p.write_text(yaml.safe_dump({
-        "models": "gpt2-s", "devices": 4,
-        "strategies": ["single", "tp", "sp", {"name": "bp-ag", "nb": [1, 4]}, {"name": "bp-sp", "nb": [1, 4]},
-                       {"name": "astra", "groups": [1, 16, 32]}],
-        "hardware": {"device": [None, "gtx-1660-ti-laptop"]},
-        "network": {"topology": "ideal", "bandwidth_mbps": [10, 20, 50, 100, 500]}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "models": "gpt2-s",
+                "devices": 4,
+                "strategies": [
+                    "single",
+                    "tp",
+                    "sp",
+                    {"name": "bp-ag", "nb": [1, 4]},
+                    {"name": "bp-sp", "nb": [1, 4]},
+                    {"name": "astra", "groups": [1, 16, 32]},
+                ],
+                "hardware": {"device": [None, "gtx-1660-ti-laptop"]},
+                "network": {"topology": "ideal", "bandwidth_mbps": [10, 20, 50, 100, 500]},
+            }
+        )
+    )
     out = tmp_path / "paper.csv"
     return p, out, run_sweep(p, out=out, progress=False)
 
@@ -54,8 +66,11 @@ def test_command_prints_the_table_from_results(results, capsys):
 def test_bp_claim_uses_detransformer_shape_when_both_shapes_are_swept(results):
     p, _, df = results
     both = yaml.safe_load(p.read_text())
-    both["strategies"] = ["single", {"name": "bp-ag", "nb": 1, "decoupled_mlp": ["full", "sliced"]},
-                          {"name": "astra", "groups": 1}]
+    both["strategies"] = [
+        "single",
+        {"name": "bp-ag", "nb": 1, "decoupled_mlp": ["full", "sliced"]},
+        {"name": "astra", "groups": 1},
+    ]
     both["hardware"] = {"device": None}
     p.write_text(yaml.safe_dump(both))
     swept = run_sweep(p, out=p.with_suffix(".both.csv"), progress=False)

@@ -2,15 +2,15 @@
 
 import pytest
 
+from astrasim.compute.analytic import LayerShape
+from astrasim.compute.profiles import ProfileCosts
 from astrasim.engine import simulate
 from astrasim.errors import UserError
 from astrasim.models import get_model
 from astrasim.network.topology import build_topology
 from astrasim.opgraph import Comm, Compute
-from astrasim.strategies import STRATEGIES, KNOB_FIELDS, build_graph, parse_label
-from astrasim.compute.profiles import ProfileCosts
+from astrasim.strategies import KNOB_FIELDS, STRATEGIES, build_graph, parse_label
 from astrasim.strategies.pp import chunk_attn_cost
-from astrasim.compute.analytic import LayerShape
 from astrasim.strategies.synthetic import synthetic_profile
 
 GPT2S = get_model("gpt2-s")
@@ -41,10 +41,12 @@ def test_one_chunk_is_the_single_device_layers_plus_one_activation_per_boundary(
     g = build_graph("pp", GPT2S, costs, n, t)
     single = build_graph("single", GPT2S, costs, 1, t)
     assert sorted(op.seconds for op in g.ops if isinstance(op, Compute)) == pytest.approx(
-        sorted(op.seconds for op in single.ops if isinstance(op, Compute)))
+        sorted(op.seconds for op in single.ops if isinstance(op, Compute))
+    )
     comms = [op for op in g.ops if isinstance(op, Comm)]
     assert [(op.collective, op.devices, op.bits) for op in comms] == [
-        ("p2p", (s, s + 1), t * GPT2S.hidden * 32) for s in range(n - 1)]
+        ("p2p", (s, s + 1), t * GPT2S.hidden * 32) for s in range(n - 1)
+    ]
     ideal = simulate(g, build_topology("ideal", n, 1e9)).latency_s
     assert ideal == pytest.approx(simulate(single, build_topology("ideal", 1, 1e9)).latency_s, rel=1e-4)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import networkx as nx
 import pytest
 
 from astrasim.errors import UserError
-from astrasim.opgraph import Comm, Compute, OpGraph
 from astrasim.network.topology import build_topology
+from astrasim.opgraph import Comm, Compute, OpGraph
 from astrasim.scenario import load_scenario
 from astrasim.streams import WorkloadPoint, arrival_times, run_stream
 
@@ -42,9 +41,11 @@ def test_periodic_slower_than_service_gives_the_single_request_latency():
 
 def test_periodic_slower_than_service_on_a_real_point_gives_its_single_latency(tmp_path):
     sc = tmp_path / "s.yaml"
-    sc.write_text("models: [vit-base]\ndevices: [4]\nstrategies: [{name: astra, groups: 32}]\n"
-                  "network: {topology: wifi, bandwidth_mbps: 100}\n"
-                  "workload: [{arrival: single}, {arrival: periodic, rate_per_s: 1.0, requests: 4}]\n")
+    sc.write_text(
+        "models: [vit-base]\ndevices: [4]\nstrategies: [{name: astra, groups: 32}]\n"
+        "network: {topology: wifi, bandwidth_mbps: 100}\n"
+        "workload: [{arrival: single}, {arrival: periodic, rate_per_s: 1.0, requests: 4}]\n"
+    )
     from astrasim.pointrun import simulate_point
 
     one, many = (simulate_point(p) for p in load_scenario(sc, []).points())
@@ -105,15 +106,18 @@ def test_trace_arrivals_are_read_shifted_to_zero(tmp_path):
 BASE = "models: [vit-base]\ndevices: [4]\nstrategies: [single]\n"
 
 
-@pytest.mark.parametrize("workload, field", [
-    ("{arrival: poisson, requests: 10}", "workload[0].rate_per_s"),
-    ("{arrival: periodic, rate_per_s: -1}", "workload[0].rate_per_s"),
-    ("{arrival: steady}", "workload[0].arrival"),
-    ("{arrival: periodic, rate_per_s: 1, requests: 0}", "workload[0].requests"),
-    ("{arrival: periodic, rate_per_s: 1, burst: 3}", "workload[0]"),
-    ("{arrival: trace}", "workload[0].trace"),
-    ("{arrival: trace, trace: nowhere.csv}", "workload[0].trace"),
-])
+@pytest.mark.parametrize(
+    "workload, field",
+    [
+        ("{arrival: poisson, requests: 10}", "workload[0].rate_per_s"),
+        ("{arrival: periodic, rate_per_s: -1}", "workload[0].rate_per_s"),
+        ("{arrival: steady}", "workload[0].arrival"),
+        ("{arrival: periodic, rate_per_s: 1, requests: 0}", "workload[0].requests"),
+        ("{arrival: periodic, rate_per_s: 1, burst: 3}", "workload[0]"),
+        ("{arrival: trace}", "workload[0].trace"),
+        ("{arrival: trace, trace: nowhere.csv}", "workload[0].trace"),
+    ],
+)
 def test_bad_workload_is_a_user_error_naming_the_field(tmp_path, workload, field):
     sc = tmp_path / "s.yaml"
     sc.write_text(BASE + f"workload: {workload}\n")
@@ -124,11 +128,11 @@ def test_bad_workload_is_a_user_error_naming_the_field(tmp_path, workload, field
 
 def test_a_workload_list_is_a_grid_axis_with_identity_columns(tmp_path):
     sc = tmp_path / "s.yaml"
-    sc.write_text(BASE + "workload: [{arrival: periodic, rate_per_s: [1]}]\n".replace("[1]", "1")
-                  + "")
+    sc.write_text(BASE + "workload: [{arrival: periodic, rate_per_s: [1]}]\n".replace("[1]", "1") + "")
     pts = load_scenario(sc, []).points()
     assert [p.workload.identity() for p in pts] == [
-        {"arrival": "periodic", "rate_per_s": 1.0, "requests": 200, "seed": 0, "workload_trace": ""}]
+        {"arrival": "periodic", "rate_per_s": 1.0, "requests": 200, "seed": 0, "workload_trace": ""}
+    ]
     default = load_scenario(sc, ["workload=[{arrival: single}, {arrival: poisson, rate_per_s: 2}]"]).points()
     assert [p.workload.arrival for p in default] == ["single", "poisson"]
     assert default[0].identity()["requests"] == 1 and default[0].single() == default[0]
@@ -138,9 +142,11 @@ def test_stream_rows_are_byte_identical_serial_and_in_workers(tmp_path):
     from astrasim.sweep import run_sweep
 
     sc = tmp_path / "s.yaml"
-    sc.write_text("name: s\nmodels: [vit-base]\ndevices: [2]\nstrategies: [single, sp]\n"
-                  "network: {topology: wifi, bandwidth_mbps: 200}\n"
-                  "workload: [{arrival: poisson, rate_per_s: 2, requests: 6, seed: 4}]\n")
+    sc.write_text(
+        "name: s\nmodels: [vit-base]\ndevices: [2]\nstrategies: [single, sp]\n"
+        "network: {topology: wifi, bandwidth_mbps: 200}\n"
+        "workload: [{arrival: poisson, rate_per_s: 2, requests: 6, seed: 4}]\n"
+    )
     run_sweep(sc, out=tmp_path / "serial.csv", progress=False)
     run_sweep(sc, out=tmp_path / "workers.csv", workers=2, progress=False)
     assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "workers.csv").read_bytes()
@@ -152,10 +158,12 @@ def test_plan_for_a_rate_uses_p99_and_stability_and_finds_the_single_device_capa
     from astrasim.analysis.planning import format_report, load_plan, run_plan
 
     plan = tmp_path / "plan.yaml"
-    plan.write_text("name: p\nmodel: vit-base\nlatency_target_s: 1.0\nrate_per_s: 15\n"
-                    "stream: {arrival: periodic, requests: 12}\ndevices: [jetson-orin-nano]\ndevice_counts: [1, 2]\n"
-                    "networks: [wifi-20mbps]\nstrategies: [single, {name: astra, groups: 32}]\n"
-                    "sweep: {hardware: {profile: cpu}}\n")
+    plan.write_text(
+        "name: p\nmodel: vit-base\nlatency_target_s: 1.0\nrate_per_s: 15\n"
+        "stream: {arrival: periodic, requests: 12}\ndevices: [jetson-orin-nano]\ndevice_counts: [1, 2]\n"
+        "networks: [wifi-20mbps]\nstrategies: [single, {name: astra, groups: 32}]\n"
+        "sweep: {hardware: {profile: cpu}}\n"
+    )
     result = run_plan(load_plan(plan), progress=False)
     t = result.table
     assert (t["feasible"] == ((t["latency_p99_s"] <= 1.0) & t["stable"].astype(bool) & t["meets_accuracy"])).all()
@@ -169,8 +177,18 @@ def test_plan_for_a_rate_uses_p99_and_stability_and_finds_the_single_device_capa
 def test_latency_vs_load_plot_is_written(tmp_path):
     from astrasim.analysis.load_plots import plot_latency_vs_load
 
-    rows = [{"model": "m", "strategy": "single", "arrival": "poisson", "rate_per_s": r, "latency_p50_s": 0.1 * r,
-             "latency_p99_s": 0.2 * r, "stable": r < 3} for r in (1, 2, 3)]
+    rows = [
+        {
+            "model": "m",
+            "strategy": "single",
+            "arrival": "poisson",
+            "rate_per_s": r,
+            "latency_p50_s": 0.1 * r,
+            "latency_p99_s": 0.2 * r,
+            "stable": r < 3,
+        }
+        for r in (1, 2, 3)
+    ]
     import pandas as pd
 
     out = plot_latency_vs_load(pd.DataFrame(rows), tmp_path / "load.png", latency_target_s=0.5)

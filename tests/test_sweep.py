@@ -18,10 +18,26 @@ from astrasim.strategies.synthetic import synthetic_profile
 from astrasim.sweep import COLUMNS, KNOB_COLUMNS, best_strategies, run_sweep, simulate_point
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = pytest.mark.skipif(not (ROOT / "profiles" / "cpu.csv").exists(),
-                             reason="profiles/cpu.csv (the shipped CPU profile) is not in this checkout yet")
-REQUIRED = ["model", "strategy", "groups", "nb", "devices", "tokens", "network", "bandwidth_mbps", "latency_s",
-            "compute_s", "exposed_comm_s", "comm_bits", "speedup_vs_single", "hardware"]
+SHIPPED = pytest.mark.skipif(
+    not (ROOT / "profiles" / "cpu.csv").exists(),
+    reason="profiles/cpu.csv (the shipped CPU profile) is not in this checkout yet",
+)
+REQUIRED = [
+    "model",
+    "strategy",
+    "groups",
+    "nb",
+    "devices",
+    "tokens",
+    "network",
+    "bandwidth_mbps",
+    "latency_s",
+    "compute_s",
+    "exposed_comm_s",
+    "comm_bits",
+    "speedup_vs_single",
+    "hardware",
+]
 
 
 @pytest.fixture()
@@ -32,11 +48,23 @@ def scenario(tmp_path, monkeypatch):
     synthetic_profile(specs, devices=(2, 4), tokens=None).to_csv(d / "cpu.csv", index=False)
     monkeypatch.setenv("ASTRASIM_PROFILES", str(d))
     p = tmp_path / "small.yaml"
-    p.write_text(yaml.safe_dump({
-        "models": ["vit-base", "gpt2-s"], "devices": [2, 4],
-        "strategies": ["single", "tp", "sp", {"name": "bp-ag", "nb": [1, 4]}, {"name": "bp-sp", "nb": 4},
-                       {"name": "astra", "groups": [1, 32]}],
-        "network": {"topology": "wifi", "bandwidth_mbps": [10, 100]}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "models": ["vit-base", "gpt2-s"],
+                "devices": [2, 4],
+                "strategies": [
+                    "single",
+                    "tp",
+                    "sp",
+                    {"name": "bp-ag", "nb": [1, 4]},
+                    {"name": "bp-sp", "nb": 4},
+                    {"name": "astra", "groups": [1, 32]},
+                ],
+                "network": {"topology": "wifi", "bandwidth_mbps": [10, 100]},
+            }
+        )
+    )
     return p
 
 
@@ -137,8 +165,12 @@ def test_killed_sweep_process_resumes(scenario, tmp_path):
     fresh, out = tmp_path / "fresh.csv", tmp_path / "killed.csv"
     run_sweep(big, out=fresh, progress=False)
     env = {**os.environ}
-    proc = subprocess.Popen([sys.executable, "-m", "astrasim", "sweep", str(big), "--out", str(out), "--no-plots",
-                             "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "astrasim", "sweep", str(big), "--out", str(out), "--no-plots", "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         if out.exists() and out.read_text().count("\n") >= 20:
@@ -184,10 +216,17 @@ def test_shipped_wifi_sweep_runs_on_the_shipped_profile(tmp_path):
 def test_hardware_loss_trace_and_speeds_change_latency_as_expected(scenario, tmp_path):
     (tmp_path / "trace.csv").write_text("time_s,bandwidth_mbps\n0.0,100\n0.05,5\n")
     p = tmp_path / "knobs.yaml"
-    p.write_text(yaml.safe_dump({
-        "models": "gpt2-s", "devices": 4, "strategies": ["single", "sp", {"name": "astra", "groups": 32}],
-        "hardware": {"device": [None, "jetson-agx-orin"], "speed": [1.0, 2.0]},
-        "network": {"bandwidth_mbps": 100, "loss_rate": [0.0, 0.1]}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "models": "gpt2-s",
+                "devices": 4,
+                "strategies": ["single", "sp", {"name": "astra", "groups": 32}],
+                "hardware": {"device": [None, "jetson-agx-orin"], "speed": [1.0, 2.0]},
+                "network": {"bandwidth_mbps": 100, "loss_rate": [0.0, 0.1]},
+            }
+        )
+    )
     df = run_sweep(p, out=tmp_path / "k.csv", progress=False)
     key = ["hardware", "speed", "loss_rate", "strategy"]
     lat = df.set_index(key)["latency_s"]
@@ -197,15 +236,31 @@ def test_hardware_loss_trace_and_speeds_change_latency_as_expected(scenario, tmp
     assert lat[("cpu", 1.0, 0.1, "sp")] > lat[("cpu", 1.0, 0.0, "sp")]  # loss costs retransmissions
     # a trace that drops to 5 Mbps after 50 ms slows the communication-heavy strategy down
     traced = tmp_path / "traced.yaml"
-    traced.write_text(yaml.safe_dump({"models": "gpt2-s", "devices": 4, "strategies": ["sp"],
-                                      "network": {"bandwidth_mbps": 100, "trace": "trace.csv"}}))
+    traced.write_text(
+        yaml.safe_dump(
+            {
+                "models": "gpt2-s",
+                "devices": 4,
+                "strategies": ["sp"],
+                "network": {"bandwidth_mbps": 100, "trace": "trace.csv"},
+            }
+        )
+    )
     t = run_sweep(traced, out=tmp_path / "t.csv", progress=False)
     assert t["latency_s"].iloc[0] > lat[("cpu", 1.0, 0.0, "sp")] * 5
     assert t["trace"].iloc[0] == "trace.csv"
     # heterogeneous: a slow device slows sp down; single runs on the fastest device
     het = tmp_path / "het.yaml"
-    het.write_text(yaml.safe_dump({"models": "gpt2-s", "devices": 4, "strategies": ["single", "sp"],
-                                   "hardware": {"speeds": [2.0, 1.0, 1.0, 0.25]}}))
+    het.write_text(
+        yaml.safe_dump(
+            {
+                "models": "gpt2-s",
+                "devices": 4,
+                "strategies": ["single", "sp"],
+                "hardware": {"speeds": [2.0, 1.0, 1.0, 0.25]},
+            }
+        )
+    )
     h = run_sweep(het, out=tmp_path / "h.csv", progress=False).set_index("strategy")
     assert h.loc["single", "latency_s"] == pytest.approx(single[("cpu", 1.0, 0.0)] / 2)
     assert h.loc["sp", "speeds"] == "2.0;1.0;1.0;0.25"

@@ -25,7 +25,12 @@ from astrasim.opgraph import COLLECTIVES, Comm, Compute
 from astrasim.strategies.base import Builder
 from astrasim.validation.calibrate import fit, transfer_factor
 from astrasim.validation.programs import (
-    VALIDATION_MODEL, DeviceRun, graph_from_json, graph_to_json, kernel_calls_per_layer, message_bytes,
+    VALIDATION_MODEL,
+    DeviceRun,
+    graph_from_json,
+    graph_to_json,
+    kernel_calls_per_layer,
+    message_bytes,
 )
 from astrasim.validation.protocol import PROTOCOL, Settings
 from astrasim.validation.report import plot, summarize, summary_markdown, verdict
@@ -43,8 +48,20 @@ def test_pack_unpack_roundtrip(bits, count):
 
 
 # --------------------------------------------------- the harness walks the simulator's graphs
-TINY = ModelSpec(name="val-tiny", family="custom", layers=2, hidden=64, heads=4, kv_heads=4, mlp_hidden=128,
-                 activation="gelu", norm="layernorm", causal=False, tokens=24, max_tokens=24)
+TINY = ModelSpec(
+    name="val-tiny",
+    family="custom",
+    layers=2,
+    hidden=64,
+    heads=4,
+    kv_heads=4,
+    mlp_hidden=128,
+    activation="gelu",
+    norm="layernorm",
+    causal=False,
+    tokens=24,
+    max_tokens=24,
+)
 
 
 def _labels() -> list[str]:
@@ -95,8 +112,9 @@ def _collective_graph(n: int):
         for algorithm in ALGORITHMS if collective in RING_CAPABLE else ("auto",):
             c = [b.compute(d, "op", k, 0.0, [prev[d]]) for d in range(n)]
             root = 1 % n if collective in ("gather", "broadcast") else None
-            cid = b.comm(f"{collective}-{algorithm}", k, collective, range(n), 8 * 1000 * n, c, root=root,
-                         algorithm=algorithm)
+            cid = b.comm(
+                f"{collective}-{algorithm}", k, collective, range(n), 8 * 1000 * n, c, root=root, algorithm=algorithm
+            )
             prev = [cid] * n
             k += 1
     return b.graph
@@ -143,8 +161,9 @@ def _free_port() -> int:
 def _graph_worker(rank: int, n: int, port: int, labels: list[str], q) -> None:
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=n,
-                            timeout=timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=n, timeout=timedelta(seconds=60)
+    )
     try:
         g = _collective_graph(n)
         run = DeviceRun(g, rank, _noop_calls(g), "ring", log=True)
@@ -170,8 +189,11 @@ def _expected(graph, default="ring"):
             algo = resolve_algorithm(op.collective, op.algorithm, default)
             root = op.devices.index(op.root) if op.root is not None else 0
             p = plan(op.collective, len(op.devices), algo, root)
-            out += [(op.id, op.devices[p.src[m]], op.devices[d], message_bytes(p.frac[m], op.bits), m)
-                    for m in range(len(p)) for d in p.dsts[m]]
+            out += [
+                (op.id, op.devices[p.src[m]], op.devices[d], message_bytes(p.frac[m], op.bits), m)
+                for m in range(len(p))
+                for d in p.dsts[m]
+            ]
     return sorted(out)
 
 
@@ -266,8 +288,10 @@ def test_shipped_yaml_covers_the_target_grid():
 
 def test_load_settings_from_yaml_and_overrides(tmp_path):
     f = tmp_path / "v.yaml"
-    f.write_text("validate:\n  hosts: [2]\n  bandwidths: [20]\n  strategies: [sp, astra G=32]\n"
-                 "  model: {layers: 1, hidden: 128, heads: 4, mlp_hidden: 256, tokens: 64}\n")
+    f.write_text(
+        "validate:\n  hosts: [2]\n  bandwidths: [20]\n  strategies: [sp, astra G=32]\n"
+        "  model: {layers: 1, hidden: 128, heads: 4, mlp_hidden: 256, tokens: 64}\n"
+    )
     s = load_settings(f, repeats=2)
     assert s.hosts == [2] and s.bandwidths == [20.0] and s.repeats == 2 and s.model.hidden == 128
     f.write_text("hosts: [1]\n")
@@ -291,12 +315,27 @@ def _fake_results() -> pd.DataFrame:
         for s in ("tp", "sp"):
             for bw in (10.0, 100.0):
                 m = float(rng.uniform(0.05, 0.5))
-                row = {"topology": topo, "hosts": 2, "bandwidth_mbps": bw, "strategy": s, "measured_s": m,
-                       "measured_compute_s": 0.01, "repeats": 3, "loadavg_1m": 0.5, "protocol": PROTOCOL}
+                row = {
+                    "topology": topo,
+                    "hosts": 2,
+                    "bandwidth_mbps": bw,
+                    "strategy": s,
+                    "measured_s": m,
+                    "measured_compute_s": 0.01,
+                    "repeats": 3,
+                    "loadavg_1m": 0.5,
+                    "protocol": PROTOCOL,
+                }
                 for kind, spread in (("profiles", 0.04), ("in_situ", 0.02)):
                     e = float(rng.uniform(-spread, spread))
-                    row.update({f"predicted_{kind}_s": m * (1 + e), f"error_{kind}": e, f"abs_error_{kind}": abs(e),
-                                f"predicted_compute_{kind}_s": 0.01})
+                    row.update(
+                        {
+                            f"predicted_{kind}_s": m * (1 + e),
+                            f"error_{kind}": e,
+                            f"abs_error_{kind}": abs(e),
+                            f"predicted_compute_{kind}_s": 0.01,
+                        }
+                    )
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -321,8 +360,9 @@ def test_summary_verdict_and_plot(tmp_path):
     assert verdict(summarize(worse_in_situ))[0]  # the target is the prediction from profiles'
     from astrasim.validation.calibrate import Calibration
 
-    md = summary_markdown(res, summary, {"switch": Calibration("switch", 1e-3, 0.95, 0.1, 12)}, Settings(),
-                          "astrasim validate", 1.0)
+    md = summary_markdown(
+        res, summary, {"switch": Calibration("switch", 1e-3, 0.95, 0.1, 12)}, Settings(), "astrasim validate", 1.0
+    )
     assert "MET" in md and "alpha = 1.00 ms" in md and md.count("\n| switch |") == 4
     point = next(line for line in md.splitlines() if line.startswith("| switch | 2 | 10 | tp |"))
     r = res.iloc[0]
@@ -353,12 +393,14 @@ def test_kernel_rounds_time_every_op_from_a_common_start_and_pool(monkeypatch):
     from astrasim.validation.corun import kernel_rounds, one_core_op_seconds, pooled
 
     clock = [0.0]
-    monkeypatch.setattr(corun, "time", types.SimpleNamespace(perf_counter=lambda: clock[0],
-                                                             process_time=lambda: clock[0]))
+    monkeypatch.setattr(
+        corun, "time", types.SimpleNamespace(perf_counter=lambda: clock[0], process_time=lambda: clock[0])
+    )
 
     def busy(seconds):
         def fn():
             clock[0] += seconds
+
         return fn
 
     syncs = []

@@ -101,8 +101,9 @@ def test_shaped_transfer_matches_the_rate():
     size = 262144
     with netns.machine_lock(log=lambda m: None), netns.testbed(2, "switch", 20) as bed:
         res = run_job(bed, {"mode": "p2p", "sizes": [size], "warmup": 1, "repeats": 3})
-    lat = sorted(max(r["result"][str(size)][k]["end"] for r in res) - res[0]["result"][str(size)][k]["start"]
-                 for k in range(3))[1]
+    lat = sorted(
+        max(r["result"][str(size)][k]["end"] for r in res) - res[0]["result"][str(size)][k]["start"] for k in range(3)
+    )[1]
     wire = size * 8 * 1514 / 1448 / 20e6
     assert wire * 0.97 < lat < wire * 1.10
 
@@ -135,8 +136,18 @@ def _assert_guard(results, summary, tmp_path):
     from astrasim.validation.report import TARGET_MEDIAN
 
     allrow = summary[summary["group"] == "all"].iloc[0]
-    table = results[["topology", "bandwidth_mbps", "strategy", "measured_s", "predicted_profiles_s", "error_profiles",
-                     "error_in_situ", "error_in_pass"]].to_string()
+    table = results[
+        [
+            "topology",
+            "bandwidth_mbps",
+            "strategy",
+            "measured_s",
+            "predicted_profiles_s",
+            "error_profiles",
+            "error_in_situ",
+            "error_in_pass",
+        ]
+    ].to_string()
     # The issue's target (median <= 5 %, max <= 15 %) is judged on the full grid (`astrasim validate`,
     # docs/validation.md), minutes of passes on a quiet machine; a test run shares its CPUs with
     # pytest and cannot hold to it. This small run is a
@@ -158,9 +169,18 @@ def test_reduced_validation_meets_the_error_guard(tmp_path):
     from astrasim.validation.programs import VALIDATION_MODEL
     from astrasim.validation.protocol import Settings
 
-    settings = Settings(hosts=[2], bandwidths=[50.0], strategies=["sp", "bp-ag"], topologies=["switch", "shared"],
-                        repeats=3, budget_s=0.5, max_repeats=5, calibration_repeats=3, profile_repeats=5,
-                        model=dataclasses.replace(VALIDATION_MODEL, layers=2))
+    settings = Settings(
+        hosts=[2],
+        bandwidths=[50.0],
+        strategies=["sp", "bp-ag"],
+        topologies=["switch", "shared"],
+        repeats=3,
+        budget_s=0.5,
+        max_repeats=5,
+        calibration_repeats=3,
+        profile_repeats=5,
+        model=dataclasses.replace(VALIDATION_MODEL, layers=2),
+    )
     results, summary, elapsed = _reduced_validation(tmp_path, settings)
     assert len(results) == 4
     _assert_guard(results, summary, tmp_path)
@@ -178,9 +198,17 @@ def test_ci_sized_validation_meets_the_error_guard(tmp_path):
     """2 hosts, 2 bandwidths, 2 strategies, both topologies: the CI-sized validation."""
     from astrasim.validation.protocol import Settings
 
-    settings = Settings(hosts=[2], bandwidths=[20.0, 50.0], strategies=["sp", "bp-ag"],
-                        topologies=["switch", "shared"], repeats=3, budget_s=1.0, max_repeats=10,
-                        calibration_repeats=3, profile_repeats=5)
+    settings = Settings(
+        hosts=[2],
+        bandwidths=[20.0, 50.0],
+        strategies=["sp", "bp-ag"],
+        topologies=["switch", "shared"],
+        repeats=3,
+        budget_s=1.0,
+        max_repeats=10,
+        calibration_repeats=3,
+        profile_repeats=5,
+    )
     results, summary, elapsed = _reduced_validation(tmp_path, settings)
     assert len(results) == 8
     _assert_guard(results, summary, tmp_path)

@@ -31,7 +31,8 @@ def test_harness_changes_bump_the_protocol():
     PROTOCOL_HASH set to the new harness_hash()."""
     assert harness_hash() == PROTOCOL_HASH, (
         f"the validation harness changed (hash {harness_hash()}, protocol {PROTOCOL} has {PROTOCOL_HASH}): bump "
-        f"PROTOCOL, store the new hash, state the new defaults in validation/validate.yaml")
+        f"PROTOCOL, store the new hash, state the new defaults in validation/validate.yaml"
+    )
 
 
 def test_the_hash_sees_settings_and_constants(monkeypatch):
@@ -65,7 +66,9 @@ def test_help_states_the_true_defaults():
 
     out = CliRunner().invoke(app, ["validate", "--help"], env={"COLUMNS": "300"}).output
     assert "(default 2,4)" in out and "(default 20,100)" in out and "(default switch,shared)" in out
-    assert f"(default {DEFAULTS.repeats};" in out and f"up to {DEFAULTS.max_repeats} within {DEFAULTS.budget_s:g} s" in out
+    assert (
+        f"(default {DEFAULTS.repeats};" in out and f"up to {DEFAULTS.max_repeats} within {DEFAULTS.budget_s:g} s" in out
+    )
     assert "astra G=32" in out
 
 

@@ -24,8 +24,10 @@ SCENARIO = PUBLISHED / "validate.yaml"
 
 # The published campaign in the default run; the earlier ones kept in validation/runs/ (measured
 # before the protocol was frozen, or on an earlier one) are data, checked with --slow.
-CAMPAIGNS = [PUBLISHED, *(pytest.param(p, marks=pytest.mark.slow, id=p.name)
-                          for p in sorted((PUBLISHED / "runs").glob("*/")))]
+CAMPAIGNS = [
+    PUBLISHED,
+    *(pytest.param(p, marks=pytest.mark.slow, id=p.name) for p in sorted((PUBLISHED / "runs").glob("*/"))),
+]
 KEY = ["topology", "hosts", "bandwidth_mbps", "strategy"]
 
 
@@ -49,8 +51,9 @@ def test_published_table_is_todays_prediction(folder):
     kinds = [k for k in PREDICTIONS if f"predicted_{k}_s" in stored.columns]
     assert "in_situ" in kinds and (folder != PUBLISHED or kinds == list(PREDICTIONS))
     for kind in kinds:
-        assert both[f"predicted_{kind}_s_now"].tolist() == pytest.approx(both[f"predicted_{kind}_s_stored"].tolist(),
-                                                                         rel=1e-4), kind
+        assert both[f"predicted_{kind}_s_now"].tolist() == pytest.approx(
+            both[f"predicted_{kind}_s_stored"].tolist(), rel=1e-4
+        ), kind
         for stat in ("median_abs_error", "max_abs_error"):
             assert mine[f"{stat}_{kind}"] == pytest.approx(theirs[f"{stat}_{kind}"], rel=1e-3), (kind, stat)
 
@@ -64,11 +67,18 @@ def test_published_campaign_is_on_the_frozen_protocol():
 
 def test_cli_repredicts_into_a_folder(tmp_path):
     out = tmp_path / "again"
-    result = CliRunner().invoke(app, ["validate", str(SCENARIO), "--reuse-measurements", str(PUBLISHED),
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["validate", str(SCENARIO), "--reuse-measurements", str(PUBLISHED), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
-    for name in ("results.csv", "summary.csv", "summary.md", "profile.csv", "calibration.csv",
-                 "predicted_vs_measured.png"):
+    for name in (
+        "results.csv",
+        "summary.csv",
+        "summary.md",
+        "profile.csv",
+        "calibration.csv",
+        "predicted_vs_measured.png",
+    ):
         assert (out / name).stat().st_size > 0
     assert "Predicted again" in (out / "summary.md").read_text()
 
@@ -84,8 +94,9 @@ def _one_line_exit_2(args: list[str], *needles: str) -> None:
 
 def test_bad_measurement_folders_get_one_line_and_write_nothing(tmp_path):
     out = tmp_path / "out"
-    _one_line_exit_2([str(SCENARIO), "--reuse-measurements", str(tmp_path / "nope"), "--out", str(out)],
-                     "results.csv", "not found")
+    _one_line_exit_2(
+        [str(SCENARIO), "--reuse-measurements", str(tmp_path / "nope"), "--out", str(out)], "results.csv", "not found"
+    )
     broken = tmp_path / "broken"
     shutil.copytree(PUBLISHED, broken, ignore=shutil.ignore_patterns("ns3"))
     table = pd.read_csv(broken / "results.csv").drop(columns=["in_pass_ops"])
@@ -102,15 +113,17 @@ def test_repredicting_needs_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, importlib.abc\n"
-            "class B(importlib.abc.MetaPathFinder):\n"
-            "    def find_spec(self, name, path, target=None):\n"
-            "        if name.split('.')[0] == 'torch': raise ImportError('no torch here')\n"
-            "sys.meta_path.insert(0, B())\n"
-            "from astrasim.validation.campaign import repredict\n"
-            "from astrasim.validation.settings import load_settings\n"
-            f"r, _ = repredict(load_settings({str(SCENARIO)!r}), {str(PUBLISHED)!r}, None, log=lambda *_: None)\n"
-            "print(len(r))\n")
+    code = (
+        "import sys, importlib.abc\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch': raise ImportError('no torch here')\n"
+        "sys.meta_path.insert(0, B())\n"
+        "from astrasim.validation.campaign import repredict\n"
+        "from astrasim.validation.settings import load_settings\n"
+        f"r, _ = repredict(load_settings({str(SCENARIO)!r}), {str(PUBLISHED)!r}, None, log=lambda *_: None)\n"
+        "print(len(r))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str(len(pd.read_csv(PUBLISHED / "results.csv")))
@@ -120,12 +133,22 @@ def test_calibration_rows_join_each_transfer_to_its_testbeds_fit():
     from astrasim.validation.calibrate import Calibration
     from astrasim.validation.campaign import calibration_rows
 
-    raw = pd.DataFrame([{"topology": "switch", "hosts": n, "bandwidth_mbps": bw, "bytes": 64, "median_s": 1e-3}
-                        for n in (2, 4) for bw in (20.0, 100.0)])
-    cals = {("switch", n, bw): Calibration("switch", 1e-3 * n, bw / 1000, 0.1, 8, n, bw)
-            for n in (2, 4) for bw in (20.0, 100.0)}
+    raw = pd.DataFrame(
+        [
+            {"topology": "switch", "hosts": n, "bandwidth_mbps": bw, "bytes": 64, "median_s": 1e-3}
+            for n in (2, 4)
+            for bw in (20.0, 100.0)
+        ]
+    )
+    cals = {
+        ("switch", n, bw): Calibration("switch", 1e-3 * n, bw / 1000, 0.1, 8, n, bw)
+        for n in (2, 4)
+        for bw in (20.0, 100.0)
+    }
     rows = calibration_rows(raw, cals)
     assert len(rows) == 4
-    assert (rows["alpha_s"] == 1e-3 * rows["hosts"]).all() and (rows["efficiency"] == rows["bandwidth_mbps"] / 1000).all()
+    assert (rows["alpha_s"] == 1e-3 * rows["hosts"]).all() and (
+        rows["efficiency"] == rows["bandwidth_mbps"] / 1000
+    ).all()
     empty = calibration_rows(pd.DataFrame(), {})  # single-device points only: nothing calibrated
     assert len(empty) == 0 and {"topology", "hosts", "bandwidth_mbps", "alpha_s"} <= set(empty.columns)

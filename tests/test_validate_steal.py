@@ -44,9 +44,16 @@ def test_a_stolen_pass_is_left_out_of_the_point_median():
     from astrasim.validation.measure import measured_row
 
     def rank(ends, shares):
-        return {"result": {"p": {"passes": [
-            {"start": 0.0, "end": e, "late_s": 0.0, "stolen": s, "compute_s": 0.5, "ops": {"x": 0.5}}
-            for e, s in zip(ends, shares)]}}}
+        return {
+            "result": {
+                "p": {
+                    "passes": [
+                        {"start": 0.0, "end": e, "late_s": 0.0, "stolen": s, "compute_s": 0.5, "ops": {"x": 0.5}}
+                        for e, s in zip(ends, shares)
+                    ]
+                }
+            }
+        }
 
     # rank 1 saw the hypervisor take 30 % of the machine during the third pass, which ran 1.5x long
     res = [rank([1.0, 1.02, 1.5, 0.98], [0.0] * 4), rank([0.99, 1.01, 1.49, 0.97], [0.0, 0.0, 0.3, 0.0])]
@@ -65,10 +72,18 @@ def test_a_stolen_corun_round_is_dropped_on_every_rank():
     from astrasim.validation.corun import drop_stolen_rounds, one_core_op_seconds
 
     # two rounds per rank, op "a" twice per round; the second round stolen (as rank 0 saw it)
-    r0 = {"ops": {"a": [1.0, 1.0, 3.0, 3.0], "b": [2.0, 6.0]}, "wall": [4.0, 12.0], "cpu": [4.0, 4.0],
-          "stolen": [0.0, 0.4]}
-    r1 = {"ops": {"a": [1.0, 1.0, 1.0, 1.0], "b": [2.0, 2.0]}, "wall": [4.0, 4.0], "cpu": [4.0, 4.0],
-          "stolen": [0.0, 0.0]}
+    r0 = {
+        "ops": {"a": [1.0, 1.0, 3.0, 3.0], "b": [2.0, 6.0]},
+        "wall": [4.0, 12.0],
+        "cpu": [4.0, 4.0],
+        "stolen": [0.0, 0.4],
+    }
+    r1 = {
+        "ops": {"a": [1.0, 1.0, 1.0, 1.0], "b": [2.0, 2.0]},
+        "wall": [4.0, 4.0],
+        "cpu": [4.0, 4.0],
+        "stolen": [0.0, 0.0],
+    }
     kept = drop_stolen_rounds([r0, r1])
     assert kept[0]["ops"] == {"a": [1.0, 1.0], "b": [2.0]} and kept[0]["wall"] == [4.0]
     assert kept[1]["ops"] == {"a": [1.0, 1.0], "b": [2.0]} and kept[1]["stolen"] == [0.0]
@@ -103,8 +118,9 @@ def test_kernel_round_records_one_round_and_add_round_appends_it():
     calls = []
     rec = empty_record()
     for _ in range(2):
-        add_round(rec, kernel_round([("a", lambda: calls.append(1)), ("b", lambda: None), ("a", lambda: None)],
-                                    lambda: None))
+        add_round(
+            rec, kernel_round([("a", lambda: calls.append(1)), ("b", lambda: None), ("a", lambda: None)], lambda: None)
+        )
     assert len(calls) == 2 and len(rec["ops"]["a"]) == 4 and len(rec["ops"]["b"]) == 2
     assert len(rec["wall"]) == len(rec["cpu"]) == len(rec["stolen"]) == 2
 

@@ -46,9 +46,9 @@ def test_encode_float32_picks_a_nearest_code():
 @pytest.mark.parametrize("k", [64, 1024, 100])
 def test_nearest_matches_argmin_including_ties(k):
     s = torch.randn(4, 10, k)
-    s[0, 0, 5] = s[0, 0, 40] = s[0, 0].min() - 1   # a tie across blocks: first index wins
+    s[0, 0, 5] = s[0, 0, 40] = s[0, 0].min() - 1  # a tie across blocks: first index wins
     s[1, 0, 33] = s[1, 0, 34] = s[1, 0].min() - 1  # a tie inside a block
-    s[2, 3, :] = 0.0                                # all equal
+    s[2, 3, :] = 0.0  # all equal
     assert torch.equal(nearest(s), s.argmin(-1))
     assert nearest(s)[0, 0] == 5 and nearest(s)[1, 0] == 33 and nearest(s)[2, 3] == 0
 
@@ -78,12 +78,15 @@ def test_code_norm_cache_follows_codebook_updates():
     assert torch.equal(vq.encode(x), brute_force_codes(vq, x))
 
 
-@pytest.mark.parametrize("dim, groups, k, ratio", [
-    (768, 1, 1024, 2457.6),   # ViT-Base G=1 (ASTRA.md)
-    (768, 32, 1024, 76.8),    # ViT-Base G=32
-    (1024, 32, 1024, 102.4),  # GPT2-M G=32
-    (768, 16, 1024, 153.6),
-])
+@pytest.mark.parametrize(
+    "dim, groups, k, ratio",
+    [
+        (768, 1, 1024, 2457.6),  # ViT-Base G=1 (ASTRA.md)
+        (768, 32, 1024, 76.8),  # ViT-Base G=32
+        (1024, 32, 1024, 102.4),  # GPT2-M G=32
+        (768, 16, 1024, 153.6),
+    ],
+)
 def test_bits_per_token_and_compression(dim, groups, k, ratio):
     vq = GroupedVQ(dim, groups, codebook_size=k)
     assert vq.bits_per_token == groups * math.log2(k)

@@ -12,12 +12,20 @@ from astrasim.network.wifi_config import WifiConfig, default_contenders, parse_w
 HT20_MCS7 = w.WifiPhy("n", 20, 7)
 
 
-@pytest.mark.parametrize("phy, mbps", [
-    (w.WifiPhy("n", 20, 7), 65.0), (w.WifiPhy("n", 40, 7), 135.0), (w.WifiPhy("n", 20, 0), 6.5),
-    (w.WifiPhy("n", 20, 7, streams=2), 130.0), (w.WifiPhy("n", 20, 7, guard_ns=400), 72.2),
-    (w.WifiPhy("ac", 80, 9), 390.0), (w.WifiPhy("ac", 160, 9, streams=2), 1560.0),
-    (w.WifiPhy("ax", 80, 11), 600.4), (w.WifiPhy("ax", 20, 11, guard_ns=3200), 121.9),
-])
+@pytest.mark.parametrize(
+    "phy, mbps",
+    [
+        (w.WifiPhy("n", 20, 7), 65.0),
+        (w.WifiPhy("n", 40, 7), 135.0),
+        (w.WifiPhy("n", 20, 0), 6.5),
+        (w.WifiPhy("n", 20, 7, streams=2), 130.0),
+        (w.WifiPhy("n", 20, 7, guard_ns=400), 72.2),
+        (w.WifiPhy("ac", 80, 9), 390.0),
+        (w.WifiPhy("ac", 160, 9, streams=2), 1560.0),
+        (w.WifiPhy("ax", 80, 11), 600.4),
+        (w.WifiPhy("ax", 20, 11, guard_ns=3200), 121.9),
+    ],
+)
 def test_phy_rates_are_the_standards(phy, mbps):
     assert phy.rate_bps / 1e6 == pytest.approx(mbps, abs=0.06)
 
@@ -87,9 +95,13 @@ def test_overhead_is_positive_and_aggregation_shares_it():
 
 
 def test_invalid_combinations_name_the_field():
-    for kwargs, field in [({"standard": "g"}, "wifi.standard"), ({"width_mhz": 80}, "wifi.channel_width_mhz"),
-                          ({"mcs": 8}, "wifi.mcs"), ({"streams": 5}, "wifi.spatial_streams"),
-                          ({"guard_ns": 1600}, "wifi.guard_interval_ns")]:
+    for kwargs, field in [
+        ({"standard": "g"}, "wifi.standard"),
+        ({"width_mhz": 80}, "wifi.channel_width_mhz"),
+        ({"mcs": 8}, "wifi.mcs"),
+        ({"streams": 5}, "wifi.spatial_streams"),
+        ({"guard_ns": 1600}, "wifi.guard_interval_ns"),
+    ]:
         with pytest.raises(UserError) as e:
             w.WifiPhy(**kwargs)
         assert e.value.field == field

@@ -24,27 +24,47 @@ def test_active_parameters_of_moe_models():
     assert model_weights(get_model("llama3.2-1b"), active=True) == model_weights(get_model("llama3.2-1b"))
 
 
-@pytest.mark.parametrize("count, name", [  # exact safetensors counts of the publishers' checkpoints
-    (1_235_814_400, "llama3.2-1b"), (7_241_732_096, "mistral-7b"), (494_032_768, "qwen2.5-0.5b"),
-    (1_100_048_384, "tinyllama-1.1b"), (2_614_341_888, "gemma2-2b"), (46_702_792_704, "mixtral-8x7b")])
+@pytest.mark.parametrize(
+    "count, name",
+    [  # exact safetensors counts of the publishers' checkpoints
+        (1_235_814_400, "llama3.2-1b"),
+        (7_241_732_096, "mistral-7b"),
+        (494_032_768, "qwen2.5-0.5b"),
+        (1_100_048_384, "tinyllama-1.1b"),
+        (2_614_341_888, "gemma2-2b"),
+        (46_702_792_704, "mixtral-8x7b"),
+    ],
+)
 def test_exact_counts(count, name):
     assert model_weights(get_model(name)) == count
 
 
-TINY = dict(layers=1, hidden=48, heads=4, kv_heads=2, mlp_hidden=96, tokens=8, causal=True, norm="rmsnorm",
-            activation="swiglu")
+TINY = dict(
+    layers=1, hidden=48, heads=4, kv_heads=2, mlp_hidden=96, tokens=8, causal=True, norm="rmsnorm", activation="swiglu"
+)
 
 
-@pytest.mark.parametrize("extra", [
-    {},                                                                    # llama
-    {"qkv_bias": True, "bias": False},                                     # qwen2
-    {"qk_norm": True, "head_dim": 16},                                     # qwen3 (q width 64 != hidden 48)
-    {"activation": "geglu", "head_dim": 24, "sandwich_norm": True},        # gemma2
-    {"experts": 4, "experts_per_token": 2, "expert_mlp_hidden": 32},       # mixtral / qwen3-moe
-    {"experts": 4, "experts_per_token": 2, "expert_mlp_hidden": 32, "shared_experts": 1,
-     "shared_expert_mlp_hidden": 40, "shared_expert_gate": True, "qkv_bias": True, "bias": False},  # qwen2-moe
-    {"norm": "layernorm", "activation": "gelu"},                           # gpt2 / vit
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},  # llama
+        {"qkv_bias": True, "bias": False},  # qwen2
+        {"qk_norm": True, "head_dim": 16},  # qwen3 (q width 64 != hidden 48)
+        {"activation": "geglu", "head_dim": 24, "sandwich_norm": True},  # gemma2
+        {"experts": 4, "experts_per_token": 2, "expert_mlp_hidden": 32},  # mixtral / qwen3-moe
+        {
+            "experts": 4,
+            "experts_per_token": 2,
+            "expert_mlp_hidden": 32,
+            "shared_experts": 1,
+            "shared_expert_mlp_hidden": 40,
+            "shared_expert_gate": True,
+            "qkv_bias": True,
+            "bias": False,
+        },  # qwen2-moe
+        {"norm": "layernorm", "activation": "gelu"},  # gpt2 / vit
+    ],
+)
 def test_kernel_block_has_exactly_the_counted_weights(extra):
     """Oracle: the torch block built from the spec holds as many parameters as the memory model counts."""
     torch = pytest.importorskip("torch")

@@ -21,9 +21,9 @@ import math
 
 import pandas as pd
 
-from astrasim.models import get_model
-from astrasim.compute.profiles import ProfileCosts, profile_columns, profile_files, read_profile_table
 from astrasim.compute.catalog import load_catalog
+from astrasim.compute.profiles import ProfileCosts, profile_columns, profile_files, read_profile_table
+from astrasim.models import get_model
 from astrasim.strategies.registry import PROFILED_KNOBS
 from astrasim.strategies.synthetic import synthetic_profile
 
@@ -42,19 +42,26 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     dev = load_catalog()[a.device]
-    measured = pd.concat([read_profile_table(f, knobs=PROFILED_KNOBS) for f in profile_files(a.profile)],
-                         ignore_index=True)
+    measured = pd.concat(
+        [read_profile_table(f, knobs=PROFILED_KNOBS) for f in profile_files(a.profile)], ignore_index=True
+    )
     measured = measured[measured.model == a.reference].drop_duplicates(KEY + ["tokens"], keep="last")
     ref, target = get_model(a.reference), get_model(a.target)
     cache = [int(c) for c in a.cache.split(",")]
-    kw = dict(devices=tuple(int(n) for n in a.devices.split(",")), peak_flops=dev.peak_flops,
-              mem_bandwidth_gbs=dev.mem_bandwidth_gbs, overhead_s=0.0, decode_cache=cache)
+    kw = dict(
+        devices=tuple(int(n) for n in a.devices.split(",")),
+        peak_flops=dev.peak_flops,
+        mem_bandwidth_gbs=dev.mem_bandwidth_gbs,
+        overhead_s=0.0,
+        decode_cache=cache,
+    )
     prefill_tokens = sorted({int(t) for t, op in zip(measured.tokens, measured.op) if not op.endswith("_decode")})
     roof_ref = synthetic_profile([ref], tokens=prefill_tokens, **kw)  # with decode rows at `cache`
     decode_ops = {"attn_decode", "mlp_decode", "decoupled_decode"}
     ratio: dict[tuple, float] = {}
-    for rec in measured.merge(roof_ref[KEY + ["tokens", "median_s"]], on=KEY + ["tokens"],
-                              suffixes=("", "_roof")).to_dict("records"):
+    for rec in measured.merge(
+        roof_ref[KEY + ["tokens", "median_s"]], on=KEY + ["tokens"], suffixes=("", "_roof")
+    ).to_dict("records"):
         if rec["median_s_roof"] > 0:
             k = tuple(rec[c] for c in KEY) + ((rec["tokens"],) if rec["op"] in decode_ops else ())
             ratio.setdefault(k, rec["median_s"] / rec["median_s_roof"])
@@ -65,9 +72,15 @@ def main() -> None:
         f = ratio.get(k)
         if f is None or not math.isfinite(f):
             continue  # nothing measured to carry over: leave the key missing (a UserError names it)
-        rec.update(median_s=rec["median_s"] * f, p10_s=rec["p10_s"] * f, p90_s=rec["p90_s"] * f, repeats=0,
-                   hardware=f"derived: {a.target} roofline x measured/roofline of {a.reference} on {a.device}",
-                   threads=0, torch_version="derived")
+        rec.update(
+            median_s=rec["median_s"] * f,
+            p10_s=rec["p10_s"] * f,
+            p90_s=rec["p90_s"] * f,
+            repeats=0,
+            hardware=f"derived: {a.target} roofline x measured/roofline of {a.reference} on {a.device}",
+            threads=0,
+            torch_version="derived",
+        )
         out.append(rec)
     df = pd.DataFrame(out, columns=list(profile_columns(PROFILED_KNOBS)))
     df.to_csv(a.out, index=False)

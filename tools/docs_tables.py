@@ -48,12 +48,25 @@ def validation() -> str:
     def pct(x: float) -> str:
         return f"{100 * x:.1f} %"
 
-    rows = [[str(r.value), str(int(r.points)), f"{pct(r.median_abs_error_profiles)} / {pct(r.max_abs_error_profiles)}",
-             f"{pct(r.median_abs_error_in_situ)} / {pct(r.max_abs_error_in_situ)}"] for r in s.itertuples()]
+    rows = [
+        [
+            str(r.value),
+            str(int(r.points)),
+            f"{pct(r.median_abs_error_profiles)} / {pct(r.max_abs_error_profiles)}",
+            f"{pct(r.median_abs_error_in_situ)} / {pct(r.max_abs_error_in_situ)}",
+        ]
+        for r in s.itertuples()
+    ]
     protocol = int(s["protocol"].iloc[0])
-    return (f"Protocol {protocol}; median / max |error|.\n\n"
-            + _table(["strategy", "points", "from profiles (what a user gets)", "in-situ (kernel costs from co-run "
-                      "rounds around the passes)"], rows))
+    return f"Protocol {protocol}; median / max |error|.\n\n" + _table(
+        [
+            "strategy",
+            "points",
+            "from profiles (what a user gets)",
+            "in-situ (kernel costs from co-run rounds around the passes)",
+        ],
+        rows,
+    )
 
 
 def published() -> str:
@@ -64,8 +77,16 @@ def published() -> str:
     rows = []
     for g in summarize(predictions).values():
         target = f"median <= {g.target.median:.0%}" + (f", every row <= {g.target.max:.0%}" if g.target.max else "")
-        rows.append([f"{g.group}-device", str(g.n), f"{g.median:.1%}" if g.median is not None else "-",
-                     f"{g.max:.1%}" if g.max is not None else "-", target, "met" if g.met else "missed"])
+        rows.append(
+            [
+                f"{g.group}-device",
+                str(g.n),
+                f"{g.median:.1%}" if g.median is not None else "-",
+                f"{g.max:.1%}" if g.max is not None else "-",
+                target,
+                "met" if g.met else "missed",
+            ]
+        )
     return _table(["rows", "predicted", "median abs error", "max abs error", "target", "verdict"], rows)
 
 
@@ -73,16 +94,29 @@ def zoo() -> str:
     """`astrasim models`: parameters and weight bytes per format of every named model."""
     from astrasim.models.catalog import LISTED_FORMATS, model_rows
 
-    rows = [[r["name"], f"{r['params'] / 1e9:.3f} B" + (f" ({r['active_params'] / 1e9:.2f} B active)"
-                                                         if r["experts"] else ""),
-             str(r["layers"]), str(r["hidden"]), str(r["kv_heads"]), str(r["context"]),
-             *(f"{r[f + '_gb']:.2f}" for f in LISTED_FORMATS)] for r in model_rows()]
-    return _table(["model", "parameters", "layers", "hidden", "KV heads", "context",
-                   *(f"{f} GB" for f in LISTED_FORMATS)], rows)
+    rows = [
+        [
+            r["name"],
+            f"{r['params'] / 1e9:.3f} B" + (f" ({r['active_params'] / 1e9:.2f} B active)" if r["experts"] else ""),
+            str(r["layers"]),
+            str(r["hidden"]),
+            str(r["kv_heads"]),
+            str(r["context"]),
+            *(f"{r[f + '_gb']:.2f}" for f in LISTED_FORMATS),
+        ]
+        for r in model_rows()
+    ]
+    return _table(
+        ["model", "parameters", "layers", "hidden", "KV heads", "context", *(f"{f} GB" for f in LISTED_FORMATS)], rows
+    )
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"paper": paper, "validation": validation, "published": published,
-                                             "zoo": zoo}
+GENERATORS: dict[str, Callable[[], str]] = {
+    "paper": paper,
+    "validation": validation,
+    "published": published,
+    "zoo": zoo,
+}
 
 
 def draw_picture(dest: Path = PICTURE) -> Path:
@@ -98,6 +132,7 @@ def draw_picture(dest: Path = PICTURE) -> Path:
 
 def render(text: str) -> str:
     """`text` with every generated region rewritten (an unknown region name is an error)."""
+
     def body(m: re.Match) -> str:
         name = m.group("name")
         if name not in GENERATORS:
@@ -114,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     text = DOC.read_text()
     new = render(text)
     if args.check:
-        stale = [m.group("name") for m, n in zip(REGION.finditer(text), REGION.finditer(new))
-                 if m.group("body") != n.group("body")]
+        stale = [
+            m.group("name")
+            for m, n in zip(REGION.finditer(text), REGION.finditer(new))
+            if m.group("body") != n.group("body")
+        ]
         if stale:
             print(f"out of date in {DOC.relative_to(ROOT)}: {', '.join(stale)} (run python tools/docs_tables.py)")
             return 1

@@ -67,8 +67,12 @@ class AccuracySettings:
 
     def runs(self) -> list[tuple[int, int, int, float, str, str]]:
         """(seed, G, N, noise_lambda, cls, variant) of every fine-tune, in run order."""
-        out = [(s, g, n, self.noise_lambda, "distributed", "default")
-               for s in self.seeds for n in self.devices for g in self.groups]
+        out = [
+            (s, g, n, self.noise_lambda, "distributed", "default")
+            for s in self.seeds
+            for n in self.devices
+            for g in self.groups
+        ]
         if self.ablations:
             g, n = self.ablation_groups, self.ablation_devices
             for s in self.ablation_seeds:
@@ -90,8 +94,9 @@ class AccuracySettings:
         n_patches = (8 // self.patch) ** 2
         for n in (*self.devices, self.ablation_devices):
             if not 2 <= n <= n_patches:
-                raise UserError(f"N={n} devices: use 2..{n_patches} (the model has {n_patches} patch tokens)",
-                                field="devices")
+                raise UserError(
+                    f"N={n} devices: use 2..{n_patches} (the model has {n_patches} patch tokens)", field="devices"
+                )
         if not self.seeds:
             raise UserError("give at least one seed", field="seeds")
         if self.ablations and len(self.ablation_seeds) < 2:
@@ -115,8 +120,7 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> Data:
 
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)
-    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=test_fraction, random_state=seed,
-                                          stratify=d.target)
+    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=test_fraction, random_state=seed, stratify=d.target)
     t = torch.from_numpy
     return Data(t(xtr), t(ytr).long(), t(xte), t(yte).long())
 
@@ -124,13 +128,16 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> Data:
 def _batches(n: int, batch: int, gen: torch.Generator):
     perm = torch.randperm(n, generator=gen)
     for i in range(0, n, batch):
-        yield perm[i:i + batch]
+        yield perm[i : i + batch]
 
 
-def top1(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+def top1(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch: int = 512
+) -> float:
     with torch.no_grad():
-        correct = sum(int((logits_fn(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum())
-                      for i in range(0, len(x), batch))
+        correct = sum(
+            int((logits_fn(x[i : i + batch]).argmax(-1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch)
+        )
     return 100.0 * correct / len(x)
 
 
@@ -163,15 +170,25 @@ def _init_codebooks(model: TinyViT, vqs: nn.ModuleList, x: torch.Tensor) -> None
             h = block(h)
 
 
-def finetune(base: TinyViT, cfg: AccuracySettings, data: Data, *, seed: int, groups: int, n_devices: int,
-             noise_lambda: float, cls: ClsMode) -> dict:
+def finetune(
+    base: TinyViT,
+    cfg: AccuracySettings,
+    data: Data,
+    *,
+    seed: int,
+    groups: int,
+    n_devices: int,
+    noise_lambda: float,
+    cls: ClsMode,
+) -> dict:
     """Fine-tune a copy of ``base`` as ASTRA(G, N); returns the measured figures of the run."""
     from astrasim.kernels.vq import GroupedVQ
 
     torch.manual_seed(seed * 1000 + groups * 10 + n_devices)
     model = copy.deepcopy(base)
-    vqs = nn.ModuleList(GroupedVQ(cfg.hidden, groups, cfg.codebook, beta=cfg.beta, noise_lambda=noise_lambda)
-                        for _ in model.blocks)
+    vqs = nn.ModuleList(
+        GroupedVQ(cfg.hidden, groups, cfg.codebook, beta=cfg.beta, noise_lambda=noise_lambda) for _ in model.blocks
+    )
     _init_codebooks(model, vqs, data.x_train)
 
     def logits(x):
@@ -196,14 +213,34 @@ def finetune(base: TinyViT, cfg: AccuracySettings, data: Data, *, seed: int, gro
             opt.step()
     model.eval()
     vqs.eval()
-    return {"value": top1(logits, data.x_test, data.y_test), "value_before_finetune": before,
-            "final_task_loss": float(task_loss.detach()), "final_vq_loss": float(vq_loss.detach()),
-            "bits_per_token": vqs[0].bits_per_token, "finetune_s": time.perf_counter() - t0}
+    return {
+        "value": top1(logits, data.x_test, data.y_test),
+        "value_before_finetune": before,
+        "final_task_loss": float(task_loss.detach()),
+        "final_vq_loss": float(vq_loss.detach()),
+        "bits_per_token": vqs[0].bits_per_token,
+        "finetune_s": time.perf_counter() - t0,
+    }
 
 
 def _settings_columns(cfg: AccuracySettings) -> dict:
-    keep = ("codebook", "beta", "hidden", "layers", "heads", "mlp_hidden", "patch", "batch", "pretrain_epochs",
-            "pretrain_lr", "finetune_epochs", "finetune_lr", "test_fraction", "split_seed", "threads")
+    keep = (
+        "codebook",
+        "beta",
+        "hidden",
+        "layers",
+        "heads",
+        "mlp_hidden",
+        "patch",
+        "batch",
+        "pretrain_epochs",
+        "pretrain_lr",
+        "finetune_epochs",
+        "finetune_lr",
+        "test_fraction",
+        "split_seed",
+        "threads",
+    )
     d = asdict(cfg)
     return {k: d[k] for k in keep}
 
@@ -222,26 +259,69 @@ def run_accuracy(cfg: AccuracySettings, *, progress: Callable[[str], None] | Non
     for seed in cfg.all_seeds():
         t0 = time.perf_counter()
         bases[seed], acc = pretrain(cfg, data, seed)
-        rows.append({**common, "strategy": "single", "groups": 0, "devices": None, "value": acc,
-                     "variant": "default", "seed": seed, "noise_lambda": None, "cls": "single",
-                     "value_before_finetune": None, "bits_per_token": 32 * cfg.hidden, "finetune_s": None,
-                     "train_s": time.perf_counter() - t0, **settings,
-                     "notes": "original model (exact; tp and sp join to it)"})
+        rows.append(
+            {
+                **common,
+                "strategy": "single",
+                "groups": 0,
+                "devices": None,
+                "value": acc,
+                "variant": "default",
+                "seed": seed,
+                "noise_lambda": None,
+                "cls": "single",
+                "value_before_finetune": None,
+                "bits_per_token": 32 * cfg.hidden,
+                "finetune_s": None,
+                "train_s": time.perf_counter() - t0,
+                **settings,
+                "notes": "original model (exact; tp and sp join to it)",
+            }
+        )
         if progress:
             progress(f"pre-train seed {seed}: {acc:.1f} %")
     for seed, g, n, lam, cls, variant in cfg.runs():
         r = finetune(bases[seed], cfg, data, seed=seed, groups=g, n_devices=n, noise_lambda=lam, cls=cls)
-        rows.append({**common, "strategy": "astra", "groups": g, "devices": n, "value": r["value"],
-                     "variant": variant, "seed": seed, "noise_lambda": lam, "cls": cls,
-                     "value_before_finetune": r["value_before_finetune"], "bits_per_token": r["bits_per_token"],
-                     "finetune_s": r["finetune_s"], "train_s": r["finetune_s"], **settings,
-                     "notes": f"final task loss {r['final_task_loss']:.3f}, VQ loss {r['final_vq_loss']:.2e}"})
+        rows.append(
+            {
+                **common,
+                "strategy": "astra",
+                "groups": g,
+                "devices": n,
+                "value": r["value"],
+                "variant": variant,
+                "seed": seed,
+                "noise_lambda": lam,
+                "cls": cls,
+                "value_before_finetune": r["value_before_finetune"],
+                "bits_per_token": r["bits_per_token"],
+                "finetune_s": r["finetune_s"],
+                "train_s": r["finetune_s"],
+                **settings,
+                "notes": f"final task loss {r['final_task_loss']:.3f}, VQ loss {r['final_vq_loss']:.2e}",
+            }
+        )
         if progress:
             progress(f"{variant} seed {seed} G={g} N={n}: {r['value']:.1f} %")
     df = pd.DataFrame(rows)
     df["torch_version"] = torch.__version__
-    first = ["model", "task", "strategy", "groups", "devices", "metric", "value", "higher_is_better", "source",
-             "variant", "seed", "noise_lambda", "cls", "value_before_finetune", "bits_per_token"]
+    first = [
+        "model",
+        "task",
+        "strategy",
+        "groups",
+        "devices",
+        "metric",
+        "value",
+        "higher_is_better",
+        "source",
+        "variant",
+        "seed",
+        "noise_lambda",
+        "cls",
+        "value_before_finetune",
+        "bits_per_token",
+    ]
     return df[first + [c for c in df.columns if c not in first]]
 
 
@@ -260,8 +340,11 @@ def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
     point = astra[(astra["groups"] == g) & (astra["devices"] == n)]
     seeds = set.intersection(*(set(s) for _, s in point.groupby("variant")["seed"]))
     point = point[point["seed"].isin(seeds)]  # compare variants on the same seeds
-    out = point.groupby(["variant", "noise_lambda", "cls"], sort=False)["value"].agg(
-        mean="mean", std="std", n="count").reset_index()
+    out = (
+        point.groupby(["variant", "noise_lambda", "cls"], sort=False)["value"]
+        .agg(mean="mean", std="std", n="count")
+        .reset_index()
+    )
     out.insert(3, "groups", int(g))
     out.insert(4, "devices", int(n))
     return out

@@ -30,8 +30,17 @@ ClsMode = Literal["distributed", "single"]
 
 
 class TinyViT(nn.Module):
-    def __init__(self, *, image: int = 8, patch: int = 2, hidden: int = 64, layers: int = 2, heads: int = 4,
-                 mlp_hidden: int = 128, classes: int = 10):
+    def __init__(
+        self,
+        *,
+        image: int = 8,
+        patch: int = 2,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+        mlp_hidden: int = 128,
+        classes: int = 10,
+    ):
         super().__init__()
         if image % patch:
             raise ValueError(f"patch {patch} must divide the image size {image}")
@@ -41,7 +50,9 @@ class TinyViT(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, hidden))
         self.pos = nn.Parameter(torch.randn(1, self.n_patches + 1, hidden) * 0.02)
         self.blocks = nn.ModuleList(
-            ReferenceBlock.from_dims(hidden, heads, mlp_hidden=mlp_hidden, name="vit-tiny-digits") for _ in range(layers))
+            ReferenceBlock.from_dims(hidden, heads, mlp_hidden=mlp_hidden, name="vit-tiny-digits")
+            for _ in range(layers)
+        )
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, classes)
 
@@ -65,8 +76,9 @@ class TinyViT(nn.Module):
             x = block(x)
         return self.head(self.norm(x[:, 0]))
 
-    def forward_astra(self, images: Tensor, vqs: nn.ModuleList, n_devices: int,
-                      cls: ClsMode = "distributed") -> tuple[Tensor, Tensor]:
+    def forward_astra(
+        self, images: Tensor, vqs: nn.ModuleList, n_devices: int, cls: ClsMode = "distributed"
+    ) -> tuple[Tensor, Tensor]:
         """ASTRA forward on ``n_devices`` simulated devices: (logits, summed VQ loss of all layers)."""
         from astrasim.kernels.astra import astra_layer, astra_parts, pool_cls
 

@@ -39,8 +39,15 @@ from astrasim.strategies.registry import exact_strategies
 REQUIRED_COLUMNS = ("model", "task", "strategy", "groups", "metric", "value", "higher_is_better", "source")
 STRATEGY_NAMES = tuple(STRATEGIES)
 DEFAULT_VARIANTS = ("", "default")
-JOIN_COLUMNS = ("accuracy", "accuracy_std", "accuracy_n", "accuracy_task", "accuracy_metric",
-                "accuracy_higher_is_better", "accuracy_source")
+JOIN_COLUMNS = (
+    "accuracy",
+    "accuracy_std",
+    "accuracy_n",
+    "accuracy_task",
+    "accuracy_metric",
+    "accuracy_higher_is_better",
+    "accuracy_source",
+)
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -69,14 +76,19 @@ def validate_accuracy(df: pd.DataFrame, where: str = "accuracy table") -> pd.Dat
     bad = ~out["strategy"].isin(STRATEGY_NAMES)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _fail(where, "strategy",
-                    f"row {i + 1} has unknown strategy '{out['strategy'].iloc[i]}'; use one of {list(STRATEGY_NAMES)}")
+        raise _fail(
+            where,
+            "strategy",
+            f"row {i + 1} has unknown strategy '{out['strategy'].iloc[i]}'; use one of {list(STRATEGY_NAMES)}",
+        )
 
     groups = pd.to_numeric(out["groups"], errors="coerce")
     bad = groups.isna() | (groups < 0) | (groups != groups.round())
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _fail(where, "groups", f"row {i + 1}: groups must be a non-negative integer, got '{out['groups'].iloc[i]}'")
+        raise _fail(
+            where, "groups", f"row {i + 1}: groups must be a non-negative integer, got '{out['groups'].iloc[i]}'"
+        )
     grouped = out["strategy"].map(_uses_groups).astype(bool)
     bad = grouped & (groups < 1)
     if bad.any():
@@ -96,8 +108,7 @@ def validate_accuracy(df: pd.DataFrame, where: str = "accuracy table") -> pd.Dat
     bad = ~hib.isin(_TRUE | _FALSE)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _fail(where, "higher_is_better",
-                    f"row {i + 1}: '{out['higher_is_better'].iloc[i]}' is not true/false")
+        raise _fail(where, "higher_is_better", f"row {i + 1}: '{out['higher_is_better'].iloc[i]}' is not true/false")
     out["higher_is_better"] = hib.isin(_TRUE)
     # one direction per metric, or Pareto and floors would be ambiguous
     directions = out.groupby("metric")["higher_is_better"].nunique()
@@ -109,7 +120,9 @@ def validate_accuracy(df: pd.DataFrame, where: str = "accuracy table") -> pd.Dat
         dev = pd.to_numeric(out["devices"], errors="coerce")
         bad = dev.notna() & ((dev < 1) | (dev != dev.round()))
         if bad.any():
-            raise _fail(where, "devices", f"row {int(np.flatnonzero(bad)[0]) + 1}: devices must be a positive integer or empty")
+            raise _fail(
+                where, "devices", f"row {int(np.flatnonzero(bad)[0]) + 1}: devices must be a positive integer or empty"
+            )
         out["devices"] = dev.astype(float)
     else:
         out["devices"] = np.nan
@@ -170,8 +183,7 @@ def default_tasks(acc: pd.DataFrame) -> dict[str, str]:
     return {str(m): str(t) for m, t in acc.drop_duplicates("model")[["model", "task"]].itertuples(index=False)}
 
 
-def select_task(acc: pd.DataFrame, task: str | dict[str, str] | None = None,
-                metric: str | None = None) -> pd.DataFrame:
+def select_task(acc: pd.DataFrame, task: str | dict[str, str] | None = None, metric: str | None = None) -> pd.DataFrame:
     """Keep one task (and one metric) per model: ``task`` by name, a per-model mapping, or None =
     each model's first task. Models whose requested task is absent are dropped."""
     if acc.empty:
@@ -197,9 +209,15 @@ def _aggregate(acc: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return "; ".join(dict.fromkeys(s.dropna().astype(str)))
 
     g = acc.groupby(keys, dropna=False, sort=False)
-    out = g.agg(accuracy=("value", "mean"), accuracy_std=("value", "std"), accuracy_n=("value", "count"),
-                accuracy_task=("task", "first"), accuracy_metric=("metric", "first"),
-                accuracy_higher_is_better=("higher_is_better", "first"), accuracy_source=("source", sources))
+    out = g.agg(
+        accuracy=("value", "mean"),
+        accuracy_std=("value", "std"),
+        accuracy_n=("value", "count"),
+        accuracy_task=("task", "first"),
+        accuracy_metric=("metric", "first"),
+        accuracy_higher_is_better=("higher_is_better", "first"),
+        accuracy_source=("source", sources),
+    )
     return out.reset_index()
 
 
@@ -208,9 +226,14 @@ def unmatched_rows(results: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
     and devices when the row names it)."""
     if acc.empty:
         return acc
-    res = pd.DataFrame({"model": results["model"].astype(str), "strategy": _key_strategy(results),
-                        "groups": _key_groups(results),
-                        "devices": pd.to_numeric(results.get("devices", np.nan), errors="coerce")})
+    res = pd.DataFrame(
+        {
+            "model": results["model"].astype(str),
+            "strategy": _key_strategy(results),
+            "groups": _key_groups(results),
+            "devices": pd.to_numeric(results.get("devices", np.nan), errors="coerce"),
+        }
+    )
     any_keys = set(res[["model", "strategy", "groups"]].itertuples(index=False, name=None))
     dev_keys = set(res[["model", "strategy", "groups", "devices"]].itertuples(index=False, name=None))
     rows = acc[acc["value"].notna()]
@@ -235,12 +258,20 @@ def check_matches(results: pd.DataFrame, acc: pd.DataFrame) -> None:
     raise UserError(
         f"{where}: row (model={row['model']}, strategy={row['strategy']}, groups={int(row['groups'])}{dev}) "
         f"matches no result; results have (model, strategy, groups) in {have[:8]}"
-        + (" ..." if len(have) > 8 else "") + f" ({len(bad)} unmatched row(s))",
-        field="accuracy")
+        + (" ..." if len(have) > 8 else "")
+        + f" ({len(bad)} unmatched row(s))",
+        field="accuracy",
+    )
 
 
-def join_accuracy(results: pd.DataFrame, acc: pd.DataFrame, *, task: str | dict[str, str] | None = None,
-                  metric: str | None = None, strict: bool = False) -> pd.DataFrame:
+def join_accuracy(
+    results: pd.DataFrame,
+    acc: pd.DataFrame,
+    *,
+    task: str | dict[str, str] | None = None,
+    metric: str | None = None,
+    strict: bool = False,
+) -> pd.DataFrame:
     """Return ``results`` with the accuracy columns (JOIN_COLUMNS) added by the join rule of this
     module. ``strict``: first raise UserError if any accuracy row matches no result row."""
     for col in ("model", "strategy"):
@@ -258,8 +289,12 @@ def join_accuracy(results: pd.DataFrame, acc: pd.DataFrame, *, task: str | dict[
     if acc.empty:
         joined = out.assign(**{c: np.nan for c in JOIN_COLUMNS})
     else:
-        acc = acc.assign(_model=acc["model"].astype(str), _strategy=_key_strategy(acc),
-                         _groups=_key_groups(acc), _devices=acc["devices"])
+        acc = acc.assign(
+            _model=acc["model"].astype(str),
+            _strategy=_key_strategy(acc),
+            _groups=_key_groups(acc),
+            _devices=acc["devices"],
+        )
         keys = ["_model", "_strategy", "_groups"]
         # the same number listed for single, tp and sp is one measurement, not three
         same = [*keys, "_devices", "task", "metric", "value", "source", *(["seed"] if "seed" in acc.columns else [])]
@@ -278,8 +313,9 @@ def join_accuracy(results: pd.DataFrame, acc: pd.DataFrame, *, task: str | dict[
     return joined.drop(columns=["_model", "_strategy", "_groups", "_devices"])
 
 
-def summarize_accuracy(acc: pd.DataFrame, by: Sequence[str] = ("model", "task", "strategy", "groups", "devices",
-                                                                   "variant", "metric")) -> pd.DataFrame:
+def summarize_accuracy(
+    acc: pd.DataFrame, by: Sequence[str] = ("model", "task", "strategy", "groups", "devices", "variant", "metric")
+) -> pd.DataFrame:
     """Mean, sample std and count of ``value`` per group (e.g. over seeds): columns mean, std, n."""
     by = [c for c in by if c in acc.columns]
     g = acc.groupby(by, dropna=False, sort=True)["value"]

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from astrasim.errors import UserError
 from astrasim.strategies import label_of
 
-BISECTIONS = 6      # the bracket [lo, hi] shrinks to (hi - lo) / 64: about 1.5 % of the rate
+BISECTIONS = 6  # the bracket [lo, hi] shrinks to (hi - lo) / 64: about 1.5 % of the rate
 BRACKET_STEPS = 10  # at most 2^10 x above or below the plan's rate
-CANDIDATES = 3      # capacity search for this many best configurations
+CANDIDATES = 3  # capacity search for this many best configurations
 
 
 class StreamPlan(BaseModel):
@@ -37,11 +37,11 @@ def sweep_workload(plan) -> dict:
     if plan.rate_per_s is None:
         return {}
     if "workload" in plan.sweep:
-        raise UserError("the plan's rate_per_s and stream set the workload; remove it from plan.sweep",
-                        field="plan.sweep.workload")
+        raise UserError(
+            "the plan's rate_per_s and stream set the workload; remove it from plan.sweep", field="plan.sweep.workload"
+        )
     s = plan.stream
-    return {"workload": [{"arrival": s.arrival, "rate_per_s": plan.rate_per_s, "requests": s.requests,
-                          "seed": s.seed}]}
+    return {"workload": [{"arrival": s.arrival, "rate_per_s": plan.rate_per_s, "requests": s.requests, "seed": s.seed}]}
 
 
 def meets_latency(df: pd.DataFrame, plan) -> pd.Series:
@@ -54,7 +54,7 @@ def meets_latency(df: pd.DataFrame, plan) -> pd.Series:
 @dataclass(frozen=True)
 class Capacity:
     configuration: str
-    max_rate_per_s: float   # the highest rate found sustainable (0 if none down to the bracket's floor)
+    max_rate_per_s: float  # the highest rate found sustainable (0 if none down to the bracket's floor)
     p99_at_max_s: float
 
 
@@ -120,12 +120,17 @@ def report_lines(result) -> list[str]:
     if result.plan.rate_per_s is None:
         return []
     plan = result.plan
-    lines = ["", f"stream: {plan.stream.arrival} arrivals at {plan.rate_per_s:g} requests/s, "
-                 f"{plan.stream.requests} requests; meets latency = stable and p99 <= {plan.latency_target_s:g} s",
-             "maximum sustainable rate (stable, p99 <= target; bisection to about 1.5 %):"]
+    lines = [
+        "",
+        f"stream: {plan.stream.arrival} arrivals at {plan.rate_per_s:g} requests/s, "
+        f"{plan.stream.requests} requests; meets latency = stable and p99 <= {plan.latency_target_s:g} s",
+        "maximum sustainable rate (stable, p99 <= target; bisection to about 1.5 %):",
+    ]
     for c in result.capacity:
-        lines.append(f"- {c.configuration}: {c.max_rate_per_s:.3g} requests/s"
-                     + ("" if c.max_rate_per_s == 0 else f" (p99 {c.p99_at_max_s:.3f} s)"))
+        lines.append(
+            f"- {c.configuration}: {c.max_rate_per_s:.3g} requests/s"
+            + ("" if c.max_rate_per_s == 0 else f" (p99 {c.p99_at_max_s:.3f} s)")
+        )
     return lines
 
 

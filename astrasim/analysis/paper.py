@@ -33,8 +33,7 @@ METHOD = next(name for name, s in STRATEGIES.items() if s.paper_role == "method"
 
 
 def _where(row: pd.Series) -> str:
-    return (f"{label_of(row)}, "
-            f"{row['bandwidth_mbps']:g} Mbps")
+    return f"{label_of(row)}, {row['bandwidth_mbps']:g} Mbps"
 
 
 def _default_variant(rows: pd.DataFrame, strategy: str) -> pd.DataFrame:
@@ -75,9 +74,14 @@ def _claims(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
     slow = base[base["bandwidth_mbps"] <= 100]
     if not slow.empty:
         lo, hi = slow.loc[slow["comm_fraction"].idxmin()], slow.loc[slow["comm_fraction"].idxmax()]
-        rows.append(("baselines' share of latency communicating, 10-100 Mbps", "58.6-93.5 %",
-                     f"{100 * lo['comm_fraction']:.1f}-{100 * hi['comm_fraction']:.1f} %",
-                     f"min {_where(lo)}; max {_where(hi)}"))
+        rows.append(
+            (
+                "baselines' share of latency communicating, 10-100 Mbps",
+                "58.6-93.5 %",
+                f"{100 * lo['comm_fraction']:.1f}-{100 * hi['comm_fraction']:.1f} %",
+                f"min {_where(lo)}; max {_where(hi)}",
+            )
+        )
 
     sp20 = df[(df["strategy"] == "sp") & (df["bandwidth_mbps"] == 20)]
     if not sp20.empty and 20 in fastest:
@@ -86,8 +90,14 @@ def _claims(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
 
     low = astra[astra["bandwidth_mbps"] == astra["bandwidth_mbps"].min()]
     b = low.loc[low["speedup_vs_single"].idxmax()]
-    rows.append((f"ASTRA speedup over one device at {b['bandwidth_mbps']:g} Mbps", "> 1 (still useful)",
-                 f"{b['speedup_vs_single']:.2f}x", _where(b)))
+    rows.append(
+        (
+            f"ASTRA speedup over one device at {b['bandwidth_mbps']:g} Mbps",
+            "> 1 (still useful)",
+            f"{b['speedup_vs_single']:.2f}x",
+            _where(b),
+        )
+    )
     return rows
 
 
@@ -108,16 +118,23 @@ def _results(args) -> pd.DataFrame:
         try:
             df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
-            raise UserError(f"cannot read '{path}' ({type(exc).__name__}); give a results file of "
-                            "`astrasim sweep`", field="--results") from None
+            raise UserError(
+                f"cannot read '{path}' ({type(exc).__name__}); give a results file of `astrasim sweep`",
+                field="--results",
+            ) from None
         missing = [c for c in NEEDED_COLUMNS if c not in df.columns]
         if missing:
-            raise UserError(f"'{path}' is not an astrasim results file (no column(s) {', '.join(missing)}); give "
-                            "the output of `astrasim sweep scenarios/paper.yaml`", field="--results")
+            raise UserError(
+                f"'{path}' is not an astrasim results file (no column(s) {', '.join(missing)}); give "
+                "the output of `astrasim sweep scenarios/paper.yaml`",
+                field="--results",
+            )
         return df
     if not Path(args.scenario).is_file():
-        raise UserError(f"scenario '{args.scenario}' not found; give an existing scenario YAML such as "
-                        "scenarios/paper.yaml", field="--scenario")
+        raise UserError(
+            f"scenario '{args.scenario}' not found; give an existing scenario YAML such as scenarios/paper.yaml",
+            field="--scenario",
+        )
     out = args.results or f"results/{Path(args.scenario).stem}.csv"
     return run_sweep(args.scenario, out=out, progress=False)
 
@@ -125,8 +142,11 @@ def _results(args) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Compare astrasim with the ASTRA paper's claims.")
     ap.add_argument("--scenario", default="scenarios/paper.yaml", help="scenario to sweep when results are missing")
-    ap.add_argument("--results", default=None, help="existing sweep results (default: results/<scenario>.csv, "
-                                                    "swept first if absent)")
+    ap.add_argument(
+        "--results",
+        default=None,
+        help="existing sweep results (default: results/<scenario>.csv, swept first if absent)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     args = ap.parse_args(argv)
     try:

@@ -61,8 +61,9 @@ def _check_objectives(df: pd.DataFrame, objectives: Mapping[str, str]) -> None:
             raise UserError(f"sense of '{col}' must be 'min' or 'max', got '{sense}'", field="objectives")
 
 
-def mark_pareto(df: pd.DataFrame, objectives: Mapping[str, str], *, by: Sequence[str] | None = None,
-                column: str = "pareto") -> pd.DataFrame:
+def mark_pareto(
+    df: pd.DataFrame, objectives: Mapping[str, str], *, by: Sequence[str] | None = None, column: str = "pareto"
+) -> pd.DataFrame:
     """Return a copy of ``df`` with ``column`` = frontier/dominated/missing (see module doc).
     ``by``: compute one frontier per group (e.g. per model and bandwidth)."""
     _check_objectives(df, objectives)
@@ -71,8 +72,14 @@ def mark_pareto(df: pd.DataFrame, objectives: Mapping[str, str], *, by: Sequence
     vals = out[cols].apply(pd.to_numeric, errors="coerce")
     known = vals.notna().all(axis=1).to_numpy()
     status = np.where(known, DOMINATED, MISSING).astype(object)
-    groups = [np.arange(len(out))] if not by else [
-        np.asarray(ix) for ix in out.reset_index(drop=True).groupby(list(by), dropna=False, sort=False).indices.values()]
+    groups = (
+        [np.arange(len(out))]
+        if not by
+        else [
+            np.asarray(ix)
+            for ix in out.reset_index(drop=True).groupby(list(by), dropna=False, sort=False).indices.values()
+        ]
+    )
     senses = [objectives[c] for c in cols]
     arr = vals.to_numpy(dtype=float)
     for ix in groups:
@@ -99,13 +106,20 @@ def accuracy_objectives(df: pd.DataFrame, x: str = "latency_s", x_sense: str = "
     hib = df.get("accuracy_higher_is_better")
     senses = set(hib.dropna().astype(bool)) if hib is not None else {True}
     if len(senses) > 1:
-        raise UserError("rows mix higher- and lower-is-better accuracy metrics; group by model/metric first",
-                        field="accuracy")
+        raise UserError(
+            "rows mix higher- and lower-is-better accuracy metrics; group by model/metric first", field="accuracy"
+        )
     return {x: x_sense, "accuracy": "max" if senses in ({True}, set()) else "min"}
 
 
-def mark_accuracy_pareto(df: pd.DataFrame, x: str = "latency_s", *, x_sense: str = "min",
-                         by: Sequence[str] = ("model",), column: str = "pareto") -> pd.DataFrame:
+def mark_accuracy_pareto(
+    df: pd.DataFrame,
+    x: str = "latency_s",
+    *,
+    x_sense: str = "min",
+    by: Sequence[str] = ("model",),
+    column: str = "pareto",
+) -> pd.DataFrame:
     """``mark_pareto`` of (x, accuracy) with one frontier per ``by`` group, the accuracy sense
     of each group taken from its metric (top-1: max; perplexity: min). Rows without accuracy
     are marked missing."""

@@ -61,8 +61,16 @@ def _legend_outside(fig, looks: Looks, labels, extra: Sequence[tuple] = ()) -> N
     handles, names = looks.handles(labels, rename=one_device_name)
     handles += [h for h, _ in extra]
     names += [n for _, n in extra]
-    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
-               title="strategy", title_fontsize=9)
+    fig.legend(
+        handles,
+        names,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        fontsize=8,
+        title="strategy",
+        title_fontsize=9,
+    )
 
 
 def _panel(ax, looks: Looks, part: pd.DataFrame, x: str, y: str, x_sense: str, annotate: bool) -> None:
@@ -86,10 +94,22 @@ def _plain_ticks(ax, x: str, y: str) -> None:
     plain_axis(ax, "y", TICKS.get(y, number))
 
 
-def plot_pareto(df: pd.DataFrame, x: str, y: str, path: str | Path, *, x_sense: str = "min",
-                y_sense: str = "max", panel: Sequence[str] = (), xlabel: str | None = None,
-                ylabel: str | None = None, logx: bool = False, logy: bool | str = False, annotate: bool = True,
-                title: str = "") -> Path:
+def plot_pareto(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    path: str | Path,
+    *,
+    x_sense: str = "min",
+    y_sense: str = "max",
+    panel: Sequence[str] = (),
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    logx: bool = False,
+    logy: bool | str = False,
+    annotate: bool = True,
+    title: str = "",
+) -> Path:
     """Scatter of ``y`` against ``x`` for rows already marked by ``mark_pareto`` (column ``pareto``).
     ``logy``: True = log axis, "symlog" = symmetric log, so zeros (one device sends no bits) stay visible.
     Axes are never inverted: the labels say which way is better."""
@@ -114,7 +134,7 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, path: str | Path, *, x_sense: 
         ax.set_ylabel(ylabel or AXIS_LABELS.get(y, y))
         key = key if isinstance(key, tuple) else (key,)
         ax.set_title(", ".join(f"{c}={v}" for c, v in zip(panel, key)), fontsize=9, pad=14)
-    for ax in list(axes.flat)[len(groups):]:
+    for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     _legend_outside(fig, looks, df["label"].unique())
     if title:
@@ -122,8 +142,9 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, path: str | Path, *, x_sense: 
     return _save(fig, path)
 
 
-def plot_accuracy_frontiers(joined: pd.DataFrame, path: str | Path, *, x: str = "latency_s",
-                            logx: bool = True, title: str = "") -> Path:
+def plot_accuracy_frontiers(
+    joined: pd.DataFrame, path: str | Path, *, x: str = "latency_s", logx: bool = True, title: str = ""
+) -> Path:
     """Accuracy against ``x`` (latency_s, comm_bits, cost_usd...), one panel per model, frontier per
     model with the accuracy direction of its metric (perplexity: lower is better, drawn downward)."""
     marked = mark_accuracy_pareto(joined, x, by=["model"])
@@ -150,8 +171,11 @@ def plot_accuracy_frontiers(joined: pd.DataFrame, path: str | Path, *, x: str = 
         task = part["accuracy_task"].dropna()
         ax.set_title(f"{model}" + (f" ({task.iloc[0]})" if len(task) else ""), fontsize=10, pad=14)
         ax.set_xlabel(AXIS_LABELS.get(x, x))
-        ax.set_ylabel({"top1_pct": "top-1 accuracy (%)",
-                       "perplexity": "perplexity (lower is better, drawn downward)"}.get(metric, metric))
+        ax.set_ylabel(
+            {"top1_pct": "top-1 accuracy (%)", "perplexity": "perplexity (lower is better, drawn downward)"}.get(
+                metric, metric
+            )
+        )
     _legend_outside(fig, looks, marked.loc[marked["pareto"] != MISSING, "label"].unique())
     if title:
         fig.suptitle(title)
@@ -177,9 +201,10 @@ def plot_plan(result, path: str | Path, *, above_target: float = 20.0) -> Path:
     panels = [(hw, net) for hw in hardware for net in nets]
     cols = len(nets) if len(nets) > 1 else min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True,
-                             sharey=True, layout="constrained")
-    for ax in list(axes.flat)[len(panels):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True, sharey=True, layout="constrained"
+    )
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     for k, (hw, net) in enumerate(panels):
         r, c = divmod(k, cols)
@@ -192,33 +217,57 @@ def plot_plan(result, path: str | Path, *, above_target: float = 20.0) -> Path:
         if budget is not None:
             ax.axvline(budget, color="#CC0000", ls=":", lw=1.3, zorder=1)
         if chosen is not None and chosen.name in part.index:
-            ax.scatter([chosen["cost_usd"]], [chosen["latency_s"]], s=420, facecolors="none",
-                       edgecolors="black", linewidths=2.2, zorder=10)
-            ax.annotate("chosen", (chosen["cost_usd"], chosen["latency_s"]), textcoords="offset points",
-                        xytext=(0, 13), ha="center", fontsize=8, fontweight="bold", zorder=11)
+            ax.scatter(
+                [chosen["cost_usd"]],
+                [chosen["latency_s"]],
+                s=420,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=2.2,
+                zorder=10,
+            )
+            ax.annotate(
+                "chosen",
+                (chosen["cost_usd"], chosen["latency_s"]),
+                textcoords="offset points",
+                xytext=(0, 13),
+                ha="center",
+                fontsize=8,
+                fontweight="bold",
+                zorder=11,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(lo, hi)
         _plain_ticks(ax, "cost_usd", "latency_s")
         ax.grid(alpha=0.3, which="major")
         slow = int((part["latency_s"] > hi).sum())
-        ax.set_title(f"{hw} on {net}" + (f"\n{slow} slower configuration(s) above the scale" if slow else ""),
-                     fontsize=8.5)
+        ax.set_title(
+            f"{hw} on {net}" + (f"\n{slow} slower configuration(s) above the scale" if slow else ""), fontsize=8.5
+        )
         if k + cols >= len(panels):
             ax.set_xlabel(AXIS_LABELS["cost_usd"])
             ax.xaxis.set_tick_params(labelbottom=True)
         if c == 0:
             ax.set_ylabel(AXIS_LABELS["latency_s"])
-    extra = [(Line2D([], [], color="#CC0000", ls="--"), f"latency target {seconds(target)}"),
-             (Line2D([], [], marker="o", ls="", mfc="none", mec="black", mew=2, ms=14), "chosen (cheapest feasible)"),
-             (Line2D([], [], marker="o", ls="", color="0.5", alpha=FADED), "faded: misses a constraint")]
+    extra = [
+        (Line2D([], [], color="#CC0000", ls="--"), f"latency target {seconds(target)}"),
+        (Line2D([], [], marker="o", ls="", mfc="none", mec="black", mew=2, ms=14), "chosen (cheapest feasible)"),
+        (Line2D([], [], marker="o", ls="", color="0.5", alpha=FADED), "faded: misses a constraint"),
+    ]
     if budget is not None:
         extra.insert(1, (Line2D([], [], color="#CC0000", ls=":"), f"budget {usd(budget)}"))
     _legend_outside(fig, looks, table["label"].unique(), extra)
-    answer = ("nothing meets every constraint" if chosen is None else
-              f"chosen: {chosen['configuration']}, {usd(chosen['cost_usd'])}, {seconds(chosen['latency_s'])}")
-    fig.suptitle(f"{result.plan.name}: {result.plan.model} latency against hardware cost (grey: slower than the "
-                 f"target)\n{answer}", fontsize=10)
+    answer = (
+        "nothing meets every constraint"
+        if chosen is None
+        else f"chosen: {chosen['configuration']}, {usd(chosen['cost_usd'])}, {seconds(chosen['latency_s'])}"
+    )
+    fig.suptitle(
+        f"{result.plan.name}: {result.plan.model} latency against hardware cost (grey: slower than the "
+        f"target)\n{answer}",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -235,13 +284,27 @@ def plot_measured_accuracy(rows: pd.DataFrame, path: str | Path) -> Path:
     counts = sorted(method["devices"].unique())
     for i, (n, part) in enumerate(method.groupby("devices")):
         s = part.groupby("bits_per_token")["value"].agg(["mean", "std"]).reset_index()
-        left.errorbar(s["bits_per_token"], s["mean"], yerr=s["std"].fillna(0), marker="o", capsize=3,
-                      color=lighten(base, 0.5 * i / max(1, len(counts) - 1)), ls=LINESTYLES[i % len(LINESTYLES)],
-                      label=f"{part['strategy'].iloc[0]}, N={int(n)}")
+        left.errorbar(
+            s["bits_per_token"],
+            s["mean"],
+            yerr=s["std"].fillna(0),
+            marker="o",
+            capsize=3,
+            color=lighten(base, 0.5 * i / max(1, len(counts) - 1)),
+            ls=LINESTYLES[i % len(LINESTYLES)],
+            label=f"{part['strategy'].iloc[0]}, N={int(n)}",
+        )
         if n == counts[0]:
             for _, r in part.drop_duplicates("groups").iterrows():
-                left.annotate(f"G={int(r['groups'])}", (r["bits_per_token"], s["mean"].min()), fontsize=7,
-                              textcoords="offset points", xytext=(0, -12), ha="center", color="0.4")
+                left.annotate(
+                    f"G={int(r['groups'])}",
+                    (r["bits_per_token"], s["mean"].min()),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(0, -12),
+                    ha="center",
+                    color="0.4",
+                )
     if len(original):
         left.axhline(original.mean(), color="black", ls="--", lw=1, label=f"original ({original.mean():.1f} %)")
     left.set_xscale("log", base=2)
@@ -256,16 +319,25 @@ def plot_measured_accuracy(rows: pd.DataFrame, path: str | Path) -> Path:
         right.axis("off")
     else:
         names = [f"{r.variant}\nlambda={r.noise_lambda:g}\n{r.cls} CLS" for r in abl.itertuples()]
-        bars = right.bar(range(len(abl)), abl["mean"], yerr=abl["std"].fillna(0), capsize=5, edgecolor=base,
-                         color=[lighten(base, 0.6 * i / max(1, len(abl) - 1)) for i in range(len(abl))])
+        bars = right.bar(
+            range(len(abl)),
+            abl["mean"],
+            yerr=abl["std"].fillna(0),
+            capsize=5,
+            edgecolor=base,
+            color=[lighten(base, 0.6 * i / max(1, len(abl) - 1)) for i in range(len(abl))],
+        )
         for i, patch in enumerate(bars):
             patch.set_hatch(["", "//", "..", "xx"][i % 4])
         right.set_xticks(range(len(abl)), names, fontsize=7)
         lo = float((abl["mean"] - abl["std"].fillna(0)).min())
         right.set_ylim(max(0.0, lo - 3), min(100.0, float((abl["mean"] + abl["std"].fillna(0)).max()) + 2))
         right.set_ylabel("test top-1 accuracy (%)")
-        right.set_title(f"ablations at G={int(abl['groups'].iloc[0])}, N={int(abl['devices'].iloc[0])} "
-                        f"(mean ± std, n={int(abl['n'].min())} seeds)", fontsize=10)
+        right.set_title(
+            f"ablations at G={int(abl['groups'].iloc[0])}, N={int(abl['devices'].iloc[0])} "
+            f"(mean ± std, n={int(abl['n'].min())} seeds)",
+            fontsize=10,
+        )
         right.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _save(fig, path)

@@ -62,7 +62,7 @@ def _is_single(df: pd.DataFrame) -> pd.Series:
 def one_device_name(label: str) -> str:
     """'single' -> 'one device' in legends (other labels unchanged)."""
     name = single_device_strategy().name
-    return ONE_DEVICE + label[len(name):] if label.split(" ")[0] == name else label
+    return ONE_DEVICE + label[len(name) :] if label.split(" ")[0] == name else label
 
 
 def _settings(df: pd.DataFrame) -> list[tuple]:
@@ -76,12 +76,21 @@ def _of_setting(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
 
 def _legend_outside(fig, looks: Looks, labels) -> None:
     handles, names = looks.handles(labels, rename=one_device_name)
-    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
-               title="strategy", title_fontsize=9)
+    fig.legend(
+        handles,
+        names,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        fontsize=8,
+        title="strategy",
+        title_fontsize=9,
+    )
 
 
-def plot_latency_vs_bandwidth(df: pd.DataFrame, path: str | Path, *,
-                              slower_than_single: float = SLOWER_THAN_SINGLE) -> Path:
+def plot_latency_vs_bandwidth(
+    df: pd.DataFrame, path: str | Path, *, slower_than_single: float = SLOWER_THAN_SINGLE
+) -> Path:
     """Latency against bandwidth, one line per strategy variant (see module docstring). With a
     single bandwidth in the frame, a bar chart of the latency per strategy variant instead."""
     df = df.assign(label=variant_labels(df))
@@ -91,8 +100,9 @@ def plot_latency_vs_bandwidth(df: pd.DataFrame, path: str | Path, *,
     single_rows = _is_single(df)
     settings = _settings(df)
     ns = sorted(int(n) for n in df.loc[~single_rows, "devices"].unique()) or [1]
-    fig, axes = plt.subplots(len(settings), len(ns), figsize=(4.3 * len(ns), 3.9 * len(settings)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(settings), len(ns), figsize=(4.3 * len(ns), 3.9 * len(settings)), squeeze=False, sharex=True
+    )
     bws = sorted(df["bandwidth_mbps"].unique())
     for r, key in enumerate(settings):
         sub = _of_setting(df, key)
@@ -130,9 +140,14 @@ def plot_latency_vs_bandwidth(df: pd.DataFrame, path: str | Path, *,
             if c == 0:
                 ax.set_ylabel("latency per forward pass")
     _legend_outside(fig, looks, df["label"].unique())
-    fig.suptitle(textwrap.fill(f"Latency vs bandwidth (lower is better; grey: slower than one device; the axis "
-                               f"stops at {slower_than_single:g}x one device's latency)", int(22 * len(ns)) + 30),
-                 fontsize=10)
+    fig.suptitle(
+        textwrap.fill(
+            f"Latency vs bandwidth (lower is better; grey: slower than one device; the axis "
+            f"stops at {slower_than_single:g}x one device's latency)",
+            int(22 * len(ns)) + 30,
+        ),
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -142,8 +157,9 @@ def _latency_bars(df: pd.DataFrame, path: str | Path, slower_than_single: float)
     settings = _settings(df)
     ns = sorted(int(n) for n in df.loc[~_is_single(df), "devices"].unique()) or [1]
     n_labels = df["label"].nunique()
-    fig, axes = plt.subplots(len(settings), len(ns), figsize=(5.2 * len(ns), 1.2 + 0.3 * n_labels * len(settings)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(settings), len(ns), figsize=(5.2 * len(ns), 1.2 + 0.3 * n_labels * len(settings)), squeeze=False
+    )
     bw = df["bandwidth_mbps"].iloc[0]
     for r, key in enumerate(settings):
         sub = _of_setting(df, key)
@@ -157,8 +173,13 @@ def _latency_bars(df: pd.DataFrame, path: str | Path, slower_than_single: float)
             bars = bars.loc[sorted(bars.index, key=lambda i: (order_key(bars.loc[i]), bars.loc[i, "label"]))]
             for y, (_, b) in enumerate(bars.iterrows()):
                 ax.barh(y, min(b["latency_s"], hi) - lo, left=lo, **looks[b["label"]].bar())
-                ax.text(min(b["latency_s"], hi), y, " " + seconds(b["latency_s"]) + (" (off the scale)"
-                        if b["latency_s"] > hi else ""), va="center", fontsize=7)
+                ax.text(
+                    min(b["latency_s"], hi),
+                    y,
+                    " " + seconds(b["latency_s"]) + (" (off the scale)" if b["latency_s"] > hi else ""),
+                    va="center",
+                    fontsize=7,
+                )
             if len(single):
                 ax.axvline(reference, color="black", ls="--", lw=1, label=ONE_DEVICE)
             ax.set_yticks(range(len(bars)), [one_device_name(lab) for lab in bars["label"]], fontsize=7)
@@ -175,6 +196,7 @@ def _latency_bars(df: pd.DataFrame, path: str | Path, slower_than_single: float)
 
 
 # -- speedup heat map -------------------------------------------------------------------------
+
 
 def published_accuracy() -> pd.DataFrame | None:
     """The shipped accuracy table (profiles/accuracy.csv), or None where it cannot be found."""
@@ -218,17 +240,21 @@ def plot_speedup(df: pd.DataFrame, path: str | Path, accuracy: pd.DataFrame | No
     singles = df[_is_single(df)].drop_duplicates(SETTING)
     if acc is not None and not acc.empty:  # one join for every panel (the join is not cheap)
         both = join_accuracy(pd.concat([best, singles], ignore_index=True), acc)
-        best, singles = both.iloc[:len(best)], both.iloc[len(best):]
-    panels = [(key, _of_setting(best, key), next(iter(_of_setting(singles, key).to_dict("records")), None))
-              for key in settings if key is not None]
+        best, singles = both.iloc[: len(best)], both.iloc[len(best) :]
+    panels = [
+        (key, _of_setting(best, key), next(iter(_of_setting(singles, key).to_dict("records")), None))
+        for key in settings
+        if key is not None
+    ]
     values = np.concatenate([p[1]["speedup_vs_single"].to_numpy(float) for p in panels]) if panels else np.array([1.0])
-    norm = matplotlib.colors.TwoSlopeNorm(vmin=max(0.05, min(0.5, float(np.nanmin(values)))), vcenter=1.0,
-                                          vmax=max(2.0, float(np.nanmax(values))))
+    norm = matplotlib.colors.TwoSlopeNorm(
+        vmin=max(0.05, min(0.5, float(np.nanmin(values)))), vcenter=1.0, vmax=max(2.0, float(np.nanmax(values)))
+    )
     cmap = plt.get_cmap("RdYlGn")
     cols = min(2, len(settings))
     rows = math.ceil(len(settings) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7.6 * cols, 4.4 * rows), squeeze=False, layout="constrained")
-    for ax in axes.flat[len(settings):]:
+    for ax in axes.flat[len(settings) :]:
         ax.axis("off")
     if not panels:
         axes.flat[0].text(0.5, 0.5, "no multi-device points", ha="center", va="center")
@@ -248,18 +274,34 @@ def plot_speedup(df: pd.DataFrame, path: str | Path, accuracy: pd.DataFrame | No
             if s >= MIN_GAIN:
                 lines = [speedup_text(s), label_of(b), accuracy_text(b, known)]
             else:  # nothing beats one device: say so, with the closest contender
-                lines = [single_device_strategy().name, f"(best: {label_of(b)} {speedup_text(s)})",
-                         accuracy_text(single, known) if single is not None else ""]
-            ax.text(j, i, "\n".join(x for x in lines if x), ha="center", va="center", fontsize=6.5,
-                    color=_ink(cmap(norm(s))))
+                lines = [
+                    single_device_strategy().name,
+                    f"(best: {label_of(b)} {speedup_text(s)})",
+                    accuracy_text(single, known) if single is not None else "",
+                ]
+            ax.text(
+                j,
+                i,
+                "\n".join(x for x in lines if x),
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color=_ink(cmap(norm(s))),
+            )
         ax.set_xticks(range(len(bws)), [number(b) for b in bws])
         ax.set_yticks(range(len(ns)), [str(int(n)) for n in ns])
         ax.set_xlabel("bandwidth (Mbps)")
         ax.set_ylabel("devices N")
         ax.set_title(_setting_title(key), fontsize=9)
-    bar = fig.colorbar(image, ax=list(axes.flat[:len(panels)]), shrink=0.9, pad=0.02,
-                       label="best multi-device speedup vs one device (x)")
+    bar = fig.colorbar(
+        image,
+        ax=list(axes.flat[: len(panels)]),
+        shrink=0.9,
+        pad=0.02,
+        label="best multi-device speedup vs one device (x)",
+    )
     bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{number(v)}x"))
-    fig.suptitle("Best strategy per devices and bandwidth (speedup over one device; 'single': none is 1 % faster)",
-                 fontsize=10)
+    fig.suptitle(
+        "Best strategy per devices and bandwidth (speedup over one device; 'single': none is 1 % faster)", fontsize=10
+    )
     return _save(fig, path)

@@ -12,8 +12,8 @@ Log axes get plain labels at 1-2-5 steps (10, 20, 50 Mbps; $2,000; 0.1 s), never
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import matplotlib
 
@@ -28,8 +28,18 @@ from astrasim.strategies.registry import knobs_from_row  # noqa: E402
 
 # The columns a figure draws itself: as panels (model, tokens, hardware, network), axes (devices,
 # bandwidth, the offered rate of a stream) or the variant's look (strategy, knobs).
-DRAWN_COLUMNS = ("scenario", "model", "tokens", *VARIANT_COLUMNS, "devices", "hardware", "network", "bandwidth_mbps",
-                 "arrival", "rate_per_s")
+DRAWN_COLUMNS = (
+    "scenario",
+    "model",
+    "tokens",
+    *VARIANT_COLUMNS,
+    "devices",
+    "hardware",
+    "network",
+    "bandwidth_mbps",
+    "arrival",
+    "rate_per_s",
+)
 # every other identity column (scenario/grid.py IDENTITY), when it varies in a frame, makes separate
 # lines (added to the label): two points differing in it are never drawn as one
 EXTRA_KNOBS = [c for c in IDENTITY_COLUMNS if c not in DRAWN_COLUMNS]
@@ -54,16 +64,32 @@ class Look:
         return self.color if self.filled else "white"
 
     def line(self) -> dict:
-        return dict(color=self.color, marker=self.marker, ls=self.linestyle, lw=self.linewidth,
-                    ms=self.markersize, mfc=self.face, mec=self.color, mew=1.2, zorder=self.zorder)
+        return dict(
+            color=self.color,
+            marker=self.marker,
+            ls=self.linestyle,
+            lw=self.linewidth,
+            ms=self.markersize,
+            mfc=self.face,
+            mec=self.color,
+            mew=1.2,
+            zorder=self.zorder,
+        )
 
     def scatter(self, size: float = 1.0) -> dict:
-        return dict(marker=self.marker, facecolors=[self.face], edgecolors=[self.color], linewidths=1.2,
-                    s=(self.markersize * 1.6 * size) ** 2, zorder=self.zorder + 1)
+        return dict(
+            marker=self.marker,
+            facecolors=[self.face],
+            edgecolors=[self.color],
+            linewidths=1.2,
+            s=(self.markersize * 1.6 * size) ** 2,
+            zorder=self.zorder + 1,
+        )
 
     def bar(self) -> dict:
-        return dict(color=self.color, edgecolor=self.color, hatch=None if self.filled else "//",
-                    fill=self.filled, linewidth=1.2)
+        return dict(
+            color=self.color, edgecolor=self.color, hatch=None if self.filled else "//", fill=self.filled, linewidth=1.2
+        )
 
 
 def lighten(color, t: float) -> tuple[float, float, float]:
@@ -112,9 +138,15 @@ class Looks:
             pos = _strategy_position(name)
             for i, lab in enumerate(mine):
                 t = MAX_LIGHTEN * i / (len(mine) - 1) if len(mine) > 1 else 0.0
-                self._looks[lab] = Look(color=lighten(base, t), marker=marker, linestyle=LINESTYLES[i % len(LINESTYLES)],
-                                        filled=i % 2 == 0, linewidth=2.2 - 0.9 * pos, markersize=7 - 1.5 * pos,
-                                        zorder=2 + pos)
+                self._looks[lab] = Look(
+                    color=lighten(base, t),
+                    marker=marker,
+                    linestyle=LINESTYLES[i % len(LINESTYLES)],
+                    filled=i % 2 == 0,
+                    linewidth=2.2 - 0.9 * pos,
+                    markersize=7 - 1.5 * pos,
+                    zorder=2 + pos,
+                )
 
     def __getitem__(self, label: str) -> Look:
         return self._looks[label]
@@ -132,6 +164,7 @@ class Looks:
 
 
 # -- plain tick labels ------------------------------------------------------------------------
+
 
 def number(v: float) -> str:
     """10, 0.1, 2,000 (never 1e+03 or 6x10^1)."""
@@ -156,8 +189,8 @@ def usd(v: float) -> str:
 def bits(v: float) -> str:
     """10 M, 1 G (bits, SI prefixes)."""
     for power, prefix in ((12, "T"), (9, "G"), (6, "M"), (3, "k")):
-        if abs(v) >= 10 ** power:
-            return f"{number(v / 10 ** power)} {prefix}"
+        if abs(v) >= 10**power:
+            return f"{number(v / 10**power)} {prefix}"
     return number(v)
 
 
@@ -179,14 +212,18 @@ class NiceLogLocator(ticker.Locator):
         else:
             steps = ((1, 2, 5), (1, 3), (1,)) if decades <= 2.2 else ((1, 3), (1,)) if decades <= 4 else ((1,),)
         for mantissas in steps:
-            ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-                     for m in mantissas if lo * (1 - 1e-9) <= m * 10.0 ** k <= hi * (1 + 1e-9)]
+            ticks = [
+                m * 10.0**k
+                for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+                for m in mantissas
+                if lo * (1 - 1e-9) <= m * 10.0**k <= hi * (1 + 1e-9)
+            ]
             if decades <= 1.2 and len(ticks) < 3:
                 continue
             if len(ticks) <= 9:
                 return ticks
         step = max(1, math.ceil(decades / 8))
-        return [10.0 ** k for k in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1, step)]
+        return [10.0**k for k in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1, step)]
 
 
 def plain_axis(ax, which: str, fmt: Callable[[float], str] = number, values: Iterable[float] | None = None) -> None:

@@ -26,8 +26,11 @@ def user_errors(fn):
             raise typer.Exit(code=2) from None
         except DeadlockError as exc:
             first = (str(exc).splitlines() or ["stuck"])[0]
-            print(f"error: network: the simulation cannot finish ({first}); a link or bandwidth trace that stays "
-                  f"at 0 Mbps never delivers the rest", file=sys.stderr)
+            print(
+                f"error: network: the simulation cannot finish ({first}); a link or bandwidth trace that stays "
+                f"at 0 Mbps never delivers the rest",
+                file=sys.stderr,
+            )
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -29,19 +29,29 @@ def register(app: typer.Typer) -> None:
     @app.command("accuracy")
     @user_errors
     def accuracy(
-        out: Path = typer.Option(Path("results/accuracy_measured.csv"), "--out", help="accuracy rows (CSV, "
-                                 "written atomically; the shipped profiles/accuracy_measured.csv is only "
-                                 "replaced when you name it)"),
+        out: Path = typer.Option(
+            Path("results/accuracy_measured.csv"),
+            "--out",
+            help="accuracy rows (CSV, "
+            "written atomically; the shipped profiles/accuracy_measured.csv is only "
+            "replaced when you name it)",
+        ),
         groups: str = typer.Option("1,2,4,8,16,32", "--groups", help="VQ groups G (divisors of 64)"),
         devices: str = typer.Option("2,4,8", "--devices", help="device counts N (2..16)"),
         seeds: str = typer.Option("0", "--seeds", help="seeds of the main G x N grid"),
         ablation_seeds: str = typer.Option("0,1,2", "--ablation-seeds", help="seeds of the ablations"),
-        ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="noise lambda 0 vs 1 and "
-                                       "single vs distributed CLS at one (G, N) point"),
+        ablations: bool = typer.Option(
+            True,
+            "--ablations/--no-ablations",
+            help="noise lambda 0 vs 1 and single vs distributed CLS at one (G, N) point",
+        ),
         ablation_point: str = typer.Option("1,4", "--ablation-point", help="G,N of the ablations"),
         noise_lambda: float = typer.Option(1.0, "--noise-lambda", help="noise augmentation lambda of the grid"),
-        codebook: int = typer.Option(AstraKnobs.model_fields["codebook"].default, "--codebook", help="codebook entries K per group (default: the astra "
-                                     "strategy's knob default)"),
+        codebook: int = typer.Option(
+            AstraKnobs.model_fields["codebook"].default,
+            "--codebook",
+            help="codebook entries K per group (default: the astra strategy's knob default)",
+        ),
         beta: float = typer.Option(0.0002, "--beta", help="VQ (commitment + codebook) loss weight"),
         pretrain_epochs: int = typer.Option(20, "--pretrain-epochs"),
         finetune_epochs: int = typer.Option(3, "--finetune-epochs"),
@@ -68,18 +78,30 @@ def register(app: typer.Typer) -> None:
         point = _ints(ablation_point, "--ablation-point")
         if len(point) != 2:
             raise UserError("give G,N, e.g. 1,4", field="--ablation-point")
-        for name, v in (("--pretrain-epochs", pretrain_epochs), ("--finetune-epochs", finetune_epochs),
-                        ("--threads", threads)):
+        for name, v in (
+            ("--pretrain-epochs", pretrain_epochs),
+            ("--finetune-epochs", finetune_epochs),
+            ("--threads", threads),
+        ):
             if v < 1:
                 raise UserError(f"must be >= 1, got {v}", field=name)
         if noise_lambda < 0 or beta < 0:
             raise UserError("must be >= 0", field="--noise-lambda" if noise_lambda < 0 else "--beta")
         cfg = AccuracySettings(
-            groups=_ints(groups, "--groups"), devices=_ints(devices, "--devices"), seeds=_ints(seeds, "--seeds"),
+            groups=_ints(groups, "--groups"),
+            devices=_ints(devices, "--devices"),
+            seeds=_ints(seeds, "--seeds"),
             ablation_seeds=_ints(ablation_seeds, "--ablation-seeds") if ablations else (),
-            ablation_groups=point[0], ablation_devices=point[1], ablations=ablations, noise_lambda=noise_lambda,
-            codebook=codebook, beta=beta, pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
-            threads=threads)
+            ablation_groups=point[0],
+            ablation_devices=point[1],
+            ablations=ablations,
+            noise_lambda=noise_lambda,
+            codebook=codebook,
+            beta=beta,
+            pretrain_epochs=pretrain_epochs,
+            finetune_epochs=finetune_epochs,
+            threads=threads,
+        )
         cfg.check()
         t0 = time.perf_counter()
         with Progress(progress, n_steps(cfg), "accuracy") as bar:
@@ -88,13 +110,17 @@ def register(app: typer.Typer) -> None:
         out_console = Console(width=None if sys.stdout.isatty() else 120)
         original = df[df["strategy"] == "single"]["value"]
         out_console.print(f"{len(df)} rows -> {out}  ({time.perf_counter() - t0:.0f} s, {threads} threads)")
-        out_console.print(f"original model (exact; single/tp/sp): {original.mean():.2f} % top-1"
-                          + (f" ± {original.std():.2f} over {len(original)} seeds" if len(original) > 1 else ""))
+        out_console.print(
+            f"original model (exact; single/tp/sp): {original.mean():.2f} % top-1"
+            + (f" ± {original.std():.2f} over {len(original)} seeds" if len(original) > 1 else "")
+        )
         out_console.print("ASTRA after fine-tuning, top-1 % (mean over grid seeds):")
         out_console.print(grid_table(df).round(2).to_string())
         abl = ablation_table(df)
         if not abl.empty:
             out_console.print("ablations (mean ± std over the same seeds):")
             for r in abl.itertuples():
-                out_console.print(f"  {r.variant:<12} lambda={r.noise_lambda:g} cls={r.cls:<11} G={r.groups} "
-                                  f"N={r.devices}: {r.mean:.2f} ± {0 if r.n < 2 else r.std:.2f} % (n={r.n})")
+                out_console.print(
+                    f"  {r.variant:<12} lambda={r.noise_lambda:g} cls={r.cls:<11} G={r.groups} "
+                    f"N={r.devices}: {r.mean:.2f} ± {0 if r.n < 2 else r.std:.2f} % (n={r.n})"
+                )

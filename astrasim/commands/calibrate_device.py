@@ -5,7 +5,6 @@ matmul per precision, dispatch, message cost) and write them as catalog entry NA
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,12 +18,12 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def calibrate_device(
         name: str = typer.Argument(..., help="catalog name of this machine, e.g. cpu or my-pi-5"),
-        catalog: Optional[Path] = typer.Option(None, help="catalog to update (default: profiles/devices.yaml)"),
-        threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's, usually all cores)"),
+        catalog: Path | None = typer.Option(None, help="catalog to update (default: profiles/devices.yaml)"),
+        threads: int | None = typer.Option(None, help="torch threads (default: torch's, usually all cores)"),
         repeats: int = typer.Option(10, help="timed calls per throughput microbenchmark (best is kept)"),
-        price_usd: Optional[float] = typer.Option(None, help="list price (needed for a new entry)"),
-        idle_power_w: Optional[float] = typer.Option(None, help="idle power, W (needed for a new entry)"),
-        active_power_w: Optional[float] = typer.Option(None, help="power under load, W (needed for a new entry)"),
+        price_usd: float | None = typer.Option(None, help="list price (needed for a new entry)"),
+        idle_power_w: float | None = typer.Option(None, help="idle power, W (needed for a new entry)"),
+        active_power_w: float | None = typer.Option(None, help="power under load, W (needed for a new entry)"),
     ) -> None:
         """Run the device microbenchmarks here (1-2 minutes) and write catalog entry NAME atomically:
         an existing entry keeps its datasheet figures, memory, power and price."""
@@ -58,7 +57,9 @@ def register(app: typer.Typer) -> None:
         try:
             CatalogDevice(**entry)
         except Exception as exc:  # pydantic ValidationError: the measured entry is not a valid one
-            raise UserError(f"the measured entry is not valid ({str(exc).splitlines()[0]}); nothing written",
-                            field=f"devices[{name}]") from None
+            raise UserError(
+                f"the measured entry is not valid ({str(exc).splitlines()[0]}); nothing written",
+                field=f"devices[{name}]",
+            ) from None
         write_text_atomic(path, cd.replace_entry(text, name, entry))
         print(f"wrote {name} to {path}")

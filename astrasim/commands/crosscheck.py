@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,10 +19,13 @@ def register(app: typer.Typer) -> None:
     def crosscheck(
         out: Path = typer.Option(Path("validation/ns3"), help="folder for results.csv, summary.md, the plot"),
         quick: bool = typer.Option(False, "--quick", help="a 20-point grid (about a minute) instead of the full one"),
-        seeds: Optional[int] = typer.Option(None, help="ns-3 seeds per point (default 3; quick: 2)"),
+        seeds: int | None = typer.Option(None, help="ns-3 seeds per point (default 3; quick: 2)"),
         workers: int = typer.Option(2, help="ns-3 runs at a time"),
-        reuse_runs: Optional[Path] = typer.Option(None, help="predict again from an earlier runs.csv (same grid) "
-                                                 "instead of running ns-3: re-checks a model change in seconds"),
+        reuse_runs: Path | None = typer.Option(
+            None,
+            help="predict again from an earlier runs.csv (same grid) "
+            "instead of running ns-3: re-checks a model change in seconds",
+        ),
         check: bool = typer.Option(False, "--check", help="exit 1 when the error target is missed"),
     ) -> None:
         """Run the collectives astrasim decomposes (p2p, ring and direct all-gather and all-reduce)
@@ -33,10 +35,8 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         from astrasim.crosscheck.build import unavailable_reason
-        from astrasim.crosscheck.campaign import QUICK, Grid, run_crosscheck, verdict
+        from astrasim.crosscheck.campaign import OUTPUT_FILES, QUICK, Grid, run_crosscheck, verdict
         from astrasim.errors import UserError
-
-        from astrasim.crosscheck.campaign import OUTPUT_FILES
         from astrasim.fileio import check_output_folder
 
         check_output_folder(out, OUTPUT_FILES, "--out")  # runs.csv may be --reuse-runs itself: rewritten whole
@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
         if seeds is not None:
             grid = dataclasses.replace(grid, seeds=tuple(range(1, seeds + 1)))
         command = ("astrasim crosscheck " + " ".join(shlex.quote(a) for a in sys.argv[2:])).strip()
-        _, summary = run_crosscheck(grid, out, command=command, reuse_runs=reuse_runs,
-                                    log=lambda m: print(m, flush=True))
+        _, summary = run_crosscheck(
+            grid, out, command=command, reuse_runs=reuse_runs, log=lambda m: print(m, flush=True)
+        )
         print(f"wrote {out}/results.csv, {out}/summary.md, {out}/predicted_vs_measured.png")
         if check and not verdict(summary)[0]:
             raise typer.Exit(code=1)

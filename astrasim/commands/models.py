@@ -32,12 +32,30 @@ def register(app: typer.Typer) -> None:
             return
         bits = ", ".join(f"{f} {FORMATS[f].bits:g}" for f in LISTED_FORMATS)
         table = Table(title=f"models (GB = 10^9 bytes of weights; bits per weight: {bits})")
-        for col in ("model", "params", "active", "layers", "hidden", "heads/KV", "experts", "context",
-                    *(f"{f} GB" for f in LISTED_FORMATS), "source"):
+        for col in (
+            "model",
+            "params",
+            "active",
+            "layers",
+            "hidden",
+            "heads/KV",
+            "experts",
+            "context",
+            *(f"{f} GB" for f in LISTED_FORMATS),
+            "source",
+        ):
             table.add_column(col, justify="left" if col in ("model", "source") else "right")
         for r in rows:
-            table.add_row(r["name"], f"{r['params'] / 1e9:.2f} B",
-                          f"{r['active_params'] / 1e9:.2f} B" if r["experts"] else "", str(r["layers"]),
-                          str(r["hidden"]), f"{r['heads']}/{r['kv_heads']}", r["experts"], str(r["context"]),
-                          *(f"{r[f'{f}_gb']:.2f}" for f in LISTED_FORMATS), r["source"])
+            table.add_row(
+                r["name"],
+                f"{r['params'] / 1e9:.2f} B",
+                f"{r['active_params'] / 1e9:.2f} B" if r["experts"] else "",
+                str(r["layers"]),
+                str(r["hidden"]),
+                f"{r['heads']}/{r['kv_heads']}",
+                r["experts"],
+                str(r["context"]),
+                *(f"{r[f'{f}_gb']:.2f}" for f in LISTED_FORMATS),
+                r["source"],
+            )
         Console(width=200).print(table)

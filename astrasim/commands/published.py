@@ -17,10 +17,12 @@ def register(app: typer.Typer) -> None:
     @app.command("published")
     @user_errors
     def published(
-        table: Path | None = typer.Argument(None, help="measurements CSV (default: the shipped "
-                                               "validation/published/measurements.csv)"),
-        out: Path = typer.Option(Path("validation/published"), help="folder for predictions.csv and "
-                                 "predicted_vs_published.png"),
+        table: Path | None = typer.Argument(
+            None, help="measurements CSV (default: the shipped validation/published/measurements.csv)"
+        ),
+        out: Path = typer.Option(
+            Path("validation/published"), help="folder for predictions.csv and predicted_vs_published.png"
+        ),
         check: bool = typer.Option(False, "--check", help="exit 1 when a target is missed or a row is skipped"),
     ) -> None:
         """Simulate every published measurement (one device: `single`; a cluster: `tp` with its
@@ -40,14 +42,31 @@ def register(app: typer.Typer) -> None:
         with console.status(f"simulating {len(rows)} published measurements"):
             predictions = pub.predict_all(rows)
         grid = Table(show_lines=False, header_style="bold")
-        for col, just in (("id", "left"), ("device", "left"), ("N", "right"), ("model", "left"),
-                          ("format", "left"), ("metric", "left"), ("published", "right"),
-                          ("astrasim", "right"), ("error", "right")):
+        for col, just in (
+            ("id", "left"),
+            ("device", "left"),
+            ("N", "right"),
+            ("model", "left"),
+            ("format", "left"),
+            ("metric", "left"),
+            ("published", "right"),
+            ("astrasim", "right"),
+            ("error", "right"),
+        ):
             grid.add_column(col, justify=just)
         for p in predictions:
             r = p.row
-            grid.add_row(r.id, r.device, str(r.count), r.model, r.astrasim_format, r.metric, f"{r.value:g}",
-                         "skipped" if p.skipped else f"{p.predicted_value:.4g}", pub.fmt_error(p.error))
+            grid.add_row(
+                r.id,
+                r.device,
+                str(r.count),
+                r.model,
+                r.astrasim_format,
+                r.metric,
+                f"{r.value:g}",
+                "skipped" if p.skipped else f"{p.predicted_value:.4g}",
+                pub.fmt_error(p.error),
+            )
         console.print(grid)
         skipped = [p for p in predictions if p.skipped]
         for p in skipped:

@@ -41,9 +41,13 @@ class Cost:
     weights: float = 0.0  # bytes of weights among `bytes`
     kernels: float = 0.0  # kernels launched (each pays the device's dispatch cost in the calibrated model)
 
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.flops + other.flops, self.bytes + other.bytes, self.weights + other.weights,
-                    self.kernels + other.kernels)
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.flops + other.flops,
+            self.bytes + other.bytes,
+            self.weights + other.weights,
+            self.kernels + other.kernels,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,28 @@ class LayerShape:
         return self.experts if self.local_experts is None else self.local_experts
 
     @classmethod
-    def of(cls, spec: ModelSpec) -> "LayerShape":
-        return cls(spec.hidden, spec.heads, spec.kv_heads, spec.head_dim,
-                   spec.expert_mlp_hidden if spec.moe else spec.mlp_hidden, spec.activation, spec.norm,
-                   bool(spec.bias), spec.causal, qkv_bias=spec.qkv_bias, qk_norm=spec.qk_norm,
-                   sandwich_norm=spec.sandwich_norm, window=spec.sliding_window,
-                   window_share=spec.window_layers / spec.layers if spec.sliding_window else 0.0,
-                   softcap=spec.attn_softcap > 0, experts=spec.experts, experts_per_token=spec.experts_per_token,
-                   shared_mlp_hidden=spec.shared_experts * spec.shared_expert_mlp_hidden,
-                   shared_gate=spec.shared_expert_gate)
+    def of(cls, spec: ModelSpec) -> LayerShape:
+        return cls(
+            spec.hidden,
+            spec.heads,
+            spec.kv_heads,
+            spec.head_dim,
+            spec.expert_mlp_hidden if spec.moe else spec.mlp_hidden,
+            spec.activation,
+            spec.norm,
+            bool(spec.bias),
+            spec.causal,
+            qkv_bias=spec.qkv_bias,
+            qk_norm=spec.qk_norm,
+            sandwich_norm=spec.sandwich_norm,
+            window=spec.sliding_window,
+            window_share=spec.window_layers / spec.layers if spec.sliding_window else 0.0,
+            softcap=spec.attn_softcap > 0,
+            experts=spec.experts,
+            experts_per_token=spec.experts_per_token,
+            shared_mlp_hidden=spec.shared_experts * spec.shared_expert_mlp_hidden,
+            shared_gate=spec.shared_expert_gate,
+        )
 
 
 GATED = ("swiglu", "geglu")
@@ -136,11 +153,16 @@ def residual(m: int, d: int, s: int) -> Cost:
     return Cost(float(m * d), 3.0 * s * m * d, 0.0, 1.0)
 
 
-def attention_core(heads: int, kv_heads: int, hd: int, tq: float, tk: float, pairs: float, s: int,
-                   softcap: bool = False) -> Cost:
+def attention_core(
+    heads: int, kv_heads: int, hd: int, tq: float, tk: float, pairs: float, s: int, softcap: bool = False
+) -> Cost:
     score = 5.0 + (SOFTCAP_FLOPS if softcap else 0.0)
-    return Cost(4.0 * heads * pairs * hd + score * heads * pairs, s * (2.0 * heads * tq * hd + 2.0 * kv_heads * tk * hd),
-                0.0, 1.0)
+    return Cost(
+        4.0 * heads * pairs * hd + score * heads * pairs,
+        s * (2.0 * heads * tq * hd + 2.0 * kv_heads * tk * hd),
+        0.0,
+        1.0,
+    )
 
 
 def attention_pairs(sh: LayerShape, tq: int, tk: int, square_causal: bool) -> float:
@@ -177,10 +199,15 @@ def qkv(m: int, sh: LayerShape, s: int, *, q: bool = True, kv: bool = True) -> C
 def attn_block(sh: LayerShape, tq: int, tk: int, s: int, *, square_causal: bool) -> Cost:
     """norm1 (tk tokens) + Q (tq tokens) + K/V (tk tokens) + attention + out-proj + residual."""
     pairs = attention_pairs(sh, tq, tk, square_causal)
-    return (norm(tk, sh.hidden, sh.norm, s) + qkv(tq, sh, s, kv=False) + qkv(tk, sh, s, q=False)
-            + attention_core(sh.heads, sh.kv_heads, sh.head_dim, tq, tk, pairs, s, sh.softcap)
-            + linear(tq, sh.heads * sh.head_dim, sh.hidden, s, sh.bias) + post_norm(tq, sh, s)
-            + residual(tq, sh.hidden, s))
+    return (
+        norm(tk, sh.hidden, sh.norm, s)
+        + qkv(tq, sh, s, kv=False)
+        + qkv(tk, sh, s, q=False)
+        + attention_core(sh.heads, sh.kv_heads, sh.head_dim, tq, tk, pairs, s, sh.softcap)
+        + linear(tq, sh.heads * sh.head_dim, sh.hidden, s, sh.bias)
+        + post_norm(tq, sh, s)
+        + residual(tq, sh.hidden, s)
+    )
 
 
 def post_norm(m: int, sh: LayerShape, s: int) -> Cost:
@@ -192,10 +219,14 @@ def attn_decode_block(sh: LayerShape, cache: int, s: int) -> Cost:
     """One decode step's attention: norm1, Q/K/V and out-proj of ONE token (every weight read once),
     attention over cache + 1 keys (the cached K/V read once; a windowed layer only its window), residual."""
     keys = attended_keys(sh, cache + 1)
-    return (norm(1, sh.hidden, sh.norm, s) + qkv(1, sh, s)
-            + attention_core(sh.heads, sh.kv_heads, sh.head_dim, 1, keys, keys, s, sh.softcap)
-            + linear(1, sh.heads * sh.head_dim, sh.hidden, s, sh.bias) + post_norm(1, sh, s)
-            + residual(1, sh.hidden, s))
+    return (
+        norm(1, sh.hidden, sh.norm, s)
+        + qkv(1, sh, s)
+        + attention_core(sh.heads, sh.kv_heads, sh.head_dim, 1, keys, keys, s, sh.softcap)
+        + linear(1, sh.heads * sh.head_dim, sh.hidden, s, sh.bias)
+        + post_norm(1, sh, s)
+        + residual(1, sh.hidden, s)
+    )
 
 
 def mlp_body(sh: LayerShape, m: float, width: int, d_out: int, s: int, copies: float = 1.0) -> Cost:
@@ -251,5 +282,9 @@ def lm_head(hidden: int, vocab: int, norm_kind: str, s: int, rows: int = 1, soft
     plus the embedding lookup of the next token (one row of hidden elements read and written);
     `softcap`: the logits' tanh soft-capping (Gemma 2's final_softcap)."""
     capped = Cost(SOFTCAP_FLOPS * rows * vocab, 2.0 * s * rows * vocab, 0.0, 1.0) if softcap else Cost()
-    return norm(rows, hidden, norm_kind, s) + linear(rows, hidden, vocab, s, False) \
-        + Cost(0.0, 2.0 * s * hidden, 0.0, 1.0) + capped
+    return (
+        norm(rows, hidden, norm_kind, s)
+        + linear(rows, hidden, vocab, s, False)
+        + Cost(0.0, 2.0 * s * hidden, 0.0, 1.0)
+        + capped
+    )

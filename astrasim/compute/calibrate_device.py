@@ -176,20 +176,31 @@ def measure(log=print, repeats: int = 10) -> dict[str, Any]:
     return {"threads": threads, "mem_read_gbs": bw, "matmul_gflops": mm, "dispatch_us": disp, "message_us": msg}
 
 
-def entry_for(name: str, m: dict[str, Any], old: dict | None, price_usd: float | None, idle_power_w: float | None,
-              active_power_w: float | None) -> dict:
+def entry_for(
+    name: str,
+    m: dict[str, Any],
+    old: dict | None,
+    price_usd: float | None,
+    idle_power_w: float | None,
+    active_power_w: float | None,
+) -> dict:
     """The catalog entry NAME with the measured figures (an existing entry keeps everything else)."""
     day = datetime.date.today().isoformat()
     how = f"measured: astrasim calibrate-device {name}, {m['threads']} torch threads, {day}"
-    entry: dict[str, Any] = dict(old) if old else {
-        "name": name, "description": f"measured with astrasim calibrate-device ({day})", "kind": "cpu"}
+    entry: dict[str, Any] = (
+        dict(old)
+        if old
+        else {"name": name, "description": f"measured with astrasim calibrate-device ({day})", "kind": "cpu"}
+    )
     sources = dict(entry.get("sources") or {})
     entry["mem_read_gbs"] = round(m["mem_read_gbs"], 2)
     sources["mem_read_gbs"] = f"{how} (one-row F.linear over a 64 MB fp32 matrix after a cache flush, median of 15)"
     mm = {p: round(g, 1) for p, g in m["matmul_gflops"].items()}
     entry["matmul_gflops"] = {**{p: g for p, g in (entry.get("matmul_gflops") or {}).items() if p not in mm}, **mm}
     for p in mm:
-        sources[f"matmul_gflops.{p}"] = f"{how} ({'torch._int_mm int8' if p == 'int8' else 'torch.mm fp32'} 2048^3, best)"
+        sources[f"matmul_gflops.{p}"] = (
+            f"{how} ({'torch._int_mm int8' if p == 'int8' else 'torch.mm fp32'} 2048^3, best)"
+        )
     entry["dispatch_us"] = round(m["dispatch_us"], 2)
     sources["dispatch_us"] = f"{how} (F.linear 1 x 16 by 16 x 16 after a cache flush, median of 60)"
     entry["message_us"] = round(m["message_us"], 2)
@@ -201,20 +212,40 @@ def entry_for(name: str, m: dict[str, Any], old: dict | None, price_usd: float |
         sources["mem_bandwidth_gbs"] = f"{how} (the read bandwidth: a lower bound of the peak)"
         entry["memory_gb"] = memory_gb()
         sources["memory_gb"] = f"{how} (MemTotal in /proc/meminfo)"
-        for key, value in (("price_usd", price_usd), ("idle_power_w", idle_power_w),
-                           ("active_power_w", active_power_w)):
+        for key, value in (
+            ("price_usd", price_usd),
+            ("idle_power_w", idle_power_w),
+            ("active_power_w", active_power_w),
+        ):
             entry[key] = value
             sources[key] = f"estimate: given to astrasim calibrate-device {name} --{key.replace('_', '-')}"
     else:
-        for key, value in (("price_usd", price_usd), ("idle_power_w", idle_power_w),
-                           ("active_power_w", active_power_w)):
+        for key, value in (
+            ("price_usd", price_usd),
+            ("idle_power_w", idle_power_w),
+            ("active_power_w", active_power_w),
+        ):
             if value is not None:
                 entry[key] = value
                 sources[key] = f"estimate: given to astrasim calibrate-device {name} --{key.replace('_', '-')}"
     entry["sources"] = sources
-    order = ["name", "description", "kind", "peak_flops", "mem_bandwidth_gbs", "mem_read_gbs", "matmul_gflops",
-             "dispatch_us", "message_us", "memory_gb", "idle_power_w", "active_power_w", "price_usd", "profile",
-             "sources"]
+    order = [
+        "name",
+        "description",
+        "kind",
+        "peak_flops",
+        "mem_bandwidth_gbs",
+        "mem_read_gbs",
+        "matmul_gflops",
+        "dispatch_us",
+        "message_us",
+        "memory_gb",
+        "idle_power_w",
+        "active_power_w",
+        "price_usd",
+        "profile",
+        "sources",
+    ]
     return {k: entry[k] for k in order if k in entry}
 
 
@@ -223,8 +254,9 @@ def replace_entry(text: str, name: str, entry: dict) -> str:
     block = yaml.safe_dump([entry], sort_keys=False, width=1000, allow_unicode=True)
     block = "".join("  " + line if line.strip() else line for line in block.splitlines(True))
     lines = text.splitlines(True)
-    start = next((i for i, ln in enumerate(lines) if re.match(rf"\s*-\s*name:\s*['\"]?{re.escape(name)}['\"]?\s*$",
-                                                              ln)), None)
+    start = next(
+        (i for i, ln in enumerate(lines) if re.match(rf"\s*-\s*name:\s*['\"]?{re.escape(name)}['\"]?\s*$", ln)), None
+    )
     if start is None:
         return text + ("" if text.endswith("\n") else "\n") + block
     end = next((i for i in range(start + 1, len(lines)) if re.match(r"\s*-\s*name:", lines[i])), len(lines))
@@ -236,9 +268,12 @@ def check_new_entry(name: str, exists: bool, price_usd, idle_power_w, active_pow
         return
     for key, value in (("price_usd", price_usd), ("idle_power_w", idle_power_w), ("active_power_w", active_power_w)):
         if value is None:
-            raise UserError(f"'{name}' is not in the catalog yet; a new entry needs --{key.replace('_', '-')} "
-                            f"(and the other figures nobody can measure here: --price-usd, --idle-power-w, "
-                            f"--active-power-w)", field=f"--{key.replace('_', '-')}")
+            raise UserError(
+                f"'{name}' is not in the catalog yet; a new entry needs --{key.replace('_', '-')} "
+                f"(and the other figures nobody can measure here: --price-usd, --idle-power-w, "
+                f"--active-power-w)",
+                field=f"--{key.replace('_', '-')}",
+            )
 
 
 def writable_catalog(path: Path) -> None:
@@ -250,5 +285,6 @@ def writable_catalog(path: Path) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"'{path}' is not writable; make it writable or give --catalog another path", field="--catalog")
     if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write in '{folder}' (permission denied); give --catalog a writable path",
-                        field="--catalog")
+        raise UserError(
+            f"cannot write in '{folder}' (permission denied); give --catalog a writable path", field="--catalog"
+        )

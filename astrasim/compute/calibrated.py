@@ -24,8 +24,8 @@ from astrasim.compute.formats import WeightFormat
 from astrasim.compute.profiles import ProfileKey
 from astrasim.errors import UserError
 
-PROFILED_BYTES = 4   # op_costs count every element at float32 (the profiled dtype)
-HEAD_OP = "head"     # the LM head op (its weights at the format's head bits)
+PROFILED_BYTES = 4  # op_costs count every element at float32 (the profiled dtype)
+HEAD_OP = "head"  # the LM head op (its weights at the format's head bits)
 
 
 @dataclass(frozen=True)
@@ -34,19 +34,24 @@ class DeviceModel:
 
     name: str
     bytes_per_s: float
-    matmul: tuple[tuple[str, float], ...]   # (precision, FLOP/s)
+    matmul: tuple[tuple[str, float], ...]  # (precision, FLOP/s)
     dispatch_s: float
-    kinds: tuple[tuple[str, str], ...]      # (figure, source kind) of the figures used
+    kinds: tuple[tuple[str, str], ...]  # (figure, source kind) of the figures used
     datasheet: bool = False
 
     @classmethod
-    def of(cls, dev: CatalogDevice, datasheet: bool = False) -> "DeviceModel":
+    def of(cls, dev: CatalogDevice, datasheet: bool = False) -> DeviceModel:
         if datasheet:
             precisions = tuple((p, dev.peak_flops) for p in dev.matmul_gflops)
             return cls(dev.name, dev.mem_bandwidth_gbs * 1e9, precisions, 0.0, (), True)
         kinds = tuple((k, dev.source_kind(k)) for k in dev.sources)
-        return cls(dev.name, dev.mem_read_gbs * 1e9, tuple((p, g * 1e9) for p, g in dev.matmul_gflops.items()),
-                   dev.dispatch_us * 1e-6, kinds)
+        return cls(
+            dev.name,
+            dev.mem_read_gbs * 1e9,
+            tuple((p, g * 1e9) for p, g in dev.matmul_gflops.items()),
+            dev.dispatch_us * 1e-6,
+            kinds,
+        )
 
     def precision(self, fmt: WeightFormat, field: str = "weight_format") -> str:
         """The matmul precision this device runs `fmt`'s kernels in."""
@@ -54,8 +59,11 @@ class DeviceModel:
         for p in fmt.compute:
             if p in have:
                 return p
-        raise UserError(f"{self.name} cannot run {fmt.name} weights: its kernels need {' or '.join(fmt.compute)} "
-                        f"matmuls and the catalog gives {', '.join(have)}; pick another format or device", field=field)
+        raise UserError(
+            f"{self.name} cannot run {fmt.name} weights: its kernels need {' or '.join(fmt.compute)} "
+            f"matmuls and the catalog gives {', '.join(have)}; pick another format or device",
+            field=field,
+        )
 
     def source(self, fmt: WeightFormat) -> str:
         """`calibrated` when the figures an op uses (read bandwidth, the format's matmul figure) are
@@ -69,8 +77,10 @@ class DeviceModel:
     def seconds(self, cost: Cost, fmt: WeightFormat, head: bool = False) -> float:
         flops = cost.flops
         bits = fmt.head_bits if head else fmt.bits
-        nbytes = cost.weights * bits / (8 * PROFILED_BYTES) \
+        nbytes = (
+            cost.weights * bits / (8 * PROFILED_BYTES)
             + (cost.bytes - cost.weights) * fmt.activation_bytes / PROFILED_BYTES
+        )
         rate = dict(self.matmul)[self.precision(fmt)]
         return max(flops / rate, nbytes / self.bytes_per_s) + self.dispatch_s * max(1.0, cost.kernels)
 
@@ -82,7 +92,7 @@ class CalibratedCosts:
 
     def __init__(self, spec, model: DeviceModel, fmt: WeightFormat, knobs: dict[str, Any] | None = None):
         self.spec, self.model, self.fmt = spec, model, fmt
-        self.knobs = knobs or {}          # strategy name -> Knobs of the point
+        self.knobs = knobs or {}  # strategy name -> Knobs of the point
         self.source = f"{model.source(fmt)} model of {model.name}"
         self._cache: dict[tuple, float] = {}
 
@@ -110,8 +120,11 @@ class CalibratedCosts:
             return hit
         cost = self._costs(strategy, devices, op, tokens)
         if cost is None:
-            raise UserError(f"strategy {strategy} has no analytic cost for op {op}; the calibrated model needs one "
-                            f"(its op_costs / decode_op_costs)", field="hardware.compute")
+            raise UserError(
+                f"strategy {strategy} has no analytic cost for op {op}; the calibrated model needs one "
+                f"(its op_costs / decode_op_costs)",
+                field="hardware.compute",
+            )
         t = self.model.seconds(cost, self.fmt, head=op == HEAD_OP)
         self._cache[ck] = t
         return t

@@ -36,24 +36,27 @@ from astrasim.errors import UserError
 @dataclass(frozen=True)
 class WeightFormat:
     name: str
-    bits: float                 # bits per layer weight, scales included
-    head_bits: float            # bits per weight of the output head (LM head) as the runtime keeps it
-    activation_bytes: int       # activations and KV cache element size
-    compute: tuple[str, ...]    # matmul precisions its kernels use, in order of preference
-    nominal_bits: int           # the `weight_bits` shorthand this format answers to (results column)
+    bits: float  # bits per layer weight, scales included
+    head_bits: float  # bits per weight of the output head (LM head) as the runtime keeps it
+    activation_bytes: int  # activations and KV cache element size
+    compute: tuple[str, ...]  # matmul precisions its kernels use, in order of preference
+    nominal_bits: int  # the `weight_bits` shorthand this format answers to (results column)
 
 
-FORMATS: dict[str, WeightFormat] = {f.name: f for f in (
-    WeightFormat("fp32", 32.0, 32.0, 4, ("fp32",), 32),
-    WeightFormat("fp16", 16.0, 16.0, 2, ("fp16", "fp32"), 16),
-    WeightFormat("bf16", 16.0, 16.0, 2, ("fp16", "fp32"), 16),
-    WeightFormat("q8_0", 8.5, 8.5, 2, ("int8",), 8),
-    WeightFormat("q4_0", 4.5, 6.5625, 2, ("int8",), 4),
-    WeightFormat("q4_k_m", 4.85, 6.5625, 2, ("int8",), 4),
-    WeightFormat("int4", 4.25, 16.0, 2, ("int4", "fp16"), 4),
-    WeightFormat("q40", 4.5, 4.5, 2, ("int8",), 4),
-    WeightFormat("q4f16_ft", 4.004, 4.5, 2, ("int4", "fp16"), 4),
-)}
+FORMATS: dict[str, WeightFormat] = {
+    f.name: f
+    for f in (
+        WeightFormat("fp32", 32.0, 32.0, 4, ("fp32",), 32),
+        WeightFormat("fp16", 16.0, 16.0, 2, ("fp16", "fp32"), 16),
+        WeightFormat("bf16", 16.0, 16.0, 2, ("fp16", "fp32"), 16),
+        WeightFormat("q8_0", 8.5, 8.5, 2, ("int8",), 8),
+        WeightFormat("q4_0", 4.5, 6.5625, 2, ("int8",), 4),
+        WeightFormat("q4_k_m", 4.85, 6.5625, 2, ("int8",), 4),
+        WeightFormat("int4", 4.25, 16.0, 2, ("int4", "fp16"), 4),
+        WeightFormat("q40", 4.5, 4.5, 2, ("int8",), 4),
+        WeightFormat("q4f16_ft", 4.004, 4.5, 2, ("int4", "fp16"), 4),
+    )
+}
 
 # `weight_bits` as a shorthand: the format edge runtimes ship at that width
 SHORTHAND = {32: "fp32", 16: "fp16", 8: "q8_0", 4: "q4_0"}

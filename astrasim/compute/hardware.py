@@ -78,8 +78,11 @@ def compute_mode(point) -> str:
 def _model_name(point, device: int) -> str:
     name = hardware_of(point, device) or profile_id(point.profile_path)
     if name not in load_catalog():
-        raise UserError(f"'{name}' has no entry in profiles/devices.yaml, so its compute cannot be modelled; add it "
-                        f"(or measure it with `astrasim calibrate-device {name}`)", field="hardware.device")
+        raise UserError(
+            f"'{name}' has no entry in profiles/devices.yaml, so its compute cannot be modelled; add it "
+            f"(or measure it with `astrasim calibrate-device {name}`)",
+            field="hardware.device",
+        )
     return name
 
 
@@ -123,8 +126,9 @@ def partition_weights(point) -> tuple[float, ...] | None:
     speeds = point.device_speeds()
     if compute_mode(point) == "measured":
         measured = catalog_rate(profile_id(point.profile_path))
-        times = [layer_seconds(point.model, point.tokens, catalog_rate(hardware_of(point, d)) or measured)
-                 for d in range(n)]
+        times = [
+            layer_seconds(point.model, point.tokens, catalog_rate(hardware_of(point, d)) or measured) for d in range(n)
+        ]
     else:
         fmt, layer = weight_format(point.weight_format), single_layer_cost(point.model, point.tokens)
         times = [m.seconds(layer, fmt) for m in point_models(point)]
@@ -137,8 +141,10 @@ def partition_weights(point) -> tuple[float, ...] | None:
 
 def _capacity(point) -> tuple[float | None, ...]:
     measured_id = profile_id(point.profile_path)
-    return tuple(None if (m := device_memory(hardware_of(point, d), measured_id)) is None
-                 else (m - point.headroom_gb) * GB for d in range(point.devices))
+    return tuple(
+        None if (m := device_memory(hardware_of(point, d), measured_id)) is None else (m - point.headroom_gb) * GB
+        for d in range(point.devices)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -149,17 +155,20 @@ def point_fleet(point) -> Fleet | None:
     if compute_mode(point) != "measured":
         if point.fleet is None and shares is None:
             return None
-        return Fleet(shares=shares, capacity=_capacity(point), models=point_models(point),
-                     fmt=weight_format(point.weight_format))
+        return Fleet(
+            shares=shares, capacity=_capacity(point), models=point_models(point), fmt=weight_format(point.weight_format)
+        )
     if point.fleet is None and shares is None and point.weight_format == "fp32":
         return None
     measured_id = profile_id(point.profile_path)
     measured = catalog_rate(measured_id)
     targets = tuple(catalog_rate(hardware_of(point, d)) for d in range(point.devices))
     if measured is None and (point.weight_format != "fp32" or any(t is not None for t in targets)):
-        raise UserError(f"profile id '{measured_id}' has no entry in profiles/devices.yaml, so its times cannot be "
-                        f"rescaled to other devices or weight formats; add it there",
-                        field="weight_format" if point.weight_format != "fp32" else "hardware.devices")
+        raise UserError(
+            f"profile id '{measured_id}' has no entry in profiles/devices.yaml, so its times cannot be "
+            f"rescaled to other devices or weight formats; add it there",
+            field="weight_format" if point.weight_format != "fp32" else "hardware.devices",
+        )
     return Fleet(measured=measured, devices=targets, shares=shares, capacity=_capacity(point))
 
 
@@ -173,8 +182,11 @@ def head_seconds(point) -> tuple[float, ...]:
     n = point.devices
     fmt = weight_format(point.weight_format)
     try:
-        models = point_models(point) if compute_mode(point) != "measured" else \
-            (device_model(profile_id(point.profile_path)),) * n
+        models = (
+            point_models(point)
+            if compute_mode(point) != "measured"
+            else (device_model(profile_id(point.profile_path)),) * n
+        )
     except UserError:
         return ()
     cost = strategy.head_cost(point.model, n, point.knobs)
@@ -191,7 +203,6 @@ def fastest(names: list[str], spec, tokens: int, speeds: list[float] | None = No
     return min(range(len(names)), key=lambda i: (times[i], i))
 
 
-def device_memory(name: str | None, measured_id: str, catalog: dict[str, CatalogDevice] | None = None
-                  ) -> float | None:
+def device_memory(name: str | None, measured_id: str, catalog: dict[str, CatalogDevice] | None = None) -> float | None:
     dev = (catalog or load_catalog()).get(name or measured_id)
     return dev.memory_gb if dev is not None else None

@@ -12,7 +12,7 @@ from astrasim.compute.analytic import LayerShape
 if TYPE_CHECKING:  # pragma: no cover
     from astrasim.models import ModelSpec
 
-ACTIVATION_BYTES = 4            # activations and the KV cache stay in the profiled dtype (float32)
+ACTIVATION_BYTES = 4  # activations and the KV cache stay in the profiled dtype (float32)
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,15 @@ def layer_weights(sh: LayerShape, out_dim: int | None = None, *, active: bool = 
     bq = 1 if sh.qkv_bias else 0
     norms = (4 if sh.sandwich_norm else 2) * d * (2 if sh.norm == "layernorm" else 1)
     norms += 2 * hd if sh.qk_norm else 0
-    attn = d * (sh.heads + 2 * sh.kv_heads) * hd + bq * (sh.heads + 2 * sh.kv_heads) * hd + sh.heads * hd * out + b * out
-    return norms + attn + mlp_weights(sh, f, out) * (_experts_held(sh, active) if sh.experts else 1) + (
-        _routing_weights(sh, out) if sh.experts else 0)
+    attn = (
+        d * (sh.heads + 2 * sh.kv_heads) * hd + bq * (sh.heads + 2 * sh.kv_heads) * hd + sh.heads * hd * out + b * out
+    )
+    return (
+        norms
+        + attn
+        + mlp_weights(sh, f, out) * (_experts_held(sh, active) if sh.experts else 1)
+        + (_routing_weights(sh, out) if sh.experts else 0)
+    )
 
 
 def mlp_weights(sh: LayerShape, width: int, out: int) -> int:
@@ -62,7 +68,7 @@ def _routing_weights(sh: LayerShape, out: int) -> int:
     return sh.hidden * sh.experts + shared + (sh.hidden if sh.shared_gate else 0)
 
 
-def outer_weights(spec: "ModelSpec") -> int:
+def outer_weights(spec: ModelSpec) -> int:
     """Weight elements outside the layers: token embedding (and head unless tied), learned position
     embeddings, the final norm."""
     emb = spec.vocab * spec.hidden * (1 if spec.tied_embeddings else 2)
@@ -70,7 +76,7 @@ def outer_weights(spec: "ModelSpec") -> int:
     return emb + pos + spec.hidden * (2 if spec.norm == "layernorm" else 1)
 
 
-def model_weights(spec: "ModelSpec", sh: LayerShape | None = None, *, active: bool = False) -> float:
+def model_weights(spec: ModelSpec, sh: LayerShape | None = None, *, active: bool = False) -> float:
     """Every weight element of the model (gpt2-s: 124,439,808; llama3-8b: 8,030,261,248); `active`:
     those one token uses (an MoE model's k of E experts; Mixtral-8x7B: 12.9 B of 46.7 B)."""
     return spec.layers * layer_weights(sh or LayerShape.of(spec), active=active) + outer_weights(spec)

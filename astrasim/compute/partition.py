@@ -17,8 +17,9 @@ class HasFleet(Protocol):
     def fleet(self) -> Fleet | None: ...
 
 
-def proportional_split(total: int, weights: Sequence[float], minimum: int = 1,
-                       maximum: list[int] | None = None) -> list[int]:
+def proportional_split(
+    total: int, weights: Sequence[float], minimum: int = 1, maximum: list[int] | None = None
+) -> list[int]:
     """Split `total` items (tokens, heads, columns, layers) in proportion to `weights`, each part at
     least `minimum` and at most maximum[i] (memory bound; the excess goes to the others). Largest
     remainder, ties to the lower index, so equal weights give torch.tensor_split's split exactly."""
@@ -58,8 +59,9 @@ def proportional_split(total: int, weights: Sequence[float], minimum: int = 1,
     return parts
 
 
-def bounded_split(total: int, n: int, options: HasFleet, bytes_at: Callable[[int, int], float],
-                  minimum: int = 1) -> list[int]:
+def bounded_split(
+    total: int, n: int, options: HasFleet, bytes_at: Callable[[int, int], float], minimum: int = 1
+) -> list[int]:
     """`total` items over n devices in proportion to the fleet's shares (even without), each device's
     part capped so that its footprint bytes_at(device, part) stays within its capacity. When the
     capacities cannot hold everything the uncapped split is returned (the point then does not fit)."""

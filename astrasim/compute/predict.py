@@ -11,19 +11,38 @@ from astrasim.scenario.grid import iter_points
 from astrasim.scenario.loading import from_dict
 
 
-def scenario_dict(device: str, devices: int, model: str, weight_format: str, prompt_tokens: int,
-                  generated_tokens: int, *, link_mbps: float = 1000.0, topology: str = "switch",
-                  strategy: str | dict = "tp", algorithm: str = "auto", **hardware: Any) -> dict:
+def scenario_dict(
+    device: str,
+    devices: int,
+    model: str,
+    weight_format: str,
+    prompt_tokens: int,
+    generated_tokens: int,
+    *,
+    link_mbps: float = 1000.0,
+    topology: str = "switch",
+    strategy: str | dict = "tp",
+    algorithm: str = "auto",
+    **hardware: Any,
+) -> dict:
     """The scenario of one request on `devices` x `device` (strategy `single` on one device)."""
-    return {"name": "predict", "models": [model], "tokens": int(prompt_tokens),
-            "output_tokens": int(generated_tokens), "devices": [int(devices)],
-            "strategies": ["single" if devices == 1 else strategy], "weight_format": [weight_format],
-            "algorithm": algorithm, "hardware": {"device": device, **hardware},
-            "network": {"topology": topology, "bandwidth_mbps": float(link_mbps)}}
+    return {
+        "name": "predict",
+        "models": [model],
+        "tokens": int(prompt_tokens),
+        "output_tokens": int(generated_tokens),
+        "devices": [int(devices)],
+        "strategies": ["single" if devices == 1 else strategy],
+        "weight_format": [weight_format],
+        "algorithm": algorithm,
+        "hardware": {"device": device, **hardware},
+        "network": {"topology": topology, "bandwidth_mbps": float(link_mbps)},
+    }
 
 
-def predict(device: str, devices: int, model: str, weight_format: str, prompt_tokens: int, generated_tokens: int,
-            **kwargs: Any) -> dict[str, Any]:
+def predict(
+    device: str, devices: int, model: str, weight_format: str, prompt_tokens: int, generated_tokens: int, **kwargs: Any
+) -> dict[str, Any]:
     """The result row of one request (scenario_dict's arguments), plus prefill_tokens_per_s
     (prompt tokens / ttft) and ms_per_token (tpot in ms). Bad arguments: UserError."""
     sc = from_dict(scenario_dict(device, devices, model, weight_format, prompt_tokens, generated_tokens, **kwargs))

@@ -36,8 +36,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from astrasim.compute.roofline import Roofline
 
 PROFILE_COLUMNS = (
-    "model", "strategy", "devices", "tokens", "op", "median_s", "p10_s", "p90_s",
-    "repeats", "flops", "bytes", "hardware", "threads", "dtype", "torch_version",
+    "model",
+    "strategy",
+    "devices",
+    "tokens",
+    "op",
+    "median_s",
+    "p10_s",
+    "p90_s",
+    "repeats",
+    "flops",
+    "bytes",
+    "hardware",
+    "threads",
+    "dtype",
+    "torch_version",
 )
 """The columns every profile has; the profiled knobs' columns follow `devices` (profile_columns)."""
 ProfileKey = tuple[tuple[str, int], ...]
@@ -79,15 +92,18 @@ def resolve_profile_path(profile: str, base_dir: Path | None = None, field: str 
         for cand in ([base_dir / p] if base_dir and not p.is_absolute() else []) + [p]:
             if cand.is_file():
                 return cand
-        raise UserError(f"profile file '{profile}' not found; give an existing CSV or a profile id such as 'cpu'",
-                        field=field)
+        raise UserError(
+            f"profile file '{profile}' not found; give an existing CSV or a profile id such as 'cpu'", field=field
+        )
     for d in profiles_dirs():
         cand = d / f"{profile}.csv"
         if cand.is_file():
             return cand
-    raise UserError(f"no profile '{profile}' (looked for profiles/{profile}.csv); measure it with "
-                    f"`astrasim profile --out profiles/{profile}.csv` or use an existing id such as 'cpu'",
-                    field=field)
+    raise UserError(
+        f"no profile '{profile}' (looked for profiles/{profile}.csv); measure it with "
+        f"`astrasim profile --out profiles/{profile}.csv` or use an existing id such as 'cpu'",
+        field=field,
+    )
 
 
 def profile_id(path: Path) -> str:
@@ -104,10 +120,17 @@ def profile_id(path: Path) -> str:
 KNOB_VALUES = ("int", 0, True)  # every profiled knob column
 PROFILE_VALUES = {
     "devices": ("int", 1, True),
-    "tokens": ("int", 1, True), "repeats": ("int", 0, True), "threads": ("int", 0, True),
-    "median_s": ("float", 0, False), "p10_s": ("float", 0, True), "p90_s": ("float", 0, True),
-    "flops": ("float?", 0, True), "bytes": ("float?", 0, True),
-    "model": ("text", None, True), "strategy": ("text", None, True), "op": ("text", None, True),
+    "tokens": ("int", 1, True),
+    "repeats": ("int", 0, True),
+    "threads": ("int", 0, True),
+    "median_s": ("float", 0, False),
+    "p10_s": ("float", 0, True),
+    "p90_s": ("float", 0, True),
+    "flops": ("float?", 0, True),
+    "bytes": ("float?", 0, True),
+    "model": ("text", None, True),
+    "strategy": ("text", None, True),
+    "op": ("text", None, True),
 }
 
 
@@ -149,8 +172,9 @@ def _checked(p: Path | str, raw: pd.Series, rule: tuple, fix: str, field: str) -
     values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
     _first_bad(p, raw, values.isna() & (raw.notna() if kind == "float?" else True), "is not a number", fix, field)
     _first_bad(p, raw, values.abs() == float("inf"), "is not finite", fix, field)
-    _first_bad(p, raw, (values < lo) if inclusive else (values <= lo), f"must be {'>=' if inclusive else '>'} {lo}",
-               fix, field)
+    _first_bad(
+        p, raw, (values < lo) if inclusive else (values <= lo), f"must be {'>=' if inclusive else '>'} {lo}", fix, field
+    )
     if kind == "int":
         _first_bad(p, raw, values != values.round(), "must be an integer", fix, field)
         return values.astype("int64")
@@ -261,7 +285,8 @@ class ProfileCosts:
             raise UserError(
                 f"profile '{self.source}' has no row for model={model} strategy={strategy} devices={devices} "
                 f"{knobs + ' ' if knobs else ''}op={op} (tokens={tokens}); measure it with `{cmd}`",
-                field="hardware.profile")
+                field="hardware.profile",
+            )
         time, flops, nbytes = interpolate(entry, tokens)
         if self.roofline is not None:
             time *= self.roofline.factor(flops, nbytes)
@@ -273,8 +298,7 @@ class ProfileCosts:
         return lambda op: self.seconds(model, strategy, devices, op, tokens, key)
 
 
-def interpolate(entry: Entry, tokens: int
-                ) -> tuple[float, float, float]:
+def interpolate(entry: Entry, tokens: int) -> tuple[float, float, float]:
     """(time, flops, bytes) at `tokens`: exact, linear between measured points, proportional outside."""
     ts, times, flops, nbytes = entry
     i = bisect.bisect_left(ts, tokens)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from astrasim.compute.calibrated import DeviceModel
     from astrasim.compute.formats import WeightFormat
 
-PROFILED_WEIGHT_BITS = 32       # profiles are measured in float32 (op_costs' default dtype)
+PROFILED_WEIGHT_BITS = 32  # profiles are measured in float32 (op_costs' default dtype)
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class Fleet:
     devices: tuple[Rate | None, ...] = ()
     shares: tuple[float, ...] | None = None
     capacity: tuple[float | None, ...] = ()  # bytes each device may fill (memory less headroom; None: unknown)
-    models: tuple["DeviceModel", ...] = ()
-    fmt: "WeightFormat | None" = None
+    models: tuple[DeviceModel, ...] = ()
+    fmt: WeightFormat | None = None
 
     def factor(self, device: int, ref: Cost | None, mine: Cost | None, weight_bits: float) -> float:
         """t_device / t(costs) for an op: calibrated, model_device(its own op) / model_0(device 0's op);

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 from astrasim.compute.catalog import catalog_device, load_catalog
 from astrasim.compute.profiles import ProfileCosts, profile_files, profile_id
@@ -25,9 +25,11 @@ def _costs_cached(path: str, stamp: tuple, measured: str | None, target: str | N
     if target is not None and target != measured:
         catalog = load_catalog()
         if measured not in catalog:
-            raise UserError(f"profile id '{measured}' has no entry in profiles/devices.yaml, so it cannot be scaled "
-                            f"to '{target}'; add its peak_flops and mem_bandwidth_gbs there",
-                            field="hardware.device")
+            raise UserError(
+                f"profile id '{measured}' has no entry in profiles/devices.yaml, so it cannot be scaled "
+                f"to '{target}'; add its peak_flops and mem_bandwidth_gbs there",
+                field="hardware.device",
+            )
         roofline = Roofline(catalog[measured].rate(), catalog[target].rate())
     return ProfileCosts.from_file(path, roofline=roofline)
 

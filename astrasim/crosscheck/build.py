@@ -78,9 +78,19 @@ def build(log=print) -> Path:
     assert root is not None
     exe.parent.mkdir(parents=True, exist_ok=True)
     lib = root / "lib64"
-    cmd = [os.environ.get("CXX", "g++"), "-O2", "-std=c++20", f"-I{root / 'include'}", str(SOURCE),
-           "-o", "OUT", f"-L{lib}", f"-Wl,-rpath,{lib}", "-Wl,--no-as-needed",
-           *[f"-lns{NS3_VERSION}-{name}" for name in LIBRARIES]]
+    cmd = [
+        os.environ.get("CXX", "g++"),
+        "-O2",
+        "-std=c++20",
+        f"-I{root / 'include'}",
+        str(SOURCE),
+        "-o",
+        "OUT",
+        f"-L{lib}",
+        f"-Wl,-rpath,{lib}",
+        "-Wl,--no-as-needed",
+        *[f"-lns{NS3_VERSION}-{name}" for name in LIBRARIES],
+    ]
     log(f"building the ns-3 reference program ({exe.name}, about 30 s)")
     with atomic_path(exe) as tmp:
         cmd[cmd.index("OUT")] = str(tmp)

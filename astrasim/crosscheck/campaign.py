@@ -33,8 +33,13 @@ from astrasim.opgraph import Comm, OpGraph
 KIB = 1024
 # (label, standard, width MHz, MCS): 65, 135 and 390 Mbps PHY rates, one spatial stream, 800 ns GI
 WIFI_CONFIGS = (("n-20MHz-MCS7", "n", 20, 7), ("n-40MHz-MCS7", "n", 40, 7), ("ac-80MHz-MCS9", "ac", 80, 9))
-PATTERNS = (("p2p", "direct"), ("all_gather", "ring"), ("all_gather", "direct"), ("all_reduce", "ring"),
-            ("all_reduce", "direct"))
+PATTERNS = (
+    ("p2p", "direct"),
+    ("all_gather", "ring"),
+    ("all_gather", "direct"),
+    ("all_reduce", "ring"),
+    ("all_reduce", "direct"),
+)
 
 
 def air_bytes(collective: str, n: int, size: int) -> int:
@@ -73,13 +78,31 @@ class Grid:
         for coll, alg in PATTERNS[:4]:
             for n in (2,) if coll == "p2p" else self.switch_hosts:
                 for size in self.switch_sizes:
-                    out.append({"network": label, "kind": "switch", "standard": "", "width_mhz": 0, "mcs": -1,
-                                "collective": coll, "algorithm": alg, "hosts": n, "size_bytes": size})
+                    out.append(
+                        {
+                            "network": label,
+                            "kind": "switch",
+                            "standard": "",
+                            "width_mhz": 0,
+                            "mcs": -1,
+                            "collective": coll,
+                            "algorithm": alg,
+                            "hosts": n,
+                            "size_bytes": size,
+                        }
+                    )
         return out
 
 
-QUICK = Grid(wifi=WIFI_CONFIGS[:1], hosts=(2, 4), sizes=(1 * KIB, 64 * KIB), p2p_sizes=(1 * KIB, 64 * KIB),
-             switch_hosts=(4,), switch_sizes=(64 * KIB,), seeds=(1, 2))
+QUICK = Grid(
+    wifi=WIFI_CONFIGS[:1],
+    hosts=(2, 4),
+    sizes=(1 * KIB, 64 * KIB),
+    p2p_sizes=(1 * KIB, 64 * KIB),
+    switch_hosts=(4,),
+    switch_sizes=(64 * KIB,),
+    seeds=(1, 2),
+)
 
 
 def reference_network(point: dict, grid: Grid) -> ReferenceNetwork:
@@ -99,8 +122,15 @@ def simulator_topology(point: dict, grid: Grid):
 def predict(point: dict, grid: Grid) -> float:
     """astrasim's time for the point's collective alone (one Comm, nothing else)."""
     g = OpGraph(point["hosts"])
-    g.add(Comm("c", point["collective"], tuple(range(point["hosts"])), 8.0 * point["size_bytes"],
-               algorithm=point["algorithm"]))
+    g.add(
+        Comm(
+            "c",
+            point["collective"],
+            tuple(range(point["hosts"])),
+            8.0 * point["size_bytes"],
+            algorithm=point["algorithm"],
+        )
+    )
     return simulate(g, simulator_topology(point, grid)).latency_s
 
 
@@ -114,8 +144,11 @@ def check_engine_charges_airtime() -> None:
     t = simulate(g, fabric).latency_s
     expected = 2 * (8192.0 / medium.capacity_bps + medium.overhead_s(8192.0))
     if abs(t / expected - 1) > 1e-6:
-        raise UserError("this engine does not charge the per-message airtime of a Wi-Fi medium "
-                        "(Resource.overhead_s); the cross-check needs it", field="crosscheck")
+        raise UserError(
+            "this engine does not charge the per-message airtime of a Wi-Fi medium "
+            "(Resource.overhead_s); the cross-check needs it",
+            field="crosscheck",
+        )
 
 
 def run_key(point: dict, grid: Grid) -> str:
@@ -124,8 +157,11 @@ def run_key(point: dict, grid: Grid) -> str:
     stale run (the ring plan's dependencies changed once, and ns-3's ring times with it)."""
     import hashlib
 
-    text = " ".join(reference_network(point, grid).args()) + "\n" + schedule_text(
-        point["collective"], point["algorithm"], point["hosts"], point["size_bytes"])
+    text = (
+        " ".join(reference_network(point, grid).args())
+        + "\n"
+        + schedule_text(point["collective"], point["algorithm"], point["hosts"], point["size_bytes"])
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -142,8 +178,10 @@ def measure(exe: Path, points: list[dict], grid: Grid, log=print, runs_path: Pat
     if runs_path is not None and Path(runs_path).is_file():
         done = load_runs(runs_path, points, grid, log=log)
     have = set(zip(done.get("point", []), done.get("seed", [])))
-    jobs = sorted(((i, seed) for i in range(len(points)) for seed in grid.seeds if (i, seed) not in have),
-                  key=lambda j: (_cost(points[j[0]]), j))
+    jobs = sorted(
+        ((i, seed) for i in range(len(points)) for seed in grid.seeds if (i, seed) not in have),
+        key=lambda j: (_cost(points[j[0]]), j),
+    )
     t0 = time.monotonic()
 
     def one(job):
@@ -151,8 +189,14 @@ def measure(exe: Path, points: list[dict], grid: Grid, log=print, runs_path: Pat
         p = points[i]
         start = time.monotonic()
         r = run_point(exe, reference_network(p, grid), p["collective"], p["algorithm"], p["size_bytes"], seed)
-        return {"point": i, "key": run_key(p, grid), "seed": seed, "measured_s": r["elapsed_s"],
-                "complete": r["complete"], "cpu_wall_s": time.monotonic() - start}
+        return {
+            "point": i,
+            "key": run_key(p, grid),
+            "seed": seed,
+            "measured_s": r["elapsed_s"],
+            "complete": r["complete"],
+            "cpu_wall_s": time.monotonic() - start,
+        }
 
     rows = []
     if have:
@@ -178,9 +222,15 @@ def combine(points: list[dict], runs: pd.DataFrame, grid: Grid) -> pd.DataFrame:
         if r:
             med = statistics.median(r)
             pred = predict(p, grid)
-            row.update(measured_s=med, measured_min_s=min(r), measured_max_s=max(r),
-                       spread=max(r) / min(r) - 1, predicted_s=pred, error=pred / med - 1,
-                       abs_error=abs(pred / med - 1))
+            row.update(
+                measured_s=med,
+                measured_min_s=min(r),
+                measured_max_s=max(r),
+                spread=max(r) / min(r) - 1,
+                predicted_s=pred,
+                error=pred / med - 1,
+                abs_error=abs(pred / med - 1),
+            )
         out.append(row)
     df = pd.DataFrame(out)
     for col in ("measured_s", "measured_min_s", "measured_max_s", "spread", "predicted_s", "error", "abs_error"):
@@ -209,12 +259,17 @@ def _stats(by: str, key: str, grp: pd.DataFrame) -> dict:
     steady = grp[grp["steady"] & grp["abs_error"].notna()]
     e = steady["abs_error"]
     erratic = (grp["seeds"] >= 2) & ~grp["steady"]
-    return {"group": by, "value": key, "points": len(steady), "erratic_points": int(erratic.sum()),
-            "not_run": int((grp["seeds"] < 2).sum()),
-            "median_abs_error": e.median() if len(e) else float("nan"),
-            "p90_abs_error": e.quantile(0.9) if len(e) else float("nan"),
-            "max_abs_error": e.max() if len(e) else float("nan"),
-            "mean_error": steady["error"].mean() if len(e) else float("nan")}
+    return {
+        "group": by,
+        "value": key,
+        "points": len(steady),
+        "erratic_points": int(erratic.sum()),
+        "not_run": int((grp["seeds"] < 2).sum()),
+        "median_abs_error": e.median() if len(e) else float("nan"),
+        "p90_abs_error": e.quantile(0.9) if len(e) else float("nan"),
+        "max_abs_error": e.max() if len(e) else float("nan"),
+        "mean_error": steady["error"].mean() if len(e) else float("nan"),
+    }
 
 
 def load_runs(path: Path, points: list[dict], grid: Grid, log=print) -> pd.DataFrame:
@@ -223,34 +278,51 @@ def load_runs(path: Path, points: list[dict], grid: Grid, log=print) -> pd.DataF
     are dropped, and how many is said."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"'{p}' not found; give the runs.csv an earlier `astrasim crosscheck` wrote", field="reuse-runs")
+        raise UserError(
+            f"'{p}' not found; give the runs.csv an earlier `astrasim crosscheck` wrote", field="reuse-runs"
+        )
     try:
         runs = pd.read_csv(p)
     except (ValueError, OSError) as exc:
-        raise UserError(f"'{p}' is not a runs.csv ({exc}); run `astrasim crosscheck` again", field="reuse-runs") from None
+        raise UserError(
+            f"'{p}' is not a runs.csv ({exc}); run `astrasim crosscheck` again", field="reuse-runs"
+        ) from None
     missing = {"key", "seed", "measured_s", "complete"} - set(runs.columns)
     if missing:
-        raise UserError(f"'{p}' has no column(s) {sorted(missing)} (written before runs carried their schedule's "
-                        "key); run `astrasim crosscheck` again", field="reuse-runs")
+        raise UserError(
+            f"'{p}' has no column(s) {sorted(missing)} (written before runs carried their schedule's "
+            "key); run `astrasim crosscheck` again",
+            field="reuse-runs",
+        )
     index = {run_key(pt, grid): i for i, pt in enumerate(points)}
     runs["point"] = runs["key"].map(index)
     stale = int(runs["point"].isna().sum())
     if not runs.loc[runs["point"].notna(), "complete"].astype(bool).any():
-        raise UserError(f"'{p}' holds no complete run of this grid ({stale} of its {len(runs)} runs are of another "
-                        "schedule or network); give the runs.csv of a campaign with the same grid (--quick or not), "
-                        "or run without --reuse-runs", field="reuse-runs")
+        raise UserError(
+            f"'{p}' holds no complete run of this grid ({stale} of its {len(runs)} runs are of another "
+            "schedule or network); give the runs.csv of a campaign with the same grid (--quick or not), "
+            "or run without --reuse-runs",
+            field="reuse-runs",
+        )
     if stale:
         log(f"  {stale} of {len(runs)} runs in {p} are of another schedule or network: not reused")
     runs = runs.dropna(subset=["point"]).astype({"point": int})
     return runs.drop_duplicates(["point", "seed"], keep="last").reset_index(drop=True)
 
 
-OUTPUT_FILES = ("results.csv", "runs.csv", "summary.csv", "summary.md", "predicted_vs_measured.png",
-                "runs.partial.csv")  # what run_crosscheck writes in its folder
+OUTPUT_FILES = (
+    "results.csv",
+    "runs.csv",
+    "summary.csv",
+    "summary.md",
+    "predicted_vs_measured.png",
+    "runs.partial.csv",
+)  # what run_crosscheck writes in its folder
 
 
-def run_crosscheck(grid: Grid, out_dir: Path | None, *, command: str = "", reuse_runs: Path | None = None,
-                   log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_crosscheck(
+    grid: Grid, out_dir: Path | None, *, command: str = "", reuse_runs: Path | None = None, log=print
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The whole campaign: build, measure (or reuse earlier ns-3 runs), predict, compare, write."""
     check_engine_charges_airtime()
     points = grid.points()

@@ -26,39 +26,60 @@ def verdict(summary: pd.DataFrame) -> tuple[bool, str]:
     r = summary[summary["group"] == "wifi"].iloc[0]
     ok = r["points"] >= 100 and r["median_abs_error"] <= TARGET_MEDIAN and r["p90_abs_error"] <= TARGET_P90
     missing = f", {int(r['not_run'])} with under 2 seeds run" if r["not_run"] else ""
-    return ok, (f"{int(r['points'])} steady Wi-Fi points ({int(r['erratic_points'])} erratic apart{missing}): median "
-                f"|error| {r['median_abs_error']:.1%} (target <= {TARGET_MEDIAN:.0%}), p90 {r['p90_abs_error']:.1%} "
-                f"(target <= {TARGET_P90:.0%}): {'MET' if ok else 'MISSED'}")
+    return ok, (
+        f"{int(r['points'])} steady Wi-Fi points ({int(r['erratic_points'])} erratic apart{missing}): median "
+        f"|error| {r['median_abs_error']:.1%} (target <= {TARGET_MEDIAN:.0%}), p90 {r['p90_abs_error']:.1%} "
+        f"(target <= {TARGET_P90:.0%}): {'MET' if ok else 'MISSED'}"
+    )
 
 
 def summary_markdown(results: pd.DataFrame, summary: pd.DataFrame, grid, command: str, elapsed_s: float) -> str:
     _, line = verdict(summary)
-    lines = ["# ns-3 cross-check", "", f"Command: `{command}`", "",
-             f"ns-3 3.44 (the `ns3` wheel), seeds {', '.join(map(str, grid.seeds))}; {len(results)} points; "
-             f"wall time {elapsed_s:.0f} s on {os.cpu_count()} CPUs ({platform.machine()}), "
-             f"{grid.workers} ns-3 runs at a time.", "",
-             f"**{line}**", "",
-             f"Statistics over the points whose seed-to-seed spread (max / min - 1) is under {SPREAD_LIMIT:.0%}; "
-             "p2p points are single transfers (the only kind a calibration may use; none of the model's "
-             "constants is fitted to them), every other point is a prediction.", "",
-             "| group | value | points | erratic (apart) | not run | median abs error | p90 abs error | max abs error | mean error |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# ns-3 cross-check",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"ns-3 3.44 (the `ns3` wheel), seeds {', '.join(map(str, grid.seeds))}; {len(results)} points; "
+        f"wall time {elapsed_s:.0f} s on {os.cpu_count()} CPUs ({platform.machine()}), "
+        f"{grid.workers} ns-3 runs at a time.",
+        "",
+        f"**{line}**",
+        "",
+        f"Statistics over the points whose seed-to-seed spread (max / min - 1) is under {SPREAD_LIMIT:.0%}; "
+        "p2p points are single transfers (the only kind a calibration may use; none of the model's "
+        "constants is fitted to them), every other point is a prediction.",
+        "",
+        "| group | value | points | erratic (apart) | not run | median abs error | p90 abs error | max "
+        "abs error | mean error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in summary.to_dict("records"):
-        lines.append(f"| {r['group']} | {r['value']} | {r['points']} | {r['erratic_points']} | {r['not_run']} | "
-                     f"{_pct(r['median_abs_error'])} | {_pct(r['p90_abs_error'])} | {_pct(r['max_abs_error'])} | "
-                     f"{r['mean_error']:+.1%} |")
-    lines += ["", "Per point (times in ms; spread = max / min - 1 over the seeds; * = erratic, reported apart):", "",
-              "| network | pattern | N | size | ns-3 median | ns-3 min-max | spread | astrasim | error |",
-              "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['group']} | {r['value']} | {r['points']} | {r['erratic_points']} | {r['not_run']} | "
+            f"{_pct(r['median_abs_error'])} | {_pct(r['p90_abs_error'])} | {_pct(r['max_abs_error'])} | "
+            f"{r['mean_error']:+.1%} |"
+        )
+    lines += [
+        "",
+        "Per point (times in ms; spread = max / min - 1 over the seeds; * = erratic, reported apart):",
+        "",
+        "| network | pattern | N | size | ns-3 median | ns-3 min-max | spread | astrasim | error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results.to_dict("records"):
         if not r.get("seeds"):
-            lines.append(f"| {r['network']} | {r['collective']}/{r['algorithm']} | {r['hosts']} | "
-                         f"{_size(r['size_bytes'])} | no run completed | | | | |")
+            lines.append(
+                f"| {r['network']} | {r['collective']}/{r['algorithm']} | {r['hosts']} | "
+                f"{_size(r['size_bytes'])} | no run completed | | | | |"
+            )
             continue
         mark = "" if r["steady"] or r["seeds"] < 2 else " *"
-        lines.append(f"| {r['network']} | {r['collective']}/{r['algorithm']} | {r['hosts']} | {_size(r['size_bytes'])} | "
-                     f"{r['measured_s'] * 1e3:.3f} | {r['measured_min_s'] * 1e3:.3f}-{r['measured_max_s'] * 1e3:.3f} | "
-                     f"{r['spread']:.1%}{mark} | {r['predicted_s'] * 1e3:.3f} | {r['error']:+.1%} |")
+        lines.append(
+            f"| {r['network']} | {r['collective']}/{r['algorithm']} | {r['hosts']} | {_size(r['size_bytes'])} | "
+            f"{r['measured_s'] * 1e3:.3f} | {r['measured_min_s'] * 1e3:.3f}-{r['measured_max_s'] * 1e3:.3f} | "
+            f"{r['spread']:.1%}{mark} | {r['predicted_s'] * 1e3:.3f} | {r['error']:+.1%} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -84,9 +105,16 @@ def plot(results: pd.DataFrame, path: Path) -> None:
             for steady, face in ((True, cmap(i % 10)), (False, "none")):
                 s = sub[sub["steady"] == steady]
                 if len(s):
-                    ax.scatter(s["measured_s"] * 1e3, s["predicted_s"] * 1e3, marker=shapes[j % len(shapes)],
-                               facecolors=face, edgecolors=cmap(i % 10), s=26, alpha=0.85,
-                               label=f"{pat} / {net}" if steady else None)
+                    ax.scatter(
+                        s["measured_s"] * 1e3,
+                        s["predicted_s"] * 1e3,
+                        marker=shapes[j % len(shapes)],
+                        facecolors=face,
+                        edgecolors=cmap(i % 10),
+                        s=26,
+                        alpha=0.85,
+                        label=f"{pat} / {net}" if steady else None,
+                    )
     identity_axes(ax, res["measured_s"] * 1e3, res["predicted_s"] * 1e3, band=1.25, pad=1.5)
     plain_axis(ax, "x", number)
     plain_axis(ax, "y", number)

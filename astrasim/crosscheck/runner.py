@@ -31,10 +31,18 @@ class ReferenceNetwork:
 
     def args(self) -> list[str]:
         p = self.phy
-        return [f"--mode={self.mode}", f"--hosts={self.hosts}", f"--standard={p.standard}",
-                f"--width={p.width_mhz}", f"--mcs={p.mcs}", f"--nss={p.streams}",
-                f"--guardNs={p.guard_ns}", f"--maxAmpdu={p.max_ampdu_bytes}",
-                f"--linkMbps={self.link_mbps:g}", f"--linkDelayUs={self.link_delay_us:g}"]
+        return [
+            f"--mode={self.mode}",
+            f"--hosts={self.hosts}",
+            f"--standard={p.standard}",
+            f"--width={p.width_mhz}",
+            f"--mcs={p.mcs}",
+            f"--nss={p.streams}",
+            f"--guardNs={p.guard_ns}",
+            f"--maxAmpdu={p.max_ampdu_bytes}",
+            f"--linkMbps={self.link_mbps:g}",
+            f"--linkDelayUs={self.link_delay_us:g}",
+        ]
 
 
 def schedule_text(collective: str, algorithm: str, n: int, size_bytes: int) -> str:
@@ -48,14 +56,30 @@ def schedule_text(collective: str, algorithm: str, n: int, size_bytes: int) -> s
     return "\n".join(lines) + "\n"
 
 
-def run_point(exe: Path, net: ReferenceNetwork, collective: str, algorithm: str, size_bytes: int, seed: int,
-              *, max_seconds: float = 120.0, trace: bool = False, timeout_s: float = 900.0) -> dict:
+def run_point(
+    exe: Path,
+    net: ReferenceNetwork,
+    collective: str,
+    algorithm: str,
+    size_bytes: int,
+    seed: int,
+    *,
+    max_seconds: float = 120.0,
+    trace: bool = False,
+    timeout_s: float = 900.0,
+) -> dict:
     """One ns-3 run. Returns {elapsed_s, complete, messages: [(release_s, delivered_s)], trace lines}."""
     with tempfile.TemporaryDirectory(prefix="astrasim-ns3-") as tmp:
         sched = Path(tmp) / "schedule.txt"
         sched.write_text(schedule_text(collective, algorithm, net.hosts, size_bytes))
-        cmd = [str(exe), *net.args(), f"--seed={seed}", f"--schedule={sched}", f"--maxSeconds={max_seconds:g}",
-               f"--trace={int(trace)}"]
+        cmd = [
+            str(exe),
+            *net.args(),
+            f"--seed={seed}",
+            f"--schedule={sched}",
+            f"--maxSeconds={max_seconds:g}",
+            f"--trace={int(trace)}",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     out: dict = {"elapsed_s": float("nan"), "complete": False, "messages": [], "trace": []}
     for line in done.stdout.splitlines():

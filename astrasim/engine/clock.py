@@ -17,8 +17,9 @@ The network knows nothing of this module: it is handed the clock (anything with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from heapq import heappush
-from typing import Any, Callable
+from typing import Any
 
 import simpy
 

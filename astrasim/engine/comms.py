@@ -53,8 +53,7 @@ class CommShape:
     """A ShapePlan on one run's FlowNetwork: its messages' flow classes, and the launches (what
     leaves together) and delivery effects it has worked out so far."""
 
-    __slots__ = ("src", "dsts", "frac", "children", "n_deps", "cls", "alpha", "touches", "roots", "_groups",
-                 "_effects")
+    __slots__ = ("src", "dsts", "frac", "children", "n_deps", "cls", "alpha", "touches", "roots", "_groups", "_effects")
 
     def __init__(self, spec: ShapePlan, net: FlowNetwork):
         self.src, self.dsts, self.frac, self.children = spec.src, spec.dsts, spec.frac, spec.children
@@ -103,19 +102,43 @@ class CommShape:
         out = []
         for (alpha, frac), by_class in groups.items():
             parts = tuple((c, len(g), tuple(g)) for c, g in by_class.items())
-            out.append((alpha, frac, parts, sum(k for _, k, _ in parts),
-                        parts[0][2] if len(parts) == 1 else tuple(m for _, _, g in parts for m in g)))
+            out.append(
+                (
+                    alpha,
+                    frac,
+                    parts,
+                    sum(k for _, k, _ in parts),
+                    parts[0][2] if len(parts) == 1 else tuple(m for _, _, g in parts for m in g),
+                )
+            )
         return out
 
 
 class CommState:
     """One Comm in flight; per-participant lists are indexed by position in `op.devices`."""
 
-    __slots__ = ("k", "op", "devs", "pos", "shape", "bits", "gates_left", "joined", "done_at", "deps_left",
-                 "touches_left", "held", "dependents", "gated", "released", "launched")
+    __slots__ = (
+        "k",
+        "op",
+        "devs",
+        "pos",
+        "shape",
+        "bits",
+        "gates_left",
+        "joined",
+        "done_at",
+        "deps_left",
+        "touches_left",
+        "held",
+        "dependents",
+        "gated",
+        "released",
+        "launched",
+    )
 
-    def __init__(self, k: int, op: Comm, shape: CommShape, pos: dict[int, int], gates: list[int],
-                 dependents: list[list[int]]):
+    def __init__(
+        self, k: int, op: Comm, shape: CommShape, pos: dict[int, int], gates: list[int], dependents: list[list[int]]
+    ):
         n = len(op.devices)
         self.k = k  # the op's index in the graph
         self.op, self.devs, self.shape, self.bits = op, op.devices, shape, float(op.bits)

@@ -21,8 +21,8 @@ unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from astrasim.errors import UserError
 
@@ -35,7 +35,7 @@ class Placement:
     cores: tuple[int, ...]
 
     @classmethod
-    def of(cls, n_devices: int, hosts: int | None, cores_per_host: int = 1) -> "Placement | None":
+    def of(cls, n_devices: int, hosts: int | None, cores_per_host: int = 1) -> Placement | None:
         """n devices in contiguous, balanced blocks on `hosts` hosts of `cores_per_host` cores each
         (device d on host d * hosts // n); None (hosts unset): every device its own processor."""
         if hosts is None:

@@ -9,8 +9,9 @@ from astrasim.engine.result import DeadlockError
 from astrasim.opgraph import Op
 
 
-def deadlock_error(ops: Sequence[Op], comm_state: Sequence[CommState | None], finished: Sequence[bool],
-                   now: float, active_flows: int) -> DeadlockError:
+def deadlock_error(
+    ops: Sequence[Op], comm_state: Sequence[CommState | None], finished: Sequence[bool], now: float, active_flows: int
+) -> DeadlockError:
     index = {op.id: k for k, op in enumerate(ops)}
     lines, devices, names = [], set(), []
     for k, op in enumerate(ops):
@@ -45,10 +46,13 @@ def deadlock_error(ops: Sequence[Op], comm_state: Sequence[CommState | None], fi
         if never:
             parts.append(f"devices {never} never joined (their deps never finished)")
         if flying:
-            parts.append(f"devices {flying} wait for messages that never arrive "
-                         f"({active_flows} flows stalled: zero bandwidth?)")
+            parts.append(
+                f"devices {flying} wait for messages that never arrive ({active_flows} flows stalled: zero bandwidth?)"
+            )
         lines.append(f"comm {op.id!r} ({st.op.collective} over {list(st.devs)}): " + "; ".join(parts))
-    head = (f"deadlock at t={now:.6g}s: the event queue is empty but {len(names)} op(s) are "
-            f"unfinished on devices {sorted(devices)}")
+    head = (
+        f"deadlock at t={now:.6g}s: the event queue is empty but {len(names)} op(s) are "
+        f"unfinished on devices {sorted(devices)}"
+    )
     shown = lines[:12] + ([f"... and {len(lines) - 12} more"] if len(lines) > 12 else [])
     return DeadlockError(head + ":\n  " + "\n  ".join(shown), sorted(devices), names)

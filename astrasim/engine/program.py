@@ -158,9 +158,16 @@ class Program:
                     chain_next[a] = b
         self.chain_next = chain_next
 
-    def run(self, *, speeds: Sequence[float] | None = None, record_timeline: bool = False,
-            placement: Placement | None = None, op_overhead_s: float | Sequence[float] = 0.0,
-            message_cpu_s: float = 0.0, record_op_ends: bool = False) -> SimResult:
+    def run(
+        self,
+        *,
+        speeds: Sequence[float] | None = None,
+        record_timeline: bool = False,
+        placement: Placement | None = None,
+        op_overhead_s: float | Sequence[float] = 0.0,
+        message_cpu_s: float = 0.0,
+        record_op_ends: bool = False,
+    ) -> SimResult:
         """One run (engine/sim.py has the semantics): `speeds` per device (None: all 1), devices on
         hosts with cores (`placement`, None: every device its own processor), `op_overhead_s`
         added to every Compute of more than zero seconds (one value or one per device),
@@ -192,10 +199,17 @@ def compile(graph: OpGraph, topology: nx.Graph | Fabric) -> Program:  # noqa: A0
             gc.enable()
 
 
-def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[float] | None = None,
-             record_timeline: bool = False, placement: Placement | None = None,
-             op_overhead_s: float | Sequence[float] = 0.0, message_cpu_s: float = 0.0,
-             record_op_ends: bool = False) -> SimResult:
+def simulate(
+    graph: OpGraph,
+    topology: nx.Graph | Fabric,
+    *,
+    speeds: Sequence[float] | None = None,
+    record_timeline: bool = False,
+    placement: Placement | None = None,
+    op_overhead_s: float | Sequence[float] = 0.0,
+    message_cpu_s: float = 0.0,
+    record_op_ends: bool = False,
+) -> SimResult:
     """Run `graph` on `topology` (a networkx topology, or a Fabric compiled from one to reuse
     routes across runs); engine/sim.py's docstring has the semantics. `placement`: devices on
     hosts with cores (None: every device its own processor); `op_overhead_s`: seconds added to
@@ -203,6 +217,11 @@ def simulate(graph: OpGraph, topology: nx.Graph | Fabric, *, speeds: Sequence[fl
     bookkeeping, no kernel), one value or one per device; `message_cpu_s`: host CPU seconds per
     message sent or received; `record_op_ends`: SimResult.op_end_s (Program.run). One compile and one run: to run a
     graph several times, `compile` it once and call `Program.run`."""
-    return compile(graph, topology).run(speeds=speeds, record_timeline=record_timeline, placement=placement,
-                                        op_overhead_s=op_overhead_s, message_cpu_s=message_cpu_s,
-                                        record_op_ends=record_op_ends)
+    return compile(graph, topology).run(
+        speeds=speeds,
+        record_timeline=record_timeline,
+        placement=placement,
+        op_overhead_s=op_overhead_s,
+        message_cpu_s=message_cpu_s,
+        record_op_ends=record_op_ends,
+    )

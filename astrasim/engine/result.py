@@ -65,8 +65,18 @@ class SimResult:
             name = e.name or e.op
             ts, dur = e.start * 1e6, (e.end - e.start) * 1e6
             if e.kind == "compute":
-                ev.append({"ph": "X", "name": name, "cat": "compute", "pid": 0, "tid": e.device,
-                           "ts": ts, "dur": dur, "args": args})
+                ev.append(
+                    {
+                        "ph": "X",
+                        "name": name,
+                        "cat": "compute",
+                        "pid": 0,
+                        "tid": e.device,
+                        "ts": ts,
+                        "dur": dur,
+                        "args": args,
+                    }
+                )
                 continue
             pid = 1 if e.kind == "comm" else 2
             if e.kind == "message":
@@ -75,8 +85,11 @@ class SimResult:
             common = {"name": name, "cat": e.kind, "pid": pid, "tid": e.device, "id": k}
             ev.append({**common, "ph": "b", "ts": ts, "args": args})
             ev.append({**common, "ph": "e", "ts": ts + dur})
-        return {"traceEvents": ev, "displayTimeUnit": "ms",
-                "otherData": {"latency_s": self.latency_s, **{k: str(v) for k, v in self.meta.items()}}}
+        return {
+            "traceEvents": ev,
+            "displayTimeUnit": "ms",
+            "otherData": {"latency_s": self.latency_s, **{k: str(v) for k, v in self.meta.items()}},
+        }
 
     def write_chrome_trace(self, path: str | Path) -> None:
         write_text_atomic(path, json.dumps(self.to_chrome_trace()))

@@ -59,8 +59,15 @@ if TYPE_CHECKING:
     from astrasim.opgraph import Comm
 
 
-def run_program(program: Program, speeds: list[float], record_timeline: bool, placement: Placement | None,
-                op_overhead_s: float | Sequence[float], message_cpu_s: float, record_op_ends: bool = False) -> SimResult:
+def run_program(
+    program: Program,
+    speeds: list[float],
+    record_timeline: bool,
+    placement: Placement | None,
+    op_overhead_s: float | Sequence[float],
+    message_cpu_s: float,
+    record_op_ends: bool = False,
+) -> SimResult:
     """One run of a compiled program (Program.run checks the speeds)."""
     collect = gc.isenabled()
     gc.disable()  # the run allocates many small tuples and frees them itself: skip cycle scans
@@ -100,7 +107,8 @@ class _Run:
         self.comm_state = comm_state
         # per Compute: joins (comm, position) waiting on it
         self.join_gates: list[Sequence[tuple[CommState, int]]] = [
-            [(states[j], q) for j, q in g] if g else () for g in program.join_gates]
+            [(states[j], q) for j, q in g] if g else () for g in program.join_gates
+        ]
         self.finished = [st is not None for st in comm_state]  # Comms: see CommState.done_at
         self.started = list(self.finished)
         self.ready: list[list[int]] = [list(r) for r in program.ready]  # per device: heap of ready Computes
@@ -120,21 +128,25 @@ class _Run:
         self.op_end: list[float] | None = [0.0] * len(ops) if record_ends else None  # per op: when it finished
 
     # ---------------------------------------------------------------- hosts and cores
-    def share_cores(self, placement: Placement | None, op_overhead_s: float | Sequence[float],
-                    message_cpu_s: float = 0.0) -> None:
+    def share_cores(
+        self, placement: Placement | None, op_overhead_s: float | Sequence[float], message_cpu_s: float = 0.0
+    ) -> None:
         """Add the per-op dispatch cost; put the devices of hosts with more devices than cores on
         a shared HostCores (the others keep a processor of their own: the fixed-duration path),
         and every device on one when messages cost CPU (a device of no placement: a 1-core host)."""
         per_device = [op_overhead_s] * self.n if isinstance(op_overhead_s, (int, float)) else list(op_overhead_s)
         if len(per_device) != self.n:
-            raise UserError(f"needs one op_overhead_s per device ({self.n}), got {len(per_device)}",
-                            "hardware.op_overhead_s")
+            raise UserError(
+                f"needs one op_overhead_s per device ({self.n}), got {len(per_device)}", "hardware.op_overhead_s"
+            )
         for name, value in (*(("op_overhead_s", v) for v in per_device), ("message_cpu_s", message_cpu_s)):
             if value < 0 or not math.isfinite(value):
                 raise UserError(f"{name} must be a finite number >= 0, got {value!r}", f"hardware.{name}")
         if any(per_device):
-            self.duration = [t + per_device[self.device_of[k]] if self.device_of[k] >= 0 and t > 0 else t
-                             for k, t in enumerate(self.duration)]
+            self.duration = [
+                t + per_device[self.device_of[k]] if self.device_of[k] >= 0 and t > 0 else t
+                for k, t in enumerate(self.duration)
+            ]
         self.host_cores: list[HostCores | None] = [None] * self.n
         self.message_cpu_s = message_cpu_s
         if placement is None:
@@ -142,7 +154,9 @@ class _Run:
             if placement is None:
                 return
         if len(placement.host_of) != self.n:
-            raise UserError(f"placement covers {len(placement.host_of)} devices, the graph has {self.n}", "hardware.hosts")
+            raise UserError(
+                f"placement covers {len(placement.host_of)} devices, the graph has {self.n}", "hardware.hosts"
+            )
         hosts = set(placement.host_of) if message_cpu_s else placement.shared_hosts()
         shared = {h: HostCores(self.env, placement.cores[h], NORMAL, self._computed) for h in hosts}
         for d, h in enumerate(placement.host_of):
@@ -163,10 +177,18 @@ class _Run:
         for d in range(self.n):
             self._flush(d, latency)
         idle = [max(latency - c - e, 0.0) for c, e in zip(self.compute_s, self.exposed_s)]
-        return SimResult(latency_s=latency, compute_s=self.compute_s, exposed_comm_s=self.exposed_s, idle_s=idle,
-                         comm_bits=self.comm_bits, link_bits=self.net.link_bits(), n_messages=self.n_messages,
-                         timeline=self.timeline, op_end_s=self.op_end,
-                         meta={"network_recomputes": self.net.recomputes, "bits_delivered": self.net.bits_delivered})
+        return SimResult(
+            latency_s=latency,
+            compute_s=self.compute_s,
+            exposed_comm_s=self.exposed_s,
+            idle_s=idle,
+            comm_bits=self.comm_bits,
+            link_bits=self.net.link_bits(),
+            n_messages=self.n_messages,
+            timeline=self.timeline,
+            op_end_s=self.op_end,
+            meta={"network_recomputes": self.net.recomputes, "bits_delivered": self.net.bits_delivered},
+        )
 
     # ---------------------------------------------------------------- devices
     def _choose(self, d: int) -> None:
@@ -329,9 +351,19 @@ class _Run:
             op = st.op
             launched = cast("dict[int, float]", st.launched)  # filled at each launch when there is a timeline
             for m in ms:
-                self.timeline.append(TimelineEvent("message", st.devs[shape.src[m]], op.id, op.name, launched[m],
-                                                   now, op.layer, tuple(st.devs[q] for q in shape.dsts[m]),
-                                                   st.bits * shape.frac[m]))
+                self.timeline.append(
+                    TimelineEvent(
+                        "message",
+                        st.devs[shape.src[m]],
+                        op.id,
+                        op.name,
+                        launched[m],
+                        now,
+                        op.layer,
+                        tuple(st.devs[q] for q in shape.dsts[m]),
+                        st.bits * shape.frac[m],
+                    )
+                )
 
     def _send_released(self) -> None:
         """After a batch of deliveries: the messages it freed leave, grouped per Comm."""

@@ -49,8 +49,14 @@ def pool_cls(parts: list[Tensor]) -> Tensor:
     return torch.stack([p[:, 0] for p in parts]).mean(0)
 
 
-def astra_layer(block: ReferenceBlock, vq: GroupedVQ | None, parts: list[Tensor], *, cls_copies: bool = False,
-                causal_skip: bool = True) -> tuple[list[Tensor], Tensor]:
+def astra_layer(
+    block: ReferenceBlock,
+    vq: GroupedVQ | None,
+    parts: list[Tensor],
+    *,
+    cls_copies: bool = False,
+    causal_skip: bool = True,
+) -> tuple[list[Tensor], Tensor]:
     """One ASTRA layer on N = len(parts) devices; returns (per-device outputs, summed VQ loss).
 
     ``vq=None`` sends remote tokens at full precision (then ASTRA equals sequence parallelism)."""

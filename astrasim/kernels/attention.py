@@ -52,12 +52,14 @@ def attn_bias(allowed: Tensor, dtype: torch.dtype) -> Tensor:
 def attend(q: Tensor, k: Tensor, v: Tensor, *, bias: Tensor | None = None, is_causal: bool = False) -> Tensor:
     """softmax(q k^T / sqrt(hd) + bias) v, differentiable. `is_causal` only for Tq == Tk."""
     heads = q.shape[1]
-    return F.scaled_dot_product_attention(q, expand_kv(k, heads), expand_kv(v, heads),
-                                          attn_mask=bias, is_causal=is_causal and bias is None)
+    return F.scaled_dot_product_attention(
+        q, expand_kv(k, heads), expand_kv(v, heads), attn_mask=bias, is_causal=is_causal and bias is None
+    )
 
 
-def attend_lse(q: Tensor, k: Tensor, v: Tensor, *, bias: Tensor | None = None,
-               is_causal: bool = False) -> tuple[Tensor, Tensor]:
+def attend_lse(
+    q: Tensor, k: Tensor, v: Tensor, *, bias: Tensor | None = None, is_causal: bool = False
+) -> tuple[Tensor, Tensor]:
     """Attention plus the float32 log-sum-exp [B, H, Tq] of the scaled, masked scores of every query.
 
     With no keys (Tk = 0) the output is zero and the lse -inf, so merging it is a no-op."""

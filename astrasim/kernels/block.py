@@ -40,8 +40,16 @@ def make_norm(kind: str, dim: int, *, dtype: torch.dtype) -> nn.Module:
 class MLP(nn.Module):
     """GELU MLP (fc1, fc2), or a gated MLP (gate, up, down): SwiGLU, or GeGLU with the tanh GELU."""
 
-    def __init__(self, hidden: int, mlp_hidden: int, activation: str, *, bias: bool, dtype: torch.dtype,
-                 gelu_approximate: str = "none"):
+    def __init__(
+        self,
+        hidden: int,
+        mlp_hidden: int,
+        activation: str,
+        *,
+        bias: bool,
+        dtype: torch.dtype,
+        gelu_approximate: str = "none",
+    ):
         super().__init__()
         self.activation = activation
         self.gelu_approximate = gelu_approximate
@@ -74,10 +82,14 @@ class MoEMLP(nn.Module):
         self.k = spec.experts_per_token
         self.activation = spec.activation
         self.router = nn.Linear(d, spec.experts, bias=False, dtype=dtype)
-        self.experts = nn.ModuleList(MLP(d, spec.expert_mlp_hidden, spec.activation, bias=bias, dtype=dtype)
-                                     for _ in range(spec.experts))
-        self.shared = (MLP(d, spec.shared_experts * spec.shared_expert_mlp_hidden, spec.activation, bias=bias,
-                           dtype=dtype) if spec.shared_experts else None)
+        self.experts = nn.ModuleList(
+            MLP(d, spec.expert_mlp_hidden, spec.activation, bias=bias, dtype=dtype) for _ in range(spec.experts)
+        )
+        self.shared = (
+            MLP(d, spec.shared_experts * spec.shared_expert_mlp_hidden, spec.activation, bias=bias, dtype=dtype)
+            if spec.shared_experts
+            else None
+        )
         self.shared_gate = nn.Linear(d, 1, bias=False, dtype=dtype) if spec.shared_expert_gate else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -120,18 +132,48 @@ class ReferenceBlock(nn.Module):
         self.post_attn_norm = make_norm(spec.norm, d, dtype=dtype) if spec.sandwich_norm else None
         self.post_mlp_norm = make_norm(spec.norm, d, dtype=dtype) if spec.sandwich_norm else None
         self.norm2 = make_norm(spec.norm, d, dtype=dtype)
-        self.mlp = (MoEMLP(spec, dtype=dtype) if spec.moe else
-                    MLP(d, spec.mlp_hidden, spec.activation, bias=self.bias, dtype=dtype,
-                        gelu_approximate="tanh" if spec.family == "gpt2" else "none"))
+        self.mlp = (
+            MoEMLP(spec, dtype=dtype)
+            if spec.moe
+            else MLP(
+                d,
+                spec.mlp_hidden,
+                spec.activation,
+                bias=self.bias,
+                dtype=dtype,
+                gelu_approximate="tanh" if spec.family == "gpt2" else "none",
+            )
+        )
 
     @classmethod
-    def from_dims(cls, hidden: int, heads: int, kv_heads: int | None = None, mlp_hidden: int | None = None,
-                  activation: str = "gelu", norm: str = "layernorm", causal: bool = False, *,
-                  dtype: torch.dtype = torch.float32, name: str = "custom") -> "ReferenceBlock":
+    def from_dims(
+        cls,
+        hidden: int,
+        heads: int,
+        kv_heads: int | None = None,
+        mlp_hidden: int | None = None,
+        activation: str = "gelu",
+        norm: str = "layernorm",
+        causal: bool = False,
+        *,
+        dtype: torch.dtype = torch.float32,
+        name: str = "custom",
+    ) -> ReferenceBlock:
         """A block of raw dimensions (small test models); kv_heads defaults to heads, mlp_hidden to 4*hidden."""
-        spec = ModelSpec(name=name, family="custom", layers=1, hidden=hidden, heads=heads,
-                         kv_heads=kv_heads or heads, mlp_hidden=mlp_hidden or 4 * hidden,
-                         activation=activation, norm=norm, causal=causal, tokens=1, max_tokens=1)
+        spec = ModelSpec(
+            name=name,
+            family="custom",
+            layers=1,
+            hidden=hidden,
+            heads=heads,
+            kv_heads=kv_heads or heads,
+            mlp_hidden=mlp_hidden or 4 * hidden,
+            activation=activation,
+            norm=norm,
+            causal=causal,
+            tokens=1,
+            max_tokens=1,
+        )
         return cls(spec, dtype=dtype)
 
     @property

@@ -22,7 +22,7 @@ def pack_codes(codes: Tensor, bits: int) -> Tensor:
     pad = (-b.numel()) % 8
     if pad:
         b = torch.cat([b, b.new_zeros(pad)])
-    weights = (1 << torch.arange(8, dtype=torch.int64))
+    weights = 1 << torch.arange(8, dtype=torch.int64)
     return (b.reshape(-1, 8) * weights).sum(1).to(torch.uint8)
 
 

@@ -33,16 +33,25 @@ class Projections:
     head_dim: int
 
     @classmethod
-    def of_block(cls, block) -> "Projections":
+    def of_block(cls, block) -> Projections:
         """A ReferenceBlock's own (whole layer, or a decoupled layer's slice)."""
-        return cls(block.norm1, block.q_proj, block.k_proj, block.v_proj, block.o_proj, block.heads,
-                   block.kv_heads, block.head_dim)
+        return cls(
+            block.norm1,
+            block.q_proj,
+            block.k_proj,
+            block.v_proj,
+            block.o_proj,
+            block.heads,
+            block.kv_heads,
+            block.head_dim,
+        )
 
     @classmethod
-    def of_shard(cls, dev) -> "Projections":
+    def of_shard(cls, dev) -> Projections:
         """A tensor-parallel device's heads (astrasim.kernels.parallel.TPBlock)."""
-        return cls(dev.block.norm1, dev.q_proj, dev.k_proj, dev.v_proj, dev.o_proj, dev.heads, dev.kv_heads,
-                   dev.block.head_dim)
+        return cls(
+            dev.block.norm1, dev.q_proj, dev.k_proj, dev.v_proj, dev.o_proj, dev.heads, dev.kv_heads, dev.block.head_dim
+        )
 
 
 class KVCache:

@@ -64,8 +64,7 @@ def _build() -> ctypes.CDLL | None:
             lib.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:  # build aside, then rename: atomic
                 out = Path(tmp) / lib.name
-                subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(out)], check=True, capture_output=True,
-                               timeout=120)
+                subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(out)], check=True, capture_output=True, timeout=120)
                 os.replace(out, lib)
         except (OSError, subprocess.SubprocessError):
             return None
@@ -131,8 +130,11 @@ def nearest_codes(x: torch.Tensor, codebook_t: torch.Tensor, norms: torch.Tensor
     # split the tokens (rows of x and out are contiguous), in multiples of the kernel's 4-token tile
     bounds = [min(m, (m * i // threads + 3) // 4 * 4) for i in range(threads)] + [m]
     row_x, row_o = g * d * x.element_size(), g * out.element_size()
-    jobs = [_pool(threads).submit(fn, xp + a * row_x, cp, np_, op + a * row_o, b - a, g, d, k, 0, g)
-            for a, b in zip(bounds, bounds[1:]) if b > a]
+    jobs = [
+        _pool(threads).submit(fn, xp + a * row_x, cp, np_, op + a * row_o, b - a, g, d, k, 0, g)
+        for a, b in zip(bounds, bounds[1:])
+        if b > a
+    ]
     for j in jobs:
         j.result()
     return out

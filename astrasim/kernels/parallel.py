@@ -60,26 +60,29 @@ from astrasim.kernels.vq import GroupedVQ
 
 Tensor = torch.Tensor
 
-def _slice_linear(lin: nn.Linear, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None,
-                  keep_bias: bool = True) -> nn.Linear:
+
+def _slice_linear(
+    lin: nn.Linear, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None, keep_bias: bool = True
+) -> nn.Linear:
     """A copy of the rows (output features) / columns (input features) block of a linear layer."""
     w = lin.weight.detach()
     if rows is not None:
-        w = w[rows[0]:rows[1]]
+        w = w[rows[0] : rows[1]]
     if cols is not None:
-        w = w[:, cols[0]:cols[1]]
+        w = w[:, cols[0] : cols[1]]
     has_bias = lin.bias is not None and keep_bias
     out = nn.Linear(w.shape[1], w.shape[0], bias=has_bias, dtype=w.dtype, device=w.device)
     with torch.no_grad():
         out.weight.copy_(w)
         if has_bias:
             b = lin.bias.detach()
-            out.bias.copy_(b if rows is None else b[rows[0]:rows[1]])
+            out.bias.copy_(b if rows is None else b[rows[0] : rows[1]])
     return out
 
 
-def _mlp_shard(block: ReferenceBlock, cols: tuple[int, int], *, first: bool,
-               d_slice: tuple[int, int] | None = None) -> nn.Module:
+def _mlp_shard(
+    block: ReferenceBlock, cols: tuple[int, int], *, first: bool, d_slice: tuple[int, int] | None = None
+) -> nn.Module:
     """The MLP restricted to hidden units [cols) (and, for decoupled layers, to a D-slice); an MoE MLP keeps
     its router and the columns [cols) of every expert (the shared experts' in the same proportion)."""
     src = block.mlp
@@ -102,8 +105,9 @@ def _dense_shard(src: MLP, cols: tuple[int, int], *, first: bool, d_slice: tuple
     return mod
 
 
-def _moe_shard(src: MoEMLP, cols: tuple[int, int], width: int, *, first: bool,
-               d_slice: tuple[int, int] | None = None) -> MoEMLP:
+def _moe_shard(
+    src: MoEMLP, cols: tuple[int, int], width: int, *, first: bool, d_slice: tuple[int, int] | None = None
+) -> MoEMLP:
     """Megatron's split of an MoE MLP: every device routes every token (the router whole), runs columns
     [cols) of each selected expert, and the partial sums add up over devices like a dense MLP's."""
     mod = MoEMLP.__new__(MoEMLP)
@@ -114,15 +118,15 @@ def _moe_shard(src: MoEMLP, cols: tuple[int, int], width: int, *, first: bool,
     mod.shared, mod.shared_gate = None, None
     if src.shared is not None:
         shared = src.shared.down.in_features
-        mod.shared = _dense_shard(src.shared, (cols[0] * shared // width, cols[1] * shared // width), first=first,
-                                  d_slice=d_slice)
+        mod.shared = _dense_shard(
+            src.shared, (cols[0] * shared // width, cols[1] * shared // width), first=first, d_slice=d_slice
+        )
         mod.shared_gate = _slice_linear(src.shared_gate, cols=d_slice) if src.shared_gate is not None else None
     return mod
 
 
 class SingleBlock(nn.Module):
     """The whole layer on one device (ops: attn, mlp)."""
-
 
     def __init__(self, block: ReferenceBlock, n_devices: int = 1, rank: int = 0):
         super().__init__()
@@ -142,7 +146,6 @@ class TPBlock(nn.Module):
     """Megatron tensor parallelism: this device's heads and MLP columns. Both ops return a partial
     sum; the sum over devices (the all-reduce) is the full layer's output. Device 0 adds the
     residual and the output biases."""
-
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
         super().__init__()
@@ -177,7 +180,6 @@ class TPBlock(nn.Module):
 class SPBlock(nn.Module):
     """Sequence parallelism (Voltage): own tokens' queries over all T gathered tokens (causal models
     mask, per query, the keys after it; K/V are projected for all T tokens on every device)."""
-
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int):
         super().__init__()
@@ -226,8 +228,9 @@ def decoupled_slices(block: ReferenceBlock, n_devices: int, mlp: str = "full") -
     return [(a, a + w) for a, w in zip(starts, widths)]
 
 
-def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"
-                    ) -> tuple[ReferenceBlock, tuple[int, int]]:
+def decoupled_block(
+    block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"
+) -> tuple[ReferenceBlock, tuple[int, int]]:
     """Device `rank`'s DeTransformer decoupled layer of shape `mlp` (module docstring) and its D-slice."""
     d_slice = decoupled_slices(block, n_devices, mlp)[rank]
     if mlp == "full":
@@ -241,13 +244,19 @@ def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int, mlp: str =
         kv_slice = (k0 * block.head_dim, k1 * block.head_dim)
         cols = split_bounds(block.mlp_hidden, n_devices, what="MLP columns")[rank]
         head_dim = block.head_dim
-    spec = dataclasses.replace(block.spec, hidden=d_slice[1] - d_slice[0], heads=heads, kv_heads=kv_heads,
-                               mlp_hidden=cols[1] - cols[0], head_dim=head_dim)
+    spec = dataclasses.replace(
+        block.spec,
+        hidden=d_slice[1] - d_slice[0],
+        heads=heads,
+        kv_heads=kv_heads,
+        mlp_hidden=cols[1] - cols[0],
+        head_dim=head_dim,
+    )
     sub = ReferenceBlock(spec, dtype=block.dtype).to(block.q_proj.weight.device)
     with torch.no_grad():
         for norm in ("norm1", "norm2"):
             for name, p in getattr(sub, norm).named_parameters():
-                p.copy_(getattr(getattr(block, norm), name)[d_slice[0]:d_slice[1]])
+                p.copy_(getattr(getattr(block, norm), name)[d_slice[0] : d_slice[1]])
         sub.q_proj = _slice_linear(block.q_proj, rows=d_slice, cols=d_slice)
         sub.k_proj = _slice_linear(block.k_proj, rows=kv_slice, cols=d_slice)
         sub.v_proj = _slice_linear(block.v_proj, rows=kv_slice, cols=d_slice)
@@ -259,7 +268,6 @@ def decoupled_block(block: ReferenceBlock, n_devices: int, rank: int, mlp: str =
 class BPAGBlock(nn.Module):
     """Block parallelism with all-gather (DeTransformer BP+AG): decoupled layers on this device's
     D-slice of all T tokens, then an ordinary full layer on all T tokens (run on every device)."""
-
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"):
         super().__init__()
@@ -278,7 +286,6 @@ class BPAGBlock(nn.Module):
 class BPSPBlock(BPAGBlock):
     """Block parallelism with a sequence-parallel full layer (BP+SP): decoupled layers as BP+AG,
     then the full layer as :class:`SPBlock` (ops attn, mlp)."""
-
 
     def __init__(self, block: ReferenceBlock, n_devices: int, rank: int, mlp: str = "full"):
         super().__init__(block, n_devices, rank, mlp)
@@ -305,9 +312,16 @@ class AstraBlock(nn.Module):
     their log-sum-exp. With ``cls_token`` (ViT), token 0 of ``x`` is this device's CLS copy: it is
     not encoded, and after the last layer the N CLS outputs are mean-pooled by :meth:`cls_pool`."""
 
-
-    def __init__(self, block: ReferenceBlock, vq: GroupedVQ, n_devices: int, rank: int, *, cls_token: bool = False,
-                 causal_skip: bool = True):
+    def __init__(
+        self,
+        block: ReferenceBlock,
+        vq: GroupedVQ,
+        n_devices: int,
+        rank: int,
+        *,
+        cls_token: bool = False,
+        causal_skip: bool = True,
+    ):
         super().__init__()
         if cls_token and block.causal:
             raise ValueError("distributed CLS copies are for non-causal (ViT) models")
@@ -320,8 +334,11 @@ class AstraBlock(nn.Module):
 
     def senders(self) -> list[int]:
         """Devices whose codes this device decodes (causal + causal_skip: only earlier devices)."""
-        return [j for j in range(self.n_devices)
-                if j != self.rank and not (self.block.causal and self.causal_skip and j > self.rank)]
+        return [
+            j
+            for j in range(self.n_devices)
+            if j != self.rank and not (self.block.causal and self.causal_skip and j > self.rank)
+        ]
 
     def vq_encode(self, x: Tensor) -> Tensor:
         """Codes [B, T_shared, G] of own block inputs (the CLS copy excluded); sent to the others."""

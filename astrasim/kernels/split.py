@@ -22,8 +22,11 @@ def split_sizes(total: int, n: int, *, what: str = "items") -> list[int]:
     if n < 1:
         raise UserError(f"must be at least 1, got {n}", field="devices")
     if total < n:
-        raise UserError(f"cannot split {total} {what} over {n} devices: every device needs at least one; "
-                        f"use at most {total} devices", field="devices")
+        raise UserError(
+            f"cannot split {total} {what} over {n} devices: every device needs at least one; "
+            f"use at most {total} devices",
+            field="devices",
+        )
     base, extra = divmod(total, n)
     return [base + (1 if i < extra else 0) for i in range(n)]
 
@@ -48,8 +51,11 @@ def head_bounds(heads: int, kv_heads: int, n: int) -> tuple[list[tuple[int, int]
     if heads % kv_heads:
         raise UserError(f"heads={heads} must be divisible by kv_heads={kv_heads}", field="model.kv_heads")
     if n > kv_heads:
-        raise UserError(f"cannot split {kv_heads} KV heads over {n} devices (tensor/block parallelism needs "
-                        f"at least one KV head per device); use at most {kv_heads} devices", field="devices")
+        raise UserError(
+            f"cannot split {kv_heads} KV heads over {n} devices (tensor/block parallelism needs "
+            f"at least one KV head per device); use at most {kv_heads} devices",
+            field="devices",
+        )
     group = heads // kv_heads
     kv = split_bounds(kv_heads, n, what="KV heads")
     return [(a * group, b * group) for a, b in kv], kv

@@ -33,8 +33,16 @@ Tensor = torch.Tensor
 
 
 class GroupedVQ(nn.Module):
-    def __init__(self, dim: int, groups: int, codebook_size: int = 1024, beta: float = 0.0002,
-                 noise_lambda: float = 0.0, *, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        dim: int,
+        groups: int,
+        codebook_size: int = 1024,
+        beta: float = 0.0002,
+        noise_lambda: float = 0.0,
+        *,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         if groups < 1 or dim % groups:
             raise UserError(f"groups={groups} must be a positive divisor of the hidden size {dim}", field="groups")
@@ -73,8 +81,11 @@ class GroupedVQ(nn.Module):
         """Initialise every group's codebook with K embeddings drawn from x[..., dim] (with replacement
         when x has fewer than K tokens): a data-dependent start for fine-tuning."""
         flat = x.detach().reshape(-1, self.groups, self.group_dim)
-        pick = torch.randint(flat.shape[0], (self.codebook_size,), device=flat.device) \
-            if flat.shape[0] < self.codebook_size else torch.randperm(flat.shape[0], device=flat.device)[: self.codebook_size]
+        pick = (
+            torch.randint(flat.shape[0], (self.codebook_size,), device=flat.device)
+            if flat.shape[0] < self.codebook_size
+            else torch.randperm(flat.shape[0], device=flat.device)[: self.codebook_size]
+        )
         self.codebook.copy_(flat[pick].transpose(0, 1).to(self.codebook.dtype))
 
     # -- encode / decode -----------------------------------------------------------------------------
@@ -92,8 +103,14 @@ class GroupedVQ(nn.Module):
     def _fused_ok(self, x: Tensor) -> bool:
         """The fused C kernel (`fused.py`) serves float32 CPU tensors where it could be built."""
         cb = self.codebook
-        return (x.dtype == torch.float32 and cb.dtype == torch.float32 and x.device.type == "cpu"
-                and cb.device.type == "cpu" and fused.available() and self.codebook_size % fused.tile() == 0)
+        return (
+            x.dtype == torch.float32
+            and cb.dtype == torch.float32
+            and x.device.type == "cpu"
+            and cb.device.type == "cpu"
+            and fused.available()
+            and self.codebook_size % fused.tile() == 0
+        )
 
     def _fused_tables(self) -> tuple[Tensor, Tensor]:
         """(codebook in the kernel's tiled layout, norms [G, K]), both contiguous, rebuilt with the norms."""
@@ -112,15 +129,20 @@ class GroupedVQ(nn.Module):
             raise ValueError(f"expected last dim {self.dim}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         if self._fused_ok(x):
-            xm = x.detach().reshape(-1, self.groups, self.group_dim).contiguous()        # [M, G, d]
+            xm = x.detach().reshape(-1, self.groups, self.group_dim).contiguous()  # [M, G, d]
             cbt, norms = self._fused_tables()
             return fused.nearest_codes(xm, cbt, norms).reshape(*lead, self.groups)
-        xg = x.detach().reshape(-1, self.groups, self.group_dim).transpose(0, 1)        # [G, M, d]
+        xg = x.detach().reshape(-1, self.groups, self.group_dim).transpose(0, 1)  # [G, M, d]
         cb = self.codebook.detach()
         shape = (self.groups, xg.shape[1], self.codebook_size)
         ws = self._scores
-        if ws is None or ws.shape != shape or ws.dtype != cb.dtype or ws.device != cb.device \
-                or ws.is_inference() != torch.is_inference_mode_enabled():
+        if (
+            ws is None
+            or ws.shape != shape
+            or ws.dtype != cb.dtype
+            or ws.device != cb.device
+            or ws.is_inference() != torch.is_inference_mode_enabled()
+        ):
             ws = self._scores = torch.empty(shape, dtype=cb.dtype, device=cb.device)
         scores = torch.baddbmm(self._code_norms(), xg.to(cb.dtype), cb.transpose(1, 2), alpha=-2.0, out=ws)
         return nearest(scores).transpose(0, 1).reshape(*lead, self.groups)
@@ -150,8 +172,10 @@ class GroupedVQ(nn.Module):
         return x_hat, codes, loss
 
     def extra_repr(self) -> str:
-        return (f"dim={self.dim}, groups={self.groups}, codebook_size={self.codebook_size}, "
-                f"beta={self.beta}, noise_lambda={self.noise_lambda}")
+        return (
+            f"dim={self.dim}, groups={self.groups}, codebook_size={self.codebook_size}, "
+            f"beta={self.beta}, noise_lambda={self.noise_lambda}"
+        )
 
 
 def nearest(scores: Tensor, block: int = 32) -> Tensor:
@@ -165,6 +189,6 @@ def nearest(scores: Tensor, block: int = 32) -> Tensor:
     if k % block or k < 2 * block:
         return scores.argmin(-1)
     blocks = scores.reshape(-1, k // block, block)
-    which = blocks.amin(-1).argmin(-1, keepdim=True)                                  # [R, 1]
+    which = blocks.amin(-1).argmin(-1, keepdim=True)  # [R, 1]
     inside = torch.gather(blocks, 1, which.unsqueeze(-1).expand(-1, 1, block)).squeeze(1)  # [R, block]
     return (which.squeeze(1) * block + inside.argmin(-1)).view(scores.shape[:-1])

@@ -19,8 +19,20 @@ from astrasim.models.hf import default_name, read_config, spec_from_config
 from astrasim.models.spec import ACTIVATIONS, BUILTIN_MODELS, FAMILIES, NORMS, ModelSpec
 from astrasim.models.zoo import ZOO, zoo_model
 
-__all__ = ["ModelSpec", "BUILTIN_MODELS", "FAMILIES", "ACTIVATIONS", "NORMS", "CUSTOM_MODEL_FILES", "get_model",
-           "known_names", "model_from_dict", "load_model_yaml", "load_hf_config", "load_model"]
+__all__ = [
+    "ModelSpec",
+    "BUILTIN_MODELS",
+    "FAMILIES",
+    "ACTIVATIONS",
+    "NORMS",
+    "CUSTOM_MODEL_FILES",
+    "get_model",
+    "known_names",
+    "model_from_dict",
+    "load_model_yaml",
+    "load_hf_config",
+    "load_model",
+]
 
 
 def get_model(name: str) -> ModelSpec:
@@ -30,8 +42,9 @@ def get_model(name: str) -> ModelSpec:
     if name in ZOO:
         return zoo_model(name)
     known = ", ".join([*BUILTIN_MODELS, *ZOO])
-    raise UserError(f"unknown model '{name}'; use one of {known}, a custom model YAML or a Hugging Face config.json",
-                    field="model")
+    raise UserError(
+        f"unknown model '{name}'; use one of {known}, a custom model YAML or a Hugging Face config.json", field="model"
+    )
 
 
 def known_names() -> list[str]:
@@ -43,11 +56,33 @@ def known_names() -> list[str]:
 # command printed when its profile rows are missing)
 CUSTOM_MODEL_FILES: dict[str, str] = {}
 
-_INT_FIELDS = ("layers", "hidden", "heads", "kv_heads", "mlp_hidden", "tokens", "max_tokens", "vocab", "head_dim",
-               "sliding_window", "window_layers", "experts", "experts_per_token", "expert_mlp_hidden",
-               "shared_experts", "shared_expert_mlp_hidden")
-_BOOL_FIELDS = ("causal", "cls_token", "tied_embeddings", "learned_positions", "qk_norm", "sandwich_norm",
-                "shared_expert_gate")
+_INT_FIELDS = (
+    "layers",
+    "hidden",
+    "heads",
+    "kv_heads",
+    "mlp_hidden",
+    "tokens",
+    "max_tokens",
+    "vocab",
+    "head_dim",
+    "sliding_window",
+    "window_layers",
+    "experts",
+    "experts_per_token",
+    "expert_mlp_hidden",
+    "shared_experts",
+    "shared_expert_mlp_hidden",
+)
+_BOOL_FIELDS = (
+    "causal",
+    "cls_token",
+    "tied_embeddings",
+    "learned_positions",
+    "qk_norm",
+    "sandwich_norm",
+    "shared_expert_gate",
+)
 _OPTIONAL_BOOL_FIELDS = ("bias", "qkv_bias")
 _FLOAT_FIELDS = ("attn_softcap", "final_softcap")
 _CHOICES = {"family": FAMILIES, "activation": ACTIVATIONS, "norm": NORMS}
@@ -59,8 +94,9 @@ def _check_types(data: dict) -> None:
     for k, v in data.items():
         field = f"model.{k}"
         if k in _INT_FIELDS and (isinstance(v, bool) or not isinstance(v, int)):
-            raise UserError(f"must be a whole number, got {v!r}; write e.g. {k}: 12 (no quotes, no decimals)",
-                            field=field)
+            raise UserError(
+                f"must be a whole number, got {v!r}; write e.g. {k}: 12 (no quotes, no decimals)", field=field
+            )
         if k in _BOOL_FIELDS and not isinstance(v, bool):
             raise UserError(f"must be true or false, got {v!r}", field=field)
         if k in _OPTIONAL_BOOL_FIELDS and v is not None and not isinstance(v, bool):
@@ -83,8 +119,15 @@ def model_from_dict(data: dict) -> ModelSpec:
     if unknown:
         raise UserError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}", field="model")
     _check_types(data)
-    defaults = {"family": "custom", "kv_heads": data.get("heads"), "activation": "gelu", "norm": "layernorm",
-                "causal": False, "cls_token": False, "max_tokens": data.get("tokens")}
+    defaults = {
+        "family": "custom",
+        "kv_heads": data.get("heads"),
+        "activation": "gelu",
+        "norm": "layernorm",
+        "causal": False,
+        "cls_token": False,
+        "max_tokens": data.get("tokens"),
+    }
     merged = {**{k: v for k, v in defaults.items() if v is not None}, **data}
     missing = {"name", "layers", "hidden", "heads", "mlp_hidden", "tokens"} - set(merged)
     if missing:
@@ -102,9 +145,12 @@ def _check_name(spec: ModelSpec) -> None:
     """Profile rows are keyed by model name: a built-in's or zoo model's rows would time another shape."""
     named = BUILTIN_MODELS.get(spec.name) or (zoo_model(spec.name) if spec.name in ZOO else None)
     if named is not None and named != spec:
-        raise UserError(f"'{spec.name}' is a built-in (or zoo) model with another shape; give the custom model its own "
-                        f"name (e.g. {spec.name}-custom; an imported config.json takes its folder's name) so its "
-                        f"compute is profiled for its own shape", field="model.name")
+        raise UserError(
+            f"'{spec.name}' is a built-in (or zoo) model with another shape; give the custom model its own "
+            f"name (e.g. {spec.name}-custom; an imported config.json takes its folder's name) so its "
+            f"compute is profiled for its own shape",
+            field="model.name",
+        )
 
 
 def load_model_yaml(path: str | Path) -> ModelSpec:

@@ -20,11 +20,20 @@ def model_rows(names: list[str] | None = None) -> list[dict]:
     for name in names or known_names():
         spec = get_model(name)
         total = float(model_weights(spec))
-        row = {"name": name, "source": "built-in" if name in BUILTIN_MODELS else ZOO[name].repo,
-               "family": spec.family, "params": total, "active_params": float(model_weights(spec, active=True)),
-               "layers": spec.layers, "hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads,
-               "head_dim": spec.head_dim, "experts": f"{spec.experts_per_token}/{spec.experts}" if spec.moe else "",
-               "context": spec.max_tokens}
+        row = {
+            "name": name,
+            "source": "built-in" if name in BUILTIN_MODELS else ZOO[name].repo,
+            "family": spec.family,
+            "params": total,
+            "active_params": float(model_weights(spec, active=True)),
+            "layers": spec.layers,
+            "hidden": spec.hidden,
+            "heads": spec.heads,
+            "kv_heads": spec.kv_heads,
+            "head_dim": spec.head_dim,
+            "experts": f"{spec.experts_per_token}/{spec.experts}" if spec.moe else "",
+            "context": spec.max_tokens,
+        }
         for f in LISTED_FORMATS:
             row[f"{f}_gb"] = total * FORMATS[f].bits / 8 / 1e9
         rows.append(row)

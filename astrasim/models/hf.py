@@ -33,11 +33,32 @@ from astrasim.errors import UserError
 from astrasim.models.spec import ModelSpec
 
 # HF's own class defaults of tie_word_embeddings, per model_type
-_TIED_DEFAULT = {"llama": False, "mistral": False, "qwen2": False, "qwen3": False, "phi3": False, "gemma": True,
-                 "gemma2": True, "mixtral": False, "qwen2_moe": False, "qwen3_moe": False, "gpt2": True}
+_TIED_DEFAULT = {
+    "llama": False,
+    "mistral": False,
+    "qwen2": False,
+    "qwen3": False,
+    "phi3": False,
+    "gemma": True,
+    "gemma2": True,
+    "mixtral": False,
+    "qwen2_moe": False,
+    "qwen3_moe": False,
+    "gpt2": True,
+}
 # HF's own class defaults of max_position_embeddings (a config may leave it out; Llama 1 conversions did)
-_CONTEXT_DEFAULT = {"llama": 2048, "mistral": 4096 * 32, "qwen2": 32768, "qwen3": 32768, "phi3": 4096,
-                    "gemma": 8192, "gemma2": 8192, "mixtral": 4096 * 32, "qwen2_moe": 32768, "qwen3_moe": 32768}
+_CONTEXT_DEFAULT = {
+    "llama": 2048,
+    "mistral": 4096 * 32,
+    "qwen2": 32768,
+    "qwen3": 32768,
+    "phi3": 4096,
+    "gemma": 8192,
+    "gemma2": 8192,
+    "mixtral": 4096 * 32,
+    "qwen2_moe": 32768,
+    "qwen3_moe": 32768,
+}
 _GATED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "mixtral", "qwen2_moe", "qwen3_moe")
 SUPPORTED_TYPES = (*_GATED, "gpt2", "vit")
 _GELU = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python")
@@ -96,8 +117,9 @@ def read_config(path: str | Path) -> tuple[dict, Path]:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"'{p}' is not valid JSON ({exc}); give the model's config.json as published",
-                        field="model") from None
+        raise UserError(
+            f"'{p}' is not valid JSON ({exc}); give the model's config.json as published", field="model"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"'{p}' holds a JSON {type(data).__name__}, not an object of config fields", field="model")
     return data, p
@@ -113,8 +135,11 @@ def spec_from_config(data: dict, name: str, path: Path | str = "config.json") ->
     c = _Config(data, Path(path))
     mtype = data.get("model_type")
     if mtype not in SUPPORTED_TYPES:
-        raise c.fail("model_type", f"{mtype!r} is not supported; astrasim maps {', '.join(SUPPORTED_TYPES)} "
-                                   f"(or write a custom model YAML with ModelSpec's fields)")
+        raise c.fail(
+            "model_type",
+            f"{mtype!r} is not supported; astrasim maps {', '.join(SUPPORTED_TYPES)} "
+            f"(or write a custom model YAML with ModelSpec's fields)",
+        )
     fields = _gpt2(c) if mtype == "gpt2" else _vit(c) if mtype == "vit" else _decoder(c, mtype)
     try:
         spec = ModelSpec(name=name, **fields)
@@ -123,15 +148,20 @@ def spec_from_config(data: dict, name: str, path: Path | str = "config.json") ->
     try:
         spec.check()
     except UserError as exc:
-        raise c.fail(_HF_FIELD.get(exc.field or "", exc.field or "model_type"),
-                     str(exc).split(": ", 1)[-1]) from None
+        raise c.fail(_HF_FIELD.get(exc.field or "", exc.field or "model_type"), str(exc).split(": ", 1)[-1]) from None
     return spec
 
 
 # ModelSpec field -> the config.json key a check() error is about (decoder naming)
-_HF_FIELD = {"model.heads": "num_attention_heads", "model.kv_heads": "num_key_value_heads",
-             "model.layers": "num_hidden_layers", "model.hidden": "hidden_size", "model.mlp_hidden": "intermediate_size",
-             "model.experts_per_token": "num_experts_per_tok", "model.head_dim": "head_dim"}
+_HF_FIELD = {
+    "model.heads": "num_attention_heads",
+    "model.kv_heads": "num_key_value_heads",
+    "model.layers": "num_hidden_layers",
+    "model.hidden": "hidden_size",
+    "model.mlp_hidden": "intermediate_size",
+    "model.experts_per_token": "num_experts_per_tok",
+    "model.head_dim": "head_dim",
+}
 
 
 def _activation(c: _Config, key: str, gated: bool) -> str:
@@ -144,8 +174,11 @@ def _activation(c: _Config, key: str, gated: bool) -> str:
         return "swiglu"
     if act in _GELU:
         return "geglu" if gated else "gelu"
-    raise c.fail(key, f"activation {act!r} is not representable; astrasim models silu (SwiGLU) and the GELU "
-                      f"variants {', '.join(_GELU)}")
+    raise c.fail(
+        key,
+        f"activation {act!r} is not representable; astrasim models silu (SwiGLU) and the GELU "
+        f"variants {', '.join(_GELU)}",
+    )
 
 
 def _heads_dim(c: _Config, hidden: int, heads: int, default_head_dim: int | None = None) -> int:
@@ -155,8 +188,10 @@ def _heads_dim(c: _Config, hidden: int, heads: int, default_head_dim: int | None
     if default_head_dim is not None:
         return default_head_dim
     if hidden % heads:
-        raise c.fail("num_attention_heads", f"{heads} heads do not divide hidden_size={hidden} and there is no "
-                                            f"head_dim; give head_dim")
+        raise c.fail(
+            "num_attention_heads",
+            f"{heads} heads do not divide hidden_size={hidden} and there is no head_dim; give head_dim",
+        )
     return hidden // heads
 
 
@@ -172,13 +207,23 @@ def _decoder(c: _Config, mtype: str) -> dict:
     max_tokens = c.int("max_position_embeddings", _CONTEXT_DEFAULT[mtype])
     qwen3 = mtype in ("qwen3", "qwen3_moe")
     out: dict[str, Any] = dict(
-        family=mtype, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-        mlp_hidden=c.int("intermediate_size"), norm="rmsnorm", causal=True,
-        tokens=min(DEFAULT_TOKENS, max_tokens), max_tokens=max_tokens, vocab=c.int("vocab_size"),
+        family=mtype,
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        kv_heads=kv_heads,
+        mlp_hidden=c.int("intermediate_size"),
+        norm="rmsnorm",
+        causal=True,
+        tokens=min(DEFAULT_TOKENS, max_tokens),
+        max_tokens=max_tokens,
+        vocab=c.int("vocab_size"),
         tied_embeddings=c.bool("tie_word_embeddings", _TIED_DEFAULT[mtype]),
         head_dim=_heads_dim(c, hidden, heads, 128 if qwen3 and "head_dim" not in c.data else None),
         activation=_activation(c, "hidden_activation" if mtype.startswith("gemma") else "hidden_act", True),
-        bias=c.bool("mlp_bias", False), qkv_bias=c.bool("attention_bias", False))
+        bias=c.bool("mlp_bias", False),
+        qkv_bias=c.bool("attention_bias", False),
+    )
     if mtype in ("qwen2", "qwen2_moe"):
         out["qkv_bias"] = True  # Qwen2 attention always has Q/K/V biases (no config field)
         if c.bool("use_sliding_window", False):
@@ -194,19 +239,33 @@ def _decoder(c: _Config, mtype: str) -> dict:
             raise c.fail("use_sliding_window", "Qwen3 sliding windows are not representable; set it false")
     if mtype == "gemma2":
         w = _window(c, max_tokens)
-        out.update(sandwich_norm=True, sliding_window=w, window_layers=math.ceil(layers / 2) if w else 0,
-                   attn_softcap=c.num("attn_logit_softcapping"), final_softcap=c.num("final_logit_softcapping"))
+        out.update(
+            sandwich_norm=True,
+            sliding_window=w,
+            window_layers=math.ceil(layers / 2) if w else 0,
+            attn_softcap=c.num("attn_logit_softcapping"),
+            final_softcap=c.num("final_logit_softcapping"),
+        )
     if mtype == "mixtral":
         out.update(experts=c.int("num_local_experts"), experts_per_token=c.int("num_experts_per_tok"))
     if mtype in ("qwen2_moe", "qwen3_moe"):
         if c.int("decoder_sparse_step", 1) != 1:
-            raise c.fail("decoder_sparse_step", "MoE on only every k-th layer is not representable; astrasim models "
-                                                "an MoE MLP in every layer (decoder_sparse_step 1)")
+            raise c.fail(
+                "decoder_sparse_step",
+                "MoE on only every k-th layer is not representable; astrasim models "
+                "an MoE MLP in every layer (decoder_sparse_step 1)",
+            )
         if c.data.get("mlp_only_layers"):
-            raise c.fail("mlp_only_layers", "dense layers among MoE layers are not representable; astrasim models "
-                                            "an MoE MLP in every layer (mlp_only_layers [])")
-        out.update(experts=c.int("num_experts"), experts_per_token=c.int("num_experts_per_tok"),
-                   expert_mlp_hidden=c.int("moe_intermediate_size"))
+            raise c.fail(
+                "mlp_only_layers",
+                "dense layers among MoE layers are not representable; astrasim models "
+                "an MoE MLP in every layer (mlp_only_layers [])",
+            )
+        out.update(
+            experts=c.int("num_experts"),
+            experts_per_token=c.int("num_experts_per_tok"),
+            expert_mlp_hidden=c.int("moe_intermediate_size"),
+        )
         if mtype == "qwen2_moe":
             shared = c.int("shared_expert_intermediate_size", 0, minimum=0)
             if shared:
@@ -220,10 +279,22 @@ def _gpt2(c: _Config) -> dict:
         raise c.fail("n_head", f"{heads} heads do not divide n_embd={hidden}")
     n_inner = c.opt_int("n_inner") or 4 * hidden
     max_tokens = c.int("n_positions")
-    return dict(family="gpt2", layers=layers, hidden=hidden, heads=heads, kv_heads=heads, mlp_hidden=n_inner,
-                activation=_activation(c, "activation_function", False), norm="layernorm", causal=True,
-                tokens=min(DEFAULT_TOKENS, max_tokens), max_tokens=max_tokens, vocab=c.int("vocab_size"),
-                tied_embeddings=c.bool("tie_word_embeddings", True), learned_positions=True)
+    return dict(
+        family="gpt2",
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        kv_heads=heads,
+        mlp_hidden=n_inner,
+        activation=_activation(c, "activation_function", False),
+        norm="layernorm",
+        causal=True,
+        tokens=min(DEFAULT_TOKENS, max_tokens),
+        max_tokens=max_tokens,
+        vocab=c.int("vocab_size"),
+        tied_embeddings=c.bool("tie_word_embeddings", True),
+        learned_positions=True,
+    )
 
 
 def _vit(c: _Config) -> dict:
@@ -237,7 +308,22 @@ def _vit(c: _Config) -> dict:
     labels = c.data.get("id2label")
     classes = len(labels) if isinstance(labels, dict) else 0
     bias = c.bool("qkv_bias", True)
-    return dict(family="vit", layers=layers, hidden=hidden, heads=heads, kv_heads=heads,
-                mlp_hidden=c.int("intermediate_size"), activation=_activation(c, "hidden_act", False),
-                norm="layernorm", causal=False, tokens=tokens, max_tokens=tokens, cls_token=True,
-                vocab=classes, tied_embeddings=False, learned_positions=True, bias=True, qkv_bias=bias)
+    return dict(
+        family="vit",
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        kv_heads=heads,
+        mlp_hidden=c.int("intermediate_size"),
+        activation=_activation(c, "hidden_act", False),
+        norm="layernorm",
+        causal=False,
+        tokens=tokens,
+        max_tokens=tokens,
+        cls_token=True,
+        vocab=classes,
+        tied_embeddings=False,
+        learned_positions=True,
+        bias=True,
+        qkv_bias=bias,
+    )

@@ -8,8 +8,21 @@ from typing import Literal
 
 from astrasim.errors import UserError
 
-FAMILIES = ("vit", "gpt2", "llama", "custom", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "mixtral",
-            "qwen2_moe", "qwen3_moe")
+FAMILIES = (
+    "vit",
+    "gpt2",
+    "llama",
+    "custom",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma",
+    "gemma2",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+)
 ACTIVATIONS = ("gelu", "swiglu", "geglu")
 NORMS = ("layernorm", "rmsnorm")
 
@@ -38,8 +51,21 @@ class ModelSpec:
     token also runs (Qwen2-MoE: one, with a sigmoid gate)."""
 
     name: str
-    family: Literal["vit", "gpt2", "llama", "custom", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2",
-                    "mixtral", "qwen2_moe", "qwen3_moe"]
+    family: Literal[
+        "vit",
+        "gpt2",
+        "llama",
+        "custom",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "phi3",
+        "gemma",
+        "gemma2",
+        "mixtral",
+        "qwen2_moe",
+        "qwen3_moe",
+    ]
     layers: int
     hidden: int
     heads: int
@@ -100,24 +126,35 @@ class ModelSpec:
             if getattr(self, field) <= 0:
                 raise UserError(f"must be a positive integer, got {getattr(self, field)}", field=f"model.{field}")
         if self.hidden % self.heads and self.head_dim == self.hidden // self.heads:  # head_dim derived
-            raise UserError(f"hidden={self.hidden} must be divisible by heads={self.heads} (or give head_dim)",
-                            field="model.heads")
+            raise UserError(
+                f"hidden={self.hidden} must be divisible by heads={self.heads} (or give head_dim)", field="model.heads"
+            )
         if self.heads % self.kv_heads:
             raise UserError(f"heads={self.heads} must be divisible by kv_heads={self.kv_heads}", field="model.kv_heads")
         if self.vocab < 0:
             raise UserError(f"must be >= 0, got {self.vocab}", field="model.vocab")
         if self.tokens > self.max_tokens:
             raise UserError(f"tokens={self.tokens} exceeds max_tokens={self.max_tokens}", field="model.tokens")
-        for field in ("sliding_window", "window_layers", "experts", "experts_per_token", "expert_mlp_hidden",
-                      "shared_experts", "shared_expert_mlp_hidden"):
+        for field in (
+            "sliding_window",
+            "window_layers",
+            "experts",
+            "experts_per_token",
+            "expert_mlp_hidden",
+            "shared_experts",
+            "shared_expert_mlp_hidden",
+        ):
             if getattr(self, field) < 0:
                 raise UserError(f"must be >= 0, got {getattr(self, field)}", field=f"model.{field}")
         if self.window_layers > self.layers:
-            raise UserError(f"window_layers={self.window_layers} exceeds layers={self.layers}",
-                            field="model.window_layers")
+            raise UserError(
+                f"window_layers={self.window_layers} exceeds layers={self.layers}", field="model.window_layers"
+            )
         if self.experts and not 1 <= self.experts_per_token <= self.experts:
-            raise UserError(f"experts_per_token={self.experts_per_token} must be 1..experts={self.experts}",
-                            field="model.experts_per_token")
+            raise UserError(
+                f"experts_per_token={self.experts_per_token} must be 1..experts={self.experts}",
+                field="model.experts_per_token",
+            )
         if not self.experts and (self.experts_per_token or self.shared_experts):
             raise UserError("experts_per_token and shared_experts need experts > 0", field="model.experts")
         if self.attn_softcap < 0 or self.final_softcap < 0:
@@ -129,12 +166,70 @@ class ModelSpec:
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
     # vit-base: the 1000-class head and the patch projection counted as an untied 1000-row embedding
-    "vit-base": ModelSpec("vit-base", "vit", 12, 768, 12, 12, 3072, "gelu", "layernorm", False, 197, 197, cls_token=True,
-                          vocab=1000, tied_embeddings=False, learned_positions=True),
-    "gpt2-s": ModelSpec("gpt2-s", "gpt2", 12, 768, 12, 12, 3072, "gelu", "layernorm", True, 1024, 1024,
-                        vocab=50257, learned_positions=True),
-    "gpt2-m": ModelSpec("gpt2-m", "gpt2", 24, 1024, 16, 16, 4096, "gelu", "layernorm", True, 1024, 1024,
-                        vocab=50257, learned_positions=True),
-    "llama3-8b": ModelSpec("llama3-8b", "llama", 32, 4096, 32, 8, 14336, "swiglu", "rmsnorm", True, 1024, 8192,
-                           vocab=128256, tied_embeddings=False),
+    "vit-base": ModelSpec(
+        "vit-base",
+        "vit",
+        12,
+        768,
+        12,
+        12,
+        3072,
+        "gelu",
+        "layernorm",
+        False,
+        197,
+        197,
+        cls_token=True,
+        vocab=1000,
+        tied_embeddings=False,
+        learned_positions=True,
+    ),
+    "gpt2-s": ModelSpec(
+        "gpt2-s",
+        "gpt2",
+        12,
+        768,
+        12,
+        12,
+        3072,
+        "gelu",
+        "layernorm",
+        True,
+        1024,
+        1024,
+        vocab=50257,
+        learned_positions=True,
+    ),
+    "gpt2-m": ModelSpec(
+        "gpt2-m",
+        "gpt2",
+        24,
+        1024,
+        16,
+        16,
+        4096,
+        "gelu",
+        "layernorm",
+        True,
+        1024,
+        1024,
+        vocab=50257,
+        learned_positions=True,
+    ),
+    "llama3-8b": ModelSpec(
+        "llama3-8b",
+        "llama",
+        32,
+        4096,
+        32,
+        8,
+        14336,
+        "swiglu",
+        "rmsnorm",
+        True,
+        1024,
+        8192,
+        vocab=128256,
+        tied_embeddings=False,
+    ),
 }

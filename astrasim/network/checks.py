@@ -82,8 +82,11 @@ def check_trace_ends_up(trace: Trace | None, field: str) -> Trace | None:
     forever, so a transfer still running then would never finish (the engine would report a
     deadlock after the whole run)."""
     if trace and trace[-1][1] == 0:
-        raise UserError("the last bandwidth holds forever and is 0, so a transfer after it never finishes; "
-                        "end the trace with a bandwidth > 0", f"{field}[{len(trace) - 1}].bandwidth_mbps")
+        raise UserError(
+            "the last bandwidth holds forever and is 0, so a transfer after it never finishes; "
+            "end the trace with a bandwidth > 0",
+            f"{field}[{len(trace) - 1}].bandwidth_mbps",
+        )
     return trace
 
 
@@ -95,25 +98,34 @@ def load_bandwidth_trace(path: str | Path) -> Trace:
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read trace {str(p)!r} as text ({type(exc).__name__}); give a CSV with columns "
-                        "time_s, bandwidth_mbps", "bandwidth_trace") from None
+        raise UserError(
+            f"cannot read trace {str(p)!r} as text ({type(exc).__name__}); give a CSV with columns "
+            "time_s, bandwidth_mbps",
+            "bandwidth_trace",
+        ) from None
     if not text.strip():
-        raise UserError(f"trace {str(p)!r} is empty; give a header time_s,bandwidth_mbps and one row per change",
-                        "bandwidth_trace")
+        raise UserError(
+            f"trace {str(p)!r} is empty; give a header time_s,bandwidth_mbps and one row per change", "bandwidth_trace"
+        )
     reader = csv.DictReader(text.splitlines())
     cols = [c.strip() for c in (reader.fieldnames or [])]
     for col in ("time_s", "bandwidth_mbps"):
         if col not in cols:
-            raise UserError(f"{str(p)!r} has no header naming {col!r}; its first line must be "
-                            "time_s,bandwidth_mbps", "bandwidth_trace")
+            raise UserError(
+                f"{str(p)!r} has no header naming {col!r}; its first line must be time_s,bandwidth_mbps",
+                "bandwidth_trace",
+            )
     rows = []
     for k, row in enumerate(reader):
         row = {key.strip(): v for key, v in row.items() if key is not None}
         try:
             rows.append((float(row["time_s"]), float(row["bandwidth_mbps"])))
         except (TypeError, ValueError):
-            raise UserError(f"{str(p)!r} row {k + 2}: not a number in {row.get('time_s')!r}, "
-                            f"{row.get('bandwidth_mbps')!r}; give seconds and Mbps", "bandwidth_trace") from None
+            raise UserError(
+                f"{str(p)!r} row {k + 2}: not a number in {row.get('time_s')!r}, "
+                f"{row.get('bandwidth_mbps')!r}; give seconds and Mbps",
+                "bandwidth_trace",
+            ) from None
     field = f"bandwidth_trace ({p.name})"
     return check_trace_ends_up(check_trace(rows, field), field)  # type: ignore[return-value]
 

@@ -111,8 +111,14 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
         raise _custom_error(exc, prefix) from None
     if not spec.edges:
         raise UserError("a custom topology needs a non-empty list of edges", f"{prefix}.edges")
-    g = nx.Graph(kind="custom", name=spec.name, n_devices=n_devices, broadcast=spec.broadcast,
-                 default_algorithm=spec.default_algorithm, media={})
+    g = nx.Graph(
+        kind="custom",
+        name=spec.name,
+        n_devices=n_devices,
+        broadcast=spec.broadcast,
+        default_algorithm=spec.default_algorithm,
+        media={},
+    )
     for k, node in enumerate(spec.nodes):
         g.add_node(check_node(node, f"{prefix}.nodes[{k}]"))
     for name, m in spec.media.items():
@@ -122,8 +128,9 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
             "latency_s": check_latency(m.latency_s, f"{f}.latency_s"),
             "efficiency": check_efficiency(m.efficiency, f"{f}.efficiency"),
             "loss_rate": check_loss(m.loss_rate, f"{f}.loss_rate"),
-            "bandwidth_trace": check_trace_ends_up(check_trace(m.bandwidth_trace, f"{f}.bandwidth_trace"),
-                                                   f"{f}.bandwidth_trace"),
+            "bandwidth_trace": check_trace_ends_up(
+                check_trace(m.bandwidth_trace, f"{f}.bandwidth_trace"), f"{f}.bandwidth_trace"
+            ),
         }
     for k, e in enumerate(spec.edges):
         f = f"{prefix}.edges[{k}]"
@@ -138,22 +145,29 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
             attrs: dict[str, Any] = {
                 "bandwidth_mbps": None if bw is None else check_bandwidth(bw, f"{f}.bandwidth_mbps"),
                 "latency_s": check_latency(m["latency_s"] if e.latency_s is None else e.latency_s, f"{f}.latency_s"),
-                "efficiency": None, "loss_rate": None, "bandwidth_trace": None,
-                "duplex": "half", "medium": e.medium}
+                "efficiency": None,
+                "loss_rate": None,
+                "bandwidth_trace": None,
+                "duplex": "half",
+                "medium": e.medium,
+            }
             for key in ("efficiency", "loss_rate", "bandwidth_trace"):
                 if getattr(e, key) is not None:
                     raise UserError(f"an edge on a medium takes {key} from the medium", f"{f}.{key}")
         else:
             if e.bandwidth_mbps is None:
                 raise UserError("needs bandwidth_mbps (or a medium)", f"{f}.bandwidth_mbps")
-            attrs = {"bandwidth_mbps": check_bandwidth(e.bandwidth_mbps, f"{f}.bandwidth_mbps"),
-                     "latency_s": check_latency(e.latency_s or 0.0, f"{f}.latency_s"),
-                     "efficiency": check_efficiency(1.0 if e.efficiency is None else e.efficiency,
-                                                     f"{f}.efficiency"),
-                     "loss_rate": check_loss(e.loss_rate or 0.0, f"{f}.loss_rate"),
-                     "bandwidth_trace": check_trace_ends_up(check_trace(e.bandwidth_trace, f"{f}.bandwidth_trace"),
-                                                        f"{f}.bandwidth_trace"),
-                     "duplex": e.duplex, "medium": None}
+            attrs = {
+                "bandwidth_mbps": check_bandwidth(e.bandwidth_mbps, f"{f}.bandwidth_mbps"),
+                "latency_s": check_latency(e.latency_s or 0.0, f"{f}.latency_s"),
+                "efficiency": check_efficiency(1.0 if e.efficiency is None else e.efficiency, f"{f}.efficiency"),
+                "loss_rate": check_loss(e.loss_rate or 0.0, f"{f}.loss_rate"),
+                "bandwidth_trace": check_trace_ends_up(
+                    check_trace(e.bandwidth_trace, f"{f}.bandwidth_trace"), f"{f}.bandwidth_trace"
+                ),
+                "duplex": e.duplex,
+                "medium": None,
+            }
         if g.has_edge(u, v):
             raise UserError(f"duplicate edge {u!r}-{v!r}; list each pair once", f)
         g.add_edge(u, v, **attrs)
@@ -161,10 +175,14 @@ def custom_topology(data: dict, n_devices: int, prefix: str = "network.custom") 
         g.nodes[node]["device"] = isinstance(node, int) and 0 <= node < n_devices
     missing = [d for d in range(n_devices) if d not in g]
     if missing:
-        raise UserError(f"devices {missing} are not nodes of the custom topology ({n_devices} devices need "
-                        f"nodes 0..{n_devices - 1}); add edges to them or use fewer devices", f"{prefix}.edges")
+        raise UserError(
+            f"devices {missing} are not nodes of the custom topology ({n_devices} devices need "
+            f"nodes 0..{n_devices - 1}); add edges to them or use fewer devices",
+            f"{prefix}.edges",
+        )
     for d in range(1, n_devices):
         if not nx.has_path(g, 0, d):
-            raise UserError(f"device {d} is not connected to device 0; add an edge on a path between them",
-                            f"{prefix}.edges")
+            raise UserError(
+                f"device {d} is not connected to device 0; add an edge on a path between them", f"{prefix}.edges"
+            )
     return g

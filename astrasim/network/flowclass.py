@@ -3,7 +3,8 @@ derived: per-message overhead (a size-dependent class) and lockstep bundles."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from astrasim.network.topology import Resource
 
@@ -16,8 +17,25 @@ class FlowClass:
     """Flows sharing one load vector; they always have equal rates. A bundle class's flow is a
     group of member messages moving in lockstep (`width` of them)."""
 
-    __slots__ = ("id", "usage", "rids", "n", "rate", "service", "t", "heap", "bits_done", "version",
-                 "width", "bundle", "sized", "top", "tgroups", "solo", "level")
+    __slots__ = (
+        "id",
+        "usage",
+        "rids",
+        "n",
+        "rate",
+        "service",
+        "t",
+        "heap",
+        "bits_done",
+        "version",
+        "width",
+        "bundle",
+        "sized",
+        "top",
+        "tgroups",
+        "solo",
+        "level",
+    )
 
     def __init__(self, cid: int, usage: Usage, width: int = 1, bundle: bool = False, sized: bool = False):
         self.id = cid
@@ -44,8 +62,13 @@ class FlowClass:
             self.t = now
 
 
-def sized_usage(usage: Usage, bits: float, resources: Sequence[Resource],
-                level: tuple[int, int] | None = None, rows: dict[int, int] | None = None) -> Usage:
+def sized_usage(
+    usage: Usage,
+    bits: float,
+    resources: Sequence[Resource],
+    level: tuple[int, int] | None = None,
+    rows: dict[int, int] | None = None,
+) -> Usage:
     """The loads of a message of `bits` where resources charge per-message overhead: a crossing
     with coefficient a of a resource with `overhead_s` loads it a * (1 + overhead_s(bits, level) *
     C / bits) (the overhead's seconds at the nominal capacity C, scaled like the payload's airtime;

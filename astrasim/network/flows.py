@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable, Sequence
 from itertools import count
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from astrasim.network.flowclass import FlowClass, Part, Usage, lockstep_load, sized_usage
 from astrasim.network.maxmin import max_min
@@ -73,9 +74,14 @@ class FlowNetwork:
     batch of deliveries of one instant. Its wake-ups run at `priority` on `env`: the engine gives
     one after every event of an instant that may send."""
 
-    def __init__(self, env: Scheduler, resources: Sequence[Resource],
-                 on_delivered: Callable[[Any, Any], None], on_settled: Callable[[], None] | None = None,
-                 priority: int = 0):
+    def __init__(
+        self,
+        env: Scheduler,
+        resources: Sequence[Resource],
+        on_delivered: Callable[[Any, Any], None],
+        on_settled: Callable[[], None] | None = None,
+        priority: int = 0,
+    ):
         self.env = env
         self.priority = priority
         self.resources = list(resources)
@@ -93,8 +99,9 @@ class FlowNetwork:
                 groups.setdefault(r.trace, []).append(rid)
         self._tgroups: list[list[Any]] = [[tr, rids, -1, 0] for tr, rids in groups.items()]
         self._tgroup_of = {rid: g for g in self._tgroups for rid in g[1]}
-        self._trace_overhead = {rid for rid, r in enumerate(self.resources)
-                                if r.trace and getattr(r, "trace_overhead_s", None) is not None}
+        self._trace_overhead = {
+            rid for rid, r in enumerate(self.resources) if r.trace and getattr(r, "trace_overhead_s", None) is not None
+        }
         self._classes: dict[Usage | tuple[Usage, tuple[int, int]], FlowClass] = {}
         self._all: list[FlowClass] = []  # every class, bundles and sized ones included
         self._sized: dict[tuple[float, ...], FlowClass] = {}  # (class id, bits, trace rows...)
@@ -244,8 +251,9 @@ class FlowNetwork:
 
     def _start_parts(self, parts, bits: float, seq: int, tag: Any, whole: Any, now: float) -> None:
         b = self._bundle_of(parts)
-        if b is not None and (b.n or not (any(map(self.users.__getitem__, b.rids)) or
-                                          any(map(self.owner.__getitem__, b.rids)))):
+        if b is not None and (
+            b.n or not (any(map(self.users.__getitem__, b.rids)) or any(map(self.owner.__getitem__, b.rids)))
+        ):
             self._start(b, (bits, seq, bits, 1, parts, tag, whole), now)  # its resources carry nothing else
             return
         for part in parts:

@@ -9,13 +9,18 @@ classes freeze elsewhere, so stale heap entries are skipped.
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from astrasim.network.flowclass import FlowClass
 
 
-def max_min(classes: Sequence[FlowClass], weight: dict[int, float], cap: Sequence[float], now: float,
-            set_rates: Callable[[Sequence[FlowClass], float], None]) -> None:
+def max_min(
+    classes: Sequence[FlowClass],
+    weight: dict[int, float],
+    cap: Sequence[float],
+    now: float,
+    set_rates: Callable[[Sequence[FlowClass], float], None],
+) -> None:
     """Rates of `classes` (brought up to `now`) on the resources listed in `weight` (all zero:
     filled here with the loads n * a), reported by `set_rates(classes, rate)`."""
     members: dict[int, list[FlowClass]] = {rid: [] for rid in weight}

@@ -64,11 +64,20 @@ SWITCH = "switch"
 ACCESS_POINT = "ap"
 MEDIUM = "wifi"
 
+
 # ----------------------------------------------------------------------------- builders
-def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, latency_s: float | None = None,
-                   efficiency: float | None = None, loss_rate: float = 0.0,
-                   bandwidth_trace: list[tuple[float, float]] | None = None,
-                   broadcast: bool = False, wifi: Any = None) -> nx.Graph:
+def build_topology(
+    kind: str,
+    n_devices: int,
+    bandwidth_mbps: float | None,
+    *,
+    latency_s: float | None = None,
+    efficiency: float | None = None,
+    loss_rate: float = 0.0,
+    bandwidth_trace: list[tuple[float, float]] | None = None,
+    broadcast: bool = False,
+    wifi: Any = None,
+) -> nx.Graph:
     """Build a preset topology (see module docstring and docs/network.md for what each assumes).
 
     ``None`` means the per-kind default in ``DEFAULTS``. The bandwidth, efficiency, loss and
@@ -96,8 +105,9 @@ def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, l
     trace = check_trace(bandwidth_trace)
     link = {"bandwidth_mbps": bw, "efficiency": eff, "loss_rate": loss, "bandwidth_trace": trace, "medium": None}
 
-    g = nx.Graph(kind=kind, n_devices=n_devices, broadcast=bool(broadcast),
-                 default_algorithm=d["default_algorithm"], media={})
+    g = nx.Graph(
+        kind=kind, n_devices=n_devices, broadcast=bool(broadcast), default_algorithm=d["default_algorithm"], media={}
+    )
     g.add_nodes_from(range(n_devices), device=True)
     if kind in ("mesh", "ideal"):
         for u in range(n_devices):
@@ -108,12 +118,25 @@ def build_topology(kind: str, n_devices: int, bandwidth_mbps: float | None, *, l
         for u in range(n_devices):  # two port links per message: split alpha so a message pays lat
             g.add_edge(u, SWITCH, latency_s=lat / 2, duplex="full", **link)
     else:
-        g.graph["media"][MEDIUM] = {"bandwidth_mbps": bw, "latency_s": lat, "efficiency": eff,
-                                   "loss_rate": loss, "bandwidth_trace": trace, "airtime": airtime}
+        g.graph["media"][MEDIUM] = {
+            "bandwidth_mbps": bw,
+            "latency_s": lat,
+            "efficiency": eff,
+            "loss_rate": loss,
+            "bandwidth_trace": trace,
+            "airtime": airtime,
+        }
         if airtime is not None and trace:  # the airtime model at each row's PHY rate
             g.graph["media"][MEDIUM]["airtime_trace"] = _airtime_trace(wifi, trace, n_devices, kind)
-        air = {"bandwidth_mbps": None, "latency_s": lat, "efficiency": None, "loss_rate": None,
-               "bandwidth_trace": None, "duplex": "half", "medium": MEDIUM}
+        air = {
+            "bandwidth_mbps": None,
+            "latency_s": lat,
+            "efficiency": None,
+            "loss_rate": None,
+            "bandwidth_trace": None,
+            "duplex": "half",
+            "medium": MEDIUM,
+        }
         if kind == "wifi":
             g.add_node(ACCESS_POINT, device=False)
             for u in range(n_devices):
@@ -188,9 +211,16 @@ class Fabric:
         media = graph.graph.get("media", {})
         for name, m in media.items():
             airtime = m.get("airtime")
-            self._add(("medium", name), str(name), m["bandwidth_mbps"], m["efficiency"], m["loss_rate"],
-                      m.get("bandwidth_trace"), None if airtime is None else airtime.extra_bits,
-                      m.get("airtime_trace"))
+            self._add(
+                ("medium", name),
+                str(name),
+                m["bandwidth_mbps"],
+                m["efficiency"],
+                m["loss_rate"],
+                m.get("bandwidth_trace"),
+                None if airtime is None else airtime.extra_bits,
+                m.get("airtime_trace"),
+            )
         # directed hop (u, v) -> (resource, airtime coefficient, latency, dedup key for multicast)
         self._hop: dict[tuple[Any, Any], tuple[int, float, float, Any]] = {}
         for u, v, a in graph.edges(data=True):
@@ -216,8 +246,17 @@ class Fabric:
         self._paths: dict[Any, dict[Any, list]] = {}
         self._routes: dict[tuple[Any, tuple], Route] = {}
 
-    def _add(self, key: Any, name: str, bw: float, eff: float, loss: float, trace: Trace | None,
-             extra_bits: Callable[..., float] | None = None, airtime_trace: tuple | None = None) -> int:
+    def _add(
+        self,
+        key: Any,
+        name: str,
+        bw: float,
+        eff: float,
+        loss: float,
+        trace: Trace | None,
+        extra_bits: Callable[..., float] | None = None,
+        airtime_trace: tuple | None = None,
+    ) -> int:
         """extra_bits(payload_bits, level): a medium's per-message airtime in bits at its capacity
         (Wi-Fi, network/wifi_config.py), charged through the engine's overhead_s hook per message;
         level = (senders, share) of the message's collective step (Plan.levels) or None (a lone
@@ -228,10 +267,13 @@ class Fabric:
         tr = None if not trace else tuple((t, _goodput(b, eff, loss)) for t, b in trace)
         per_row = None
         if trace and airtime_trace is not None:  # (tr is set exactly when trace is non-empty)
-            tr = tuple((t, 0.0 if m is None else _goodput(b, m.efficiency, loss))
-                       for (t, b), m in zip(trace, airtime_trace))
-            per_row = tuple(None if m is None else _per_message(m.extra_bits, _goodput(b, m.efficiency, 0.0))
-                            for (_, b), m in zip(trace, airtime_trace))
+            tr = tuple(
+                (t, 0.0 if m is None else _goodput(b, m.efficiency, loss)) for (t, b), m in zip(trace, airtime_trace)
+            )
+            per_row = tuple(
+                None if m is None else _per_message(m.extra_bits, _goodput(b, m.efficiency, 0.0))
+                for (_, b), m in zip(trace, airtime_trace)
+            )
         overhead_s = None if extra_bits is None else _per_message(extra_bits, _goodput(bw, eff, 0.0))
         self.resources.append(Resource(name, _goodput(bw, eff, loss), tr, overhead_s, per_row))
         self._rid[key] = rid

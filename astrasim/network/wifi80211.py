@@ -25,8 +25,20 @@ from functools import lru_cache
 from astrasim.errors import UserError
 
 # (bits per subcarrier, coding rate) of MCS 0..11 (HT uses 0..7 per stream)
-MCS_TABLE = ((1, 1 / 2), (2, 1 / 2), (2, 3 / 4), (4, 1 / 2), (4, 3 / 4), (6, 2 / 3), (6, 3 / 4), (6, 5 / 6),
-             (8, 3 / 4), (8, 5 / 6), (10, 3 / 4), (10, 5 / 6))
+MCS_TABLE = (
+    (1, 1 / 2),
+    (2, 1 / 2),
+    (2, 3 / 4),
+    (4, 1 / 2),
+    (4, 3 / 4),
+    (6, 2 / 3),
+    (6, 3 / 4),
+    (6, 5 / 6),
+    (8, 3 / 4),
+    (8, 5 / 6),
+    (10, 3 / 4),
+    (10, 5 / 6),
+)
 # legacy OFDM rate of the same modulation and coding (the "non-HT reference rate", 802.11-2020 10.6.6.5)
 REFERENCE_RATE_MBPS = (6, 12, 18, 24, 36, 48, 54, 54, 54, 54, 54, 54)
 BASIC_RATES_MBPS = (6, 12, 24)  # mandatory OFDM rates: control responses use the fastest <= the reference
@@ -47,8 +59,9 @@ class Standard:
 STANDARDS = {
     "n": Standard("802.11n (HT)", (20, 40), 7, 4, {20: 52, 40: 108}, 3.2, (800, 400)),
     "ac": Standard("802.11ac (VHT)", (20, 40, 80, 160), 9, 8, {20: 52, 40: 108, 80: 234, 160: 468}, 3.2, (800, 400)),
-    "ax": Standard("802.11ax (HE)", (20, 40, 80, 160), 11, 8, {20: 234, 40: 468, 80: 980, 160: 1960}, 12.8,
-                   (800, 1600, 3200)),
+    "ax": Standard(
+        "802.11ax (HE)", (20, 40, 80, 160), 11, 8, {20: 234, 40: 468, 80: 980, 160: 1960}, 12.8, (800, 1600, 3200)
+    ),
 }
 
 # MAC/PHY timing, 5 GHz OFDM PHY (802.11-2020 Table 17-21) and EDCA best effort (Table 9-155)
@@ -114,20 +127,26 @@ class WifiPhy:
 def check_phy(phy: WifiPhy) -> None:
     """UserError naming the field when the combination does not exist in the standard."""
     if phy.standard not in STANDARDS:
-        raise UserError(f"unknown Wi-Fi standard {phy.standard!r}; choose one of {', '.join(STANDARDS)}",
-                        "wifi.standard")
+        raise UserError(
+            f"unknown Wi-Fi standard {phy.standard!r}; choose one of {', '.join(STANDARDS)}", "wifi.standard"
+        )
     s = STANDARDS[phy.standard]
     if phy.width_mhz not in s.widths:
-        raise UserError(f"{s.name} has channel widths {', '.join(map(str, s.widths))} MHz, got {phy.width_mhz}",
-                        "wifi.channel_width_mhz")
+        raise UserError(
+            f"{s.name} has channel widths {', '.join(map(str, s.widths))} MHz, got {phy.width_mhz}",
+            "wifi.channel_width_mhz",
+        )
     if not (isinstance(phy.mcs, int) and 0 <= phy.mcs <= s.max_mcs):
         raise UserError(f"{s.name} MCS must be 0..{s.max_mcs} (per spatial stream), got {phy.mcs!r}", "wifi.mcs")
     if not (isinstance(phy.streams, int) and 1 <= phy.streams <= s.max_streams):
-        raise UserError(f"{s.name} supports 1..{s.max_streams} spatial streams, got {phy.streams!r}",
-                        "wifi.spatial_streams")
+        raise UserError(
+            f"{s.name} supports 1..{s.max_streams} spatial streams, got {phy.streams!r}", "wifi.spatial_streams"
+        )
     if phy.guard_ns not in s.guards_ns:
-        raise UserError(f"{s.name} guard intervals are {', '.join(map(str, s.guards_ns))} ns, got {phy.guard_ns}",
-                        "wifi.guard_interval_ns")
+        raise UserError(
+            f"{s.name} guard intervals are {', '.join(map(str, s.guards_ns))} ns, got {phy.guard_ns}",
+            "wifi.guard_interval_ns",
+        )
     if not 1600 <= phy.max_ampdu_bytes <= 6500631:
         raise UserError(f"must be in 1600..6500631 bytes, got {phy.max_ampdu_bytes}", "wifi.max_ampdu_bytes")
     if phy.rate_mbps is not None:
@@ -137,8 +156,9 @@ def check_phy(phy: WifiPhy) -> None:
     bits, rate = MCS_TABLE[phy.mcs]
     n_dbps = s.data_subcarriers[phy.width_mhz] * bits * rate * phy.streams
     if phy.standard != "ax" and abs(n_dbps - round(n_dbps)) > 1e-9:  # e.g. VHT MCS 9 at 20 MHz, one stream
-        raise UserError(f"{s.name} has no MCS {phy.mcs} at {phy.width_mhz} MHz with {phy.streams} stream(s)",
-                        "wifi.mcs")
+        raise UserError(
+            f"{s.name} has no MCS {phy.mcs} at {phy.width_mhz} MHz with {phy.streams} stream(s)", "wifi.mcs"
+        )
 
 
 # ----------------------------------------------------------------------------- frame airtime
@@ -275,8 +295,7 @@ def data_groups(phy: WifiPhy, payload_bytes: int, count: int = 1) -> list[int]:
     return groups
 
 
-def message_airtime_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1,
-                      lone: bool = False) -> float:
+def message_airtime_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1, lone: bool = False) -> float:
     """Channel time that one crossing of the air costs `count` equal TCP messages sent together to
     one receiver (they share A-MPDUs): their data exchanges, each with the contention cost of
     `stations` transmitters (`contention_s`). A `lone` message (nothing else on the channel when
@@ -311,13 +330,21 @@ def bulk_efficiency(phy: WifiPhy, stations: int = 2) -> float:
     less the beacons' share of the channel."""
     k = aggregation_limit(phy)
     data_mpdu, ack_mpdu = mpdu_bytes(MSS), mpdu_bytes(0)
-    t = sum(x + contention_s(stations, x) for x in (exchange_s(phy, k, data_mpdu),
-                                                    exchange_s(phy, math.ceil(k / SEGMENTS_PER_TCP_ACK), ack_mpdu)))
+    t = sum(
+        x + contention_s(stations, x)
+        for x in (exchange_s(phy, k, data_mpdu), exchange_s(phy, math.ceil(k / SEGMENTS_PER_TCP_ACK), ack_mpdu))
+    )
     return 8 * MSS * k / phy.rate_bps / t * (1 - BEACON_S / BEACON_INTERVAL_S)
 
 
-def overhead_s(phy: WifiPhy, payload_bytes: int, stations: int = 2, count: int = 1, lone: bool = False,
-               capacity_contenders: int | None = None) -> float:
+def overhead_s(
+    phy: WifiPhy,
+    payload_bytes: int,
+    stations: int = 2,
+    count: int = 1,
+    lone: bool = False,
+    capacity_contenders: int | None = None,
+) -> float:
     """Airtime per message and crossing beyond what the bulk capacity (at `capacity_contenders`,
     default `stations`) charges for its payload: what the fluid model adds to each message on the
     medium. Negative when the message costs less than its bulk share (a lone message: no backoff,

@@ -26,14 +26,20 @@ class WifiConfig(BaseModel):
 
     standard: Literal["n", "ac", "ax"] = Field("n", description="802.11n (HT), ac (VHT) or ax (HE)")
     channel_width_mhz: int = Field(20, description="20 or 40 (n); 20, 40, 80 or 160 (ac, ax)")
-    mcs: int | None = Field(None, description="MCS index per spatial stream (n: 0-7, ac: 0-9, ax: 0-11); "
-                                              "null = the PHY rate is bandwidth_mbps")
+    mcs: int | None = Field(
+        None,
+        description="MCS index per spatial stream (n: 0-7, ac: 0-9, ax: 0-11); null = the PHY rate is bandwidth_mbps",
+    )
     spatial_streams: int = Field(1, description="spatial streams (n: 1-4, ac/ax: 1-8)")
     guard_interval_ns: int = Field(800, description="800 or 400 (n, ac); 800, 1600 or 3200 (ax)")
     max_ampdu_bytes: int = Field(65535, description="largest A-MPDU a station sends")
-    contenders: int | None = Field(None, ge=1, description="transmitters contending at once, for every "
-                                                           "message; null = per message the senders of its "
-                                                           "collective step plus the AP")
+    contenders: int | None = Field(
+        None,
+        ge=1,
+        description="transmitters contending at once, for every "
+        "message; null = per message the senders of its "
+        "collective step plus the AP",
+    )
     # Radio power of each station (energy; astrasim/placement/energy.py), W while in that state. Defaults:
     # ns-3's WifiRadioEnergyModel (nsnam/ns-3-dev, src/wifi/model/wifi-radio-energy-model.cc: idle 273 mA,
     # tx 380 mA at 0 dBm, rx 313 mA) at its BasicEnergySource's 3.0 V supply, i.e. an 802.11 NIC measured by
@@ -46,17 +52,25 @@ class WifiConfig(BaseModel):
     def phy(self, bandwidth_mbps: float | None) -> WifiPhy:
         """The PHY: from the MCS when given (then bandwidth_mbps must be null or that rate), else
         the standard's timing at the PHY rate bandwidth_mbps."""
-        phy = WifiPhy(self.standard, self.channel_width_mhz, 0 if self.mcs is None else self.mcs,
-                      self.spatial_streams, self.guard_interval_ns, self.max_ampdu_bytes,
-                      rate_mbps=None if self.mcs is not None else bandwidth_mbps)
+        phy = WifiPhy(
+            self.standard,
+            self.channel_width_mhz,
+            0 if self.mcs is None else self.mcs,
+            self.spatial_streams,
+            self.guard_interval_ns,
+            self.max_ampdu_bytes,
+            rate_mbps=None if self.mcs is not None else bandwidth_mbps,
+        )
         if self.mcs is None and bandwidth_mbps is None:
             raise UserError("give the PHY rate (bandwidth_mbps) or an MCS (network.wifi.mcs)", "bandwidth_mbps")
         if self.mcs is not None and bandwidth_mbps is not None:
             rate = phy.rate_bps / 1e6
             if abs(bandwidth_mbps / rate - 1) > 0.01:
-                raise UserError(f"MCS {self.mcs} at {self.channel_width_mhz} MHz with {self.spatial_streams} "
-                                f"stream(s) is {rate:g} Mbps, not {bandwidth_mbps:g}: drop one of the two",
-                                "bandwidth_mbps")
+                raise UserError(
+                    f"MCS {self.mcs} at {self.channel_width_mhz} MHz with {self.spatial_streams} "
+                    f"stream(s) is {rate:g} Mbps, not {bandwidth_mbps:g}: drop one of the two",
+                    "bandwidth_mbps",
+                )
         return phy
 
 
@@ -128,12 +142,22 @@ def _extra_bits(medium: WifiMedium, payload_bytes: int, senders: int, share: int
     message has its own receiver: no sharing."""
     lone = senders <= 1 and share <= 1 and not medium.fixed
     count = max(1, share) if medium.infrastructure else 1
-    return overhead_s(medium.phy, payload_bytes, medium.contenders_for(senders), count, lone=lone,
-                      capacity_contenders=medium.contenders) * medium.capacity_bps
+    return (
+        overhead_s(
+            medium.phy,
+            payload_bytes,
+            medium.contenders_for(senders),
+            count,
+            lone=lone,
+            capacity_contenders=medium.contenders,
+        )
+        * medium.capacity_bps
+    )
 
 
-def wifi_medium(config: WifiConfig | dict | None, bandwidth_mbps: float | None, stations: int,
-                infrastructure: bool = True) -> WifiMedium:
+def wifi_medium(
+    config: WifiConfig | dict | None, bandwidth_mbps: float | None, stations: int, infrastructure: bool = True
+) -> WifiMedium:
     """The medium of a wifi (infrastructure) or wifi-adhoc preset with `stations` devices."""
     cfg = parse_wifi(config)
     n = cfg.contenders or default_contenders(stations, infrastructure)

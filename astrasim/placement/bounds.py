@@ -38,7 +38,7 @@ from astrasim.pointrun import build_generation_graph, build_network, build_point
 
 WHOLE = ("all_gather", "all_reduce", "reduce_scatter", "all_to_all")
 STEP_SLACK = 0.99  # later decode steps may cost a hair less than the first (profile interpolation, roofline
-                   # factors per cache length): the step terms keep a 1 % margin
+# factors per cache length): the step terms keep a 1 % margin
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ the dynamic programme of stages.py (its `stages` knob).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 from astrasim.analysis.capacity import sweep_workload
 from astrasim.errors import UserError
@@ -26,10 +26,10 @@ NO_NETWORK = "none"
 
 @dataclass(frozen=True)
 class Candidate:
-    order: tuple[str, ...]   # catalog names, device 0 first
+    order: tuple[str, ...]  # catalog names, device 0 first
     strategy: str
-    knobs: object            # the strategy's Knobs
-    network: str             # network catalog name ("none" for one device)
+    knobs: object  # the strategy's Knobs
+    network: str  # network catalog name ("none" for one device)
 
     @property
     def devices(self) -> int:
@@ -72,24 +72,37 @@ def base_point(plan, first_device: str):
 
     extra = dict(plan.sweep)
     hardware = {**extra.pop("hardware", {}), "device": [first_device]}
-    data = {**extra, "name": plan.name, "models": [plan.model], "devices": [1],
-            "tokens": [plan.tokens] if plan.tokens else None, "output_tokens": [plan.output_tokens],
-            "strategies": [{"name": "single"}], "hardware": hardware, "network": {"topology": "ideal"},
-            **sweep_workload(plan)}
+    data = {
+        **extra,
+        "name": plan.name,
+        "models": [plan.model],
+        "devices": [1],
+        "tokens": [plan.tokens] if plan.tokens else None,
+        "output_tokens": [plan.output_tokens],
+        "strategies": [{"name": "single"}],
+        "hardware": hardware,
+        "network": {"topology": "ideal"},
+        **sweep_workload(plan),
+    }
     sc = from_dict(data, base_dir=plan.base_dir or ".", source="plan")
     points = sc.points()
     if len(points) != 1:
-        raise UserError("plan.sweep must give one value per field (the search chooses devices, strategies and "
-                        "networks)", field="plan.sweep")
+        raise UserError(
+            "plan.sweep must give one value per field (the search chooses devices, strategies and networks)",
+            field="plan.sweep",
+        )
     return points[0]
 
 
 def network_point(option):
     """The scenario NetworkPoint of a network catalog entry."""
 
-    return NetworkPoint(option.kind, float(option.bandwidth_mbps),
-                        None if option.latency_s is None else float(option.latency_s),
-                        None if option.efficiency is None else float(option.efficiency))
+    return NetworkPoint(
+        option.kind,
+        float(option.bandwidth_mbps),
+        None if option.latency_s is None else float(option.latency_s),
+        None if option.efficiency is None else float(option.efficiency),
+    )
 
 
 def to_point(base, cand: Candidate, networks: dict):
@@ -97,8 +110,15 @@ def to_point(base, cand: Candidate, networks: dict):
 
     s = get(cand.strategy)
     net = NetworkPoint("ideal", 1e6) if cand.network == NO_NETWORK else network_point(networks[cand.network])
-    p = replace(base, strategy=cand.strategy, knobs=cand.knobs, devices=cand.devices, network=net, speeds=None,
-                partition="proportional")
+    p = replace(
+        base,
+        strategy=cand.strategy,
+        knobs=cand.knobs,
+        devices=cand.devices,
+        network=net,
+        speeds=None,
+        partition="proportional",
+    )
     if s.single_device or len(set(cand.order)) == 1:
         return replace(p, fleet=None, device=cand.order[0], hardware=cand.order[0])
     return replace(p, fleet=cand.order, device=None, hardware=fleet_text(cand.order))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def _check_outputs(scenario: Path, networks: Path | None, outputs: dict[str, Path | None]) -> None:
-    from astrasim.fileio import check_output_path
     from astrasim.compute.profiles import profiles_dirs
+    from astrasim.fileio import check_output_path
 
     shipped = [f for d in profiles_dirs() if d.is_dir() for f in d.iterdir()]
     protected = [scenario, *([networks] if networks else []), *shipped]
@@ -37,22 +37,51 @@ def _write(result, out: Path | None, plot: Path | None, draw: Path | None) -> li
     return lines
 
 
-def run_inventory_plan(scenario: Path, *, out=None, plot=None, draw=None, networks=None, top=8, workers=1, dask=None,
-                       exhaustive=False, progress=True) -> None:
+def run_inventory_plan(
+    scenario: Path,
+    *,
+    out=None,
+    plot=None,
+    draw=None,
+    networks=None,
+    top=8,
+    workers=1,
+    dask=None,
+    exhaustive=False,
+    progress=True,
+) -> None:
     from astrasim.placement.inventory import load_inventory_plan
     from astrasim.placement.search import format_search, run_search
 
     _check_outputs(scenario, networks, {"--out": out, "--plot": plot, "--draw": draw})
     plan = load_inventory_plan(scenario)
-    result = run_search(plan, workers=workers, dask_address=dask, progress=progress,
-                        exhaustive=True if exhaustive else None, networks_path=networks)
+    result = run_search(
+        plan,
+        workers=workers,
+        dask_address=dask,
+        progress=progress,
+        exhaustive=True if exhaustive else None,
+        networks_path=networks,
+    )
     print(format_search(result, top=top))
     for line in _write(result, out, plot, draw):
         print(line)
 
 
-def run_whatif(scenario: Path, *, add=(), remove=(), network=(), out=None, plot=None, draw=None, networks=None,
-               workers=1, dask=None, progress=True) -> None:
+def run_whatif(
+    scenario: Path,
+    *,
+    add=(),
+    remove=(),
+    network=(),
+    out=None,
+    plot=None,
+    draw=None,
+    networks=None,
+    workers=1,
+    dask=None,
+    progress=True,
+) -> None:
     from astrasim.analysis.planning import load_devices, load_networks
     from astrasim.placement.inventory import check_inventory, load_inventory_plan
     from astrasim.placement.search import run_search

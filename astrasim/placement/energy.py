@@ -61,13 +61,17 @@ def device_power(name: str, catalog: dict | None = None) -> tuple[float, float]:
 
     dev = (catalog or load_catalog()).get(name)
     if dev is None:
-        raise UserError(f"'{name}' is not in the device catalog, so its power is unknown; add it to "
-                        "profiles/devices.yaml", field="hardware")
+        raise UserError(
+            f"'{name}' is not in the device catalog, so its power is unknown; add it to profiles/devices.yaml",
+            field="hardware",
+        )
     values = [getattr(dev, f, None) for f in POWER_FIELDS]
     for f, v in zip(POWER_FIELDS, values):
         if v is None:
-            raise UserError(f"catalog device '{name}' has no {f}; add it (with its source) to profiles/devices.yaml",
-                            field=f"devices.{name}.{f}")
+            raise UserError(
+                f"catalog device '{name}' has no {f}; add it (with its source) to profiles/devices.yaml",
+                field=f"devices.{name}.{f}",
+            )
     return float(values[0]), float(values[1])
 
 
@@ -120,7 +124,6 @@ def run_energy(point, result, graph, power=None) -> list[DeviceEnergy]:
     tx, rx = airtime(point, graph)
     radio = None
     if point.network.kind in ("wifi", "wifi-adhoc") and graph.n_devices > 1:
-
         radio = parse_wifi(json.loads(point.network.wifi) if point.network.wifi else None)
     out = []
     for d, busy in enumerate(result.compute_s):
@@ -143,5 +146,8 @@ def energy_columns(point, result, graph) -> dict:
     total = sum(d.total_j for d in devices)
     tokens = point.output_tokens if point.output_tokens > 0 else point.tokens
     latency = float(result.latency_s)
-    return {"energy_j": total, "energy_per_token_j": total / tokens,
-            "avg_power_w": total / latency if latency > 0 else None}
+    return {
+        "energy_j": total,
+        "energy_per_token_j": total / tokens,
+        "avg_power_w": total / latency if latency > 0 else None,
+    }

@@ -40,8 +40,11 @@ TIE_BREAKERS = ("energy", "price")
 
 class SearchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    exhaustive_max: int = Field(400, ge=0, description="simulate every candidate when there are at most this "
-                                                       "many; above, prune with the analytic bounds")
+    exhaustive_max: int = Field(
+        400,
+        ge=0,
+        description="simulate every candidate when there are at most this many; above, prune with the analytic bounds",
+    )
     batch: int = Field(8, ge=1, description="candidates simulated between two pruning passes (x workers)")
 
 
@@ -56,8 +59,9 @@ class InventoryPlan(BaseModel):
     rate_per_s: float | None = Field(None, gt=0)
     stream: StreamPlan = Field(default_factory=StreamPlan)
     inventory: dict[str, int] = Field(description="catalog device name -> how many you own")
-    buy: dict[str, int] = Field(default_factory=dict, description="catalog device name -> how many more may be "
-                                                                  "bought (at the catalog's price)")
+    buy: dict[str, int] = Field(
+        default_factory=dict, description="catalog device name -> how many more may be bought (at the catalog's price)"
+    )
     budget_usd: float | None = Field(None, ge=0, description="most to spend on devices bought")
     networks: list[str] = Field(default_factory=lambda: ["wifi5-1x1-80mhz"], min_length=1)
     objective: Literal["auto", "latency", "ttft", "tpot", "e2e", "p99"] = "auto"
@@ -85,12 +89,13 @@ class InventoryPlan(BaseModel):
         if obj == "auto":
             obj = "p99" if self.rate_per_s else ("e2e" if self.output_tokens > 0 else "latency")
         if obj in ("tpot", "e2e", "ttft") and self.output_tokens <= (1 if obj == "tpot" else 0):
-            raise UserError(f"objective {obj} needs a generation (output_tokens > {1 if obj == 'tpot' else 0})",
-                            field="plan.objective")
+            raise UserError(
+                f"objective {obj} needs a generation (output_tokens > {1 if obj == 'tpot' else 0})",
+                field="plan.objective",
+            )
         if obj == "p99" and not self.rate_per_s:
             raise UserError("objective p99 needs a request rate (rate_per_s)", field="plan.objective")
-        return {"latency": "latency_s", "ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s",
-                "p99": "latency_p99_s"}[obj]
+        return {"latency": "latency_s", "ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s", "p99": "latency_p99_s"}[obj]
 
     def owned(self) -> list[str]:
         """Every owned device, one name per unit."""
@@ -146,8 +151,9 @@ def check_inventory(plan: InventoryPlan, devices: dict, networks: dict) -> None:
                 raise UserError(f"unknown device '{name}'; profiles/devices.yaml has {sorted(devices)}", field=field)
     for name in plan.networks:
         if name not in networks:
-            raise UserError(f"unknown network '{name}'; profiles/networks.yaml has {sorted(networks)}",
-                            field="plan.networks")
+            raise UserError(
+                f"unknown network '{name}'; profiles/networks.yaml has {sorted(networks)}", field="plan.networks"
+            )
     for key in ("name", "models", "tokens", "devices", "strategies", "output_tokens", "network", "workload"):
         if key in plan.sweep:
             raise UserError(f"'{key}' is set by the plan itself; remove it from plan.sweep", field=f"plan.sweep.{key}")

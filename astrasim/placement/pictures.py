@@ -63,21 +63,35 @@ def draw_placement(result, path: str | Path) -> Path:
         ax.add_patch(Rectangle((x + 0.15, 1.15), w - 0.3, 0.25, fc="white", ec="0.4"))
         if have:
             frac = min(1.0, need / have)
-            ax.add_patch(Rectangle((x + 0.15, 1.15), (w - 0.3) * frac, 0.25,
-                                   fc="#d55e00" if need > have - mem.headroom_gb else "#009e73"))
+            ax.add_patch(
+                Rectangle(
+                    (x + 0.15, 1.15),
+                    (w - 0.3) * frac,
+                    0.25,
+                    fc="#d55e00" if need > have - mem.headroom_gb else "#009e73",
+                )
+            )
             ax.text(x + w / 2, 1.5, f"memory {need:.2f} of {have:g} GB", ha="center", va="bottom", fontsize=8)
     if n > 1:
         y = 0.55
         ax.plot([w / 2, (n - 1) * (w + gap) + w / 2], [y, y], color="0.3", lw=2)
         for d in range(n):
             ax.plot([d * (w + gap) + w / 2] * 2, [y, 1.0], color="0.3", lw=1)
-        ax.text((n - 1) * (w + gap) / 2 + w / 2, y - 0.12, f"link: {best['network_option']}", ha="center",
-                va="top", fontsize=9)
+        ax.text(
+            (n - 1) * (w + gap) / 2 + w / 2,
+            y - 0.12,
+            f"link: {best['network_option']}",
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
     metric = result.metric
     e = best.get("energy_per_token_j")
     energy = "" if e is None or e != e else f", {e:.3g} J per token"
-    ax.set_title(f"{result.plan.model}: {best['variant']} — {metric.removesuffix('_s')} {best[metric]:.3g} s"
-                 f"{energy}", fontsize=10)
+    ax.set_title(
+        f"{result.plan.model}: {best['variant']} — {metric.removesuffix('_s')} {best[metric]:.3g} s{energy}",
+        fontsize=10,
+    )
     ax.set_xlim(-0.3, n * (w + gap) - gap + 0.3)
     ax.set_ylim(0.0, 3.2)
     ax.axis("off")
@@ -113,18 +127,44 @@ def plot_frontier(result, path: str | Path) -> Path:
         ax.scatter(rows[metric], rows[y], s=14, color="0.6", alpha=0.6, label="simulated candidates")
         if not front.empty:
             ax.step(front[metric], front[y], where="post", color="#0072b2", lw=1.2)
-            ax.plot(front[metric], front[y], "o", color="#0072b2", ms=5,
-                    label="Pareto front of the panel's two axes (feasible)")
+            ax.plot(
+                front[metric],
+                front[y],
+                "o",
+                color="#0072b2",
+                ms=5,
+                label="Pareto front of the panel's two axes (feasible)",
+            )
         given = rows[rows["given_order"] & (rows["devices"] == len(result.plan.owned()))]
         if not given.empty:
-            ax.scatter(given[metric], given[y], marker="s", s=36, facecolor="none", edgecolor="#d55e00",
-                       label="your order (all devices)")
+            ax.scatter(
+                given[metric],
+                given[y],
+                marker="s",
+                s=36,
+                facecolor="none",
+                edgecolor="#d55e00",
+                label="your order (all devices)",
+            )
         if result.best is not None and result.best[y] == result.best[y]:
-            ax.scatter([result.best[metric]], [result.best[y]], marker="*", s=220, color="#e69f00",
-                       edgecolor="k", zorder=5, label=f"best: {result.best['placement']}")
+            ax.scatter(
+                [result.best[metric]],
+                [result.best[y]],
+                marker="*",
+                s=220,
+                color="#e69f00",
+                edgecolor="k",
+                zorder=5,
+                label=f"best: {result.best['placement']}",
+            )
         if result.plan.latency_target_s is not None:
-            ax.axvline(result.plan.latency_target_s, color="#cc0000", ls="--", lw=1.2,
-                       label=f"target {result.plan.latency_target_s:g} s")
+            ax.axvline(
+                result.plan.latency_target_s,
+                color="#cc0000",
+                ls="--",
+                lw=1.2,
+                label=f"target {result.plan.latency_target_s:g} s",
+            )
         ax.set_xlabel(f"{metric.removesuffix('_s')} (s, lower is better)")
         ax.set_ylabel(label)
         ax.set_xscale("log")
@@ -134,6 +174,8 @@ def plot_frontier(result, path: str | Path) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.12))
     c = result.counts
-    fig.suptitle(f"{result.plan.name}: {c['simulated']} simulated, {c['pruned']} pruned of {c['candidates']} "
-                 "candidates", fontsize=10)
+    fig.suptitle(
+        f"{result.plan.name}: {c['simulated']} simulated, {c['pruned']} pruned of {c['candidates']} candidates",
+        fontsize=10,
+    )
     return _save(fig, path)

@@ -49,15 +49,23 @@ from astrasim.scenario.fleet import memory_check
 from astrasim.strategies import get
 from astrasim.strategies.registry import knob_columns
 
-STATUS = ("simulated", "pruned", "misses target", "does not fit", "below accuracy floor", "over budget",
-          "cannot run", "inconsistent")
+STATUS = (
+    "simulated",
+    "pruned",
+    "misses target",
+    "does not fit",
+    "below accuracy floor",
+    "over budget",
+    "cannot run",
+    "inconsistent",
+)
 
 
 @dataclass
 class SearchResult:
     plan: object
     metric: str
-    table: pd.DataFrame                 # one row per candidate (simulated ones with their result columns)
+    table: pd.DataFrame  # one row per candidate (simulated ones with their result columns)
     counts: dict[str, int]
     seconds: float
     exhaustive: bool
@@ -99,8 +107,18 @@ def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
     keys = sorted({(c.strategy, c.knobs, c.devices) for c in cands}, key=repr)
     if not keys:
         return {}
-    df = pd.DataFrame([{"model": plan.model, "strategy": s, **knob_columns(s, k), "devices": n,
-                        "weight_bits": plan.sweep.get("weight_bits", 32)} for s, k, n in keys])
+    df = pd.DataFrame(
+        [
+            {
+                "model": plan.model,
+                "strategy": s,
+                **knob_columns(s, k),
+                "devices": n,
+                "weight_bits": plan.sweep.get("weight_bits", 32),
+            }
+            for s, k, n in keys
+        ]
+    )
     joined = join_accuracy(df, accuracy.table, task=accuracy.task and {plan.model: accuracy.task})
     return {key: joined["accuracy"].iloc[i] for i, key in enumerate(keys)}
 
@@ -109,12 +127,12 @@ def accuracy_of(plan, accuracy, cands: list[Candidate]) -> dict[tuple, float]:
 class Context:
     """What evaluating a candidate needs besides itself (sent once to each worker process)."""
 
-    objective: str                  # the stage DP's: "sum" (one request) or "max" (a stream)
-    bound_of: str                   # the bound's metric: latency, ttft, tpot, e2e, p99
+    objective: str  # the stage DP's: "sum" (one request) or "max" (a stream)
+    bound_of: str  # the bound's metric: latency, ttft, tpot, e2e, p99
     target: float | None
     floor: float | None
     higher_is_better: bool
-    accuracy: dict                  # (strategy, knobs, devices) -> accuracy
+    accuracy: dict  # (strategy, knobs, devices) -> accuracy
 
 
 def candidates(plan, networks: dict):
@@ -190,8 +208,16 @@ def evaluate_all(items, ctx: Context, workers: int, advance):
     return [done[i] for i in range(len(items))]
 
 
-def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progress: bool = True,
-               exhaustive: bool | None = None, networks_path=None, devices_path=None) -> SearchResult:
+def run_search(
+    plan,
+    *,
+    workers: int = 1,
+    dask_address: str | None = None,
+    progress: bool = True,
+    exhaustive: bool | None = None,
+    networks_path=None,
+    devices_path=None,
+) -> SearchResult:
     """Search the plan's placements; UserError on bad input (before any simulation)."""
 
     check_workers(workers)
@@ -204,8 +230,14 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
     t0 = time.perf_counter()
     base, items = candidates(plan, networks)
     acc = accuracy_of(plan, accuracy, [c for c, _, _ in items])
-    ctx = Context("max" if plan.rate_per_s else "sum", metric.removesuffix("_s").replace("latency_p99", "p99"),
-                  plan.latency_target_s, plan.accuracy.floor, accuracy.higher_is_better, acc)
+    ctx = Context(
+        "max" if plan.rate_per_s else "sum",
+        metric.removesuffix("_s").replace("latency_p99", "p99"),
+        plan.latency_target_s,
+        plan.accuracy.floor,
+        accuracy.higher_is_better,
+        acc,
+    )
     given = tuple(plan.owned())
     records = []
     if plan.budget_usd is not None:  # what must be bought costs more than the budget: never evaluated
@@ -219,9 +251,16 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
         over = []
     with Progress(progress, len(items), "bounding") as bar:
         for cand, point, status, bound in over + evaluate_all(items, ctx, workers, bar.advance):
-            records.append({"candidate": cand, "point": point, "status": status, "bound_s": bound,
-                            "accuracy": acc.get((cand.strategy, cand.knobs, cand.devices)),
-                            "given_order": cand.order == given or (cand.devices == 1 and len(given) == 1)})
+            records.append(
+                {
+                    "candidate": cand,
+                    "point": point,
+                    "status": status,
+                    "bound_s": bound,
+                    "accuracy": acc.get((cand.strategy, cand.knobs, cand.devices)),
+                    "given_order": cand.order == given or (cand.devices == 1 and len(given) == 1),
+                }
+            )
         live = [r for r in records if not r["status"]]
         do_all = exhaustive if exhaustive is not None else len(live) <= plan.search.exhaustive_max
         live.sort(key=lambda r: (not r["given_order"], r["bound_s"]))
@@ -262,8 +301,9 @@ def run_search(plan, *, workers: int = 1, dask_address: str | None = None, progr
     table = _table(records, plan, metric, devices, networks, accuracy)
     counts = {s: int((table["status"] == s).sum()) for s in STATUS}
     counts["candidates"] = len(table)
-    result = SearchResult(plan, metric, table, counts, seconds, do_all,
-                          points={r["candidate"].label(): r["point"] for r in records})
+    result = SearchResult(
+        plan, metric, table, counts, seconds, do_all, points={r["candidate"].label(): r["point"] for r in records}
+    )
     if result.best is None:
         result.binding = binding(result, accuracy)
     return result
@@ -275,7 +315,8 @@ def _inconsistent(row: dict) -> bool:
     never ranked, counted apart."""
     tpot, e2e, ttft = row.get("tpot_s"), row.get("e2e_s"), row.get("ttft_s")
     return (tpot is not None and tpot == tpot and tpot < 0) or (
-        e2e is not None and ttft is not None and e2e == e2e and ttft == ttft and e2e < ttft)
+        e2e is not None and ttft is not None and e2e == e2e and ttft == ttft and e2e < ttft
+    )
 
 
 def point_key_of_row(row: dict) -> tuple[str, ...]:
@@ -291,12 +332,21 @@ def _table(records, plan, metric, devices, networks, accuracy) -> pd.DataFrame:
         price = sum(devices[d].price_usd for d in c.order)
         net_cost = 0.0 if c.network == NO_NETWORK else networks[c.network].cost(c.devices)
         buy = plan.bought(c.order)
-        base = {"placement": c.label(), "order": " > ".join(c.order), "devices": c.devices, "strategy": c.strategy,
-                "buy": ", ".join(f"{n} x {k}" for k, n in sorted(buy.items())),
-                "buy_usd": float(sum(devices[k].price_usd * n for k, n in buy.items())),
-                "variant": c.label().split(", ", 1)[1], "network_option": c.network, "status": r["status"],
-                "bound_s": r["bound_s"], "accuracy": r["accuracy"], "price_usd": price + net_cost,
-                "given_order": r["given_order"]}
+        base = {
+            "placement": c.label(),
+            "order": " > ".join(c.order),
+            "devices": c.devices,
+            "strategy": c.strategy,
+            "buy": ", ".join(f"{n} x {k}" for k, n in sorted(buy.items())),
+            "buy_usd": float(sum(devices[k].price_usd * n for k, n in buy.items())),
+            "variant": c.label().split(", ", 1)[1],
+            "network_option": c.network,
+            "status": r["status"],
+            "bound_s": r["bound_s"],
+            "accuracy": r["accuracy"],
+            "price_usd": price + net_cost,
+            "given_order": r["given_order"],
+        }
         row = r.get("row") or {}
         base.update({k: v for k, v in row.items() if k not in base and k not in ("devices", "strategy")})
         rows.append(base)
@@ -335,8 +385,11 @@ def binding(result: SearchResult, accuracy) -> list[str]:
     out = []
     if not (t["status"] != "does not fit").any() or t[t["status"] != "cannot run"]["status"].eq("does not fit").all():
         out.append("memory binds: no placement of the owned devices holds the model")
-    if plan.accuracy.floor is not None and t["status"].eq("below accuracy floor").any() and \
-            not t["status"].isin(["simulated", "pruned", "misses target"]).any():
+    if (
+        plan.accuracy.floor is not None
+        and t["status"].eq("below accuracy floor").any()
+        and not t["status"].isin(["simulated", "pruned", "misses target"]).any()
+    ):
         out.append(f"accuracy floor binds: no strategy reaches {plan.accuracy.floor:g}")
     if plan.latency_target_s is not None:
         sim = t[(t["status"] == "simulated") & t["fits"]]
@@ -346,10 +399,15 @@ def binding(result: SearchResult, accuracy) -> list[str]:
         fastest = min(best, best_bound)
         if fastest < float("inf"):
             row = sim.loc[sim[metric].idxmin()] if best <= best_bound and not sim.empty else None
-            what = (f"the fastest placement ({row['placement']}) takes {best:.3g} s" if row is not None else
-                    f"no placement can beat {best_bound:.3g} s (analytic bound)")
-            out.append(f"latency target binds: {what}, over the {plan.latency_target_s:g} s target by "
-                       f"{100 * (fastest - plan.latency_target_s) / plan.latency_target_s:.0f} %")
+            what = (
+                f"the fastest placement ({row['placement']}) takes {best:.3g} s"
+                if row is not None
+                else f"no placement can beat {best_bound:.3g} s (analytic bound)"
+            )
+            out.append(
+                f"latency target binds: {what}, over the {plan.latency_target_s:g} s target by "
+                f"{100 * (fastest - plan.latency_target_s) / plan.latency_target_s:.0f} %"
+            )
     return out or ["nothing simulated meets every constraint"]
 
 
@@ -358,26 +416,38 @@ def format_search(result: SearchResult, top: int = 8) -> str:
     plan, metric, t, c = result.plan, result.metric, result.table, result.counts
     inv = ", ".join(f"{n} x {k}" for k, n in plan.inventory.items())
     if plan.buy:
-        inv += "; may buy: " + ", ".join(f"{n} x {k}" for k, n in plan.buy.items()) + (
-            f" (budget ${plan.budget_usd:,.0f})" if plan.budget_usd is not None else "")
-    work = (f"{plan.tokens or 'default'}-token prompt" + (f", {plan.output_tokens} generated tokens"
-                                                          if plan.output_tokens else "")
-            + (f", {plan.rate_per_s:g} requests/s" if plan.rate_per_s else ""))
-    lines = [f"placement '{plan.name}': {plan.model}, {work}; owned: {inv}; objective {metric}"
-             + (f" <= {plan.latency_target_s:g} s" if plan.latency_target_s else ""),
-             f"{c['candidates']} candidates: {c['simulated']} simulated, {c['pruned']} pruned by the analytic bound, "
-             f"{c['misses target']} miss the target by their bound, {c['does not fit']} do not fit, "
-             f"{c['below accuracy floor']} below the accuracy floor, "
-             + (f"{c['over budget']} over budget, " if plan.budget_usd is not None else "") + f"{c['cannot run']} cannot run"
-             + (f", {c['inconsistent']} inconsistent (e2e < ttft) left out" if c["inconsistent"] else "") + " "
-             f"({'exhaustive' if result.exhaustive else 'pruned search'}, {result.seconds:.1f} s)"]
+        inv += (
+            "; may buy: "
+            + ", ".join(f"{n} x {k}" for k, n in plan.buy.items())
+            + (f" (budget ${plan.budget_usd:,.0f})" if plan.budget_usd is not None else "")
+        )
+    work = (
+        f"{plan.tokens or 'default'}-token prompt"
+        + (f", {plan.output_tokens} generated tokens" if plan.output_tokens else "")
+        + (f", {plan.rate_per_s:g} requests/s" if plan.rate_per_s else "")
+    )
+    lines = [
+        f"placement '{plan.name}': {plan.model}, {work}; owned: {inv}; objective {metric}"
+        + (f" <= {plan.latency_target_s:g} s" if plan.latency_target_s else ""),
+        f"{c['candidates']} candidates: {c['simulated']} simulated, {c['pruned']} pruned by the analytic bound, "
+        f"{c['misses target']} miss the target by their bound, {c['does not fit']} do not fit, "
+        f"{c['below accuracy floor']} below the accuracy floor, "
+        + (f"{c['over budget']} over budget, " if plan.budget_usd is not None else "")
+        + f"{c['cannot run']} cannot run"
+        + (f", {c['inconsistent']} inconsistent (e2e < ttft) left out" if c["inconsistent"] else "")
+        + " "
+        f"({'exhaustive' if result.exhaustive else 'pruned search'}, {result.seconds:.1f} s)",
+    ]
     best, given = result.best, result.given
 
     def describe(r) -> str:
         e = r.get("energy_per_token_j")
         energy = "" if e is None or e != e else f", {e:.3g} J/token ({r['energy_j']:.3g} J)"
-        extra = "".join(f", {k.removesuffix('_s')} {r[k]:.3g} s" for k in ("ttft_s", "tpot_s", "e2e_s")
-                        if k != metric and k in r.index and r[k] == r[k] and r[k] is not None)
+        extra = "".join(
+            f", {k.removesuffix('_s')} {r[k]:.3g} s"
+            for k in ("ttft_s", "tpot_s", "e2e_s")
+            if k != metric and k in r.index and r[k] == r[k] and r[k] is not None
+        )
         buy = f", buy {r['buy']} (${r['buy_usd']:,.0f})" if r.get("buy") else ""
         return f"{r['placement']}: {metric} {r[metric]:.4g} s{extra}{energy}, ${r['price_usd']:,.0f}{buy}"
 
@@ -385,16 +455,28 @@ def format_search(result: SearchResult, top: int = 8) -> str:
         lines += ["", f"best: {describe(best)}"]
         if given is not None:
             gain = given[metric] / best[metric] if best[metric] > 0 else float("nan")
-            lines.append(f"your order ({' > '.join(plan.owned())}), best strategy: {describe(given)} "
-                         f"-> the search is {gain:.2f}x faster")
+            lines.append(
+                f"your order ({' > '.join(plan.owned())}), best strategy: {describe(given)} "
+                f"-> the search is {gain:.2f}x faster"
+            )
     else:
         lines += ["", "no placement meets every constraint:"] + [f"- {b}" for b in result.binding]
     shown = t[t["status"] == "simulated"].head(top)
     if not shown.empty:
         cols = ["placement", metric, "bound_s", "energy_per_token_j", "price_usd", "memory_gb", "pareto"]
-        lines += ["", f"simulated, best first (top {len(shown)}):",
-                  shown[[x for x in cols if x in shown.columns]].to_string(index=False, na_rep="n/a", formatters={
-                      metric: lambda v: f"{v:.4g}", "bound_s": lambda v: f"{v:.4g}",
-                      "energy_per_token_j": lambda v: f"{v:.3g}", "price_usd": lambda v: f"${v:,.0f}",
-                      "memory_gb": lambda v: f"{v:.2f}"})]
+        lines += [
+            "",
+            f"simulated, best first (top {len(shown)}):",
+            shown[[x for x in cols if x in shown.columns]].to_string(
+                index=False,
+                na_rep="n/a",
+                formatters={
+                    metric: lambda v: f"{v:.4g}",
+                    "bound_s": lambda v: f"{v:.4g}",
+                    "energy_per_token_j": lambda v: f"{v:.3g}",
+                    "price_usd": lambda v: f"${v:,.0f}",
+                    "memory_gb": lambda v: f"{v:.2f}",
+                },
+            ),
+        ]
     return "\n".join(lines)

@@ -17,8 +17,9 @@ DP over (stage, layers placed so far): O(N L^2).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 GB = 1e9
 
@@ -46,9 +47,16 @@ def stage_memory(spec, n: int, tokens: int, output_tokens: int, weight_bits: flo
     return per_layer, end_fixed, mid_fixed
 
 
-def best_stages(layer_cost: Sequence[float], transfer: Sequence[float], capacity: Sequence[float | None],
-                per_layer: float, end_fixed: float, mid_fixed: float, layers: int,
-                objective: Literal["sum", "max"] = "sum") -> list[int] | None:
+def best_stages(
+    layer_cost: Sequence[float],
+    transfer: Sequence[float],
+    capacity: Sequence[float | None],
+    per_layer: float,
+    end_fixed: float,
+    mid_fixed: float,
+    layers: int,
+    objective: Literal["sum", "max"] = "sum",
+) -> list[int] | None:
     """Layer counts per stage minimizing the objective (None: no split fits in memory).
     layer_cost[s]: seconds per layer on stage s; transfer[s]: its outgoing transfer (0 for the last);
     capacity[s]: bytes it may hold (None: unbounded)."""
@@ -94,9 +102,9 @@ def pp_stages(point, objective: Literal["sum", "max"] = "sum") -> str | None:
     """The `stages` knob ('14,6,6,6') for a pp point on its devices in order (None: nothing fits).
     Per-layer times are the pp strategy's own (the single device's profile rows scaled to each device)."""
     from astrasim.compute.hardware import device_memory, hardware_of
-    from astrasim.strategies import get
     from astrasim.compute.profiles import profile_id
     from astrasim.pointrun import point_costs
+    from astrasim.strategies import get
 
     spec, n, T = point.model, point.devices, point.tokens
     if n < 2 or n > spec.layers:

@@ -18,8 +18,17 @@ import pandas as pd
 from astrasim.errors import UserError
 from astrasim.placement.search import SearchResult
 
-METRICS = ("latency_s", "ttft_s", "tpot_s", "e2e_s", "latency_p99_s", "energy_per_token_j", "energy_j",
-           "avg_power_w", "price_usd")
+METRICS = (
+    "latency_s",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "latency_p99_s",
+    "energy_per_token_j",
+    "energy_j",
+    "avg_power_w",
+    "price_usd",
+)
 
 
 def parse_change(text: str, field: str) -> tuple[str, int]:
@@ -58,8 +67,9 @@ def changed_plan(plan, devices: dict, add: list[str] = (), remove: list[str] = (
     if not inv:
         raise UserError("the change leaves the inventory empty", field="--remove")
     if not (add or remove or network):
-        raise UserError("say what changes: --add DEVICE[=COUNT], --remove DEVICE[=COUNT] or --network NAME",
-                        field="whatif")
+        raise UserError(
+            "say what changes: --add DEVICE[=COUNT], --remove DEVICE[=COUNT] or --network NAME", field="whatif"
+        )
     update = {"inventory": inv}
     if network:
         update["networks"] = list(network)
@@ -108,49 +118,73 @@ def reason(before: SearchResult, after: SearchResult, change: str, added: list[t
     if b is None or a is None:
         return f"{change}: {'no placement was feasible before' if b is None else 'no placement is feasible after'}"
     m = metric.removesuffix("_s").replace("latency_p99", "p99")
-    verb = "lowers" if a[metric] < b[metric] * (1 - 1e-9) else ("raises" if a[metric] > b[metric] * (1 + 1e-9)
-                                                               else "leaves")
-    head = (f"{change} {verb} {m} from {b[metric]:.3g} s to {a[metric]:.3g} s" if verb != "leaves"
-            else f"{change} leaves {m} at {a[metric]:.3g} s")
+    verb = (
+        "lowers"
+        if a[metric] < b[metric] * (1 - 1e-9)
+        else ("raises" if a[metric] > b[metric] * (1 + 1e-9) else "leaves")
+    )
+    head = (
+        f"{change} {verb} {m} from {b[metric]:.3g} s to {a[metric]:.3g} s"
+        if verb != "leaves"
+        else f"{change} leaves {m} at {a[metric]:.3g} s"
+    )
     compare = a
     note = ""
     if added:
         name, n = added[0]
         have = sum(1 for x in before.plan.owned() if x == name) + n
         t = after.table
-        using = t[(t["status"] == "simulated") & t["fits"] & t["order"].map(lambda o: str(o).split(" > ").count(name) >= have)]
+        using = t[
+            (t["status"] == "simulated") & t["fits"] & t["order"].map(lambda o: str(o).split(" > ").count(name) >= have)
+        ]
         if not _uses(a, name, have):
             if using.empty:
                 return f"{head}: no placement using every {name} could be simulated (pruned or does not fit)"
             compare = using.iloc[0]  # the table's order: the objective, then the tie-breakers
             e_a, e_c = a.get("energy_per_token_j"), compare.get("energy_per_token_j")
-            energy = (f" at {e_c:.3g} J per token instead of {e_a:.3g}" if e_a is not None and e_c is not None
-                      and e_a == e_a and e_c == e_c else "")
-            note = (f"; the best placement leaves it unused, the best that uses it ({compare['placement']}) "
-                    f"takes {compare[metric]:.3g} s{energy}")
-    (x, xm), (y, ym) = breakdown(before.points[b["placement"]], metric), breakdown(after.points[compare["placement"]], metric)
+            energy = (
+                f" at {e_c:.3g} J per token instead of {e_a:.3g}"
+                if e_a is not None and e_c is not None and e_a == e_a and e_c == e_c
+                else ""
+            )
+            note = (
+                f"; the best placement leaves it unused, the best that uses it ({compare['placement']}) "
+                f"takes {compare[metric]:.3g} s{energy}"
+            )
+    (x, xm), (y, ym) = (
+        breakdown(before.points[b["placement"]], metric),
+        breakdown(after.points[compare["placement"]], metric),
+    )
     d_comp, d_comm, d_wait = y.compute_s - x.compute_s, y.comm_s - x.comm_s, y.wait_s - x.wait_s
     unit = "per token" if metric in ("tpot_s", "e2e_s") and after.plan.output_tokens > 1 else "per request"
     msgs = f"{ym - xm:+.0f} messages {unit} on the critical path"
-    path = (f"critical path {unit}: compute {x.compute_s:.3g} -> {y.compute_s:.3g} s, communication "
-            f"{x.comm_s:.3g} -> {y.comm_s:.3g} s, waiting {x.wait_s:.3g} -> {y.wait_s:.3g} s")
+    path = (
+        f"critical path {unit}: compute {x.compute_s:.3g} -> {y.compute_s:.3g} s, communication "
+        f"{x.comm_s:.3g} -> {y.comm_s:.3g} s, waiting {x.wait_s:.3g} -> {y.wait_s:.3g} s"
+    )
     delta = {"compute": d_comp, "communication": d_comm, "waiting": d_wait}
     if abs(y.total_s - x.total_s) <= 0.01 * max(x.total_s, 1e-12):
-        why = (f"the critical path barely changes (compute {d_comp:+.3g} s, communication {d_comm:+.3g} s, "
-               f"waiting {d_wait:+.3g} s; {msgs})")
+        why = (
+            f"the critical path barely changes (compute {d_comp:+.3g} s, communication {d_comm:+.3g} s, "
+            f"waiting {d_wait:+.3g} s; {msgs})"
+        )
     elif y.total_s >= x.total_s:  # slower (or no faster): the term that grew most binds
         main = max(delta, key=delta.get)
-        why = {"compute": f"compute on the critical path grows by {d_comp:.3g} s (its work falls to fewer or slower "
-                          f"devices) while communication changes by {d_comm:+.3g} s ({msgs})",
-               "communication": f"the extra communication ({msgs}, {d_comm:+.3g} s) costs more than the compute "
-                                f"it saves ({d_comp:+.3g} s)",
-               "waiting": f"devices wait {d_wait:.3g} s longer for each other (the slowest binds)"}[main]
+        why = {
+            "compute": f"compute on the critical path grows by {d_comp:.3g} s (its work falls to fewer or slower "
+            f"devices) while communication changes by {d_comm:+.3g} s ({msgs})",
+            "communication": f"the extra communication ({msgs}, {d_comm:+.3g} s) costs more than the compute "
+            f"it saves ({d_comp:+.3g} s)",
+            "waiting": f"devices wait {d_wait:.3g} s longer for each other (the slowest binds)",
+        }[main]
     else:  # faster: the term that fell most
         main = min(delta, key=delta.get)
-        why = {"compute": f"compute on the critical path falls by {-d_comp:.3g} s, more than communication "
-                          f"changes ({d_comm:+.3g} s, {msgs})",
-               "communication": f"communication on the critical path falls by {-d_comm:.3g} s ({msgs})",
-               "waiting": f"devices wait {-d_wait:.3g} s less for each other"}[main]
+        why = {
+            "compute": f"compute on the critical path falls by {-d_comp:.3g} s, more than communication "
+            f"changes ({d_comm:+.3g} s, {msgs})",
+            "communication": f"communication on the critical path falls by {-d_comm:.3g} s ({msgs})",
+            "waiting": f"devices wait {-d_wait:.3g} s less for each other",
+        }[main]
     why += f" [{path}]"
     return f"{head}{note}: {why}"
 
@@ -174,11 +208,16 @@ def metric_changes(before: SearchResult, after: SearchResult) -> pd.DataFrame:
 
 def format_whatif(before: SearchResult, after: SearchResult, line: str) -> str:
     b, a = before.best, after.best
-    out = ["before: " + (b["placement"] if b is not None else "nothing feasible"),
-           "after:  " + (a["placement"] if a is not None else "nothing feasible"), "",
-           metric_changes(before, after).to_string(index=False, na_rep="n/a", float_format=lambda v: f"{v:.4g}"),
-           "", line, "",
-           f"searches: before {before.counts['simulated']} simulated / {before.counts['pruned']} pruned "
-           f"({before.seconds:.1f} s), after {after.counts['simulated']} simulated / {after.counts['pruned']} pruned "
-           f"({after.seconds:.1f} s)"]
+    out = [
+        "before: " + (b["placement"] if b is not None else "nothing feasible"),
+        "after:  " + (a["placement"] if a is not None else "nothing feasible"),
+        "",
+        metric_changes(before, after).to_string(index=False, na_rep="n/a", float_format=lambda v: f"{v:.4g}"),
+        "",
+        line,
+        "",
+        f"searches: before {before.counts['simulated']} simulated / {before.counts['pruned']} pruned "
+        f"({before.seconds:.1f} s), after {after.counts['simulated']} simulated / {after.counts['pruned']} pruned "
+        f"({after.seconds:.1f} s)",
+    ]
     return "\n".join(out)

@@ -23,20 +23,22 @@ import torch
 
 @dataclass(frozen=True)
 class Calibration:
-    matmul_flops: float         # best sustained FLOP/s of the calibration matmul
+    matmul_flops: float  # best sustained FLOP/s of the calibration matmul
     matmul_median_flops: float  # its median over the timed calls
-    matmul_cpu_flops: float     # best FLOP per CPU second per thread (the CPU clock)
-    mem_bandwidth_gbs: float    # best copy bandwidth, GB/s (10^9 bytes/s)
+    matmul_cpu_flops: float  # best FLOP per CPU second per thread (the CPU clock)
+    mem_bandwidth_gbs: float  # best copy bandwidth, GB/s (10^9 bytes/s)
     threads: int
     size: int
     mem_mb: int
 
     def lines(self) -> list[str]:
-        return [f"calibration matmul ({self.size}x{self.size} fp32, {self.threads} threads): "
-                f"{self.matmul_flops / 1e9:.1f} GFLOP/s best, {self.matmul_median_flops / 1e9:.1f} median, "
-                f"{self.matmul_cpu_flops / 1e9:.1f} best on the CPU clock",
-                f"calibration copy ({self.mem_mb} MB fp32): {self.mem_bandwidth_gbs:.1f} GB/s best",
-                "a catalog entry's peak_flops / mem_bandwidth_gbs must be at least these figures"]
+        return [
+            f"calibration matmul ({self.size}x{self.size} fp32, {self.threads} threads): "
+            f"{self.matmul_flops / 1e9:.1f} GFLOP/s best, {self.matmul_median_flops / 1e9:.1f} median, "
+            f"{self.matmul_cpu_flops / 1e9:.1f} best on the CPU clock",
+            f"calibration copy ({self.mem_mb} MB fp32): {self.mem_bandwidth_gbs:.1f} GB/s best",
+            "a catalog entry's peak_flops / mem_bandwidth_gbs must be at least these figures",
+        ]
 
 
 def _best(fn, repeats: int) -> tuple[float, float, float]:
@@ -63,5 +65,6 @@ def calibrate(*, size: int = 2048, mem_mb: int = 256, repeats: int = 10) -> Cali
         dst = torch.empty_like(src)
         copy_best, _, _ = _best(lambda: dst.copy_(src), repeats)
     threads = torch.get_num_threads()
-    return Calibration(flop / best, flop / median, flop / (cpu / threads), 2 * src.numel() * 4 / copy_best / 1e9,
-                       threads, size, mem_mb)
+    return Calibration(
+        flop / best, flop / median, flop / (cpu / threads), 2 * src.numel() * 4 / copy_best / 1e9, threads, size, mem_mb
+    )

@@ -35,8 +35,14 @@ def scaled_rows(table: pd.DataFrame, source_op: str, op: str, spec_of=get_model)
         cost = strategy.op_costs(spec_of(src["model"]), int(src["devices"]), int(src["tokens"]), knobs)[op]
         ratio = cost.flops / float(src["flops"])
         row = {c: src.get(c, 0) for c in columns}
-        row.update(op=op, flops=cost.flops, bytes=cost.bytes, median_s=src["median_s"] * ratio,
-                   p10_s=src["p10_s"] * ratio, p90_s=src["p90_s"] * ratio)
+        row.update(
+            op=op,
+            flops=cost.flops,
+            bytes=cost.bytes,
+            median_s=src["median_s"] * ratio,
+            p10_s=src["p10_s"] * ratio,
+            p90_s=src["p90_s"] * ratio,
+        )
         row.update({c: src.get(c) for c in PROFILE_NOISE_COLUMNS if c in src.index}, clock=f"scaled:{source_op}")
         rows.append(row)
     return pd.DataFrame(rows, columns=[*columns, *PROFILE_NOISE_COLUMNS])

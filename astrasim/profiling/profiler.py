@@ -29,15 +29,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from astrasim.compute.analytic import DTYPE_BYTES
+from astrasim.compute.profiles import PROFILE_NOISE_COLUMNS, profile_columns
 from astrasim.errors import UserError
 from astrasim.executors import Progress
 from astrasim.kernels.block import ReferenceBlock
-from astrasim.compute.analytic import DTYPE_BYTES
 from astrasim.models import ModelSpec
 from astrasim.profiling.timing import CLOCKS, time_until_stable
 from astrasim.strategies import STRATEGIES, Knobs, get, registry
 from astrasim.strategies.base import KnobError
-from astrasim.compute.profiles import PROFILE_NOISE_COLUMNS, profile_columns
 
 
 def columns() -> list[str]:
@@ -46,8 +46,8 @@ def columns() -> list[str]:
 
 
 COLUMNS = columns()
-MAX_NOISE = 0.5   # a row whose (p90 - p10) / median or drift exceeds this is re-measured, then flagged
-REMEASURE = 2     # at most this many re-measurements of a configuration with a noisy op
+MAX_NOISE = 0.5  # a row whose (p90 - p10) / median or drift exceeds this is re-measured, then flagged
+REMEASURE = 2  # at most this many re-measurements of a configuration with a noisy op
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 
@@ -83,12 +83,19 @@ class Config:
 
     def label(self, model: str) -> str:
         s = get(self.strategy)
-        return f"{model} {s.label(self.knobs)} N={self.devices} " + (f"cache={self.tokens}" if self.decode
-                                                                        else f"T={self.tokens}")
+        return f"{model} {s.label(self.knobs)} N={self.devices} " + (
+            f"cache={self.tokens}" if self.decode else f"T={self.tokens}"
+        )
 
 
-def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[int], knobs: Mapping[str, Sequence],
-                 tokens: Sequence[int], decode: bool = False) -> list[Config]:
+def plan_configs(
+    spec: ModelSpec,
+    strategies: Sequence[str],
+    devices: Sequence[int],
+    knobs: Mapping[str, Sequence],
+    tokens: Sequence[int],
+    decode: bool = False,
+) -> list[Config]:
     """Every configuration to measure, validated up front (a bad one is a UserError before any timing).
 
     `knobs` (profiled knob -> values, e.g. {"groups": [1, 16, 32], "codebook": [1024]}) fills the
@@ -99,8 +106,11 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
     single device's rows) are skipped."""
     unknown_knobs = [k for k in knobs if k not in registry.PROFILED_KNOBS]
     if unknown_knobs:
-        raise UserError(f"'{unknown_knobs[0]}' is no strategy's profiled knob; use one of "
-                        f"{', '.join(registry.PROFILED_KNOBS) or '(none)'}", field="knob")
+        raise UserError(
+            f"'{unknown_knobs[0]}' is no strategy's profiled knob; use one of "
+            f"{', '.join(registry.PROFILED_KNOBS) or '(none)'}",
+            field="knob",
+        )
     if decode and not spec.causal:
         raise UserError(f"{spec.name} is not causal: it has no decode steps to profile", field="decode")
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -128,7 +138,7 @@ def plan_configs(spec: ModelSpec, strategies: Sequence[str], devices: Sequence[i
                 bad = exc.errors()[0] if hasattr(exc, "errors") else {}
                 knob = str((bad.get("loc") or ("knob",))[0])
                 raise UserError(f"{name}: {bad.get('msg', exc)}", field=knob) from None
-            for n in ([1] if strategy.single_device else list(devices)):
+            for n in [1] if strategy.single_device else list(devices):
                 for variant in variants:
                     try:
                         # decode: t is a cache length, not tokens to split (any prompt of >= n tokens)
@@ -163,13 +173,28 @@ def _threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), devices: Iterable[int] = (1, 2, 4, 8),
-                groups: Iterable[int] | None = None, tokens: int | Iterable[int] | None = None, *,
-                codebook: int | None = None, knobs: Mapping[str, Sequence] | None = None, dtype: str = "float32",
-                threads: int | None = None, repeats: int = 10,
-                warmup: int = 2, progress: bool = True, seed: int = 0, max_noise: float = MAX_NOISE,
-                remeasure: int = REMEASURE, clock: str = "wall", ops: Iterable[str] | None = None,
-                decode: bool = False, statistic: str = "median") -> pd.DataFrame:
+def profile_ops(
+    spec: ModelSpec,
+    strategies: Iterable[str] = tuple(STRATEGIES),
+    devices: Iterable[int] = (1, 2, 4, 8),
+    groups: Iterable[int] | None = None,
+    tokens: int | Iterable[int] | None = None,
+    *,
+    codebook: int | None = None,
+    knobs: Mapping[str, Sequence] | None = None,
+    dtype: str = "float32",
+    threads: int | None = None,
+    repeats: int = 10,
+    warmup: int = 2,
+    progress: bool = True,
+    seed: int = 0,
+    max_noise: float = MAX_NOISE,
+    remeasure: int = REMEASURE,
+    clock: str = "wall",
+    ops: Iterable[str] | None = None,
+    decode: bool = False,
+    statistic: str = "median",
+) -> pd.DataFrame:
     """Measure every op of every requested configuration of one model; returns the profile table
     (columns :func:`columns`). `knobs`: profiled knob -> values (`groups` and `codebook` are
     shorthands for knobs["groups"], knobs["codebook"]; a knob left out: plan_configs). `tokens`
@@ -194,14 +219,21 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
     if only is not None:
         known = {op for name in strategies for op in get(name).ops} | {"cls_pool"}
         if not only or not only <= known:
-            raise UserError(f"unknown op(s) {sorted(only - known) or '(none given)'}; use ops of the chosen strategies: "
-                            f"{', '.join(sorted(known))}", field="ops")
+            raise UserError(
+                f"unknown op(s) {sorted(only - known) or '(none given)'}; use ops of the chosen strategies: "
+                f"{', '.join(sorted(known))}",
+                field="ops",
+            )
     if not max_noise > 0 or remeasure < 0:
-        raise UserError("max spread must be positive and remeasure >= 0",
-                        field="max_spread" if not max_noise > 0 else "remeasure")
+        raise UserError(
+            "max spread must be positive and remeasure >= 0", field="max_spread" if not max_noise > 0 else "remeasure"
+        )
     token_list = [spec.tokens] if tokens is None else ([tokens] if isinstance(tokens, int) else list(tokens))
-    lists = {**({"groups": list(groups)} if groups is not None else {}),
-             **({"codebook": [codebook]} if codebook is not None else {}), **(knobs or {})}
+    lists = {
+        **({"groups": list(groups)} if groups is not None else {}),
+        **({"codebook": [codebook]} if codebook is not None else {}),
+        **(knobs or {}),
+    }
     configs = plan_configs(spec, list(strategies), list(devices), lists, token_list, decode)
     cols = columns()
     zeros = dict.fromkeys(registry.PROFILED_KNOBS, 0)
@@ -210,8 +242,13 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
         torch.manual_seed(seed)
         block = ReferenceBlock(spec, dtype=DTYPES[dtype]).eval()
         evict = _evictor(block)
-        meta = dict(model=spec.name, hardware=hardware_description(), threads=n_threads, dtype=dtype,
-                    torch_version=torch.__version__)
+        meta = dict(
+            model=spec.name,
+            hardware=hardware_description(),
+            threads=n_threads,
+            dtype=dtype,
+            torch_version=torch.__version__,
+        )
         for cfg in configs:
             advance(cfg.label(spec.name))
             strategy = get(cfg.strategy)
@@ -225,17 +262,39 @@ def profile_ops(spec: ModelSpec, strategies: Iterable[str] = tuple(STRATEGIES), 
                 calls = {op: call for op, call in calls.items() if op in only}
                 if not calls:
                     continue
-            timings, _ = time_until_stable(calls, repeats=repeats, warmup=warmup, evict=evict, max_noise=max_noise,
-                                           remeasure=remeasure, clock=clock, threads=n_threads)
+            timings, _ = time_until_stable(
+                calls,
+                repeats=repeats,
+                warmup=warmup,
+                evict=evict,
+                max_noise=max_noise,
+                remeasure=remeasure,
+                clock=clock,
+                threads=n_threads,
+            )
             key = zeros | dict(strategy.profile_key(cfg.knobs))
             for op, timing in timings.items():
-                rows.append(dict(meta, **key, strategy=cfg.strategy, devices=cfg.devices, tokens=cfg.tokens, op=op,
-                                 median_s=timing.p10_s if statistic == "p10" else timing.median_s,
-                                 p10_s=timing.p10_s, p90_s=timing.p90_s,
-                                 repeats=timing.repeats, flops=costs[op].flops, bytes=costs[op].bytes,
-                                 spread=timing.spread, drift=timing.drift,
-                                 cpu_share=timing.cpu_ratio / n_threads, unstable=timing.noise > max_noise,
-                                 clock=clock))
+                rows.append(
+                    dict(
+                        meta,
+                        **key,
+                        strategy=cfg.strategy,
+                        devices=cfg.devices,
+                        tokens=cfg.tokens,
+                        op=op,
+                        median_s=timing.p10_s if statistic == "p10" else timing.median_s,
+                        p10_s=timing.p10_s,
+                        p90_s=timing.p90_s,
+                        repeats=timing.repeats,
+                        flops=costs[op].flops,
+                        bytes=costs[op].bytes,
+                        spread=timing.spread,
+                        drift=timing.drift,
+                        cpu_share=timing.cpu_ratio / n_threads,
+                        unstable=timing.noise > max_noise,
+                        clock=clock,
+                    )
+                )
         advance(None)
     return pd.DataFrame(rows, columns=cols)
 
@@ -274,10 +333,12 @@ def unstable_warning(row) -> str:
     """One warning line for an unstable profile row."""
     s = STRATEGIES.get(str(row["strategy"]))
     knobs = "".join(f" {k}={row[k]}" for k in (s.profiled_knobs if s else ()) if k in row.index)
-    return (f"warning: unstable profile row {row['model']} {row['strategy']} N={row['devices']}{knobs} "
-            f"T={row['tokens']} op={row['op']}: median {row['median_s']:.4g} s, p10 {row['p10_s']:.4g} s, "
-            f"p90 {row['p90_s']:.4g} s (spread {row['spread']:.2f}, drift {row['drift']:.2f}, "
-            f"CPU share {row['cpu_share']:.2f})")
+    return (
+        f"warning: unstable profile row {row['model']} {row['strategy']} N={row['devices']}{knobs} "
+        f"T={row['tokens']} op={row['op']}: median {row['median_s']:.4g} s, p10 {row['p10_s']:.4g} s, "
+        f"p90 {row['p90_s']:.4g} s (spread {row['spread']:.2f}, drift {row['drift']:.2f}, "
+        f"CPU share {row['cpu_share']:.2f})"
+    )
 
 
 def write_profile(df: pd.DataFrame, path: str | Path) -> None:
@@ -287,5 +348,18 @@ def write_profile(df: pd.DataFrame, path: str | Path) -> None:
     write_csv_atomic(path, df)
 
 
-__all__ = ["COLUMNS", "DTYPE_BYTES", "columns", "MAX_NOISE", "REMEASURE", "STRATEGIES", "hardware_description", "plan_configs",
-           "profile_ops", "read_profile", "unstable_rows", "unstable_warning", "write_profile"]
+__all__ = [
+    "COLUMNS",
+    "DTYPE_BYTES",
+    "columns",
+    "MAX_NOISE",
+    "REMEASURE",
+    "STRATEGIES",
+    "hardware_description",
+    "plan_configs",
+    "profile_ops",
+    "read_profile",
+    "unstable_rows",
+    "unstable_warning",
+    "write_profile",
+]

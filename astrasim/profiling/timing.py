@@ -39,7 +39,7 @@ class Timing:
         return max(self.spread, self.drift)
 
     @classmethod
-    def of(cls, samples, cpu_ratio: float = 0.0) -> "Timing":
+    def of(cls, samples, cpu_ratio: float = 0.0) -> Timing:
         arr = np.asarray(samples, dtype=float)
         med = float(np.median(arr))
         drift = 0.0
@@ -49,8 +49,9 @@ class Timing:
         return cls(med, float(np.percentile(arr, 10)), float(np.percentile(arr, 90)), len(arr), drift, cpu_ratio)
 
 
-def time_call(fn: Callable[[], object], *, repeats: int = 10, warmup: int = 2, min_sample_s: float = 2e-3,
-              max_inner: int = 1000) -> Timing:
+def time_call(
+    fn: Callable[[], object], *, repeats: int = 10, warmup: int = 2, min_sample_s: float = 2e-3, max_inner: int = 1000
+) -> Timing:
     """Time `fn()`: `warmup` untimed calls, then `repeats` samples; each sample runs the call
     `inner` times back to back (inner calibrated so that a sample lasts >= min_sample_s, which keeps
     sub-millisecond kernels above the clock's noise) and records the mean per call. Returns the
@@ -75,9 +76,15 @@ def time_call(fn: Callable[[], object], *, repeats: int = 10, warmup: int = 2, m
 CLOCKS = ("wall", "cpu")
 
 
-def time_sequence(calls: dict[str, Callable[[], object]], *, repeats: int = 10, warmup: int = 2,
-                  evict: Callable[[], object] | None = None, clock: str = "wall",
-                  threads: int = 1) -> dict[str, Timing]:
+def time_sequence(
+    calls: dict[str, Callable[[], object]],
+    *,
+    repeats: int = 10,
+    warmup: int = 2,
+    evict: Callable[[], object] | None = None,
+    clock: str = "wall",
+    threads: int = 1,
+) -> dict[str, Timing]:
     """Time a block's ops as a forward pass runs them: each round calls every op once, in the
     dict's order, and times each call on its own; `evict()` (untimed) runs before each round.
 
@@ -111,9 +118,17 @@ def time_sequence(calls: dict[str, Callable[[], object]], *, repeats: int = 10, 
     return {op: Timing.of(s, float(np.median(ratios[op]))) for op, s in samples.items()}
 
 
-def time_until_stable(calls: dict[str, Callable[[], object]], *, repeats: int = 10, warmup: int = 2,
-                      evict: Callable[[], object] | None = None, max_noise: float = 0.5,
-                      remeasure: int = 2, clock: str = "wall", threads: int = 1) -> tuple[dict[str, Timing], int]:
+def time_until_stable(
+    calls: dict[str, Callable[[], object]],
+    *,
+    repeats: int = 10,
+    warmup: int = 2,
+    evict: Callable[[], object] | None = None,
+    max_noise: float = 0.5,
+    remeasure: int = 2,
+    clock: str = "wall",
+    threads: int = 1,
+) -> tuple[dict[str, Timing], int]:
     """`time_sequence`, repeated (without warm-up: the kernels are warm) up to `remeasure` more times
     while some op's noise (Timing.noise) exceeds `max_noise`. Per op the attempt with the least
     noise is kept: on a shared machine other processes only ever slow an op down, in bursts, and the

@@ -5,5 +5,19 @@ from astrasim.scenario.grid import NetworkPoint, Point, expand, iter_points, poi
 from astrasim.scenario.loading import LoadedScenario, apply_overrides, from_dict, load_scenario, read_yaml
 from astrasim.scenario.schema import TOPOLOGIES, Scenario, StrategyEntry, describe
 
-__all__ = ["Scenario", "LoadedScenario", "StrategyEntry", "Point", "NetworkPoint", "TOPOLOGIES", "load_scenario", "from_dict",
-           "apply_overrides", "read_yaml", "describe", "point_key", "expand", "iter_points"]
+__all__ = [
+    "Scenario",
+    "LoadedScenario",
+    "StrategyEntry",
+    "Point",
+    "NetworkPoint",
+    "TOPOLOGIES",
+    "load_scenario",
+    "from_dict",
+    "apply_overrides",
+    "read_yaml",
+    "describe",
+    "point_key",
+    "expand",
+    "iter_points",
+]

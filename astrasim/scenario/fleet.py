@@ -51,9 +51,11 @@ class MemoryCheck:
     @property
     def worst(self) -> int:
         """The device with the least spare memory (the largest footprint when memory is unknown)."""
+
         def spare(i):
             have = self.have_gb[i]
             return (have - self.headroom_gb - self.need_gb[i]) if have is not None else float("inf")
+
         return min(range(len(self.need_gb)), key=lambda i: (spare(i), -self.need_gb[i], i))
 
     @property
@@ -65,8 +67,12 @@ class MemoryCheck:
         if self.fits:
             return ""
         i = self.worst
-        return fit_reason(self.need_gb[i], self.have_gb[i], self.headroom_gb,
-                          "per device" if len(set(self.need_gb)) == 1 else f"on device {i}")
+        return fit_reason(
+            self.need_gb[i],
+            self.have_gb[i],
+            self.headroom_gb,
+            "per device" if len(set(self.need_gb)) == 1 else f"on device {i}",
+        )
 
 
 def fit_reason(need_gb: float, have_gb: float, headroom_gb: float, where: str = "per device") -> str:
@@ -77,8 +83,9 @@ def fit_reason(need_gb: float, have_gb: float, headroom_gb: float, where: str = 
 def point_memory(point) -> list:
     """Each device's footprint (the strategy's `memory`): the prompt's and every generated token's
     KV cache included (output_tokens)."""
-    return get(point.strategy).memory(point.model, point.devices, point.tokens, point.knobs, point.options(),
-                                      point.output_tokens)
+    return get(point.strategy).memory(
+        point.model, point.devices, point.tokens, point.knobs, point.options(), point.output_tokens
+    )
 
 
 @functools.lru_cache(maxsize=4096)

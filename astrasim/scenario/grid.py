@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from astrasim.compute.catalog import catalog_device
 from astrasim.compute.formats import FORMATS, weight_format
@@ -37,19 +38,27 @@ class NetworkPoint:
     latency_s: float | None = None
     efficiency: float | None = None
     loss_rate: float = 0.0
-    trace: str | None = None        # as written in the scenario
-    trace_path: str | None = None   # resolved file
+    trace: str | None = None  # as written in the scenario
+    trace_path: str | None = None  # resolved file
     broadcast: bool = False
-    custom: str | None = None       # JSON of the custom graph
-    wifi: str | None = None         # JSON of the 802.11 settings (network.wifi)
+    custom: str | None = None  # JSON of the custom graph
+    wifi: str | None = None  # JSON of the 802.11 settings (network.wifi)
 
     def build(self, n_devices: int, trace_data: list | None = None):
         """The networkx topology for n devices (trace_data: the loaded bandwidth trace)."""
         if self.kind == "custom":
             return topology_from_dict(json.loads(self.custom or "{}"), n_devices)
-        return build_topology(self.kind, n_devices, self.bandwidth_mbps, latency_s=self.latency_s,
-                              efficiency=self.efficiency, loss_rate=self.loss_rate, bandwidth_trace=trace_data,
-                              broadcast=self.broadcast, wifi=json.loads(self.wifi) if self.wifi else None)
+        return build_topology(
+            self.kind,
+            n_devices,
+            self.bandwidth_mbps,
+            latency_s=self.latency_s,
+            efficiency=self.efficiency,
+            loss_rate=self.loss_rate,
+            bandwidth_trace=trace_data,
+            broadcast=self.broadcast,
+            wifi=json.loads(self.wifi) if self.wifi else None,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,20 +88,24 @@ class Point:
     headroom_gb: float = 1.0
     output_tokens: int = 0  # generation: tokens produced after the prompt (0 = prefill only)
     workload: WorkloadPoint = SINGLE  # the request stream (astrasim/streams.py)
-    hosts: int | None = None        # hardware.hosts: None = every device its own processor
+    hosts: int | None = None  # hardware.hosts: None = every device its own processor
     cores_per_host: int = 1
-    op_overhead_s: float = 0.0      # hardware.op_overhead_s: per-op dispatch cost
+    op_overhead_s: float = 0.0  # hardware.op_overhead_s: per-op dispatch cost
     message_cpu_s: float | None = None  # hardware.message_cpu_s: host CPU per message (None: the catalog's)
-    speed_jitter: float = 0.0       # hardware.speed_jitter: spread of each device's speed per pass
-    costs: Any = None               # a ProfileCosts given in memory instead of profile_path's file (validation)
-    weight_format: str = "fp32"     # astrasim.compute.formats (weight_bits is its shorthand)
-    compute: str = "auto"           # hardware.compute (astrasim.compute.hardware.compute_mode)
+    speed_jitter: float = 0.0  # hardware.speed_jitter: spread of each device's speed per pass
+    costs: Any = None  # a ProfileCosts given in memory instead of profile_path's file (validation)
+    weight_format: str = "fp32"  # astrasim.compute.formats (weight_bits is its shorthand)
+    compute: str = "auto"  # hardware.compute (astrasim.compute.hardware.compute_mode)
 
     def options(self) -> BuildOptions:
 
-        return BuildOptions(element_bits=self.element_bits, algorithm=self.algorithm,
-                            weight_bits=weight_format(self.weight_format).bits, fleet=point_fleet(self),
-                            head_s=head_seconds(self) if self.output_tokens > 0 else ())
+        return BuildOptions(
+            element_bits=self.element_bits,
+            algorithm=self.algorithm,
+            weight_bits=weight_format(self.weight_format).bits,
+            fleet=point_fleet(self),
+            head_s=head_seconds(self) if self.output_tokens > 0 else (),
+        )
 
     @property
     def single_device(self) -> bool:
@@ -120,17 +133,26 @@ class Point:
         used = self.speeds if self.single_device else self.speeds[: self.devices]
         return ";".join(repr(float(s)) for s in used)
 
-    def single(self) -> "Point":
+    def single(self) -> Point:
         """The single-device point of the same model, tokens, hardware and network (a mixed fleet:
         the fastest of every listed device, `hardware.devices`, the same baseline in every row)."""
         s = single_device_strategy()
         if self.listed is not None:
-
             listed = self.listed
-            i = fastest(list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None,
-                        self.weight_format)
-            return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, fleet=None, device=listed[i],
-                           workload=SINGLE, hardware=listed[i], speeds=(self.speeds[i],) if self.speeds else None)
+            i = fastest(
+                list(listed), self.model, self.tokens, list(self.speeds) if self.speeds else None, self.weight_format
+            )
+            return replace(
+                self,
+                strategy=s.name,
+                knobs=s.knobs(),
+                devices=1,
+                fleet=None,
+                device=listed[i],
+                workload=SINGLE,
+                hardware=listed[i],
+                speeds=(self.speeds[i],) if self.speeds else None,
+            )
         return replace(self, strategy=s.name, knobs=s.knobs(), devices=1, workload=SINGLE)
 
 
@@ -156,18 +178,32 @@ def _workload(name: str) -> Callable[[Point], Any]:
 # two runs never look alike). results.IDENTITY_COLUMNS (the file's key and resume key),
 # sweep.best_strategies' groups and the plots' line labels (analysis/style.py) derive from it.
 IDENTITY: tuple[tuple[str, Callable[[Point], Any]], ...] = (
-    ("scenario", attrgetter("scenario")), ("model", lambda p: p.model.name), ("tokens", attrgetter("tokens")),
-    ("strategy", attrgetter("strategy")), *((k, _knob(k)) for k in KNOB_FIELDS),
-    ("devices", attrgetter("devices")), ("hardware", attrgetter("hardware")), ("speed", attrgetter("speed")),
+    ("scenario", attrgetter("scenario")),
+    ("model", lambda p: p.model.name),
+    ("tokens", attrgetter("tokens")),
+    ("strategy", attrgetter("strategy")),
+    *((k, _knob(k)) for k in KNOB_FIELDS),
+    ("devices", attrgetter("devices")),
+    ("hardware", attrgetter("hardware")),
+    ("speed", attrgetter("speed")),
     ("speeds", lambda p: p._speeds_text()),
-    ("hosts", attrgetter("hosts")), ("cores_per_host", attrgetter("cores_per_host")),
-    ("op_overhead_s", attrgetter("op_overhead_s")), ("message_cpu_s", attrgetter("message_cpu_s")),
-    ("speed_jitter", attrgetter("speed_jitter")), ("headroom_gb", attrgetter("headroom_gb")),
-    ("network", _net("kind")), ("bandwidth_mbps", _net("bandwidth_mbps")), ("latency_param_s", _net("latency_s")),
-    ("efficiency", _net("efficiency")), ("loss_rate", _net("loss_rate")), ("trace", lambda p: p.network.trace or ""),
-    ("broadcast", _net("broadcast")), ("wifi", lambda p: p.network.wifi or ""),
+    ("hosts", attrgetter("hosts")),
+    ("cores_per_host", attrgetter("cores_per_host")),
+    ("op_overhead_s", attrgetter("op_overhead_s")),
+    ("message_cpu_s", attrgetter("message_cpu_s")),
+    ("speed_jitter", attrgetter("speed_jitter")),
+    ("headroom_gb", attrgetter("headroom_gb")),
+    ("network", _net("kind")),
+    ("bandwidth_mbps", _net("bandwidth_mbps")),
+    ("latency_param_s", _net("latency_s")),
+    ("efficiency", _net("efficiency")),
+    ("loss_rate", _net("loss_rate")),
+    ("trace", lambda p: p.network.trace or ""),
+    ("broadcast", _net("broadcast")),
+    ("wifi", lambda p: p.network.wifi or ""),
     ("element_bits", attrgetter("element_bits")),
-    ("algorithm", attrgetter("algorithm")), ("weight_bits", attrgetter("weight_bits")),
+    ("algorithm", attrgetter("algorithm")),
+    ("weight_bits", attrgetter("weight_bits")),
     ("partition", attrgetter("partition")),
     ("output_tokens", attrgetter("output_tokens")),  # generation
     *((k, _workload(k)) for k in WORKLOAD_COLUMNS),  # request streams
@@ -199,25 +235,62 @@ def iter_points(sc) -> Iterator[Point]:
                 profile = hw.profile or ((catalog_device(first).profile or "cpu") if first else "cpu")
                 ppath = resolve_profile_path(profile, sc.base_dir)
                 hardware = device or profile_id(ppath)
-                axes = itertools.product(hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency,
-                                         net.loss_rate, sc.element_bits, sc.weight_formats(), sc.devices)
+                axes = itertools.product(
+                    hw.speed,
+                    net.topology,
+                    net.bandwidth_mbps,
+                    net.latency_s,
+                    net.efficiency,
+                    net.loss_rate,
+                    sc.element_bits,
+                    sc.weight_formats(),
+                    sc.devices,
+                )
                 for speed, topo, bw, alpha, eff, loss, bits, wfmt, n in axes:
-                    network = NetworkPoint(topo, float(bw), _opt_float(alpha), _opt_float(eff), float(loss),
-                                           net.trace, trace_path, net.broadcast, custom, wifi)
+                    network = NetworkPoint(
+                        topo,
+                        float(bw),
+                        _opt_float(alpha),
+                        _opt_float(eff),
+                        float(loss),
+                        net.trace,
+                        trace_path,
+                        net.broadcast,
+                        custom,
+                        wifi,
+                    )
                     for (name, strategy, knobs), workload in itertools.product(variants, workloads):
                         if not strategy.applies(spec):
                             continue
-                        p = Point(scenario=sc.name, model=spec, tokens=tokens, strategy=name, knobs=knobs,
-                                  devices=1 if strategy.single_device else n, hardware=hardware,
-                                  profile_path=str(ppath), device=device, speed=float(speed), speeds=speeds,
-                                  network=network, element_bits=bits,
-                                  algorithm=sc.algorithm, weight_bits=FORMATS[wfmt].nominal_bits,
-                                  partition=hw.partition, listed=fleet_all, headroom_gb=sc.memory.headroom_gb,
-                                  weight_format=wfmt, compute=hw.compute,
-                                  output_tokens=out_tokens, workload=workload,
-                                  hosts=hw.hosts, cores_per_host=hw.cores_per_host,
-                                  op_overhead_s=float(hw.op_overhead_s), message_cpu_s=_opt_float(hw.message_cpu_s),
-                                  speed_jitter=float(hw.speed_jitter))
+                        p = Point(
+                            scenario=sc.name,
+                            model=spec,
+                            tokens=tokens,
+                            strategy=name,
+                            knobs=knobs,
+                            devices=1 if strategy.single_device else n,
+                            hardware=hardware,
+                            profile_path=str(ppath),
+                            device=device,
+                            speed=float(speed),
+                            speeds=speeds,
+                            network=network,
+                            element_bits=bits,
+                            algorithm=sc.algorithm,
+                            weight_bits=FORMATS[wfmt].nominal_bits,
+                            partition=hw.partition,
+                            listed=fleet_all,
+                            headroom_gb=sc.memory.headroom_gb,
+                            weight_format=wfmt,
+                            compute=hw.compute,
+                            output_tokens=out_tokens,
+                            workload=workload,
+                            hosts=hw.hosts,
+                            cores_per_host=hw.cores_per_host,
+                            op_overhead_s=float(hw.op_overhead_s),
+                            message_cpu_s=_opt_float(hw.message_cpu_s),
+                            speed_jitter=float(hw.speed_jitter),
+                        )
                         if fleet_all:
                             p = _on_fleet(p, fleet_all)
                         key = point_key(p)
@@ -250,18 +323,30 @@ def _on_fleet(p: Point, fleet: tuple[str, ...]) -> Point:
 def count_points(sc) -> int:
     """len(expand(sc)) without building a point (a grid may hold millions): the product of the
     distinct values of every axis, single-device variants counted once per device count."""
+
     def distinct(values) -> int:
-        return len({format_value(float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-                    for v in values})
+        return len({format_value(float(v) if isinstance(v, int) and not isinstance(v, bool) else v) for v in values})
 
     specs = sc.specs
     hw, net = sc.hardware, sc.network
     per_network = 1
-    for axis in (hw.speed, net.topology, net.bandwidth_mbps, net.latency_s, net.efficiency, net.loss_rate,
-                 sc.element_bits, sc.weight_formats(), sc.output_tokens):
+    for axis in (
+        hw.speed,
+        net.topology,
+        net.bandwidth_mbps,
+        net.latency_s,
+        net.efficiency,
+        net.loss_rate,
+        sc.element_bits,
+        sc.weight_formats(),
+        sc.output_tokens,
+    ):
         per_network *= distinct(axis)
-    variants = {(entry.name, tuple(knob_columns(entry.name, knobs).items()))
-                for entry in sc.strategies for knobs in entry.variants()}
+    variants = {
+        (entry.name, tuple(knob_columns(entry.name, knobs).items()))
+        for entry in sc.strategies
+        for knobs in entry.variants()
+    }
     tokens = {}  # model name -> (its distinct token counts, the spec)
     for spec in specs:
         tokens.setdefault(spec.name, (set(), spec))[0].update(sc.tokens or [spec.tokens])

@@ -26,6 +26,7 @@ from astrasim.strategies import check_decoding, get
 from astrasim.strategies.base import KnobError
 from astrasim.streams import arrival_times
 
+
 @dataclass(frozen=True)
 class LoadedScenario:
     """A checked scenario with what loading resolved: the folder its relative paths start from and
@@ -75,17 +76,22 @@ def check(sc: LoadedScenario) -> None:
             parts = t - 1 if spec.cls_token else t
             for n in sc.devices:
                 if splitting and n > parts:
-                    raise UserError(f"N={n} devices is larger than the {parts} tokens of {spec.name} that "
-                                    f"{', '.join(splitting)} split; use at most {parts} devices or more tokens",
-                                    field="devices")
+                    raise UserError(
+                        f"N={n} devices is larger than the {parts} tokens of {spec.name} that "
+                        f"{', '.join(splitting)} split; use at most {parts} devices or more tokens",
+                        field="devices",
+                    )
     for i, entry in enumerate(sc.strategies):
         _check_entry(entry, f"strategies[{i}]", specs, sc)
     _check_generation(sc, specs)
     hw, net = sc.hardware, sc.network
     if hw.speeds is not None and len(hw.speeds) != max(sc.devices):
-        raise UserError(f"lists {len(hw.speeds)} speed(s) but the largest device count is {max(sc.devices)}; give "
-                        f"exactly one positive speed per device (single, the baseline of every row, runs on the "
-                        f"fastest of them)", field="hardware.speeds")
+        raise UserError(
+            f"lists {len(hw.speeds)} speed(s) but the largest device count is {max(sc.devices)}; give "
+            f"exactly one positive speed per device (single, the baseline of every row, runs on the "
+            f"fastest of them)",
+            field="hardware.speeds",
+        )
     for d in hw.device:
         if d is not None:
             catalog_device(d)
@@ -107,15 +113,19 @@ def check(sc: LoadedScenario) -> None:
             try:
                 arrival_times(workload_point(w, sc.base_dir))
             except UserError as exc:
-                raise UserError(str(exc).split(": ", 1)[-1], field=f"workload[{i}].{exc.field.split('.')[-1]}") \
-                    from None
+                raise UserError(
+                    str(exc).split(": ", 1)[-1], field=f"workload[{i}].{exc.field.split('.')[-1]}"
+                ) from None
 
 
 def check_name(name: str) -> str:
     """A scenario name names its results file (results/<name>.csv): no folders, nothing hidden."""
     if not name or any(c in name for c in "/\\\0") or name.startswith(".") or name.strip() != name:
-        raise UserError(f"{name!r} must be a plain file name (no '/', '\\', leading '.' or spaces at the ends), "
-                        "e.g. wifi-2024; put folders in --out instead", field="name")
+        raise UserError(
+            f"{name!r} must be a plain file name (no '/', '\\', leading '.' or spaces at the ends), "
+            "e.g. wifi-2024; put folders in --out instead",
+            field="name",
+        )
     return name
 
 
@@ -135,12 +145,18 @@ def _check_fleet(sc: LoadedScenario) -> None:
     if hw.devices is None:
         return
     if any(d is not None for d in hw.device):
-        raise UserError("give either hardware.device (one device type, or a list to sweep) or hardware.devices "
-                        "(a per-device mixed fleet), not both", field="hardware.devices")
+        raise UserError(
+            "give either hardware.device (one device type, or a list to sweep) or hardware.devices "
+            "(a per-device mixed fleet), not both",
+            field="hardware.devices",
+        )
     if len(hw.devices) != max(sc.devices):
-        raise UserError(f"lists {len(hw.devices)} device(s) but the largest device count is {max(sc.devices)}; give "
-                        f"exactly one catalog device per device (single, the baseline of every row, runs on the "
-                        f"fastest of them)", field="hardware.devices")
+        raise UserError(
+            f"lists {len(hw.devices)} device(s) but the largest device count is {max(sc.devices)}; give "
+            f"exactly one catalog device per device (single, the baseline of every row, runs on the "
+            f"fastest of them)",
+            field="hardware.devices",
+        )
     for i, name in enumerate(hw.devices):
         catalog_device(name, field=f"hardware.devices[{i}]")
 
@@ -155,8 +171,11 @@ def _check_headroom(sc: LoadedScenario) -> None:
     for name in dict.fromkeys(names):
         memory = device_memory(name, name)
         if memory is not None and headroom >= memory:
-            raise UserError(f"{headroom:g} GB kept free is not less than {name}'s {memory:g} GB of memory, so nothing "
-                            f"could fit; lower it", field="memory.headroom_gb")
+            raise UserError(
+                f"{headroom:g} GB kept free is not less than {name}'s {memory:g} GB of memory, so nothing "
+                f"could fit; lower it",
+                field="memory.headroom_gb",
+            )
 
 
 def _check_generation(sc: LoadedScenario, specs: tuple[ModelSpec, ...]) -> None:
@@ -169,8 +188,11 @@ def _check_generation(sc: LoadedScenario, specs: tuple[ModelSpec, ...]) -> None:
             check_decoding(get(entry.name), spec)
         for t in sc.tokens or [spec.tokens]:
             if t + most - 1 > spec.max_tokens:
-                raise UserError(f"tokens={t} plus output_tokens={most} needs a context of {t + most - 1} tokens, "
-                                f"more than {spec.name}'s {spec.max_tokens}; lower either", field="output_tokens")
+                raise UserError(
+                    f"tokens={t} plus output_tokens={most} needs a context of {t + most - 1} tokens, "
+                    f"more than {spec.name}'s {spec.max_tokens}; lower either",
+                    field="output_tokens",
+                )
 
 
 def _check_entry(entry: StrategyEntry, field: str, specs: tuple[ModelSpec, ...], sc: LoadedScenario) -> None:
@@ -180,12 +202,14 @@ def _check_entry(entry: StrategyEntry, field: str, specs: tuple[ModelSpec, ...],
     except ValidationError as exc:
         err = exc.errors()[0]
         knob = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{err['msg']} (knob '{knob}' of {entry.name}: {strategy.Knobs.model_fields[knob].description})",
-                        field=f"{field}.{knob}") from None
+        raise UserError(
+            f"{err['msg']} (knob '{knob}' of {entry.name}: {strategy.Knobs.model_fields[knob].description})",
+            field=f"{field}.{knob}",
+        ) from None
     for knobs in variants:
         for spec in (s for s in specs if strategy.applies(s)):
             for t in sc.tokens or [spec.tokens]:
-                for n in ([1] if strategy.single_device else sc.devices):
+                for n in [1] if strategy.single_device else sc.devices:
                     try:
                         strategy.check(spec, n, t, knobs)
                     except KnobError as exc:
@@ -202,15 +226,17 @@ def pydantic_error(exc: ValidationError, source: str, schema: type[BaseModel] = 
     loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[")
     if err["type"] == "extra_forbidden":
         parent = model_at(schema, [p for p in err["loc"][:-1] if not isinstance(p, int)])
-        allowed = ", ".join(k for k, f in parent.model_fields.items() if not f.exclude) if parent else \
-            "see docs/scenarios.md"
+        allowed = (
+            ", ".join(k for k, f in parent.model_fields.items() if not f.exclude) if parent else "see docs/scenarios.md"
+        )
         return UserError(f"unknown field in {source}; allowed here: {allowed}", field=loc or "scenario")
     msg = err["msg"].removeprefix("Value error, ")
     return UserError(f"{msg} (in {source}; see docs/scenarios.md)", field=loc or "scenario")
 
 
-def from_dict(data: Any, *, name: str = "scenario", base_dir: str | Path = ".",
-              source: str = "scenario") -> LoadedScenario:
+def from_dict(
+    data: Any, *, name: str = "scenario", base_dir: str | Path = ".", source: str = "scenario"
+) -> LoadedScenario:
     """Validate a parsed scenario mapping, resolve its models and check every point can exist."""
     if data is None:
         data = {}

@@ -11,19 +11,35 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from astrasim.errors import UserError
 from astrasim.models import ModelSpec
 from astrasim.opgraph import Compute, OpGraph
-from astrasim.errors import UserError
 from astrasim.strategies.base import Builder, BuildOptions, Costs, Knobs, Strategy
 from astrasim.strategies.registry import KNOB_FIELDS, STRATEGIES, get, label_of, parse_label
 
-__all__ = ["STRATEGIES", "KNOB_FIELDS", "BuildOptions", "Knobs", "Strategy", "build_graph", "get", "label_of",
-           "parse_label"]
+__all__ = [
+    "STRATEGIES",
+    "KNOB_FIELDS",
+    "BuildOptions",
+    "Knobs",
+    "Strategy",
+    "build_graph",
+    "get",
+    "label_of",
+    "parse_label",
+]
 
 
-def build_graph(strategy: str | Strategy, spec: ModelSpec, costs: Costs, n_devices: int, tokens: int,
-                knobs: Knobs | dict[str, Any] | None = None, options: BuildOptions | None = None,
-                output_tokens: int = 0) -> OpGraph:
+def build_graph(
+    strategy: str | Strategy,
+    spec: ModelSpec,
+    costs: Costs,
+    n_devices: int,
+    tokens: int,
+    knobs: Knobs | dict[str, Any] | None = None,
+    options: BuildOptions | None = None,
+    output_tokens: int = 0,
+) -> OpGraph:
     """Build and validate the per-device op graph of one strategy point: the prefill of `tokens`
     prompt tokens, then (output_tokens > 1) the output_tokens - 1 decode steps that produce the
     tokens after the first (the prefill yields the first one)."""
@@ -68,16 +84,24 @@ def with_heads(graph: OpGraph, head_s: tuple[float, ...]) -> OpGraph:
         sinks = tuple(op.id for op in ops if op.id not in used)
         prefix = f"tok{k}." if k else ""
         heads = tuple(f"{prefix}final.head.d{d}" for d, s in enumerate(head_s) if s > 0)
-        out += ops + [Compute(f"{prefix}final.head.d{d}", d, float(s), sinks, name="head", layer=-1)
-                      for d, s in enumerate(head_s) if s > 0]
+        out += ops + [
+            Compute(f"{prefix}final.head.d{d}", d, float(s), sinks, name="head", layer=-1)
+            for d, s in enumerate(head_s)
+            if s > 0
+        ]
     return replace(graph, ops=out)
 
 
 def check_decoding(strategy: Strategy, spec: ModelSpec, field: str = "output_tokens") -> None:
     """UserError unless this strategy can decode on this model (a causal model: ViT does not generate)."""
     if not spec.causal:
-        raise UserError(f"{spec.name} is not a causal (generative) model, so it has no decode steps; set "
-                        f"output_tokens: 0 for it", field=field)
+        raise UserError(
+            f"{spec.name} is not a causal (generative) model, so it has no decode steps; set output_tokens: 0 for it",
+            field=field,
+        )
     if not strategy.decodes():
-        raise UserError(f"strategy {strategy.name} does not model decode steps; set output_tokens: 0 or drop "
-                        f"{strategy.name} from strategies", field=field)
+        raise UserError(
+            f"strategy {strategy.name} does not model decode steps; set output_tokens: 0 or drop "
+            f"{strategy.name} from strategies",
+            field=field,
+        )

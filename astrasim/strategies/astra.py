@@ -37,13 +37,22 @@ import math
 
 from pydantic import Field
 
-from astrasim.kernels.split import astra_token_bounds
 from astrasim.compute.analytic import (
-    DTYPE_BYTES, INDEX_BYTES, Cost, LayerShape, attention_core, linear, mlp_block, norm, qkv, residual,
+    DTYPE_BYTES,
+    INDEX_BYTES,
+    Cost,
+    LayerShape,
+    attention_core,
+    linear,
+    mlp_block,
+    norm,
+    qkv,
+    residual,
 )
-from astrasim.strategies.base import KnobError, Knobs, Strategy
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import bounded_split, proportional_split
+from astrasim.kernels.split import astra_token_bounds
+from astrasim.strategies.base import KnobError, Knobs, Strategy
 from astrasim.strategies.lastdevice import DECODE_KV_HELP, DecodeKV, decode_on_last_device
 
 
@@ -51,9 +60,12 @@ class AstraKnobs(Knobs):
     groups: int = Field(32, ge=1, description="VQ groups G (must divide the hidden size D)")
     codebook: int = Field(1024, ge=2, description="codebook entries K per group (log2 K bits per code)")
     decode_kv: DecodeKV = Field("local", description=DECODE_KV_HELP)
-    causal_skip: bool = Field(True, description="causal models: device i sends its codes only to the later devices "
-                                                "that need them (true) instead of all-gathering them (false); the "
-                                                "scenario-level `causal_skip` sets it too")
+    causal_skip: bool = Field(
+        True,
+        description="causal models: device i sends its codes only to the later devices "
+        "that need them (true) instead of all-gathering them (false); the "
+        "scenario-level `causal_skip` sets it too",
+    )
 
 
 def code_bits(groups: int, codebook: int) -> float:
@@ -92,8 +104,11 @@ class Astra(Strategy):
 
     def check(self, spec, n, tokens, knobs):
         if spec.hidden % knobs.groups:
-            raise KnobError("groups", f"G={knobs.groups} does not divide {spec.name}'s hidden size D={spec.hidden}; use a "
-                             f"divisor such as 1, 16 or 32")
+            raise KnobError(
+                "groups",
+                f"G={knobs.groups} does not divide {spec.name}'s hidden size D={spec.hidden}; use a "
+                f"divisor such as 1, 16 or 32",
+            )
         astra_token_bounds(tokens, n, spec.cls_token)
 
     def build(self, spec, costs, n, tokens, knobs, options):
@@ -108,8 +123,7 @@ class Astra(Strategy):
         profiled_remote = sum(even) - even[0]
         # uniform options: remote ops scale with the remote tokens a device uses (device_seconds
         # otherwise prices each device's own remote work analytically)
-        scale = [(r / profiled_remote if profiled_remote else 0.0) if options.uniform else float(r > 0)
-                 for r in remote]
+        scale = [(r / profiled_remote if profiled_remote else 0.0) if options.uniform else float(r > 0) for r in remote]
         enc, loc, rkv, ratt, mrg, mlp = ([t(d, op) for d in range(n)] for op in self.ops)
         devs = tuple(range(n))
         b = self.graph_builder(spec, n, tokens, knobs, causal_skip=causal)
@@ -118,12 +132,15 @@ class Astra(Strategy):
             e = [b.compute(d, "vq_encode", layer, enc[d], [prev[d]]) for d in devs]
             if causal:
                 # codes from device s are needed by s+1..n-1; device d waits for every s < d
-                sends = [b.comm(f"codes_from{s}", layer, "broadcast", range(s, n), own[s] * per_token, [e[s]],
-                                root=s) for s in range(n - 1)]
+                sends = [
+                    b.comm(f"codes_from{s}", layer, "broadcast", range(s, n), own[s] * per_token, [e[s]], root=s)
+                    for s in range(n - 1)
+                ]
                 needs = [sends[:d] for d in devs]
             else:
-                ex = b.comm("codes", layer, "all_gather", devs, sum(own) / n * per_token, e,
-                            algorithm=options.algorithm)
+                ex = b.comm(
+                    "codes", layer, "all_gather", devs, sum(own) / n * per_token, e, algorithm=options.algorithm
+                )
                 needs = [[ex]] * n
             for d in devs:
                 la = b.compute(d, "local_attn", layer, loc[d], [prev[d]])
@@ -150,8 +167,9 @@ class Astra(Strategy):
         """Shared tokens per device (CLS copies not counted), even or in proportion to the partition weights,
         bounded by each device's memory (counting every other token as remote: an upper bound)."""
         shared = tokens - 1 if spec.cls_token else tokens
-        return bounded_split(shared, n, options, lambda d, p: self._device_memory(spec, knobs, options, p,
-                                                                                   shared - p, 0).total)
+        return bounded_split(
+            shared, n, options, lambda d, p: self._device_memory(spec, knobs, options, p, shared - p, 0).total
+        )
 
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
         remote = remote_tokens(spec, n, tokens, knobs.causal_skip, parts)[device]
@@ -163,36 +181,58 @@ class Astra(Strategy):
         remote tokens it uses; one layer's activations include the decoded remote K_hat, V_hat."""
         own = self.parts(spec, n, tokens, knobs, options)
         remote = remote_tokens(spec, n, tokens, knobs.causal_skip, own)
-        return [self._device_memory(spec, knobs, options, own[d], remote[d], output_tokens if d == n - 1 else 0)
-                for d in range(n)]
+        return [
+            self._device_memory(spec, knobs, options, own[d], remote[d], output_tokens if d == n - 1 else 0)
+            for d in range(n)
+        ]
 
     def _device_memory(self, spec, knobs, options, own: int, remote: int, generated: int) -> Memory:
         sh = LayerShape.of(spec)
         local = own + (1 if spec.cls_token else 0)
         codes = spec.layers * remote * code_bits(knobs.groups, knobs.codebook) / 8
-        return Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
-                      codebooks=spec.layers * knobs.codebook * spec.hidden * options.weight_bits / 8,
-                      kv_cache=kv_bytes(spec.layers, local + generated, sh.kv_heads, sh.head_dim, sh) + codes,
-                      activations=activation_bytes(sh, local, local, local + remote, local))
+        return Memory(
+            weights=model_weights(spec, sh) * options.weight_bits / 8,
+            codebooks=spec.layers * knobs.codebook * spec.hidden * options.weight_bits / 8,
+            kv_cache=kv_bytes(spec.layers, local + generated, sh.kv_heads, sh.head_dim, sh) + codes,
+            activations=activation_bytes(sh, local, local, local + remote, local),
+        )
 
     def _costs(self, spec, n, knobs, m: int, remote: int, dtype: str):
         """One layer's ops of a device with m own shared tokens that uses `remote` remote tokens."""
         s, sh = DTYPE_BYTES[dtype], LayerShape.of(spec)
         groups, codebook, d = knobs.groups, knobs.codebook, spec.hidden
-        local = m + (1 if spec.cls_token else 0)        # own tokens incl. the CLS copy
+        local = m + (1 if spec.cls_token else 0)  # own tokens incl. the CLS copy
         gd = d // groups
         hd, heads = sh.head_dim, sh.heads
         ops = {
-            "vq_encode": Cost(2.0 * m * groups * gd * codebook + 2.0 * m * groups * codebook,
-                              s * (m * d + groups * codebook * (gd + 1)) + INDEX_BYTES * m * groups),
-            "local_attn": (norm(local, d, sh.norm, s) + qkv(local, sh, s)
-                           + attention_core(heads, sh.kv_heads, hd, local, local,
-                                            local * (local + 1) / 2 if sh.causal else float(local * local), s)),
-            "remote_kv": (Cost(0.0, INDEX_BYTES * remote * groups + 2.0 * s * remote * d)
-                          + norm(remote, d, sh.norm, s) + qkv(remote, sh, s, q=False)),
+            "vq_encode": Cost(
+                2.0 * m * groups * gd * codebook + 2.0 * m * groups * codebook,
+                s * (m * d + groups * codebook * (gd + 1)) + INDEX_BYTES * m * groups,
+            ),
+            "local_attn": (
+                norm(local, d, sh.norm, s)
+                + qkv(local, sh, s)
+                + attention_core(
+                    heads,
+                    sh.kv_heads,
+                    hd,
+                    local,
+                    local,
+                    local * (local + 1) / 2 if sh.causal else float(local * local),
+                    s,
+                )
+            ),
+            "remote_kv": (
+                Cost(0.0, INDEX_BYTES * remote * groups + 2.0 * s * remote * d)
+                + norm(remote, d, sh.norm, s)
+                + qkv(remote, sh, s, q=False)
+            ),
             "remote_attn": attention_core(heads, sh.kv_heads, hd, local, remote, float(local * remote), s),
-            "merge": (Cost(heads * local * (3.0 * hd + 6), s * (3.0 * heads * local * hd) + 8.0 * heads * local)
-                      + linear(local, heads * hd, d, s, sh.bias) + residual(local, d, s)),
+            "merge": (
+                Cost(heads * local * (3.0 * hd + 6), s * (3.0 * heads * local * hd) + 8.0 * heads * local)
+                + linear(local, heads * hd, d, s, sh.bias)
+                + residual(local, d, s)
+            ),
             "mlp": mlp_block(sh, local, s),
         }
         if remote == 0:  # one device: nothing to decode or attend to
@@ -203,8 +243,8 @@ class Astra(Strategy):
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         """Every op of `device`; remote ops see the tokens of all other devices (device 0's tokens
-        are the most; with causal skipping the graph scales remote_kv/remote_attn, the calls do not). Codes leave packed to G log2 K bits (what the
-        simulator sends) and arrive packed."""
+        are the most; with causal skipping the graph scales remote_kv/remote_attn, the calls do not).
+        Codes leave packed to G log2 K bits (what the simulator sends) and arrive packed."""
         import torch
 
         from astrasim.kernels.codes import pack_codes, unpack_codes
@@ -242,8 +282,17 @@ class Astra(Strategy):
         return calls
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
-        decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,
-                              "local_attn" if knobs.decode_kv == "sent" else None, options=options)
+        decode_on_last_device(
+            b,
+            spec,
+            costs,
+            n,
+            prompt,
+            steps,
+            options.element_bits,
+            "local_attn" if knobs.decode_kv == "sent" else None,
+            options=options,
+        )
 
 
 STRATEGY = Astra()

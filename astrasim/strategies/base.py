@@ -12,16 +12,17 @@ name or knobs; docs/strategies.md, "Adding a strategy", shows the recipe.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from astrasim.compute.analytic import Cost, LayerShape, lm_head
+from astrasim.compute.formats import SHORTHAND
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import proportional_split
-from astrasim.compute.formats import SHORTHAND
 from astrasim.compute.profiles import ProfileKey
 from astrasim.compute.roofline import Fleet
 from astrasim.network.collectives import ALGORITHMS as COLLECTIVE_ALGORITHMS
@@ -38,8 +39,7 @@ WEIGHT_BITS = tuple(sorted(SHORTHAND))  # the `weight_bits` shorthand of a weigh
 class Costs(Protocol):
     """Anything that answers per-op seconds (ProfileCosts, or a test double)."""
 
-    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int,
-                key: ProfileKey = ()) -> float: ...
+    def seconds(self, model: str, strategy: str, devices: int, op: str, tokens: int, key: ProfileKey = ()) -> float: ...
 
 
 class KnobError(ValueError):
@@ -102,21 +102,21 @@ class Strategy:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     Knobs: ClassVar[type[Knobs]] = NoKnobs
-    ops: ClassVar[tuple[str, ...]]             # profile op names, in program order
-    rank: ClassVar[int] = 100                   # display order (tables, plots, default scenario)
-    color: ClassVar[str] = "0.5"                # one fixed colour per strategy in every plot
+    ops: ClassVar[tuple[str, ...]]  # profile op names, in program order
+    rank: ClassVar[int] = 100  # display order (tables, plots, default scenario)
+    color: ClassVar[str] = "0.5"  # one fixed colour per strategy in every plot
     marker: ClassVar[str] = "o"
-    exact: ClassVar[bool] = True                # same accuracy as the original model, no retraining
-    single_device: ClassVar[bool] = False       # always runs on one device, whatever N
-    splits_tokens: ClassVar[bool] = True        # partitions the prompt's tokens over the devices (needs T >= N)
-    rows_from: ClassVar[str | None] = None      # the strategy whose one-device profile rows its ops read (pp: single)
-    paper_role: ClassVar[str] = ""              # in the ASTRA paper: "method", "baseline", "reference"
+    exact: ClassVar[bool] = True  # same accuracy as the original model, no retraining
+    single_device: ClassVar[bool] = False  # always runs on one device, whatever N
+    splits_tokens: ClassVar[bool] = True  # partitions the prompt's tokens over the devices (needs T >= N)
+    rows_from: ClassVar[str | None] = None  # the strategy whose one-device profile rows its ops read (pp: single)
+    paper_role: ClassVar[str] = ""  # in the ASTRA paper: "method", "baseline", "reference"
     profiled_knobs: ClassVar[tuple[str, ...]] = ()  # integer knobs that key profile rows (a column each)
     profile_values: ClassVar[dict[str, tuple[int, ...]]] = {}  # profiled knob -> values a profile measures by
     # default (`astrasim profile`, synthetic profiles); a profiled knob not listed: its default
     label_knobs: ClassVar[dict[str, str]] = {}  # knob -> label tag ("groups" -> "G"); a knob at its default
     label_always: ClassVar[tuple[str, ...]] = ()  # ... is left out of the label unless listed here
-    splits: ClassVar[str] = "tokens"            # what `parts` splits across devices (placement pictures)
+    splits: ClassVar[str] = "tokens"  # what `parts` splits across devices (placement pictures)
 
     # -- knobs and variants ------------------------------------------------------------------
     def knob_defaults(self) -> dict[str, Any]:
@@ -151,8 +151,11 @@ class Strategy:
     def profile_lists(self, given: dict[str, Any]) -> dict[str, list]:
         """The values of each profiled knob a profile measures: `given` (profiled knob -> values, any
         strategy's), else this strategy's profile_values; a knob in neither keeps its default."""
-        return {k: list(given[k]) if k in given else list(self.profile_values[k])
-                for k in self.profiled_knobs if k in given or k in self.profile_values}
+        return {
+            k: list(given[k]) if k in given else list(self.profile_values[k])
+            for k in self.profiled_knobs
+            if k in given or k in self.profile_values
+        }
 
     def profile_knobs(self, key: Any) -> AnyKnobs:
         """The knobs of a profile row (a mapping with the profiled knobs' columns); the rest default."""
@@ -169,27 +172,30 @@ class Strategy:
             return self.rows_from, 1
         return self.name, self.profile_devices(n)
 
-    def applies(self, spec: "ModelSpec") -> bool:
+    def applies(self, spec: ModelSpec) -> bool:
         """Whether this strategy exists for this model at all (ep: only mixture-of-experts models). A
         scenario's grid leaves out the (model, strategy) pairs that do not apply; `check` refuses knobs."""
         return True
 
-    def check(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs) -> None:
+    def check(self, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs) -> None:
         """Raise KnobError(knob, message with the fix) when this variant cannot run (G not dividing D),
         or UserError for a split the model does not allow (more devices than KV heads)."""
 
     # -- what each strategy implements ----------------------------------------------------------
-    def build(self, spec: "ModelSpec", costs: Costs, n: int, tokens: int, knobs: AnyKnobs,
-              options: BuildOptions) -> OpGraph:
+    def build(
+        self, spec: ModelSpec, costs: Costs, n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions
+    ) -> OpGraph:
         raise NotImplementedError
 
-    def op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, dtype: str = "float32"
-                 ) -> dict[str, "Cost"]:
+    def op_costs(
+        self, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs, dtype: str = "float32"
+    ) -> dict[str, Cost]:
         """Analytic FLOPs and bytes of one layer's ops on device 0 (the largest shard)."""
         raise NotImplementedError
 
-    def kernel_calls(self, block, n: int, tokens: int, knobs: AnyKnobs, cls_token: bool, device: int = 0
-                     ) -> dict[str, Callable[[], object]]:
+    def kernel_calls(
+        self, block, n: int, tokens: int, knobs: AnyKnobs, cls_token: bool, device: int = 0
+    ) -> dict[str, Callable[[], object]]:
         """Zero-argument calls running each op of `device` (0: the largest shard, what the profiler
         times) with the real torch kernels (imports torch lazily), on inputs of that device's shape
         produced by running the ops once in order. The real-network harness calls them per device
@@ -204,15 +210,25 @@ class Strategy:
         """Whether this strategy models decode steps (it overrides build_decode)."""
         return type(self).build_decode is not Strategy.build_decode
 
-    def build_decode(self, b: "Builder", spec: "ModelSpec", costs: Costs, n: int, prompt: int, steps: int,
-                     knobs: AnyKnobs, options: BuildOptions) -> None:
+    def build_decode(
+        self,
+        b: Builder,
+        spec: ModelSpec,
+        costs: Costs,
+        n: int,
+        prompt: int,
+        steps: int,
+        knobs: AnyKnobs,
+        options: BuildOptions,
+    ) -> None:
         """Append `steps` decode steps to the prefill graph held by `b`. Step k (1-based) feeds
         output token k (the prefill produced token 1) and attends to prompt + k - 1 cached tokens plus
         itself; `b.step(k)` names its ops."""
         raise NotImplementedError
 
-    def decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: AnyKnobs, dtype: str = "float32"
-                        ) -> dict[str, "Cost"]:
+    def decode_op_costs(
+        self, spec: ModelSpec, n: int, cache: int, knobs: AnyKnobs, dtype: str = "float32"
+    ) -> dict[str, Cost]:
         """Analytic FLOPs and bytes of one decode step's layer ops (decode_ops) with `cache` cached tokens."""
         return {}
 
@@ -221,7 +237,7 @@ class Strategy:
         token attends to `cache` cached tokens plus itself."""
         return {}
 
-    def decode_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: AnyKnobs) -> Callable[[str, int], float]:
+    def decode_seconds(self, costs: Costs, spec: ModelSpec, n: int, knobs: AnyKnobs) -> Callable[[str, int], float]:
         """(op, cache) -> seconds of a decode-step op from this strategy's decode rows (the profile's
         `tokens` column holds the cache length; linear interpolation between measured lengths)."""
         key = self.profile_key(knobs)
@@ -233,19 +249,24 @@ class Strategy:
 
                 src = Path(getattr(costs, "source", "profiles/cpu.csv"))
                 out = src.parent / f"{src.stem}.decode-{spec.name}-{self.name}-n{devs}.csv"
-                raise UserError(f"profile '{src}' has no decode row for model={spec.name} strategy={self.name} "
-                                f"devices={devs} op={op}; measure it with `astrasim profile --decode --models "
-                                f"{spec.name} --strategies {self.name} --devices {devs} --tokens 1,512,1024 "
-                                f"--out {out}`", field="hardware.profile")
+                raise UserError(
+                    f"profile '{src}' has no decode row for model={spec.name} strategy={self.name} "
+                    f"devices={devs} op={op}; measure it with `astrasim profile --decode --models "
+                    f"{spec.name} --strategies {self.name} --devices {devs} --tokens 1,512,1024 "
+                    f"--out {out}`",
+                    field="hardware.profile",
+                )
         return lambda op, cache: costs.seconds(spec.name, self.name, devs, op, cache, key)
 
-    def device_decode_op_costs(self, spec: "ModelSpec", n: int, cache: int, knobs: AnyKnobs, device: int,
-                               options: BuildOptions) -> dict[str, "Cost"]:
+    def device_decode_op_costs(
+        self, spec: ModelSpec, n: int, cache: int, knobs: AnyKnobs, device: int, options: BuildOptions
+    ) -> dict[str, Cost]:
         """Analytic cost of one decode step's ops on `device` (default: device 0's, on its own hardware)."""
         return self.decode_op_costs(spec, n, cache, knobs)
 
-    def decode_device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, knobs: AnyKnobs, options: BuildOptions
-                              ) -> Callable[[int, str, int], float]:
+    def decode_device_seconds(
+        self, costs: Costs, spec: ModelSpec, n: int, knobs: AnyKnobs, options: BuildOptions
+    ) -> Callable[[int, str, int], float]:
         """(device, op, cache) -> seconds of a decode-step op on that device: decode_seconds scaled like
         device_seconds (the device's own share and hardware) when the point has a fleet."""
         t = self.decode_seconds(costs, spec, n, knobs)
@@ -261,42 +282,54 @@ class Strategy:
                 mine = self.device_decode_op_costs(spec, n, cache, knobs, d, options).get(op)
                 memo[key] = t(op, cache) * fleet.factor(d, ref, mine, options.weight_bits)
             return memo[key]
+
         return seconds
 
     # -- helpers for builders -------------------------------------------------------------------
-    def op_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int,
-                   knobs: AnyKnobs) -> Callable[[str], float]:
+    def op_seconds(self, costs: Costs, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs) -> Callable[[str], float]:
         """op -> seconds of one layer's op, from this variant's profile rows."""
         key = self.profile_key(knobs)
         devs = self.profile_devices(n)
         return lambda op: costs.seconds(spec.name, self.name, devs, op, tokens, key)
 
     # -- memory and uneven partitions (defaults: the whole model on every device, even split) -----
-    def memory(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions,
-               output_tokens: int = 0) -> list["Memory"]:
+    def memory(
+        self, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions, output_tokens: int = 0
+    ) -> list[Memory]:
         """Bytes each of the n devices must hold (weights, codebooks, KV cache, peak activations of
         one layer). `output_tokens`: generated tokens whose KV the generating device also keeps.
         Default: a full replica that keeps the KV of all tokens (the single device)."""
         sh = LayerShape.of(spec)
         total = tokens + output_tokens
-        one = Memory(weights=model_weights(spec, sh) * options.weight_bits / 8,
-                     kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim, sh),
-                     activations=activation_bytes(sh, tokens, tokens, tokens, tokens))
+        one = Memory(
+            weights=model_weights(spec, sh) * options.weight_bits / 8,
+            kv_cache=kv_bytes(spec.layers, total, sh.kv_heads, sh.head_dim, sh),
+            activations=activation_bytes(sh, tokens, tokens, tokens, tokens),
+        )
         return [one] * n
 
-    def parts(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions) -> list[int]:
+    def parts(self, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions) -> list[int]:
         """What this strategy splits across devices (tokens by default), in proportion to the fleet's
         partition weights (even: torch.tensor_split's order)."""
         return proportional_split(tokens, options.fleet.shares if options.fleet and options.fleet.shares else [1] * n)
 
-    def device_op_costs(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, parts: list[int],
-                        device: int, options: BuildOptions) -> dict[str, "Cost"]:
+    def device_op_costs(
+        self,
+        spec: ModelSpec,
+        n: int,
+        tokens: int,
+        knobs: AnyKnobs,
+        parts: list[int],
+        device: int,
+        options: BuildOptions,
+    ) -> dict[str, Cost]:
         """Analytic FLOPs and bytes of one layer's ops on `device` holding `parts[device]` (default:
         every device does device 0's work, as today)."""
         return self.op_costs(spec, n, tokens, knobs)
 
-    def device_seconds(self, costs: Costs, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs,
-                       options: BuildOptions) -> Callable[[int, str], float]:
+    def device_seconds(
+        self, costs: Costs, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs, options: BuildOptions
+    ) -> Callable[[int, str], float]:
         """(device, op) -> seconds of one layer's op on that device. Uniform options: the profiled
         time (device 0, the largest even shard). Otherwise the profiled time scaled by the roofline
         ratio of the device's own analytic op (its share, its hardware, the weight precision) over
@@ -311,7 +344,7 @@ class Strategy:
         return lambda d, op: t(op) * fleet.factor(d, ref.get(op), mine[d].get(op), options.weight_bits)
 
     # -- the LM head (generation: one per produced token; astrasim.strategies.with_heads) ------------
-    def head_cost(self, spec: "ModelSpec", n: int, knobs: AnyKnobs | None = None) -> Cost:
+    def head_cost(self, spec: ModelSpec, n: int, knobs: AnyKnobs | None = None) -> Cost:
         """One token's final norm, LM head and next-token embedding lookup on a device computing it
         (default: the whole vocabulary on one device)."""
         return lm_head(spec.hidden, spec.vocab, spec.norm, 4, softcap=spec.final_softcap > 0)
@@ -320,9 +353,18 @@ class Strategy:
         """The devices computing the LM head (default: the last, which holds the last position)."""
         return (n - 1,)
 
-    def graph_builder(self, spec: "ModelSpec", n: int, tokens: int, knobs: AnyKnobs, **meta: Any) -> "Builder":
-        return Builder(n, {"strategy": self.name, "model": spec.name, "devices": n, "tokens": tokens,
-                           **{k: v for k, v in knobs.model_dump().items()}, **meta})
+    def graph_builder(self, spec: ModelSpec, n: int, tokens: int, knobs: AnyKnobs, **meta: Any) -> Builder:
+        return Builder(
+            n,
+            {
+                "strategy": self.name,
+                "model": spec.name,
+                "devices": n,
+                "tokens": tokens,
+                **{k: v for k, v in knobs.model_dump().items()},
+                **meta,
+            },
+        )
 
     def __repr__(self) -> str:
         return f"<strategy {self.name}>"
@@ -342,7 +384,7 @@ class Builder:
         self.prefix = ""  # "" in the prefill, "tok3." in decode step 3 (see step)
 
     @classmethod
-    def on(cls, graph: OpGraph) -> "Builder":
+    def on(cls, graph: OpGraph) -> Builder:
         """A builder appending to an existing graph (decode steps after the prefill)."""
         return cls(graph.n_devices, graph.meta, graph)
 
@@ -354,8 +396,12 @@ class Builder:
         """Ops nothing depends on (the end of what is built so far), optionally only those of one
         device (its Computes and the Comms it takes part in)."""
         used = {d for op in self.graph.ops for d in op.deps}
-        return [op.id for op in self.graph.ops if op.id not in used and (
-            device is None or (op.device == device if isinstance(op, Compute) else device in op.devices))]
+        return [
+            op.id
+            for op in self.graph.ops
+            if op.id not in used
+            and (device is None or (op.device == device if isinstance(op, Compute) else device in op.devices))
+        ]
 
     def compute_id(self, device: int, name: str, layer: int) -> str:
         """The id `compute` gives (or gave) that op under the current prefix."""
@@ -363,12 +409,39 @@ class Builder:
         return f"{tag}.{name}.d{device}"
 
     def compute(self, device: int, name: str, layer: int, seconds: float, deps: Iterable[str] = ()) -> str:
-        return self.graph.add(Compute(self.compute_id(device, name, layer), device, float(seconds),
-                                      tuple(d for d in deps if d), name=name, layer=layer))
+        return self.graph.add(
+            Compute(
+                self.compute_id(device, name, layer),
+                device,
+                float(seconds),
+                tuple(d for d in deps if d),
+                name=name,
+                layer=layer,
+            )
+        )
 
-    def comm(self, name: str, layer: int, collective: Collective, devices: Iterable[int], bits: float,
-             deps: Iterable[str] = (), root: int | None = None, algorithm: Algorithm = "auto") -> str:
+    def comm(
+        self,
+        name: str,
+        layer: int,
+        collective: Collective,
+        devices: Iterable[int],
+        bits: float,
+        deps: Iterable[str] = (),
+        root: int | None = None,
+        algorithm: Algorithm = "auto",
+    ) -> str:
         tag = f"{self.prefix}L{layer}" if layer >= 0 else f"{self.prefix}final"
-        return self.graph.add(Comm(f"{tag}.{name}", collective, tuple(devices), float(bits),
-                                   tuple(d for d in deps if d), root=root, algorithm=algorithm,
-                                   name=name, layer=layer))
+        return self.graph.add(
+            Comm(
+                f"{tag}.{name}",
+                collective,
+                tuple(devices),
+                float(bits),
+                tuple(d for d in deps if d),
+                root=root,
+                algorithm=algorithm,
+                name=name,
+                layer=layer,
+            )
+        )

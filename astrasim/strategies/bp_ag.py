@@ -30,12 +30,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.errors import UserError
 from astrasim.kernels.split import head_bounds, split_bounds
-from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_decode_block, full_layer, mlp_block
-from astrasim.strategies.base import KnobError, Builder, Knobs, Strategy
-from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.opgraph import Algorithm
+from astrasim.strategies.base import Builder, KnobError, Knobs, Strategy
 
 DECOUPLED_OPS = {"full": "decoupled_layer", "sliced": "decoupled_layer_sliced"}  # knob value -> profile op
 
@@ -43,12 +43,23 @@ DECOUPLED_OPS = {"full": "decoupled_layer", "sliced": "decoupled_layer_sliced"} 
 class BlockKnobs(Knobs):
     nb: int = Field(1, ge=1, description="number of blocks Nb (must divide the layers)")
     decoupled_mlp: Literal["full", "sliced"] = Field(
-        "full", description="decoupled layer shape: full = DeTransformer's (all heads narrower, full MLP width), "
-                            "sliced = the device's heads and 1/N of the MLP columns")
+        "full",
+        description="decoupled layer shape: full = DeTransformer's (all heads narrower, full MLP width), "
+        "sliced = the device's heads and 1/N of the MLP columns",
+    )
 
 
-def decoupled_then_gather(b: Builder, devs: tuple[int, ...], per: int, op: str, dec: list[float], prev: list[str],
-                          layer: int, bits: float, algorithm: Algorithm) -> tuple[str, int]:
+def decoupled_then_gather(
+    b: Builder,
+    devs: tuple[int, ...],
+    per: int,
+    op: str,
+    dec: list[float],
+    prev: list[str],
+    layer: int,
+    bits: float,
+    algorithm: Algorithm,
+) -> tuple[str, int]:
     """One block's per - 1 decoupled layers (profile op `op`, dec[d] seconds each) on every device (no
     communication), then the all-gather of the hidden slices; returns (the all-gather's id, the block's
     full layer)."""
@@ -68,8 +79,9 @@ class BlockParallel(Strategy):
 
     def check(self, spec, n, tokens, knobs):
         if spec.layers % knobs.nb:
-            raise KnobError("nb", f"Nb={knobs.nb} does not divide {spec.name}'s {spec.layers} layers; use a divisor "
-                             f"such as 1 or 4")
+            raise KnobError(
+                "nb", f"Nb={knobs.nb} does not divide {spec.name}'s {spec.layers} layers; use a divisor such as 1 or 4"
+            )
         self.decoupled_shape(spec, n, knobs.decoupled_mlp)
 
     def layers_per_block(self, spec, knobs) -> int:
@@ -107,7 +119,9 @@ class BlockParallel(Strategy):
     def decoupled_costs(self, spec, n, tokens, dtype):
         """Both decoupled layer shapes (where they exist at N): a whole layer on the device's slice."""
         s = DTYPE_BYTES[dtype]
-        return {DECOUPLED_OPS[m]: full_layer(self.decoupled_shape(spec, n, m), tokens, s) for m in self._shapes(spec, n)}
+        return {
+            DECOUPLED_OPS[m]: full_layer(self.decoupled_shape(spec, n, m), tokens, s) for m in self._shapes(spec, n)
+        }
 
     def decoupled_calls(self, devices: dict, x) -> dict:
         """The decoupled-layer call of each of device 0's blocks (shape -> BPAGBlock/BPSPBlock), on its slice of x."""
@@ -161,8 +175,15 @@ class BlockParallel(Strategy):
                 for _ in range(per - 1):
                     prev = [[b.compute(d, "decoupled_decode", layer, dec, prev[d])] for d in devs]
                     layer += 1
-                ag = b.comm("ag_hidden", layer, "all_gather", devs, bits, [p for ps in prev for p in ps],
-                            algorithm=options.algorithm)
+                ag = b.comm(
+                    "ag_hidden",
+                    layer,
+                    "all_gather",
+                    devs,
+                    bits,
+                    [p for ps in prev for p in ps],
+                    algorithm=options.algorithm,
+                )
                 prev = [[one_device.decode_layers(b, t_full, d, [layer], cache, [ag])] for d in devs]
                 layer += 1
 
@@ -206,8 +227,10 @@ class BlockParallelAllGather(BlockParallel):
         return b.graph
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
-        return {**self.decoupled_costs(spec, n, tokens, dtype),
-                "full_layer": full_layer(LayerShape.of(spec), tokens, DTYPE_BYTES[dtype])}
+        return {
+            **self.decoupled_costs(spec, n, tokens, dtype),
+            "full_layer": full_layer(LayerShape.of(spec), tokens, DTYPE_BYTES[dtype]),
+        }
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch

@@ -15,9 +15,9 @@ runs sequence-parallel instead of redundantly. Resharding modelled (per block):
 
 from __future__ import annotations
 
-from astrasim.kernels.split import token_bounds
 from astrasim.compute.analytic import LayerShape
 from astrasim.compute.memory import activation_bytes, kv_bytes
+from astrasim.kernels.split import token_bounds
 from astrasim.strategies.bp_ag import DECOUPLED_OPS, BlockParallel, decoupled_then_gather
 from astrasim.strategies.sp import sp_kernel_calls, sp_layer_costs
 

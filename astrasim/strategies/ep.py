@@ -26,7 +26,14 @@ import math
 from dataclasses import replace
 
 from astrasim.compute.analytic import (
-    DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, held_experts_cost, norm, residual, routing,
+    DTYPE_BYTES,
+    LayerShape,
+    attn_block,
+    attn_decode_block,
+    held_experts_cost,
+    norm,
+    residual,
+    routing,
 )
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.errors import UserError
@@ -54,11 +61,17 @@ class ExpertParallel(Strategy):
 
     def check(self, spec, n, tokens, knobs):
         if not spec.moe:
-            raise UserError(f"ep spreads the experts of a mixture-of-experts model; {spec.name} has none (experts: 0); "
-                            f"drop ep for it or pick an MoE model (mixtral-8x7b, qwen3-30b-a3b)", field="strategies")
+            raise UserError(
+                f"ep spreads the experts of a mixture-of-experts model; {spec.name} has none (experts: 0); "
+                f"drop ep for it or pick an MoE model (mixtral-8x7b, qwen3-30b-a3b)",
+                field="strategies",
+            )
         if n > spec.experts:
-            raise UserError(f"cannot spread {spec.experts} experts of {spec.name} over {n} devices; use at most "
-                            f"{spec.experts} devices", field="devices")
+            raise UserError(
+                f"cannot spread {spec.experts} experts of {spec.name} over {n} devices; use at most "
+                f"{spec.experts} devices",
+                field="devices",
+            )
         token_bounds(tokens, n)
 
     @staticmethod
@@ -95,10 +108,13 @@ class ExpertParallel(Strategy):
     @staticmethod
     def _layer_costs(spec, n, tokens, own, device, s):
         sh = LayerShape.of(spec)
-        return {"attn": attn_block(sh, own, tokens, s, square_causal=False) + norm(own, sh.hidden, sh.norm, s)
-                + routing(sh, own, sh.hidden, s),
-                "experts": held_experts_cost(held_shape(spec, n, device), tokens, sh.hidden, s)
-                + residual(own, sh.hidden, s)}
+        return {
+            "attn": attn_block(sh, own, tokens, s, square_causal=False)
+            + norm(own, sh.hidden, sh.norm, s)
+            + routing(sh, own, sh.hidden, s),
+            "experts": held_experts_cost(held_shape(spec, n, device), tokens, sh.hidden, s)
+            + residual(own, sh.hidden, s),
+        }
 
     # -- memory ---------------------------------------------------------------------------------
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
@@ -111,10 +127,16 @@ class ExpertParallel(Strategy):
             sh = held_shape(spec, n, d)
             kept = tokens + output_tokens if d == n - 1 else own[d]
             received = math.ceil(tokens * spec.experts_per_token * sh.held_experts / spec.experts)
-            out.append(Memory(weights=(spec.layers * layer_weights(sh) + outer_weights(spec)) * options.weight_bits / 8,
-                              kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim, sh),
-                              activations=max(activation_bytes(sh, tokens, own[d], tokens, own[d]),
-                                              activation_bytes(replace(sh, experts=0), 0, 0, 0, received))))
+            out.append(
+                Memory(
+                    weights=(spec.layers * layer_weights(sh) + outer_weights(spec)) * options.weight_bits / 8,
+                    kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim, sh),
+                    activations=max(
+                        activation_bytes(sh, tokens, own[d], tokens, own[d]),
+                        activation_bytes(replace(sh, experts=0), 0, 0, 0, received),
+                    ),
+                )
+            )
         return out
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
@@ -168,10 +190,13 @@ class ExpertParallel(Strategy):
         """attn_decode (with the token's routing) on the last device; device `device`'s expected share of the
         token's experts (k x held / E of them)."""
         sh = LayerShape.of(spec)
-        return {"attn_decode": attn_decode_block(sh, cache, s) + norm(1, sh.hidden, sh.norm, s)
-                + routing(sh, 1, sh.hidden, s),
-                "experts_decode": held_experts_cost(held_shape(spec, n, device), 1, sh.hidden, s)
-                + residual(1, sh.hidden, s)}
+        return {
+            "attn_decode": attn_decode_block(sh, cache, s)
+            + norm(1, sh.hidden, sh.norm, s)
+            + routing(sh, 1, sh.hidden, s),
+            "experts_decode": held_experts_cost(held_shape(spec, n, device), 1, sh.hidden, s)
+            + residual(1, sh.hidden, s),
+        }
 
 
 STRATEGY = ExpertParallel()

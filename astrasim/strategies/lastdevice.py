@@ -13,12 +13,15 @@ from typing import Literal
 from astrasim.strategies.base import Builder, split_tokens
 
 DecodeKV = Literal["local", "sent"]
-DECODE_KV_HELP = ("generation: the decoding (last) device's KV cache of the other devices' prompt tokens: "
-                  "local (built during the prefill) or sent (full-precision K/V sent to it per layer)")
+DECODE_KV_HELP = (
+    "generation: the decoding (last) device's KV cache of the other devices' prompt tokens: "
+    "local (built during the prefill) or sent (full-precision K/V sent to it per layer)"
+)
 
 
-def decode_on_last_device(b: Builder, spec, costs, n: int, prompt: int, steps: int, element_bits: int,
-                          kv_sent_after: str | None, options=None) -> None:
+def decode_on_last_device(
+    b: Builder, spec, costs, n: int, prompt: int, steps: int, element_bits: int, kv_sent_after: str | None, options=None
+) -> None:
     """Decode steps on device N-1 after a sequence-parallel prefill (whole layers, single's decode
     rows). kv_sent_after: None = the cache is local; else the prefill op (per layer and device) after
     which a device's own K/V exist, and they are gathered to device N-1 layer by layer."""
@@ -36,5 +39,8 @@ def decode_on_last_device(b: Builder, spec, costs, n: int, prompt: int, steps: i
             layer_deps[layer] = [b.comm("kv_to_decoder", layer, "gather", range(n), bits, deps, root=last)]
     for k in range(1, steps + 1):
         b.step(k)
-        prev = [one_device.decode_layers(b, t, last, range(spec.layers), prompt + k - 1, prev,
-                                         layer_deps if k == 1 else None)]
+        prev = [
+            one_device.decode_layers(
+                b, t, last, range(spec.layers), prompt + k - 1, prev, layer_deps if k == 1 else None
+            )
+        ]

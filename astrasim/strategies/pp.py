@@ -30,29 +30,38 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from astrasim.compute.analytic import Cost, LayerShape, attention_core, linear, norm, qkv, residual
+from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.errors import UserError
 from astrasim.kernels.split import split_bounds
-from astrasim.compute.analytic import DTYPE_BYTES, Cost, LayerShape, attention_core, linear, norm, qkv, residual
 from astrasim.strategies.base import KnobError, Knobs, Strategy, split_tokens
-from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 
 TOKEN_BITS = 32  # a sampled token id sent back to stage 0 in decode
 
 
 class PipelineKnobs(Knobs):
-    chunks: int = Field(1, ge=1, description="prefill chunks C flowing through the stages (1 = the whole prompt "
-                                             "at once); at most the tokens")
-    stages: str = Field("", description="layers per stage, first device first, comma-separated ('14,6,6,6'); "
-                                        "empty: the tensor_split rule")
+    chunks: int = Field(
+        1,
+        ge=1,
+        description="prefill chunks C flowing through the stages (1 = the whole prompt at once); at most the tokens",
+    )
+    stages: str = Field(
+        "",
+        description="layers per stage, first device first, comma-separated ('14,6,6,6'); empty: the tensor_split rule",
+    )
 
 
 def chunk_attn_cost(sh: LayerShape, q: int, prefix: int, s: int) -> Cost:
     """Attention of q new tokens after `prefix` cached ones (causal): their norm, Q/K/V, out-proj and
     residual, and q x prefix + q(q+1)/2 (query, key) pairs."""
     pairs = q * prefix + q * (q + 1) / 2
-    return (norm(q, sh.hidden, sh.norm, s) + qkv(q, sh, s)
-            + attention_core(sh.heads, sh.kv_heads, sh.head_dim, q, prefix + q, pairs, s)
-            + linear(q, sh.heads * sh.head_dim, sh.hidden, s, sh.bias) + residual(q, sh.hidden, s))
+    return (
+        norm(q, sh.hidden, sh.norm, s)
+        + qkv(q, sh, s)
+        + attention_core(sh.heads, sh.kv_heads, sh.head_dim, q, prefix + q, pairs, s)
+        + linear(q, sh.heads * sh.head_dim, sh.hidden, s, sh.bias)
+        + residual(q, sh.hidden, s)
+    )
 
 
 class PipelineParallel(Strategy):
@@ -70,16 +79,23 @@ class PipelineParallel(Strategy):
 
     def check(self, spec, n, tokens, knobs):
         if n > spec.layers:
-            raise UserError(f"cannot split {spec.name}'s {spec.layers} layers into {n} pipeline stages; use at most "
-                            f"{spec.layers} devices", field="devices")
+            raise UserError(
+                f"cannot split {spec.name}'s {spec.layers} layers into {n} pipeline stages; use at most "
+                f"{spec.layers} devices",
+                field="devices",
+            )
         if knobs.stages:
             sizes = self.stage_sizes(knobs.stages)
             if sizes is None or len(sizes) != n or sum(sizes) != spec.layers or min(sizes) < 1:
-                raise KnobError("stages", f"stages='{knobs.stages}' must be {n} comma-separated layer counts >= 1 "
-                                          f"summing to {spec.name}'s {spec.layers} layers")
+                raise KnobError(
+                    "stages",
+                    f"stages='{knobs.stages}' must be {n} comma-separated layer counts >= 1 "
+                    f"summing to {spec.name}'s {spec.layers} layers",
+                )
         if knobs.chunks > tokens:
-            raise KnobError("chunks", f"chunks={knobs.chunks} is more than the {tokens} prompt tokens; use at most "
-                                      f"{tokens}")
+            raise KnobError(
+                "chunks", f"chunks={knobs.chunks} is more than the {tokens} prompt tokens; use at most {tokens}"
+            )
 
     @staticmethod
     def stage_sizes(text: str) -> list[int] | None:
@@ -125,8 +141,12 @@ class PipelineParallel(Strategy):
         out, prefix = [], 0
         for q in split_tokens(tokens, chunks):
             ratio = chunk_attn_cost(sh, q, prefix, 4).flops / chunk_attn_cost(sh, q, 0, 4).flops
-            out.append((costs.seconds(spec.name, one.name, 1, "attn", q) * ratio,
-                        costs.seconds(spec.name, one.name, 1, "mlp", q)))
+            out.append(
+                (
+                    costs.seconds(spec.name, one.name, 1, "attn", q) * ratio,
+                    costs.seconds(spec.name, one.name, 1, "mlp", q),
+                )
+            )
             prefix += q
         return out
 
@@ -146,8 +166,9 @@ class PipelineParallel(Strategy):
                     a = b.compute(s, "attn", layer, attn * fa, [prev, kv_of_earlier])
                     prev = b.compute(s, "mlp", layer, mlp * fm, [a])
                 if s < n - 1:
-                    arrival = b.comm("activation", layers[-1], "p2p", (s, s + 1), q * spec.hidden * options.element_bits,
-                                     [prev])
+                    arrival = b.comm(
+                        "activation", layers[-1], "p2p", (s, s + 1), q * spec.hidden * options.element_bits, [prev]
+                    )
         b.prefix = ""
         return b.graph
 
@@ -176,9 +197,13 @@ class PipelineParallel(Strategy):
         for s, layers in enumerate(self.stages(spec, n, knobs)):
             ends = s in (0, n - 1)  # the first stage embeds, the last applies the head
             w = len(layers) * layer_weights(sh) + (outer_weights(spec) if ends else 0)
-            out.append(Memory(weights=w * options.weight_bits / 8,
-                              kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim, sh),
-                              activations=activation_bytes(sh, chunk, chunk, tokens, chunk)))
+            out.append(
+                Memory(
+                    weights=w * options.weight_bits / 8,
+                    kv_cache=kv_bytes(len(layers), tokens + output_tokens, sh.kv_heads, sh.head_dim, sh),
+                    activations=activation_bytes(sh, chunk, chunk, tokens, chunk),
+                )
+            )
         return out
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):

@@ -42,15 +42,18 @@ def check_distinct(strategies: list[Strategy]) -> None:
         for s in strategies:
             value = getattr(s, attr)
             if value in seen:
-                raise RuntimeError(f"strategies '{seen[value]}' and '{s.name}' share the {attr} {value!r}; "
-                                   f"give each its own")
+                raise RuntimeError(
+                    f"strategies '{seen[value]}' and '{s.name}' share the {attr} {value!r}; give each its own"
+                )
             seen[value] = s.name
     for s in strategies:
         for k in s.profiled_knobs:
             field = s.Knobs.model_fields.get(k)
             if field is None or type(field.default) is not int:
-                raise RuntimeError(f"strategy '{s.name}' profiles knob '{k}', which is not one of its integer knobs; "
-                                   f"profile rows are keyed by integer knobs only")
+                raise RuntimeError(
+                    f"strategy '{s.name}' profiles knob '{k}', which is not one of its integer knobs; "
+                    f"profile rows are keyed by integer knobs only"
+                )
 
 
 STRATEGIES: dict[str, Strategy] = _discover()
@@ -62,7 +65,7 @@ def _union(attr: str) -> tuple[str, ...]:
     strategies' names then their declaration."""
     out: list[str] = []
     for s in sorted(STRATEGIES.values(), key=lambda s: s.name):
-        for k in (s.Knobs.model_fields if attr == "knobs" else s.profiled_knobs):
+        for k in s.Knobs.model_fields if attr == "knobs" else s.profiled_knobs:
             if k not in out:
                 out.append(k)
     return tuple(out)

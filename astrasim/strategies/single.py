@@ -11,7 +11,7 @@ Decode (output_tokens > 1): every step runs attn_decode -> mlp_decode per layer 
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, mlp_block
 from astrasim.strategies.base import Builder, Strategy
@@ -67,11 +67,19 @@ class Single(Strategy):
         def seconds(op: str, cache: int, device: int = 0) -> float:
             c = self.decode_op_costs(spec, 1, cache, knobs).get(op)
             return t(op, cache) * fleet.factor(device, c, c, options.weight_bits)
+
         return seconds
 
     @staticmethod
-    def decode_layers(b: Builder, t: Callable[[str, int, int], float], device: int, layers: Iterable[int], cache: int,
-                      deps: Iterable[str], layer_deps: dict[int, list[str]] | None = None) -> str:
+    def decode_layers(
+        b: Builder,
+        t: Callable[[str, int, int], float],
+        device: int,
+        layers: Iterable[int],
+        cache: int,
+        deps: Iterable[str],
+        layer_deps: dict[int, list[str]] | None = None,
+    ) -> str:
         """One token through whole `layers` on `device` (t: layer_decode_seconds); the last op's id.
         layer_deps: more deps of a layer's attn_decode (its KV cache arriving from elsewhere)."""
         attn, mlp = t("attn_decode", cache, device), t("mlp_decode", cache, device)

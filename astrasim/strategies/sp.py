@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from astrasim.kernels.split import token_bounds
 from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, mlp_block
-from astrasim.strategies.base import Knobs, Strategy
-from astrasim.strategies.lastdevice import DECODE_KV_HELP, DecodeKV, decode_on_last_device
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, model_weights
 from astrasim.compute.partition import bounded_split
+from astrasim.kernels.split import token_bounds
+from astrasim.strategies.base import Knobs, Strategy
+from astrasim.strategies.lastdevice import DECODE_KV_HELP, DecodeKV, decode_on_last_device
+
 
 class SPKnobs(Knobs):
     decode_kv: DecodeKV = Field("local", description=DECODE_KV_HELP)
@@ -44,9 +45,11 @@ def sp_layer_costs(spec, n: int, tokens: int, dtype: str, own: int | None = None
 def sp_memory(spec, tokens: int, own: int, weight_bits: int, kept: int) -> Memory:
     """A full replica that gathers the T-token block input and keeps the KV of `kept` tokens."""
     sh = LayerShape.of(spec)
-    return Memory(weights=model_weights(spec, sh) * weight_bits / 8,
-                  kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim, sh),
-                  activations=activation_bytes(sh, tokens, own, tokens, own))
+    return Memory(
+        weights=model_weights(spec, sh) * weight_bits / 8,
+        kv_cache=kv_bytes(spec.layers, kept, sh.kv_heads, sh.head_dim, sh),
+        activations=activation_bytes(sh, tokens, own, tokens, own),
+    )
 
 
 def sp_kernel_calls(dev, x) -> dict:
@@ -97,8 +100,10 @@ class SequenceParallel(Strategy):
         """Full weights everywhere; each device keeps the KV of its own tokens (the last device also
         of the generated ones) and gathers the whole T-token input of a layer."""
         own = self.parts(spec, n, tokens, knobs, options)
-        return [sp_memory(spec, tokens, own[d], options.weight_bits, own[d] + (output_tokens if d == n - 1 else 0))
-                for d in range(n)]
+        return [
+            sp_memory(spec, tokens, own[d], options.weight_bits, own[d] + (output_tokens if d == n - 1 else 0))
+            for d in range(n)
+        ]
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
@@ -108,8 +113,17 @@ class SequenceParallel(Strategy):
         return sp_kernel_calls(SPBlock(block, n, device), torch.randn(1, tokens, block.hidden, dtype=block.dtype))
 
     def build_decode(self, b, spec, costs, n, prompt, steps, knobs, options):
-        decode_on_last_device(b, spec, costs, n, prompt, steps, options.element_bits,
-                              "attn" if knobs.decode_kv == "sent" else None, options=options)
+        decode_on_last_device(
+            b,
+            spec,
+            costs,
+            n,
+            prompt,
+            steps,
+            options.element_bits,
+            "attn" if knobs.decode_kv == "sent" else None,
+            options=options,
+        )
 
 
 STRATEGY = SequenceParallel()

@@ -21,11 +21,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from astrasim.kernels.split import head_bounds, split_bounds
 from astrasim.compute.analytic import DTYPE_BYTES, LayerShape, attn_block, attn_decode_block, lm_head, mlp_block
-from astrasim.strategies.base import Knobs, Strategy
 from astrasim.compute.memory import Memory, activation_bytes, kv_bytes, layer_weights, outer_weights
 from astrasim.compute.partition import bounded_split, proportional_split
+from astrasim.kernels.split import head_bounds, split_bounds
+from astrasim.strategies.base import Knobs, Strategy
 
 
 def tp_shard(spec, kv: int, columns: int) -> LayerShape:
@@ -41,8 +41,11 @@ HeadPlacement = Literal["split", "root"]
 
 
 class TPKnobs(Knobs):
-    head: HeadPlacement = Field("split", description="generation: the LM head vocab-parallel over the devices "
-                                "(split) or whole on device 0 (root, as distributed-llama computes it)")
+    head: HeadPlacement = Field(
+        "split",
+        description="generation: the LM head vocab-parallel over the devices "
+        "(split) or whole on device 0 (root, as distributed-llama computes it)",
+    )
 
 
 class TensorParallel(Strategy):
@@ -81,13 +84,16 @@ class TensorParallel(Strategy):
         (h0, h1), (k0, k1) = (bounds[0] for bounds in head_bounds(spec.heads, spec.kv_heads, n))
         f0 = split_bounds(sh.mlp_hidden, n)[0]
         shared = split_bounds(sh.shared_mlp_hidden, n)[0] if sh.shared_mlp_hidden else (0, 0)
-        return replace(sh, heads=h1 - h0, kv_heads=k1 - k0, mlp_hidden=f0[1] - f0[0],
-                       shared_mlp_hidden=shared[1] - shared[0])
+        return replace(
+            sh, heads=h1 - h0, kv_heads=k1 - k0, mlp_hidden=f0[1] - f0[0], shared_mlp_hidden=shared[1] - shared[0]
+        )
 
     def op_costs(self, spec, n, tokens, knobs, dtype="float32"):
         s, sh, shard = DTYPE_BYTES[dtype], LayerShape.of(spec), self.shard_shape(spec, n)
-        return {"attn": attn_block(shard, tokens, tokens, s, square_causal=sh.causal),
-                "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden)}
+        return {
+            "attn": attn_block(shard, tokens, tokens, s, square_causal=sh.causal),
+            "mlp": mlp_block(shard, tokens, s, out_dim=spec.hidden),
+        }
 
     # -- memory and uneven head / column splits -----------------------------------------------------
     splits = "KV heads"
@@ -100,8 +106,14 @@ class TensorParallel(Strategy):
     def _split(self, spec, n, tokens, options) -> tuple[list[int], list[int]]:
         width = LayerShape.of(spec).mlp_hidden  # each expert's, in an MoE model
         cols_of = lambda kv: max(1, round(width * kv / spec.kv_heads))  # noqa: E731
-        kv = bounded_split(spec.kv_heads, n, options, lambda d, p: self._memory(
-            spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0, 1.0 / n).total)
+        kv = bounded_split(
+            spec.kv_heads,
+            n,
+            options,
+            lambda d, p: (
+                self._memory(spec, n, tokens, tp_shard(spec, p, cols_of(p)), options.weight_bits, 0, 1.0 / n).total
+            ),
+        )
         if kv == proportional_split(spec.kv_heads, [1] * n):
             return kv, proportional_split(width, [1] * n)
         return kv, proportional_split(width, [float(k) for k in kv])
@@ -112,14 +124,18 @@ class TensorParallel(Strategy):
 
     def _memory(self, spec, n, tokens, shard, weight_bits, output_tokens, outer_share: float) -> Memory:
         weights = spec.layers * layer_weights(shard, out_dim=spec.hidden) + outer_weights(spec) * outer_share
-        return Memory(weights=weights * weight_bits / 8,
-                      kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim, shard),
-                      activations=activation_bytes(shard, tokens, tokens, tokens, tokens))
+        return Memory(
+            weights=weights * weight_bits / 8,
+            kv_cache=kv_bytes(spec.layers, tokens + output_tokens, shard.kv_heads, shard.head_dim, shard),
+            activations=activation_bytes(shard, tokens, tokens, tokens, tokens),
+        )
 
     def device_op_costs(self, spec, n, tokens, knobs, parts, device, options):
         shard = self._shards(spec, n, options, tokens)[device]
-        return {"attn": attn_block(shard, tokens, tokens, 4, square_causal=shard.causal),
-                "mlp": mlp_block(shard, tokens, 4, out_dim=spec.hidden)}
+        return {
+            "attn": attn_block(shard, tokens, tokens, 4, square_causal=shard.causal),
+            "mlp": mlp_block(shard, tokens, 4, out_dim=spec.hidden),
+        }
 
     def memory(self, spec, n, tokens, knobs, options, output_tokens=0):
         """Each device: its heads' and columns' share of every layer (norms and output biases
@@ -127,8 +143,10 @@ class TensorParallel(Strategy):
         all tokens for its KV heads."""
         root = _head(knobs) == "root"
         share = [(1.0 if d == 0 else 0.0) if root else 1.0 / n for d in range(n)]
-        return [self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens, share[d])
-                for d, shard in enumerate(self._shards(spec, n, options, tokens))]
+        return [
+            self._memory(spec, n, tokens, shard, options.weight_bits, output_tokens, share[d])
+            for d, shard in enumerate(self._shards(spec, n, options, tokens))
+        ]
 
     def kernel_calls(self, block, n, tokens, knobs, cls_token, device=0):
         import torch
@@ -141,8 +159,9 @@ class TensorParallel(Strategy):
 
     # -- LM head: vocab-parallel (every device its 1/N of the vocabulary) or whole on the root ------
     def head_cost(self, spec, n, knobs=None):
-        return lm_head(spec.hidden, self._head_vocab(spec.vocab, n, knobs), spec.norm, 4,
-                       softcap=spec.final_softcap > 0)
+        return lm_head(
+            spec.hidden, self._head_vocab(spec.vocab, n, knobs), spec.norm, 4, softcap=spec.final_softcap > 0
+        )
 
     def head_devices(self, n, knobs=None):
         return (0,) if _head(knobs) == "root" else tuple(range(n))
@@ -170,13 +189,17 @@ class TensorParallel(Strategy):
 
     def decode_op_costs(self, spec, n, cache, knobs, dtype="float32"):
         s, shard = DTYPE_BYTES[dtype], self.shard_shape(spec, n)
-        return {"attn_decode": attn_decode_block(shard, cache, s), "mlp_decode": mlp_block(shard, 1, s,
-                                                                                          out_dim=spec.hidden)}
+        return {
+            "attn_decode": attn_decode_block(shard, cache, s),
+            "mlp_decode": mlp_block(shard, 1, s, out_dim=spec.hidden),
+        }
 
     def device_decode_op_costs(self, spec, n, cache, knobs, device, options):
         shard = self._shards(spec, n, options, 1)[device]
-        return {"attn_decode": attn_decode_block(shard, cache, 4),
-                "mlp_decode": mlp_block(shard, 1, 4, out_dim=spec.hidden)}
+        return {
+            "attn_decode": attn_decode_block(shard, cache, 4),
+            "mlp_decode": mlp_block(shard, 1, 4, out_dim=spec.hidden),
+        }
 
     def decode_kernel_calls(self, block, n, cache, knobs):
         from astrasim.kernels.decode import Projections, step_calls

@@ -96,19 +96,42 @@ def measure(bed, *, repeats: int = 5, warmup: int = 1, log=print) -> pd.DataFram
     bw = bed.bandwidth_mbps
     sizes = ladder(bw, transfer_factor(bed.topology))
     times = {s: repeats * (SMALL_REPEATS if s <= ALPHA_MAX_BYTES else 1) for s in sizes}
-    res = run_job(bed, {"mode": "p2p", "sizes": sizes, "warmup": warmup, "repeats": repeats,
-                        "repeats_of": {str(s): k for s, k in times.items()}, "exchange": True}, hosts=2)
+    res = run_job(
+        bed,
+        {
+            "mode": "p2p",
+            "sizes": sizes,
+            "warmup": warmup,
+            "repeats": repeats,
+            "repeats_of": {str(s): k for s, k in times.items()},
+            "exchange": True,
+        },
+        hosts=2,
+    )
     rows = []
     for s in sizes:
         recs = [r["result"][str(s)] for r in res]
         shares = [max(r[k].get("stolen", 0.0) for r in recs) for k in range(times[s])]
         keep = clean(shares)  # transfers the hypervisor visibly took from are left out (steal.py)
         lat = [max(r[k]["end"] for r in recs) - recs[0][k]["start"] for k in keep]
-        rows.append({"topology": bed.topology, "hosts": bed.n_hosts, "bandwidth_mbps": bw, "bytes": s,
-                     "median_s": statistics.median(lat), "min_s": min(lat), "max_s": max(lat), "repeats": len(lat),
-                     "dropped": times[s] - len(lat), "stolen": statistics.mean(shares[k] for k in keep)})
-    log(f"  calibrate {bed.topology:6s} N={bed.n_hosts} {bw:g} Mbps: " +
-        ", ".join(f"{r['bytes']}B {r['median_s'] * 1e3:.1f}ms" for r in rows))
+        rows.append(
+            {
+                "topology": bed.topology,
+                "hosts": bed.n_hosts,
+                "bandwidth_mbps": bw,
+                "bytes": s,
+                "median_s": statistics.median(lat),
+                "min_s": min(lat),
+                "max_s": max(lat),
+                "repeats": len(lat),
+                "dropped": times[s] - len(lat),
+                "stolen": statistics.mean(shares[k] for k in keep),
+            }
+        )
+    log(
+        f"  calibrate {bed.topology:6s} N={bed.n_hosts} {bw:g} Mbps: "
+        + ", ".join(f"{r['bytes']}B {r['median_s'] * 1e3:.1f}ms" for r in rows)
+    )
     return pd.DataFrame(rows)
 
 
@@ -133,8 +156,15 @@ def fit(table: pd.DataFrame, topology: str) -> Calibration:
     pred = alpha + x / eff
     hosts = t["hosts"].unique() if "hosts" in t.columns else [2]
     bws = t["bandwidth_mbps"].unique()
-    return Calibration(topology, alpha, eff, float(np.max(np.abs(pred - y) / y)), len(y), int(hosts[0]),
-                       float(bws[0]) if len(bws) == 1 else float("nan"))
+    return Calibration(
+        topology,
+        alpha,
+        eff,
+        float(np.max(np.abs(pred - y) / y)),
+        len(y),
+        int(hosts[0]),
+        float(bws[0]) if len(bws) == 1 else float("nan"),
+    )
 
 
 def calibrate(bed, *, repeats: int = 5, log=print) -> tuple[Calibration, pd.DataFrame]:
@@ -142,10 +172,15 @@ def calibrate(bed, *, repeats: int = 5, log=print) -> tuple[Calibration, pd.Data
     much); returns (Calibration, raw rows)."""
     from astrasim.validation.steal import least_stolen
 
-    table, _ = least_stolen(lambda: measure(bed, repeats=repeats, log=log), log,
-                            f"calibration of {bed.topology} N={bed.n_hosts} {bed.bandwidth_mbps:g} Mbps",
-                            share_of=lambda t, job_share: float(t["stolen"].max()))
+    table, _ = least_stolen(
+        lambda: measure(bed, repeats=repeats, log=log),
+        log,
+        f"calibration of {bed.topology} N={bed.n_hosts} {bed.bandwidth_mbps:g} Mbps",
+        share_of=lambda t, job_share: float(t["stolen"].max()),
+    )
     cal = fit(table, bed.topology)
-    log(f"  calibrated {cal.label()}: alpha = {cal.alpha_s * 1e3:.2f} ms, efficiency = {cal.efficiency:.4f} "
-        f"(max residual {cal.max_rel_residual:.1%} over {cal.points} transfers)")
+    log(
+        f"  calibrated {cal.label()}: alpha = {cal.alpha_s * 1e3:.2f} ms, efficiency = {cal.efficiency:.4f} "
+        f"(max residual {cal.max_rel_residual:.1%} over {cal.points} transfers)"
+    )
     return cal, table

@@ -48,8 +48,14 @@ from astrasim.validation.report import plot, summarize, summary_markdown, verdic
 from astrasim.validation.reuse import load_measurements
 
 
-def run_validation(settings: Settings, out_dir: str | Path | None = "validation", *, command: str = "",
-                   log=print, trace_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_validation(
+    settings: Settings,
+    out_dir: str | Path | None = "validation",
+    *,
+    command: str = "",
+    log=print,
+    trace_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The whole campaign; writes the files into `out_dir` (None: write nothing), and with
     `trace_dir` every job's raw worker records there (`measure`). Returns (results, summary)."""
     settings.check()
@@ -60,18 +66,29 @@ def run_validation(settings: Settings, out_dir: str | Path | None = "validation"
         profile = microbenchmark_profile(settings, log=log)
         overhead = dispatch_overhead_s()
         log(f"  dispatch cost per op (no-op chain walked by the harness): {overhead * 1e6:.1f} us")
-        log("2/3 measuring real forward passes over shaped links (each point's own OpGraph): per testbed its "
+        log(
+            "2/3 measuring real forward passes over shaped links (each point's own OpGraph): per testbed its "
             "message CPU cost, per bandwidth its network calibration, per point its kernels timed all ranks at "
-            "once right before each pass and in windows before and after its passes")
-        measured, profile, cals, cal_table = measure(settings, machine_hosts(overhead), profile, log=log,
-                                                      trace_dir=trace_dir)
+            "once right before each pass and in windows before and after its passes"
+        )
+        measured, profile, cals, cal_table = measure(
+            settings, machine_hosts(overhead), profile, log=log, trace_dir=trace_dir
+        )
     log("3/3 simulating the same points")
     results = predict(measured)
     summary = summarize(results)
     elapsed = time.monotonic() - t0
     if out_dir is not None:
-        write_outputs(Path(out_dir), results, summary, profile, cal_table, cals, settings.model,
-                      summary_markdown(results, summary, cals, settings, command, elapsed))
+        write_outputs(
+            Path(out_dir),
+            results,
+            summary,
+            profile,
+            cal_table,
+            cals,
+            settings.model,
+            summary_markdown(results, summary, cals, settings, command, elapsed),
+        )
     log(verdict(summary)[1] + f" ({elapsed:.0f} s)")
     return results, summary
 
@@ -83,22 +100,35 @@ def calibration_rows(cal_table: pd.DataFrame, cals: dict[tuple, Calibration]) ->
     return cal_table.merge(fits, on=["topology", "hosts", "bandwidth_mbps"]) if len(cal_table) else fits
 
 
-def write_outputs(out: Path, results: pd.DataFrame, summary: pd.DataFrame, profile: pd.DataFrame,
-                  cal_table: pd.DataFrame, cals: dict[tuple, Calibration], model: ModelSpec, markdown: str) -> None:
+def write_outputs(
+    out: Path,
+    results: pd.DataFrame,
+    summary: pd.DataFrame,
+    profile: pd.DataFrame,
+    cal_table: pd.DataFrame,
+    cals: dict[tuple, Calibration],
+    model: ModelSpec,
+    markdown: str,
+) -> None:
     """The campaign's files (each written whole or not at all): results, summary, profile and
     calibration CSVs, the model measured (model.json), summary.md and the plot."""
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "model.json", json.dumps(asdict(model), indent=1, sort_keys=True) + "\n")
     cal_rows = calibration_rows(cal_table, cals)
-    for name, df in (("results.csv", results), ("summary.csv", summary), ("profile.csv", profile),
-                     ("calibration.csv", cal_rows)):
+    for name, df in (
+        ("results.csv", results),
+        ("summary.csv", summary),
+        ("profile.csv", profile),
+        ("calibration.csv", cal_rows),
+    ):
         write_csv_atomic(out / name, df, "%.6g")
     write_text_atomic(out / "summary.md", markdown)
     plot(results, out / "predicted_vs_measured.png")
 
 
-def repredict(settings: Settings, measurements: str | Path, out_dir: str | Path | None, *, command: str = "",
-              log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+def repredict(
+    settings: Settings, measurements: str | Path, out_dir: str | Path | None, *, command: str = "", log=print
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Today's simulator on an earlier campaign's measurements and microbenchmarks (`reuse.py`):
     nothing is measured or refitted. Writes the same files into `out_dir` (None: nothing)."""
     t0 = time.monotonic()
@@ -106,9 +136,19 @@ def repredict(settings: Settings, measurements: str | Path, out_dir: str | Path 
     results = predict(measured)
     summary = summarize(results)
     if out_dir is not None:
-        note = (f"Predicted again by today's simulator from the measurements and microbenchmarks stored in "
-                f"`{measurements}` (nothing re-measured; the machine line is where it was re-predicted).")
-        write_outputs(Path(out_dir), results, summary, profile, cal_table, cals, settings.model,
-                      summary_markdown(results, summary, cals, settings, command, None, note))
+        note = (
+            f"Predicted again by today's simulator from the measurements and microbenchmarks stored in "
+            f"`{measurements}` (nothing re-measured; the machine line is where it was re-predicted)."
+        )
+        write_outputs(
+            Path(out_dir),
+            results,
+            summary,
+            profile,
+            cal_table,
+            cals,
+            settings.model,
+            summary_markdown(results, summary, cals, settings, command, None, note),
+        )
     log(verdict(summary)[1] + f" (re-predicted {len(results)} stored points in {time.monotonic() - t0:.1f} s)")
     return results, summary

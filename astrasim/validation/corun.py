@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from astrasim.validation.steal import clean, cpu_times, sample_share
 
@@ -71,8 +71,12 @@ def kernel_round(sequence: list[tuple[str, Callable[[], object]]], sync: Callabl
         t0 = time.perf_counter()
         fn()
         round_ops.append((op, time.perf_counter() - t0))
-    return {"ops": round_ops, "cpu": time.process_time() - c0, "wall": time.perf_counter() - w0,
-            "stolen": sample_share(before)}
+    return {
+        "ops": round_ops,
+        "cpu": time.process_time() - c0,
+        "wall": time.perf_counter() - w0,
+        "stolen": sample_share(before),
+    }
 
 
 def add_round(record: dict, one: dict) -> None:
@@ -107,10 +111,18 @@ def drop_stolen_rounds(per_rank: list[dict]) -> list[dict]:
     out = []
     for r in per_rank:
         per_round = {op: len(v) // len(r["wall"]) for op, v in r["ops"].items()}  # occurrences per round
-        out.append({**r, "wall": [r["wall"][k] for k in keep], "cpu": [r["cpu"][k] for k in keep],
-                    "stolen": [r["stolen"][k] for k in keep],
-                    "ops": {op: [x for k in keep for x in v[k * per_round[op]:(k + 1) * per_round[op]]]
-                            for op, v in r["ops"].items()}})
+        out.append(
+            {
+                **r,
+                "wall": [r["wall"][k] for k in keep],
+                "cpu": [r["cpu"][k] for k in keep],
+                "stolen": [r["stolen"][k] for k in keep],
+                "ops": {
+                    op: [x for k in keep for x in v[k * per_round[op] : (k + 1) * per_round[op]]]
+                    for op, v in r["ops"].items()
+                },
+            }
+        )
     return out
 
 

@@ -21,8 +21,9 @@ def dispatch_overhead_s(repeats: int = 7, ops: int = CHAIN_OPS) -> float:
     """Median over repeats of (walk time of a chain of `ops` no-op computes) / ops."""
     from astrasim.validation.programs import DeviceRun
 
-    graph = OpGraph(1, [Compute(f"op{k}", 0, 0.0, (f"op{k - 1}",) if k else (), name="noop", layer=0)
-                        for k in range(ops)])
+    graph = OpGraph(
+        1, [Compute(f"op{k}", 0, 0.0, (f"op{k - 1}",) if k else (), name="noop", layer=0) for k in range(ops)]
+    )
     run = DeviceRun(graph, 0, {0: {"noop": lambda: None}}, "direct")
     run.run()  # warm-up
     per_op = []

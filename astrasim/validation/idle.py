@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
-IDLE_MAX = 0.10      # share of all CPUs other processes may use before (and during a profile)
+IDLE_MAX = 0.10  # share of all CPUs other processes may use before (and during a profile)
 IDLE_WAIT_S = 120.0  # the longest a job waits for the CPUs to go idle; then it runs and says so
 IDLE_START_S = 600.0  # the longest the campaign waits before its first job
 

@@ -39,8 +39,9 @@ MESSAGE_BYTES = 64
 PAIRS = 30  # quiet/busy pairs per job (median: the lockstep delay varies from pair to pair)
 
 
-def chain_graph(n: int, messages: int, seconds: float = 0.0, ops: int = CHAIN_OPS,
-                message_bytes: int = MESSAGE_BYTES) -> OpGraph:
+def chain_graph(
+    n: int, messages: int, seconds: float = 0.0, ops: int = CHAIN_OPS, message_bytes: int = MESSAGE_BYTES
+) -> OpGraph:
     """N devices, each a chain of `ops` computes of `seconds`; plus, for each pair (r, r + N/2), a
     ping-pong chain of `messages` p2p messages between them that depends on no compute."""
     g = OpGraph(n)
@@ -55,8 +56,9 @@ def chain_graph(n: int, messages: int, seconds: float = 0.0, ops: int = CHAIN_OP
     return g
 
 
-def lockstep_graph(n: int, exchange: bool, seconds: float = 0.0, ops: int = CHAIN_OPS,
-                   message_bytes: int = MESSAGE_BYTES) -> OpGraph:
+def lockstep_graph(
+    n: int, exchange: bool, seconds: float = 0.0, ops: int = CHAIN_OPS, message_bytes: int = MESSAGE_BYTES
+) -> OpGraph:
     """N devices, each a chain of `ops` computes of `seconds`; with `exchange`, each rank and its
     peer r + N/2 (mod N) send each other one message after every compute but the last, and every
     compute but the first waits for the peer's message of the step before: a collective per op, as
@@ -140,10 +142,16 @@ def fit_message_cpu(per_rank: list[dict], topology, placement, shares: list[floa
     op_s = statistics.mean(statistics.median(r["quiet"]) * share / CHAIN_OPS for r, share in zip(per_rank, shares))
 
     def chains_s(busy: bool, cost: float) -> float:  # mean over devices of its chain's end
-        res = simulate(microbenchmark_graph(per_rank[0], n, busy, op_s), topology, placement=placement,
-                       message_cpu_s=cost, record_timeline=True)
-        return statistics.mean(max(e.end for e in res.timeline if e.kind == "compute" and e.device == d)
-                               for d in range(n))
+        res = simulate(
+            microbenchmark_graph(per_rank[0], n, busy, op_s),
+            topology,
+            placement=placement,
+            message_cpu_s=cost,
+            record_timeline=True,
+        )
+        return statistics.mean(
+            max(e.end for e in res.timeline if e.kind == "compute" and e.device == d) for d in range(n)
+        )
 
     quiet = chains_s(False, 0.0)
     target = measured_delay_s(per_rank)

@@ -35,18 +35,23 @@ def _next_port() -> int:
 
 def worker_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-        "GLOO_SOCKET_IFNAME": "eth0", "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "GLOO_SOCKET_IFNAME": "eth0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     # Make the checkout importable even when the package is not installed.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
-def run_job(bed: Testbed, job: dict, *, hosts: int | None = None, timeout_s: float = 300.0,
-            threads: int = 1) -> list[dict]:
+def run_job(
+    bed: Testbed, job: dict, *, hosts: int | None = None, timeout_s: float = 300.0, threads: int = 1
+) -> list[dict]:
     """Run `job` on hosts 0..hosts-1 (default: all) of `bed`; return each rank's result dict."""
     n = hosts or bed.n_hosts
     port = _next_port()
@@ -58,9 +63,21 @@ def run_job(bed: Testbed, job: dict, *, hosts: int | None = None, timeout_s: flo
         for r in range(n):
             err = open(tmpd / f"err{r}.txt", "w+")
             errs.append(err)
-            argv = [sys.executable, "-m", "astrasim.validation.worker", "--job", str(tmpd / "job.json"),
-                    "--rank", str(r), "--world", str(n), "--master", f"{bed.host_ip(0)}:{port}",
-                    "--out", str(tmpd / f"out{r}.json")]
+            argv = [
+                sys.executable,
+                "-m",
+                "astrasim.validation.worker",
+                "--job",
+                str(tmpd / "job.json"),
+                "--rank",
+                str(r),
+                "--world",
+                str(n),
+                "--master",
+                f"{bed.host_ip(0)}:{port}",
+                "--out",
+                str(tmpd / f"out{r}.json"),
+            ]
             procs.append(bed.popen(r, argv, stdout=err, stderr=subprocess.STDOUT, env=env))
         deadline = time.monotonic() + timeout_s
         failed: int | None = None
@@ -91,8 +108,10 @@ def run_job(bed: Testbed, job: dict, *, hosts: int | None = None, timeout_s: flo
                 if text:
                     tails.append(f"--- rank {r} (rc={procs[r].returncode}) ---\n" + "\n".join(text[-25:]))
             what = "timed out" if failed == -1 else f"rank {failed} failed"
-            raise WorkerError(f"job {job.get('mode')} on {n} hosts ({bed.topology}, {bed.bandwidth_mbps} Mbps) "
-                              f"{what}\n" + "\n".join(tails))
+            raise WorkerError(
+                f"job {job.get('mode')} on {n} hosts ({bed.topology}, {bed.bandwidth_mbps} Mbps) "
+                f"{what}\n" + "\n".join(tails)
+            )
         for e in errs:
             e.close()
         return [json.loads((tmpd / f"out{r}.json").read_text()) for r in range(n)]

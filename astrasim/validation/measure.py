@@ -52,21 +52,35 @@ def microbenchmark_profile(settings: Settings, log=print) -> pd.DataFrame:
             best, best_share = None, float("inf")
             for attempt in range(1 + RETAKES):  # alone means alone: others' load is timed too (idle.py)
                 wait_idle(log, f"profiling {name} N={n}")
-                rows, share = measure_others(lambda name=name, n=n, pkey=pkey: profile_ops(
-                    settings.model, [name], [n], None, settings.model.tokens, threads=1,
-                    knobs={k: [v] for k, v in pkey}, repeats=settings.profile_repeats, warmup=2,
-                    progress=False))
+                rows, share = measure_others(
+                    lambda name=name, n=n, pkey=pkey: profile_ops(
+                        settings.model,
+                        [name],
+                        [n],
+                        None,
+                        settings.model.tokens,
+                        threads=1,
+                        knobs={k: [v] for k, v in pkey},
+                        repeats=settings.profile_repeats,
+                        warmup=2,
+                        progress=False,
+                    )
+                )
                 if share < best_share:
                     best, best_share = rows, share
                 if share <= IDLE_MAX:
                     break
-                log(f"  profiling {name} N={n}: other processes used {share:.0%} of the CPUs"
-                    + (", taking it again" if attempt < RETAKES else "; keeping the least disturbed try"))
+                log(
+                    f"  profiling {name} N={n}: other processes used {share:.0%} of the CPUs"
+                    + (", taking it again" if attempt < RETAKES else "; keeping the least disturbed try")
+                )
             tables.append(best.assign(others_share=best_share))
     table = pd.concat(tables, ignore_index=True)
     table["alone_s"] = table["median_s"]
-    log(f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows; other processes "
-        f"used at most {table['others_share'].max():.0%} of the CPUs meanwhile")
+    log(
+        f"  profiled {len(seen)} (strategy, N) configurations alone: {len(table)} op rows; other processes "
+        f"used at most {table['others_share'].max():.0%} of the CPUs meanwhile"
+    )
     return table
 
 
@@ -106,18 +120,24 @@ def measured_row(res: list[dict], label: str) -> dict:
     for r in recs:  # per rank: median over passes; then the mean over ranks
         for op in r[0]["ops"]:
             ops.setdefault(op, []).append(statistics.median(p["ops"].get(op, 0.0) for p in r))
-    return {"measured_s": med, "measured_min_s": lat[0], "measured_max_s": lat[-1],
-            "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0, "measured_compute_s": compute,
-            "in_pass_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
-            "repeats": len(lat), "passes_dropped": len(every[0]) - len(lat),
-            "stolen": statistics.mean(_pass_shares(recs)),
-            "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
-            "loadavg_1m": _loadavg()}
+    return {
+        "measured_s": med,
+        "measured_min_s": lat[0],
+        "measured_max_s": lat[-1],
+        "noise": (q[8] - q[0]) / (2 * med) if med > 0 else 0.0,
+        "measured_compute_s": compute,
+        "in_pass_ops": json.dumps({op: sum(v) / len(v) for op, v in ops.items()}, sort_keys=True),
+        "repeats": len(lat),
+        "passes_dropped": len(every[0]) - len(lat),
+        "stolen": statistics.mean(_pass_shares(recs)),
+        "late_start_s": max(r[k]["late_s"] for r in recs for k in range(len(r))),
+        "loadavg_1m": _loadavg(),
+    }
 
 
-def measure(settings: Settings, host_setup, alone: pd.DataFrame,
-            log=print, trace_dir: str | Path | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
+def measure(
+    settings: Settings, host_setup, alone: pd.DataFrame, log=print, trace_dir: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Calibration], pd.DataFrame]:
     """Real latencies of every (topology, N, bandwidth, strategy) point (single once): each point's
     engine inputs are built first, and its OpGraph is what the hosts run; each row's `_point` is
     its in-situ prediction: costed by the co-run rounds its workers ran right before each pass
@@ -135,9 +155,18 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
 
     rows, profiles = [], [alone.assign(topology="alone", hosts=0, bandwidth_mbps=float("nan"), label="")]
     alone_cost = alone_costs(alone)  # what every point is built from, and the prediction from profiles
-    job = {"mode": "graphs", "model": asdict(settings.model), "warmup": settings.warmup,
-           "repeats": settings.repeats, "budget_s": settings.budget_s, "max_repeats": settings.max_repeats,
-           "seed": settings.seed, "pin": True, "kernel_rounds": ROUNDS, "trace": trace_dir is not None}
+    job = {
+        "mode": "graphs",
+        "model": asdict(settings.model),
+        "warmup": settings.warmup,
+        "repeats": settings.repeats,
+        "budget_s": settings.budget_s,
+        "max_repeats": settings.max_repeats,
+        "seed": settings.seed,
+        "pin": True,
+        "kernel_rounds": ROUNDS,
+        "trace": trace_dir is not None,
+    }
     singles = [s for s in settings.strategies if parse_label(s)[0].single_device]
     multi = [s for s in settings.strategies if s not in singles]
     cores = machine_cores()
@@ -149,13 +178,17 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
         points = {lb: point_for(settings, lb, n, topo, bw, cal, setup, costs=alone_cost) for lb in labels}
         graphs = [{"label": lb, "graph": graph_to_json(engine_inputs(p).graph)} for lb, p in points.items()]
         t0 = time.monotonic()
+
         def kept_stolen(res, job_share):  # a job counts as stolen as the samples its medians keep
             return max(max(measured_row(res, lb)["stolen"], kept_share_of_rounds(res, lb)) for lb in labels)
 
         busy = wait_idle(log, f"the points of {topo or 'none'} N={n} {bw:g} Mbps")
-        res, stolen = least_stolen(lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm},
-                                                   timeout_s=900), log, f"{topo or 'none'} N={n} {bw:g} Mbps",
-                                   share_of=kept_stolen)
+        res, stolen = least_stolen(
+            lambda: run_job(bed, {**job, "points": graphs, "algorithm": algorithm}, timeout_s=900),
+            log,
+            f"{topo or 'none'} N={n} {bw:g} Mbps",
+            share_of=kept_stolen,
+        )
         if trace_dir is not None:
             write_trace(Path(trace_dir), f"{topo or 'none'}-N{n}-{bw:g}Mbps", res)
         parts = []
@@ -165,13 +198,26 @@ def measure(settings: Settings, host_setup, alone: pd.DataFrame,
             costs = one_core_op_seconds(windows, core_shares(p.devices, cores))
             retimed, timed = point_costs(alone, lb, p.devices, costs, key)
             profiles.append(timed.assign(topology=topo or "none", hosts=p.devices, bandwidth_mbps=bw, label=lb))
-            rows.append({"topology": topo or "none", "hosts": p.devices, "bandwidth_mbps": bw if topo else float("nan"),
-                         "strategy": lb, "protocol": PROTOCOL, **measured_row(res, lb), "job_stolen": stolen,
-                         "busy_before": busy, "_alone": alone_cost,
-                         "_point": replace(p, profile_path=key, costs=retimed, speed_jitter=round_spread(windows))})
+            rows.append(
+                {
+                    "topology": topo or "none",
+                    "hosts": p.devices,
+                    "bandwidth_mbps": bw if topo else float("nan"),
+                    "strategy": lb,
+                    "protocol": PROTOCOL,
+                    **measured_row(res, lb),
+                    "job_stolen": stolen,
+                    "busy_before": busy,
+                    "_alone": alone_cost,
+                    "_point": replace(p, profile_path=key, costs=retimed, speed_jitter=round_spread(windows)),
+                }
+            )
             parts.append(f"{lb} {rows[-1]['measured_s'] * 1e3:.0f}")
-        log(f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
-            + ", ".join(parts) + " ms")
+        log(
+            f"  measured {topo or 'none':6s} N={n} {bw:g} Mbps ({time.monotonic() - t0:.0f} s): "
+            + ", ".join(parts)
+            + " ms"
+        )
 
     if singles:
         with testbed(1, settings.topologies[0], settings.bandwidths[0]) as bed:  # type: ignore[arg-type]
@@ -228,11 +274,18 @@ def message_cpu(bed, n: int, topology: str, cal: Calibration, setup: dict, log=p
 
     wait_idle(log, f"the message CPU microbenchmark {topology} N={n}")
 
-    res, _ = least_stolen(lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300), log,
-                          f"message CPU microbenchmark {topology} N={n}",
-                          share_of=lambda res, job_share: kept_pairs([r["result"] for r in res])[1])
+    res, _ = least_stolen(
+        lambda: run_job(bed, {"mode": "interference", "pin": True}, timeout_s=300),
+        log,
+        f"message CPU microbenchmark {topology} N={n}",
+        share_of=lambda res, job_share: kept_pairs([r["result"] for r in res])[1],
+    )
     net = calibrated_network(topology, bed.bandwidth_mbps, cal).build(n)
-    cost = fit_message_cpu([r["result"] for r in res], net, Placement.of(n, setup["hosts"], setup["cores_per_host"]),
-                           core_shares(n, machine_cores()))
+    cost = fit_message_cpu(
+        [r["result"] for r in res],
+        net,
+        Placement.of(n, setup["hosts"], setup["cores_per_host"]),
+        core_shares(n, machine_cores()),
+    )
     log(f"  message CPU cost {topology} N={n}: {cost * 1e6:.0f} us per message sent or received")
     return cost

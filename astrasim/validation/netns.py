@@ -49,8 +49,9 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Literal
 
 NS_PREFIX = "asv-"
 SUBNET = "10.77.0"
@@ -85,8 +86,23 @@ def unavailable_reason() -> str | None:
             return f"`ip netns add` does not work here: {res.stderr.strip() or 'unknown error'}"
         steps = [
             ["ip", "-n", probe, "link", "add", "a0", "type", "veth", "peer", "name", "a1"],
-            ["tc", "-n", probe, "qdisc", "add", "dev", "a0", "root", "tbf", "rate", "10mbit", "burst", "6kb",
-             "limit", "100kb"],
+            [
+                "tc",
+                "-n",
+                probe,
+                "qdisc",
+                "add",
+                "dev",
+                "a0",
+                "root",
+                "tbf",
+                "rate",
+                "10mbit",
+                "burst",
+                "6kb",
+                "limit",
+                "100kb",
+            ],
             ["ip", "-n", probe, "link", "add", "b0", "type", "bridge"],
         ]
         for argv in steps:
@@ -108,8 +124,30 @@ def ifb_available() -> bool:
             ["ip", "-n", probe, "link", "add", "a0", "type", "veth", "peer", "name", "a1"],
             ["ip", "-n", probe, "link", "add", "i0", "type", "ifb"],
             ["tc", "-n", probe, "qdisc", "add", "dev", "a0", "ingress"],
-            ["tc", "-n", probe, "filter", "add", "dev", "a0", "parent", "ffff:", "protocol", "all", "u32", "match",
-             "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "i0"],
+            [
+                "tc",
+                "-n",
+                probe,
+                "filter",
+                "add",
+                "dev",
+                "a0",
+                "parent",
+                "ffff:",
+                "protocol",
+                "all",
+                "u32",
+                "match",
+                "u32",
+                "0",
+                "0",
+                "action",
+                "mirred",
+                "egress",
+                "redirect",
+                "dev",
+                "i0",
+            ],
         ]
         return all(_run(a, check=False).returncode == 0 for a in steps)
     finally:
@@ -147,8 +185,7 @@ def _delete_namespaces(names: list[str]) -> None:
 
 def clean_stale() -> list[str]:
     """Delete namespaces named ``asv-<pid>-*`` whose creating process is gone."""
-    stale = [ns for ns in _list_namespaces()
-             if (m := _NAME_RE.match(ns)) and not _pid_alive(int(m.group(1)))]
+    stale = [ns for ns in _list_namespaces() if (m := _NAME_RE.match(ns)) and not _pid_alive(int(m.group(1)))]
     _delete_namespaces(stale)
     return stale
 
@@ -187,14 +224,49 @@ class Testbed:
 
     def _tbf(self, ns: str, dev: str, mbps: float, verb: str = "add") -> None:
         burst = max(2 * 1514, int(mbps * 1e6 / 8 * self.burst_ms / 1e3))
-        self._tc(ns, "qdisc", verb, "dev", dev, "root", "handle", "1:", "tbf", "rate", f"{int(round(mbps * 1e6))}bit",
-                 "burst", str(burst), "limit", str(self.limit_bytes))
+        self._tc(
+            ns,
+            "qdisc",
+            verb,
+            "dev",
+            dev,
+            "root",
+            "handle",
+            "1:",
+            "tbf",
+            "rate",
+            f"{int(round(mbps * 1e6))}bit",
+            "burst",
+            str(burst),
+            "limit",
+            str(self.limit_bytes),
+        )
 
     def _redirect_ingress(self, port: str, ifb: str) -> None:
         sw = self.switch_ns
         self._tc(sw, "qdisc", "add", "dev", port, "ingress")
-        self._tc(sw, "filter", "add", "dev", port, "parent", "ffff:", "protocol", "all", "u32",
-                 "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb)
+        self._tc(
+            sw,
+            "filter",
+            "add",
+            "dev",
+            port,
+            "parent",
+            "ffff:",
+            "protocol",
+            "all",
+            "u32",
+            "match",
+            "u32",
+            "0",
+            "0",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            ifb,
+        )
 
     def build(self) -> None:
         sw = self.switch_ns
@@ -214,8 +286,18 @@ class Testbed:
             self._ip(sw, "link", "set", port, "master", "br0")
             self._ip(sw, "link", "set", port, "up")
             if self.congestion_control:
-                _run(["ip", "netns", "exec", h, "sysctl", "-q", "-w",
-                      f"net.ipv4.tcp_congestion_control={self.congestion_control}"])
+                _run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        h,
+                        "sysctl",
+                        "-q",
+                        "-w",
+                        f"net.ipv4.tcp_congestion_control={self.congestion_control}",
+                    ]
+                )
             self._ip(h, "addr", "add", f"{self.host_ip(i)}/24", "dev", "eth0")
             self._ip(h, "link", "set", "eth0", "up")
             if self.topology == "switch":
@@ -250,8 +332,9 @@ class Testbed:
 
     def qdisc_stats(self) -> str:
         """`tc -s qdisc` of every namespace (drops, overlimits) for diagnostics."""
-        return "\n".join(f"[{ns}]\n" + _run(["tc", "-s", "-n", ns, "qdisc"], check=False).stdout
-                         for ns in self.namespaces)
+        return "\n".join(
+            f"[{ns}]\n" + _run(["tc", "-s", "-n", ns, "qdisc"], check=False).stdout for ns in self.namespaces
+        )
 
     def close(self) -> None:
         for proc in self._procs:

@@ -15,9 +15,17 @@ from astrasim.validation.protocol import Settings
 PROFILE_KEY = "validation-microbenchmark-profile"
 
 
-def point_for(settings: Settings, label: str, n: int, topology: str | None, bandwidth_mbps: float,
-              cal: Calibration | None, host_setup: dict | None = None, profile_key: str = PROFILE_KEY,
-              costs=None):
+def point_for(
+    settings: Settings,
+    label: str,
+    n: int,
+    topology: str | None,
+    bandwidth_mbps: float,
+    cal: Calibration | None,
+    host_setup: dict | None = None,
+    profile_key: str = PROFILE_KEY,
+    costs=None,
+):
     """The scenario Point of one validation point (costs: `costs`, the microbenchmark profile
     named `profile_key`; network: the testbed's simulator kind with the calibrated alpha and
     efficiency; `host_setup`: the testbed machine's hosts and cores, see `machine_hosts`)."""
@@ -26,10 +34,22 @@ def point_for(settings: Settings, label: str, n: int, topology: str | None, band
 
     strategy, knobs = parse_label(label)
     net = NetworkPoint("ideal", 1.0) if topology is None else calibrated_network(topology, bandwidth_mbps, cal)
-    return Point(scenario="validate", model=settings.model, tokens=settings.model.tokens, strategy=strategy.name,
-                 knobs=knobs, devices=1 if strategy.single_device else n, hardware="validation host",
-                 profile_path=profile_key, device=None, speed=1.0, speeds=None, network=net, costs=costs,
-                 **(host_setup or {}))
+    return Point(
+        scenario="validate",
+        model=settings.model,
+        tokens=settings.model.tokens,
+        strategy=strategy.name,
+        knobs=knobs,
+        devices=1 if strategy.single_device else n,
+        hardware="validation host",
+        profile_path=profile_key,
+        device=None,
+        speed=1.0,
+        speeds=None,
+        network=net,
+        costs=costs,
+        **(host_setup or {}),
+    )
 
 
 def calibrated_network(topology: str, bandwidth_mbps: float, cal: Calibration):
@@ -66,8 +86,9 @@ def point_costs(alone: pd.DataFrame, label: str, n: int, costs: dict[str, float]
         rows &= table[k] == v
     if not rows.any():
         raise RuntimeError(f"no profile rows of {label} at N={n} to re-time: the alone profile lacks {name}, N={n_dev}")
-    table.loc[rows, "median_s"] = [costs.get(op, s)
-                                   for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])]
+    table.loc[rows, "median_s"] = [
+        costs.get(op, s) for op, s in zip(table.loc[rows, "op"], table.loc[rows, "median_s"])
+    ]
     return ProfileCosts(table, source=f"validation co-run windows ({key})"), table[rows]
 
 

@@ -26,6 +26,7 @@ def predict(measured: pd.DataFrame) -> pd.DataFrame:
     and, as a diagnostic, the same graph with the op times measured inside the real passes."""
     from astrasim.engine import simulate
     from astrasim.pointrun import engine_inputs, run_point
+
     out = []
     for row in measured.to_dict("records"):
         point, alone = row.pop("_point"), row.pop("_alone")
@@ -33,19 +34,43 @@ def predict(measured: pd.DataFrame) -> pd.DataFrame:
         for kind, p in (("profiles", from_profiles(point, alone)), ("in_situ", point)):
             res, _ = run_point(p)
             err = res.latency_s / row["measured_s"] - 1.0
-            preds.update({f"predicted_{kind}_s": res.latency_s, f"error_{kind}": err, f"abs_error_{kind}": abs(err),
-                          f"predicted_compute_{kind}_s": max(res.compute_s)})
+            preds.update(
+                {
+                    f"predicted_{kind}_s": res.latency_s,
+                    f"error_{kind}": err,
+                    f"abs_error_{kind}": abs(err),
+                    f"predicted_compute_{kind}_s": max(res.compute_s),
+                }
+            )
         inputs = engine_inputs(point)
         in_pass = json.loads(row["in_pass_ops"])
-        g2 = replace(inputs.graph, ops=[replace(op, seconds=in_pass.get(op.name, op.seconds))
-                                        if hasattr(op, "seconds") and op.seconds > 0 else op
-                                        for op in inputs.graph.ops])
+        g2 = replace(
+            inputs.graph,
+            ops=[
+                replace(op, seconds=in_pass.get(op.name, op.seconds))
+                if hasattr(op, "seconds") and op.seconds > 0
+                else op
+                for op in inputs.graph.ops
+            ],
+        )
         # (op times measured in the passes include the real core sharing and messages: neither here)
         pred2 = simulate(g2, inputs.topology, speeds=inputs.speeds, op_overhead_s=inputs.op_overhead_s).latency_s
         net = point.network
-        out.append({**row, **preds, "predicted_in_pass_s": pred2, "error_in_pass": pred2 / row["measured_s"] - 1.0,
-                    "comm_bits": res.comm_bits, "n_messages": res.n_messages, "alpha_s": net.latency_s or 0.0,
-                    "efficiency": net.efficiency or 1.0, "hosts_on_machine": point.hosts,
-                    "cores": point.cores_per_host, "op_overhead_s": point.op_overhead_s,
-                    "message_cpu_s": point.message_cpu_s, "speed_jitter": point.speed_jitter})
+        out.append(
+            {
+                **row,
+                **preds,
+                "predicted_in_pass_s": pred2,
+                "error_in_pass": pred2 / row["measured_s"] - 1.0,
+                "comm_bits": res.comm_bits,
+                "n_messages": res.n_messages,
+                "alpha_s": net.latency_s or 0.0,
+                "efficiency": net.efficiency or 1.0,
+                "hosts_on_machine": point.hosts,
+                "cores": point.cores_per_host,
+                "op_overhead_s": point.op_overhead_s,
+                "message_cpu_s": point.message_cpu_s,
+                "speed_jitter": point.speed_jitter,
+            }
+        )
     return pd.DataFrame(out)

@@ -53,8 +53,7 @@ class DeviceRun:
     """One rank's part of an OpGraph: its computes on the calling thread, its comms on a
     communication thread. `run()` is one forward pass; `trace` its (op name, start, end)."""
 
-    def __init__(self, graph: OpGraph, rank: int, calls: dict[int, dict], default_algorithm: str, *,
-                 log: bool = False):
+    def __init__(self, graph: OpGraph, rank: int, calls: dict[int, dict], default_algorithm: str, *, log: bool = False):
         self.graph, self.rank = graph, rank
         self.computes = [op for op in graph.ops if isinstance(op, Compute) and op.device == rank]
         for op in self.computes:
@@ -147,8 +146,9 @@ class DeviceRun:
 
     def _exchange(self, op: Comm, pos: int, p, base: int, recv: dict, send: dict) -> None:
         """This rank's messages of one collective, in plan order, receives posted first."""
-        works: dict[int, list] = {m: [dist.irecv(buf, src=op.devices[p.src[m]], tag=base + m)]
-                                  for m, buf in recv.items()}
+        works: dict[int, list] = {
+            m: [dist.irecv(buf, src=op.devices[p.src[m]], tag=base + m)] for m, buf in recv.items()
+        }
         waited: set[int] = set()
 
         def wait(m: int) -> None:  # gloo counts completions: every work is waited exactly once
@@ -253,8 +253,15 @@ def run_graphs(job: dict, timed, sync) -> dict:
                 record["cpu_s"] = dev.cpu_s
             return record
 
-        passes = timed(dev.run, job.get("warmup", 1), job.get("repeats", 3), job.get("budget_s", 0.0),
-                       job.get("max_repeats", 0), extra=extra, before=before)
+        passes = timed(
+            dev.run,
+            job.get("warmup", 1),
+            job.get("repeats", 3),
+            job.get("budget_s", 0.0),
+            job.get("max_repeats", 0),
+            extra=extra,
+            before=before,
+        )
         out[point["label"]] = {"passes": passes}
         if windows:
             windows.append(kernel_windows(dev, job["kernel_rounds"], sync))

@@ -31,13 +31,18 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    hosts: list[int] = Field(default_factory=lambda: [2, 4], description="N test hosts (network namespaces), one gloo process each")
+    hosts: list[int] = Field(
+        default_factory=lambda: [2, 4], description="N test hosts (network namespaces), one gloo process each"
+    )
     bandwidths: list[float] = Field(default_factory=lambda: [20.0, 100.0], description="Mbps of every shaped hop (tbf)")
-    topologies: list[str] = Field(default_factory=lambda: ["switch", "shared"],
-                                  description="switch: a shaped full-duplex port per host; shared: one shaped medium")
-    strategies: list[str] = Field(default_factory=lambda: ["single", "tp", "sp", "bp-ag Nb=1", "bp-sp Nb=1", "pp",
-                                                           "astra G=1", "astra G=32"],
-                                  description="registry labels (astrasim.strategies.parse_label)")
+    topologies: list[str] = Field(
+        default_factory=lambda: ["switch", "shared"],
+        description="switch: a shaped full-duplex port per host; shared: one shaped medium",
+    )
+    strategies: list[str] = Field(
+        default_factory=lambda: ["single", "tp", "sp", "bp-ag Nb=1", "bp-sp Nb=1", "pp", "astra G=1", "astra G=32"],
+        description="registry labels (astrasim.strategies.parse_label)",
+    )
     repeats: int = Field(3, description="at least this many timed passes per point")
     budget_s: float = Field(3.0, description="more timed passes for short passes, up to max_repeats within this time")
     max_repeats: int = Field(40, description="most timed passes per point")
@@ -77,8 +82,11 @@ class Settings(BaseModel):
                 for n in self.hosts:
                     strategy.check(self.model, n, self.model.tokens, knobs)
             except Exception as exc:  # unknown name, bad tag, a knob the model cannot take
-                raise UserError(f"strategy '{label}': {exc}; use registry labels such as "
-                                f"{', '.join(repr(x) for x in DEFAULTS.strategies)}", field="strategies") from None
+                raise UserError(
+                    f"strategy '{label}': {exc}; use registry labels such as "
+                    f"{', '.join(repr(x) for x in DEFAULTS.strategies)}",
+                    field="strategies",
+                ) from None
         if self.repeats < 1 or self.warmup < 0 or self.max_repeats < self.repeats:
             raise UserError("repeats must be >= 1, max_repeats >= repeats and warmup >= 0", field="repeats")
         if self.budget_s < 0 or self.calibration_repeats < 1 or self.profile_repeats < 1:
@@ -105,14 +113,25 @@ def harness_constants() -> dict:
     from astrasim.validation import calibrate, corun, dispatch, idle, interference, steal
 
     # the keys are part of the stored hash: PAIRED_MIN keeps the name of the module it was frozen in
-    return {"corun.ROUNDS": corun.ROUNDS, "compare.PAIRED_MIN": corun.PAIRED_MIN,
-            "steal.STEAL_MAX": steal.STEAL_MAX, "steal.RETAKES": steal.RETAKES,
-            "idle.IDLE_MAX": idle.IDLE_MAX, "idle.IDLE_WAIT_S": idle.IDLE_WAIT_S, "idle.IDLE_START_S": idle.IDLE_START_S,
-            "calibrate.LADDER_BYTES": list(calibrate.LADDER_BYTES), "calibrate.FIT_MIN_BYTES": calibrate.FIT_MIN_BYTES,
-            "calibrate.ALPHA_MAX_BYTES": calibrate.ALPHA_MAX_BYTES, "calibrate.SMALL_REPEATS": calibrate.SMALL_REPEATS,
-            "calibrate.SIM_KIND": calibrate.SIM_KIND, "dispatch.CHAIN_OPS": dispatch.CHAIN_OPS,
-            "interference.CHAIN_OPS": interference.CHAIN_OPS, "interference.SHAPE": list(interference.SHAPE),
-            "interference.MESSAGE_BYTES": interference.MESSAGE_BYTES, "interference.PAIRS": interference.PAIRS}
+    return {
+        "corun.ROUNDS": corun.ROUNDS,
+        "compare.PAIRED_MIN": corun.PAIRED_MIN,
+        "steal.STEAL_MAX": steal.STEAL_MAX,
+        "steal.RETAKES": steal.RETAKES,
+        "idle.IDLE_MAX": idle.IDLE_MAX,
+        "idle.IDLE_WAIT_S": idle.IDLE_WAIT_S,
+        "idle.IDLE_START_S": idle.IDLE_START_S,
+        "calibrate.LADDER_BYTES": list(calibrate.LADDER_BYTES),
+        "calibrate.FIT_MIN_BYTES": calibrate.FIT_MIN_BYTES,
+        "calibrate.ALPHA_MAX_BYTES": calibrate.ALPHA_MAX_BYTES,
+        "calibrate.SMALL_REPEATS": calibrate.SMALL_REPEATS,
+        "calibrate.SIM_KIND": calibrate.SIM_KIND,
+        "dispatch.CHAIN_OPS": dispatch.CHAIN_OPS,
+        "interference.CHAIN_OPS": interference.CHAIN_OPS,
+        "interference.SHAPE": list(interference.SHAPE),
+        "interference.MESSAGE_BYTES": interference.MESSAGE_BYTES,
+        "interference.PAIRS": interference.PAIRS,
+    }
 
 
 def harness_hash() -> str:

@@ -20,8 +20,9 @@ def load_settings(path: str | Path | None = None, **overrides) -> Settings:
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise UserError(f"file '{p}' not found; give a validation YAML such as validation/validate.yaml",
-                            field="scenario")
+            raise UserError(
+                f"file '{p}' not found; give a validation YAML such as validation/validate.yaml", field="scenario"
+            )
         from astrasim.fileio import read_yaml_file
 
         data = read_yaml_file(p, "scenario") or {}

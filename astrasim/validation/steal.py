@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 STEAL_MAX = 0.02  # share of CPU time stolen above which a job is taken again
-RETAKES = 2       # at most this many more tries; the least stolen is kept
+RETAKES = 2  # at most this many more tries; the least stolen is kept
 
 
 def cpu_times() -> tuple[int, int]:
@@ -77,6 +77,8 @@ def least_stolen(measure, log=print, what: str = "measurement", share_of=None):
             best, best_share = result, share
         if share <= STEAL_MAX:
             break
-        log(f"  {what}: {share:.1%} of the CPU time was stolen by the hypervisor"
-            + (", taking it again" if attempt < RETAKES else "; keeping the least disturbed try"))
+        log(
+            f"  {what}: {share:.1%} of the CPU time was stolen by the hypervisor"
+            + (", taking it again" if attempt < RETAKES else "; keeping the least disturbed try")
+        )
     return best, best_share

@@ -49,8 +49,9 @@ def sync_start() -> tuple[float, float]:
     return start, late
 
 
-def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int = 0, extra=None,
-          before=None) -> list[dict]:
+def timed(
+    fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int = 0, extra=None, before=None
+) -> list[dict]:
     """Run `fn` warmup + repeats times from common starts; records of the timed repeats.
 
     With a budget, short passes get more repeats: after the warm-up, rank 0 sets the count to
@@ -77,8 +78,9 @@ def timed(fn, warmup: int, repeats: int, budget_s: float = 0.0, max_repeats: int
         steal0 = cpu_times()
         fn()
         end = time.monotonic()
-        records.append({"start": start, "end": end, "late_s": late, "stolen": sample_share(steal0),
-                        **(extra() if extra else {})})
+        records.append(
+            {"start": start, "end": end, "late_s": late, "stolen": sample_share(steal0), **(extra() if extra else {})}
+        )
     return records
 
 
@@ -141,8 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(int(job.get("threads", 1)))
     set_priorities(job)
     pin(job, args.rank, args.world)
-    dist.init_process_group("gloo", init_method=f"tcp://{args.master}", rank=args.rank, world_size=args.world,
-                            timeout=timedelta(seconds=float(job.get("timeout_s", 120))))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://{args.master}",
+        rank=args.rank,
+        world_size=args.world,
+        timeout=timedelta(seconds=float(job.get("timeout_s", 120))),
+    )
     try:
         if job["mode"] == "p2p":
             result = run_p2p(job)

@@ -41,13 +41,13 @@ class RingSP(Strategy):
     name = "ring-sp"
     summary = "tokens split, each device attends to its ring neighbours' shards (windowed attention)"
     Knobs = RingKnobs
-    ops = ("attn", "mlp")                 # the profile op names, in program order
-    rank = 60                             # display order (tables, plots)
-    color, marker = "#999999", "p"        # one look per strategy: the registry refuses a taken one
-    exact = False                         # windowed attention changes the model's output
-    profiled_knobs = ("hops",)            # a profile column: rows are measured per hops value
-    profile_values = {"hops": (1, 2)}     # what `astrasim profile` measures unless --knob hops=... says
-    label_knobs = {"hops": "H"}           # label 'ring-sp H=2' when hops is not the default
+    ops = ("attn", "mlp")  # the profile op names, in program order
+    rank = 60  # display order (tables, plots)
+    color, marker = "#999999", "p"  # one look per strategy: the registry refuses a taken one
+    exact = False  # windowed attention changes the model's output
+    profiled_knobs = ("hops",)  # a profile column: rows are measured per hops value
+    profile_values = {"hops": (1, 2)}  # what `astrasim profile` measures unless --knob hops=... says
+    label_knobs = {"hops": "H"}  # label 'ring-sp H=2' when hops is not the default
 
     def check(self, spec, n, tokens, knobs):
         token_bounds(tokens, n)  # a UserError when there are fewer tokens than devices
@@ -61,8 +61,15 @@ class RingSP(Strategy):
             sent = {}  # device s's block input goes to the devices whose window holds s
             for s in range(n if n > 1 else 0):
                 to = [s, *(d for d in range(n) if s in window(n, knobs.hops, d))]
-                sent[s] = b.comm(f"ring_from{s}", layer, "broadcast", to, own[s] * spec.hidden * options.element_bits,
-                                 [prev[s]], root=s)
+                sent[s] = b.comm(
+                    f"ring_from{s}",
+                    layer,
+                    "broadcast",
+                    to,
+                    own[s] * spec.hidden * options.element_bits,
+                    [prev[s]],
+                    root=s,
+                )
             for d in range(n):
                 a = b.compute(d, "attn", layer, t(d, "attn"), [prev[d], *(sent[s] for s in window(n, knobs.hops, d))])
                 prev[d] = b.compute(d, "mlp", layer, t(d, "mlp"), [a])

@@ -50,14 +50,41 @@ from astrasim.analysis.planning.grid import FLEET_SEP, plan_fleets, simulate_pla
 from astrasim.analysis.planning.report import format_report, memory_failures
 from astrasim.analysis.planning.schema import AccuracyConstraint, PlanScenario, check_names, load_plan
 
-__all__ = ["AccuracyConstraint", "AccuracyView", "FLEET_SEP", "NO_NETWORK", "NetworkOption", "PlanResult",
-           "PlanScenario", "add_cost_energy", "binding_constraints", "busy_seconds", "check_names", "evaluate",
-           "format_report", "load_devices", "load_networks", "load_plan", "memory_failures", "memory_reason",
-           "plan_accuracy", "plan_fleets", "run_plan", "simulate_plan", "sweep_scenarios"]
+__all__ = [
+    "AccuracyConstraint",
+    "AccuracyView",
+    "FLEET_SEP",
+    "NO_NETWORK",
+    "NetworkOption",
+    "PlanResult",
+    "PlanScenario",
+    "add_cost_energy",
+    "binding_constraints",
+    "busy_seconds",
+    "check_names",
+    "evaluate",
+    "format_report",
+    "load_devices",
+    "load_networks",
+    "load_plan",
+    "memory_failures",
+    "memory_reason",
+    "plan_accuracy",
+    "plan_fleets",
+    "run_plan",
+    "simulate_plan",
+    "sweep_scenarios",
+]
 
 
-def run_plan(plan: PlanScenario, *, workers: int = 1, progress: bool = True,
-             networks_path: str | Path | None = None, devices_path: str | Path | None = None) -> PlanResult:
+def run_plan(
+    plan: PlanScenario,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    networks_path: str | Path | None = None,
+    devices_path: str | Path | None = None,
+) -> PlanResult:
     """Load the catalogs, check the plan, simulate, evaluate. UserError on bad input."""
     devices = load_devices(devices_path)
     networks = load_networks(networks_path)

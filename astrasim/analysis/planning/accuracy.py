@@ -39,8 +39,11 @@ def plan_accuracy(plan: PlanScenario, default_files: list[Path] | None = None) -
         if measured.is_file():
             default_files.append(measured)
     strict = load_accuracy(user_files) if user_files else load_accuracy([])
-    acc = (pd.concat([strict, load_accuracy(default_files)], ignore_index=True) if user_files
-           else load_accuracy(default_files))
+    acc = (
+        pd.concat([strict, load_accuracy(default_files)], ignore_index=True)
+        if user_files
+        else load_accuracy(default_files)
+    )
     mine = select_task(acc[acc["model"] == plan.model], plan.accuracy.task)
     task = str(mine["task"].iloc[0]) if not mine.empty else plan.accuracy.task
     metric = str(mine["metric"].iloc[0]) if not mine.empty else None
@@ -50,13 +53,17 @@ def plan_accuracy(plan: PlanScenario, default_files: list[Path] | None = None) -
     if plan.accuracy.floor is not None:
         if mine.empty:
             have = sorted(set(acc.loc[acc["model"] == plan.model, "task"]))
-            raise UserError(f"no accuracy rows for model '{plan.model}'"
-                            + (f" and task '{plan.accuracy.task}' (tasks: {have})" if plan.accuracy.task else "")
-                            + "; add rows or drop the floor", field="plan.accuracy")
+            raise UserError(
+                f"no accuracy rows for model '{plan.model}'"
+                + (f" and task '{plan.accuracy.task}' (tasks: {have})" if plan.accuracy.task else "")
+                + "; add rows or drop the floor",
+                field="plan.accuracy",
+            )
         if best is None or (plan.accuracy.floor > best if hib else plan.accuracy.floor < best):
             raise UserError(
                 f"floor {plan.accuracy.floor:g} is {'above' if hib else 'below'} the best {metric} any strategy "
                 f"reaches for {plan.model}/{task} ({best if best is not None else 'none known'}"
                 f"{', the original model' if best is not None else ''}); the constraints contradict",
-                field="plan.accuracy.floor")
+                field="plan.accuracy.floor",
+            )
     return AccuracyView(acc, strict, task, metric, hib, best)

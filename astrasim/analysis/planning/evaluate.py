@@ -68,15 +68,19 @@ def add_cost_energy(df: pd.DataFrame, devices: dict, networks: dict[str, Network
     from astrasim.scenario.fleet import fleet_names
 
     df = df.copy()
-    fleets = [names if len(names := fleet_names(str(h))) > 1 else names * int(n)
-              for h, n in zip(df["hardware"], df["devices"])]
+    fleets = [
+        names if len(names := fleet_names(str(h))) > 1 else names * int(n)
+        for h, n in zip(df["hardware"], df["devices"])
+    ]
     unknown = sorted({name for f in fleets for name in f} - set(devices))
     if unknown:
         raise UserError(f"hardware {unknown} not in the device catalog {sorted(devices)}", field="hardware")
     # a mixed fleet: the sum of its prices
     df["device_cost_usd"] = [float(sum(devices[d].price_usd for d in f)) for f in fleets]
-    df["network_cost_usd"] = [0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
-                              for name, n in zip(df["network_option"], df["devices"])]
+    df["network_cost_usd"] = [
+        0.0 if name == NO_NETWORK or int(n) == 1 else networks[name].cost(int(n))
+        for name, n in zip(df["network_option"], df["devices"])
+    ]
     df["cost_usd"] = df["device_cost_usd"] + df["network_cost_usd"]
     df["busy_s"] = busy_seconds(df)
     for col in ENERGY_COLUMNS:  # empty where a device has no power figures (or rows of an older file)
@@ -92,8 +96,9 @@ def _label(row) -> str:
     return f"{hw}{net}, {strat}{bits}"
 
 
-def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks: dict[str, NetworkOption],
-             accuracy: AccuracyView) -> PlanResult:
+def evaluate(
+    results: pd.DataFrame, plan: PlanScenario, devices: dict, networks: dict[str, NetworkOption], accuracy: AccuracyView
+) -> PlanResult:
     """Cost, energy, accuracy, feasibility, frontier and ranking of simulated configurations.
 
     ``results`` are sweep rows with a ``network_option`` column (a name from the network catalog,
@@ -133,8 +138,9 @@ def evaluate(results: pd.DataFrame, plan: PlanScenario, devices: dict, networks:
     df["pareto"] = "infeasible"
     if not feas.empty:
         df.loc[feas.index, "pareto"] = mark_pareto(feas, objectives)["pareto"]
-    df = df.sort_values(["feasible", "cost_usd", "latency_s", "energy_j"], ascending=[False, True, True, True],
-                        kind="stable").reset_index(drop=True)
+    df = df.sort_values(
+        ["feasible", "cost_usd", "latency_s", "energy_j"], ascending=[False, True, True, True], kind="stable"
+    ).reset_index(drop=True)
     result = PlanResult(plan, df, accuracy.metric, accuracy.higher_is_better)
     if feas.empty:
         result.binding = binding_constraints(df, plan, accuracy)
@@ -157,8 +163,9 @@ def binding_constraints(df: pd.DataFrame, plan: PlanScenario, accuracy: Accuracy
     if "meets_memory" in df.columns:
         if not df["meets_memory"].any():
             small = df.loc[(df["memory_gb"] - df["memory_limit_gb"]).idxmin()]
-            out.append(f"memory binds: no configuration fits; the closest ({small['configuration']}) "
-                       f"{small['memory_reason']}")
+            out.append(
+                f"memory binds: no configuration fits; the closest ({small['configuration']}) {small['memory_reason']}"
+            )
         df = df[df["meets_memory"]]
         if df.empty:
             return out
@@ -177,37 +184,46 @@ def binding_constraints(df: pd.DataFrame, plan: PlanScenario, accuracy: Accuracy
         best = pool.loc[pool["latency_s"].idxmin()]
         if best["latency_s"] > target:
             miss = best["latency_s"] - target
-            out.append(f"latency target binds: the fastest configuration meeting the other constraints "
-                       f"({describe(best)}) takes {best['latency_s']:.3g} s, {miss:.3g} s "
-                       f"({100 * miss / target:.0f} %) over the {target:g} s target")
+            out.append(
+                f"latency target binds: the fastest configuration meeting the other constraints "
+                f"({describe(best)}) takes {best['latency_s']:.3g} s, {miss:.3g} s "
+                f"({100 * miss / target:.0f} %) over the {target:g} s target"
+            )
     if floor is not None:
         pool = df[df["meets_latency"] & df["meets_budget"] & df["accuracy"].notna()]
         if pool.empty:
-            out.append(f"accuracy floor cannot be judged: no configuration with a known {metric} meets the other "
-                       "constraints")
+            out.append(
+                f"accuracy floor cannot be judged: no configuration with a known {metric} meets the other constraints"
+            )
         else:
             idx = pool["accuracy"].idxmax() if accuracy.higher_is_better else pool["accuracy"].idxmin()
             best = pool.loc[idx]
             gap = (floor - best["accuracy"]) if accuracy.higher_is_better else (best["accuracy"] - floor)
             if gap > 0:
-                out.append(f"accuracy floor binds: the best {metric} among configurations meeting the other "
-                           f"constraints is {best['accuracy']:g} ({describe(best)}), {gap:.3g} "
-                           f"{'below' if accuracy.higher_is_better else 'above'} the floor {floor:g}")
+                out.append(
+                    f"accuracy floor binds: the best {metric} among configurations meeting the other "
+                    f"constraints is {best['accuracy']:g} ({describe(best)}), {gap:.3g} "
+                    f"{'below' if accuracy.higher_is_better else 'above'} the floor {floor:g}"
+                )
     if plan.budget_usd is not None:
         pool = df[df["meets_latency"] & df["meets_accuracy"]]
         if not pool.empty:
             best = pool.loc[pool["cost_usd"].idxmin()]
             if best["cost_usd"] > plan.budget_usd:
                 miss = best["cost_usd"] - plan.budget_usd
-                out.append(f"budget binds: the cheapest configuration meeting the other constraints "
-                           f"({describe(best)}) costs ${best['cost_usd']:,.0f}, ${miss:,.0f} over the "
-                           f"${plan.budget_usd:,.0f} budget")
+                out.append(
+                    f"budget binds: the cheapest configuration meeting the other constraints "
+                    f"({describe(best)}) costs ${best['cost_usd']:,.0f}, ${miss:,.0f} over the "
+                    f"${plan.budget_usd:,.0f} budget"
+                )
     binds = [s for s in out if "cannot be judged" not in s]
     if binds:
         return binds
     # each constraint alone may be satisfiable but not together: say how far the fastest is
     fastest = df.loc[df["latency_s"].idxmin()]
-    out.append(f"together the constraints exclude every configuration; the fastest overall "
-               f"({describe(fastest)}) takes {fastest['latency_s']:.3g} s"
-               + ("" if pd.isna(fastest["accuracy"]) else f" at {metric} {fastest['accuracy']:g}"))
+    out.append(
+        f"together the constraints exclude every configuration; the fastest overall "
+        f"({describe(fastest)}) takes {fastest['latency_s']:.3g} s"
+        + ("" if pd.isna(fastest["accuracy"]) else f" at {metric} {fastest['accuracy']:g}")
+    )
     return out

@@ -23,30 +23,59 @@ def sweep_scenarios(plan: PlanScenario, networks: dict[str, NetworkOption]) -> d
     for key in ("name", "models", "tokens", "devices", "strategies"):
         if key in extra:
             raise UserError(f"'{key}' is set by the plan itself; remove it from plan.sweep", field=f"plan.sweep.{key}")
-    common = {**extra, "models": [plan.model], "tokens": [plan.tokens] if plan.tokens else None,
-              "hardware": hardware, **capacity.sweep_workload(plan)}
+    common = {
+        **extra,
+        "models": [plan.model],
+        "tokens": [plan.tokens] if plan.tokens else None,
+        "hardware": hardware,
+        **capacity.sweep_workload(plan),
+    }
     entries = [{"name": e.name, **e.knobs} for e in plan.multi_device_entries()]
     singles = [{"name": e.name, **e.knobs} for e in plan.single_device_entries()]
     out: dict[str, object] = {}
     if singles:
-        out[NO_NETWORK] = from_dict({**common, "name": f"{plan.name}--{NO_NETWORK}", "devices": [1],
-                                     "strategies": singles, "network": {**network_extra, "topology": "ideal"}},
-                                    base_dir=plan.base_dir or ".", source="plan (single device)")
+        out[NO_NETWORK] = from_dict(
+            {
+                **common,
+                "name": f"{plan.name}--{NO_NETWORK}",
+                "devices": [1],
+                "strategies": singles,
+                "network": {**network_extra, "topology": "ideal"},
+            },
+            base_dir=plan.base_dir or ".",
+            source="plan (single device)",
+        )
     for name in plan.networks:
         net = networks[name]
         counts = [n for n in plan.device_counts if 2 <= n <= net.max_devices]
         if not entries or not counts:
             continue
-        network = {**network_extra, "topology": net.kind, "bandwidth_mbps": net.bandwidth_mbps,
-                   "latency_s": net.latency_s, "efficiency": net.efficiency}
-        out[name] = from_dict({**common, "name": f"{plan.name}--{name}", "devices": counts, "strategies": entries,
-                               "network": network}, base_dir=plan.base_dir or ".", source=f"plan (network {name})")
+        network = {
+            **network_extra,
+            "topology": net.kind,
+            "bandwidth_mbps": net.bandwidth_mbps,
+            "latency_s": net.latency_s,
+            "efficiency": net.efficiency,
+        }
+        out[name] = from_dict(
+            {**common, "name": f"{plan.name}--{name}", "devices": counts, "strategies": entries, "network": network},
+            base_dir=plan.base_dir or ".",
+            source=f"plan (network {name})",
+        )
         for i, fleet in enumerate(f for f in plan_fleets(plan) if len(f) <= net.max_devices):
             hw = {**{k: v for k, v in hardware.items() if k != "device"}, "devices": list(fleet)}
             out[f"{name}{FLEET_SEP}{i}"] = from_dict(
-                {**common, "hardware": hw, "name": f"{plan.name}--{name}--fleet{i}", "devices": [len(fleet)],
-                 "strategies": entries, "network": network},
-                base_dir=plan.base_dir or ".", source=f"plan (network {name}, fleet {fleet})")
+                {
+                    **common,
+                    "hardware": hw,
+                    "name": f"{plan.name}--{name}--fleet{i}",
+                    "devices": [len(fleet)],
+                    "strategies": entries,
+                    "network": network,
+                },
+                base_dir=plan.base_dir or ".",
+                source=f"plan (network {name}, fleet {fleet})",
+            )
     return out
 
 
@@ -67,8 +96,9 @@ def plan_fleets(plan: PlanScenario) -> list[tuple[str, ...]]:
     return out
 
 
-def simulate_plan(plan: PlanScenario, networks: dict[str, NetworkOption], *, workers: int = 1,
-                  progress: bool = True) -> pd.DataFrame:
+def simulate_plan(
+    plan: PlanScenario, networks: dict[str, NetworkOption], *, workers: int = 1, progress: bool = True
+) -> pd.DataFrame:
     """Simulate every configuration of the plan (astrasim.sweep.simulate_point per grid point);
     returns the sweep rows plus ``network_option``."""
     from astrasim.executors import Progress, simulate_points

@@ -32,18 +32,30 @@ def format_report(result: PlanResult, top: int = 10) -> str:
     show = df[[c for c in cols if c in df.columns]].rename(columns={"accuracy": metric})
 
     def table(frame: pd.DataFrame) -> str:
-        return frame.to_string(index=False, na_rep="n/a", formatters={
-            "cost_usd": lambda v: f"${v:,.0f}", "latency_s": lambda v: f"{v:.3f}",
-            metric: _fmt_acc, "energy_j": lambda v: f"{v:.3g}", "comm_bits": lambda v: f"{v:.3g}",
-            "latency_p99_s": lambda v: f"{v:.3f}", "throughput_per_s": lambda v: f"{v:.3g}",
-            "utilization": lambda v: f"{v:.2f}", "memory_gb": lambda v: f"{v:.2f}"})
+        return frame.to_string(
+            index=False,
+            na_rep="n/a",
+            formatters={
+                "cost_usd": lambda v: f"${v:,.0f}",
+                "latency_s": lambda v: f"{v:.3f}",
+                metric: _fmt_acc,
+                "energy_j": lambda v: f"{v:.3g}",
+                "comm_bits": lambda v: f"{v:.3g}",
+                "latency_p99_s": lambda v: f"{v:.3f}",
+                "throughput_per_s": lambda v: f"{v:.3g}",
+                "utilization": lambda v: f"{v:.2f}",
+                "memory_gb": lambda v: f"{v:.2f}",
+            },
+        )
 
     if result.cheapest is not None:
         c = result.cheapest
         lines.append("")
-        lines.append(f"cheapest: {c['configuration']}: ${c['cost_usd']:,.0f} "
-                     f"(devices ${c['device_cost_usd']:,.0f} + network ${c['network_cost_usd']:,.0f}), "
-                     f"{c['latency_s']:.3f} s, {metric} {_fmt_acc(c['accuracy'])}, {c['energy_j']:.3g} J per inference")
+        lines.append(
+            f"cheapest: {c['configuration']}: ${c['cost_usd']:,.0f} "
+            f"(devices ${c['device_cost_usd']:,.0f} + network ${c['network_cost_usd']:,.0f}), "
+            f"{c['latency_s']:.3f} s, {metric} {_fmt_acc(c['accuracy'])}, {c['energy_j']:.3g} J per inference"
+        )
         lines.append("")
         lines.append("frontier (feasible; no other feasible configuration is cheaper, faster and as accurate):")
         lines.append(table(show.loc[result.frontier.index]))
@@ -68,6 +80,7 @@ def memory_failures(df: pd.DataFrame, top: int) -> list[str]:
         return []
     bad = df[~df["meets_memory"]].sort_values("latency_s", kind="stable")
     lines = ["", f"{len(bad)} configurations do not fit in memory (never recommended; fastest {min(top, len(bad))}):"]
-    lines += [f"- {r['configuration']}: {r['latency_s']:.3f} s, {r['memory_reason']}"
-              for _, r in bad.head(top).iterrows()]
+    lines += [
+        f"- {r['configuration']}: {r['latency_s']:.3f} s, {r['memory_reason']}" for _, r in bad.head(top).iterrows()
+    ]
     return lines
