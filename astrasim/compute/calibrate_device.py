@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from astrasim.compute.catalog import FIGURES
 from astrasim.errors import UserError
 
 MESSAGE_BYTES = 64
@@ -229,23 +230,7 @@ def entry_for(
                 entry[key] = value
                 sources[key] = f"estimate: given to astrasim calibrate-device {name} --{key.replace('_', '-')}"
     entry["sources"] = sources
-    order = [
-        "name",
-        "description",
-        "kind",
-        "peak_flops",
-        "mem_bandwidth_gbs",
-        "mem_read_gbs",
-        "matmul_gflops",
-        "dispatch_us",
-        "message_us",
-        "memory_gb",
-        "idle_power_w",
-        "active_power_w",
-        "price_usd",
-        "profile",
-        "sources",
-    ]
+    order = ["name", "description", "kind", *FIGURES, "profile", "sources"]  # the catalog's own field order
     return {k: entry[k] for k in order if k in entry}
 
 
