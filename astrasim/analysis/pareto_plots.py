@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from astrasim.analysis.pareto import DOMINATED, FRONTIER, MISSING, mark_accuracy_pareto  # noqa: E402
-from astrasim.analysis.plots import _save, one_device_name  # noqa: E402  (same PNG settings and atomic write)
+from astrasim.analysis.plots import _save, legend_outside  # noqa: E402  (same PNG settings and atomic write)
 from astrasim.analysis.style import LINESTYLES, Looks, bits, lighten, number, plain_axis, seconds, usd, variant_labels  # noqa: E402
 from astrasim.strategies import STRATEGIES, label_of  # noqa: E402
 from astrasim.strategies.registry import single_device_strategy  # noqa: E402
@@ -55,22 +55,6 @@ def point_labels(df: pd.DataFrame) -> list[str]:
 def _scatter(ax, looks: Looks, rows: pd.DataFrame, x: str, y: str, alpha: float = 1.0, size: float = 1.0) -> None:
     for lab, part in rows.groupby("label", sort=False):
         ax.scatter(part[x], part[y], alpha=alpha, **looks[lab].scatter(size))
-
-
-def _legend_outside(fig, looks: Looks, labels, extra: Sequence[tuple] = ()) -> None:
-    handles, names = looks.handles(labels, rename=one_device_name)
-    handles += [h for h, _ in extra]
-    names += [n for _, n in extra]
-    fig.legend(
-        handles,
-        names,
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
-        frameon=False,
-        fontsize=8,
-        title="strategy",
-        title_fontsize=9,
-    )
 
 
 def _panel(ax, looks: Looks, part: pd.DataFrame, x: str, y: str, x_sense: str, annotate: bool) -> None:
@@ -136,7 +120,7 @@ def plot_pareto(
         ax.set_title(", ".join(f"{c}={v}" for c, v in zip(panel, key)), fontsize=9, pad=14)
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
-    _legend_outside(fig, looks, df["label"].unique())
+    legend_outside(fig, looks, df["label"].unique())
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -176,7 +160,7 @@ def plot_accuracy_frontiers(
                 metric, metric
             )
         )
-    _legend_outside(fig, looks, marked.loc[marked["pareto"] != MISSING, "label"].unique())
+    legend_outside(fig, looks, marked.loc[marked["pareto"] != MISSING, "label"].unique())
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -257,7 +241,7 @@ def plot_plan(result, path: str | Path, *, above_target: float = 20.0) -> Path:
     ]
     if budget is not None:
         extra.insert(1, (Line2D([], [], color="#CC0000", ls=":"), f"budget {usd(budget)}"))
-    _legend_outside(fig, looks, table["label"].unique(), extra)
+    legend_outside(fig, looks, table["label"].unique(), extra)
     answer = (
         "nothing meets every constraint"
         if chosen is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -74,8 +75,11 @@ def _of_setting(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return df[pd.Series(mask, index=df.index, dtype=bool)]
 
 
-def _legend_outside(fig, looks: Looks, labels) -> None:
+def legend_outside(fig, looks: Looks, labels, extra: Sequence[tuple] = ()) -> None:
+    """The strategy legend right of the axes (every sweep and Pareto plot), plus `extra` (handle, name) pairs."""
     handles, names = looks.handles(labels, rename=one_device_name)
+    handles += [h for h, _ in extra]
+    names += [n for _, n in extra]
     fig.legend(
         handles,
         names,
@@ -139,7 +143,7 @@ def plot_latency_vs_bandwidth(
                 ax.set_xlabel("bandwidth (Mbps)")
             if c == 0:
                 ax.set_ylabel("latency per forward pass")
-    _legend_outside(fig, looks, df["label"].unique())
+    legend_outside(fig, looks, df["label"].unique())
     fig.suptitle(
         textwrap.fill(
             f"Latency vs bandwidth (lower is better; grey: slower than one device; the axis "
